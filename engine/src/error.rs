@@ -1,0 +1,187 @@
+//! The engine's typed errors. Every error about a file names the file, and where it applies the
+//! generation, segment or log position.
+
+use crate::log::{LogPosition, StreamSignature};
+use std::io;
+use std::path::PathBuf;
+
+/// Errors of the transaction log.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// An operating-system call failed.
+    #[error("{path}: {operation} failed: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// An earlier write or sync failed; the log accepts nothing more until it is reopened,
+    /// which recovers from what is durable.
+    #[error("the log is unusable after an earlier failure: {0}")]
+    Poisoned(String),
+    /// The log was closed.
+    #[error("the log is closed")]
+    Closed,
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// A record is larger than a generation can hold.
+    #[error("a record of {length} bytes exceeds the limit of {limit} bytes")]
+    RecordTooLarge {
+        /// The record's encoded length.
+        length: usize,
+        /// The largest record this log accepts.
+        limit: usize,
+    },
+    /// A generation header (or checkpoint) cannot be read: bad checksum, magic, type or version.
+    #[error("{path}: unreadable header: {reason}")]
+    UnreadableHeader {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A generation belongs to another log stream.
+    #[error("{path}: generation {generation} belongs to stream {found}, not to stream {expected}")]
+    ForeignGeneration {
+        /// The file.
+        path: PathBuf,
+        /// The generation inside the file.
+        generation: u32,
+        /// The signature of this stream.
+        expected: StreamSignature,
+        /// The signature in the file.
+        found: StreamSignature,
+    },
+    /// A generation's timeline differs from the one expected.
+    #[error(
+        "{path}: generation {generation} is on timeline {found}, expected timeline {expected}"
+    )]
+    TimelineMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The generation.
+        generation: u32,
+        /// The timeline expected.
+        expected: u64,
+        /// The timeline found.
+        found: u64,
+    },
+    /// A file's name says one generation and its header another.
+    #[error("{path}: the name says generation {named} but the header holds generation {inside}")]
+    NameMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The generation in the file name.
+        named: u32,
+        /// The generation in the header.
+        inside: u32,
+    },
+    /// A generation file does not have the size its header states.
+    #[error("{path}: size is {found} bytes, expected {expected}")]
+    WrongSize {
+        /// The file.
+        path: PathBuf,
+        /// The expected size.
+        expected: u64,
+        /// The actual size.
+        found: u64,
+    },
+    /// A generation is missing while a later one exists.
+    #[error("{directory}: missing generation {first}..={last} while generation {next} exists")]
+    MissingGenerations {
+        /// The log directory.
+        directory: PathBuf,
+        /// The first missing generation.
+        first: u32,
+        /// The last missing generation.
+        last: u32,
+        /// The generation found after the gap.
+        next: u32,
+    },
+    /// A generation does not chain to its predecessor.
+    #[error("{path}: generation {generation} does not chain to generation {previous}: {reason}")]
+    BrokenChain {
+        /// The file of the later generation.
+        path: PathBuf,
+        /// The later generation.
+        generation: u32,
+        /// The earlier generation.
+        previous: u32,
+        /// Which link is broken.
+        reason: String,
+    },
+    /// A segment is damaged (bad checksum, wrong place, inconsistent fields).
+    #[error("{path}: generation {generation}, segment {segment}: {reason}")]
+    BadSegment {
+        /// The file.
+        path: PathBuf,
+        /// The generation.
+        generation: u32,
+        /// The segment index in the file (0 is the header).
+        segment: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record is damaged or truncated in a closed generation.
+    #[error("{path}: bad record at {position}: {reason}")]
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// Where the record starts.
+        position: LogPosition,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A requested position is not in the log.
+    #[error("log position {position} is not in the log ({reason})")]
+    PositionNotFound {
+        /// The position asked for.
+        position: LogPosition,
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint file cannot be used.
+    #[error("{path}: checkpoint unusable: {reason}")]
+    BadCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The checkpoint may only move forward.
+    #[error("the checkpoint cannot move back from {current} to {requested}")]
+    CheckpointBackwards {
+        /// The current checkpoint.
+        current: LogPosition,
+        /// The position asked for.
+        requested: LogPosition,
+    },
+}
+
+impl LogError {
+    /// Whether the error reports damage or inconsistency in files (as opposed to an I/O or
+    /// usage error). The tool exits with 1 for these.
+    pub fn is_damage(&self) -> bool {
+        !matches!(
+            self,
+            LogError::Io { .. }
+                | LogError::Poisoned(_)
+                | LogError::Closed
+                | LogError::InvalidConfig(_)
+                | LogError::RecordTooLarge { .. }
+                | LogError::CheckpointBackwards { .. }
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, operation: &'static str, source: io::Error) -> Self {
+        LogError::Io {
+            path: path.into(),
+            operation,
+            source,
+        }
+    }
+}

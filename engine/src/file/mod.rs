@@ -1,0 +1,79 @@
+//! The file layer every durable structure writes through.
+//!
+//! Production code uses [`OsFileSystem`]; tests use
+//! [`SimulatedFileSystem`](simulated::SimulatedFileSystem), which keeps a "written" and a
+//! "durable" image of every file and can crash, dropping, reordering or garbling writes that
+//! were never synced, and can fail the Nth operation.
+
+mod os;
+pub mod simulated;
+
+pub use os::OsFileSystem;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An open file: positional reads and writes, data sync and length changes.
+pub trait FileHandle: Send + Sync {
+    /// Reads up to `buffer.len()` bytes at `offset`; returns how many were read (0 at the end).
+    fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `data` at `offset`.
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the written data durable (fdatasync). An error is fatal for this handle.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Sets the file length (not durable until the next `sync_data`).
+    fn set_len(&self, length: u64) -> io::Result<()>;
+    /// The current length of the file.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Reads exactly `buffer.len()` bytes at `offset`, failing with `UnexpectedEof` otherwise.
+    fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+        let mut done = 0;
+        while done < buffer.len() {
+            let count = self.read_at(&mut buffer[done..], offset + done as u64)?;
+            if count == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file too short",
+                ));
+            }
+            done += count;
+        }
+        Ok(())
+    }
+}
+
+/// How a file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; the file is created empty and must not exist yet.
+    CreateNew,
+}
+
+/// A directory tree of files: open, rename, remove, list and directory sync.
+pub trait FileSystem: Send + Sync {
+    /// Opens `path` in `mode`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>>;
+    /// Renames `from` to `to` atomically, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Lists the file names (not paths) in `directory`.
+    fn list(&self, directory: &Path) -> io::Result<Vec<String>>;
+    /// Makes creations, renames and removals in `directory` durable.
+    fn sync_directory(&self, directory: &Path) -> io::Result<()>;
+    /// Creates `directory` and its parents.
+    fn create_directory(&self, directory: &Path) -> io::Result<()>;
+    /// Whether `path` exists.
+    fn exists(&self, path: &Path) -> bool;
+}
+
+/// Joins a directory and a file name.
+pub(crate) fn join(directory: &Path, name: &str) -> PathBuf {
+    directory.join(name)
+}

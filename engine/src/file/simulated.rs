@@ -1,0 +1,422 @@
+//! A simulated disk for crash and fault tests.
+//!
+//! Every file has a *written* image (what reads see) and a *durable* image (what survives a
+//! crash). `sync_data` makes a file's written image durable; `sync_directory` makes the
+//! creations, renames and removals in that directory durable, in the order they happened.
+//! [`SimulatedFileSystem::crash`] throws away everything that was not synced, and, with a
+//! seeded generator, may instead keep, drop or garble each unsynced write sector by sector
+//! and in any order, and keep any prefix of the unsynced directory operations. Handles opened
+//! before a crash fail afterwards. [`SimulatedFileSystem::fail_at`] fails the Nth operation.
+
+use super::{FileHandle, FileSystem, OpenMode};
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The size of the unit a torn write tears at.
+pub const SECTOR_BYTES: usize = 512;
+
+/// How an injected fault behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultMode {
+    /// Only the Nth operation fails.
+    Once,
+    /// The Nth operation and every later one fail.
+    Persistent,
+    /// The Nth and later writes fail as a full disk would (ENOSPC); syncs still work.
+    DiskFull,
+}
+
+#[derive(Clone, Debug)]
+enum PendingWrite {
+    Data { offset: usize, bytes: Vec<u8> },
+    Length(usize),
+}
+
+#[derive(Default)]
+struct Inode {
+    written: Vec<u8>,
+    durable: Vec<u8>,
+    pending: Vec<PendingWrite>,
+}
+
+#[derive(Clone, Debug)]
+enum DirectoryOperation {
+    Link(PathBuf, usize),
+    Rename(PathBuf, PathBuf),
+    Remove(PathBuf),
+}
+
+impl DirectoryOperation {
+    fn directory(&self) -> Option<&Path> {
+        match self {
+            DirectoryOperation::Link(path, _)
+            | DirectoryOperation::Rename(path, _)
+            | DirectoryOperation::Remove(path) => path.parent(),
+        }
+    }
+
+    fn apply(&self, names: &mut BTreeMap<PathBuf, usize>) {
+        match self {
+            DirectoryOperation::Link(path, inode) => {
+                names.insert(path.clone(), *inode);
+            }
+            DirectoryOperation::Rename(from, to) => {
+                if let Some(inode) = names.remove(from) {
+                    names.insert(to.clone(), inode);
+                }
+            }
+            DirectoryOperation::Remove(path) => {
+                names.remove(path);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    inodes: Vec<Inode>,
+    names: BTreeMap<PathBuf, usize>,
+    durable_names: BTreeMap<PathBuf, usize>,
+    pending_directory: Vec<DirectoryOperation>,
+    directories: BTreeSet<PathBuf>,
+    epoch: u64,
+    operations: u64,
+    fault: Option<(u64, FaultMode)>,
+    syncs: u64,
+}
+
+impl State {
+    /// Counts one operation and says whether it must fail.
+    fn tick(&mut self, is_write: bool) -> io::Result<()> {
+        self.operations += 1;
+        let Some((at, mode)) = self.fault else {
+            return Ok(());
+        };
+        let failing = match mode {
+            FaultMode::Once => self.operations == at,
+            FaultMode::Persistent => self.operations >= at,
+            FaultMode::DiskFull => self.operations >= at && is_write,
+        };
+        if !failing {
+            return Ok(());
+        }
+        if mode == FaultMode::DiskFull {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        Err(io::Error::other(format!(
+            "injected fault at operation {}",
+            self.operations
+        )))
+    }
+
+    fn inode(&mut self, epoch: u64, inode: usize) -> io::Result<&mut Inode> {
+        if epoch != self.epoch {
+            return Err(io::Error::other("handle opened before a simulated crash"));
+        }
+        Ok(&mut self.inodes[inode])
+    }
+}
+
+/// A simulated disk. Cloning gives another handle on the same disk.
+#[derive(Clone, Default)]
+pub struct SimulatedFileSystem {
+    state: Arc<Mutex<State>>,
+}
+
+struct SimulatedFile {
+    state: Arc<Mutex<State>>,
+    inode: usize,
+    epoch: u64,
+    writable: bool,
+}
+
+impl SimulatedFileSystem {
+    /// A new, empty disk.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fails the operation numbered `operation` (counting from the next one as
+    /// `operations() + 1`), once or from then on.
+    pub fn fail_at(&self, operation: u64, mode: FaultMode) {
+        self.state.lock().fault = Some((operation, mode));
+    }
+
+    /// Removes an injected fault.
+    pub fn clear_fault(&self) {
+        self.state.lock().fault = None;
+    }
+
+    /// How many operations were counted so far.
+    pub fn operations(&self) -> u64 {
+        self.state.lock().operations
+    }
+
+    /// How many `sync_data` calls succeeded so far.
+    pub fn syncs(&self) -> u64 {
+        self.state.lock().syncs
+    }
+
+    /// A crash that loses every unsynced write and directory operation.
+    pub fn crash_clean(&self) {
+        let mut state = self.state.lock();
+        for inode in &mut state.inodes {
+            inode.written = inode.durable.clone();
+            inode.pending.clear();
+        }
+        state.pending_directory.clear();
+        Self::finish_crash(&mut state);
+    }
+
+    /// A crash where every unsynced write is, per sector and in a random order, kept, dropped
+    /// or garbled, and a random prefix of the unsynced directory operations is kept.
+    pub fn crash(&self, seed: u64) {
+        let mut random = Pcg64::seed_from_u64(seed);
+        let mut state = self.state.lock();
+        for inode in &mut state.inodes {
+            let mut image = inode.durable.clone();
+            let mut pending = std::mem::take(&mut inode.pending);
+            shuffle(&mut pending, &mut random);
+            for write in pending {
+                apply_torn(&mut image, write, &mut random);
+            }
+            inode.durable = image.clone();
+            inode.written = image;
+        }
+        let pending = std::mem::take(&mut state.pending_directory);
+        let kept = random.random_range(0..=pending.len());
+        for operation in &pending[..kept] {
+            operation.apply(&mut state.durable_names);
+        }
+        Self::finish_crash(&mut state);
+    }
+
+    fn finish_crash(state: &mut State) {
+        state.names = state.durable_names.clone();
+        state.epoch += 1;
+        state.fault = None;
+    }
+
+    /// The written content of a file, if it exists (for tests that damage files).
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.state.lock();
+        let inode = *state.names.get(path)?;
+        Some(state.inodes[inode].written.clone())
+    }
+
+    /// Replaces a file's content, durably (for tests that damage files).
+    pub fn write_file_durably(&self, path: &Path, bytes: &[u8]) {
+        let mut state = self.state.lock();
+        let inode = match state.names.get(path) {
+            Some(&inode) => inode,
+            None => {
+                state.inodes.push(Inode::default());
+                let inode = state.inodes.len() - 1;
+                state.names.insert(path.to_owned(), inode);
+                state.durable_names.insert(path.to_owned(), inode);
+                inode
+            }
+        };
+        let node = &mut state.inodes[inode];
+        node.written = bytes.to_vec();
+        node.durable = bytes.to_vec();
+        node.pending.clear();
+    }
+}
+
+fn shuffle<T>(items: &mut [T], random: &mut Pcg64) {
+    for index in (1..items.len()).rev() {
+        let other = random.random_range(0..=index);
+        items.swap(index, other);
+    }
+}
+
+/// Applies one unsynced write to a crashed image: each sector is kept, dropped or garbled.
+fn apply_torn(image: &mut Vec<u8>, write: PendingWrite, random: &mut Pcg64) {
+    match write {
+        PendingWrite::Length(length) => {
+            if random.random_bool(0.5) {
+                image.resize(length, 0);
+            }
+        }
+        PendingWrite::Data { offset, bytes } => {
+            for (index, chunk) in bytes.chunks(SECTOR_BYTES).enumerate() {
+                let start = offset + index * SECTOR_BYTES;
+                match random.random_range(0..10u32) {
+                    0..=3 => write_into(image, start, chunk),
+                    4..=7 => {}
+                    _ => {
+                        let garbage: Vec<u8> = (0..chunk.len()).map(|_| random.random()).collect();
+                        write_into(image, start, &garbage);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn write_into(image: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
+    let end = offset + bytes.len();
+    if image.len() < end {
+        image.resize(end, 0);
+    }
+    image[offset..end].copy_from_slice(bytes);
+}
+
+impl FileHandle for SimulatedFile {
+    fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut state = self.state.lock();
+        let inode = state.inode(self.epoch, self.inode)?;
+        let offset = offset as usize;
+        if offset >= inode.written.len() {
+            return Ok(0);
+        }
+        let count = buffer.len().min(inode.written.len() - offset);
+        buffer[..count].copy_from_slice(&inode.written[offset..offset + count]);
+        Ok(count)
+    }
+
+    fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "read-only handle",
+            ));
+        }
+        let mut state = self.state.lock();
+        state.tick(true)?;
+        let inode = state.inode(self.epoch, self.inode)?;
+        write_into(&mut inode.written, offset as usize, data);
+        inode.pending.push(PendingWrite::Data {
+            offset: offset as usize,
+            bytes: data.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.tick(false)?;
+        let inode = state.inode(self.epoch, self.inode)?;
+        inode.durable = inode.written.clone();
+        inode.pending.clear();
+        state.syncs += 1;
+        Ok(())
+    }
+
+    fn set_len(&self, length: u64) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.tick(true)?;
+        let inode = state.inode(self.epoch, self.inode)?;
+        inode.written.resize(length as usize, 0);
+        inode.pending.push(PendingWrite::Length(length as usize));
+        Ok(())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let mut state = self.state.lock();
+        Ok(state.inode(self.epoch, self.inode)?.written.len() as u64)
+    }
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
+}
+
+impl FileSystem for SimulatedFileSystem {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let mut state = self.state.lock();
+        let inode = match (mode, state.names.get(path).copied()) {
+            (OpenMode::CreateNew, Some(_)) => {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "file exists"));
+            }
+            (OpenMode::CreateNew, None) => {
+                state.tick(true)?;
+                state.inodes.push(Inode::default());
+                let inode = state.inodes.len() - 1;
+                state.names.insert(path.to_owned(), inode);
+                let operation = DirectoryOperation::Link(path.to_owned(), inode);
+                state.pending_directory.push(operation);
+                inode
+            }
+            (_, Some(inode)) => inode,
+            (_, None) => return Err(not_found(path)),
+        };
+        Ok(Arc::new(SimulatedFile {
+            state: Arc::clone(&self.state),
+            inode,
+            epoch: state.epoch,
+            writable: mode != OpenMode::Read,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.tick(false)?;
+        let inode = state.names.remove(from).ok_or_else(|| not_found(from))?;
+        state.names.insert(to.to_owned(), inode);
+        let operation = DirectoryOperation::Rename(from.to_owned(), to.to_owned());
+        state.pending_directory.push(operation);
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.tick(false)?;
+        state.names.remove(path).ok_or_else(|| not_found(path))?;
+        let operation = DirectoryOperation::Remove(path.to_owned());
+        state.pending_directory.push(operation);
+        Ok(())
+    }
+
+    fn list(&self, directory: &Path) -> io::Result<Vec<String>> {
+        let state = self.state.lock();
+        if !state.directories.contains(directory) {
+            return Err(not_found(directory));
+        }
+        let names = state
+            .names
+            .keys()
+            .filter(|path| path.parent() == Some(directory))
+            .filter_map(|path| path.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        Ok(names)
+    }
+
+    fn sync_directory(&self, directory: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        state.tick(false)?;
+        let pending = std::mem::take(&mut state.pending_directory);
+        let (synced, kept): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|operation| operation.directory() == Some(directory));
+        for operation in &synced {
+            operation.apply(&mut state.durable_names);
+        }
+        state.pending_directory = kept;
+        Ok(())
+    }
+
+    fn create_directory(&self, directory: &Path) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let mut path = Some(directory);
+        while let Some(current) = path {
+            state.directories.insert(current.to_owned());
+            path = current.parent();
+        }
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let state = self.state.lock();
+        state.names.contains_key(path) || state.directories.contains(path)
+    }
+}

@@ -1,0 +1,218 @@
+//! Writes the record stream of the current generation into its segments.
+//!
+//! The partial block scheme: a complete block goes to its home segment, which is written once
+//! and never again. A partly filled block goes to a shadow segment, the two shadows taking
+//! turns, so a flush never overwrites the only durable copy of acknowledged bytes: the copy it
+//! replaces is in the other shadow (or already complete in a home segment). The partial block
+//! reaches its home segment when it fills up, or at a roll when the generation closes.
+
+use super::scan::{home_capacity, shadow_slots};
+use super::segment::{self, SegmentHeader, PAYLOAD_BYTES, SEGMENT_BYTES};
+use super::GenerationHeader;
+use crate::error::LogError;
+use crate::file::FileHandle;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The writer of one generation file.
+pub(crate) struct GenerationWriter {
+    pub path: PathBuf,
+    pub file: Arc<dyn FileHandle>,
+    pub header: GenerationHeader,
+    /// Bytes of the partial block (durable in `tail_shadow`, or empty).
+    tail: Vec<u8>,
+    /// Index of the partial block.
+    tail_block: u32,
+    /// The shadow slot last written.
+    last_shadow: Option<u32>,
+    flush_sequence: u64,
+    /// Stream bytes written so far.
+    stream_end: u64,
+    scratch: Vec<u8>,
+}
+
+impl GenerationWriter {
+    /// A writer positioned at `stream_end`, whose partial block `tail` is durable in
+    /// `last_shadow` (or empty), continuing after flush `flush_sequence`.
+    pub fn new(
+        path: PathBuf,
+        file: Arc<dyn FileHandle>,
+        header: GenerationHeader,
+        tail: Vec<u8>,
+        last_shadow: Option<u32>,
+        flush_sequence: u64,
+        stream_end: u64,
+    ) -> Self {
+        let tail_block = (stream_end / PAYLOAD_BYTES as u64) as u32;
+        assert_eq!(
+            tail.len() as u64,
+            stream_end % PAYLOAD_BYTES as u64,
+            "tail matches end"
+        );
+        Self {
+            path,
+            file,
+            header,
+            tail,
+            tail_block,
+            last_shadow,
+            flush_sequence,
+            stream_end,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Stream bytes written.
+    pub fn stream_end(&self) -> u64 {
+        self.stream_end
+    }
+
+    /// Stream bytes this generation can hold.
+    pub fn capacity(&self) -> u64 {
+        home_capacity(self.header.generation_bytes as u64) as u64 * PAYLOAD_BYTES as u64
+    }
+
+    /// Writes `bytes` (appended at the stream end) without syncing.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), LogError> {
+        assert!(
+            self.stream_end + bytes.len() as u64 <= self.capacity(),
+            "the appender never overfills a generation"
+        );
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.flush_sequence += 1;
+        let mut combined = std::mem::take(&mut self.tail);
+        combined.extend_from_slice(bytes);
+        let complete = combined.len() / PAYLOAD_BYTES;
+        if complete > 0 {
+            self.write_homes(&combined[..complete * PAYLOAD_BYTES])?;
+        }
+        let rest = &combined[complete * PAYLOAD_BYTES..];
+        self.tail_block += complete as u32;
+        if !rest.is_empty() {
+            self.write_shadow(rest)?;
+        }
+        self.tail = rest.to_vec();
+        self.stream_end += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn write_homes(&mut self, blocks: &[u8]) -> Result<(), LogError> {
+        let count = blocks.len().div_ceil(PAYLOAD_BYTES);
+        self.scratch.resize(count * SEGMENT_BYTES, 0);
+        for (index, payload) in blocks.chunks(PAYLOAD_BYTES).enumerate() {
+            let block = self.tail_block + index as u32;
+            let header = SegmentHeader {
+                generation: self.header.generation,
+                slot: block + 1,
+                block,
+                used: payload.len() as u16,
+                shadow: false,
+                flush_sequence: self.flush_sequence,
+            };
+            let target = &mut self.scratch[index * SEGMENT_BYTES..(index + 1) * SEGMENT_BYTES];
+            segment::encode(target, &header, payload);
+        }
+        let offset = (self.tail_block as u64 + 1) * SEGMENT_BYTES as u64;
+        self.file
+            .write_at(&self.scratch, offset)
+            .map_err(|e| LogError::io(&self.path, "write log segments", e))
+    }
+
+    fn write_shadow(&mut self, partial: &[u8]) -> Result<(), LogError> {
+        let [first, second] = shadow_slots(self.header.generation_bytes as u64);
+        let slot = if self.last_shadow == Some(first) {
+            second
+        } else {
+            first
+        };
+        let header = SegmentHeader {
+            generation: self.header.generation,
+            slot,
+            block: self.tail_block,
+            used: partial.len() as u16,
+            shadow: true,
+            flush_sequence: self.flush_sequence,
+        };
+        let mut bytes = vec![0u8; SEGMENT_BYTES];
+        segment::encode(&mut bytes, &header, partial);
+        self.file
+            .write_at(&bytes, slot as u64 * SEGMENT_BYTES as u64)
+            .map_err(|e| LogError::io(&self.path, "write log shadow segment", e))?;
+        self.last_shadow = Some(slot);
+        Ok(())
+    }
+
+    /// Makes everything written durable.
+    pub fn sync(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, "sync log", e))
+    }
+
+    /// Writes the partial block to its home segment and syncs: the generation is then
+    /// complete in its home segments and can be closed.
+    pub fn finish(&mut self) -> Result<(), LogError> {
+        if !self.tail.is_empty() {
+            self.flush_sequence += 1;
+            let tail = std::mem::take(&mut self.tail);
+            self.write_homes(&tail)?;
+            self.tail = tail;
+        }
+        self.sync()
+    }
+
+    /// Reads the whole file back and returns its crc32c, the digest the next generation's
+    /// header records.
+    pub fn digest(&self) -> Result<u32, LogError> {
+        let mut image = vec![0u8; self.header.generation_bytes as usize];
+        self.file
+            .read_exact_at(&mut image, 0)
+            .map_err(|e| LogError::io(&self.path, "read log back", e))?;
+        Ok(crc32c::crc32c(&image))
+    }
+}
+
+impl GenerationWriter {
+    /// After reopening: makes the partial block durable in a shadow other than the one it was
+    /// read from, then zeroes every home segment from the partial block on and the other
+    /// shadow, so nothing stale or torn lies past the end of the log. Two syncs, in that order:
+    /// a crash between them leaves the new shadow, with the highest flush sequence, in force.
+    pub fn resume(&mut self, image: &[u8]) -> Result<(), LogError> {
+        if !self.tail.is_empty() {
+            self.flush_sequence += 1;
+            let tail = std::mem::take(&mut self.tail);
+            self.write_shadow(&tail)?;
+            self.tail = tail;
+            self.sync()?;
+        }
+        let zero = vec![0u8; SEGMENT_BYTES];
+        let mut wrote = false;
+        let capacity = home_capacity(self.header.generation_bytes as u64);
+        let keep = if self.tail.is_empty() {
+            None
+        } else {
+            self.last_shadow
+        };
+        let homes = self.tail_block + 1..=capacity;
+        let shadows = shadow_slots(self.header.generation_bytes as u64);
+        let slots = homes.chain(shadows.into_iter().filter(|&slot| Some(slot) != keep));
+        for slot in slots {
+            let start = slot as usize * SEGMENT_BYTES;
+            let stale = image
+                .get(start..start + SEGMENT_BYTES)
+                .is_some_and(|bytes| bytes.iter().any(|&b| b != 0));
+            if stale {
+                self.file
+                    .write_at(&zero, start as u64)
+                    .map_err(|e| LogError::io(&self.path, "clear stale log segment", e))?;
+                wrote = true;
+            }
+        }
+        if wrote {
+            self.sync()?;
+        }
+        Ok(())
+    }
+}

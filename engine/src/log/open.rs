@@ -1,0 +1,210 @@
+//! Opening a log stream for writing: create it, or find the true end of an existing one.
+
+use super::checkpoint::{Checkpoint, CheckpointFile};
+use super::directory::{path_of, read_image, LogDirectory};
+use super::generation_writer::GenerationWriter;
+use super::roll::{install, prepare_next, write_header};
+use super::scan::{read_header, scan, ScanMode, TailSource};
+use super::segment::PAYLOAD_BYTES;
+use super::signature::now_micros;
+use super::{GenerationHeader, LogConfig, LogPosition, MAX_GENERATION_BYTES};
+use crate::error::LogError;
+use crate::file::OpenMode;
+use std::path::Path;
+
+/// What opening found and set up.
+pub(crate) struct Opened {
+    pub writer: GenerationWriter,
+    pub checkpoint: CheckpointFile,
+    /// Bytes of torn tail discarded from the current generation.
+    pub torn_bytes: usize,
+}
+
+/// Opens (creating if needed) the stream in `directory`.
+pub(crate) fn open_stream(config: &LogConfig, directory: &Path) -> Result<Opened, LogError> {
+    let fs = config.file_system.as_ref();
+    fs.create_directory(directory)
+        .map_err(|e| LogError::io(directory, "create directory", e))?;
+    let listing = LogDirectory::list(fs, directory, config.base_name)?;
+    if !listing.current {
+        establish_current(config, directory, &listing)?;
+    }
+    let current_path = path_of(directory, &config.base_name.current());
+    let (_, image) = read_image(fs, &current_path, MAX_GENERATION_BYTES)?;
+    let scanned = scan(&current_path, &image, ScanMode::Current)?;
+    let header = scanned.header;
+    if let Some(last) = listing.last_closed() {
+        check_link(config, directory, last, &current_path, &header)?;
+    }
+    let checkpoint = open_checkpoint(config, directory, &listing, &header)?;
+    let file = fs
+        .open(&current_path, OpenMode::ReadWrite)
+        .map_err(|e| LogError::io(&current_path, "open current generation", e))?;
+    let end = scanned.stream.len() as u64;
+    let tail_start = (end - end % PAYLOAD_BYTES as u64) as usize;
+    let tail = scanned.stream[tail_start..].to_vec();
+    let last_shadow = match scanned.tail_source {
+        TailSource::Shadow(slot) => Some(slot),
+        TailSource::Home | TailSource::Nothing => None,
+    };
+    let mut writer = GenerationWriter::new(
+        current_path,
+        file,
+        header,
+        tail,
+        last_shadow,
+        scanned.max_flush_sequence,
+        end,
+    );
+    writer.resume(&image)?;
+    Ok(Opened {
+        writer,
+        checkpoint,
+        torn_bytes: scanned.torn_bytes,
+    })
+}
+
+/// There is no `E00.log`: finish a roll that stopped after closing it, or start a generation.
+fn establish_current(
+    config: &LogConfig,
+    directory: &Path,
+    listing: &LogDirectory,
+) -> Result<(), LogError> {
+    let fs = config.file_system.as_ref();
+    let base = config.base_name;
+    let Some(last) = listing.last_closed() else {
+        if listing.checkpoint {
+            let path = path_of(directory, &base.checkpoint());
+            return Err(LogError::BadCheckpoint {
+                path,
+                reason: "a checkpoint exists but no log generation does".into(),
+            });
+        }
+        let first = GenerationHeader {
+            generation: 1,
+            signature: super::StreamSignature::generate(),
+            timeline: config.timeline,
+            created_micros: now_micros(),
+            previous_created_micros: 0,
+            previous_digest: 0,
+            segment_bytes: super::segment::SEGMENT_BYTES as u32,
+            generation_bytes: config.generation_bytes as u32,
+            base_name: base.bytes(),
+        };
+        return create_current(config, directory, &first);
+    };
+    let last_path = path_of(directory, &base.closed(last));
+    let (_, image) = read_image(fs, &last_path, MAX_GENERATION_BYTES)?;
+    let previous = read_header(&last_path, &image)?;
+    let next = GenerationHeader {
+        generation: last + 1,
+        created_micros: now_micros().max(previous.created_micros + 1),
+        previous_created_micros: previous.created_micros,
+        previous_digest: crc32c::crc32c(&image),
+        ..previous
+    };
+    if listing.prepared && prepared_holds(config, directory, &next) {
+        return install(fs, directory, base, None);
+    }
+    create_current(config, directory, &next)
+}
+
+/// Whether `E00tmp.log` already holds the header of `next` (a roll stopped between its
+/// renames).
+fn prepared_holds(config: &LogConfig, directory: &Path, next: &GenerationHeader) -> bool {
+    let path = path_of(directory, &config.base_name.prepared());
+    let Ok((_, image)) = read_image(config.file_system.as_ref(), &path, MAX_GENERATION_BYTES)
+    else {
+        return false;
+    };
+    match read_header(&path, &image) {
+        Ok(found) => {
+            found.generation == next.generation
+                && found.signature == next.signature
+                && found.previous_digest == next.previous_digest
+                && image.len() as u64 == found.generation_bytes as u64
+        }
+        Err(_) => false,
+    }
+}
+
+fn create_current(
+    config: &LogConfig,
+    directory: &Path,
+    header: &GenerationHeader,
+) -> Result<(), LogError> {
+    let fs = config.file_system.as_ref();
+    let file = prepare_next(
+        fs,
+        directory,
+        config.base_name,
+        header.generation_bytes as u64,
+    )?;
+    let path = path_of(directory, &config.base_name.prepared());
+    write_header(file.as_ref(), &path, header)?;
+    install(fs, directory, config.base_name, None)
+}
+
+/// Checks that `E00.log` follows the last closed generation.
+fn check_link(
+    config: &LogConfig,
+    directory: &Path,
+    last: u32,
+    current_path: &Path,
+    current: &GenerationHeader,
+) -> Result<(), LogError> {
+    let last_path = path_of(directory, &config.base_name.closed(last));
+    let (_, image) = read_image(
+        config.file_system.as_ref(),
+        &last_path,
+        MAX_GENERATION_BYTES,
+    )?;
+    let previous = read_header(&last_path, &image)?;
+    super::verify::check_chain(current_path, current, &previous, crc32c::crc32c(&image))?;
+    if current.generation != last + 1 {
+        return Err(LogError::MissingGenerations {
+            directory: directory.to_owned(),
+            first: last + 1,
+            last: current.generation.saturating_sub(1),
+            next: current.generation,
+        });
+    }
+    Ok(())
+}
+
+fn open_checkpoint(
+    config: &LogConfig,
+    directory: &Path,
+    listing: &LogDirectory,
+    current: &GenerationHeader,
+) -> Result<CheckpointFile, LogError> {
+    let fs = config.file_system.as_ref();
+    let path = path_of(directory, &config.base_name.checkpoint());
+    if listing.checkpoint {
+        let (file, read) = CheckpointFile::open(fs, &path)?;
+        if read.checkpoint.signature != current.signature {
+            return Err(LogError::BadCheckpoint {
+                path,
+                reason: format!(
+                    "belongs to stream {}, the log to stream {}",
+                    read.checkpoint.signature, current.signature
+                ),
+            });
+        }
+        return Ok(file);
+    }
+    let oldest = listing
+        .closed
+        .keys()
+        .next()
+        .copied()
+        .unwrap_or(current.generation);
+    let checkpoint = Checkpoint {
+        position: LogPosition::new(oldest, 0),
+        signature: current.signature,
+        timeline: current.timeline,
+        sequence: 1,
+        updated_micros: now_micros(),
+    };
+    CheckpointFile::create(fs, &path, checkpoint)
+}

@@ -1,0 +1,329 @@
+//! Records: typed, length-prefixed entries of the record stream.
+//!
+//! Framing (little-endian):
+//! ```text
+//!   0  u8   kind
+//!   1  u8   flags, 0
+//!   2  u16  reserved, 0
+//!   4  u32  payload length
+//!   8  u32  crc32c of bytes 0..8 followed by the payload
+//!  12  [length] payload
+//! ```
+//! Payloads of the kinds below are bincode (fixed-width integers, little-endian). A reader
+//! that meets a kind it does not know skips it by its length.
+
+use serde::{Deserialize, Serialize};
+
+/// Bytes of framing before each payload.
+pub const RECORD_HEADER_BYTES: usize = 12;
+/// No record payload is ever longer than this (a bound on every length read from disk).
+pub const MAX_RECORD_PAYLOAD_BYTES: usize = 64 << 20;
+
+/// Kind codes. Codes 1..=63 are reserved for the engine; unknown codes are skipped.
+pub mod kind {
+    /// A transaction begins.
+    pub const BEGIN: u8 = 1;
+    /// A transaction commits.
+    pub const COMMIT: u8 = 2;
+    /// A transaction rolls back.
+    pub const ROLLBACK: u8 = 3;
+    /// A key is inserted or replaced.
+    pub const PUT: u8 = 4;
+    /// A key is removed.
+    pub const DELETE: u8 = 5;
+    /// A table is created.
+    pub const CREATE_TABLE: u8 = 6;
+    /// A table is dropped.
+    pub const DROP_TABLE: u8 = 7;
+    /// The log was opened for writing (a new writer session).
+    pub const START: u8 = 8;
+    /// The log was closed cleanly.
+    pub const STOP: u8 = 9;
+}
+
+/// A decoded record of a kind the engine knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// A transaction begins.
+    Begin {
+        /// The transaction id, unique within the stream.
+        transaction: u64,
+    },
+    /// A transaction commits: its operations are to be redone.
+    Commit {
+        /// The transaction id.
+        transaction: u64,
+        /// Commit time, µs since the Unix epoch.
+        time_micros: u64,
+    },
+    /// A transaction rolls back: its operations are to be ignored.
+    Rollback {
+        /// The transaction id.
+        transaction: u64,
+    },
+    /// Insert or replace `key` in `table` with `value`.
+    Put {
+        /// The transaction id.
+        transaction: u64,
+        /// The table name.
+        table: String,
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` from `table`.
+    Delete {
+        /// The transaction id.
+        transaction: u64,
+        /// The table name.
+        table: String,
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// Create a table.
+    CreateTable {
+        /// The transaction id.
+        transaction: u64,
+        /// The table name.
+        table: String,
+    },
+    /// Drop a table.
+    DropTable {
+        /// The transaction id.
+        transaction: u64,
+        /// The table name.
+        table: String,
+    },
+    /// A writer session started.
+    Start {
+        /// Time, µs since the Unix epoch.
+        time_micros: u64,
+    },
+    /// The log was closed cleanly.
+    Stop {
+        /// Time, µs since the Unix epoch.
+        time_micros: u64,
+    },
+}
+
+/// Why a record could not be framed or decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordProblem {
+    /// The stream ends inside the record (a torn tail in the current generation).
+    Incomplete {
+        /// Bytes the record needs.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// The frame is inconsistent (zero kind, bad reserved bytes, length out of bounds).
+    BadFrame(String),
+    /// The frame checksum does not match.
+    BadChecksum,
+    /// A known kind whose payload does not decode.
+    BadPayload(String),
+}
+
+impl std::fmt::Display for RecordProblem {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Incomplete { needed, available } => write!(
+                formatter,
+                "record needs {needed} bytes, only {available} remain"
+            ),
+            Self::BadFrame(reason) => write!(formatter, "bad record frame: {reason}"),
+            Self::BadChecksum => write!(formatter, "record checksum mismatch"),
+            Self::BadPayload(reason) => write!(formatter, "bad record payload: {reason}"),
+        }
+    }
+}
+
+/// One framed record: its kind and payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawRecord<'a> {
+    /// The kind code.
+    pub kind: u8,
+    /// The payload bytes.
+    pub payload: &'a [u8],
+}
+
+impl RawRecord<'_> {
+    /// Total encoded size, framing included.
+    pub fn encoded_len(&self) -> usize {
+        RECORD_HEADER_BYTES + self.payload.len()
+    }
+
+    /// Decodes a known kind; `Ok(None)` for a kind this build does not know.
+    pub fn decode(&self) -> Result<Option<Record>, RecordProblem> {
+        if !(kind::BEGIN..=kind::STOP).contains(&self.kind) {
+            return Ok(None);
+        }
+        use bincode::Options;
+        let record: Record = payload_options()
+            .deserialize(self.payload)
+            .map_err(|error| RecordProblem::BadPayload(error.to_string()))?;
+        if record.kind() != self.kind {
+            return Err(RecordProblem::BadPayload(format!(
+                "kind {} holds a payload of kind {}",
+                self.kind,
+                record.kind()
+            )));
+        }
+        Ok(Some(record))
+    }
+}
+
+fn payload_options() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_little_endian()
+        .with_limit(MAX_RECORD_PAYLOAD_BYTES as u64)
+        .reject_trailing_bytes()
+}
+
+impl Record {
+    /// The kind code of this record.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Record::Begin { .. } => kind::BEGIN,
+            Record::Commit { .. } => kind::COMMIT,
+            Record::Rollback { .. } => kind::ROLLBACK,
+            Record::Put { .. } => kind::PUT,
+            Record::Delete { .. } => kind::DELETE,
+            Record::CreateTable { .. } => kind::CREATE_TABLE,
+            Record::DropTable { .. } => kind::DROP_TABLE,
+            Record::Start { .. } => kind::START,
+            Record::Stop { .. } => kind::STOP,
+        }
+    }
+
+    /// The transaction the record belongs to, if any.
+    pub fn transaction(&self) -> Option<u64> {
+        match self {
+            Record::Begin { transaction }
+            | Record::Commit { transaction, .. }
+            | Record::Rollback { transaction }
+            | Record::Put { transaction, .. }
+            | Record::Delete { transaction, .. }
+            | Record::CreateTable { transaction, .. }
+            | Record::DropTable { transaction, .. } => Some(*transaction),
+            Record::Start { .. } | Record::Stop { .. } => None,
+        }
+    }
+
+    /// Appends the framed record to `target`.
+    ///
+    /// ```
+    /// use bluejet_engine::log::{Record, read_record};
+    /// let mut stream = Vec::new();
+    /// Record::Begin { transaction: 1 }.encode_into(&mut stream);
+    /// let raw = read_record(&stream).unwrap();
+    /// assert_eq!(raw.decode().unwrap(), Some(Record::Begin { transaction: 1 }));
+    /// ```
+    pub fn encode_into(&self, target: &mut Vec<u8>) {
+        use bincode::Options;
+        // Serialising plain data into a Vec cannot fail.
+        let payload = payload_options()
+            .serialize(self)
+            .expect("records serialise");
+        frame_into(target, self.kind(), &payload);
+    }
+}
+
+/// Appends a framed record of `kind` with `payload` to `target`.
+pub fn frame_into(target: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    assert_ne!(kind, 0, "kind 0 is not a record");
+    assert!(payload.len() <= MAX_RECORD_PAYLOAD_BYTES, "payload bound");
+    let mut header = [0u8; RECORD_HEADER_BYTES];
+    header[0] = kind;
+    header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    let checksum = crc32c::crc32c_append(crc32c::crc32c(&header[..8]), payload);
+    header[8..12].copy_from_slice(&checksum.to_le_bytes());
+    target.extend_from_slice(&header);
+    target.extend_from_slice(payload);
+}
+
+/// Frames the record at the start of `stream`.
+pub fn read_record(stream: &[u8]) -> Result<RawRecord<'_>, RecordProblem> {
+    let Some(header) = stream.get(..RECORD_HEADER_BYTES) else {
+        return Err(RecordProblem::Incomplete {
+            needed: RECORD_HEADER_BYTES,
+            available: stream.len(),
+        });
+    };
+    if header[0] == 0 {
+        return Err(RecordProblem::BadFrame("kind 0".into()));
+    }
+    if header[1..4] != [0, 0, 0] {
+        return Err(RecordProblem::BadFrame(
+            "flags or reserved bytes not zero".into(),
+        ));
+    }
+    let length = super::header::u32_at(header, 4) as usize;
+    if length > MAX_RECORD_PAYLOAD_BYTES {
+        return Err(RecordProblem::BadFrame(format!(
+            "length {length} over the bound"
+        )));
+    }
+    let needed = RECORD_HEADER_BYTES + length;
+    let Some(payload) = stream.get(RECORD_HEADER_BYTES..needed) else {
+        return Err(RecordProblem::Incomplete {
+            needed,
+            available: stream.len(),
+        });
+    };
+    let stored = super::header::u32_at(header, 8);
+    let computed = crc32c::crc32c_append(crc32c::crc32c(&header[..8]), payload);
+    if stored != computed {
+        return Err(RecordProblem::BadChecksum);
+    }
+    Ok(RawRecord {
+        kind: header[0],
+        payload,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kinds_are_skipped_by_length() {
+        let mut stream = Vec::new();
+        frame_into(&mut stream, 200, b"future");
+        Record::Begin { transaction: 9 }.encode_into(&mut stream);
+        let first = read_record(&stream).unwrap();
+        assert_eq!(first.decode(), Ok(None));
+        let second = read_record(&stream[first.encoded_len()..]).unwrap();
+        assert_eq!(second.decode(), Ok(Some(Record::Begin { transaction: 9 })));
+    }
+
+    #[test]
+    fn truncation_is_incomplete_not_a_panic() {
+        let mut stream = Vec::new();
+        Record::Put {
+            transaction: 1,
+            table: "t".into(),
+            key: b"k".to_vec(),
+            value: vec![1; 100],
+        }
+        .encode_into(&mut stream);
+        for cut in 0..stream.len() {
+            assert!(matches!(
+                read_record(&stream[..cut]),
+                Err(RecordProblem::Incomplete { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn lying_payload_lengths_are_bounded() {
+        let mut stream = Vec::new();
+        let huge = bincode::serialize(&(4u32, 1u64, u64::MAX)).unwrap();
+        frame_into(&mut stream, kind::PUT, &huge);
+        let raw = read_record(&stream).unwrap();
+        assert!(matches!(raw.decode(), Err(RecordProblem::BadPayload(_))));
+    }
+}

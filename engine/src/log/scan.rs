@@ -1,0 +1,356 @@
+//! Reading one generation file back: header, segments, and the record stream they carry.
+//!
+//! A *closed* generation is checked strictly: every home segment up to the end of the stream
+//! is valid, every home segment after it is zero, both shadows are valid or zero, and the
+//! stream is a whole number of valid records. The *current* generation may end in a torn
+//! tail: the stream ends at the first block with no valid copy, then at the last complete
+//! record, except that a valid segment of an older flush after that point is damage, not a
+//! tail (it was durable, so it cannot be a write that never finished).
+
+use super::header::{GenerationHeader, HEADER_BYTES};
+use super::record::{read_record, RecordProblem};
+use super::segment::{self, SegmentRead, PAYLOAD_BYTES, SEGMENT_BYTES};
+use super::LogPosition;
+use crate::error::LogError;
+use std::path::Path;
+
+/// Where the data of the last block came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TailSource {
+    /// The stream is empty.
+    Nothing,
+    /// The last block came from its home segment.
+    Home,
+    /// The last block came from a shadow segment (its slot).
+    Shadow(u32),
+}
+
+/// The outcome of scanning a generation.
+#[derive(Clone, Debug)]
+pub struct GenerationScan {
+    /// The header.
+    pub header: GenerationHeader,
+    /// The record stream, cut after its last complete record.
+    pub stream: Vec<u8>,
+    /// Bytes of the stream past the last complete record (a torn tail); 0 for a closed one.
+    pub torn_bytes: usize,
+    /// What ended the stream, when it was not a clean end (for reports).
+    pub tail_note: Option<String>,
+    /// Where the last block came from.
+    pub tail_source: TailSource,
+    /// The highest flush sequence of any valid segment.
+    pub max_flush_sequence: u64,
+    /// Valid home segments.
+    pub home_segments: u32,
+    /// Home segment slots in the file.
+    pub home_capacity: u32,
+    /// crc32c of the whole file as read.
+    pub digest: u32,
+    /// Size of the file.
+    pub file_bytes: u64,
+}
+
+/// Whether the generation is closed (strict checks) or current (tolerates a torn tail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanMode {
+    /// A closed, numbered generation.
+    Closed,
+    /// The current generation, `E00.log`.
+    Current,
+}
+
+/// Decodes the header of a generation file image, naming the file on failure.
+pub fn read_header(path: &Path, image: &[u8]) -> Result<GenerationHeader, LogError> {
+    GenerationHeader::decode(image).map_err(|problem| LogError::UnreadableHeader {
+        path: path.to_owned(),
+        reason: problem.to_string(),
+    })
+}
+
+/// Home segment slots in a generation of `generation_bytes`: all but the header and two shadows.
+pub fn home_capacity(generation_bytes: u64) -> u32 {
+    (generation_bytes / SEGMENT_BYTES as u64).saturating_sub(3) as u32
+}
+
+/// Bytes of record stream a generation of `generation_bytes` can hold.
+pub fn stream_capacity(generation_bytes: u64) -> u64 {
+    home_capacity(generation_bytes) as u64 * PAYLOAD_BYTES as u64
+}
+
+/// The two shadow slots of a generation.
+pub fn shadow_slots(generation_bytes: u64) -> [u32; 2] {
+    let slots = (generation_bytes / SEGMENT_BYTES as u64) as u32;
+    [slots - 2, slots - 1]
+}
+
+struct Context<'a> {
+    path: &'a Path,
+    image: &'a [u8],
+    header: GenerationHeader,
+    mode: ScanMode,
+}
+
+impl Context<'_> {
+    fn slot(&self, slot: u32) -> SegmentRead<'_> {
+        let start = slot as usize * SEGMENT_BYTES;
+        segment::decode(
+            &self.image[start..start + SEGMENT_BYTES],
+            self.header.generation,
+            slot,
+        )
+    }
+
+    fn bad(&self, segment: u32, reason: impl Into<String>) -> LogError {
+        LogError::BadSegment {
+            path: self.path.to_owned(),
+            generation: self.header.generation,
+            segment,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Scans the image of a generation file.
+pub fn scan(path: &Path, image: &[u8], mode: ScanMode) -> Result<GenerationScan, LogError> {
+    let header = read_header(path, image)?;
+    let expected = header.generation_bytes as u64;
+    if image.len() as u64 != expected {
+        return Err(LogError::WrongSize {
+            path: path.to_owned(),
+            expected,
+            found: image.len() as u64,
+        });
+    }
+    let context = Context {
+        path,
+        image,
+        header,
+        mode,
+    };
+    if image[HEADER_BYTES..SEGMENT_BYTES].iter().any(|&b| b != 0) {
+        return Err(context.bad(0, "bytes after the header are not zero"));
+    }
+    let shadows = read_shadows(&context)?;
+    let mut walk = walk_blocks(&context, &shadows)?;
+    check_after_end(&context, &walk)?;
+    let (torn_bytes, note) = cut_at_last_record(&context, &mut walk.stream)?;
+    Ok(GenerationScan {
+        header,
+        torn_bytes,
+        tail_note: note.or(walk.break_note),
+        tail_source: walk.tail_source,
+        max_flush_sequence: walk.max_sequence,
+        home_segments: walk.homes,
+        home_capacity: home_capacity(expected),
+        digest: crc32c::crc32c(image),
+        file_bytes: expected,
+        stream: walk.stream,
+    })
+}
+
+/// A valid shadow: its slot, header and payload.
+type Shadow<'a> = (u32, segment::SegmentHeader, &'a [u8]);
+
+fn read_shadows<'a>(context: &'a Context<'_>) -> Result<Vec<Shadow<'a>>, LogError> {
+    let capacity = home_capacity(context.header.generation_bytes as u64);
+    let mut valid = Vec::new();
+    for slot in shadow_slots(context.header.generation_bytes as u64) {
+        match context.slot(slot) {
+            SegmentRead::Empty => {}
+            SegmentRead::Valid(header, payload) if header.shadow && header.block < capacity => {
+                valid.push((slot, header, payload));
+            }
+            SegmentRead::Valid(..) => {
+                return Err(context.bad(slot, "shadow segment with inconsistent fields"));
+            }
+            // A torn shadow in the current generation is an unfinished write; its block has
+            // another valid copy (see the writer), so it is simply not a candidate.
+            SegmentRead::Invalid(reason) if context.mode == ScanMode::Closed => {
+                return Err(context.bad(slot, reason));
+            }
+            SegmentRead::Invalid(_) => {}
+        }
+    }
+    Ok(valid)
+}
+
+struct Walk {
+    stream: Vec<u8>,
+    /// The first block with no valid data (or the capacity).
+    end_block: u32,
+    homes: u32,
+    max_sequence: u64,
+    tail_source: TailSource,
+    break_note: Option<String>,
+    /// The home slot that ended the walk was damaged (not empty).
+    damaged_break: Option<String>,
+}
+
+fn walk_blocks(context: &Context<'_>, shadows: &[Shadow<'_>]) -> Result<Walk, LogError> {
+    let capacity = home_capacity(context.header.generation_bytes as u64);
+    let mut walk = Walk {
+        stream: Vec::new(),
+        end_block: capacity,
+        homes: 0,
+        max_sequence: shadows
+            .iter()
+            .map(|s| s.1.flush_sequence)
+            .max()
+            .unwrap_or(0),
+        tail_source: TailSource::Nothing,
+        break_note: None,
+        damaged_break: None,
+    };
+    let mut last_sequence = 0;
+    for block in 0..capacity {
+        let slot = block + 1;
+        let home = match context.slot(slot) {
+            SegmentRead::Valid(header, payload) => {
+                match check_home(&header, block, last_sequence) {
+                    Ok(()) => Some((header, payload)),
+                    Err(reason) => {
+                        walk.damaged_break = Some(reason);
+                        None
+                    }
+                }
+            }
+            SegmentRead::Empty => None,
+            SegmentRead::Invalid(reason) => {
+                walk.damaged_break = Some(reason);
+                None
+            }
+        };
+        // A closed generation carries all of its data in home segments; shadows there are
+        // superseded copies and never supply data.
+        let shadow = shadows
+            .iter()
+            .filter(|candidate| candidate.1.block == block && context.mode == ScanMode::Current)
+            .max_by_key(|candidate| candidate.1.flush_sequence);
+        match (home, shadow) {
+            (Some((header, payload)), shadow)
+                if shadow.is_none_or(|s| s.1.flush_sequence < header.flush_sequence) =>
+            {
+                walk.damaged_break = None;
+                walk.homes += 1;
+                walk.max_sequence = walk.max_sequence.max(header.flush_sequence);
+                last_sequence = header.flush_sequence;
+                walk.stream.extend_from_slice(payload);
+                walk.tail_source = TailSource::Home;
+                if payload.len() < PAYLOAD_BYTES {
+                    walk.end_block = block + 1;
+                    return Ok(walk);
+                }
+            }
+            (_, Some(&(shadow_slot, _, payload))) => {
+                walk.damaged_break = None;
+                walk.stream.extend_from_slice(payload);
+                walk.tail_source = TailSource::Shadow(shadow_slot);
+                walk.end_block = block + 1;
+                return Ok(walk);
+            }
+            (None, None) => {
+                walk.end_block = block;
+                if let Some(reason) = &walk.damaged_break {
+                    walk.break_note = Some(format!("segment {slot}: {reason}"));
+                }
+                return Ok(walk);
+            }
+            (Some(_), None) => unreachable!("covered by the first arm"),
+        }
+    }
+    Ok(walk)
+}
+
+fn check_home(
+    header: &segment::SegmentHeader,
+    block: u32,
+    last_sequence: u64,
+) -> Result<(), String> {
+    if header.shadow {
+        return Err("home segment flagged as shadow".into());
+    }
+    if header.block != block {
+        return Err(format!(
+            "home segment holds block {}, expected {block}",
+            header.block
+        ));
+    }
+    if header.flush_sequence < last_sequence {
+        return Err(format!(
+            "flush sequence {} older than the segment before it ({last_sequence})",
+            header.flush_sequence
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the home slots after the end of the stream.
+fn check_after_end(context: &Context<'_>, walk: &Walk) -> Result<(), LogError> {
+    let capacity = home_capacity(context.header.generation_bytes as u64);
+    if let (ScanMode::Closed, Some(reason)) = (context.mode, &walk.damaged_break) {
+        return Err(context.bad(walk.end_block + 1, reason.clone()));
+    }
+    for block in walk.end_block..capacity {
+        let slot = block + 1;
+        let read = context.slot(slot);
+        match (context.mode, read) {
+            (_, SegmentRead::Empty) => {}
+            (ScanMode::Closed, SegmentRead::Valid(..)) => {
+                return Err(context.bad(slot, "data after the end of the generation"));
+            }
+            (ScanMode::Closed, SegmentRead::Invalid(reason)) => {
+                return Err(context.bad(slot, reason));
+            }
+            // In the current generation, segments of the last flush may survive a torn write
+            // before them; a segment of an older flush after the end means durable data was
+            // damaged, which must not be mistaken for a torn tail.
+            (ScanMode::Current, SegmentRead::Valid(header, _)) => {
+                let damaged = walk.damaged_break.is_some();
+                if damaged && header.flush_sequence < walk.max_sequence && block > walk.end_block {
+                    let reason = walk.damaged_break.clone().unwrap_or_default();
+                    return Err(context.bad(
+                        walk.end_block + 1,
+                        format!(
+                            "{reason}; later segment {slot} holds durable data of flush {}",
+                            header.flush_sequence
+                        ),
+                    ));
+                }
+            }
+            (ScanMode::Current, SegmentRead::Invalid(_)) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Cuts the stream after its last complete record; returns the bytes cut and why.
+fn cut_at_last_record(
+    context: &Context<'_>,
+    stream: &mut Vec<u8>,
+) -> Result<(usize, Option<String>), LogError> {
+    let mut offset = 0usize;
+    while offset < stream.len() {
+        match read_record(&stream[offset..]) {
+            Ok(record) => offset += record.encoded_len(),
+            Err(problem) if context.mode == ScanMode::Closed => {
+                return Err(LogError::BadRecord {
+                    path: context.path.to_owned(),
+                    position: LogPosition::new(context.header.generation, offset as u32),
+                    reason: problem.to_string(),
+                });
+            }
+            Err(problem) => {
+                let torn = stream.len() - offset;
+                stream.truncate(offset);
+                let note = match problem {
+                    RecordProblem::Incomplete { .. } => {
+                        format!("incomplete record at offset {offset}")
+                    }
+                    other => format!("{other} at offset {offset}"),
+                };
+                return Ok((torn, Some(note)));
+            }
+        }
+    }
+    Ok((0, None))
+}

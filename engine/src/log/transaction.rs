@@ -1,0 +1,133 @@
+//! Building a transaction's records and committing them.
+
+use super::record::Record;
+use super::writer::Log;
+use super::LogPosition;
+use crate::error::LogError;
+
+/// How long a commit waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Return once the commit is durable (fdatasync), sharing flushes with concurrent commits.
+    Durable,
+    /// Return at once; durable within the configured lazy flush interval plus one flush.
+    Lazy,
+}
+
+/// Where a committed transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The transaction id.
+    pub transaction: u64,
+    /// Position of its first record.
+    pub begin: LogPosition,
+    /// Position just after its commit record; the log is durable up to here when a durable
+    /// commit returns.
+    pub end: LogPosition,
+}
+
+/// The records of one transaction, gathered in memory and appended at commit.
+pub struct Transaction<'a> {
+    log: &'a Log,
+    id: u64,
+    encoded: Vec<u8>,
+    /// The end offset of each record in `encoded`.
+    boundaries: Vec<usize>,
+}
+
+impl<'a> Transaction<'a> {
+    pub(crate) fn new(log: &'a Log, id: u64) -> Self {
+        let mut transaction = Self {
+            log,
+            id,
+            encoded: Vec::new(),
+            boundaries: Vec::new(),
+        };
+        transaction.push(&Record::Begin { transaction: id });
+        transaction
+    }
+
+    /// The transaction id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Bytes of records gathered so far.
+    pub fn encoded_len(&self) -> usize {
+        self.encoded.len()
+    }
+
+    fn push(&mut self, record: &Record) {
+        record.encode_into(&mut self.encoded);
+        self.boundaries.push(self.encoded.len());
+    }
+
+    /// Inserts or replaces `key` in `table`.
+    pub fn put(&mut self, table: &str, key: &[u8], value: &[u8]) {
+        let transaction = self.id;
+        self.push(&Record::Put {
+            transaction,
+            table: table.into(),
+            key: key.into(),
+            value: value.into(),
+        });
+    }
+
+    /// Removes `key` from `table`.
+    pub fn delete(&mut self, table: &str, key: &[u8]) {
+        let transaction = self.id;
+        self.push(&Record::Delete {
+            transaction,
+            table: table.into(),
+            key: key.into(),
+        });
+    }
+
+    /// Creates `table`.
+    pub fn create_table(&mut self, table: &str) {
+        let transaction = self.id;
+        self.push(&Record::CreateTable {
+            transaction,
+            table: table.into(),
+        });
+    }
+
+    /// Drops `table`.
+    pub fn drop_table(&mut self, table: &str) {
+        let transaction = self.id;
+        self.push(&Record::DropTable {
+            transaction,
+            table: table.into(),
+        });
+    }
+
+    /// Appends the records and a commit record; waits for durability if asked.
+    pub fn commit(mut self, durability: Durability) -> Result<CommitInfo, LogError> {
+        let time_micros = super::now_micros();
+        self.push(&Record::Commit {
+            transaction: self.id,
+            time_micros,
+        });
+        let (begin, end) = self
+            .log
+            .append_records(&self.encoded, &self.boundaries, true)?;
+        if durability == Durability::Durable {
+            self.log.wait_durable(end)?;
+        }
+        Ok(CommitInfo {
+            transaction: self.id,
+            begin,
+            end,
+        })
+    }
+
+    /// Logs a rollback. Nothing of the transaction will be redone; nothing waits.
+    pub fn abort(mut self) -> Result<(), LogError> {
+        self.push(&Record::Rollback {
+            transaction: self.id,
+        });
+        self.log
+            .append_records(&self.encoded, &self.boundaries, false)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,505 @@
+//! The log writer: appends, group commit, rolls, checkpoint and truncation.
+//!
+//! Appenders copy framed records into the log buffer under the state lock and get their
+//! positions there. Whoever needs durability and finds no flush running becomes the *leader*:
+//! it takes everything buffered, writes it outside the state lock, syncs once, and publishes
+//! the new durable position; committers that arrived meanwhile wait and are served by the next
+//! leader. So N concurrent committers share one fdatasync instead of paying N.
+
+use super::checkpoint::{Checkpoint, CheckpointFile};
+use super::directory::{path_of, LogDirectory};
+use super::generation_writer::GenerationWriter;
+use super::open::{open_stream, Opened};
+use super::roll::{install, prepare_next, write_header};
+use super::transaction::Transaction;
+use super::{GenerationHeader, LogConfig, LogPosition, Record, StreamSignature};
+use crate::error::LogError;
+use crate::file::FileHandle;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Counters of the writer's work, for tests and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Flushes that wrote data.
+    pub flushes: u64,
+    /// fdatasync calls on log generations (flushes, rolls).
+    pub syncs: u64,
+    /// Generations closed.
+    pub rolls: u64,
+    /// Commit records appended.
+    pub commits: u64,
+    /// Record bytes appended.
+    pub bytes: u64,
+}
+
+/// Records appended for one generation, not yet written.
+struct Chunk {
+    generation: u32,
+    start: u32,
+    bytes: Vec<u8>,
+}
+
+pub(crate) struct State {
+    pending: Vec<Chunk>,
+    /// Bytes appended and not yet durable (pending plus in flight): bounded by the config.
+    buffered: usize,
+    /// End of everything appended.
+    pub(crate) append: LogPosition,
+    /// End of everything durable.
+    pub(crate) durable: LogPosition,
+    /// End of the last commit record appended.
+    pub(crate) last_commit: LogPosition,
+    pub(crate) last_append: Instant,
+    pub(crate) flushing: bool,
+    poisoned: Option<String>,
+    pub(crate) closing: bool,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: LogConfig,
+    directory: PathBuf,
+    signature: StreamSignature,
+    capacity: u64,
+    pub(crate) state: Mutex<State>,
+    /// Wakes committers waiting for durability or buffer space.
+    changed: Condvar,
+    /// Wakes the background thread.
+    pub(crate) background_wakeup: Condvar,
+    io: Mutex<GenerationWriter>,
+    prepared: Mutex<Option<Arc<dyn FileHandle>>>,
+    checkpoint: Mutex<CheckpointFile>,
+    next_transaction: AtomicU64,
+    flushes: AtomicU64,
+    syncs: AtomicU64,
+    rolls: AtomicU64,
+    commits: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// An open log stream, writable. Shareable between threads (`&Log` is enough to commit).
+pub struct Log {
+    shared: Arc<Shared>,
+    background: Option<JoinHandle<()>>,
+    torn_bytes: usize,
+}
+
+impl Log {
+    /// Opens the stream in `directory`, creating it if there is none. An existing stream is
+    /// read to its true end (a torn tail is cut off and cleared) and continues there.
+    pub fn open(directory: &Path, config: LogConfig) -> Result<Self, LogError> {
+        config.validate()?;
+        let Opened {
+            writer,
+            checkpoint,
+            torn_bytes,
+        } = open_stream(&config, directory)?;
+        let header = writer.header;
+        let end = LogPosition::new(header.generation, writer.stream_end() as u32);
+        let capacity = writer.capacity();
+        let state = State {
+            pending: Vec::new(),
+            buffered: 0,
+            append: end,
+            durable: end,
+            last_commit: LogPosition::default(),
+            last_append: Instant::now(),
+            flushing: false,
+            poisoned: None,
+            closing: false,
+        };
+        let shared = Arc::new(Shared {
+            directory: directory.to_owned(),
+            signature: header.signature,
+            capacity,
+            state: Mutex::new(state),
+            changed: Condvar::new(),
+            background_wakeup: Condvar::new(),
+            io: Mutex::new(writer),
+            prepared: Mutex::new(None),
+            checkpoint: Mutex::new(checkpoint),
+            next_transaction: AtomicU64::new(super::now_micros()),
+            flushes: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            rolls: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            config,
+        });
+        let background = if shared.config.background {
+            Some(super::background::spawn(Arc::clone(&shared)))
+        } else {
+            None
+        };
+        let log = Self {
+            shared,
+            background,
+            torn_bytes,
+        };
+        let mut start = Vec::new();
+        Record::Start {
+            time_micros: super::now_micros(),
+        }
+        .encode_into(&mut start);
+        log.append_records(&start, &[start.len()], false)?;
+        Ok(log)
+    }
+
+    /// Starts a transaction. Its records are appended when it commits.
+    pub fn transaction(&self) -> Transaction<'_> {
+        let id = self.shared.next_transaction.fetch_add(1, Ordering::Relaxed);
+        Transaction::new(self, id)
+    }
+
+    /// The stream signature.
+    pub fn signature(&self) -> StreamSignature {
+        self.shared.signature
+    }
+
+    /// The log directory.
+    pub fn directory(&self) -> &Path {
+        &self.shared.directory
+    }
+
+    /// Bytes of torn tail that opening cut off the current generation.
+    pub fn torn_bytes_at_open(&self) -> usize {
+        self.torn_bytes
+    }
+
+    /// End of everything appended.
+    pub fn end_position(&self) -> LogPosition {
+        self.shared.state.lock().append
+    }
+
+    /// End of everything durable.
+    pub fn durable_position(&self) -> LogPosition {
+        self.shared.state.lock().durable
+    }
+
+    /// The generation being written.
+    pub fn current_generation(&self) -> u32 {
+        self.shared.io.lock().header.generation
+    }
+
+    /// The header of the generation being written.
+    pub fn current_header(&self) -> GenerationHeader {
+        self.shared.io.lock().header
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> LogStats {
+        let shared = &self.shared;
+        LogStats {
+            flushes: shared.flushes.load(Ordering::Relaxed),
+            syncs: shared.syncs.load(Ordering::Relaxed),
+            rolls: shared.rolls.load(Ordering::Relaxed),
+            commits: shared.commits.load(Ordering::Relaxed),
+            bytes: shared.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Appends framed records (`boundaries` gives each record's end in `encoded`); returns
+    /// the position of the first and the end of the last. A record never spans generations:
+    /// one that does not fit in the current generation starts the next.
+    pub(crate) fn append_records(
+        &self,
+        encoded: &[u8],
+        boundaries: &[usize],
+        is_commit: bool,
+    ) -> Result<(LogPosition, LogPosition), LogError> {
+        let limit = self.shared.config.max_record_bytes();
+        let mut start = 0;
+        let mut begin = None;
+        let mut state = self.shared.state.lock();
+        for &end in boundaries {
+            let record = &encoded[start..end];
+            if record.len() > limit {
+                return Err(LogError::RecordTooLarge {
+                    length: record.len(),
+                    limit,
+                });
+            }
+            self.shared.make_room(&mut state, record.len())?;
+            let position = self.shared.place(&mut state, record);
+            begin.get_or_insert(position);
+            start = end;
+        }
+        let end = state.append;
+        if is_commit {
+            state.last_commit = end;
+            self.shared.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        state.last_append = Instant::now();
+        Ok((begin.unwrap_or(end), end))
+    }
+
+    /// Waits until the log is durable up to `position`, leading a flush if none is running.
+    pub fn wait_durable(&self, position: LogPosition) -> Result<(), LogError> {
+        let mut state = self.shared.state.lock();
+        self.shared.wait_durable(&mut state, position)
+    }
+
+    /// Makes everything appended so far durable; returns the durable end.
+    pub fn flush(&self) -> Result<LogPosition, LogError> {
+        let mut state = self.shared.state.lock();
+        let target = state.append;
+        self.shared.wait_durable(&mut state, target)?;
+        Ok(target)
+    }
+
+    /// Closes the current generation now (even an empty one) and starts the next; returns the
+    /// number of the generation closed. Everything appended before is durable on return.
+    pub fn roll(&self) -> Result<u32, LogError> {
+        let mut state = self.shared.state.lock();
+        let closing = state.append.generation;
+        state.append = LogPosition::new(closing + 1, 0);
+        let target = state.append;
+        self.shared.wait_durable(&mut state, target)?;
+        Ok(closing)
+    }
+
+    /// The checkpoint in force.
+    pub fn checkpoint(&self) -> Checkpoint {
+        self.shared.checkpoint.lock().current()
+    }
+
+    /// Moves the checkpoint forward to `position`, which must be durable.
+    pub fn advance_checkpoint(&self, position: LogPosition) -> Result<(), LogError> {
+        let durable = self.durable_position();
+        if position > durable {
+            return Err(LogError::PositionNotFound {
+                position,
+                reason: format!("beyond the durable end {durable}"),
+            });
+        }
+        let timeline = self.shared.io.lock().header.timeline;
+        self.shared.checkpoint.lock().advance(position, timeline)
+    }
+
+    /// Deletes closed generations below `position`'s generation, never one the checkpoint
+    /// still needs; returns the generations deleted.
+    pub fn truncate_below(&self, position: LogPosition) -> Result<Vec<u32>, LogError> {
+        let shared = &self.shared;
+        let limit = position
+            .generation
+            .min(self.checkpoint().position.generation);
+        let fs = shared.config.file_system.as_ref();
+        let listing = LogDirectory::list(fs, &shared.directory, shared.config.base_name)?;
+        let mut removed = Vec::new();
+        for (&generation, name) in listing.closed.range(..limit) {
+            let path = path_of(&shared.directory, name);
+            fs.remove(&path)
+                .map_err(|e| LogError::io(&path, "remove generation", e))?;
+            removed.push(generation);
+        }
+        if !removed.is_empty() {
+            fs.sync_directory(&shared.directory)
+                .map_err(|e| LogError::io(&shared.directory, "sync directory", e))?;
+        }
+        Ok(removed)
+    }
+
+    /// Writes a clean-stop record, makes everything durable and stops the background thread.
+    pub fn close(mut self) -> Result<(), LogError> {
+        let mut stop = Vec::new();
+        Record::Stop {
+            time_micros: super::now_micros(),
+        }
+        .encode_into(&mut stop);
+        self.append_records(&stop, &[stop.len()], false)?;
+        let result = self.flush().map(|_| ());
+        self.stop_background();
+        result
+    }
+
+    fn stop_background(&mut self) {
+        self.shared.state.lock().closing = true;
+        self.shared.background_wakeup.notify_all();
+        if let Some(handle) = self.background.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Best effort: lazy commits appended before the drop become durable.
+        let _ = self.flush();
+        self.stop_background();
+    }
+}
+
+impl Shared {
+    /// Copies one record into the buffer; returns its position.
+    fn place(&self, state: &mut State, record: &[u8]) -> LogPosition {
+        if state.append.offset as u64 + record.len() as u64 > self.capacity {
+            state.append = LogPosition::new(state.append.generation + 1, 0);
+        }
+        let position = state.append;
+        let contiguous = state.pending.last_mut().filter(|chunk| {
+            chunk.generation == position.generation
+                && chunk.start as usize + chunk.bytes.len() == position.offset as usize
+        });
+        match contiguous {
+            Some(chunk) => chunk.bytes.extend_from_slice(record),
+            None => state.pending.push(Chunk {
+                generation: position.generation,
+                start: position.offset,
+                bytes: record.to_vec(),
+            }),
+        }
+        state.append.offset += record.len() as u32;
+        state.buffered += record.len();
+        self.bytes.fetch_add(record.len() as u64, Ordering::Relaxed);
+        position
+    }
+
+    /// Waits until `length` more bytes fit in the log buffer.
+    fn make_room(&self, state: &mut MutexGuard<'_, State>, length: usize) -> Result<(), LogError> {
+        while state.buffered + length > self.config.buffer_bytes {
+            check_usable(state)?;
+            if state.flushing {
+                self.changed.wait(state);
+            } else {
+                self.lead_flush(state);
+            }
+        }
+        check_usable(state)
+    }
+
+    pub(crate) fn wait_durable(
+        &self,
+        state: &mut MutexGuard<'_, State>,
+        target: LogPosition,
+    ) -> Result<(), LogError> {
+        loop {
+            if state.durable >= target {
+                return Ok(());
+            }
+            check_usable(state)?;
+            if state.flushing {
+                self.changed.wait(state);
+            } else {
+                self.lead_flush(state);
+            }
+        }
+    }
+
+    /// Takes everything buffered, writes and syncs it outside the state lock, and publishes
+    /// the result. Called with the state locked and no flush running.
+    pub(crate) fn lead_flush(&self, state: &mut MutexGuard<'_, State>) {
+        assert!(!state.flushing, "one leader at a time");
+        state.flushing = true;
+        let chunks = std::mem::take(&mut state.pending);
+        let target = state.append;
+        let bytes: usize = chunks.iter().map(|chunk| chunk.bytes.len()).sum();
+        let result = MutexGuard::unlocked(state, || {
+            let mut io = self.io.lock();
+            self.write_chunks(&mut io, &chunks, target.generation)
+        });
+        state.flushing = false;
+        state.buffered -= bytes;
+        match result {
+            Ok(()) => {
+                assert!(target >= state.durable, "durability only moves forward");
+                state.durable = target;
+            }
+            Err(error) => state.poisoned = Some(error.to_string()),
+        }
+        self.changed.notify_all();
+    }
+
+    fn write_chunks(
+        &self,
+        io: &mut GenerationWriter,
+        chunks: &[Chunk],
+        target_generation: u32,
+    ) -> Result<(), LogError> {
+        let mut unsynced = false;
+        for chunk in chunks {
+            while io.header.generation < chunk.generation {
+                self.roll(io)?;
+            }
+            assert_eq!(io.stream_end(), chunk.start as u64, "chunks are contiguous");
+            io.write(&chunk.bytes)?;
+            unsynced = true;
+        }
+        if unsynced {
+            io.sync()?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+        while io.header.generation < target_generation {
+            self.roll(io)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the current generation and installs the next (see `roll.rs` for the steps).
+    fn roll(&self, io: &mut GenerationWriter) -> Result<(), LogError> {
+        let fs = self.config.file_system.as_ref();
+        let base = self.config.base_name;
+        io.finish()?;
+        let digest = io.digest()?;
+        let previous = io.header;
+        let prepared = match self.prepared.lock().take() {
+            Some(file) => file,
+            None => prepare_next(fs, &self.directory, base, previous.generation_bytes as u64)?,
+        };
+        let header = GenerationHeader {
+            generation: previous.generation + 1,
+            created_micros: super::now_micros().max(previous.created_micros + 1),
+            previous_created_micros: previous.created_micros,
+            previous_digest: digest,
+            ..previous
+        };
+        let prepared_path = path_of(&self.directory, &base.prepared());
+        write_header(prepared.as_ref(), &prepared_path, &header)?;
+        install(fs, &self.directory, base, Some(previous.generation))?;
+        *io = GenerationWriter::new(io.path.clone(), prepared, header, Vec::new(), None, 0, 0);
+        self.syncs.fetch_add(2, Ordering::Relaxed);
+        self.rolls.fetch_add(1, Ordering::Relaxed);
+        self.background_wakeup.notify_all();
+        Ok(())
+    }
+
+    /// Prepares the next generation file if none is ready.
+    pub(crate) fn prepare_if_needed(&self) -> Result<(), LogError> {
+        let mut prepared = self.prepared.lock();
+        if prepared.is_none() {
+            let fs = self.config.file_system.as_ref();
+            let size = self.io.lock().header.generation_bytes as u64;
+            *prepared = Some(prepare_next(
+                fs,
+                &self.directory,
+                self.config.base_name,
+                size,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Whether the current generation holds a durable commit and nothing was appended for
+    /// the idle interval.
+    pub(crate) fn idle_roll_due(&self, state: &State) -> bool {
+        let Some(interval) = self.config.idle_roll_interval else {
+            return false;
+        };
+        let commit = state.last_commit;
+        commit.generation == state.append.generation
+            && commit.offset > 0
+            && state.durable >= commit
+            && state.last_append.elapsed() >= interval
+    }
+}
+
+fn check_usable(state: &State) -> Result<(), LogError> {
+    if let Some(reason) = &state.poisoned {
+        return Err(LogError::Poisoned(reason.clone()));
+    }
+    Ok(())
+}

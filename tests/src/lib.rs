@@ -1,0 +1,1 @@
+//! Shared helpers of BlueJet's end-to-end tests.

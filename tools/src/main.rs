@@ -1,0 +1,4 @@
+//! The `bluejet` command line.
+fn main() {
+    println!("bluejet: under construction");
+}

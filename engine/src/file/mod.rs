@@ -24,8 +24,8 @@ pub trait FileHandle: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// Sets the file length (not durable until the next `sync_data`).
     fn set_len(&self, length: u64) -> io::Result<()>;
-    /// The current length of the file.
-    fn len(&self) -> io::Result<u64>;
+    /// The current size of the file in bytes.
+    fn size(&self) -> io::Result<u64>;
 
     /// Reads exactly `buffer.len()` bytes at `offset`, failing with `UnexpectedEof` otherwise.
     fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {

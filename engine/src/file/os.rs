@@ -26,7 +26,7 @@ impl FileHandle for OsFile {
     fn set_len(&self, length: u64) -> io::Result<()> {
         self.0.set_len(length)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }

@@ -318,7 +318,7 @@ impl FileHandle for SimulatedFile {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         let mut state = self.state.lock();
         Ok(state.inode(self.epoch, self.inode)?.written.len() as u64)
     }

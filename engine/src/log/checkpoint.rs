@@ -161,7 +161,7 @@ pub fn read(fs: &dyn FileSystem, path: &Path) -> Result<CheckpointRead, LogError
         .open(path, OpenMode::Read)
         .map_err(|e| LogError::io(path, "open checkpoint", e))?;
     let length = file
-        .len()
+        .size()
         .map_err(|e| LogError::io(path, "stat checkpoint", e))?;
     let length = length.min(CHECKPOINT_FILE_BYTES as u64) as usize;
     let mut image = vec![0u8; length];
@@ -178,22 +178,30 @@ pub struct CheckpointFile {
 }
 
 impl CheckpointFile {
-    /// Creates a new checkpoint file durably (file and directory entry).
+    /// Creates a new checkpoint file durably: written under a temporary name, synced, renamed
+    /// into place and the directory synced, so `E00.chk` never exists without valid copies.
     pub fn create(
         fs: &dyn FileSystem,
         path: &Path,
         checkpoint: Checkpoint,
     ) -> Result<Self, LogError> {
+        let temporary = path.with_extension("chk.new");
+        if fs.exists(&temporary) {
+            fs.remove(&temporary)
+                .map_err(|e| LogError::io(&temporary, "remove old checkpoint draft", e))?;
+        }
         let file = fs
-            .open(path, OpenMode::CreateNew)
-            .map_err(|e| LogError::io(path, "create checkpoint", e))?;
+            .open(&temporary, OpenMode::CreateNew)
+            .map_err(|e| LogError::io(&temporary, "create checkpoint", e))?;
         let mut image = vec![0u8; CHECKPOINT_FILE_BYTES];
         image[..CHECKPOINT_COPY_BYTES].copy_from_slice(&checkpoint.encode(0));
         let second = CHECKPOINT_COPY_STRIDE..CHECKPOINT_COPY_STRIDE + CHECKPOINT_COPY_BYTES;
         image[second].copy_from_slice(&checkpoint.encode(1));
         file.write_at(&image, 0)
             .and_then(|()| file.sync_data())
-            .map_err(|e| LogError::io(path, "write checkpoint", e))?;
+            .map_err(|e| LogError::io(&temporary, "write checkpoint", e))?;
+        fs.rename(&temporary, path)
+            .map_err(|e| LogError::io(path, "rename checkpoint into place", e))?;
         let directory = path.parent().unwrap_or(Path::new("."));
         fs.sync_directory(directory)
             .map_err(|e| LogError::io(directory, "sync directory", e))?;

@@ -74,7 +74,9 @@ impl LogConfig {
     /// Checks every value against its bounds.
     pub fn validate(&self) -> Result<(), LogError> {
         let size = self.generation_bytes;
-        if !(MIN_GENERATION_BYTES..=MAX_GENERATION_BYTES).contains(&size) || size % 4096 != 0 {
+        if !(MIN_GENERATION_BYTES..=MAX_GENERATION_BYTES).contains(&size)
+            || !size.is_multiple_of(4096)
+        {
             return Err(LogError::InvalidConfig(format!(
                 "generation size {size} must be a multiple of 4096 from {MIN_GENERATION_BYTES} to {MAX_GENERATION_BYTES}"
             )));

@@ -72,7 +72,7 @@ pub fn read_image(
     let file = fs
         .open(path, OpenMode::Read)
         .map_err(|e| LogError::io(path, "open", e))?;
-    let length = file.len().map_err(|e| LogError::io(path, "stat", e))?;
+    let length = file.size().map_err(|e| LogError::io(path, "stat", e))?;
     if length > limit {
         return Err(LogError::WrongSize {
             path: path.to_owned(),

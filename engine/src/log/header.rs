@@ -192,8 +192,9 @@ impl GenerationHeader {
             return Err(HeaderProblem::BadField("segment size"));
         }
         let size = self.generation_bytes as u64;
-        let aligned = size % self.segment_bytes as u64 == 0;
-        if !aligned || size < super::MIN_GENERATION_BYTES || size > super::MAX_GENERATION_BYTES {
+        let aligned = size.is_multiple_of(self.segment_bytes as u64);
+        let in_range = (super::MIN_GENERATION_BYTES..=super::MAX_GENERATION_BYTES).contains(&size);
+        if !aligned || !in_range {
             return Err(HeaderProblem::BadField("generation size"));
         }
         if !self.base_name.iter().all(u8::is_ascii_alphanumeric) {

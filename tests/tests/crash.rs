@@ -1,0 +1,199 @@
+//! Crash safety of the log on a simulated disk that drops, tears and reorders unsynced writes.
+//!
+//! Each case runs a deterministic workload (commits of mail-sized values, durable and lazy,
+//! explicit rolls, rolls when a generation fills) and cuts it at one operation: from there on
+//! every disk operation fails, then the disk crashes with a seed that decides, sector by
+//! sector, which unsynced writes survive, and which directory operations. The log is
+//! reopened and must hold every acknowledged commit intact and no transaction partly; it is
+//! then written again and reopened again, which must also hold.
+
+use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
+use bluejet_engine::log::{Durability, Log, LogConfig};
+use bluejet_tests::{recover, value_for, Puts};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+const DIRECTORY: &str = "/sim/logs";
+
+fn config(fs: &SimulatedFileSystem) -> LogConfig {
+    LogConfig {
+        generation_bytes: 128 << 10,
+        buffer_bytes: 64 << 10,
+        background: false,
+        idle_roll_interval: None,
+        file_system: Arc::new(fs.clone()),
+        ..LogConfig::default()
+    }
+}
+
+/// What the workload had acknowledged when it stopped.
+struct Acknowledged {
+    /// Durable transactions: id -> puts.
+    durable: BTreeMap<u64, Puts>,
+    /// Every transaction attempted: id -> puts (the only content allowed to appear).
+    attempted: BTreeMap<u64, Puts>,
+}
+
+/// Runs `transactions` commits; stops quietly at the first error (the injected crash).
+fn workload(
+    fs: &SimulatedFileSystem,
+    seed: u64,
+    transactions: u64,
+    acknowledged: &mut Acknowledged,
+) {
+    let mut random = Pcg64::seed_from_u64(seed ^ 0x5EED);
+    let Ok(log) = Log::open(Path::new(DIRECTORY), config(fs)) else {
+        return;
+    };
+    let mut lazy: Vec<(u64, bluejet_engine::log::LogPosition)> = Vec::new();
+    for index in 0..transactions {
+        let mut transaction = log.transaction();
+        let id = transaction.id();
+        let parts = random.random_range(1..=3u64);
+        let mut puts = Vec::new();
+        for part in 0..parts {
+            let length = random.random_range(10..6000usize);
+            let key = format!("mailbox-{}/{index}-{part}", index % 7).into_bytes();
+            let value = value_for(id, part, length);
+            transaction.put("messages", &key, &value);
+            puts.push(("messages".to_string(), key, value));
+        }
+        acknowledged.attempted.insert(id, puts.clone());
+        let durability = if random.random_bool(0.25) {
+            Durability::Lazy
+        } else {
+            Durability::Durable
+        };
+        let Ok(commit) = transaction.commit(durability) else {
+            return;
+        };
+        match durability {
+            Durability::Durable => {
+                acknowledged.durable.insert(id, puts);
+            }
+            Durability::Lazy => lazy.push((id, commit.end)),
+        }
+        // A lazy commit counts once a later flush has made it durable.
+        let durable = log.durable_position();
+        lazy.retain(|(id, end)| {
+            let done = *end <= durable;
+            if done {
+                acknowledged
+                    .durable
+                    .insert(*id, acknowledged.attempted[id].clone());
+            }
+            !done
+        });
+        if random.random_bool(0.05) && log.roll().is_err() {
+            return;
+        }
+    }
+    if log.close().is_ok() {
+        for (id, _) in lazy {
+            acknowledged
+                .durable
+                .insert(id, acknowledged.attempted[&id].clone());
+        }
+    }
+}
+
+fn check(fs: &SimulatedFileSystem, acknowledged: &Acknowledged, context: &str) {
+    let recovered = recover(Path::new(DIRECTORY), config(fs))
+        .unwrap_or_else(|error| panic!("{context}: reading the log back failed: {error}"));
+    for (id, puts) in &acknowledged.durable {
+        let found = recovered.committed.get(id);
+        assert_eq!(
+            found,
+            Some(puts),
+            "{context}: acknowledged transaction {id} lost or changed"
+        );
+    }
+    for (id, puts) in &recovered.committed {
+        let expected = acknowledged.attempted.get(id);
+        assert_eq!(
+            expected,
+            Some(puts),
+            "{context}: transaction {id} appears with wrong content"
+        );
+    }
+}
+
+/// One crash case: run, cut at operation `cut`, crash with `seed`, reopen, check, write more,
+/// crash cleanly, reopen, check again.
+fn crash_case(seed: u64, cut: u64) {
+    let fs = SimulatedFileSystem::new();
+    let mut acknowledged = Acknowledged {
+        durable: BTreeMap::new(),
+        attempted: BTreeMap::new(),
+    };
+    fs.fail_at(cut, FaultMode::Persistent);
+    workload(&fs, seed, 60, &mut acknowledged);
+    fs.crash(seed);
+    let context = format!("seed {seed} cut {cut}");
+    let log = Log::open(Path::new(DIRECTORY), config(&fs))
+        .unwrap_or_else(|error| panic!("{context}: reopen failed: {error}"));
+    drop(log);
+    check(&fs, &acknowledged, &context);
+
+    // Appending after recovery must never land after garbage.
+    workload(&fs, seed + 1_000_000, 15, &mut acknowledged);
+    fs.crash(seed + 7);
+    Log::open(Path::new(DIRECTORY), config(&fs))
+        .unwrap_or_else(|error| panic!("{context}: second reopen failed: {error}"));
+    check(
+        &fs,
+        &acknowledged,
+        &format!("{context}, after writing again"),
+    );
+}
+
+/// Operations of a full, uncut run of the workload.
+fn operations_of_full_run(seed: u64) -> u64 {
+    let fs = SimulatedFileSystem::new();
+    let mut acknowledged = Acknowledged {
+        durable: BTreeMap::new(),
+        attempted: BTreeMap::new(),
+    };
+    workload(&fs, seed, 60, &mut acknowledged);
+    assert_eq!(
+        acknowledged.durable.len(),
+        60,
+        "an uncut run acknowledges everything"
+    );
+    fs.operations()
+}
+
+fn run_crash_points(first_seed: u64, count: u64) {
+    let total = operations_of_full_run(first_seed);
+    for seed in first_seed..first_seed + count {
+        let cut = 1 + (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7) % (total + 10);
+        crash_case(seed, cut);
+    }
+}
+
+#[test]
+fn a_thousand_crash_points_lose_no_acknowledged_commit() {
+    run_crash_points(0, 1000);
+}
+
+#[test]
+#[ignore = "long: 20,000 crash points; run with --ignored"]
+fn twenty_thousand_crash_points() {
+    run_crash_points(1_000_000, 20_000);
+}
+
+#[test]
+fn a_crash_with_nothing_lost_leaves_everything() {
+    let fs = SimulatedFileSystem::new();
+    let mut acknowledged = Acknowledged {
+        durable: BTreeMap::new(),
+        attempted: BTreeMap::new(),
+    };
+    workload(&fs, 42, 60, &mut acknowledged);
+    fs.crash_clean();
+    check(&fs, &acknowledged, "clean crash");
+    assert_eq!(acknowledged.durable.len(), 60);
+}

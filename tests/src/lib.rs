@@ -69,9 +69,15 @@ pub fn recover(directory: &Path, config: LogConfig) -> Result<Recovered, LogErro
             Some(Record::Rollback { transaction }) => {
                 open.remove(&transaction);
             }
+            // A new writer session: whatever was open before it can never commit.
+            Some(Record::Start { .. }) => {
+                recovered
+                    .uncommitted
+                    .extend(std::mem::take(&mut open).into_keys());
+            }
             _ => {}
         }
     }
-    recovered.uncommitted = open.into_keys().collect();
+    recovered.uncommitted.extend(open.into_keys());
     Ok(recovered)
 }

@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     directory: PathBuf,
     signature: StreamSignature,
     capacity: u64,
+    /// Size of every generation file of this stream (fixed when the stream was created).
+    generation_bytes: u64,
     pub(crate) state: Mutex<State>,
     /// Wakes committers waiting for durability or buffer space.
     changed: Condvar,
@@ -116,6 +118,7 @@ impl Log {
             directory: directory.to_owned(),
             signature: header.signature,
             capacity,
+            generation_bytes: header.generation_bytes as u64,
             state: Mutex::new(state),
             changed: Condvar::new(),
             background_wakeup: Condvar::new(),
@@ -448,7 +451,7 @@ impl Shared {
         let previous = io.header;
         let prepared = match self.prepared.lock().take() {
             Some(file) => file,
-            None => prepare_next(fs, &self.directory, base, previous.generation_bytes as u64)?,
+            None => prepare_next(fs, &self.directory, base, self.generation_bytes)?,
         };
         let header = GenerationHeader {
             generation: previous.generation + 1,
@@ -472,7 +475,8 @@ impl Shared {
         let mut prepared = self.prepared.lock();
         if prepared.is_none() {
             let fs = self.config.file_system.as_ref();
-            let size = self.io.lock().header.generation_bytes as u64;
+            // Not read from `self.io`: a roll holds that lock while it waits for `prepared`.
+            let size = self.generation_bytes;
             *prepared = Some(prepare_next(
                 fs,
                 &self.directory,

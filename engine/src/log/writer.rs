@@ -396,6 +396,11 @@ impl Shared {
     /// the result. Called with the state locked and no flush running.
     pub(crate) fn lead_flush(&self, state: &mut MutexGuard<'_, State>) {
         assert!(!state.flushing, "one leader at a time");
+        // After a failure the writer's position is unknown: nothing more may be written.
+        if state.poisoned.is_some() {
+            self.changed.notify_all();
+            return;
+        }
         state.flushing = true;
         let chunks = std::mem::take(&mut state.pending);
         let target = state.append;
@@ -449,7 +454,10 @@ impl Shared {
         io.finish()?;
         let digest = io.digest()?;
         let previous = io.header;
-        let prepared = match self.prepared.lock().take() {
+        // Held until the prepared file is renamed: the background preparer must not create a
+        // new `E00tmp.log` (removing this one) while this roll still uses the name.
+        let mut prepared_slot = self.prepared.lock();
+        let prepared = match prepared_slot.take() {
             Some(file) => file,
             None => prepare_next(fs, &self.directory, base, self.generation_bytes)?,
         };
@@ -463,6 +471,7 @@ impl Shared {
         let prepared_path = path_of(&self.directory, &base.prepared());
         write_header(prepared.as_ref(), &prepared_path, &header)?;
         install(fs, &self.directory, base, Some(previous.generation))?;
+        drop(prepared_slot);
         *io = GenerationWriter::new(io.path.clone(), prepared, header, Vec::new(), None, 0, 0);
         self.syncs.fetch_add(2, Ordering::Relaxed);
         self.rolls.fetch_add(1, Ordering::Relaxed);

@@ -342,3 +342,27 @@ fn every_failed_operation_is_reported_and_recovered_from() {
         }
     }
 }
+
+#[test]
+fn a_stream_keeps_its_generation_size_when_reopened_with_another() {
+    let fs = SimulatedFileSystem::new();
+    let log = Log::open(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
+    commit(&log, 0, 100);
+    log.close().unwrap();
+    let bigger = LogConfig {
+        generation_bytes: 1 << 20,
+        ..sim_config(&fs)
+    };
+    let log = Log::open(Path::new(DIRECTORY), bigger).unwrap();
+    assert_eq!(log.current_header().generation_bytes, 128 << 10);
+    let mut transaction = log.transaction();
+    transaction.put("t", b"k", &vec![1u8; 200 << 10]);
+    let error = transaction.commit(Durability::Durable).unwrap_err();
+    assert!(matches!(error, LogError::RecordTooLarge { .. }), "{error}");
+    for index in 1..60 {
+        commit(&log, index, 5000);
+    }
+    log.close().unwrap();
+    let recovered = recover(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
+    assert_eq!(recovered.committed.len(), 60);
+}

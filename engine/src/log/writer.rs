@@ -214,7 +214,8 @@ impl Log {
         boundaries: &[usize],
         is_commit: bool,
     ) -> Result<(LogPosition, LogPosition), LogError> {
-        let limit = self.shared.config.max_record_bytes();
+        // The stream's own generation size counts, which may differ from the config's.
+        let limit = (self.shared.capacity as usize).min(self.shared.config.buffer_bytes);
         let mut start = 0;
         let mut begin = None;
         let mut state = self.shared.state.lock();

@@ -29,6 +29,16 @@ impl FileHandle for OsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    fn allocate(&self, length: u64) -> io::Result<()> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        match fallocate(&self.0, FallocateFlags::empty(), 0, length) {
+            Ok(()) => Ok(()),
+            // A file system without fallocate still gets the size; space is then taken as
+            // the log is written.
+            Err(rustix::io::Errno::OPNOTSUPP) => self.0.set_len(length),
+            Err(errno) => Err(errno.into()),
+        }
+    }
 }
 
 impl FileSystem for OsFileSystem {

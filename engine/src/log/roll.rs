@@ -7,7 +7,7 @@
 //! 3. the header of the next generation is written into the prepared `E00tmp.log`; sync;
 //! 4. rename `E00.log` to `E00` + 8 hex digits `.log`, rename `E00tmp.log` to `E00.log`;
 //!    sync the directory;
-//! 5. a new `E00tmp.log` is prepared (zero-filled to the full size, synced, directory synced),
+//! 5. a new `E00tmp.log` is prepared (allocated to the full size, synced, directory synced),
 //!    in the background when the background thread runs.
 
 use super::directory::path_of;
@@ -19,7 +19,8 @@ use crate::file::{FileHandle, FileSystem, OpenMode};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Creates a zero-filled `E00tmp.log` of the generation size, durably. An old one is removed.
+/// Creates an allocated `E00tmp.log` of the generation size (reading as zeros), durably. An
+/// old one is removed.
 pub(crate) fn prepare_next(
     fs: &dyn FileSystem,
     directory: &Path,
@@ -34,16 +35,10 @@ pub(crate) fn prepare_next(
     let file = fs
         .open(&path, OpenMode::CreateNew)
         .map_err(|e| LogError::io(&path, "create prepared log", e))?;
-    // Writing zeros (rather than a sparse set_len) allocates the blocks now, so a later
-    // fdatasync of an append does not also have to allocate.
-    let chunk = vec![0u8; (1 << 20).min(generation_bytes as usize)];
-    let mut offset = 0u64;
-    while offset < generation_bytes {
-        let length = chunk.len().min((generation_bytes - offset) as usize);
-        file.write_at(&chunk[..length], offset)
-            .map_err(|e| LogError::io(&path, "fill prepared log", e))?;
-        offset += length as u64;
-    }
+    // Allocated, not sparse: the space is reserved now, so a full disk shows here, in the
+    // background, rather than in the middle of a generation.
+    file.allocate(generation_bytes)
+        .map_err(|e| LogError::io(&path, "allocate prepared log", e))?;
     file.sync_data()
         .map_err(|e| LogError::io(&path, "sync prepared log", e))?;
     fs.sync_directory(directory)

@@ -9,7 +9,9 @@
 //!   8  u32  crc32c of bytes 0..8 followed by the payload
 //!  12  [length] payload
 //! ```
-//! Payloads of the kinds below are bincode (fixed-width integers, little-endian). A reader
+//! Payloads of the kinds below are bincode (fixed-width integers, little-endian; byte strings
+//! go through `serde_bytes`, which encodes them exactly as bincode encodes a `Vec<u8>`, a u64
+//! length and the bytes, but copies them whole instead of byte by byte). A reader
 //! that meets a kind it does not know skips it by its length.
 
 use serde::{Deserialize, Serialize};
@@ -68,8 +70,10 @@ pub enum Record {
         /// The table name.
         table: String,
         /// The key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         /// The value.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// Remove `key` from `table`.
@@ -79,6 +83,7 @@ pub enum Record {
         /// The table name.
         table: String,
         /// The key.
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
     },
     /// Create a table.

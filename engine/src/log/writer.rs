@@ -232,6 +232,11 @@ impl Log {
             begin.get_or_insert(position);
             start = end;
         }
+        // Past half the buffer, the background thread flushes while appenders go on filling
+        // the other half.
+        if state.buffered > self.shared.config.buffer_bytes / 2 && !state.flushing {
+            self.shared.background_wakeup.notify_one();
+        }
         let end = state.append;
         if is_commit {
             state.last_commit = end;

@@ -46,9 +46,12 @@ impl LogDirectory {
     }
 
     /// Ranges of generations missing between the lowest and highest closed generation, and
-    /// up to `current` when given.
+    /// up to `current` when given (closed names at or past `current` are misnamed files,
+    /// reported as such, and do not count here).
     pub fn missing_ranges(&self, current: Option<u32>) -> Vec<(u32, u32)> {
-        let mut numbers: Vec<u32> = self.closed.keys().copied().collect();
+        let below_current =
+            |generation: &&u32| current.is_none_or(|current| **generation < current);
+        let mut numbers: Vec<u32> = self.closed.keys().filter(below_current).copied().collect();
         if let Some(current) = current {
             numbers.push(current);
         }

@@ -175,30 +175,45 @@ impl GenerationWriter {
 }
 
 impl GenerationWriter {
-    /// After reopening: makes the partial block durable in a shadow other than the one it was
-    /// read from, then zeroes every home segment from the partial block on and the other
-    /// shadow, so nothing stale or torn lies past the end of the log. Two syncs, in that order:
-    /// a crash between them leaves the new shadow, with the highest flush sequence, in force.
+    /// After reopening: clears everything past the end of the log and makes the partial block
+    /// durable in a fresh shadow, in three synced steps, each leaving a file that reopens to
+    /// the same end:
+    /// 1. zero the home segments after the partial block (and both shadows if there is no
+    ///    partial block): nothing there was ever acknowledged;
+    /// 2. write the partial block to the shadow it was not read from, with a flush sequence
+    ///    above any in the file, so it wins over every other copy;
+    /// 3. zero the partial block's home segment and the other shadow, both superseded.
     pub fn resume(&mut self, image: &[u8]) -> Result<(), LogError> {
-        if !self.tail.is_empty() {
-            self.flush_sequence += 1;
-            let tail = std::mem::take(&mut self.tail);
-            self.write_shadow(&tail)?;
-            self.tail = tail;
-            self.sync()?;
+        let capacity = home_capacity(self.header.generation_bytes as u64);
+        let shadows = shadow_slots(self.header.generation_bytes as u64);
+        let partial = !self.tail.is_empty();
+        let first_clear = self.tail_block + 1 + u32::from(partial);
+        let mut past_end: Vec<u32> = (first_clear..=capacity).collect();
+        if !partial {
+            past_end.extend(shadows);
         }
+        self.zero_slots(image, &past_end)?;
+        if !partial {
+            return Ok(());
+        }
+        self.flush_sequence += 1;
+        let tail = std::mem::take(&mut self.tail);
+        self.write_shadow(&tail)?;
+        self.tail = tail;
+        self.sync()?;
+        let written = self.last_shadow;
+        let superseded = shadows.into_iter().filter(|&slot| Some(slot) != written);
+        let superseded: Vec<u32> = std::iter::once(self.tail_block + 1)
+            .chain(superseded)
+            .collect();
+        self.zero_slots(image, &superseded)
+    }
+
+    /// Zeroes the slots among `slots` that are not already zero in `image`, then syncs.
+    fn zero_slots(&mut self, image: &[u8], slots: &[u32]) -> Result<(), LogError> {
         let zero = vec![0u8; SEGMENT_BYTES];
         let mut wrote = false;
-        let capacity = home_capacity(self.header.generation_bytes as u64);
-        let keep = if self.tail.is_empty() {
-            None
-        } else {
-            self.last_shadow
-        };
-        let homes = self.tail_block + 1..=capacity;
-        let shadows = shadow_slots(self.header.generation_bytes as u64);
-        let slots = homes.chain(shadows.into_iter().filter(|&slot| Some(slot) != keep));
-        for slot in slots {
+        for &slot in slots {
             let start = slot as usize * SEGMENT_BYTES;
             let stale = image
                 .get(start..start + SEGMENT_BYTES)

@@ -160,16 +160,22 @@ fn check_link(
         MAX_GENERATION_BYTES,
     )?;
     let previous = read_header(&last_path, &image)?;
-    super::verify::check_chain(current_path, current, &previous, crc32c::crc32c(&image))?;
-    if current.generation != last + 1 {
+    if previous.generation != last {
+        return Err(LogError::NameMismatch {
+            path: last_path,
+            named: last,
+            inside: previous.generation,
+        });
+    }
+    if current.generation > last + 1 {
         return Err(LogError::MissingGenerations {
             directory: directory.to_owned(),
             first: last + 1,
-            last: current.generation.saturating_sub(1),
+            last: current.generation - 1,
             next: current.generation,
         });
     }
-    Ok(())
+    super::verify::check_chain(current_path, current, &previous, crc32c::crc32c(&image))
 }
 
 fn open_checkpoint(

@@ -38,7 +38,7 @@ pub struct GenerationScan {
     pub tail_note: Option<String>,
     /// Where the last block came from.
     pub tail_source: TailSource,
-    /// The highest flush sequence of any valid segment.
+    /// The highest flush sequence of any valid segment in the file.
     pub max_flush_sequence: u64,
     /// Valid home segments.
     pub home_segments: u32,
@@ -132,14 +132,26 @@ pub fn scan(path: &Path, image: &[u8], mode: ScanMode) -> Result<GenerationScan,
     }
     let shadows = read_shadows(&context)?;
     let mut walk = walk_blocks(&context, &shadows)?;
-    check_after_end(&context, &walk)?;
+    let newest = valid_segments(&context)
+        .iter()
+        .map(|(_, header)| header.flush_sequence)
+        .max()
+        .unwrap_or(0);
+    match mode {
+        ScanMode::Closed => check_closed_end(&context, &walk)?,
+        ScanMode::Current => check_current_damage(&context, &walk, newest)?,
+    }
     let (torn_bytes, note) = cut_at_last_record(&context, &mut walk.stream)?;
+    let damage_note = walk
+        .damage
+        .as_ref()
+        .map(|(block, reason)| format!("segment {}: {reason}", block + 1));
     Ok(GenerationScan {
         header,
         torn_bytes,
-        tail_note: note.or(walk.break_note),
+        tail_note: note.or(damage_note),
         tail_source: walk.tail_source,
-        max_flush_sequence: walk.max_sequence,
+        max_flush_sequence: newest,
         home_segments: walk.homes,
         home_capacity: home_capacity(expected),
         digest: crc32c::crc32c(image),
@@ -176,14 +188,12 @@ fn read_shadows<'a>(context: &'a Context<'_>) -> Result<Vec<Shadow<'a>>, LogErro
 
 struct Walk {
     stream: Vec<u8>,
-    /// The first block with no valid data (or the capacity).
+    /// Blocks walked: the stream holds blocks `0..end_block` (the last maybe partly).
     end_block: u32,
     homes: u32,
-    max_sequence: u64,
     tail_source: TailSource,
-    break_note: Option<String>,
-    /// The home slot that ended the walk was damaged (not empty).
-    damaged_break: Option<String>,
+    /// The damaged home segment (block, reason) met where the walk ended, if any.
+    damage: Option<(u32, String)>,
 }
 
 fn walk_blocks(context: &Context<'_>, shadows: &[Shadow<'_>]) -> Result<Walk, LogError> {
@@ -192,47 +202,33 @@ fn walk_blocks(context: &Context<'_>, shadows: &[Shadow<'_>]) -> Result<Walk, Lo
         stream: Vec::new(),
         end_block: capacity,
         homes: 0,
-        max_sequence: shadows
-            .iter()
-            .map(|s| s.1.flush_sequence)
-            .max()
-            .unwrap_or(0),
         tail_source: TailSource::Nothing,
-        break_note: None,
-        damaged_break: None,
+        damage: None,
     };
     let mut last_sequence = 0;
     for block in 0..capacity {
-        let slot = block + 1;
-        let home = match context.slot(slot) {
-            SegmentRead::Valid(header, payload) => {
-                match check_home(&header, block, last_sequence) {
-                    Ok(()) => Some((header, payload)),
-                    Err(reason) => {
-                        walk.damaged_break = Some(reason);
-                        None
-                    }
-                }
-            }
-            SegmentRead::Empty => None,
-            SegmentRead::Invalid(reason) => {
-                walk.damaged_break = Some(reason);
-                None
-            }
-        };
+        let home = read_home(context, block, last_sequence);
         // A closed generation carries all of its data in home segments; shadows there are
         // superseded copies and never supply data.
         let shadow = shadows
             .iter()
             .filter(|candidate| candidate.1.block == block && context.mode == ScanMode::Current)
             .max_by_key(|candidate| candidate.1.flush_sequence);
+        let home = match home {
+            Ok(home) => home,
+            Err(reason) if context.mode == ScanMode::Closed => {
+                return Err(context.bad(block + 1, reason));
+            }
+            Err(reason) => {
+                walk.damage = Some((block, reason));
+                None
+            }
+        };
         match (home, shadow) {
             (Some((header, payload)), shadow)
                 if shadow.is_none_or(|s| s.1.flush_sequence < header.flush_sequence) =>
             {
-                walk.damaged_break = None;
                 walk.homes += 1;
-                walk.max_sequence = walk.max_sequence.max(header.flush_sequence);
                 last_sequence = header.flush_sequence;
                 walk.stream.extend_from_slice(payload);
                 walk.tail_source = TailSource::Home;
@@ -242,7 +238,6 @@ fn walk_blocks(context: &Context<'_>, shadows: &[Shadow<'_>]) -> Result<Walk, Lo
                 }
             }
             (_, Some(&(shadow_slot, _, payload))) => {
-                walk.damaged_break = None;
                 walk.stream.extend_from_slice(payload);
                 walk.tail_source = TailSource::Shadow(shadow_slot);
                 walk.end_block = block + 1;
@@ -250,15 +245,28 @@ fn walk_blocks(context: &Context<'_>, shadows: &[Shadow<'_>]) -> Result<Walk, Lo
             }
             (None, None) => {
                 walk.end_block = block;
-                if let Some(reason) = &walk.damaged_break {
-                    walk.break_note = Some(format!("segment {slot}: {reason}"));
-                }
                 return Ok(walk);
             }
             (Some(_), None) => unreachable!("covered by the first arm"),
         }
     }
     Ok(walk)
+}
+
+/// The home segment of `block`: `Ok(None)` if empty, `Err` with the reason if damaged.
+fn read_home<'a>(
+    context: &'a Context<'_>,
+    block: u32,
+    last_sequence: u64,
+) -> Result<Option<(segment::SegmentHeader, &'a [u8])>, String> {
+    match context.slot(block + 1) {
+        SegmentRead::Valid(header, payload) => {
+            check_home(&header, block, last_sequence)?;
+            Ok(Some((header, payload)))
+        }
+        SegmentRead::Empty => Ok(None),
+        SegmentRead::Invalid(reason) => Err(reason),
+    }
 }
 
 fn check_home(
@@ -284,43 +292,53 @@ fn check_home(
     Ok(())
 }
 
-/// Checks the home slots after the end of the stream.
-fn check_after_end(context: &Context<'_>, walk: &Walk) -> Result<(), LogError> {
+/// Every valid segment after the header, home or shadow: (slot, header).
+fn valid_segments(context: &Context<'_>) -> Vec<(u32, segment::SegmentHeader)> {
+    let slots = (context.header.generation_bytes as usize / SEGMENT_BYTES) as u32;
+    (1..slots)
+        .filter_map(|slot| match context.slot(slot) {
+            SegmentRead::Valid(header, _) => Some((slot, header)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Closed generation: every home segment after the end of the stream is empty.
+fn check_closed_end(context: &Context<'_>, walk: &Walk) -> Result<(), LogError> {
     let capacity = home_capacity(context.header.generation_bytes as u64);
-    if let (ScanMode::Closed, Some(reason)) = (context.mode, &walk.damaged_break) {
-        return Err(context.bad(walk.end_block + 1, reason.clone()));
-    }
-    for block in walk.end_block..capacity {
-        let slot = block + 1;
-        let read = context.slot(slot);
-        match (context.mode, read) {
-            (_, SegmentRead::Empty) => {}
-            (ScanMode::Closed, SegmentRead::Valid(..)) => {
+    for slot in walk.end_block + 1..=capacity {
+        match context.slot(slot) {
+            SegmentRead::Empty => {}
+            SegmentRead::Valid(..) => {
                 return Err(context.bad(slot, "data after the end of the generation"));
             }
-            (ScanMode::Closed, SegmentRead::Invalid(reason)) => {
-                return Err(context.bad(slot, reason));
-            }
-            // In the current generation, segments of the last flush may survive a torn write
-            // before them; a segment of an older flush after the end means durable data was
-            // damaged, which must not be mistaken for a torn tail.
-            (ScanMode::Current, SegmentRead::Valid(header, _)) => {
-                let damaged = walk.damaged_break.is_some();
-                if damaged && header.flush_sequence < walk.max_sequence && block > walk.end_block {
-                    let reason = walk.damaged_break.clone().unwrap_or_default();
-                    return Err(context.bad(
-                        walk.end_block + 1,
-                        format!(
-                            "{reason}; later segment {slot} holds durable data of flush {}",
-                            header.flush_sequence
-                        ),
-                    ));
-                }
-            }
-            (ScanMode::Current, SegmentRead::Invalid(_)) => {}
+            SegmentRead::Invalid(reason) => return Err(context.bad(slot, reason)),
         }
     }
     Ok(())
+}
+
+/// Current generation: the walk ended at a damaged home segment. That is a torn tail only if
+/// nothing after it was written by an earlier flush than the newest: a valid segment (home or
+/// shadow) of a later block from an older flush proves the damaged block was complete and
+/// durable before, so it is damage and must not be cut off as a tail.
+fn check_current_damage(context: &Context<'_>, walk: &Walk, newest: u64) -> Result<(), LogError> {
+    let Some((block, reason)) = &walk.damage else {
+        return Ok(());
+    };
+    let evidence = valid_segments(context)
+        .into_iter()
+        .find(|(_, header)| header.block > *block && header.flush_sequence < newest);
+    match evidence {
+        None => Ok(()),
+        Some((slot, header)) => Err(context.bad(
+            block + 1,
+            format!(
+                "{reason}; segment {slot} holds block {} of the earlier flush {}, so this block was durable",
+                header.block, header.flush_sequence
+            ),
+        )),
+    }
 }
 
 /// Cuts the stream after its last complete record; returns the bytes cut and why.

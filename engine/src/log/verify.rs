@@ -3,9 +3,10 @@
 use super::directory::{path_of, read_image, LogDirectory};
 use super::record::{kind, read_record};
 use super::scan::{scan, GenerationScan, ScanMode};
-use super::{BaseName, GenerationHeader, MAX_GENERATION_BYTES};
+use super::{BaseName, GenerationHeader, StreamSignature, MAX_GENERATION_BYTES};
 use crate::error::LogError;
 use crate::file::FileSystem;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Checks that `header` (of the file at `path`) chains to `previous`, whose file has `digest`.
@@ -118,19 +119,15 @@ pub fn verify_directory(
     if listing.current {
         files.push((None, path_of(directory, &base.current())));
     }
+    let mut check = Check {
+        signature: stream_signature(fs, directory, base, &files),
+        links: BTreeMap::new(),
+    };
     let mut report = VerifyReport::default();
-    let mut previous: Option<(GenerationHeader, u32)> = None;
     let total = files.len();
     for (index, (named, path)) in files.into_iter().enumerate() {
-        let mode = if named.is_some() {
-            ScanMode::Closed
-        } else {
-            ScanMode::Current
-        };
-        let outcome = verify_file(fs, &path, named, mode, previous.as_ref());
-        let (entry, problems, link) = outcome;
+        let (entry, problems) = check.file(fs, &path, named);
         report.problems.extend(problems);
-        previous = link;
         report.generations.push(entry);
         progress(index + 1, total);
     }
@@ -151,72 +148,124 @@ pub fn verify_directory(
     Ok(report)
 }
 
-type Verified = (
-    GenerationReport,
-    Vec<LogError>,
-    Option<(GenerationHeader, u32)>,
-);
-
-fn verify_file(
+/// The signature of the stream in the directory: the checkpoint's, else the current
+/// generation's, else the oldest generation's. Files with another one are foreign.
+fn stream_signature(
     fs: &dyn FileSystem,
-    path: &Path,
-    named: Option<u32>,
-    mode: ScanMode,
-    previous: Option<&(GenerationHeader, u32)>,
-) -> Verified {
-    let mut entry = GenerationReport {
-        generation: named.unwrap_or(0),
-        path: path.to_owned(),
-        header: None,
-        stream_bytes: 0,
-        records: 0,
-        commits: 0,
-        segments_used: 0,
-        segments_total: 0,
-        torn_bytes: 0,
-        digest: None,
-        current: named.is_none(),
-    };
-    let mut problems = Vec::new();
-    let image = match read_image(fs, path, MAX_GENERATION_BYTES) {
-        Ok((_, image)) => image,
-        Err(error) => return (entry, vec![error], None),
-    };
-    let scanned = match scan(path, &image, mode) {
-        Ok(scanned) => scanned,
-        Err(error) => {
-            // Even a damaged file may have a readable header, which names it in reports.
-            entry.header = GenerationHeader::decode(&image).ok();
-            if let Some(header) = entry.header {
-                entry.generation = named.unwrap_or(header.generation);
-            }
-            return (entry, vec![error], None);
-        }
-    };
-    fill_entry(&mut entry, &scanned);
-    let header = scanned.header;
-    if let Some(named) = named.filter(|&named| named != header.generation) {
-        problems.push(LogError::NameMismatch {
-            path: path.to_owned(),
-            named,
-            inside: header.generation,
-        });
+    directory: &Path,
+    base: BaseName,
+    files: &[(Option<u32>, PathBuf)],
+) -> Option<StreamSignature> {
+    let checkpoint = path_of(directory, &base.checkpoint());
+    if let Ok(read) = super::checkpoint::read(fs, &checkpoint) {
+        return Some(read.checkpoint.signature);
     }
-    if let Some((previous, digest)) = previous {
-        if previous.generation + 1 == header.generation {
-            if let Err(error) = check_chain(path, &header, previous, *digest) {
-                problems.push(error);
+    let header_of = |path: &PathBuf| {
+        let (_, image) = read_image(fs, path, MAX_GENERATION_BYTES).ok()?;
+        GenerationHeader::decode(&image)
+            .ok()
+            .map(|header| header.signature)
+    };
+    let current = files.iter().rev().find(|(named, _)| named.is_none());
+    current
+        .and_then(|(_, path)| header_of(path))
+        .or_else(|| files.iter().find_map(|(_, path)| header_of(path)))
+}
+
+/// Verification state: the stream's signature and the verified generations that later ones
+/// chain to (only files of this stream whose names match their headers).
+struct Check {
+    signature: Option<StreamSignature>,
+    links: BTreeMap<u32, (GenerationHeader, u32)>,
+}
+
+impl Check {
+    fn file(
+        &mut self,
+        fs: &dyn FileSystem,
+        path: &Path,
+        named: Option<u32>,
+    ) -> (GenerationReport, Vec<LogError>) {
+        let mode = if named.is_some() {
+            ScanMode::Closed
+        } else {
+            ScanMode::Current
+        };
+        let mut entry = GenerationReport::new(path, named);
+        let image = match read_image(fs, path, MAX_GENERATION_BYTES) {
+            Ok((_, image)) => image,
+            Err(error) => return (entry, vec![error]),
+        };
+        let scanned = match scan(path, &image, mode) {
+            Ok(scanned) => scanned,
+            Err(error) => {
+                // Even a damaged file may have a readable header, which names it in reports.
+                entry.header = GenerationHeader::decode(&image).ok();
+                if let Some(header) = entry.header {
+                    entry.generation = named.unwrap_or(header.generation);
+                }
+                return (entry, vec![error]);
             }
-        } else if previous.signature != header.signature {
-            problems.push(LogError::ForeignGeneration {
+        };
+        fill_entry(&mut entry, &scanned);
+        let problem = self.link(path, named, &scanned);
+        (entry, problem.into_iter().collect())
+    }
+
+    /// Checks the file's stream, name and chain; a file that passes becomes a link.
+    fn link(
+        &mut self,
+        path: &Path,
+        named: Option<u32>,
+        scanned: &GenerationScan,
+    ) -> Option<LogError> {
+        let header = scanned.header;
+        let expected = self.signature.unwrap_or(header.signature);
+        if header.signature != expected {
+            return Some(LogError::ForeignGeneration {
                 path: path.to_owned(),
                 generation: header.generation,
-                expected: previous.signature,
+                expected,
                 found: header.signature,
             });
         }
+        if let Some(named) = named.filter(|&named| named != header.generation) {
+            return Some(LogError::NameMismatch {
+                path: path.to_owned(),
+                named,
+                inside: header.generation,
+            });
+        }
+        let previous = header
+            .generation
+            .checked_sub(1)
+            .and_then(|g| self.links.get(&g));
+        let broken = previous
+            .and_then(|(previous, digest)| check_chain(path, &header, previous, *digest).err());
+        // A broken link is between this generation and the one before; this one still
+        // anchors the next.
+        self.links
+            .insert(header.generation, (header, scanned.digest));
+        broken
     }
-    (entry, problems, Some((header, scanned.digest)))
+}
+
+impl GenerationReport {
+    fn new(path: &Path, named: Option<u32>) -> Self {
+        Self {
+            generation: named.unwrap_or(0),
+            path: path.to_owned(),
+            header: None,
+            stream_bytes: 0,
+            records: 0,
+            commits: 0,
+            segments_used: 0,
+            segments_total: 0,
+            torn_bytes: 0,
+            digest: None,
+            current: named.is_none(),
+        }
+    }
 }
 
 fn fill_entry(entry: &mut GenerationReport, scanned: &GenerationScan) {

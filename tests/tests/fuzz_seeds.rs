@@ -1,0 +1,306 @@
+//! The fuzz seed corpus, run in ordinary CI: every `fuzz/corpus/<target>/seed-*` file goes
+//! through the same checks as the fuzz target `<target>` (the checks are `fuzz/src/lib.rs`,
+//! included here as a module). No seed may panic; a seed named `seed-valid-*` must decode and
+//! every other seed must not.
+//!
+//! `cargo test -p bluejet-tests --test fuzz_seeds -- --ignored regenerate_seeds` writes the
+//! seeds anew from a real log (random stream signature and times, so the bytes change).
+
+#[path = "../../fuzz/src/lib.rs"]
+mod checks;
+
+use bluejet_engine::log::record::{frame_into, kind};
+use bluejet_engine::log::scan::{self, ScanMode, TailSource};
+use bluejet_engine::log::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
+use bluejet_engine::log::{Durability, Log, LogConfig, Record};
+use std::path::{Path, PathBuf};
+
+const TARGETS: [&str; 5] = [
+    "generation_header",
+    "segment",
+    "record",
+    "generation_scan",
+    "checkpoint",
+];
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus")
+}
+
+/// The seed files of `target`, sorted by name.
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let directory = corpus().join(target);
+    let mut found: Vec<(String, Vec<u8>)> = std::fs::read_dir(&directory)
+        .unwrap_or_else(|error| panic!("{}: {error}", directory.display()))
+        .map(|entry| entry.expect("directory entry"))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("seed-"))
+        .map(|name| {
+            let data = std::fs::read(directory.join(&name)).expect("read seed");
+            (name, data)
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn every_seed_runs_through_its_target() {
+    let mut total_bytes = 0;
+    for target in TARGETS {
+        let seeds = seeds(target);
+        let valid = seeds
+            .iter()
+            .filter(|s| s.0.starts_with("seed-valid-"))
+            .count();
+        assert!(valid >= 1, "{target}: no valid seed");
+        assert!(seeds.len() > valid, "{target}: no damaged seed");
+        for (name, data) in &seeds {
+            total_bytes += data.len();
+            let expect_valid = name.starts_with("seed-valid-");
+            let decoded = match target {
+                "generation_header" => checks::generation_header(data),
+                "segment" => checks::segment(data),
+                "record" => checks::record_stream(data),
+                "checkpoint" => checks::checkpoint_file(data),
+                "generation_scan" => {
+                    let outcome = checks::generation_scan(data);
+                    if name.starts_with("seed-valid-closed") {
+                        // A closed generation also reads as the current one would: it is
+                        // what `E00.log` held just before the roll renamed it.
+                        assert!(outcome.current, "{target}/{name}: {outcome:?}");
+                        outcome.closed
+                    } else if name.starts_with("seed-valid-current") {
+                        outcome.current
+                    } else {
+                        // Damaged seeds are damaged closed generations; read as the current
+                        // generation, some of that damage passes for a torn tail.
+                        outcome.closed
+                    }
+                }
+                other => unreachable!("{other}"),
+            };
+            assert_eq!(decoded, expect_valid, "{target}/{name}");
+        }
+    }
+    assert!(total_bytes < 3 << 20, "seed corpus is {total_bytes} bytes");
+}
+
+fn flip(bytes: &[u8], bit: usize) -> Vec<u8> {
+    let mut damaged = bytes.to_vec();
+    damaged[bit / 8] ^= 1 << (bit % 8);
+    damaged
+}
+
+fn keyed(generation: u32, slot: u32, segment: &[u8]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(8 + segment.len());
+    input.extend_from_slice(&generation.to_le_bytes());
+    input.extend_from_slice(&slot.to_le_bytes());
+    input.extend_from_slice(segment);
+    input
+}
+
+fn slot_of(image: &[u8], slot: u32) -> &[u8] {
+    let start = slot as usize * SEGMENT_BYTES;
+    &image[start..start + SEGMENT_BYTES]
+}
+
+/// Writes the seed corpus from a real log. Ignored: run it by hand after a format change.
+#[test]
+#[ignore = "writes fuzz/corpus; run by hand after a format change"]
+fn regenerate_seeds() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let config = LogConfig {
+        generation_bytes: 128 << 10,
+        background: false,
+        idle_roll_interval: None,
+        ..LogConfig::default()
+    };
+    let log = Log::open(directory.path(), config).expect("open");
+    // Generation 1 fills up and rolls by itself; generation 2 is closed early by a roll.
+    let mut index = 0u64;
+    while log.current_generation() == 1 {
+        let mut transaction = log.transaction();
+        transaction.put("messages", format!("m{index}").as_bytes(), &[b'x'; 3000]);
+        transaction.commit(Durability::Durable).expect("commit");
+        index += 1;
+    }
+    for round in 0..3u64 {
+        let mut transaction = log.transaction();
+        transaction.create_table("folders");
+        transaction.put("folders", b"inbox", &round.to_le_bytes());
+        transaction.delete("messages", b"m0");
+        transaction.drop_table("old");
+        transaction.commit(Durability::Durable).expect("commit");
+        let mut transaction = log.transaction();
+        transaction.put("messages", b"never", b"committed");
+        transaction.abort().expect("abort");
+    }
+    let mut transaction = log.transaction();
+    transaction.put("messages", b"long", &[b'y'; 6000]);
+    transaction.commit(Durability::Durable).expect("commit");
+    assert_eq!(log.roll().expect("roll"), 2);
+    let mut transaction = log.transaction();
+    transaction.put("messages", b"tail", b"in a shadow");
+    transaction.commit(Durability::Durable).expect("commit");
+    log.close().expect("close");
+
+    let read = |name: &str| std::fs::read(directory.path().join(name)).expect(name);
+    let first = read("E0000000001.log");
+    let second = read("E0000000002.log");
+    let current = read("E00.log");
+    let checkpoint = read("E00.chk");
+
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let folder = corpus().join(target);
+        std::fs::create_dir_all(&folder).expect("corpus folder");
+        std::fs::write(folder.join(format!("seed-{name}")), data).expect("write seed");
+    };
+
+    write("generation_header", "valid-first", &first[..128]);
+    write("generation_header", "valid-chained", &second[..128]);
+    write(
+        "generation_header",
+        "valid-with-trailing-bytes",
+        &second[..256],
+    );
+    write(
+        "generation_header",
+        "damaged-bit-flip",
+        &flip(&first[..128], 8 * 50 + 3),
+    );
+    write("generation_header", "damaged-short", &first[..100]);
+    write("generation_header", "damaged-all-zero", &[0; 128]);
+    write(
+        "generation_header",
+        "damaged-checkpoint-copy",
+        &checkpoint[..128],
+    );
+
+    let path = Path::new("seed.log");
+    let second_scan = scan::scan(path, &second, ScanMode::Closed).expect("scan");
+    let last_slot = (second_scan.stream.len() as u32 - 1) / PAYLOAD_BYTES as u32 + 1;
+    let current_scan = scan::scan(path, &current, ScanMode::Current).expect("scan");
+    let TailSource::Shadow(shadow) = current_scan.tail_source else {
+        panic!("E00.log ends in a shadow: {:?}", current_scan.tail_source);
+    };
+    write("segment", "valid-home", &keyed(1, 1, slot_of(&first, 1)));
+    write(
+        "segment",
+        "valid-partial",
+        &keyed(2, last_slot, slot_of(&second, last_slot)),
+    );
+    write(
+        "segment",
+        "valid-shadow",
+        &keyed(3, shadow, slot_of(&current, shadow)),
+    );
+    write(
+        "segment",
+        "damaged-wrong-slot",
+        &keyed(1, 2, slot_of(&first, 1)),
+    );
+    write(
+        "segment",
+        "damaged-wrong-generation",
+        &keyed(2, 1, slot_of(&first, 1)),
+    );
+    write(
+        "segment",
+        "damaged-bit-flip",
+        &keyed(1, 1, &flip(slot_of(&first, 1), 9000)),
+    );
+    write(
+        "segment",
+        "damaged-past-used",
+        &keyed(2, last_slot, &flip(slot_of(&second, last_slot), 8 * 4000)),
+    );
+    write(
+        "segment",
+        "damaged-short",
+        &keyed(1, 1, &slot_of(&first, 1)[..100]),
+    );
+    write("segment", "empty", &keyed(1, 1, &[0; SEGMENT_BYTES]));
+
+    let mut stream = Vec::new();
+    let mut offset = 0;
+    while offset < 2000 {
+        let raw = bluejet_engine::log::read_record(&second_scan.stream[offset..]).expect("record");
+        offset += raw.encoded_len();
+    }
+    stream.extend_from_slice(&second_scan.stream[..offset]);
+    write("record", "valid-stream", &stream);
+    let mut kinds = Vec::new();
+    let every_kind = [
+        Record::Start { time_micros: 1 },
+        Record::Begin { transaction: 2 },
+        Record::CreateTable {
+            transaction: 2,
+            table: "t".into(),
+        },
+        Record::Put {
+            transaction: 2,
+            table: "t".into(),
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        },
+        Record::Delete {
+            transaction: 2,
+            table: "t".into(),
+            key: b"k".to_vec(),
+        },
+        Record::DropTable {
+            transaction: 2,
+            table: "t".into(),
+        },
+        Record::Commit {
+            transaction: 2,
+            time_micros: 3,
+        },
+        Record::Begin { transaction: 4 },
+        Record::Rollback { transaction: 4 },
+        Record::Stop { time_micros: 5 },
+    ];
+    for record in &every_kind {
+        record.encode_into(&mut kinds);
+    }
+    frame_into(&mut kinds, 200, b"a kind from the future");
+    write("record", "valid-every-kind", &kinds);
+    write("record", "damaged-torn", &kinds[..kinds.len() - 5]);
+    write("record", "damaged-checksum", &flip(&kinds, 8 * 20));
+    let mut lying = Vec::new();
+    frame_into(&mut lying, kind::PUT, &[0xFF; 40]);
+    write("record", "damaged-payload", &lying);
+    let mut zero_kind = kinds.clone();
+    zero_kind[0] = 0;
+    write("record", "damaged-kind-zero", &zero_kind);
+
+    write("generation_scan", "valid-closed-full", &first);
+    write("generation_scan", "valid-closed-rolled", &second);
+    write("generation_scan", "valid-current", &current);
+    write(
+        "generation_scan",
+        "damaged-segment",
+        &flip(&second, 8 * (SEGMENT_BYTES + 100)),
+    );
+    write(
+        "generation_scan",
+        "damaged-truncated",
+        &first[..2 * SEGMENT_BYTES],
+    );
+
+    write("checkpoint", "valid-both", &checkpoint);
+    write(
+        "checkpoint",
+        "valid-copy-1-only",
+        &flip(&checkpoint, 8 * 30),
+    );
+    let both = flip(&flip(&checkpoint, 8 * 30), 8 * (4096 + 30));
+    write("checkpoint", "damaged-both", &both);
+    write("checkpoint", "damaged-short", &checkpoint[..100]);
+    write(
+        "checkpoint",
+        "damaged-log-header",
+        &first[..2 * SEGMENT_BYTES],
+    );
+}

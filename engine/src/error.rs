@@ -174,6 +174,7 @@ impl LogError {
                 | LogError::InvalidConfig(_)
                 | LogError::RecordTooLarge { .. }
                 | LogError::CheckpointBackwards { .. }
+                | LogError::PositionNotFound { .. }
         )
     }
 

@@ -82,3 +82,21 @@ fn a_torn_tail_is_cut_and_cleared_and_appending_goes_on() {
     let recovered = recover(Path::new(DIRECTORY), config(&fs)).unwrap();
     assert_eq!(recovered.committed.len(), 15);
 }
+
+#[test]
+fn an_unreadable_current_header_stops_the_reader_with_an_error() {
+    let fs = SimulatedFileSystem::new();
+    write_commits(&fs, 3);
+    let log = Log::open(Path::new(DIRECTORY), config(&fs)).unwrap();
+    log.roll().unwrap();
+    log.close().unwrap();
+    let path = Path::new(DIRECTORY).join("E00.log");
+    let mut image = fs.read_file(&path).unwrap();
+    image[20] ^= 1;
+    fs.write_file_durably(&path, &image);
+    let error = recover(Path::new(DIRECTORY), config(&fs)).unwrap_err();
+    assert!(
+        matches!(error, LogError::UnreadableHeader { .. }),
+        "{error}"
+    );
+}

@@ -21,6 +21,8 @@ pub struct LogRecord {
     pub kind: u8,
     /// The payload.
     pub payload: Vec<u8>,
+    /// The file the record was read from.
+    pub path: Arc<PathBuf>,
 }
 
 impl LogRecord {
@@ -31,7 +33,7 @@ impl LogRecord {
             payload: &self.payload,
         };
         raw.decode().map_err(|problem| LogError::BadRecord {
-            path: PathBuf::new(),
+            path: self.path.as_ref().clone(),
             position: self.position,
             reason: problem.to_string(),
         })
@@ -107,6 +109,7 @@ impl LogReader {
             stream: Vec::new(),
             offset: 0,
             loaded: None,
+            path: Arc::new(PathBuf::new()),
             previous: None,
             current: self.current_generation(),
             failed: false,
@@ -121,6 +124,7 @@ pub struct RecordIterator<'a> {
     stream: Vec<u8>,
     offset: usize,
     loaded: Option<u32>,
+    path: Arc<PathBuf>,
     previous: Option<(GenerationHeader, u32)>,
     current: Option<u32>,
     failed: bool,
@@ -155,10 +159,17 @@ impl RecordIterator<'_> {
         self.previous = Some((scanned.header, scanned.digest));
         self.stream = scanned.stream;
         self.loaded = Some(generation);
+        self.path = Arc::new(path);
         Ok(true)
     }
 
     fn missing(&self, generation: u32) -> Result<bool, LogError> {
+        // An `E00.log` whose header cannot be read is not the end of the log: it is damage.
+        if self.reader.listing.current && self.current.is_none() {
+            let path = path_of(&self.reader.directory, &self.reader.base.current());
+            let (_, image) = read_image(self.reader.fs.as_ref(), &path, MAX_GENERATION_BYTES)?;
+            super::scan::read_header(&path, &image)?;
+        }
         let later = self
             .reader
             .listing
@@ -228,7 +239,7 @@ impl RecordIterator<'_> {
         // Scanning already framed every record of the stream; this cannot fail.
         let raw =
             read_record(&self.stream[self.offset..]).map_err(|problem| LogError::BadRecord {
-                path: PathBuf::new(),
+                path: self.path.as_ref().clone(),
                 position,
                 reason: problem.to_string(),
             })?;
@@ -240,6 +251,7 @@ impl RecordIterator<'_> {
             end,
             kind: raw.kind,
             payload: raw.payload.to_vec(),
+            path: Arc::clone(&self.path),
         })
     }
 }

@@ -1,0 +1,152 @@
+//! `bluejet checkpoint dump PATH` (alias `bluejet mk PATH`): both copies of a checkpoint file.
+
+use crate::exit::{ToolError, Verdict};
+use crate::output;
+use crate::records::position_json;
+use bluejet_engine::log::checkpoint::{CHECKPOINT_COPY_STRIDE, CHECKPOINT_FILE_BYTES};
+use bluejet_engine::log::directory::path_of;
+use bluejet_engine::log::header::{FILE_TYPE_LOG, FILE_TYPE_OFFSET, MAGIC};
+use bluejet_engine::log::{checkpoint, BaseName, Checkpoint, CopyState};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// Dumps the checkpoint at `path`, or `E00.chk` (after `base`) in the directory `path`.
+///
+/// One damaged copy is reported but is not damage: a torn update leaves exactly that, and the
+/// other copy is in force. Both copies damaged is damage (exit 1). The file is decoded with
+/// the engine's `checkpoint::decode_file`, as `checkpoint::read` does.
+pub fn run(path: &Path, base: BaseName, json: bool) -> Result<Verdict, ToolError> {
+    let file: PathBuf = if path.is_dir() {
+        path_of(path, &base.checkpoint())
+    } else {
+        path.to_owned()
+    };
+    if !file.exists() {
+        return Err(ToolError::Failure(format!(
+            "{}: no such checkpoint file",
+            file.display()
+        )));
+    }
+    let image = read_prefix(&file)?;
+    if image.len() > FILE_TYPE_OFFSET
+        && image[4..12] == MAGIC
+        && image[FILE_TYPE_OFFSET] == FILE_TYPE_LOG
+    {
+        return Err(ToolError::Usage(format!(
+            "{} is a log generation; use `bluejet log dump`",
+            file.display()
+        )));
+    }
+    let (checkpoint, copies, problem) = match checkpoint::decode_file(&file, &image) {
+        Ok(read) => (Some(read.checkpoint), read.copies, None),
+        Err(error) => {
+            // Both copies are damaged: still say why, copy by copy.
+            let copy = |index: u8| {
+                let start = index as usize * CHECKPOINT_COPY_STRIDE;
+                match Checkpoint::decode(image.get(start..).unwrap_or(&[]), index) {
+                    Ok(copy) => CopyState::Valid(copy),
+                    Err(reason) => CopyState::Damaged(reason),
+                }
+            };
+            (None, [copy(0), copy(1)], Some(error.to_string()))
+        }
+    };
+    let in_force = copies
+        .iter()
+        .position(|state| matches!(state, CopyState::Valid(copy) if Some(*copy) == checkpoint));
+    if json {
+        let copies: Vec<Value> = copies
+            .iter()
+            .enumerate()
+            .map(|(index, state)| copy_json(index, state, in_force == Some(index)))
+            .collect();
+        output::print_json(&json!({
+            "kind": "checkpoint",
+            "path": file.display().to_string(),
+            "checkpoint": checkpoint.as_ref().map(checkpoint_json),
+            "copies": copies,
+            "problems": problem.iter().collect::<Vec<_>>(),
+            "passed": problem.is_none(),
+        }));
+    } else {
+        crate::out!("checkpoint file: {}", file.display());
+        if let Some(checkpoint) = &checkpoint {
+            print_checkpoint(checkpoint);
+        }
+        for (index, state) in copies.iter().enumerate() {
+            crate::out!("{}", copy_text(index, state, in_force == Some(index)));
+        }
+        if let Some(problem) = &problem {
+            crate::out!("problem: {problem}");
+        }
+    }
+    Ok(Verdict::from_problems(usize::from(problem.is_some())))
+}
+
+/// The first [`CHECKPOINT_FILE_BYTES`] of the file (all that a checkpoint uses).
+fn read_prefix(path: &Path) -> Result<Vec<u8>, ToolError> {
+    use std::io::Read;
+    let failed = |error: std::io::Error| ToolError::Failure(format!("{}: {error}", path.display()));
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let mut image = Vec::with_capacity(CHECKPOINT_FILE_BYTES);
+    file.take(CHECKPOINT_FILE_BYTES as u64)
+        .read_to_end(&mut image)
+        .map_err(failed)?;
+    Ok(image)
+}
+
+fn print_checkpoint(checkpoint: &Checkpoint) {
+    crate::out!("  {:<12} {}", "position", checkpoint.position);
+    crate::out!(
+        "  {:<12} {}",
+        "signature",
+        output::signature(&checkpoint.signature)
+    );
+    crate::out!("  {:<12} {}", "timeline", checkpoint.timeline);
+    crate::out!("  {:<12} {}", "sequence", checkpoint.sequence);
+    crate::out!(
+        "  {:<12} {} ({})",
+        "updated",
+        output::time(checkpoint.updated_micros),
+        checkpoint.updated_micros
+    );
+}
+
+fn copy_text(index: usize, state: &CopyState, in_force: bool) -> String {
+    match state {
+        CopyState::Valid(copy) => format!(
+            "copy {index}: valid, sequence {}, position {}{}",
+            copy.sequence,
+            copy.position,
+            if in_force { " (in force)" } else { "" }
+        ),
+        CopyState::Damaged(reason) => format!("copy {index}: damaged: {reason}"),
+    }
+}
+
+fn checkpoint_json(checkpoint: &Checkpoint) -> Value {
+    json!({
+        "position": position_json(checkpoint.position),
+        "signature": output::signature_json(&checkpoint.signature),
+        "timeline": checkpoint.timeline,
+        "sequence": checkpoint.sequence,
+        "updated_micros": checkpoint.updated_micros,
+        "updated": output::time(checkpoint.updated_micros),
+    })
+}
+
+fn copy_json(index: usize, state: &CopyState, in_force: bool) -> Value {
+    match state {
+        CopyState::Valid(copy) => json!({
+            "copy": index,
+            "state": "valid",
+            "in_force": in_force,
+            "checkpoint": checkpoint_json(copy),
+        }),
+        CopyState::Damaged(reason) => json!({
+            "copy": index,
+            "state": "damaged",
+            "reason": reason,
+        }),
+    }
+}

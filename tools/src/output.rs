@@ -1,0 +1,149 @@
+//! Formatting shared by the commands: times, sizes, byte strings, signatures and JSON.
+
+use bluejet_engine::log::StreamSignature;
+use serde_json::Value;
+
+/// Like `println!`, but a closed stdout (`bluejet ... | head`) ends the process quietly
+/// instead of panicking.
+#[macro_export]
+macro_rules! out {
+    ($($argument:tt)*) => {
+        $crate::output::write_line(&format!($($argument)*))
+    };
+}
+
+/// Writes one line on stdout; exits quietly (code 3) if stdout is closed.
+pub fn write_line(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(crate::exit::FAILURE));
+        }
+        eprintln!("bluejet: stdout: {error}");
+        std::process::exit(i32::from(crate::exit::FAILURE));
+    }
+}
+
+/// Prints one JSON document on stdout.
+pub fn print_json(document: &Value) {
+    // Serialising a `Value` cannot fail.
+    let text = serde_json::to_string_pretty(document).unwrap_or_default();
+    write_line(&text);
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// µs since the Unix epoch as an ISO 8601 UTC time, e.g. `2026-05-01T12:00:00.000001Z`;
+/// `-` for 0 (a field that is not set).
+pub fn time(micros: u64) -> String {
+    if micros == 0 {
+        return "-".into();
+    }
+    let seconds = micros / 1_000_000;
+    let fraction = micros % 1_000_000;
+    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+    let in_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{fraction:06}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60
+    )
+}
+
+/// A byte count for people: `512 B`, `3.5 KiB`, `20.1 MiB`.
+pub fn bytes(count: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let value = count as f64;
+    if value < KIB {
+        format!("{count} B")
+    } else if value < KIB * KIB {
+        format!("{:.1} KiB", value / KIB)
+    } else if value < KIB * KIB * KIB {
+        format!("{:.1} MiB", value / KIB / KIB)
+    } else {
+        format!("{:.2} GiB", value / KIB / KIB / KIB)
+    }
+}
+
+/// A byte string as text: printable ASCII as is, anything else escaped, cut to `limit`
+/// characters with `...` after.
+pub fn byte_string(raw: &[u8], limit: usize) -> String {
+    let mut text = String::new();
+    for &byte in raw {
+        if text.len() >= limit {
+            text.push_str("...");
+            break;
+        }
+        match byte {
+            b'\\' => text.push_str("\\\\"),
+            0x20..=0x7e => text.push(byte as char),
+            _ => text.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    text
+}
+
+/// A stream signature as `id@creation-time`.
+pub fn signature(signature: &StreamSignature) -> String {
+    format!("{signature} ({})", time(signature.created_micros))
+}
+
+/// A stream signature as a JSON object.
+pub fn signature_json(signature: &StreamSignature) -> Value {
+    let id: String = signature.id.iter().map(|b| format!("{b:02x}")).collect();
+    serde_json::json!({
+        "id": id,
+        "created_micros": signature.created_micros,
+        "created": time(signature.created_micros),
+    })
+}
+
+/// `n thing` or `n things`.
+pub fn plural(count: u64, singular: &str) -> String {
+    if count == 1 {
+        format!("{count} {singular}")
+    } else {
+        format!("{count} {singular}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc() {
+        assert_eq!(time(1), "1970-01-01T00:00:00.000001Z");
+        assert_eq!(time(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(time(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(time(0), "-");
+    }
+
+    #[test]
+    fn byte_strings_are_escaped_and_cut() {
+        assert_eq!(byte_string(b"ab\x00\\", 10), "ab\\x00\\\\");
+        assert_eq!(byte_string(b"abcdef", 3), "abc...");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes(10), "10 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+    }
+}

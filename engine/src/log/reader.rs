@@ -10,8 +10,9 @@ use crate::file::FileSystem;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// A record read back from the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A record read back from the log. Two records are equal when their positions, kinds and
+/// payloads are: the file they were read from is provenance, not content.
+#[derive(Clone, Debug)]
 pub struct LogRecord {
     /// Where the record starts.
     pub position: LogPosition,
@@ -24,6 +25,15 @@ pub struct LogRecord {
     /// The file the record was read from.
     pub path: Arc<PathBuf>,
 }
+
+impl PartialEq for LogRecord {
+    fn eq(&self, other: &Self) -> bool {
+        (self.position, self.end, self.kind, &self.payload)
+            == (other.position, other.end, other.kind, &other.payload)
+    }
+}
+
+impl Eq for LogRecord {}
 
 impl LogRecord {
     /// Decodes the payload; `Ok(None)` for a kind this build does not know.

@@ -1,1 +1,463 @@
-fn main() {}
+//! BlueJet's log against raw baselines on the same disk, in one run:
+//!
+//! 1. `durable_1_thread/raw_pwrite_fdatasync` (baseline A): one record of a commit's size
+//!    written and synced at a time into a zero-filled file; `.../raw_..._fallocated` is the same
+//!    into a fallocated file (information: BlueJet writes into fallocated generations).
+//! 2. `durable_1_thread/bluejet`: durable commits of a 1 KiB value, one thread (target >= 0.9 A).
+//! 3. `durable_8_threads/raw_group_flush` (baseline B): 8 committers, one flusher thread;
+//!    `.../raw_group_flush_fallocated` is the same into a fallocated file (information).
+//! 4. `durable_8_threads/bluejet`: durable commits from 8 threads (target >= 0.8 B).
+//! 5. `sequential/raw_1MiB_pwrites_one_sync`: disk write bandwidth.
+//! 6. `sequential/bluejet_lazy`: lazy commits, one flush per batch (target >= 0.8 of 5), in
+//!    record bytes appended. `.../bluejet_lazy_16MiB_generations` is the same with 16 MiB
+//!    generations (information: how much of the gap the rolls are).
+//!
+//! `cargo bench -p bluejet-benches` ends with a table of all six figures, their ratios and
+//! the syncs per commit, then the target ratios again from paired rounds (baseline and
+//! BlueJet alternating), which hold up better when other work loads the machine.
+//! `cargo test --benches` runs every benchmark once and skips both.
+
+use bluejet_benches::baseline::{sequential_write, Preallocation, RecordFile};
+use bluejet_benches::data::{noise, VALUE_BYTES};
+use bluejet_benches::group_flush::GroupFlush;
+use bluejet_benches::paired::Comparison;
+use bluejet_benches::scratch::scratch_root;
+use bluejet_benches::tally::Tally;
+use bluejet_benches::workload::Workload;
+use bluejet_engine::log::LogConfig;
+use criterion::{Criterion, Throughput};
+use std::path::Path;
+use std::time::Duration;
+
+/// Committer threads of the concurrent benchmarks.
+const THREADS: u64 = 8;
+/// Writes of the bandwidth baseline.
+const CHUNK_BYTES: usize = 1 << 20;
+/// Region a zero-filled record file wraps around in (written once, before measuring).
+const ZEROED_REGION: u64 = 8 << 20;
+/// Region of a fallocated record file (large enough not to wrap during the run).
+const FALLOCATED_REGION: u64 = 512 << 20;
+/// Generation size of the informational lazy benchmark (the default is 1 MiB).
+const LARGE_GENERATION_BYTES: u64 = 16 << 20;
+
+#[derive(Default)]
+struct Summary {
+    raw_single: Tally,
+    raw_single_fallocated: Tally,
+    bluejet_single: Tally,
+    raw_group: Tally,
+    raw_group_fallocated: Tally,
+    bluejet_group: Tally,
+    raw_bandwidth: Tally,
+    bluejet_lazy: Tally,
+    bluejet_lazy_large: Tally,
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let scratch = tempfile::Builder::new()
+        .prefix("log-")
+        .tempdir_in(scratch_root())
+        .expect("scratch directory");
+    let root = scratch.path();
+    let value = noise(VALUE_BYTES);
+
+    // The bytes BlueJet appends per commit, so the baselines write exactly as much.
+    let probe = Workload::open(&root.join("probe"), value.clone()).expect("open probe log");
+    let commit_bytes = probe.bytes_per_commit().expect("probe commit");
+    probe.close().expect("close probe log");
+    let record = noise(commit_bytes as usize);
+
+    let mut summary = Summary::default();
+    single_thread(&mut criterion, root, &record, &value, &mut summary);
+    concurrent(&mut criterion, root, &record, &value, &mut summary);
+    sequential(&mut criterion, root, commit_bytes, &value, &mut summary);
+    criterion.final_summary();
+
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if arguments.iter().any(|argument| argument == "--bench") {
+        print_summary(root, commit_bytes, &summary);
+        if !filtered(&arguments) {
+            paired(&root.join("paired"), &record, &value);
+        }
+    }
+}
+
+/// Whether the command line names benchmarks to run (a positional argument not following an
+/// option that takes a value): the paired rounds then stay out of the way.
+fn filtered(arguments: &[String]) -> bool {
+    arguments.iter().enumerate().any(|(index, argument)| {
+        let after_option = index > 0
+            && arguments[index - 1].starts_with("--")
+            && arguments[index - 1] != "--bench";
+        !argument.starts_with('-') && !after_option
+    })
+}
+
+/// Rounds of each paired comparison, and the time each side runs per round.
+const ROUNDS: usize = 7;
+const ROUND_TIME: Duration = Duration::from_millis(250);
+
+/// The four target ratios again, baseline and BlueJet taking turns in short rounds (see
+/// `bluejet_benches::paired`): robust to load that other work puts on the machine.
+fn paired(root: &Path, record: &[u8], value: &[u8]) {
+    std::fs::create_dir_all(root).expect("paired directory");
+    println!();
+    println!("Paired rounds ({ROUNDS} x {ROUND_TIME:?} each side, alternating):");
+    let report = |name: &str, unit: &str, scale: f64, target: f64, comparison: Comparison| {
+        let ratios = comparison.ratios();
+        let median = comparison.median_ratio();
+        let verdict = if median >= target { "met" } else { "MISSED" };
+        println!(
+            "{name:<30} base {:>8.1} {unit}  bluejet {:>8.1} {unit}  ratio median {median:.3} \
+             [min {:.3} max {:.3}] (target >= {target}) {verdict}",
+            comparison.median_baseline() / scale,
+            comparison.median_ours() / scale,
+            ratios.first().copied().unwrap_or(0.0),
+            ratios.last().copied().unwrap_or(0.0),
+        );
+    };
+
+    let mut file = RecordFile::create(
+        &root.join("single.raw"),
+        ZEROED_REGION,
+        Preallocation::ZeroFilled,
+    )
+    .expect("create record file");
+    let workload = Workload::open(&root.join("single"), value.to_vec()).expect("open log");
+    let comparison = Comparison::run(
+        ROUNDS,
+        ROUND_TIME,
+        &mut |count| (count, file.run(record, count).expect("raw append")),
+        &mut |count| (count, workload.durable(count).expect("durable commits")),
+    );
+    report("2/1 durable, 1 thread", "c/s", 1.0, 0.9, comparison);
+    workload.tidy().expect("tidy");
+    workload.close().expect("close log");
+    drop(file);
+
+    let file = RecordFile::create(
+        &root.join("group.raw"),
+        ZEROED_REGION,
+        Preallocation::ZeroFilled,
+    )
+    .expect("create record file");
+    let flusher = GroupFlush::start(file);
+    let workload = Workload::open(&root.join("group"), value.to_vec()).expect("open log");
+    let comparison = Comparison::run(
+        ROUNDS,
+        ROUND_TIME,
+        &mut |count| {
+            let elapsed = flusher.run(record, THREADS, count).expect("raw commits");
+            (count, elapsed)
+        },
+        &mut |count| {
+            let elapsed = workload
+                .durable_concurrent(THREADS, count)
+                .expect("durable commits");
+            (count, elapsed)
+        },
+    );
+    report("4/3 durable, 8 threads", "c/s", 1.0, 0.8, comparison);
+    workload.tidy().expect("tidy");
+    workload.close().expect("close log");
+    drop(flusher);
+
+    let chunk = noise(CHUNK_BYTES);
+    let path = root.join("sequential.raw");
+    let workload = Workload::open(&root.join("lazy"), value.to_vec()).expect("open log");
+    let comparison = Comparison::run(
+        ROUNDS,
+        ROUND_TIME,
+        &mut |count| {
+            let elapsed = sequential_write(&path, &chunk, count).expect("sequential write");
+            (count * CHUNK_BYTES as u64, elapsed)
+        },
+        &mut |count| {
+            let before = workload.stats().bytes;
+            let elapsed = workload.lazy_then_flush(count).expect("lazy commits");
+            let bytes = workload.stats().bytes - before;
+            workload.tidy().expect("tidy");
+            (bytes, elapsed)
+        },
+    );
+    report(
+        "6/5 lazy bandwidth",
+        "MiB/s",
+        (1 << 20) as f64,
+        0.8,
+        comparison,
+    );
+    workload.close().expect("close log");
+}
+
+fn single_thread(
+    criterion: &mut Criterion,
+    root: &Path,
+    record: &[u8],
+    value: &[u8],
+    summary: &mut Summary,
+) {
+    let mut group = criterion.benchmark_group("durable_1_thread");
+    group.throughput(Throughput::Elements(1));
+
+    let mut file = RecordFile::create(
+        &root.join("single.raw"),
+        ZEROED_REGION,
+        Preallocation::ZeroFilled,
+    )
+    .expect("create record file");
+    let tally = &mut summary.raw_single;
+    group.bench_function("raw_pwrite_fdatasync", |bencher| {
+        bencher.iter_custom(|count| {
+            let elapsed = file.run(record, count).expect("raw append");
+            tally.add(count, elapsed, count, count);
+            elapsed
+        })
+    });
+    drop(file);
+
+    let mut file = RecordFile::create(
+        &root.join("single-fallocated.raw"),
+        FALLOCATED_REGION,
+        Preallocation::Fallocated,
+    )
+    .expect("create record file");
+    let tally = &mut summary.raw_single_fallocated;
+    group.bench_function("raw_pwrite_fdatasync_fallocated", |bencher| {
+        bencher.iter_custom(|count| {
+            let elapsed = file.run(record, count).expect("raw append");
+            tally.add(count, elapsed, count, count);
+            elapsed
+        })
+    });
+    drop(file);
+
+    let workload = Workload::open(&root.join("single"), value.to_vec()).expect("open log");
+    let tally = &mut summary.bluejet_single;
+    group.bench_function("bluejet", |bencher| {
+        bencher.iter_custom(|count| {
+            let before = workload.stats();
+            let elapsed = workload.durable(count).expect("durable commits");
+            tally.add_log(count, elapsed, before, workload.stats());
+            workload.tidy().expect("tidy");
+            elapsed
+        })
+    });
+    workload.close().expect("close log");
+    group.finish();
+}
+
+fn concurrent(
+    criterion: &mut Criterion,
+    root: &Path,
+    record: &[u8],
+    value: &[u8],
+    summary: &mut Summary,
+) {
+    let mut group = criterion.benchmark_group("durable_8_threads");
+    group.throughput(Throughput::Elements(1));
+
+    let file = RecordFile::create(
+        &root.join("group.raw"),
+        ZEROED_REGION,
+        Preallocation::ZeroFilled,
+    )
+    .expect("create record file");
+    let flusher = GroupFlush::start(file);
+    let tally = &mut summary.raw_group;
+    group.bench_function("raw_group_flush", |bencher| {
+        bencher.iter_custom(|count| {
+            let syncs = flusher.syncs();
+            let elapsed = flusher.run(record, THREADS, count).expect("raw commits");
+            tally.add(count, elapsed, flusher.syncs() - syncs, count);
+            elapsed
+        })
+    });
+    drop(flusher);
+
+    let file = RecordFile::create(
+        &root.join("group-fallocated.raw"),
+        FALLOCATED_REGION,
+        Preallocation::Fallocated,
+    )
+    .expect("create record file");
+    let flusher = GroupFlush::start(file);
+    let tally = &mut summary.raw_group_fallocated;
+    group.bench_function("raw_group_flush_fallocated", |bencher| {
+        bencher.iter_custom(|count| {
+            let syncs = flusher.syncs();
+            let elapsed = flusher.run(record, THREADS, count).expect("raw commits");
+            tally.add(count, elapsed, flusher.syncs() - syncs, count);
+            elapsed
+        })
+    });
+    drop(flusher);
+
+    let workload = Workload::open(&root.join("group"), value.to_vec()).expect("open log");
+    let tally = &mut summary.bluejet_group;
+    group.bench_function("bluejet", |bencher| {
+        bencher.iter_custom(|count| {
+            let before = workload.stats();
+            let elapsed = workload
+                .durable_concurrent(THREADS, count)
+                .expect("durable commits");
+            tally.add_log(count, elapsed, before, workload.stats());
+            workload.tidy().expect("tidy");
+            elapsed
+        })
+    });
+    workload.close().expect("close log");
+    group.finish();
+}
+
+fn sequential(
+    criterion: &mut Criterion,
+    root: &Path,
+    commit_bytes: u64,
+    value: &[u8],
+    summary: &mut Summary,
+) {
+    let mut group = criterion.benchmark_group("sequential");
+
+    let chunk = noise(CHUNK_BYTES);
+    let path = root.join("sequential.raw");
+    let tally = &mut summary.raw_bandwidth;
+    group.throughput(Throughput::Bytes(CHUNK_BYTES as u64));
+    group.bench_function("raw_1MiB_pwrites_one_sync", |bencher| {
+        bencher.iter_custom(|count| {
+            let elapsed = sequential_write(&path, &chunk, count).expect("sequential write");
+            tally.add(count * CHUNK_BYTES as u64, elapsed, 1, 0);
+            elapsed
+        })
+    });
+
+    let workload = Workload::open(&root.join("lazy"), value.to_vec()).expect("open log");
+    let tally = &mut summary.bluejet_lazy;
+    group.throughput(Throughput::Bytes(commit_bytes));
+    group.bench_function("bluejet_lazy", |bencher| {
+        bencher.iter_custom(|count| {
+            let before = workload.stats();
+            let elapsed = workload.lazy_then_flush(count).expect("lazy commits");
+            let after = workload.stats();
+            tally.add_log(after.bytes - before.bytes, elapsed, before, after);
+            workload.tidy().expect("tidy");
+            elapsed
+        })
+    });
+    workload.close().expect("close log");
+
+    // Information only: the same with generations 16 times larger, to show what the rolls cost.
+    let config = LogConfig {
+        generation_bytes: LARGE_GENERATION_BYTES,
+        ..LogConfig::default()
+    };
+    let workload =
+        Workload::open_with(&root.join("lazy-large"), value.to_vec(), config).expect("open log");
+    let tally = &mut summary.bluejet_lazy_large;
+    group.bench_function("bluejet_lazy_16MiB_generations", |bencher| {
+        bencher.iter_custom(|count| {
+            let before = workload.stats();
+            let elapsed = workload.lazy_then_flush(count).expect("lazy commits");
+            let after = workload.stats();
+            tally.add_log(after.bytes - before.bytes, elapsed, before, after);
+            workload.tidy().expect("tidy");
+            elapsed
+        })
+    });
+    workload.close().expect("close log");
+    group.finish();
+}
+
+fn print_summary(root: &Path, commit_bytes: u64, summary: &Summary) {
+    const MIB: f64 = (1 << 20) as f64;
+    let syncs = |tally: &Tally| {
+        tally
+            .syncs_per_commit()
+            .map_or_else(|| "-".to_string(), |value| format!("{value:.3}"))
+    };
+    let rolls = |tally: &Tally| match tally.commits {
+        0 => "-".to_string(),
+        commits => format!("{:.4}", tally.rolls as f64 / commits as f64),
+    };
+    println!();
+    println!(
+        "Summary (all batches incl. warm-up; {commit_bytes} record bytes per commit; files in {})",
+        root.display()
+    );
+    println!(
+        "{:<44} {:>14} {:>12} {:>12}",
+        "benchmark", "rate", "syncs/commit", "rolls/commit"
+    );
+    let rows = [
+        ("1  raw pwrite+fdatasync (zero-filled)", &summary.raw_single),
+        (
+            "1' raw pwrite+fdatasync (fallocated)",
+            &summary.raw_single_fallocated,
+        ),
+        ("2  bluejet durable, 1 thread", &summary.bluejet_single),
+        ("3  raw group flush, 8 threads", &summary.raw_group),
+        (
+            "3' raw group flush, 8 threads (fallocated)",
+            &summary.raw_group_fallocated,
+        ),
+        ("4  bluejet durable, 8 threads", &summary.bluejet_group),
+    ];
+    for (name, tally) in rows {
+        println!(
+            "{name:<44} {:>9.0} c/s {:>12} {:>12}",
+            tally.rate(),
+            syncs(tally),
+            rolls(tally)
+        );
+    }
+    let rows = [
+        ("5  raw 1 MiB pwrites, one sync", &summary.raw_bandwidth),
+        (
+            "6  bluejet lazy, one flush per batch",
+            &summary.bluejet_lazy,
+        ),
+    ];
+    for (name, tally) in rows {
+        println!(
+            "{name:<44} {:>8.1} MiB/s {:>12} {:>12}",
+            tally.rate() / MIB,
+            syncs(tally),
+            rolls(tally)
+        );
+    }
+    let ratio = |name: &str, ours: &Tally, base: &Tally, target: f64| {
+        let value = ours.rate() / base.rate();
+        let verdict = if value >= target { "met" } else { "MISSED" };
+        println!("{name:<44} {value:>6.3} (target >= {target}) {verdict}");
+    };
+    println!();
+    ratio(
+        "2/1  single-thread durable",
+        &summary.bluejet_single,
+        &summary.raw_single,
+        0.9,
+    );
+    ratio(
+        "2/1' single-thread durable vs fallocated",
+        &summary.bluejet_single,
+        &summary.raw_single_fallocated,
+        0.9,
+    );
+    ratio(
+        "4/3  8-thread durable",
+        &summary.bluejet_group,
+        &summary.raw_group,
+        0.8,
+    );
+    ratio(
+        "6/5  lazy bandwidth",
+        &summary.bluejet_lazy,
+        &summary.raw_bandwidth,
+        0.8,
+    );
+}

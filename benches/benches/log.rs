@@ -205,37 +205,26 @@ fn single_thread(
     let mut group = criterion.benchmark_group("durable_1_thread");
     group.throughput(Throughput::Elements(1));
 
-    let mut file = RecordFile::create(
-        &root.join("single.raw"),
-        ZEROED_REGION,
+    let (zeroed, fallocated) = (&mut summary.raw_single, &mut summary.raw_single_fallocated);
+    let path = root.join("single.raw");
+    raw_single(
+        &mut group,
+        "raw_pwrite_fdatasync",
+        &path,
         Preallocation::ZeroFilled,
-    )
-    .expect("create record file");
-    let tally = &mut summary.raw_single;
-    group.bench_function("raw_pwrite_fdatasync", |bencher| {
-        bencher.iter_custom(|count| {
-            let elapsed = file.run(record, count).expect("raw append");
-            tally.add(count, elapsed, count, count);
-            elapsed
-        })
-    });
-    drop(file);
-
-    let mut file = RecordFile::create(
-        &root.join("single-fallocated.raw"),
-        FALLOCATED_REGION,
+        record,
+        zeroed,
+    );
+    let path = root.join("single-fallocated.raw");
+    let name = "raw_pwrite_fdatasync_fallocated";
+    raw_single(
+        &mut group,
+        name,
+        &path,
         Preallocation::Fallocated,
-    )
-    .expect("create record file");
-    let tally = &mut summary.raw_single_fallocated;
-    group.bench_function("raw_pwrite_fdatasync_fallocated", |bencher| {
-        bencher.iter_custom(|count| {
-            let elapsed = file.run(record, count).expect("raw append");
-            tally.add(count, elapsed, count, count);
-            elapsed
-        })
-    });
-    drop(file);
+        record,
+        fallocated,
+    );
 
     let workload = Workload::open(&root.join("single"), value.to_vec()).expect("open log");
     let tally = &mut summary.bluejet_single;
@@ -262,41 +251,26 @@ fn concurrent(
     let mut group = criterion.benchmark_group("durable_8_threads");
     group.throughput(Throughput::Elements(1));
 
-    let file = RecordFile::create(
-        &root.join("group.raw"),
-        ZEROED_REGION,
+    let (zeroed, fallocated) = (&mut summary.raw_group, &mut summary.raw_group_fallocated);
+    let path = root.join("group.raw");
+    raw_group(
+        &mut group,
+        "raw_group_flush",
+        &path,
         Preallocation::ZeroFilled,
-    )
-    .expect("create record file");
-    let flusher = GroupFlush::start(file);
-    let tally = &mut summary.raw_group;
-    group.bench_function("raw_group_flush", |bencher| {
-        bencher.iter_custom(|count| {
-            let syncs = flusher.syncs();
-            let elapsed = flusher.run(record, THREADS, count).expect("raw commits");
-            tally.add(count, elapsed, flusher.syncs() - syncs, count);
-            elapsed
-        })
-    });
-    drop(flusher);
-
-    let file = RecordFile::create(
-        &root.join("group-fallocated.raw"),
-        FALLOCATED_REGION,
+        record,
+        zeroed,
+    );
+    let path = root.join("group-fallocated.raw");
+    let name = "raw_group_flush_fallocated";
+    raw_group(
+        &mut group,
+        name,
+        &path,
         Preallocation::Fallocated,
-    )
-    .expect("create record file");
-    let flusher = GroupFlush::start(file);
-    let tally = &mut summary.raw_group_fallocated;
-    group.bench_function("raw_group_flush_fallocated", |bencher| {
-        bencher.iter_custom(|count| {
-            let syncs = flusher.syncs();
-            let elapsed = flusher.run(record, THREADS, count).expect("raw commits");
-            tally.add(count, elapsed, flusher.syncs() - syncs, count);
-            elapsed
-        })
-    });
-    drop(flusher);
+        record,
+        fallocated,
+    );
 
     let workload = Workload::open(&root.join("group"), value.to_vec()).expect("open log");
     let tally = &mut summary.bluejet_group;
@@ -337,19 +311,13 @@ fn sequential(
     });
 
     let workload = Workload::open(&root.join("lazy"), value.to_vec()).expect("open log");
-    let tally = &mut summary.bluejet_lazy;
     group.throughput(Throughput::Bytes(commit_bytes));
-    group.bench_function("bluejet_lazy", |bencher| {
-        bencher.iter_custom(|count| {
-            let before = workload.stats();
-            let elapsed = workload.lazy_then_flush(count).expect("lazy commits");
-            let after = workload.stats();
-            tally.add_log(after.bytes - before.bytes, elapsed, before, after);
-            workload.tidy().expect("tidy");
-            elapsed
-        })
-    });
-    workload.close().expect("close log");
+    lazy(
+        &mut group,
+        "bluejet_lazy",
+        workload,
+        &mut summary.bluejet_lazy,
+    );
 
     // Information only: the same with generations 16 times larger, to show what the rolls cost.
     let config = LogConfig {
@@ -358,8 +326,66 @@ fn sequential(
     };
     let workload =
         Workload::open_with(&root.join("lazy-large"), value.to_vec(), config).expect("open log");
-    let tally = &mut summary.bluejet_lazy_large;
-    group.bench_function("bluejet_lazy_16MiB_generations", |bencher| {
+    let name = "bluejet_lazy_16MiB_generations";
+    lazy(&mut group, name, workload, &mut summary.bluejet_lazy_large);
+    group.finish();
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Baseline A (or its fallocated variant): one record written and synced at a time.
+fn raw_single(
+    group: &mut Group<'_>,
+    name: &str,
+    path: &Path,
+    preallocation: Preallocation,
+    record: &[u8],
+    tally: &mut Tally,
+) {
+    let mut file =
+        RecordFile::create(path, region(preallocation), preallocation).expect("create record file");
+    group.bench_function(name, |bencher| {
+        bencher.iter_custom(|count| {
+            let elapsed = file.run(record, count).expect("raw append");
+            tally.add(count, elapsed, count, count);
+            elapsed
+        })
+    });
+}
+
+/// Baseline B (or its fallocated variant): 8 committers and one flusher thread.
+fn raw_group(
+    group: &mut Group<'_>,
+    name: &str,
+    path: &Path,
+    preallocation: Preallocation,
+    record: &[u8],
+    tally: &mut Tally,
+) {
+    let file =
+        RecordFile::create(path, region(preallocation), preallocation).expect("create record file");
+    let flusher = GroupFlush::start(file);
+    group.bench_function(name, |bencher| {
+        bencher.iter_custom(|count| {
+            let syncs = flusher.syncs();
+            let elapsed = flusher.run(record, THREADS, count).expect("raw commits");
+            tally.add(count, elapsed, flusher.syncs() - syncs, count);
+            elapsed
+        })
+    });
+}
+
+/// The region a record file wraps around in.
+fn region(preallocation: Preallocation) -> u64 {
+    match preallocation {
+        Preallocation::ZeroFilled => ZEROED_REGION,
+        Preallocation::Fallocated => FALLOCATED_REGION,
+    }
+}
+
+/// BlueJet lazy commits, one flush per batch, counted in record bytes.
+fn lazy(group: &mut Group<'_>, name: &str, workload: Workload, tally: &mut Tally) {
+    group.bench_function(name, |bencher| {
         bencher.iter_custom(|count| {
             let before = workload.stats();
             let elapsed = workload.lazy_then_flush(count).expect("lazy commits");
@@ -370,7 +396,6 @@ fn sequential(
         })
     });
     workload.close().expect("close log");
-    group.finish();
 }
 
 fn print_summary(root: &Path, commit_bytes: u64, summary: &Summary) {

@@ -258,6 +258,10 @@ fn records_larger_than_the_buffer_or_a_generation_are_refused() {
     log.close().unwrap();
     let recovered = recover(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
     assert!(recovered.committed.values().any(|puts| puts.len() == 40));
+    assert!(
+        recovered.uncommitted.is_empty(),
+        "a refused transaction leaves nothing behind"
+    );
 }
 
 #[test]

@@ -216,17 +216,23 @@ impl Log {
     ) -> Result<(LogPosition, LogPosition), LogError> {
         // The stream's own generation size counts, which may differ from the config's.
         let limit = (self.shared.capacity as usize).min(self.shared.config.buffer_bytes);
+        // Every record is checked before any is appended, so a refused transaction leaves
+        // nothing of itself in the log.
+        let mut start = 0;
+        for &end in boundaries {
+            if end - start > limit {
+                return Err(LogError::RecordTooLarge {
+                    length: end - start,
+                    limit,
+                });
+            }
+            start = end;
+        }
         let mut start = 0;
         let mut begin = None;
         let mut state = self.shared.state.lock();
         for &end in boundaries {
             let record = &encoded[start..end];
-            if record.len() > limit {
-                return Err(LogError::RecordTooLarge {
-                    length: record.len(),
-                    limit,
-                });
-            }
             self.shared.make_room(&mut state, record.len())?;
             let position = self.shared.place(&mut state, record);
             begin.get_or_insert(position);

@@ -82,26 +82,35 @@ impl GenerationWriter {
             return Ok(());
         }
         self.flush_sequence += 1;
-        let mut combined = std::mem::take(&mut self.tail);
-        combined.extend_from_slice(bytes);
-        let complete = combined.len() / PAYLOAD_BYTES;
-        if complete > 0 {
-            self.write_homes(&combined[..complete * PAYLOAD_BYTES])?;
+        // The partial block is topped up first; the rest is encoded straight from `bytes`,
+        // without copying the flush into one buffer.
+        let mut tail = std::mem::take(&mut self.tail);
+        let fill = (PAYLOAD_BYTES - tail.len()).min(bytes.len());
+        tail.extend_from_slice(&bytes[..fill]);
+        let rest = &bytes[fill..];
+        if tail.len() == PAYLOAD_BYTES {
+            let (complete, remainder) = rest.split_at(rest.len() - rest.len() % PAYLOAD_BYTES);
+            self.write_homes(&tail, complete)?;
+            self.tail_block += 1 + (complete.len() / PAYLOAD_BYTES) as u32;
+            tail.clear();
+            tail.extend_from_slice(remainder);
         }
-        let rest = &combined[complete * PAYLOAD_BYTES..];
-        self.tail_block += complete as u32;
-        if !rest.is_empty() {
-            self.write_shadow(rest)?;
+        if !tail.is_empty() {
+            self.write_shadow(&tail)?;
         }
-        self.tail = rest.to_vec();
+        self.tail = tail;
         self.stream_end += bytes.len() as u64;
         Ok(())
     }
 
-    fn write_homes(&mut self, blocks: &[u8]) -> Result<(), LogError> {
-        let count = blocks.len().div_ceil(PAYLOAD_BYTES);
-        self.scratch.resize(count * SEGMENT_BYTES, 0);
-        for (index, payload) in blocks.chunks(PAYLOAD_BYTES).enumerate() {
+    /// Writes home segments from the current tail block on: `first` (if not empty), then
+    /// `rest` in blocks.
+    fn write_homes(&mut self, first: &[u8], rest: &[u8]) -> Result<(), LogError> {
+        let blocks = std::iter::once(first)
+            .filter(|block| !block.is_empty())
+            .chain(rest.chunks(PAYLOAD_BYTES));
+        self.scratch.clear();
+        for (index, payload) in blocks.enumerate() {
             let block = self.tail_block + index as u32;
             let header = SegmentHeader {
                 generation: self.header.generation,
@@ -111,8 +120,9 @@ impl GenerationWriter {
                 shadow: false,
                 flush_sequence: self.flush_sequence,
             };
-            let target = &mut self.scratch[index * SEGMENT_BYTES..(index + 1) * SEGMENT_BYTES];
-            segment::encode(target, &header, payload);
+            let start = self.scratch.len();
+            self.scratch.resize(start + SEGMENT_BYTES, 0);
+            segment::encode(&mut self.scratch[start..], &header, payload);
         }
         let offset = (self.tail_block as u64 + 1) * SEGMENT_BYTES as u64;
         self.file
@@ -157,7 +167,7 @@ impl GenerationWriter {
         if !self.tail.is_empty() {
             self.flush_sequence += 1;
             let tail = std::mem::take(&mut self.tail);
-            self.write_homes(&tail)?;
+            self.write_homes(&tail, &[])?;
             self.tail = tail;
         }
         self.sync()
@@ -166,11 +176,21 @@ impl GenerationWriter {
     /// Reads the whole file back and returns its crc32c, the digest the next generation's
     /// header records.
     pub fn digest(&self) -> Result<u32, LogError> {
-        let mut image = vec![0u8; self.header.generation_bytes as usize];
-        self.file
-            .read_exact_at(&mut image, 0)
-            .map_err(|e| LogError::io(&self.path, "read log back", e))?;
-        Ok(crc32c::crc32c(&image))
+        // Read in pieces into one small buffer: a whole-file buffer would be allocated, and
+        // faulted in, again at every roll.
+        let mut buffer = [0u8; 64 << 10];
+        let mut digest = 0;
+        let mut offset = 0u64;
+        let size = self.header.generation_bytes as u64;
+        while offset < size {
+            let piece = &mut buffer[..(size - offset).min(64 << 10) as usize];
+            self.file
+                .read_exact_at(piece, offset)
+                .map_err(|e| LogError::io(&self.path, "read log back", e))?;
+            digest = crc32c::crc32c_append(digest, piece);
+            offset += piece.len() as u64;
+        }
+        Ok(digest)
     }
 }
 

@@ -20,6 +20,9 @@ use crate::file::{FileHandle, FileSystem, OpenMode};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Zeros to fill prepared generations with, without allocating at every roll.
+static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
+
 /// Creates `E00tmp.log` of the generation size, allocated and filled with zeros, and syncs
 /// its data. An old one is removed. The directory is not synced here: until a roll installs
 /// the file (and syncs the directory then), losing it costs nothing.
@@ -43,11 +46,10 @@ pub(crate) fn prepare_next(
     // about half the group-commit rate of writing into space written before.
     file.allocate(generation_bytes)
         .map_err(|e| LogError::io(&path, "allocate prepared log", e))?;
-    let zeros = vec![0u8; (1 << 20).min(generation_bytes as usize)];
     let mut offset = 0u64;
     while offset < generation_bytes {
-        let length = zeros.len().min((generation_bytes - offset) as usize);
-        file.write_at(&zeros[..length], offset)
+        let length = ZEROS.len().min((generation_bytes - offset) as usize);
+        file.write_at(&ZEROS[..length], offset)
             .map_err(|e| LogError::io(&path, "fill prepared log", e))?;
         offset += length as u64;
     }

@@ -37,6 +37,9 @@ pub struct LogStats {
     pub bytes: u64,
 }
 
+/// Chunk buffers kept for reuse after a flush.
+const SPARE_CHUNKS: usize = 4;
+
 /// Records appended for one generation, not yet written.
 struct Chunk {
     generation: u32,
@@ -46,6 +49,9 @@ struct Chunk {
 
 pub(crate) struct State {
     pending: Vec<Chunk>,
+    /// Emptied chunk buffers kept for reuse, so appenders do not allocate (and fault in)
+    /// megabytes again after every flush.
+    spare: Vec<Vec<u8>>,
     /// Bytes appended and not yet durable (pending plus in flight): bounded by the config.
     buffered: usize,
     /// End of everything appended.
@@ -105,6 +111,7 @@ impl Log {
         let capacity = writer.capacity();
         let state = State {
             pending: Vec::new(),
+            spare: Vec::new(),
             buffered: 0,
             append: end,
             durable: end,
@@ -361,11 +368,15 @@ impl Shared {
         });
         match contiguous {
             Some(chunk) => chunk.bytes.extend_from_slice(record),
-            None => state.pending.push(Chunk {
-                generation: position.generation,
-                start: position.offset,
-                bytes: record.to_vec(),
-            }),
+            None => {
+                let mut bytes = state.spare.pop().unwrap_or_default();
+                bytes.extend_from_slice(record);
+                state.pending.push(Chunk {
+                    generation: position.generation,
+                    start: position.offset,
+                    bytes,
+                });
+            }
         }
         state.append.offset += record.len() as u32;
         state.buffered += record.len();
@@ -423,6 +434,15 @@ impl Shared {
         });
         state.flushing = false;
         state.buffered -= bytes;
+        // Spare buffers are bounded too: together at most one log buffer's worth.
+        for mut chunk in chunks {
+            let kept: usize = state.spare.iter().map(Vec::capacity).sum();
+            let fits = kept + chunk.bytes.capacity() <= self.config.buffer_bytes;
+            if state.spare.len() < SPARE_CHUNKS && fits {
+                chunk.bytes.clear();
+                state.spare.push(chunk.bytes);
+            }
+        }
         match result {
             Ok(()) => {
                 assert!(target >= state.durable, "durability only moves forward");

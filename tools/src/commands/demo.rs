@@ -7,7 +7,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::mail::{folder_key, message_key, Delivery, Rng};
 use crate::output;
 use crate::problem::verdict_line;
-use bluejet_engine::log::{BaseName, Durability, Log, LogConfig, LogStats};
+use bluejet_engine::log::{BaseName, Durability, Log, LogConfig, LogPosition, LogStats};
 use serde_json::json;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,8 @@ pub struct DemoOptions {
 
 /// What the run measured.
 struct Measured {
+    /// Where the log ended when opened again after the writers closed it.
+    reopened: LogPosition,
     committed: Vec<Committed>,
     stats: LogStats,
     elapsed: Duration,
@@ -62,8 +64,9 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
             directory.display()
         );
     }
-    let measured = write(&directory, options)?;
+    let mut measured = write(&directory, options)?;
     let checking = Instant::now();
+    measured.reopened = reopen(&directory)?;
     let read = read_back(&directory, &measured.committed)?;
     let stream = log_directory::check(&directory, BaseName::default())?;
     let check_time = checking.elapsed();
@@ -78,6 +81,25 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
         crate::out!("log files kept in {}", kept.display());
     }
     Ok(Verdict::from_problems(problems))
+}
+
+/// Opens the log again the way a restarting server would (finding the true end of the
+/// stream), checks that nothing was cut from it, and closes it.
+fn reopen(directory: &Path) -> Result<LogPosition, ToolError> {
+    let config = LogConfig {
+        generation_bytes: GENERATION_BYTES,
+        ..LogConfig::default()
+    };
+    let log = Log::open(directory, config)?;
+    let end = log.end_position();
+    let torn = log.torn_bytes_at_open();
+    log.close()?;
+    if torn != 0 {
+        return Err(ToolError::Failure(format!(
+            "reopening cut {torn} bytes off a log that was closed cleanly"
+        )));
+    }
+    Ok(end)
 }
 
 /// Writes the mail stream: a setup transaction, then the writers in parallel.
@@ -131,6 +153,7 @@ fn write(directory: &Path, options: &DemoOptions) -> Result<Measured, ToolError>
     let stats = log.stats();
     log.close()?;
     Ok(Measured {
+        reopened: LogPosition::default(),
         durable: committed.len() as u64 - lazy,
         lazy,
         committed,
@@ -236,6 +259,10 @@ fn print_summary(measured: &Measured, read: &ReadBack, stream: &StreamCheck, che
         measured.durable,
         measured.lazy
     );
+    crate::out!(
+        "reopened:     end of the log found at {}, nothing cut",
+        measured.reopened
+    );
     crate::out!("records:      {} read back", read.records);
     crate::out!(
         "bytes:        {} of records ({})",
@@ -299,6 +326,7 @@ fn print_json(
         "durable_commits": measured.durable,
         "lazy_commits": measured.lazy,
         "records": read.records,
+        "reopened_end": measured.reopened.to_string(),
         "bytes": stats.bytes,
         "generations": stream.report.generations.len(),
         "rolls": stats.rolls,

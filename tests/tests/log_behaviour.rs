@@ -370,3 +370,39 @@ fn a_stream_keeps_its_generation_size_when_reopened_with_another() {
     let recovered = recover(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
     assert_eq!(recovered.committed.len(), 60);
 }
+
+#[test]
+fn records_are_read_from_any_record_position_across_generations() {
+    use bluejet_engine::log::{LogReader, Record};
+    let fs = SimulatedFileSystem::new();
+    let log = Log::open(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
+    let commits: Vec<_> = (0..80).map(|index| commit(&log, index, 3000)).collect();
+    log.close().unwrap();
+    let reader = LogReader::open(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
+    let middle = commits[41];
+    assert!(
+        middle.begin.generation > 1,
+        "the start lies past the first generation"
+    );
+    let records: Vec<_> = reader.read_from(middle.begin).map(Result::unwrap).collect();
+    assert_eq!(records[0].position, middle.begin);
+    let first = records[0].decode().unwrap();
+    assert_eq!(
+        first,
+        Some(Record::Begin {
+            transaction: middle.transaction
+        })
+    );
+    let later_commits = records
+        .iter()
+        .filter(|record| matches!(record.decode(), Ok(Some(Record::Commit { .. }))))
+        .count();
+    assert_eq!(later_commits, 80 - 41);
+    // A position inside a record is refused, not misread.
+    let inside = LogPosition::new(middle.begin.generation, middle.begin.offset + 1);
+    let error = reader.read_from(inside).next().unwrap().unwrap_err();
+    assert!(
+        matches!(error, LogError::PositionNotFound { .. }),
+        "{error}"
+    );
+}

@@ -92,12 +92,4 @@ impl LogConfig {
         }
         Ok(())
     }
-
-    /// The largest record (framing included) a new stream with this config accepts: it must
-    /// fit in the log buffer and in one generation. An existing stream keeps the generation
-    /// size it was created with, and its own limit follows from that.
-    pub fn max_record_bytes(&self) -> usize {
-        let capacity = super::scan::stream_capacity(self.generation_bytes) as usize;
-        capacity.min(self.buffer_bytes)
-    }
 }

@@ -200,6 +200,13 @@ impl Log {
         self.shared.io.lock().header
     }
 
+    /// The largest record (framing included) this log accepts: it must fit in the log buffer
+    /// and in one generation of this stream (whose size was fixed when the stream was created
+    /// and may differ from the config's).
+    pub fn max_record_bytes(&self) -> usize {
+        (self.shared.capacity as usize).min(self.shared.config.buffer_bytes)
+    }
+
     /// Counters.
     pub fn stats(&self) -> LogStats {
         let shared = &self.shared;
@@ -221,8 +228,7 @@ impl Log {
         boundaries: &[usize],
         is_commit: bool,
     ) -> Result<(LogPosition, LogPosition), LogError> {
-        // The stream's own generation size counts, which may differ from the config's.
-        let limit = (self.shared.capacity as usize).min(self.shared.config.buffer_bytes);
+        let limit = self.max_record_bytes();
         // Every record is checked before any is appended, so a refused transaction leaves
         // nothing of itself in the log.
         let mut start = 0;

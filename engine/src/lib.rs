@@ -1,5 +1,5 @@
 //! BlueJet's storage engine. This release holds the transaction log ([`log`]) and the file
-//! layer it writes through ([`file`]).
+//! layer it writes through ([`file`](mod@file)).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -37,20 +37,7 @@ pub fn run(path: &Path, base: BaseName, json: bool) -> Result<Verdict, ToolError
             file.display()
         )));
     }
-    let (checkpoint, copies, problem) = match checkpoint::decode_file(&file, &image) {
-        Ok(read) => (Some(read.checkpoint), read.copies, None),
-        Err(error) => {
-            // Both copies are damaged: still say why, copy by copy.
-            let copy = |index: u8| {
-                let start = index as usize * CHECKPOINT_COPY_STRIDE;
-                match Checkpoint::decode(image.get(start..).unwrap_or(&[]), index) {
-                    Ok(copy) => CopyState::Valid(copy),
-                    Err(reason) => CopyState::Damaged(reason),
-                }
-            };
-            (None, [copy(0), copy(1)], Some(error.to_string()))
-        }
-    };
+    let (checkpoint, copies, problem) = decode(&file, &image);
     let in_force = copies
         .iter()
         .position(|state| matches!(state, CopyState::Valid(copy) if Some(*copy) == checkpoint));
@@ -81,6 +68,25 @@ pub fn run(path: &Path, base: BaseName, json: bool) -> Result<Verdict, ToolError
         }
     }
     Ok(Verdict::from_problems(usize::from(problem.is_some())))
+}
+
+/// The checkpoint in force (if any), both copies' states, and the problem if neither copy
+/// is usable.
+fn decode(file: &Path, image: &[u8]) -> (Option<Checkpoint>, [CopyState; 2], Option<String>) {
+    match checkpoint::decode_file(file, image) {
+        Ok(read) => (Some(read.checkpoint), read.copies, None),
+        Err(error) => {
+            // Both copies are damaged: still say why, copy by copy.
+            let copy = |index: u8| {
+                let start = index as usize * CHECKPOINT_COPY_STRIDE;
+                match Checkpoint::decode(image.get(start..).unwrap_or(&[]), index) {
+                    Ok(copy) => CopyState::Valid(copy),
+                    Err(reason) => CopyState::Damaged(reason),
+                }
+            };
+            (None, [copy(0), copy(1)], Some(error.to_string()))
+        }
+    }
 }
 
 /// The first [`CHECKPOINT_FILE_BYTES`] of the file (all that a checkpoint uses).

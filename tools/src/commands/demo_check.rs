@@ -1,7 +1,7 @@
 //! Reading the demo's log back and checking every committed transaction, record by record.
 
 use crate::mail::{folder_key, message_key, Delivery};
-use bluejet_engine::log::{CommitInfo, LogConfig, LogPosition, LogReader, Record};
+use bluejet_engine::log::{CommitInfo, LogConfig, LogPosition, LogReader, LogRecord, Record};
 use bluejet_engine::LogError;
 use std::collections::HashMap;
 use std::path::Path;
@@ -139,41 +139,7 @@ pub fn read_back(directory: &Path, committed: &[Committed]) -> Result<ReadBack, 
                 continue;
             }
         };
-        match record {
-            Record::Start { .. } | Record::Stop { .. } => {}
-            Record::Begin { transaction } => {
-                let fresh = Open {
-                    begin: raw.position,
-                    records: Vec::new(),
-                };
-                if open.insert(transaction, fresh).is_some() {
-                    result.mismatch(format!("transaction {transaction} begins twice"));
-                }
-            }
-            Record::Commit { transaction, .. } => {
-                let Some(seen) = open.remove(&transaction) else {
-                    result.mismatch(format!("commit of unknown transaction {transaction}"));
-                    continue;
-                };
-                let Some(entry) = expected.remove(&transaction) else {
-                    result.mismatch(format!("transaction {transaction} was never committed"));
-                    continue;
-                };
-                if check(entry, &seen, raw.end, &mut result) {
-                    result.matched += 1;
-                }
-            }
-            other => {
-                let transaction = other.transaction().unwrap_or_default();
-                match open.get_mut(&transaction) {
-                    Some(seen) => seen.records.push(other),
-                    None => result.mismatch(format!(
-                        "record at {} of transaction {transaction}, which did not begin",
-                        raw.position
-                    )),
-                }
-            }
-        }
+        take_record(record, &raw, &mut open, &mut expected, &mut result);
     }
     for transaction in open.keys() {
         result.mismatch(format!("transaction {transaction} never commits"));
@@ -186,6 +152,51 @@ pub fn read_back(directory: &Path, committed: &[Committed]) -> Result<ReadBack, 
         ));
     }
     Ok(result)
+}
+
+/// Files one record read back: opens, extends or checks (at its commit) a transaction.
+fn take_record(
+    record: Record,
+    raw: &LogRecord,
+    open: &mut HashMap<u64, Open>,
+    expected: &mut HashMap<u64, &Committed>,
+    result: &mut ReadBack,
+) {
+    match record {
+        Record::Start { .. } | Record::Stop { .. } => {}
+        Record::Begin { transaction } => {
+            let fresh = Open {
+                begin: raw.position,
+                records: Vec::new(),
+            };
+            if open.insert(transaction, fresh).is_some() {
+                result.mismatch(format!("transaction {transaction} begins twice"));
+            }
+        }
+        Record::Commit { transaction, .. } => {
+            let Some(seen) = open.remove(&transaction) else {
+                result.mismatch(format!("commit of unknown transaction {transaction}"));
+                return;
+            };
+            let Some(entry) = expected.remove(&transaction) else {
+                result.mismatch(format!("transaction {transaction} was never committed"));
+                return;
+            };
+            if check(entry, &seen, raw.end, result) {
+                result.matched += 1;
+            }
+        }
+        other => {
+            let transaction = other.transaction().unwrap_or_default();
+            match open.get_mut(&transaction) {
+                Some(seen) => seen.records.push(other),
+                None => result.mismatch(format!(
+                    "record at {} of transaction {transaction}, which did not begin",
+                    raw.position
+                )),
+            }
+        }
+    }
 }
 
 /// Compares one transaction read back with what it committed.

@@ -248,43 +248,59 @@ pub fn print_text(directory: &Path, base: BaseName, check: &StreamCheck) {
         "segments"
     );
     for entry in generations {
-        let created = entry.header.map_or_else(
-            || "(unreadable header)".into(),
-            |h| output::time(h.created_micros),
-        );
-        let mut notes = Vec::new();
-        if let Some(header) = entry.header {
-            notes.push(format!("timeline {}", header.timeline));
-        }
-        let scanned = entry.digest.is_some();
-        if entry.current {
-            notes.push("current".to_string());
-            if scanned {
-                notes.push(format!("torn tail {} B", entry.torn_bytes));
-            }
-        }
-        if !scanned {
-            notes.push("DAMAGED, not read".to_string());
-        }
-        let (records, commits, segments) = if scanned {
-            (
-                entry.records.to_string(),
-                entry.commits.to_string(),
-                format!("{}/{}", entry.segments_used, entry.segments_total),
-            )
-        } else {
-            ("-".to_string(), "-".to_string(), "-".to_string())
-        };
-        let generation = match entry.generation {
-            0 => "?".to_string(),
-            number => number.to_string(),
-        };
-        crate::out!(
-            "{generation:>10}  {:<18} {created:<28} {records:>8} {commits:>8} {segments:>9}  {}",
-            file_name(entry),
-            notes.join(", ")
-        );
+        print_generation(entry);
     }
+    print_stream_state(base, check);
+}
+
+/// One row of the generation table.
+fn print_generation(entry: &GenerationReport) {
+    let created = entry.header.map_or_else(
+        || "(unreadable header)".into(),
+        |h| output::time(h.created_micros),
+    );
+    // A file whose scan failed has no digest; its counts mean nothing.
+    let scanned = entry.digest.is_some();
+    let (records, commits, segments) = if scanned {
+        (
+            entry.records.to_string(),
+            entry.commits.to_string(),
+            format!("{}/{}", entry.segments_used, entry.segments_total),
+        )
+    } else {
+        ("-".to_string(), "-".to_string(), "-".to_string())
+    };
+    let generation = match entry.generation {
+        0 => "?".to_string(),
+        number => number.to_string(),
+    };
+    crate::out!(
+        "{generation:>10}  {:<18} {created:<28} {records:>8} {commits:>8} {segments:>9}  {}",
+        file_name(entry),
+        generation_notes(entry, scanned).join(", ")
+    );
+}
+
+/// The notes column of a generation's row.
+fn generation_notes(entry: &GenerationReport, scanned: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(header) = entry.header {
+        notes.push(format!("timeline {}", header.timeline));
+    }
+    if entry.current {
+        notes.push("current".to_string());
+        if scanned {
+            notes.push(format!("torn tail {} B", entry.torn_bytes));
+        }
+    }
+    if !scanned {
+        notes.push("DAMAGED, not read".to_string());
+    }
+    notes
+}
+
+/// The lines after the table: prepared file, gaps, checkpoint, notes.
+fn print_stream_state(base: BaseName, check: &StreamCheck) {
     if check.prepared {
         crate::out!("next generation prepared: {}", base.prepared());
     }

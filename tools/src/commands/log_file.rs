@@ -148,6 +148,35 @@ fn inspect(
         }
     };
     report.header = Some(header);
+    check_names(&mut report, path, &header, role, base);
+    let generation = Some(header.generation);
+    match scan::scan(path, image, role.mode()) {
+        Ok(scanned) => {
+            report.shadows = shadows(image, &header, Some(&scanned));
+            read_records(&mut report, &scanned, list_records);
+            report.scanned = Some(scanned);
+        }
+        Err(error) => {
+            if image.len() as u64 == header.generation_bytes as u64 {
+                report.shadows = shadows(image, &header, None);
+            }
+            report
+                .problems
+                .push(Problem::new(generation, error.to_string()));
+        }
+    }
+    report
+}
+
+/// Checks the file name against the header: the generation of a closed file, and the base
+/// name.
+fn check_names(
+    report: &mut FileReport,
+    path: &Path,
+    header: &GenerationHeader,
+    role: Role,
+    base: Option<BaseName>,
+) {
     let generation = Some(header.generation);
     if let Role::Closed(named) = role {
         if named != header.generation {
@@ -172,22 +201,6 @@ fn inspect(
             ),
         ));
     }
-    match scan::scan(path, image, role.mode()) {
-        Ok(scanned) => {
-            report.shadows = shadows(image, &header, Some(&scanned));
-            read_records(&mut report, &scanned, list_records);
-            report.scanned = Some(scanned);
-        }
-        Err(error) => {
-            if image.len() as u64 == header.generation_bytes as u64 {
-                report.shadows = shadows(image, &header, None);
-            }
-            report
-                .problems
-                .push(Problem::new(generation, error.to_string()));
-        }
-    }
-    report
 }
 
 /// Describes the two shadow slots.
@@ -273,23 +286,7 @@ fn print_text(path: &Path, report: &FileReport, list_records: bool) {
         }
     }
     if let Some(scanned) = &report.scanned {
-        let capacity = scan::stream_capacity(scanned.file_bytes);
-        crate::out!("segments:");
-        crate::out!(
-            "  {:<22} {} / {}",
-            "home segments used",
-            scanned.home_segments,
-            scanned.home_capacity
-        );
-        crate::out!(
-            "  {:<22} {} of {} ({:.1}%)",
-            "record stream",
-            output::bytes(scanned.stream.len() as u64),
-            output::bytes(capacity),
-            100.0 * scanned.stream.len() as f64 / capacity.max(1) as f64
-        );
-        crate::out!("  {:<22} {}", "highest flush", scanned.max_flush_sequence);
-        crate::out!("  {:<22} {:#010x}", "file digest", scanned.digest);
+        print_segments(scanned);
     }
     if !report.shadows.is_empty() && report.scanned.is_none() {
         crate::out!("segments: (scan failed)");
@@ -325,6 +322,27 @@ fn print_text(path: &Path, report: &FileReport, list_records: bool) {
         crate::out!("{}", problem.text());
     }
     crate::out!("{}", verdict_line(report.problems.len()));
+}
+
+/// The segment summary of a scanned generation.
+fn print_segments(scanned: &GenerationScan) {
+    let capacity = scan::stream_capacity(scanned.file_bytes);
+    crate::out!("segments:");
+    crate::out!(
+        "  {:<22} {} / {}",
+        "home segments used",
+        scanned.home_segments,
+        scanned.home_capacity
+    );
+    crate::out!(
+        "  {:<22} {} of {} ({:.1}%)",
+        "record stream",
+        output::bytes(scanned.stream.len() as u64),
+        output::bytes(capacity),
+        100.0 * scanned.stream.len() as f64 / capacity.max(1) as f64
+    );
+    crate::out!("  {:<22} {}", "highest flush", scanned.max_flush_sequence);
+    crate::out!("  {:<22} {:#010x}", "file digest", scanned.digest);
 }
 
 /// The header's fields as (name, value) text pairs.

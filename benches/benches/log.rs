@@ -108,20 +108,27 @@ fn paired(root: &Path, record: &[u8], value: &[u8]) {
     std::fs::create_dir_all(root).expect("paired directory");
     println!();
     println!("Paired rounds ({ROUNDS} x {ROUND_TIME:?} each side, alternating):");
-    let report = |name: &str, unit: &str, scale: f64, target: f64, comparison: Comparison| {
-        let ratios = comparison.ratios();
-        let median = comparison.median_ratio();
-        let verdict = if median >= target { "met" } else { "MISSED" };
-        println!(
-            "{name:<30} base {:>8.1} {unit}  bluejet {:>8.1} {unit}  ratio median {median:.3} \
-             [min {:.3} max {:.3}] (target >= {target}) {verdict}",
-            comparison.median_baseline() / scale,
-            comparison.median_ours() / scale,
-            ratios.first().copied().unwrap_or(0.0),
-            ratios.last().copied().unwrap_or(0.0),
-        );
-    };
+    paired_single_thread(root, record, value);
+    paired_concurrent(root, record, value);
+    paired_lazy(root, value);
+}
 
+/// Prints one paired comparison against its target.
+fn report_pair(name: &str, unit: &str, scale: f64, target: f64, comparison: Comparison) {
+    let ratios = comparison.ratios();
+    let median = comparison.median_ratio();
+    let verdict = if median >= target { "met" } else { "MISSED" };
+    println!(
+        "{name:<30} base {:>8.1} {unit}  bluejet {:>8.1} {unit}  ratio median {median:.3} \
+         [min {:.3} max {:.3}] (target >= {target}) {verdict}",
+        comparison.median_baseline() / scale,
+        comparison.median_ours() / scale,
+        ratios.first().copied().unwrap_or(0.0),
+        ratios.last().copied().unwrap_or(0.0),
+    );
+}
+
+fn paired_single_thread(root: &Path, record: &[u8], value: &[u8]) {
     let mut file = RecordFile::create(
         &root.join("single.raw"),
         ZEROED_REGION,
@@ -135,11 +142,12 @@ fn paired(root: &Path, record: &[u8], value: &[u8]) {
         &mut |count| (count, file.run(record, count).expect("raw append")),
         &mut |count| (count, workload.durable(count).expect("durable commits")),
     );
-    report("2/1 durable, 1 thread", "c/s", 1.0, 0.9, comparison);
+    report_pair("2/1 durable, 1 thread", "c/s", 1.0, 0.9, comparison);
     workload.tidy().expect("tidy");
     workload.close().expect("close log");
-    drop(file);
+}
 
+fn paired_concurrent(root: &Path, record: &[u8], value: &[u8]) {
     let file = RecordFile::create(
         &root.join("group.raw"),
         ZEROED_REGION,
@@ -162,11 +170,12 @@ fn paired(root: &Path, record: &[u8], value: &[u8]) {
             (count, elapsed)
         },
     );
-    report("4/3 durable, 8 threads", "c/s", 1.0, 0.8, comparison);
+    report_pair("4/3 durable, 8 threads", "c/s", 1.0, 0.8, comparison);
     workload.tidy().expect("tidy");
     workload.close().expect("close log");
-    drop(flusher);
+}
 
+fn paired_lazy(root: &Path, value: &[u8]) {
     let chunk = noise(CHUNK_BYTES);
     let path = root.join("sequential.raw");
     let workload = Workload::open(&root.join("lazy"), value.to_vec()).expect("open log");
@@ -185,13 +194,8 @@ fn paired(root: &Path, record: &[u8], value: &[u8]) {
             (bytes, elapsed)
         },
     );
-    report(
-        "6/5 lazy bandwidth",
-        "MiB/s",
-        (1 << 20) as f64,
-        0.8,
-        comparison,
-    );
+    let mib = (1 << 20) as f64;
+    report_pair("6/5 lazy bandwidth", "MiB/s", mib, 0.8, comparison);
     workload.close().expect("close log");
 }
 
@@ -399,26 +403,39 @@ fn lazy(group: &mut Group<'_>, name: &str, workload: Workload, tally: &mut Tally
 }
 
 fn print_summary(root: &Path, commit_bytes: u64, summary: &Summary) {
-    const MIB: f64 = (1 << 20) as f64;
-    let syncs = |tally: &Tally| {
-        tally
-            .syncs_per_commit()
-            .map_or_else(|| "-".to_string(), |value| format!("{value:.3}"))
-    };
-    let rolls = |tally: &Tally| match tally.commits {
-        0 => "-".to_string(),
-        commits => format!("{:.4}", tally.rolls as f64 / commits as f64),
-    };
     println!();
     println!(
         "Summary (all batches incl. warm-up; {commit_bytes} record bytes per commit; files in {})",
         root.display()
     );
+    print_rates(summary);
+    println!();
+    print_ratios(summary);
+}
+
+/// Syncs per commit of a tally, as text.
+fn syncs_text(tally: &Tally) -> String {
+    tally
+        .syncs_per_commit()
+        .map_or_else(|| "-".to_string(), |value| format!("{value:.3}"))
+}
+
+/// Rolls per commit of a tally, as text.
+fn rolls_text(tally: &Tally) -> String {
+    match tally.commits {
+        0 => "-".to_string(),
+        commits => format!("{:.4}", tally.rolls as f64 / commits as f64),
+    }
+}
+
+/// The table of the six figures (and the informational variants).
+fn print_rates(summary: &Summary) {
+    const MIB: f64 = (1 << 20) as f64;
     println!(
         "{:<44} {:>14} {:>12} {:>12}",
         "benchmark", "rate", "syncs/commit", "rolls/commit"
     );
-    let rows = [
+    let commits = [
         ("1  raw pwrite+fdatasync (zero-filled)", &summary.raw_single),
         (
             "1' raw pwrite+fdatasync (fallocated)",
@@ -432,57 +449,54 @@ fn print_summary(root: &Path, commit_bytes: u64, summary: &Summary) {
         ),
         ("4  bluejet durable, 8 threads", &summary.bluejet_group),
     ];
-    for (name, tally) in rows {
-        println!(
-            "{name:<44} {:>9.0} c/s {:>12} {:>12}",
-            tally.rate(),
-            syncs(tally),
-            rolls(tally)
-        );
+    for (name, tally) in commits {
+        let (rate, syncs, rolls) = (tally.rate(), syncs_text(tally), rolls_text(tally));
+        println!("{name:<44} {rate:>9.0} c/s {syncs:>12} {rolls:>12}");
     }
-    let rows = [
+    let bandwidths = [
         ("5  raw 1 MiB pwrites, one sync", &summary.raw_bandwidth),
         (
             "6  bluejet lazy, one flush per batch",
             &summary.bluejet_lazy,
         ),
     ];
-    for (name, tally) in rows {
-        println!(
-            "{name:<44} {:>8.1} MiB/s {:>12} {:>12}",
-            tally.rate() / MIB,
-            syncs(tally),
-            rolls(tally)
-        );
+    for (name, tally) in bandwidths {
+        let (rate, syncs, rolls) = (tally.rate() / MIB, syncs_text(tally), rolls_text(tally));
+        println!("{name:<44} {rate:>8.1} MiB/s {syncs:>12} {rolls:>12}");
     }
-    let ratio = |name: &str, ours: &Tally, base: &Tally, target: f64| {
+}
+
+/// Each target ratio and whether it is met.
+fn print_ratios(summary: &Summary) {
+    let ratios = [
+        (
+            "2/1  single-thread durable",
+            &summary.bluejet_single,
+            &summary.raw_single,
+            0.9,
+        ),
+        (
+            "2/1' single-thread durable vs fallocated",
+            &summary.bluejet_single,
+            &summary.raw_single_fallocated,
+            0.9,
+        ),
+        (
+            "4/3  8-thread durable",
+            &summary.bluejet_group,
+            &summary.raw_group,
+            0.8,
+        ),
+        (
+            "6/5  lazy bandwidth",
+            &summary.bluejet_lazy,
+            &summary.raw_bandwidth,
+            0.8,
+        ),
+    ];
+    for (name, ours, base, target) in ratios {
         let value = ours.rate() / base.rate();
         let verdict = if value >= target { "met" } else { "MISSED" };
         println!("{name:<44} {value:>6.3} (target >= {target}) {verdict}");
-    };
-    println!();
-    ratio(
-        "2/1  single-thread durable",
-        &summary.bluejet_single,
-        &summary.raw_single,
-        0.9,
-    );
-    ratio(
-        "2/1' single-thread durable vs fallocated",
-        &summary.bluejet_single,
-        &summary.raw_single_fallocated,
-        0.9,
-    );
-    ratio(
-        "4/3  8-thread durable",
-        &summary.bluejet_group,
-        &summary.raw_group,
-        0.8,
-    );
-    ratio(
-        "6/5  lazy bandwidth",
-        &summary.bluejet_lazy,
-        &summary.raw_bandwidth,
-        0.8,
-    );
+    }
 }

@@ -128,6 +128,7 @@ fn report_pair(name: &str, unit: &str, scale: f64, target: f64, comparison: Comp
     );
 }
 
+/// Ratio 2/1: durable commits on one thread against one record written and synced at a time.
 fn paired_single_thread(root: &Path, record: &[u8], value: &[u8]) {
     let mut file = RecordFile::create(
         &root.join("single.raw"),
@@ -147,6 +148,7 @@ fn paired_single_thread(root: &Path, record: &[u8], value: &[u8]) {
     workload.close().expect("close log");
 }
 
+/// Ratio 4/3: durable commits from 8 threads against 8 raw committers and one flusher.
 fn paired_concurrent(root: &Path, record: &[u8], value: &[u8]) {
     let file = RecordFile::create(
         &root.join("group.raw"),
@@ -175,6 +177,7 @@ fn paired_concurrent(root: &Path, record: &[u8], value: &[u8]) {
     workload.close().expect("close log");
 }
 
+/// Ratio 6/5: lazy commits, one flush per batch, against 1 MiB writes, one sync per batch.
 fn paired_lazy(root: &Path, value: &[u8]) {
     let chunk = noise(CHUNK_BYTES);
     let path = root.join("sequential.raw");

@@ -10,12 +10,48 @@ use bluejet_engine::log::{checkpoint, BaseName, Checkpoint, CopyState};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
+/// What was read from one checkpoint file.
+struct Dump {
+    file: PathBuf,
+    checkpoint: Option<Checkpoint>,
+    copies: [CopyState; 2],
+    /// The copy that holds `checkpoint`, if any.
+    in_force: Option<usize>,
+    /// Why neither copy is usable, if so.
+    problem: Option<String>,
+}
+
 /// Dumps the checkpoint at `path`, or `E00.chk` (after `base`) in the directory `path`.
 ///
 /// One damaged copy is reported but is not damage: a torn update leaves exactly that, and the
 /// other copy is in force. Both copies damaged is damage (exit 1). The file is decoded with
 /// the engine's `checkpoint::decode_file`, as `checkpoint::read` does.
 pub fn run(path: &Path, base: BaseName, json: bool) -> Result<Verdict, ToolError> {
+    let file = locate(path, base)?;
+    let image = read_prefix(&file)?;
+    refuse_log_generation(&file, &image)?;
+    let (checkpoint, copies, problem) = decode(&file, &image);
+    let in_force = copies
+        .iter()
+        .position(|state| matches!(state, CopyState::Valid(copy) if Some(*copy) == checkpoint));
+    let dump = Dump {
+        file,
+        checkpoint,
+        copies,
+        in_force,
+        problem,
+    };
+    if json {
+        print_json(&dump);
+    } else {
+        print_text(&dump);
+    }
+    Ok(Verdict::from_problems(usize::from(dump.problem.is_some())))
+}
+
+/// The checkpoint file `path` names: `path` itself, or the stream's checkpoint in the
+/// directory `path`. It must exist.
+fn locate(path: &Path, base: BaseName) -> Result<PathBuf, ToolError> {
     let file: PathBuf = if path.is_dir() {
         path_of(path, &base.checkpoint())
     } else {
@@ -27,7 +63,11 @@ pub fn run(path: &Path, base: BaseName, json: bool) -> Result<Verdict, ToolError
             file.display()
         )));
     }
-    let image = read_prefix(&file)?;
+    Ok(file)
+}
+
+/// A usage error if the file is a log generation: the user wants `log dump` instead.
+fn refuse_log_generation(file: &Path, image: &[u8]) -> Result<(), ToolError> {
     if image.len() > FILE_TYPE_OFFSET
         && image[4..12] == MAGIC
         && image[FILE_TYPE_OFFSET] == FILE_TYPE_LOG
@@ -37,37 +77,37 @@ pub fn run(path: &Path, base: BaseName, json: bool) -> Result<Verdict, ToolError
             file.display()
         )));
     }
-    let (checkpoint, copies, problem) = decode(&file, &image);
-    let in_force = copies
+    Ok(())
+}
+
+fn print_json(dump: &Dump) {
+    let copies: Vec<Value> = dump
+        .copies
         .iter()
-        .position(|state| matches!(state, CopyState::Valid(copy) if Some(*copy) == checkpoint));
-    if json {
-        let copies: Vec<Value> = copies
-            .iter()
-            .enumerate()
-            .map(|(index, state)| copy_json(index, state, in_force == Some(index)))
-            .collect();
-        output::print_json(&json!({
-            "kind": "checkpoint",
-            "path": file.display().to_string(),
-            "checkpoint": checkpoint.as_ref().map(checkpoint_json),
-            "copies": copies,
-            "problems": problem.iter().collect::<Vec<_>>(),
-            "passed": problem.is_none(),
-        }));
-    } else {
-        crate::out!("checkpoint file: {}", file.display());
-        if let Some(checkpoint) = &checkpoint {
-            print_checkpoint(checkpoint);
-        }
-        for (index, state) in copies.iter().enumerate() {
-            crate::out!("{}", copy_text(index, state, in_force == Some(index)));
-        }
-        if let Some(problem) = &problem {
-            crate::out!("problem: {problem}");
-        }
+        .enumerate()
+        .map(|(index, state)| copy_json(index, state, dump.in_force == Some(index)))
+        .collect();
+    output::print_json(&json!({
+        "kind": "checkpoint",
+        "path": dump.file.display().to_string(),
+        "checkpoint": dump.checkpoint.as_ref().map(checkpoint_json),
+        "copies": copies,
+        "problems": dump.problem.iter().collect::<Vec<_>>(),
+        "passed": dump.problem.is_none(),
+    }));
+}
+
+fn print_text(dump: &Dump) {
+    crate::out!("checkpoint file: {}", dump.file.display());
+    if let Some(checkpoint) = &dump.checkpoint {
+        print_checkpoint(checkpoint);
     }
-    Ok(Verdict::from_problems(usize::from(problem.is_some())))
+    for (index, state) in dump.copies.iter().enumerate() {
+        crate::out!("{}", copy_text(index, state, dump.in_force == Some(index)));
+    }
+    if let Some(problem) = &dump.problem {
+        crate::out!("problem: {problem}");
+    }
 }
 
 /// The checkpoint in force (if any), both copies' states, and the problem if neither copy

@@ -110,6 +110,23 @@ fn classify(path: &Path, base: Option<BaseName>) -> (Role, Option<BaseName>) {
     (role, base)
 }
 
+impl FileReport {
+    /// A report with nothing learnt yet.
+    fn new(role: Role, base: Option<BaseName>) -> Self {
+        FileReport {
+            role,
+            base,
+            header: None,
+            scanned: None,
+            shadows: Vec::new(),
+            tally: Tally::default(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
 fn inspect(
     path: &Path,
     image: &[u8],
@@ -117,26 +134,32 @@ fn inspect(
     base: Option<BaseName>,
     list_records: bool,
 ) -> FileReport {
-    let mut report = FileReport {
-        role,
-        base,
-        header: None,
-        scanned: None,
-        shadows: Vec::new(),
-        tally: Tally::default(),
-        rows: Vec::new(),
-        notes: Vec::new(),
-        problems: Vec::new(),
+    let mut report = FileReport::new(role, base);
+    let Some(header) = header_or_reason(&mut report, path, image) else {
+        return report;
     };
-    let header = match scan::read_header(path, image) {
-        Ok(header) => header,
+    report.header = Some(header);
+    check_names(&mut report, path, &header, role, base);
+    scan_generation(&mut report, path, image, &header, list_records);
+    report
+}
+
+/// The generation header; without one, a note or a problem in `report` says why.
+fn header_or_reason(
+    report: &mut FileReport,
+    path: &Path,
+    image: &[u8],
+) -> Option<GenerationHeader> {
+    let role = report.role;
+    match scan::read_header(path, image) {
+        Ok(header) => Some(header),
         // A prepared generation gets its header only at the roll that installs it.
         Err(_) if role == Role::Prepared && image.iter().all(|&byte| byte == 0) => {
             report.notes.push(format!(
                 "prepared next generation, {} B, not written yet",
                 image.len()
             ));
-            return report;
+            None
         }
         Err(error) => {
             let named = match role {
@@ -144,28 +167,35 @@ fn inspect(
                 _ => None,
             };
             report.problems.push(Problem::new(named, error.to_string()));
-            return report;
+            None
         }
-    };
-    report.header = Some(header);
-    check_names(&mut report, path, &header, role, base);
-    let generation = Some(header.generation);
-    match scan::scan(path, image, role.mode()) {
+    }
+}
+
+/// Scans the segments and reads the records; a failed scan is a problem, and the shadow
+/// slots are still described when the file has its full size (so they can be read).
+fn scan_generation(
+    report: &mut FileReport,
+    path: &Path,
+    image: &[u8],
+    header: &GenerationHeader,
+    list_records: bool,
+) {
+    match scan::scan(path, image, report.role.mode()) {
         Ok(scanned) => {
-            report.shadows = shadows(image, &header, Some(&scanned));
-            read_records(&mut report, &scanned, list_records);
+            report.shadows = shadows(image, header, Some(&scanned));
+            read_records(report, &scanned, list_records);
             report.scanned = Some(scanned);
         }
         Err(error) => {
             if image.len() as u64 == header.generation_bytes as u64 {
-                report.shadows = shadows(image, &header, None);
+                report.shadows = shadows(image, header, None);
             }
             report
                 .problems
-                .push(Problem::new(generation, error.to_string()));
+                .push(Problem::new(Some(header.generation), error.to_string()));
         }
     }
-    report
 }
 
 /// Checks the file name against the header: the generation of a closed file, and the base
@@ -280,34 +310,14 @@ fn print_text(path: &Path, report: &FileReport, list_records: bool) {
         report.role.name()
     );
     if let Some(header) = &report.header {
-        crate::out!("header:");
-        for (field, value) in header_fields(header) {
-            crate::out!("  {field:<22} {value}");
-        }
+        print_header(header);
     }
     if let Some(scanned) = &report.scanned {
         print_segments(scanned);
     }
-    if !report.shadows.is_empty() && report.scanned.is_none() {
-        crate::out!("segments: (scan failed)");
-    }
-    for shadow in &report.shadows {
-        crate::out!(
-            "  {:<22} {}",
-            format!("shadow segment {}", shadow.slot),
-            shadow.state
-        );
-    }
+    print_shadows(report);
     if let Some(scanned) = &report.scanned {
-        if report.role.mode() == ScanMode::Current {
-            crate::out!("  {:<22} {} B", "torn tail", scanned.torn_bytes);
-        }
-        if let Some(note) = &scanned.tail_note {
-            crate::out!("  {:<22} {note}", "end of stream");
-        }
-        for line in report.tally.text() {
-            crate::out!("{line}");
-        }
+        print_stream_end(report, scanned);
     }
     if list_records && !report.rows.is_empty() {
         crate::out!("record list:");
@@ -322,6 +332,42 @@ fn print_text(path: &Path, report: &FileReport, list_records: bool) {
         crate::out!("{}", problem.text());
     }
     crate::out!("{}", verdict_line(report.problems.len()));
+}
+
+/// The header's fields, one a line.
+fn print_header(header: &GenerationHeader) {
+    crate::out!("header:");
+    for (field, value) in header_fields(header) {
+        crate::out!("  {field:<22} {value}");
+    }
+}
+
+/// The shadow slots' lines; they go under the segment summary, or under a heading of their
+/// own when the scan failed and there is no summary.
+fn print_shadows(report: &FileReport) {
+    if !report.shadows.is_empty() && report.scanned.is_none() {
+        crate::out!("segments: (scan failed)");
+    }
+    for shadow in &report.shadows {
+        crate::out!(
+            "  {:<22} {}",
+            format!("shadow segment {}", shadow.slot),
+            shadow.state
+        );
+    }
+}
+
+/// How the stream ends (torn tail of a current generation, tail note) and the record tally.
+fn print_stream_end(report: &FileReport, scanned: &GenerationScan) {
+    if report.role.mode() == ScanMode::Current {
+        crate::out!("  {:<22} {} B", "torn tail", scanned.torn_bytes);
+    }
+    if let Some(note) = &scanned.tail_note {
+        crate::out!("  {:<22} {note}", "end of stream");
+    }
+    for line in report.tally.text() {
+        crate::out!("{line}");
+    }
 }
 
 /// The segment summary of a scanned generation.

@@ -26,6 +26,9 @@ pub(crate) struct GenerationWriter {
     /// The shadow slot last written.
     last_shadow: Option<u32>,
     flush_sequence: u64,
+    /// When this writer started, and the stream end then: how fast the generation fills
+    /// decides how the next one is prepared.
+    started: (std::time::Instant, u64),
     /// Stream bytes written so far.
     stream_end: u64,
     scratch: Vec<u8>,
@@ -57,6 +60,7 @@ impl GenerationWriter {
             tail_block,
             last_shadow,
             flush_sequence,
+            started: (std::time::Instant::now(), stream_end),
             stream_end,
             scratch: Vec::new(),
         }
@@ -65,6 +69,13 @@ impl GenerationWriter {
     /// Stream bytes written.
     pub fn stream_end(&self) -> u64 {
         self.stream_end
+    }
+
+    /// Bytes a second written into this generation since the writer started.
+    pub fn fill_rate(&self) -> f64 {
+        let (when, end) = self.started;
+        let seconds = when.elapsed().as_secs_f64().max(1e-9);
+        (self.stream_end - end) as f64 / seconds
     }
 
     /// Stream bytes this generation can hold.

@@ -3,7 +3,7 @@
 use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::directory::{path_of, read_image, LogDirectory};
 use super::generation_writer::GenerationWriter;
-use super::roll::{install, prepare_next, write_header};
+use super::roll::{install, prepare_next, write_header, Fill};
 use super::scan::{read_header, scan, ScanMode, TailSource};
 use super::segment::PAYLOAD_BYTES;
 use super::signature::now_micros;
@@ -139,6 +139,7 @@ fn create_current(
         directory,
         config.base_name,
         header.generation_bytes as u64,
+        Fill::Zeros,
     )?;
     let path = path_of(directory, &config.base_name.prepared());
     write_header(file.as_ref(), &path, header)?;

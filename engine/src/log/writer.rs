@@ -10,14 +10,14 @@ use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::directory::{path_of, LogDirectory};
 use super::generation_writer::GenerationWriter;
 use super::open::{open_stream, Opened};
-use super::roll::{install, prepare_next, write_header};
+use super::roll::{install, prepare_next, write_header, Fill};
 use super::transaction::Transaction;
 use super::{GenerationHeader, LogConfig, LogPosition, Record, StreamSignature};
 use crate::error::LogError;
 use crate::file::FileHandle;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -36,6 +36,11 @@ pub struct LogStats {
     /// Record bytes appended.
     pub bytes: u64,
 }
+
+/// A generation that fills faster than this marks a streaming log (large flushes), whose
+/// next generation is prepared without zeros; durable commits from many threads stay far
+/// below it (about 25 MiB/s at 24,000 commits of 1 KiB a second).
+const STREAMING_BYTES_PER_SECOND: f64 = 64.0 * (1 << 20) as f64;
 
 /// Chunk buffers kept for reuse after a flush.
 const SPARE_CHUNKS: usize = 4;
@@ -80,6 +85,9 @@ pub(crate) struct Shared {
     pub(crate) background_wakeup: Condvar,
     io: Mutex<GenerationWriter>,
     prepared: Mutex<Option<Arc<dyn FileHandle>>>,
+    /// Whether the last generation filled faster than `STREAMING_BYTES_PER_SECOND`: then the
+    /// next one is prepared without zeros (see `Fill`).
+    streaming: AtomicBool,
     checkpoint: Mutex<CheckpointFile>,
     next_transaction: AtomicU64,
     flushes: AtomicU64,
@@ -131,6 +139,7 @@ impl Log {
             background_wakeup: Condvar::new(),
             io: Mutex::new(writer),
             prepared: Mutex::new(None),
+            streaming: AtomicBool::new(false),
             checkpoint: Mutex::new(checkpoint),
             next_transaction: AtomicU64::new(super::now_micros()),
             flushes: AtomicU64::new(0),
@@ -490,6 +499,8 @@ impl Shared {
         let fs = self.config.file_system.as_ref();
         let base = self.config.base_name;
         io.finish()?;
+        let streaming = io.fill_rate() > STREAMING_BYTES_PER_SECOND;
+        self.streaming.store(streaming, Ordering::Relaxed);
         let digest = io.digest()?;
         let previous = io.header;
         // Held until the prepared file is renamed: the background preparer must not create a
@@ -497,7 +508,13 @@ impl Shared {
         let mut prepared_slot = self.prepared.lock();
         let prepared = match prepared_slot.take() {
             Some(file) => file,
-            None => prepare_next(fs, &self.directory, base, self.generation_bytes)?,
+            None => prepare_next(
+                fs,
+                &self.directory,
+                base,
+                self.generation_bytes,
+                self.fill(),
+            )?,
         };
         let header = GenerationHeader {
             generation: previous.generation + 1,
@@ -529,9 +546,19 @@ impl Shared {
                 &self.directory,
                 self.config.base_name,
                 size,
+                self.fill(),
             )?);
         }
         Ok(())
+    }
+
+    /// How the next generation is to be prepared.
+    fn fill(&self) -> Fill {
+        if self.streaming.load(Ordering::Relaxed) {
+            Fill::Allocated
+        } else {
+            Fill::Zeros
+        }
     }
 
     /// Whether the current generation holds a durable commit and nothing was appended for

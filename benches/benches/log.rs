@@ -25,6 +25,7 @@ use bluejet_benches::scratch::scratch_root;
 use bluejet_benches::tally::Tally;
 use bluejet_benches::workload::Workload;
 use bluejet_engine::log::LogConfig;
+use bluejet_engine::LogError;
 use criterion::{Criterion, Throughput};
 use std::path::Path;
 use std::time::Duration;
@@ -234,17 +235,12 @@ fn single_thread(
     );
 
     let workload = Workload::open(&root.join("single"), value.to_vec()).expect("open log");
-    let tally = &mut summary.bluejet_single;
-    group.bench_function("bluejet", |bencher| {
-        bencher.iter_custom(|count| {
-            let before = workload.stats();
-            let elapsed = workload.durable(count).expect("durable commits");
-            tally.add_log(count, elapsed, before, workload.stats());
-            workload.tidy().expect("tidy");
-            elapsed
-        })
-    });
-    workload.close().expect("close log");
+    bluejet_durable(
+        &mut group,
+        workload,
+        &mut summary.bluejet_single,
+        |workload, count| workload.durable(count),
+    );
     group.finish();
 }
 
@@ -280,19 +276,12 @@ fn concurrent(
     );
 
     let workload = Workload::open(&root.join("group"), value.to_vec()).expect("open log");
-    let tally = &mut summary.bluejet_group;
-    group.bench_function("bluejet", |bencher| {
-        bencher.iter_custom(|count| {
-            let before = workload.stats();
-            let elapsed = workload
-                .durable_concurrent(THREADS, count)
-                .expect("durable commits");
-            tally.add_log(count, elapsed, before, workload.stats());
-            workload.tidy().expect("tidy");
-            elapsed
-        })
-    });
-    workload.close().expect("close log");
+    bluejet_durable(
+        &mut group,
+        workload,
+        &mut summary.bluejet_group,
+        |workload, count| workload.durable_concurrent(THREADS, count),
+    );
     group.finish();
 }
 
@@ -388,6 +377,25 @@ fn region(preallocation: Preallocation) -> u64 {
         Preallocation::ZeroFilled => ZEROED_REGION,
         Preallocation::Fallocated => FALLOCATED_REGION,
     }
+}
+
+/// BlueJet durable commits, `run` committing one batch; counted in commits.
+fn bluejet_durable(
+    group: &mut Group<'_>,
+    workload: Workload,
+    tally: &mut Tally,
+    run: impl Fn(&Workload, u64) -> Result<Duration, LogError>,
+) {
+    group.bench_function("bluejet", |bencher| {
+        bencher.iter_custom(|count| {
+            let before = workload.stats();
+            let elapsed = run(&workload, count).expect("durable commits");
+            tally.add_log(count, elapsed, before, workload.stats());
+            workload.tidy().expect("tidy");
+            elapsed
+        })
+    });
+    workload.close().expect("close log");
 }
 
 /// BlueJet lazy commits, one flush per batch, counted in record bytes.

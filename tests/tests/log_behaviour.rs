@@ -406,3 +406,33 @@ fn records_are_read_from_any_record_position_across_generations() {
         "{error}"
     );
 }
+
+/// A failure at any operation of a checkpoint update, then a crash: the checkpoint reads back
+/// as the old or the new position, never as damage, and the log reopens.
+#[test]
+fn a_checkpoint_update_cut_anywhere_leaves_the_old_or_the_new_checkpoint() {
+    for step in 1..=6 {
+        let fs = SimulatedFileSystem::new();
+        let log = Log::open(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
+        commit(&log, 0, 1000);
+        log.roll().unwrap();
+        fs.fail_at(fs.operations() + step, FaultMode::Persistent);
+        let outcome = log.advance_checkpoint(LogPosition::new(2, 0));
+        std::mem::forget(log);
+        fs.crash(step);
+        let log = Log::open(Path::new(DIRECTORY), sim_config(&fs))
+            .unwrap_or_else(|error| panic!("step {step}: reopen failed: {error}"));
+        let position = log.checkpoint().position;
+        assert!(
+            position == LogPosition::new(1, 0) || position == LogPosition::new(2, 0),
+            "step {step}: checkpoint at {position}"
+        );
+        if outcome.is_ok() {
+            assert_eq!(
+                position,
+                LogPosition::new(2, 0),
+                "step {step}: acknowledged update lost"
+            );
+        }
+    }
+}

@@ -11,7 +11,7 @@ pub mod simulated;
 pub use os::OsFileSystem;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// An open file: positional reads and writes, data sync and length changes.
@@ -78,9 +78,4 @@ pub trait FileSystem: Send + Sync {
     fn create_directory(&self, directory: &Path) -> io::Result<()>;
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> bool;
-}
-
-/// Joins a directory and a file name.
-pub(crate) fn join(directory: &Path, name: &str) -> PathBuf {
-    directory.join(name)
 }

@@ -91,5 +91,5 @@ pub fn read_image(
 
 /// `directory/name`.
 pub fn path_of(directory: &Path, name: &str) -> PathBuf {
-    crate::file::join(directory, name)
+    directory.join(name)
 }

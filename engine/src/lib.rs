@@ -1,10 +1,16 @@
-//! BlueJet's storage engine. This release holds the transaction log ([`log`]) and the file
-//! layer it writes through ([`file`](mod@file)).
+//! BlueJet's storage engine: the database ([`db`]) of B+tree tables ([`btree`]) on
+//! checksummed pages ([`page`]), the transaction log ([`log`]) every change goes through, and
+//! the file layer both write through ([`file`](mod@file)).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod btree;
+pub mod db;
 pub mod error;
 pub mod file;
 pub mod log;
+pub mod page;
+pub mod value;
 
+pub use db::{Database, DbError, Options};
 pub use error::LogError;

@@ -323,7 +323,7 @@ fn every_failed_operation_is_reported_and_recovered_from() {
                         log.roll()?;
                     }
                 }
-                log.close()
+                log.close().map(|_| ())
             })();
             fs.crash(operation);
             let recovered = recover(Path::new(DIRECTORY), sim_config(&fs))

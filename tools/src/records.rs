@@ -18,6 +18,7 @@ pub fn kind_name(code: u8) -> String {
         kind::DROP_TABLE => "drop-table",
         kind::START => "start",
         kind::STOP => "stop",
+        kind::PUT_CHUNK => "put-chunk",
         other => return format!("kind-{other}"),
     };
     name.into()
@@ -81,6 +82,13 @@ impl RecordRow {
                 row.table = Some(table);
                 row.key = Some(key);
                 row.value_bytes = Some(value.len());
+            }
+            Record::PutChunk {
+                table, key, bytes, ..
+            } => {
+                row.table = Some(table);
+                row.key = Some(key);
+                row.value_bytes = Some(bytes.len());
             }
             Record::Delete { table, key, .. } => {
                 row.table = Some(table);

@@ -41,6 +41,8 @@ pub mod kind {
     pub const START: u8 = 8;
     /// The log was closed cleanly.
     pub const STOP: u8 = 9;
+    /// A piece of a value too large for one record.
+    pub const PUT_CHUNK: u8 = 10;
 }
 
 /// A decoded record of a kind the engine knows.
@@ -110,6 +112,24 @@ pub enum Record {
         /// Time, µs since the Unix epoch.
         time_micros: u64,
     },
+    /// A piece of a value too large for one record: the pieces of one key follow each other
+    /// in offset order, and the put takes effect with the piece that reaches `total`.
+    PutChunk {
+        /// The transaction id.
+        transaction: u64,
+        /// The table name.
+        table: String,
+        /// The key.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        /// Offset of this piece in the value.
+        offset: u64,
+        /// The value's whole length.
+        total: u64,
+        /// The piece.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// Why a record could not be framed or decoded.
@@ -161,7 +181,7 @@ impl RawRecord<'_> {
 
     /// Decodes a known kind; `Ok(None)` for a kind this build does not know.
     pub fn decode(&self) -> Result<Option<Record>, RecordProblem> {
-        if !(kind::BEGIN..=kind::STOP).contains(&self.kind) {
+        if !(kind::BEGIN..=kind::PUT_CHUNK).contains(&self.kind) {
             return Ok(None);
         }
         use bincode::Options;
@@ -201,6 +221,7 @@ impl Record {
             Record::DropTable { .. } => kind::DROP_TABLE,
             Record::Start { .. } => kind::START,
             Record::Stop { .. } => kind::STOP,
+            Record::PutChunk { .. } => kind::PUT_CHUNK,
         }
     }
 
@@ -213,7 +234,8 @@ impl Record {
             | Record::Put { transaction, .. }
             | Record::Delete { transaction, .. }
             | Record::CreateTable { transaction, .. }
-            | Record::DropTable { transaction, .. } => Some(*transaction),
+            | Record::DropTable { transaction, .. }
+            | Record::PutChunk { transaction, .. } => Some(*transaction),
             Record::Start { .. } | Record::Stop { .. } => None,
         }
     }

@@ -73,6 +73,26 @@ impl<'a> Transaction<'a> {
         });
     }
 
+    /// Inserts or replaces `key` in `table`, splitting a value longer than `chunk_bytes` into
+    /// [`Record::PutChunk`] pieces so that no record exceeds the log's limit.
+    pub fn put_chunked(&mut self, table: &str, key: &[u8], value: &[u8], chunk_bytes: usize) {
+        assert!(chunk_bytes > 0);
+        if value.len() <= chunk_bytes {
+            return self.put(table, key, value);
+        }
+        let transaction = self.id;
+        for (index, piece) in value.chunks(chunk_bytes).enumerate() {
+            self.push(&Record::PutChunk {
+                transaction,
+                table: table.into(),
+                key: key.into(),
+                offset: (index * chunk_bytes) as u64,
+                total: value.len() as u64,
+                bytes: piece.into(),
+            });
+        }
+    }
+
     /// Removes `key` from `table`.
     pub fn delete(&mut self, table: &str, key: &[u8]) {
         let transaction = self.id;

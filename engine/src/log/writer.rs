@@ -179,6 +179,11 @@ impl Log {
         self.shared.signature
     }
 
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.shared.config
+    }
+
     /// The log directory.
     pub fn directory(&self) -> &Path {
         &self.shared.directory
@@ -340,15 +345,16 @@ impl Log {
         Ok(removed)
     }
 
-    /// Writes a clean-stop record, makes everything durable and stops the background thread.
-    pub fn close(mut self) -> Result<(), LogError> {
+    /// Writes a clean-stop record, makes everything durable and stops the background thread;
+    /// returns the end of the log.
+    pub fn close(mut self) -> Result<LogPosition, LogError> {
         let mut stop = Vec::new();
         Record::Stop {
             time_micros: super::now_micros(),
         }
         .encode_into(&mut stop);
         self.append_records(&stop, &[stop.len()], false)?;
-        let result = self.flush().map(|_| ());
+        let result = self.flush();
         self.stop_background();
         result
     }

@@ -1,0 +1,173 @@
+//! Checkpoints: write committed pages, then flip the header to the new state.
+//!
+//! Order, each step after the previous is done:
+//! 1. Under the writer lock, capture the newest committed version, the allocator's free and
+//!    retired pages, and the unwritten pages; reserve pages at the end of the file for the
+//!    new free list (retiring the previous one).
+//! 2. Write the unwritten pages (each after its log records are durable) and the free list.
+//! 3. Sync the file; wait until the log is durable up to the captured version.
+//! 4. Write the header copy not holding the newest header, with the captured state, and sync.
+//! 5. The older copy's state may now be overwritten: retired pages up to its version can be
+//!    freed. The log's checkpoint moves to the older copy's checkpoint, so both copies can
+//!    always be recovered.
+//!
+//! Pages written in step 2 are never reachable from either header copy on disk, so a crash
+//! at any step leaves the previous state whole.
+
+use super::database::{HeaderState, Inner};
+use super::DbError;
+use crate::log::LogPosition;
+use crate::page::db_header::HEADER_OFFSETS;
+use crate::page::{free_list, DbHeader, DbState};
+use std::sync::atomic::Ordering;
+
+/// What one checkpoint did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Pages written.
+    pub pages_written: usize,
+    /// The new checkpoint position.
+    pub position: LogPosition,
+}
+
+struct Capture {
+    version: u64,
+    catalog_root: u64,
+    end: LogPosition,
+    next_page: u64,
+    free_list: Vec<(u64, Vec<u8>)>,
+}
+
+/// Runs a checkpoint, writing the header with `state`.
+pub(crate) fn run(inner: &Inner, state: DbState) -> Result<CheckpointReport, DbError> {
+    let mut header_state = inner.header.lock();
+    let result = checkpoint_locked(inner, &mut header_state, state);
+    if let Err(error) = &result {
+        inner.poison(error);
+    }
+    result
+}
+
+fn checkpoint_locked(
+    inner: &Inner,
+    header_state: &mut HeaderState,
+    state: DbState,
+) -> Result<CheckpointReport, DbError> {
+    let capture = capture(inner, header_state);
+    let pages_written = inner.store.write_unwritten()?;
+    let file = inner.store.file();
+    for (number, page) in &capture.free_list {
+        file.write_page(*number, page)?;
+    }
+    file.ensure_pages(capture.next_page)?;
+    file.sync()?;
+    inner.log.wait_durable(capture.end)?;
+    let previous = header_state.header.clone();
+    let header = DbHeader {
+        state,
+        sequence: previous.sequence + 1,
+        log_signature: inner.log.signature(),
+        log_required: (capture.end.generation, inner.log.current_generation()),
+        last_consistent: capture.end,
+        checkpoint: capture.end,
+        catalog_root: capture.catalog_root,
+        next_page: capture.next_page,
+        free_list: capture.free_list.first().map_or(0, |(number, _)| *number),
+        state_version: capture.version,
+        checksum_errors: previous.checksum_errors.max(inner.store.checksum_errors()),
+        timeline: inner.log.current_header().timeline,
+        ..previous.clone()
+    };
+    write_header(inner, header_state, header)?;
+    {
+        let mut writer = inner.writer.lock();
+        writer.allocator.older_header_version = previous.state_version;
+        writer.allocator.reclaim(Some(inner.snapshots.horizon()));
+    }
+    inner
+        .checkpoint_position
+        .store(capture.end.to_u64(), Ordering::Relaxed);
+    if previous.checkpoint > inner.log.checkpoint().position {
+        inner.log.advance_checkpoint(previous.checkpoint)?;
+    }
+    inner.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(CheckpointReport {
+        pages_written: pages_written + capture.free_list.len(),
+        position: capture.end,
+    })
+}
+
+/// Step 1, under the writer lock.
+fn capture(inner: &Inner, header_state: &HeaderState) -> Capture {
+    let mut writer = inner.writer.lock();
+    let version = writer.committed.number;
+    let allocator = &mut writer.allocator;
+    for page in std::mem::take(&mut allocator.free_list_pages) {
+        allocator.retire(version, page);
+    }
+    let free: Vec<u64> = allocator.free.iter().copied().collect();
+    let retired: Vec<u64> = allocator.retired.iter().map(|&(_, page)| page).collect();
+    let page_size = inner.store.page_size();
+    let needed = free_list::pages_needed(free.len() + retired.len(), page_size);
+    let chain: Vec<u64> = (0..needed as u64)
+        .map(|i| allocator.next_page + i)
+        .collect();
+    allocator.next_page += needed as u64;
+    allocator.free_list_pages = chain.clone();
+    let committed = *writer.committed;
+    // A checkpoint never moves back, even with no commit since the last one.
+    let end = committed.end.max(header_state.header.checkpoint);
+    Capture {
+        version,
+        catalog_root: committed.catalog_root,
+        end,
+        next_page: writer.allocator.next_page,
+        free_list: free_list::encode(&free, &retired, &chain, page_size, end),
+    }
+}
+
+/// Writes `header` into the slot not holding the newest copy, and syncs.
+pub(crate) fn write_header(
+    inner: &Inner,
+    header_state: &mut HeaderState,
+    header: DbHeader,
+) -> Result<(), DbError> {
+    let slot = 1 - header_state.slot;
+    let bytes = header.encode(slot);
+    let file = inner.store.file();
+    file.write_at(&bytes, HEADER_OFFSETS[slot as usize])?;
+    file.sync()?;
+    header_state.header = header;
+    header_state.slot = slot;
+    Ok(())
+}
+
+/// The last step of a clean close: the log is closed, then the header says CleanShutdown
+/// with no log required.
+pub(crate) fn close_clean(inner: Inner) -> Result<(), DbError> {
+    let Inner {
+        mut store,
+        log,
+        header,
+        ..
+    } = inner;
+    drop(store.take_log());
+    let log = std::sync::Arc::try_unwrap(log)
+        .map_err(|_| DbError::Poisoned("the log is still in use".into()))?;
+    let end = log.close()?;
+    let header_state = header.into_inner();
+    let previous = header_state.header.clone();
+    let clean = DbHeader {
+        state: DbState::CleanShutdown,
+        sequence: previous.sequence + 1,
+        log_required: (0, 0),
+        last_consistent: end,
+        checkpoint: end,
+        ..previous
+    };
+    let slot = 1 - header_state.slot;
+    store
+        .file()
+        .write_at(&clean.encode(slot), HEADER_OFFSETS[slot as usize])?;
+    store.file().sync()
+}

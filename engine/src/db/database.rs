@@ -1,0 +1,257 @@
+//! The database: opening, transactions, checkpoints and closing.
+
+use super::checkpoint;
+use super::read::ReadTransaction;
+use super::recovery::ReplayReport;
+use super::version::{Snapshots, Version};
+use super::write::WriteTransaction;
+use super::{DbError, Options};
+use crate::btree::dirty::DirtyPages;
+use crate::log::{Log, LogPosition};
+use crate::page::allocator::Allocator;
+use crate::page::{DbHeader, DbState, PageStore};
+use parking_lot::{Condvar, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The database file's name in its directory.
+pub const DATABASE_FILE_NAME: &str = "bluejet.db";
+
+/// A database: a page file and its log stream in one directory. `&Database` is enough for
+/// every operation; share it between threads with `Arc` or scoped threads.
+///
+/// ```
+/// use bluejet_engine::db::{Database, Options};
+/// let directory = tempfile::tempdir().unwrap();
+/// let db = Database::open(directory.path(), Options::default()).unwrap();
+/// let mut write = db.begin_write().unwrap();
+/// write.insert("folders", b"inbox", b"3 messages").unwrap();
+/// write.commit().unwrap();
+/// let read = db.begin_read().unwrap();
+/// let folders = read.open_table("folders").unwrap();
+/// assert_eq!(folders.get(b"inbox").unwrap().as_deref(), Some(&b"3 messages"[..]));
+/// drop(folders);
+/// drop(read);
+/// db.close().unwrap();
+/// ```
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+    checkpointer: Option<JoinHandle<()>>,
+}
+
+/// Counters of an open database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DbStats {
+    /// Transactions committed since open.
+    pub commits: u64,
+    /// Checkpoints completed since open.
+    pub checkpoints: u64,
+    /// Pages in the cache.
+    pub cached_pages: usize,
+    /// Pages allocated in the file (header pages included).
+    pub allocated_pages: u64,
+    /// Free pages (reusable now).
+    pub free_pages: u64,
+    /// Pages retired and waiting to become free.
+    pub retired_pages: u64,
+}
+
+pub(crate) struct Inner {
+    pub directory: PathBuf,
+    pub options: Options,
+    pub store: PageStore,
+    pub log: Arc<Log>,
+    pub writer: Mutex<WriterState>,
+    pub snapshots: Snapshots,
+    pub header: Mutex<HeaderState>,
+    pub checkpoint_position: AtomicU64,
+    pub poison: Mutex<Option<String>>,
+    pub stopping: Mutex<bool>,
+    pub wakeup: Condvar,
+    pub commits: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub replay: Mutex<ReplayReport>,
+}
+
+pub(crate) struct WriterState {
+    pub allocator: Allocator,
+    pub dirty: DirtyPages,
+    pub committed: Arc<Version>,
+}
+
+pub(crate) struct HeaderState {
+    pub header: DbHeader,
+    pub slot: u8,
+}
+
+impl Database {
+    /// Opens the database in `directory`, creating it if there is none. After a crash the
+    /// log is replayed from the checkpoint: every committed transaction is present, none
+    /// partly.
+    pub fn open(directory: &Path, options: Options) -> Result<Self, DbError> {
+        let inner = Arc::new(super::open::open(directory, options)?);
+        let checkpointer = inner
+            .options
+            .background
+            .then(|| spawn_checkpointer(Arc::clone(&inner)));
+        Ok(Self {
+            inner,
+            checkpointer,
+        })
+    }
+
+    /// Starts the write transaction; waits while another is open (writers are serialised,
+    /// their commits still share log flushes).
+    pub fn begin_write(&self) -> Result<WriteTransaction<'_>, DbError> {
+        self.inner.check_usable()?;
+        WriteTransaction::begin(&self.inner)
+    }
+
+    /// Starts a read transaction on the newest durable state. Readers never block writers
+    /// and are never blocked by them.
+    pub fn begin_read(&self) -> Result<ReadTransaction<'_>, DbError> {
+        Ok(ReadTransaction::begin(&self.inner))
+    }
+
+    /// Writes every committed change to the file and moves the checkpoint to the newest
+    /// durable commit.
+    pub fn checkpoint(&self) -> Result<(), DbError> {
+        self.inner.check_usable()?;
+        checkpoint::run(&self.inner, DbState::DirtyShutdown).map(|_| ())
+    }
+
+    /// The directory holding the database and its log.
+    pub fn directory(&self) -> &Path {
+        &self.inner.directory
+    }
+
+    /// The log stream (for rolls, statistics and replication).
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    /// The header as last written.
+    pub fn header(&self) -> DbHeader {
+        self.inner.header.lock().header.clone()
+    }
+
+    /// What recovery replayed when this database was opened.
+    pub fn replay_report(&self) -> ReplayReport {
+        self.inner.replay.lock().clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DbStats {
+        let inner = &self.inner;
+        let writer = inner.writer.lock();
+        DbStats {
+            commits: inner.commits.load(Ordering::Relaxed),
+            checkpoints: inner.checkpoints.load(Ordering::Relaxed),
+            cached_pages: inner.store.cached_pages(),
+            allocated_pages: writer.allocator.next_page,
+            free_pages: writer.allocator.free.len() as u64,
+            retired_pages: writer.allocator.retired.len() as u64,
+        }
+    }
+
+    /// Closes cleanly: checkpoints everything, closes the log and writes a clean header
+    /// (log required 0-0).
+    pub fn close(mut self) -> Result<(), DbError> {
+        self.stop_checkpointer();
+        self.inner.check_usable()?;
+        checkpoint::run(&self.inner, DbState::DirtyShutdown)?;
+        let inner = Arc::clone(&self.inner);
+        drop(self);
+        let inner = Arc::try_unwrap(inner)
+            .map_err(|_| DbError::Poisoned("the database is still in use".into()))?;
+        checkpoint::close_clean(inner)
+    }
+
+    fn stop_checkpointer(&mut self) {
+        *self.inner.stopping.lock() = true;
+        self.inner.wakeup.notify_all();
+        if let Some(handle) = self.checkpointer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Without `close` the database stays dirty: the next open replays the log.
+        self.stop_checkpointer();
+    }
+}
+
+impl Inner {
+    pub fn check_usable(&self) -> Result<(), DbError> {
+        match self.poison.lock().as_ref() {
+            Some(reason) => Err(DbError::Poisoned(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failure that leaves memory and disk out of step; the database then refuses
+    /// writes until reopened (recovery rebuilds from the log).
+    pub fn poison(&self, error: &DbError) {
+        let mut poison = self.poison.lock();
+        if poison.is_none() {
+            *poison = Some(error.to_string());
+        }
+    }
+
+    /// Log bytes between the checkpoint and `end`.
+    pub fn depth(&self, end: LogPosition) -> u64 {
+        let checkpoint = LogPosition::from_u64(self.checkpoint_position.load(Ordering::Relaxed));
+        let generation_bytes = self.log.current_header().generation_bytes as u64;
+        let generations = end.generation.saturating_sub(checkpoint.generation) as u64;
+        (generations * generation_bytes + end.offset as u64)
+            .saturating_sub(checkpoint.offset as u64)
+    }
+
+    /// After a commit ending at `end`: wakes the checkpointer past half the depth, and
+    /// checkpoints inline past twice the depth (or without a checkpointer).
+    pub fn after_commit(&self, end: LogPosition) -> Result<(), DbError> {
+        let depth = self.depth(end);
+        let limit = self.options.checkpoint_depth_bytes;
+        if self.options.background && depth < limit * 2 {
+            if depth >= limit / 2 {
+                self.wakeup.notify_all();
+            }
+            return Ok(());
+        }
+        if depth >= limit {
+            checkpoint::run(self, DbState::DirtyShutdown)?;
+        }
+        Ok(())
+    }
+}
+
+fn spawn_checkpointer(inner: Arc<Inner>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("bluejet-checkpoint".into())
+        .spawn(move || loop {
+            {
+                let mut stopping = inner.stopping.lock();
+                if *stopping {
+                    return;
+                }
+                inner.wakeup.wait_for(&mut stopping, Duration::from_secs(1));
+                if *stopping {
+                    return;
+                }
+            }
+            let end = inner.snapshots.published().end;
+            if inner.depth(end) < inner.options.checkpoint_depth_bytes / 2 {
+                continue;
+            }
+            if let Err(error) = checkpoint::run(&inner, DbState::DirtyShutdown) {
+                inner.poison(&error);
+                return;
+            }
+        })
+        .expect("spawning the checkpoint thread")
+}

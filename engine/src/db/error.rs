@@ -1,0 +1,127 @@
+//! The one error type of the database API.
+
+use crate::log::StreamSignature;
+use crate::page::format::PageProblem;
+use crate::LogError;
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong with a database. Errors about a file name the file, and where
+/// it applies the page or the log generations.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// An operating-system call failed.
+    #[error("{path}: {operation} failed: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The transaction log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A page is damaged: bad checksum, wrong place, never written or inconsistent.
+    #[error("{path}: page {page}: {problem}")]
+    Corruption {
+        /// The database file.
+        path: PathBuf,
+        /// The page number.
+        page: u64,
+        /// What is wrong.
+        problem: PageProblem,
+    },
+    /// Neither header copy can be used.
+    #[error("{path}: no usable header: copy 0: {copy_0}; copy 1: {copy_1}")]
+    BadHeader {
+        /// The database file.
+        path: PathBuf,
+        /// Why copy 0 is unusable.
+        copy_0: String,
+        /// Why copy 1 is unusable.
+        copy_1: String,
+    },
+    /// The file is shorter than the pages its header says it holds.
+    #[error("{path}: truncated: {length} bytes, but the header needs {needed}")]
+    Truncated {
+        /// The database file.
+        path: PathBuf,
+        /// The file length.
+        length: u64,
+        /// The length the header's pages need.
+        needed: u64,
+    },
+    /// Log generations recovery needs are missing.
+    #[error("{directory}: log generations {first}..={last} are required but {reason}")]
+    MissingLogGenerations {
+        /// The log directory.
+        directory: PathBuf,
+        /// The first required generation.
+        first: u32,
+        /// The last required generation.
+        last: u32,
+        /// What is missing.
+        reason: String,
+    },
+    /// The log in the directory belongs to another database.
+    #[error("{path}: the database belongs to log stream {expected}, the directory holds {found}")]
+    ForeignLog {
+        /// The database file.
+        path: PathBuf,
+        /// The stream signature in the database header.
+        expected: StreamSignature,
+        /// The stream signature of the log found.
+        found: StreamSignature,
+    },
+    /// A table does not exist.
+    #[error("no table named {0:?}")]
+    TableNotFound(String),
+    /// A key is longer than the page size allows.
+    #[error("a key of {length} bytes exceeds the limit of {limit} bytes")]
+    KeyTooLarge {
+        /// The key length.
+        length: usize,
+        /// The longest key allowed.
+        limit: usize,
+    },
+    /// A value is longer than the limit.
+    #[error("a value of {length} bytes exceeds the limit of {limit} bytes")]
+    ValueTooLarge {
+        /// The value length.
+        length: u64,
+        /// The longest value allowed.
+        limit: u64,
+    },
+    /// An option is out of range.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+    /// An earlier failure left the in-memory state unreliable; reopen to recover from the log.
+    #[error("the database is unusable after an earlier failure: {0}")]
+    Poisoned(String),
+}
+
+impl DbError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, operation: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            operation,
+            source,
+        }
+    }
+
+    /// Whether this error reports damage (as opposed to I/O failure or misuse).
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Corruption { .. }
+            | Self::BadHeader { .. }
+            | Self::Truncated { .. }
+            | Self::MissingLogGenerations { .. }
+            | Self::ForeignLog { .. } => true,
+            Self::Log(error) => error.is_damage(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The database: named B+tree tables in one page file, changed by ACID transactions through
+//! the log in the same directory.
+//!
+//! See [`Database`] for an example and `docs/design.md` for the file formats and the
+//! durability invariants.
+
+mod catalog;
+mod checkpoint;
+mod database;
+mod error;
+mod open;
+mod options;
+mod read;
+mod recovery;
+mod version;
+mod write;
+
+pub use crate::log::Durability;
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+pub use catalog::TableMeta;
+pub use checkpoint::CheckpointReport;
+pub use database::{Database, DbStats, DATABASE_FILE_NAME};
+pub use error::DbError;
+pub use open::read_header_copies;
+pub use options::Options;
+pub use read::{Range, ReadTable, ReadTransaction};
+pub use recovery::ReplayReport;
+pub use write::{Committed, WriteTable, WriteTransaction};

@@ -1,0 +1,265 @@
+//! Opening a database: create or read the file, check the log belongs to it and holds what
+//! recovery needs, load the allocator, replay, checkpoint.
+
+use super::database::{HeaderState, Inner, WriterState, DATABASE_FILE_NAME};
+use super::recovery::{self, ReplayReport};
+use super::version::{Snapshots, Version};
+use super::{DbError, Options};
+use crate::btree::dirty::DirtyPages;
+use crate::file::{FileSystem, OpenMode};
+use crate::log::directory::LogDirectory;
+use crate::log::{Log, LogPosition, StreamSignature};
+use crate::page::allocator::Allocator;
+use crate::page::db_header::{self, first_data_page, HeaderRead, HEADER_BYTES, HEADER_OFFSETS};
+use crate::page::file::DatabaseFile;
+use crate::page::{free_list, DbHeader, DbState, PageStore};
+use parking_lot::{Condvar, Mutex};
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+/// Opens (or creates) the database in `directory`.
+pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError> {
+    options.validate()?;
+    let fs = Arc::clone(&options.log.file_system);
+    fs.create_directory(directory)
+        .map_err(|error| DbError::io(directory, "creating the directory", error))?;
+    let path = directory.join(DATABASE_FILE_NAME);
+    if !fs.exists(&path) {
+        create(fs.as_ref(), directory, &path, options.page_size)?;
+    }
+    let handle = fs
+        .open(&path, OpenMode::ReadWrite)
+        .map_err(|error| DbError::io(&path, "opening", error))?;
+    let read = read_header_copies(&handle, &path)?;
+    let header = read.header.clone();
+    let file = DatabaseFile::new(handle, &path, header.page_size as usize)?;
+    check_length(&file, &header)?;
+    check_log_present(fs.as_ref(), directory, &options, &header)?;
+    let log = Arc::new(Log::open(directory, options.log.clone())?);
+    check_log(&log, &header, &path)?;
+    let allocator = load_allocator(&file, &header)?;
+    let store = PageStore::new(file, options.cache_bytes, Some(Arc::clone(&log)));
+    let inner = assemble(directory, options, store, log, read, allocator);
+    let report = recovery::replay(&inner, header.checkpoint)?;
+    *inner.replay.lock() = report;
+    super::checkpoint::run(&inner, DbState::DirtyShutdown)?;
+    Ok(inner)
+}
+
+fn assemble(
+    directory: &Path,
+    options: Options,
+    store: PageStore,
+    log: Arc<Log>,
+    read: HeaderRead,
+    allocator: Allocator,
+) -> Inner {
+    let header = read.header;
+    let version = Version {
+        number: header.state_version,
+        catalog_root: header.catalog_root,
+        end: header.checkpoint,
+    };
+    Inner {
+        directory: directory.to_owned(),
+        options,
+        store,
+        log,
+        writer: Mutex::new(WriterState {
+            allocator,
+            dirty: DirtyPages::default(),
+            committed: Arc::new(version),
+        }),
+        snapshots: Snapshots::new(version),
+        checkpoint_position: AtomicU64::new(header.checkpoint.to_u64()),
+        header: Mutex::new(HeaderState {
+            header,
+            slot: read.slot,
+        }),
+        poison: Mutex::new(None),
+        stopping: Mutex::new(false),
+        wakeup: Condvar::new(),
+        commits: AtomicU64::new(0),
+        checkpoints: AtomicU64::new(0),
+        replay: Mutex::new(ReplayReport::default()),
+    }
+}
+
+/// Creates an empty database file: written under a temporary name, synced, renamed, and the
+/// directory synced, so a crash leaves either no file or a whole one.
+fn create(
+    fs: &dyn FileSystem,
+    directory: &Path,
+    path: &Path,
+    page_size: usize,
+) -> Result<(), DbError> {
+    let temporary = directory.join(format!("{DATABASE_FILE_NAME}.tmp"));
+    if fs.exists(&temporary) {
+        fs.remove(&temporary)
+            .map_err(|error| DbError::io(&temporary, "removing", error))?;
+    }
+    let handle = fs
+        .open(&temporary, OpenMode::CreateNew)
+        .map_err(|error| DbError::io(&temporary, "creating", error))?;
+    let header = new_header(page_size);
+    let io = |error| DbError::io(&temporary, "writing", error);
+    handle
+        .set_len(first_data_page(page_size) * page_size as u64)
+        .map_err(io)?;
+    for slot in 0..2u8 {
+        let copy = DbHeader {
+            sequence: slot as u64,
+            ..header.clone()
+        };
+        handle
+            .write_at(&copy.encode(slot), HEADER_OFFSETS[slot as usize])
+            .map_err(io)?;
+    }
+    handle.sync_data().map_err(io)?;
+    fs.rename(&temporary, path)
+        .map_err(|error| DbError::io(path, "renaming", error))?;
+    fs.sync_directory(directory)
+        .map_err(|error| DbError::io(directory, "syncing", error))
+}
+
+/// The header of a new database: no tables, recovery from the start of the log.
+fn new_header(page_size: usize) -> DbHeader {
+    DbHeader {
+        page_size: page_size as u32,
+        state: DbState::JustCreated,
+        sequence: 0,
+        signature: StreamSignature::generate(),
+        log_signature: StreamSignature {
+            id: [0; 16],
+            created_micros: 0,
+        },
+        log_required: (1, 1),
+        last_consistent: LogPosition::new(1, 0),
+        checkpoint: LogPosition::new(1, 0),
+        catalog_root: 0,
+        next_page: first_data_page(page_size),
+        free_list: 0,
+        state_version: 0,
+        repair_count: 0,
+        checksum_errors: 0,
+        last_full_backup: Default::default(),
+        last_incremental_backup: Default::default(),
+        timeline: 1,
+    }
+}
+
+/// Reads both header copies and picks the newest valid one.
+pub fn read_header_copies(
+    handle: &Arc<dyn crate::file::FileHandle>,
+    path: &Path,
+) -> Result<HeaderRead, DbError> {
+    let mut copies = [[0u8; HEADER_BYTES]; 2];
+    for (slot, copy) in copies.iter_mut().enumerate() {
+        // A short file reads as zeros: that copy is then "not initialised".
+        let _ = handle.read_exact_at(copy, HEADER_OFFSETS[slot]);
+    }
+    db_header::choose([&copies[0], &copies[1]]).map_err(|[copy_0, copy_1]| DbError::BadHeader {
+        path: path.to_owned(),
+        copy_0,
+        copy_1,
+    })
+}
+
+fn check_length(file: &DatabaseFile, header: &DbHeader) -> Result<(), DbError> {
+    let needed = header.next_page * header.page_size as u64;
+    if file.length() < needed {
+        return Err(DbError::Truncated {
+            path: file.path().to_owned(),
+            length: file.length(),
+            needed,
+        });
+    }
+    Ok(())
+}
+
+/// A database that needs its log must find it before `Log::open` would start a new stream.
+fn check_log_present(
+    fs: &dyn FileSystem,
+    directory: &Path,
+    options: &Options,
+    header: &DbHeader,
+) -> Result<(), DbError> {
+    if header.state != DbState::DirtyShutdown {
+        return Ok(());
+    }
+    let listing = LogDirectory::list(fs, directory, options.log.base_name)?;
+    if listing.current || !listing.closed.is_empty() {
+        return Ok(());
+    }
+    Err(DbError::MissingLogGenerations {
+        directory: directory.to_owned(),
+        first: header.log_required.0,
+        last: header.log_required.1,
+        reason: "the directory holds no log generation".into(),
+    })
+}
+
+/// The log must be this database's and hold every generation recovery needs.
+fn check_log(log: &Log, header: &DbHeader, path: &Path) -> Result<(), DbError> {
+    let adopting = header.log_signature.id == [0; 16];
+    if !adopting && header.log_signature != log.signature() {
+        return Err(DbError::ForeignLog {
+            path: path.to_owned(),
+            expected: header.log_signature,
+            found: log.signature(),
+        });
+    }
+    let (first, last) = (
+        header.checkpoint.generation,
+        header.log_required.1.max(header.checkpoint.generation),
+    );
+    let current = log.current_generation();
+    let directory = log.directory();
+    let listing = LogDirectory::list(log_file_system(log).as_ref(), directory, log_base(log))?;
+    for generation in first..=last {
+        if generation != current && !listing.closed.contains_key(&generation) {
+            return Err(DbError::MissingLogGenerations {
+                directory: directory.to_owned(),
+                first,
+                last,
+                reason: format!("generation {generation} is missing"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn log_file_system(log: &Log) -> Arc<dyn FileSystem> {
+    log.config().file_system.clone()
+}
+
+fn log_base(log: &Log) -> crate::log::BaseName {
+    log.config().base_name
+}
+
+/// The allocator as the header's checkpoint left it.
+fn load_allocator(file: &DatabaseFile, header: &DbHeader) -> Result<Allocator, DbError> {
+    let first = first_data_page(header.page_size as usize);
+    let read = |number: u64| -> Result<Box<[u8]>, DbError> {
+        let (page, _) = file.read_page(number)?;
+        Ok(page)
+    };
+    let loaded = free_list::load(
+        &read,
+        header.free_list,
+        (first, header.next_page),
+        file.path(),
+    )?;
+    let mut allocator = Allocator {
+        next_page: header.next_page,
+        free_list_pages: loaded.chain,
+        older_header_version: 0,
+        ..Allocator::default()
+    };
+    allocator.free.extend(loaded.free);
+    for page in loaded.retired {
+        allocator.retire(header.state_version, page);
+    }
+    Ok(allocator)
+}

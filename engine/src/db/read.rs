@@ -1,0 +1,237 @@
+//! Read transactions: a consistent snapshot of the newest durable state.
+
+use super::catalog::TableMeta;
+use super::database::Inner;
+use super::version::Version;
+use super::write::owned_bounds;
+use super::DbError;
+use crate::btree::cursor::{self, Cursor, Direction};
+use crate::btree::{after_start, before_end};
+use crate::page::cache::PageBytes;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// A snapshot: it sees exactly the transactions committed durably before it began, however
+/// long it lives and whatever commits meanwhile.
+pub struct ReadTransaction<'db> {
+    inner: &'db Inner,
+    version: Arc<Version>,
+}
+
+impl<'db> ReadTransaction<'db> {
+    pub(crate) fn begin(inner: &'db Inner) -> Self {
+        Self {
+            inner,
+            version: inner.snapshots.acquire(),
+        }
+    }
+
+    /// The version this snapshot sees.
+    pub fn version(&self) -> u64 {
+        self.version.number
+    }
+
+    /// A table of the snapshot; [`DbError::TableNotFound`] if it does not exist.
+    pub fn open_table(&self, table: &str) -> Result<ReadTable<'_>, DbError> {
+        let store = &self.inner.store;
+        let root = self.version.catalog_root;
+        let found = cursor::lookup(store, root, table.as_bytes())?;
+        let Some((leaf, index)) = found else {
+            return Err(DbError::TableNotFound(table.to_owned()));
+        };
+        let (_, value) = cursor::entry(store, &leaf, index)?;
+        let meta = TableMeta::decode(&value, store.file().path(), root)?;
+        Ok(ReadTable {
+            inner: self.inner,
+            meta,
+        })
+    }
+
+    /// The names of every table, in order.
+    pub fn table_names(&self) -> Result<Vec<String>, DbError> {
+        let store = &self.inner.store;
+        let mut names = Vec::new();
+        let mut cursor = Cursor::seek(
+            store,
+            self.version.catalog_root,
+            Bound::Unbounded,
+            Direction::Forward,
+        )?;
+        while let Some((leaf, index)) = cursor.next(store)? {
+            let (key, _) = cursor::entry(store, &leaf, index)?;
+            names.push(String::from_utf8_lossy(&key).into_owned());
+        }
+        Ok(names)
+    }
+}
+
+impl Drop for ReadTransaction<'_> {
+    fn drop(&mut self) {
+        self.inner.snapshots.release(self.version.number);
+    }
+}
+
+/// A table in a snapshot.
+pub struct ReadTable<'r> {
+    inner: &'r Inner,
+    meta: TableMeta,
+}
+
+impl<'r> ReadTable<'r> {
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        let store = &self.inner.store;
+        match cursor::lookup(store, self.meta.root, key)? {
+            Some((leaf, index)) => Ok(Some(cursor::entry(store, &leaf, index)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.meta.count
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.meta.count == 0
+    }
+
+    /// Entries within `range`, ascending; `.rev()` walks them descending.
+    ///
+    /// ```
+    /// # use bluejet_engine::db::{Database, Options};
+    /// # let directory = tempfile::tempdir().unwrap();
+    /// # let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let mut write = db.begin_write().unwrap();
+    /// for key in [b"a", b"b", b"c"] {
+    ///     write.insert("t", key, b"v").unwrap();
+    /// }
+    /// write.commit().unwrap();
+    /// let read = db.begin_read().unwrap();
+    /// let table = read.open_table("t").unwrap();
+    /// let keys: Vec<Vec<u8>> = table
+    ///     .range(&b"b"[..]..)
+    ///     .unwrap()
+    ///     .rev()
+    ///     .map(|entry| entry.unwrap().0)
+    ///     .collect();
+    /// assert_eq!(keys, vec![b"c".to_vec(), b"b".to_vec()]);
+    /// ```
+    pub fn range<'k>(&self, range: impl RangeBounds<&'k [u8]>) -> Result<Range<'r>, DbError> {
+        Ok(Range {
+            inner: self.inner,
+            root: self.meta.root,
+            bounds: owned_bounds(range),
+            front: None,
+            back: None,
+            front_last: None,
+            back_last: None,
+            done: false,
+        })
+    }
+
+    /// The first entry at or after `key`.
+    pub fn seek(&self, key: &[u8]) -> Result<Option<super::KeyValue>, DbError> {
+        self.range(key..)?.next().transpose()
+    }
+}
+
+/// Entries of a range, read lazily from either end. Yields an error once, then ends.
+pub struct Range<'r> {
+    inner: &'r Inner,
+    root: u64,
+    bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    front: Option<Cursor>,
+    back: Option<Cursor>,
+    front_last: Option<Vec<u8>>,
+    back_last: Option<Vec<u8>>,
+    done: bool,
+}
+
+type Entry = Result<(Vec<u8>, Vec<u8>), DbError>;
+
+impl Range<'_> {
+    fn step(&mut self, direction: Direction) -> Result<Option<super::KeyValue>, DbError> {
+        let store = &self.inner.store;
+        let (slot, bound) = match direction {
+            Direction::Forward => (&mut self.front, &self.bounds.0),
+            Direction::Backward => (&mut self.back, &self.bounds.1),
+        };
+        if slot.is_none() {
+            *slot = Some(Cursor::seek(store, self.root, as_ref(bound), direction)?);
+        }
+        let cursor = slot.as_mut().expect("just set");
+        let Some((leaf, index)) = cursor.next(store)? else {
+            return Ok(None);
+        };
+        let key = crate::btree::view::NodeView::new(&leaf).key(index);
+        if !self.admits(key, direction) {
+            return Ok(None);
+        }
+        let entry = entry_of(self.inner, &leaf, index)?;
+        match direction {
+            Direction::Forward => self.front_last = Some(entry.0.clone()),
+            Direction::Backward => self.back_last = Some(entry.0.clone()),
+        }
+        Ok(Some(entry))
+    }
+
+    /// Whether `key`, reached going `direction`, is inside the range and not yet yielded
+    /// from the other end.
+    fn admits(&self, key: &[u8], direction: Direction) -> bool {
+        match direction {
+            Direction::Forward => {
+                before_end(key, &self.bounds.1)
+                    && self.back_last.as_deref().is_none_or(|last| key < last)
+            }
+            Direction::Backward => {
+                after_start(key, &self.bounds.0)
+                    && self.front_last.as_deref().is_none_or(|last| key > last)
+            }
+        }
+    }
+
+    fn advance(&mut self, direction: Direction) -> Option<Entry> {
+        if self.done {
+            return None;
+        }
+        match self.step(direction) {
+            Ok(Some(entry)) => Some(Ok(entry)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(error) => {
+                self.done = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
+fn entry_of(inner: &Inner, leaf: &PageBytes, index: usize) -> Result<(Vec<u8>, Vec<u8>), DbError> {
+    cursor::entry(&inner.store, leaf, index)
+}
+
+fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match bound {
+        Bound::Included(key) => Bound::Included(key),
+        Bound::Excluded(key) => Bound::Excluded(key),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl Iterator for Range<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        self.advance(Direction::Forward)
+    }
+}
+
+impl DoubleEndedIterator for Range<'_> {
+    fn next_back(&mut self) -> Option<Entry> {
+        self.advance(Direction::Backward)
+    }
+}

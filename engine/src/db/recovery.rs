@@ -1,0 +1,224 @@
+//! Recovery: redo every committed transaction logged after the checkpoint.
+//!
+//! The database file holds exactly the state at its header's checkpoint (pages after it are
+//! never reachable from the header), so redo applies each later committed transaction once,
+//! in log order, through the ordinary write path. Transactions without a commit record (cut
+//! by a crash, rolled back, or ended by a new writer session's Start record) are dropped.
+
+use super::database::Inner;
+use super::write::WriteTransaction;
+use super::DbError;
+use crate::log::{LogPosition, LogReader, Record};
+use crate::LogError;
+
+/// What a replay did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayReport {
+    /// Where it started.
+    pub from: LogPosition,
+    /// Where the log ended.
+    pub to: LogPosition,
+    /// First and last generation read (none if nothing was read).
+    pub generations: Option<(u32, u32)>,
+    /// Records read.
+    pub records: u64,
+    /// Committed transactions applied.
+    pub transactions_applied: u64,
+    /// Transactions dropped (no commit record, or rolled back).
+    pub transactions_dropped: u64,
+}
+
+/// One operation of a transaction being read back.
+enum Operation {
+    Put {
+        table: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        table: String,
+        key: Vec<u8>,
+    },
+    CreateTable {
+        table: String,
+    },
+    DropTable {
+        table: String,
+    },
+}
+
+/// The transaction being gathered.
+#[derive(Default)]
+struct Pending {
+    id: u64,
+    operations: Vec<Operation>,
+    /// A long value being assembled from pieces: table, key, bytes so far.
+    assembling: Option<(String, Vec<u8>, Vec<u8>)>,
+}
+
+/// Replays the log in the database's directory from `from`.
+pub(crate) fn replay(inner: &Inner, from: LogPosition) -> Result<ReplayReport, DbError> {
+    let reader = LogReader::open(&inner.directory, inner.options.log.clone())?;
+    let mut report = ReplayReport {
+        from,
+        to: from,
+        ..ReplayReport::default()
+    };
+    let mut pending: Option<Pending> = None;
+    for record in reader.read_from(from) {
+        let record = record.map_err(missing_or)?;
+        report.records += 1;
+        report.to = record.end;
+        let generation = record.position.generation;
+        report.generations = Some(match report.generations {
+            Some((first, _)) => (first, generation),
+            None => (generation, generation),
+        });
+        let Some(decoded) = record.decode()? else {
+            continue;
+        };
+        apply_record(inner, decoded, record.end, &mut pending, &mut report)?;
+    }
+    if pending.is_some() {
+        report.transactions_dropped += 1;
+    }
+    Ok(report)
+}
+
+fn apply_record(
+    inner: &Inner,
+    record: Record,
+    end: LogPosition,
+    pending: &mut Option<Pending>,
+    report: &mut ReplayReport,
+) -> Result<(), DbError> {
+    match record {
+        Record::Begin { transaction } => {
+            if pending
+                .replace(Pending {
+                    id: transaction,
+                    ..Pending::default()
+                })
+                .is_some()
+            {
+                report.transactions_dropped += 1;
+            }
+        }
+        Record::Commit { transaction, .. } => {
+            if let Some(done) = pending.take_if(|p| p.id == transaction) {
+                redo(inner, done, end)?;
+                report.transactions_applied += 1;
+            }
+        }
+        Record::Rollback { transaction } => {
+            if pending.take_if(|p| p.id == transaction).is_some() {
+                report.transactions_dropped += 1;
+            }
+        }
+        Record::Start { .. } => {
+            if pending.take().is_some() {
+                report.transactions_dropped += 1;
+            }
+        }
+        Record::Stop { .. } => {}
+        other => gather(other, pending),
+    }
+    Ok(())
+}
+
+/// Adds an operation record to the pending transaction it belongs to.
+fn gather(record: Record, pending: &mut Option<Pending>) {
+    let Some(transaction) = pending
+        .as_mut()
+        .filter(|p| Some(p.id) == record.transaction())
+    else {
+        return;
+    };
+    let operation = match record {
+        Record::Put {
+            table, key, value, ..
+        } => Operation::Put { table, key, value },
+        Record::Delete { table, key, .. } => Operation::Delete { table, key },
+        Record::CreateTable { table, .. } => Operation::CreateTable { table },
+        Record::DropTable { table, .. } => Operation::DropTable { table },
+        Record::PutChunk {
+            table,
+            key,
+            offset,
+            total,
+            bytes,
+            ..
+        } => match assemble(transaction, table, key, offset, total, bytes) {
+            Some(operation) => operation,
+            None => return,
+        },
+        _ => return,
+    };
+    transaction.operations.push(operation);
+}
+
+/// Adds a piece of a long value; returns the put once the last piece is in. Pieces out of
+/// order (which the writer never produces) drop the value being assembled.
+fn assemble(
+    transaction: &mut Pending,
+    table: String,
+    key: Vec<u8>,
+    offset: u64,
+    total: u64,
+    bytes: Vec<u8>,
+) -> Option<Operation> {
+    if offset == 0 {
+        transaction.assembling =
+            Some((table, key, Vec::with_capacity(total.min(1 << 28) as usize)));
+    }
+    let (_, _, value) = transaction.assembling.as_mut()?;
+    if value.len() as u64 != offset {
+        transaction.assembling = None;
+        return None;
+    }
+    value.extend_from_slice(&bytes);
+    if (value.len() as u64) < total {
+        return None;
+    }
+    let (table, key, value) = transaction.assembling.take()?;
+    Some(Operation::Put { table, key, value })
+}
+
+/// Applies one committed transaction.
+fn redo(inner: &Inner, transaction: Pending, end: LogPosition) -> Result<(), DbError> {
+    let mut write = WriteTransaction::begin_unlogged(inner);
+    for operation in transaction.operations {
+        match operation {
+            Operation::Put { table, key, value } => {
+                write.insert(&table, &key, &value)?;
+            }
+            Operation::Delete { table, key } => {
+                write.remove(&table, &key)?;
+            }
+            Operation::CreateTable { table } => {
+                write.open_table(&table)?;
+            }
+            Operation::DropTable { table } => {
+                write.drop_table(&table)?;
+            }
+        }
+    }
+    write.commit_replayed(end)
+}
+
+fn missing_or(error: LogError) -> DbError {
+    match error {
+        LogError::MissingGenerations {
+            directory,
+            first,
+            last,
+            next,
+        } => DbError::MissingLogGenerations {
+            directory,
+            first,
+            last,
+            reason: format!("they are missing while generation {next} exists"),
+        },
+        other => DbError::Log(other),
+    }
+}

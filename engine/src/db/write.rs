@@ -1,0 +1,514 @@
+//! Write transactions: changes on copy-on-write pages, logged, committed with group commit.
+
+use super::catalog::TableMeta;
+use super::database::{Inner, WriterState};
+use super::version::Version;
+use super::DbError;
+use crate::btree::node::{LongRef, Value};
+use crate::btree::write::TreeWriter;
+use crate::btree::{max_inline_value_bytes, max_key_bytes};
+use crate::log::{Durability, LogPosition, Transaction};
+use crate::value::long::{self, MAX_VALUE_BYTES};
+use parking_lot::MutexGuard;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Log records carry values in pieces of at most this many bytes.
+const LOG_CHUNK_BYTES: usize = 256 << 10;
+
+/// The one open write transaction. It sees its own changes; nothing is visible to readers
+/// until it commits durably. Dropping it without `commit` aborts it.
+pub struct WriteTransaction<'db> {
+    inner: &'db Inner,
+    state: Option<MutexGuard<'db, WriterState>>,
+    catalog_root: u64,
+    tables: HashMap<String, (TableMeta, bool)>,
+    log: Option<Transaction<'db>>,
+    changed: bool,
+}
+
+/// Where a committed transaction landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Committed {
+    /// The transaction's version number (0 when it changed nothing).
+    pub version: u64,
+    /// The log position after its commit record.
+    pub end: LogPosition,
+}
+
+impl<'db> WriteTransaction<'db> {
+    pub(crate) fn begin(inner: &'db Inner) -> Result<Self, DbError> {
+        let mut transaction = Self::begin_unlogged(inner);
+        transaction.log = Some(inner.log.transaction());
+        Ok(transaction)
+    }
+
+    /// A transaction whose changes are not logged (recovery redoes logged ones).
+    pub(crate) fn begin_unlogged(inner: &'db Inner) -> Self {
+        let mut state = inner.writer.lock();
+        let horizon = inner.snapshots.horizon();
+        state.allocator.reclaim(Some(horizon));
+        let catalog_root = state.committed.catalog_root;
+        Self {
+            inner,
+            state: Some(state),
+            catalog_root,
+            tables: HashMap::new(),
+            log: None,
+            changed: false,
+        }
+    }
+
+    fn state(&mut self) -> &mut WriterState {
+        self.state.as_mut().expect("an open transaction")
+    }
+
+    fn tree(&mut self) -> TreeWriter<'_> {
+        let state = self.state.as_mut().expect("an open transaction");
+        let WriterState {
+            allocator, dirty, ..
+        } = &mut **state;
+        TreeWriter {
+            store: &self.inner.store,
+            dirty,
+            allocator,
+        }
+    }
+
+    /// The table's catalog entry; created (and logged) when `create` is set.
+    fn meta(&mut self, table: &str, create: bool) -> Result<Option<TableMeta>, DbError> {
+        if let Some((meta, _)) = self.tables.get(table) {
+            return Ok(Some(*meta));
+        }
+        let root = self.catalog_root;
+        let path = self.inner.store.file().path().to_owned();
+        match self.tree().get(root, table.as_bytes())? {
+            Some(Value::Inline(bytes)) => {
+                let meta = TableMeta::decode(&bytes, &path, root)?;
+                self.tables.insert(table.to_owned(), (meta, false));
+                Ok(Some(meta))
+            }
+            Some(Value::Long(_)) => Err(DbError::Corruption {
+                path,
+                page: root,
+                problem: crate::page::format::PageProblem::Malformed(
+                    "catalog entry stored out of line".into(),
+                ),
+            }),
+            None if create => {
+                check_key(table.as_bytes(), self.inner.store.page_size())?;
+                if let Some(log) = &mut self.log {
+                    log.create_table(table);
+                }
+                self.changed = true;
+                self.tables
+                    .insert(table.to_owned(), (TableMeta::default(), true));
+                Ok(Some(TableMeta::default()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn set_meta(&mut self, table: &str, meta: TableMeta) {
+        self.tables.insert(table.to_owned(), (meta, true));
+        self.changed = true;
+    }
+
+    /// A handle on `table`, created if it does not exist.
+    pub fn open_table<'t>(&'t mut self, table: &str) -> Result<WriteTable<'t, 'db>, DbError> {
+        self.meta(table, true)?;
+        Ok(WriteTable {
+            transaction: self,
+            name: table.to_owned(),
+        })
+    }
+
+    /// Inserts or replaces `key` in `table` (created if needed); returns whether a value was
+    /// replaced.
+    pub fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
+        let page_size = self.inner.store.page_size();
+        check_key(key, page_size)?;
+        if value.len() as u64 > MAX_VALUE_BYTES {
+            return Err(DbError::ValueTooLarge {
+                length: value.len() as u64,
+                limit: MAX_VALUE_BYTES,
+            });
+        }
+        let mut meta = self.meta(table, true)?.expect("created");
+        if let Some(log) = &mut self.log {
+            log.put_chunked(table, key, value, LOG_CHUNK_BYTES);
+        }
+        let stored = self.store_value(value);
+        let (root, replaced) = self.tree().insert(meta.root, key, stored)?;
+        meta.root = root;
+        let was_replaced = match replaced {
+            Some(old) => {
+                self.free_value(old)?;
+                true
+            }
+            None => {
+                meta.count += 1;
+                false
+            }
+        };
+        self.set_meta(table, meta);
+        Ok(was_replaced)
+    }
+
+    /// A value as the leaf will hold it: inline, or written to long-value pages.
+    fn store_value(&mut self, value: &[u8]) -> Value {
+        let page_size = self.inner.store.page_size();
+        if value.len() <= max_inline_value_bytes(page_size) {
+            return Value::Inline(value.to_vec());
+        }
+        let (stored, compressed) = long::prepare(value, self.inner.options.compression);
+        let state = self.state();
+        let WriterState {
+            allocator, dirty, ..
+        } = state;
+        let (first_page, pages) =
+            long::format_pages(&stored, page_size, &mut || dirty.allocate(allocator));
+        dirty.long.extend(pages);
+        Value::Long(LongRef {
+            first_page,
+            length: value.len() as u64,
+            stored: stored.len() as u64,
+            compressed,
+        })
+    }
+
+    /// Stops using a replaced or removed value's pages.
+    fn free_value(&mut self, value: Value) -> Result<(), DbError> {
+        let Value::Long(long) = value else {
+            return Ok(());
+        };
+        let pages = self.long_chain(long)?;
+        let WriterState {
+            allocator, dirty, ..
+        } = self.state();
+        for page in pages {
+            dirty.free(allocator, page);
+        }
+        Ok(())
+    }
+
+    fn long_chain(&mut self, long: LongRef) -> Result<Vec<u64>, DbError> {
+        let store = &self.inner.store;
+        let state = self.state.as_ref().expect("an open transaction");
+        let fetch = |page: u64| -> Result<Cow<'_, [u8]>, DbError> {
+            match state.dirty.long.get(&page) {
+                Some(bytes) => Ok(Cow::Borrowed(bytes.as_slice())),
+                None => Ok(Cow::Owned(store.page(page)?.to_vec())),
+            }
+        };
+        long::chain(long, &fetch, store.file().path())
+    }
+
+    fn value_bytes(&self, value: Value) -> Result<Vec<u8>, DbError> {
+        match value {
+            Value::Inline(bytes) => Ok(bytes),
+            Value::Long(long) => {
+                let store = &self.inner.store;
+                let state = self.state.as_ref().expect("an open transaction");
+                let fetch = |page: u64| -> Result<Cow<'_, [u8]>, DbError> {
+                    match state.dirty.long.get(&page) {
+                        Some(bytes) => Ok(Cow::Borrowed(bytes.as_slice())),
+                        None => Ok(Cow::Owned(store.page(page)?.to_vec())),
+                    }
+                };
+                long::read(long, &fetch, store.file().path())
+            }
+        }
+    }
+
+    /// The value of `key` in `table`, as this transaction sees it.
+    pub fn get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        let Some(meta) = self.meta(table, false)? else {
+            return Ok(None);
+        };
+        match self.tree().get(meta.root, key)? {
+            Some(value) => self.value_bytes(value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes `key` from `table`; returns whether it was there.
+    pub fn remove(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
+        let Some(mut meta) = self.meta(table, false)? else {
+            return Ok(false);
+        };
+        let (root, removed) = self.tree().remove(meta.root, key)?;
+        let Some(removed) = removed else {
+            return Ok(false);
+        };
+        if let Some(log) = &mut self.log {
+            log.delete(table, key);
+        }
+        self.free_value(removed)?;
+        meta.root = root;
+        meta.count -= 1;
+        self.set_meta(table, meta);
+        Ok(true)
+    }
+
+    /// The entries of `table` within `range`, in key order (use `.rev()` for descending).
+    pub fn range<'k>(
+        &mut self,
+        table: &str,
+        range: impl RangeBounds<&'k [u8]>,
+    ) -> Result<std::vec::IntoIter<super::KeyValue>, DbError> {
+        let Some(meta) = self.meta(table, false)? else {
+            return Ok(Vec::new().into_iter());
+        };
+        let bounds = owned_bounds(range);
+        let entries = self.tree().collect(meta.root, &bounds)?;
+        let mut values = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            values.push((key, self.value_bytes(value)?));
+        }
+        Ok(values.into_iter())
+    }
+
+    /// Entries in `table` (0 if it does not exist).
+    pub fn len(&mut self, table: &str) -> Result<u64, DbError> {
+        Ok(self.meta(table, false)?.map_or(0, |meta| meta.count))
+    }
+
+    /// Whether `table` is empty or absent.
+    pub fn is_empty(&mut self, table: &str) -> Result<bool, DbError> {
+        Ok(self.len(table)? == 0)
+    }
+
+    /// Removes `table` and everything in it; returns whether it existed.
+    pub fn drop_table(&mut self, table: &str) -> Result<bool, DbError> {
+        let Some(meta) = self.meta(table, false)? else {
+            return Ok(false);
+        };
+        let mut long_values = Vec::new();
+        let pages = self.tree().pages(meta.root, &mut long_values)?;
+        for long in long_values {
+            self.free_value(Value::Long(long))?;
+        }
+        let WriterState {
+            allocator, dirty, ..
+        } = self.state();
+        for page in pages {
+            dirty.free(allocator, page);
+        }
+        if let Some(log) = &mut self.log {
+            log.drop_table(table);
+        }
+        self.tables.remove(table);
+        let root = self.catalog_root;
+        let (root, _) = self.tree().remove(root, table.as_bytes())?;
+        self.catalog_root = root;
+        self.changed = true;
+        Ok(true)
+    }
+
+    /// Commits with the database's default durability.
+    pub fn commit(self) -> Result<Committed, DbError> {
+        let durability = self.inner.options.durability;
+        self.commit_with(durability)
+    }
+
+    /// Commits: the records reach the log (and, if durable, the disk) before this returns;
+    /// concurrent committers share log flushes.
+    pub fn commit_with(mut self, durability: Durability) -> Result<Committed, DbError> {
+        if !self.changed {
+            self.abort_in_memory();
+            return Ok(Committed {
+                version: 0,
+                end: self.inner.log.end_position(),
+            });
+        }
+        self.write_catalog()?;
+        let log = self.log.take().expect("a logged transaction");
+        let appended = log.commit(Durability::Lazy);
+        let end = match appended {
+            Ok(info) => info.end,
+            Err(error) => {
+                self.abort_in_memory();
+                let error = DbError::from(error);
+                if !matches!(error, DbError::Log(crate::LogError::RecordTooLarge { .. })) {
+                    self.inner.poison(&error);
+                }
+                return Err(error);
+            }
+        };
+        let version = self.install(end)?;
+        if durability == Durability::Durable {
+            if let Err(error) = self.inner.log.wait_durable(end) {
+                let error = DbError::from(error);
+                self.inner.poison(&error);
+                return Err(error);
+            }
+        }
+        self.inner.snapshots.publish(Arc::clone(&version));
+        self.inner.after_commit(end)?;
+        Ok(Committed {
+            version: version.number,
+            end,
+        })
+    }
+
+    /// Commits a transaction redone from the log, ending at `end`.
+    pub(crate) fn commit_replayed(mut self, end: LogPosition) -> Result<(), DbError> {
+        if self.changed {
+            self.write_catalog()?;
+            let version = self.install(end)?;
+            self.inner.snapshots.publish(version);
+        }
+        Ok(())
+    }
+
+    /// Writes changed catalog entries into the catalog tree.
+    fn write_catalog(&mut self) -> Result<(), DbError> {
+        let mut changed: Vec<(String, TableMeta)> = self
+            .tables
+            .iter()
+            .filter(|(_, (_, changed))| *changed)
+            .map(|(name, (meta, _))| (name.clone(), *meta))
+            .collect();
+        changed.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, meta) in changed {
+            let root = self.catalog_root;
+            let value = Value::Inline(meta.encode());
+            let (root, _) = self.tree().insert(root, name.as_bytes(), value)?;
+            self.catalog_root = root;
+        }
+        Ok(())
+    }
+
+    /// Seals the changed pages with `end`, hands them to the cache and makes the new version
+    /// the committed one; releases the writer lock.
+    fn install(&mut self, end: LogPosition) -> Result<Arc<Version>, DbError> {
+        let inner = self.inner;
+        let catalog_root = self.catalog_root;
+        let mut state = self.state.take().expect("an open transaction");
+        let version = state.committed.number + 1;
+        let result = seal_pages(inner, &mut state, end);
+        let retired = std::mem::take(&mut state.dirty.retired);
+        for page in retired {
+            state.allocator.retire(version, page);
+        }
+        state.dirty.allocated.clear();
+        let committed = Arc::new(Version {
+            number: version,
+            catalog_root,
+            end,
+        });
+        state.committed = Arc::clone(&committed);
+        drop(state);
+        inner.commits.fetch_add(1, Ordering::Relaxed);
+        if let Err(error) = result {
+            inner.poison(&error);
+            return Err(error);
+        }
+        Ok(committed)
+    }
+
+    /// Aborts: nothing of the transaction remains.
+    pub fn abort(mut self) {
+        self.abort_in_memory();
+    }
+
+    fn abort_in_memory(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            let WriterState {
+                allocator, dirty, ..
+            } = &mut *state;
+            dirty.abort(allocator);
+        }
+        self.log = None;
+    }
+}
+
+impl Drop for WriteTransaction<'_> {
+    fn drop(&mut self) {
+        self.abort_in_memory();
+    }
+}
+
+fn seal_pages(inner: &Inner, state: &mut WriterState, end: LogPosition) -> Result<(), DbError> {
+    let page_size = inner.store.page_size();
+    let mut first_error = None;
+    for (number, node) in state.dirty.nodes.drain() {
+        let page = node.encode(page_size, number, end);
+        if let Err(error) = inner.store.commit_page(number, page) {
+            first_error.get_or_insert(error);
+        }
+    }
+    for (number, mut page) in state.dirty.long.drain() {
+        long::seal(&mut page, number, end);
+        if let Err(error) = inner.store.commit_page(number, page) {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn check_key(key: &[u8], page_size: usize) -> Result<(), DbError> {
+    let limit = max_key_bytes(page_size);
+    if key.len() > limit {
+        return Err(DbError::KeyTooLarge {
+            length: key.len(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Owned copies of borrowed range bounds.
+pub fn owned_bounds<'k>(range: impl RangeBounds<&'k [u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let own = |bound: Bound<&&[u8]>| match bound {
+        Bound::Included(key) => Bound::Included(key.to_vec()),
+        Bound::Excluded(key) => Bound::Excluded(key.to_vec()),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (own(range.start_bound()), own(range.end_bound()))
+}
+
+/// A table inside a write transaction.
+pub struct WriteTable<'t, 'db> {
+    transaction: &'t mut WriteTransaction<'db>,
+    name: String,
+}
+
+impl WriteTable<'_, '_> {
+    /// Inserts or replaces; returns whether a value was replaced.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
+        self.transaction.insert(&self.name, key, value)
+    }
+
+    /// The value of `key`.
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
+        self.transaction.get(&self.name, key)
+    }
+
+    /// Removes `key`; returns whether it was there.
+    pub fn remove(&mut self, key: &[u8]) -> Result<bool, DbError> {
+        self.transaction.remove(&self.name, key)
+    }
+
+    /// Entries within `range`, in key order.
+    pub fn range<'k>(
+        &mut self,
+        range: impl RangeBounds<&'k [u8]>,
+    ) -> Result<std::vec::IntoIter<super::KeyValue>, DbError> {
+        self.transaction.range(&self.name, range)
+    }
+
+    /// Number of entries.
+    pub fn len(&mut self) -> Result<u64, DbError> {
+        self.transaction.len(&self.name)
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&mut self) -> Result<bool, DbError> {
+        Ok(self.len()? == 0)
+    }
+}

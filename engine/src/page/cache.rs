@@ -1,0 +1,179 @@
+//! The page cache: committed pages by number, bounded, with clock eviction.
+//!
+//! Pages in the cache are immutable: a change copies the page to a new number (copy on
+//! write), so a reader holding a page never sees it change. A page committed but not yet in
+//! the file is *unwritten*; evicting it writes it first (the caller's write-back honours the
+//! write-ahead rule). Memory: at most `capacity` bytes of pages plus one page per shard in
+//! flight.
+
+use parking_lot::Mutex;
+use std::collections::hash_map::Entry::{Occupied, Vacant};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+const SHARDS: usize = 16;
+
+/// One cached page: its bytes, already checked or sealed.
+pub type PageBytes = Arc<[u8]>;
+
+struct Entry {
+    page: PageBytes,
+    referenced: bool,
+    unwritten: bool,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, Entry>,
+    clock: VecDeque<u64>,
+}
+
+/// A bounded cache of pages.
+pub struct PageCache {
+    shards: Vec<Mutex<Shard>>,
+    pages_per_shard: usize,
+}
+
+/// Writes an unwritten page back before it leaves the cache.
+pub type WriteBack<'a> = &'a dyn Fn(u64, &[u8]) -> Result<(), crate::db::DbError>;
+
+impl PageCache {
+    /// A cache of about `capacity_bytes` of pages of `page_size`.
+    pub fn new(capacity_bytes: usize, page_size: usize) -> Self {
+        let pages = (capacity_bytes / page_size).max(SHARDS * 4);
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            pages_per_shard: pages / SHARDS,
+        }
+    }
+
+    fn shard(&self, number: u64) -> &Mutex<Shard> {
+        // Consecutive pages spread over the shards.
+        &self.shards[(number as usize) % SHARDS]
+    }
+
+    /// The cached page, if any.
+    pub fn get(&self, number: u64) -> Option<PageBytes> {
+        let mut shard = self.shard(number).lock();
+        let entry = shard.map.get_mut(&number)?;
+        entry.referenced = true;
+        Some(Arc::clone(&entry.page))
+    }
+
+    /// Caches a page read from the file (clean).
+    pub fn insert_clean(
+        &self,
+        number: u64,
+        page: PageBytes,
+        write_back: WriteBack<'_>,
+    ) -> Result<(), crate::db::DbError> {
+        self.insert(number, page, false, write_back)
+    }
+
+    /// Caches a committed page not yet in the file.
+    pub fn insert_unwritten(
+        &self,
+        number: u64,
+        page: PageBytes,
+        write_back: WriteBack<'_>,
+    ) -> Result<(), crate::db::DbError> {
+        self.insert(number, page, true, write_back)
+    }
+
+    fn insert(
+        &self,
+        number: u64,
+        page: PageBytes,
+        unwritten: bool,
+        write_back: WriteBack<'_>,
+    ) -> Result<(), crate::db::DbError> {
+        let mut shard = self.shard(number).lock();
+        let entry = Entry {
+            page,
+            referenced: true,
+            unwritten,
+        };
+        match shard.map.entry(number) {
+            // A committed copy replaces what is cached; a copy read from the file never
+            // replaces one already cached (which is at least as new).
+            Occupied(mut occupied) if unwritten => {
+                occupied.insert(entry);
+            }
+            Occupied(mut occupied) => occupied.get_mut().referenced = true,
+            Vacant(vacant) => {
+                vacant.insert(entry);
+                shard.clock.push_back(number);
+            }
+        }
+        self.evict(&mut shard, write_back)
+    }
+
+    /// Evicts with the clock until the shard is within its bound.
+    fn evict(
+        &self,
+        shard: &mut Shard,
+        write_back: WriteBack<'_>,
+    ) -> Result<(), crate::db::DbError> {
+        let mut turns = shard.clock.len() * 2 + 1;
+        while shard.map.len() > self.pages_per_shard && turns > 0 {
+            turns -= 1;
+            let Some(number) = shard.clock.pop_front() else {
+                break;
+            };
+            let Some(entry) = shard.map.get_mut(&number) else {
+                continue;
+            };
+            if entry.referenced {
+                entry.referenced = false;
+                shard.clock.push_back(number);
+                continue;
+            }
+            if entry.unwritten {
+                write_back(number, &entry.page)?;
+            }
+            shard.map.remove(&number);
+        }
+        if shard.clock.len() > 2 * shard.map.len() + 64 {
+            let Shard { map, clock } = shard;
+            clock.retain(|number| map.contains_key(number));
+        }
+        Ok(())
+    }
+
+    /// Every unwritten page, for a checkpoint.
+    pub fn unwritten(&self) -> Vec<(u64, PageBytes)> {
+        let mut pages = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            pages.extend(
+                shard
+                    .map
+                    .iter()
+                    .filter(|(_, entry)| entry.unwritten)
+                    .map(|(&number, entry)| (number, Arc::clone(&entry.page))),
+            );
+        }
+        pages.sort_unstable_by_key(|(number, _)| *number);
+        pages
+    }
+
+    /// Marks a page written, if the cache still holds that very copy.
+    pub fn mark_written(&self, number: u64, page: &PageBytes) {
+        let mut shard = self.shard(number).lock();
+        if let Some(entry) = shard.map.get_mut(&number) {
+            if Arc::ptr_eq(&entry.page, page) {
+                entry.unwritten = false;
+            }
+        }
+    }
+
+    /// Drops a page (freed and about to be reused, or read for a check that must hit disk).
+    pub fn forget(&self, number: u64) {
+        self.shard(number).lock().map.remove(&number);
+    }
+
+    /// Bytes of pages cached now.
+    pub fn cached_pages(&self) -> usize {
+        self.shards.iter().map(|shard| shard.lock().map.len()).sum()
+    }
+}

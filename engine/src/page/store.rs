@@ -1,0 +1,169 @@
+//! The page store: the database file behind the page cache.
+
+use super::cache::{PageBytes, PageCache};
+use super::file::DatabaseFile;
+use super::format::{self, PageProblem, PageType, PAGE_HEADER_BYTES};
+use crate::db::DbError;
+use crate::log::Log;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Pages by number: cached, checked when read, written back under the write-ahead rule.
+pub struct PageStore {
+    file: DatabaseFile,
+    cache: PageCache,
+    log: Option<Arc<Log>>,
+    checksum_errors: AtomicU64,
+}
+
+impl PageStore {
+    /// A store over `file` with a cache of `cache_bytes`; `log` is needed to write back.
+    pub fn new(file: DatabaseFile, cache_bytes: usize, log: Option<Arc<Log>>) -> Self {
+        let cache = PageCache::new(cache_bytes, file.page_size());
+        Self {
+            file,
+            cache,
+            log,
+            checksum_errors: AtomicU64::new(0),
+        }
+    }
+
+    /// The file.
+    pub fn file(&self) -> &DatabaseFile {
+        &self.file
+    }
+
+    /// The page size.
+    pub fn page_size(&self) -> usize {
+        self.file.page_size()
+    }
+
+    /// Checksum errors seen since open.
+    pub fn checksum_errors(&self) -> u64 {
+        self.checksum_errors.load(Ordering::Relaxed)
+    }
+
+    /// A page: from the cache, or read from the file and checked.
+    pub fn page(&self, number: u64) -> Result<PageBytes, DbError> {
+        if let Some(page) = self.cache.get(number) {
+            return Ok(page);
+        }
+        let page: PageBytes = self.read_checked(number)?.into();
+        self.cache
+            .insert_clean(number, Arc::clone(&page), &|number, page| {
+                self.write_back(number, page)
+            })?;
+        Ok(page)
+    }
+
+    /// Reads a page from the file (not the cache) and checks checksum, number and structure.
+    pub fn read_checked(&self, number: u64) -> Result<Box<[u8]>, DbError> {
+        let result = self.file.read_page(number).and_then(|(page, page_type)| {
+            validate(&page, page_type).map_err(|problem| DbError::Corruption {
+                path: self.file.path().to_owned(),
+                page: number,
+                problem,
+            })?;
+            Ok(page)
+        });
+        if let Err(DbError::Corruption { .. }) = &result {
+            self.checksum_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Puts a page a transaction committed into the cache; it reaches the file at eviction
+    /// or at the next checkpoint.
+    pub fn commit_page(&self, number: u64, page: Vec<u8>) -> Result<(), DbError> {
+        debug_assert!(format::verify(&page, number).is_ok());
+        self.cache
+            .insert_unwritten(number, page.into(), &|number, page| {
+                self.write_back(number, page)
+            })
+    }
+
+    /// Writes an unwritten page: its change must be in the durable log first.
+    fn write_back(&self, number: u64, page: &[u8]) -> Result<(), DbError> {
+        let log = self.log.as_ref().ok_or_else(|| {
+            DbError::Poisoned("an unwritten page without a log to write it under".into())
+        })?;
+        log.wait_durable(format::lsn(page))?;
+        self.file.write_page(number, page)
+    }
+
+    /// Writes every unwritten page to the file (not synced); returns how many.
+    pub fn write_unwritten(&self) -> Result<usize, DbError> {
+        let pages = self.cache.unwritten();
+        if let (Some(log), Some(newest)) =
+            (&self.log, pages.iter().map(|(_, p)| format::lsn(p)).max())
+        {
+            log.wait_durable(newest)?;
+        }
+        for (number, page) in &pages {
+            self.file.write_page(*number, page)?;
+            self.cache.mark_written(*number, page);
+        }
+        Ok(pages.len())
+    }
+
+    /// Pages in the cache.
+    pub fn cached_pages(&self) -> usize {
+        self.cache.cached_pages()
+    }
+}
+
+/// Checks the structure of a page whose checksum verified.
+pub fn validate(page: &[u8], page_type: PageType) -> Result<(), PageProblem> {
+    let result = match page_type {
+        PageType::Leaf | PageType::Branch => crate::btree::view::validate(page),
+        PageType::LongValue => {
+            let length = format::read_u32(page, PAGE_HEADER_BYTES) as usize;
+            if PAGE_HEADER_BYTES + 4 + length > page.len() {
+                Err(format!("long-value data of {length} bytes does not fit"))
+            } else {
+                Ok(())
+            }
+        }
+        PageType::FreeList => {
+            let count = format::count(page) as usize;
+            if PAGE_HEADER_BYTES + 8 * count > page.len() {
+                Err(format!("{count} free-list entries do not fit"))
+            } else {
+                Ok(())
+            }
+        }
+    };
+    result.map_err(PageProblem::Malformed)
+}
+
+impl PageStore {
+    /// A leaf or branch page; any other type is damage.
+    pub fn tree_page(&self, number: u64) -> Result<PageBytes, DbError> {
+        let page = self.page(number)?;
+        match format::page_type(&page) {
+            Some(PageType::Leaf | PageType::Branch) => Ok(page),
+            other => Err(DbError::Corruption {
+                path: self.file.path().to_owned(),
+                page: number,
+                problem: PageProblem::Malformed(format!("expected a tree page, found {other:?}")),
+            }),
+        }
+    }
+
+    /// The error for a tree deeper than any real one (a loop through damaged pages).
+    pub fn too_deep(&self, page: u64) -> DbError {
+        DbError::Corruption {
+            path: self.file.path().to_owned(),
+            page,
+            problem: PageProblem::Malformed(format!(
+                "tree deeper than {} levels",
+                crate::btree::MAX_DEPTH
+            )),
+        }
+    }
+
+    /// Detaches the log (at close, once nothing is unwritten).
+    pub fn take_log(&mut self) -> Option<Arc<Log>> {
+        self.log.take()
+    }
+}

@@ -1,0 +1,3 @@
+//! Values stored out of line.
+
+pub mod long;

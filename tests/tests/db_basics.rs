@@ -1,0 +1,211 @@
+//! The database API: tables, transactions, snapshots, reopen and recovery.
+
+use bluejet_engine::db::{Database, DbError, Options};
+use bluejet_engine::log::Durability;
+use std::collections::BTreeMap;
+
+fn options() -> Options {
+    Options {
+        cache_bytes: 4 << 20,
+        ..Options::default()
+    }
+}
+
+fn key(index: u64) -> Vec<u8> {
+    format!("key-{:08}", index.wrapping_mul(2_654_435_761) % 1_000_003).into_bytes()
+}
+
+#[test]
+fn inserts_gets_removes_and_ranges_in_both_directions() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    let mut model = BTreeMap::new();
+    let mut write = db.begin_write().unwrap();
+    for index in 0..20_000u64 {
+        let value = vec![(index % 251) as u8; (index % 300) as usize];
+        write.insert("t", &key(index), &value).unwrap();
+        model.insert(key(index), value);
+    }
+    write.commit().unwrap();
+    let mut write = db.begin_write().unwrap();
+    for index in (0..20_000u64).step_by(3) {
+        assert!(write.remove("t", &key(index)).unwrap());
+        model.remove(&key(index));
+    }
+    assert!(!write.remove("t", b"absent").unwrap());
+    write.commit().unwrap();
+
+    let read = db.begin_read().unwrap();
+    let table = read.open_table("t").unwrap();
+    assert_eq!(table.len(), model.len() as u64);
+    let all: Vec<_> = table.range(..).unwrap().map(|e| e.unwrap()).collect();
+    let expected: Vec<_> = model.clone().into_iter().collect();
+    assert_eq!(all, expected);
+    let backwards: Vec<_> = table.range(..).unwrap().rev().map(|e| e.unwrap()).collect();
+    assert_eq!(backwards.len(), expected.len());
+    assert!(backwards.iter().rev().eq(expected.iter()));
+    let start = key(77);
+    let end = key(5000);
+    let (low, high) = if start < end {
+        (start, end)
+    } else {
+        (end, start)
+    };
+    let got: Vec<_> = table
+        .range(low.as_slice()..high.as_slice())
+        .unwrap()
+        .map(|e| e.unwrap().0)
+        .collect();
+    let want: Vec<_> = model
+        .range(low.clone()..high.clone())
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(got, want);
+    let mut both = table.range(low.as_slice()..=high.as_slice()).unwrap();
+    let mut met = Vec::new();
+    loop {
+        match (both.next(), both.next_back()) {
+            (Some(a), Some(b)) => {
+                met.push(a.unwrap().0);
+                met.push(b.unwrap().0);
+            }
+            (Some(a), None) | (None, Some(a)) => met.push(a.unwrap().0),
+            (None, None) => break,
+        }
+    }
+    met.sort();
+    let want: Vec<_> = model.range(low..=high).map(|(k, _)| k.clone()).collect();
+    assert_eq!(met, want);
+    drop(read);
+    db.close().unwrap();
+}
+
+#[test]
+fn a_clean_close_and_a_crash_both_reopen_with_every_commit() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("a", b"1", b"one").unwrap();
+    write.commit().unwrap();
+    db.close().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    assert_eq!(db.replay_report().transactions_applied, 0);
+    let mut write = db.begin_write().unwrap();
+    write.insert("a", b"2", b"two").unwrap();
+    write.commit().unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("a", b"3", b"three").unwrap();
+    write.abort();
+    drop(db); // no close: the next open replays
+    let db = Database::open(directory.path(), options()).unwrap();
+    assert_eq!(db.replay_report().transactions_applied, 1);
+    let read = db.begin_read().unwrap();
+    let table = read.open_table("a").unwrap();
+    assert_eq!(table.get(b"1").unwrap().unwrap(), b"one");
+    assert_eq!(table.get(b"2").unwrap().unwrap(), b"two");
+    assert_eq!(table.get(b"3").unwrap(), None);
+    assert_eq!(table.len(), 2);
+}
+
+#[test]
+fn large_values_go_out_of_line_and_text_is_compressed() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    let text: Vec<u8> = "Subject: quarterly report\r\nThe figures are attached.\r\n"
+        .repeat(1000)
+        .into_bytes();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..3_000_000u64)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let mut write = db.begin_write().unwrap();
+    write.insert("bodies", b"text", &text).unwrap();
+    write.insert("bodies", b"noise", &noise).unwrap();
+    assert_eq!(write.get("bodies", b"noise").unwrap().unwrap(), noise);
+    write.commit().unwrap();
+    drop(db);
+    let db = Database::open(directory.path(), options()).unwrap();
+    let read = db.begin_read().unwrap();
+    let table = read.open_table("bodies").unwrap();
+    assert_eq!(table.get(b"text").unwrap().unwrap(), text);
+    assert_eq!(table.get(b"noise").unwrap().unwrap(), noise);
+    drop(read);
+    let mut write = db.begin_write().unwrap();
+    write.insert("bodies", b"noise", b"small now").unwrap();
+    write.commit().unwrap();
+    db.checkpoint().unwrap();
+    db.checkpoint().unwrap();
+    assert!(
+        db.stats().free_pages > 300,
+        "the long value's pages are reused: {:?}",
+        db.stats()
+    );
+    db.close().unwrap();
+}
+
+#[test]
+fn a_snapshot_keeps_its_view_while_writers_commit() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("t", b"k", b"old").unwrap();
+    write.commit().unwrap();
+    let read = db.begin_read().unwrap();
+    for round in 0..200u32 {
+        let mut write = db.begin_write().unwrap();
+        write
+            .insert("t", b"k", format!("new {round}").as_bytes())
+            .unwrap();
+        for filler in 0..50u32 {
+            write
+                .insert("t", format!("{round}-{filler}").as_bytes(), &[7; 100])
+                .unwrap();
+        }
+        write.commit_with(Durability::Lazy).unwrap();
+        if round % 50 == 0 {
+            db.checkpoint().unwrap();
+        }
+    }
+    let table = read.open_table("t").unwrap();
+    assert_eq!(table.get(b"k").unwrap().unwrap(), b"old");
+    assert_eq!(table.len(), 1);
+    drop(read);
+    let read = db.begin_read().unwrap();
+    assert_eq!(
+        read.open_table("t").unwrap().get(b"k").unwrap().unwrap(),
+        b"new 199"
+    );
+    assert!(matches!(
+        read.open_table("none"),
+        Err(DbError::TableNotFound(_))
+    ));
+}
+
+#[test]
+fn concurrent_committers_share_log_flushes() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..8u32 {
+            let db = &db;
+            scope.spawn(move || {
+                for index in 0..50u32 {
+                    let mut write = db.begin_write().unwrap();
+                    write
+                        .insert("t", format!("{thread}-{index}").as_bytes(), b"v")
+                        .unwrap();
+                    write.commit().unwrap();
+                }
+            });
+        }
+    });
+    let stats = db.log().stats();
+    assert!(stats.syncs < 400, "{} syncs for 400 commits", stats.syncs);
+    let read = db.begin_read().unwrap();
+    assert_eq!(read.open_table("t").unwrap().len(), 400);
+}

@@ -8,6 +8,7 @@ pub mod btree;
 pub mod db;
 pub mod error;
 pub mod file;
+pub mod inspect;
 pub mod log;
 pub mod page;
 pub mod value;

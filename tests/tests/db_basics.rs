@@ -209,3 +209,45 @@ fn concurrent_committers_share_log_flushes() {
     let read = db.begin_read().unwrap();
     assert_eq!(read.open_table("t").unwrap().len(), 400);
 }
+
+#[test]
+fn the_file_passes_the_integrity_check_after_splits_merges_and_long_values() {
+    use bluejet_engine::inspect::{integrity, space, DatabaseImage};
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    for round in 0..6u64 {
+        let mut write = db.begin_write().unwrap();
+        for index in 0..5_000u64 {
+            let length = if index % 97 == 0 {
+                20_000
+            } else {
+                (index % 200) as usize
+            };
+            write
+                .insert("m", &key(index + round * 1000), &vec![round as u8; length])
+                .unwrap();
+        }
+        for index in (0..5_000u64).step_by(2) {
+            write.remove("m", &key(index + round * 700)).unwrap();
+        }
+        write
+            .insert("folders", format!("f{round}").as_bytes(), b"x")
+            .unwrap();
+        write.commit().unwrap();
+        db.checkpoint().unwrap();
+    }
+    let expected = db.begin_read().unwrap().open_table("m").unwrap().len();
+    drop(db);
+    let image = DatabaseImage::open(directory.path()).unwrap();
+    let report = integrity(&image).unwrap();
+    assert!(
+        report.problems.is_empty(),
+        "{:?}",
+        &report.problems[..report.problems.len().min(5)]
+    );
+    assert_eq!(report.tables, 2);
+    let space = space(&image).unwrap();
+    let messages = space.tables.iter().find(|t| t.name == "m").unwrap();
+    assert_eq!(messages.entries, expected);
+    assert!(messages.fill_factor > 0.4, "fill {}", messages.fill_factor);
+}

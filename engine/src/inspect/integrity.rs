@@ -7,7 +7,7 @@
 
 use super::DatabaseImage;
 use crate::btree::view::{NodeView, ValueRef};
-use crate::db::{DbError, TableMeta};
+use crate::db::{DbError, KeyValue, TableMeta};
 use crate::page::free_list;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -133,7 +133,7 @@ impl Checker<'_> {
 
     /// Checks a tree; returns its leaf entries with inline values (long values are checked,
     /// not read).
-    fn check_tree(&mut self, root: u64, owner: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, DbError> {
+    fn check_tree(&mut self, root: u64, owner: &str) -> Result<Vec<KeyValue>, DbError> {
         let mut entries = Vec::new();
         self.leaf_depth = None;
         if root != 0 {
@@ -148,7 +148,7 @@ impl Checker<'_> {
         owner: &str,
         bounds: (Option<Vec<u8>>, Option<Vec<u8>>),
         depth: usize,
-        entries: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        entries: &mut Vec<KeyValue>,
     ) -> Result<(), DbError> {
         if depth >= crate::btree::MAX_DEPTH || !self.claim(page, owner) {
             return Ok(());
@@ -216,7 +216,7 @@ impl Checker<'_> {
         owner: &str,
         view: &NodeView<'_>,
         depth: usize,
-        entries: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        entries: &mut Vec<KeyValue>,
     ) {
         match self.leaf_depth {
             Some(expected) if expected != depth => {

@@ -3,6 +3,7 @@
 pub mod cursor;
 pub mod dirty;
 pub mod node;
+pub mod repack;
 pub mod view;
 pub mod write;
 

@@ -59,14 +59,14 @@ impl<'a> TreeWriter<'a> {
             return Ok(page);
         }
         let node = NodeView::new(&self.store.tree_page(page)?).to_node();
-        let copy = self.dirty.allocate(self.allocator);
+        let copy = self.dirty.temporary();
         self.dirty.nodes.insert(copy, node);
         self.dirty.free(self.allocator, page);
         Ok(copy)
     }
 
     fn allocate_node(&mut self, node: Node) -> u64 {
-        let page = self.dirty.allocate(self.allocator);
+        let page = self.dirty.temporary();
         self.dirty.nodes.insert(page, node);
         page
     }
@@ -184,7 +184,7 @@ impl<'a> TreeWriter<'a> {
     fn merge_if_sparse(&mut self, parent: u64, index: usize) -> Result<(), DbError> {
         let page_size = self.page_size();
         let children = self.node_mut(parent).children().to_vec();
-        let child = &self.dirty.nodes[&children[index]];
+        let child = self.dirty.nodes[&children[index]].clone();
         if child.size >= page_size / 4 || children.len() < 2 {
             return Ok(());
         }
@@ -196,7 +196,11 @@ impl<'a> TreeWriter<'a> {
             left_node.merged_size(&separator, &right_node) <= page_size
         };
         if !fits {
-            return Ok(());
+            let empty_branch = !child.is_leaf() && child.keys.is_empty();
+            return match empty_branch {
+                true => self.rotate_into(parent, index, left),
+                false => Ok(()),
+            };
         }
         let left_page = self.writable(children[left])?;
         let right_page = self.writable(children[left + 1])?;
@@ -206,6 +210,42 @@ impl<'a> TreeWriter<'a> {
         parent_node.children_mut()[left] = left_page;
         parent_node.branch_remove(left);
         self.dirty.free(self.allocator, right_page);
+        Ok(())
+    }
+
+    /// Gives the keyless branch child `index` of `parent` one key and child from its
+    /// neighbour (which is too full to merge with): through the parent's separator, so the
+    /// order of keys is kept.
+    fn rotate_into(&mut self, parent: u64, index: usize, left: usize) -> Result<(), DbError> {
+        let sibling_index = if left == index { index + 1 } else { left };
+        let sibling_page = self.node_mut(parent).children()[sibling_index];
+        let sibling = self.writable(sibling_page)?;
+        self.node_mut(parent).children_mut()[sibling_index] = sibling;
+        let target = self.node_mut(parent).children()[index];
+        let mut donor = self.dirty.nodes.remove(&sibling).expect("writable");
+        let separator = &mut self.node_mut(parent).keys[left];
+        let (key, child) = if sibling_index < index {
+            let child = donor.children_mut().pop().expect("a donor child");
+            let key = donor.keys.pop().expect("a donor key");
+            (std::mem::replace(separator, key), child)
+        } else {
+            let child = donor.children_mut().remove(0);
+            let key = donor.keys.remove(0);
+            (std::mem::replace(separator, key), child)
+        };
+        donor.size = donor.computed_size();
+        self.dirty.nodes.insert(sibling, donor);
+        let node = self.node_mut(target);
+        if sibling_index < index {
+            node.keys.insert(0, key);
+            node.children_mut().insert(0, child);
+        } else {
+            node.keys.push(key);
+            node.children_mut().push(child);
+        }
+        node.size = node.computed_size();
+        let parent_node = self.node_mut(parent);
+        parent_node.size = parent_node.computed_size();
         Ok(())
     }
 

@@ -105,8 +105,9 @@ fn capture(inner: &Inner, header_state: &HeaderState) -> Capture {
     for page in std::mem::take(&mut allocator.free_list_pages) {
         allocator.retire(version, page);
     }
+    allocator.checkpoint_begins();
     let free: Vec<u64> = allocator.free.iter().copied().collect();
-    let retired: Vec<u64> = allocator.retired.iter().map(|&(_, page)| page).collect();
+    let retired = allocator.all_retired();
     let page_size = inner.store.page_size();
     let needed = free_list::pages_needed(free.len() + retired.len(), page_size);
     let chain: Vec<u64> = (0..needed as u64)

@@ -153,7 +153,7 @@ impl Database {
             cached_pages: inner.store.cached_pages(),
             allocated_pages: writer.allocator.next_page,
             free_pages: writer.allocator.free.len() as u64,
-            retired_pages: writer.allocator.retired.len() as u64,
+            retired_pages: writer.allocator.all_retired().len() as u64,
         }
     }
 

@@ -365,21 +365,38 @@ impl<'db> WriteTransaction<'db> {
         Ok(())
     }
 
-    /// Writes changed catalog entries into the catalog tree.
+    /// Repacks and numbers each changed table's tree, then writes the changed catalog
+    /// entries into the catalog tree and numbers it.
     fn write_catalog(&mut self) -> Result<(), DbError> {
-        let mut changed: Vec<(String, TableMeta)> = self
+        let mut changed: Vec<String> = self
             .tables
             .iter()
             .filter(|(_, (_, changed))| *changed)
-            .map(|(name, (meta, _))| (name.clone(), *meta))
+            .map(|(name, _)| name.clone())
             .collect();
-        changed.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, meta) in changed {
+        changed.sort();
+        for name in &changed {
+            let root = self.tables[name].0.root;
+            self.tree().repack(root);
+            let WriterState {
+                allocator, dirty, ..
+            } = self.state();
+            let root = dirty.assign(allocator, root);
+            self.tables.get_mut(name).expect("a changed table").0.root = root;
+        }
+        for name in changed {
+            let meta = self.tables[&name].0;
             let root = self.catalog_root;
-            let value = Value::Inline(meta.encode());
-            let (root, _) = self.tree().insert(root, name.as_bytes(), value)?;
+            let (root, _) =
+                self.tree()
+                    .insert(root, name.as_bytes(), Value::Inline(meta.encode()))?;
             self.catalog_root = root;
         }
+        let root = self.catalog_root;
+        let WriterState {
+            allocator, dirty, ..
+        } = self.state();
+        self.catalog_root = dirty.assign(allocator, root);
         Ok(())
     }
 
@@ -436,7 +453,12 @@ impl Drop for WriteTransaction<'_> {
 fn seal_pages(inner: &Inner, state: &mut WriterState, end: LogPosition) -> Result<(), DbError> {
     let page_size = inner.store.page_size();
     let mut first_error = None;
-    for (number, node) in state.dirty.nodes.drain() {
+    debug_assert!(
+        state.dirty.nodes.is_empty(),
+        "a changed node outside every tree"
+    );
+    state.dirty.nodes.clear();
+    for (number, node) in state.dirty.assigned.drain(..) {
         let page = node.encode(page_size, number, end);
         if let Err(error) = inner.store.commit_page(number, page) {
             first_error.get_or_insert(error);

@@ -157,13 +157,24 @@ impl PageCache {
         pages
     }
 
-    /// Marks a page written, if the cache still holds that very copy.
-    pub fn mark_written(&self, number: u64, page: &PageBytes) {
+    /// Writes a page collected by [`PageCache::unwritten`] if the cache still holds that very
+    /// copy unwritten, and marks it written. The check and the write happen under the shard
+    /// lock: a page freed and reused since it was collected is never overwritten with its
+    /// old content.
+    pub fn write_if_current(
+        &self,
+        number: u64,
+        page: &PageBytes,
+        write_back: WriteBack<'_>,
+    ) -> Result<bool, crate::db::DbError> {
         let mut shard = self.shard(number).lock();
-        if let Some(entry) = shard.map.get_mut(&number) {
-            if Arc::ptr_eq(&entry.page, page) {
+        match shard.map.get_mut(&number) {
+            Some(entry) if entry.unwritten && Arc::ptr_eq(&entry.page, page) => {
+                write_back(number, page)?;
                 entry.unwritten = false;
+                Ok(true)
             }
+            _ => Ok(false),
         }
     }
 

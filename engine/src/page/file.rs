@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 /// The file grows by at least this much, so that appending pages rarely changes its size.
 const MIN_EXTENT_BYTES: u64 = 1 << 20;
+/// ... and by at most this much (or a sixteenth of its size, if less).
+const MAX_EXTENT_BYTES: u64 = 64 << 20;
 
 /// An open database file.
 pub struct DatabaseFile {
@@ -134,7 +136,7 @@ impl DatabaseFile {
         self.ensure_length(pages * self.page_size as u64)
     }
 
-    /// Grows the file in extents (at least 1 MiB or an eighth of its size) to cover `end`.
+    /// Grows the file in extents (a sixteenth of its size, from 1 MiB to 64 MiB) to cover `end`.
     fn ensure_length(&self, end: u64) -> Result<(), DbError> {
         if end <= self.length() {
             return Ok(());
@@ -144,7 +146,7 @@ impl DatabaseFile {
         if end <= length {
             return Ok(());
         }
-        let extent = MIN_EXTENT_BYTES.max(length / 8);
+        let extent = MIN_EXTENT_BYTES.max((length / 16).min(MAX_EXTENT_BYTES));
         let target = end
             .max(length + extent)
             .next_multiple_of(self.page_size as u64);

@@ -99,11 +99,12 @@ impl PageStore {
         {
             log.wait_durable(newest)?;
         }
+        let mut written = 0;
         for (number, page) in &pages {
-            self.file.write_page(*number, page)?;
-            self.cache.mark_written(*number, page);
+            let write = |number: u64, page: &[u8]| self.file.write_page(number, page);
+            written += self.cache.write_if_current(*number, page, &write)? as usize;
         }
-        Ok(pages.len())
+        Ok(written)
     }
 
     /// Pages in the cache.

@@ -4,28 +4,38 @@ use super::view::{NodeView, ValueRef};
 use super::MAX_DEPTH;
 use crate::db::DbError;
 use crate::page::cache::PageBytes;
+use crate::page::format;
 use crate::page::PageStore;
 use std::ops::Bound;
 
 /// The leaf page and index holding `key` in the tree at `root`, if present.
-pub fn lookup(
+pub fn lookup(store: &PageStore, root: u64, key: &[u8]) -> Result<Option<Position>, DbError> {
+    if root == 0 {
+        return Ok(None);
+    }
+    lookup_from(store, &store.tree_page(root)?, key)
+}
+
+/// A leaf page and an index in it.
+pub type Position = (PageBytes, usize);
+
+/// [`lookup`] from a root page already at hand (a reader keeps its table's root, so that
+/// concurrent readers do not all go through the cache for the same page).
+pub fn lookup_from(
     store: &PageStore,
-    root: u64,
+    root: &PageBytes,
     key: &[u8],
-) -> Result<Option<(PageBytes, usize)>, DbError> {
-    let mut page = root;
+) -> Result<Option<Position>, DbError> {
+    let mut bytes = root.clone();
     for _ in 0..MAX_DEPTH {
-        if page == 0 {
-            return Ok(None);
-        }
-        let bytes = store.tree_page(page)?;
         let view = NodeView::new(&bytes);
         if view.is_leaf() {
             return Ok(view.search(key).ok().map(|index| (bytes.clone(), index)));
         }
-        page = view.child(view.child_index(key));
+        let child = view.child(view.child_index(key));
+        bytes = store.tree_page(child)?;
     }
-    Err(store.too_deep(root))
+    Err(store.too_deep(format::read_u64(root, 8)))
 }
 
 /// Which way a cursor moves.

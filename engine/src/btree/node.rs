@@ -13,6 +13,7 @@
 //! `count + 1` children: the leftmost is the header's link field, and the child of key `i`
 //! holds the keys `>= key i` (and `< key i+1`).
 
+use super::keys::Keys;
 use crate::log::LogPosition;
 use crate::page::format::{self, PageType, PAGE_HEADER_BYTES};
 
@@ -70,7 +71,7 @@ pub enum Body {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
     /// Keys in ascending order.
-    pub keys: Vec<Vec<u8>>,
+    pub keys: Keys,
     /// Values or children.
     pub body: Body,
     /// Encoded size in bytes, header included, kept up to date by every change.
@@ -81,7 +82,7 @@ impl Node {
     /// An empty leaf.
     pub fn empty_leaf() -> Self {
         Self {
-            keys: Vec::new(),
+            keys: Keys::default(),
             body: Body::Leaf(Vec::new()),
             size: PAGE_HEADER_BYTES,
         }
@@ -91,7 +92,7 @@ impl Node {
     pub fn new_root(left: u64, key: Vec<u8>, right: u64) -> Self {
         let size = PAGE_HEADER_BYTES + branch_cell_bytes(&key);
         Self {
-            keys: vec![key],
+            keys: Keys::from_vec(vec![key]),
             body: Body::Branch(vec![left, right]),
             size,
         }
@@ -122,16 +123,13 @@ impl Node {
         assert!(self.size <= page_size, "node of {} bytes", self.size);
         let mut page = vec![0u8; page_size];
         let mut end = page_size;
-        let slots = PAGE_HEADER_BYTES;
         for (index, key) in self.keys.iter().enumerate() {
-            let cell = self.encode_cell(index, key);
-            end -= cell.len();
-            page[end..end + cell.len()].copy_from_slice(&cell);
-            let slot = slots + 2 * index;
+            end = self.encode_cell(&mut page, end, index, key);
+            let slot = PAGE_HEADER_BYTES + 2 * index;
             page[slot..slot + 2].copy_from_slice(&(end as u16).to_le_bytes());
         }
         assert!(
-            slots + 2 * self.keys.len() <= end,
+            PAGE_HEADER_BYTES + 2 * self.keys.len() <= end,
             "cells overlap the slots"
         );
         let page_type = match &self.body {
@@ -145,36 +143,56 @@ impl Node {
         page
     }
 
-    fn encode_cell(&self, index: usize, key: &[u8]) -> Vec<u8> {
-        let mut cell = Vec::with_capacity(64);
-        cell.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    /// Writes cell `index` to end just before `end`; returns where it starts.
+    fn encode_cell(&self, page: &mut [u8], end: usize, index: usize, key: &[u8]) -> usize {
+        let length = match &self.body {
+            Body::Leaf(values) => leaf_cell_bytes(key, &values[index]) - 2,
+            Body::Branch(_) => branch_cell_bytes(key) - 2,
+        };
+        let start = end - length;
+        let mut cell = CellWriter { page, at: start };
+        cell.put(&(key.len() as u16).to_le_bytes());
         match &self.body {
             Body::Leaf(values) => {
                 let value = &values[index];
-                cell.push(match value {
+                cell.put(&[match value {
                     Value::Inline(_) => 0,
                     Value::Long(long) if long.compressed => 2,
                     Value::Long(_) => 1,
-                });
-                cell.extend_from_slice(key);
+                }]);
+                cell.put(key);
                 match value {
                     Value::Inline(bytes) => {
-                        cell.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                        cell.extend_from_slice(bytes);
+                        cell.put(&(bytes.len() as u32).to_le_bytes());
+                        cell.put(bytes);
                     }
                     Value::Long(long) => {
                         for field in [long.first_page, long.length, long.stored] {
-                            cell.extend_from_slice(&field.to_le_bytes());
+                            cell.put(&field.to_le_bytes());
                         }
                     }
                 }
             }
             Body::Branch(children) => {
-                cell.extend_from_slice(&children[index + 1].to_le_bytes());
-                cell.extend_from_slice(key);
+                cell.put(&children[index + 1].to_le_bytes());
+                cell.put(key);
             }
         }
-        cell
+        debug_assert_eq!(cell.at, end, "cell length");
+        start
+    }
+}
+
+/// Appends bytes to a page from a position.
+struct CellWriter<'p> {
+    page: &'p mut [u8],
+    at: usize,
+}
+
+impl CellWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.page[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
     }
 }
 
@@ -213,8 +231,7 @@ impl Node {
 
     /// Binary search over the keys.
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
-        self.keys
-            .binary_search_by(|probe| probe.as_slice().cmp(key))
+        self.keys.search(key)
     }
 
     /// The child of a branch whose range holds `key`.
@@ -322,7 +339,7 @@ impl Node {
         self.keys.len() / 2
     }
 
-    fn from_parts(keys: Vec<Vec<u8>>, body: Body) -> Node {
+    fn from_parts(keys: Keys, body: Body) -> Node {
         let mut node = Node {
             keys,
             body,
@@ -337,12 +354,12 @@ impl Node {
     pub fn merge(&mut self, separator: Vec<u8>, right: Node) {
         match (&mut self.body, right.body) {
             (Body::Leaf(values), Body::Leaf(right_values)) => {
-                self.keys.extend(right.keys);
+                self.keys.append(right.keys);
                 values.extend(right_values);
             }
             (Body::Branch(children), Body::Branch(right_children)) => {
                 self.keys.push(separator);
-                self.keys.extend(right.keys);
+                self.keys.append(right.keys);
                 children.extend(right_children);
             }
             _ => panic!("merge of a leaf with a branch"),
@@ -369,7 +386,7 @@ mod tests {
     #[test]
     fn a_leaf_encodes_and_decodes_back() {
         let mut node = Node::empty_leaf();
-        node.keys = vec![b"a".to_vec(), b"bb".to_vec()];
+        node.keys = Keys::from_vec(vec![b"a".to_vec(), b"bb".to_vec()]);
         node.body = Body::Leaf(vec![
             Value::Inline(b"one".to_vec()),
             Value::Long(LongRef {

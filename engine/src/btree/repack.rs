@@ -67,7 +67,7 @@ impl TreeWriter<'_> {
             let Body::Leaf(node_values) = node.body else {
                 unreachable!("runs hold leaves only")
             };
-            keys.extend(node.keys);
+            keys.extend(node.keys.into_vec());
             values.extend(node_values);
         }
         let leaves = fill(keys, values, target);

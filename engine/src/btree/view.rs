@@ -141,7 +141,7 @@ impl<'a> NodeView<'a> {
             Body::Branch((0..=self.count).map(|index| self.child(index)).collect())
         };
         let mut node = Node {
-            keys,
+            keys: super::keys::Keys::from_vec(keys),
             body,
             size: 0,
         };

@@ -183,11 +183,15 @@ impl<'a> TreeWriter<'a> {
     /// fallen below a quarter page and the two fit in one page.
     fn merge_if_sparse(&mut self, parent: u64, index: usize) -> Result<(), DbError> {
         let page_size = self.page_size();
-        let children = self.node_mut(parent).children().to_vec();
-        let child = self.dirty.nodes[&children[index]].clone();
-        if child.size >= page_size / 4 || children.len() < 2 {
+        let parent_node = &self.dirty.nodes[&parent];
+        let child_page = parent_node.children()[index];
+        let children_count = parent_node.children().len();
+        let child = &self.dirty.nodes[&child_page];
+        if child.size >= page_size / 4 || children_count < 2 {
             return Ok(());
         }
+        let keyless_branch = !child.is_leaf() && child.keys.is_empty();
+        let children = parent_node.children().to_vec();
         let left = if index > 0 { index - 1 } else { index };
         let separator = self.node_mut(parent).keys[left].clone();
         let fits = {
@@ -196,8 +200,7 @@ impl<'a> TreeWriter<'a> {
             left_node.merged_size(&separator, &right_node) <= page_size
         };
         if !fits {
-            let empty_branch = !child.is_leaf() && child.keys.is_empty();
-            return match empty_branch {
+            return match keyless_branch {
                 true => self.rotate_into(parent, index, left),
                 false => Ok(()),
             };
@@ -223,16 +226,13 @@ impl<'a> TreeWriter<'a> {
         self.node_mut(parent).children_mut()[sibling_index] = sibling;
         let target = self.node_mut(parent).children()[index];
         let mut donor = self.dirty.nodes.remove(&sibling).expect("writable");
-        let separator = &mut self.node_mut(parent).keys[left];
-        let (key, child) = if sibling_index < index {
+        let (raised, child) = if sibling_index < index {
             let child = donor.children_mut().pop().expect("a donor child");
-            let key = donor.keys.pop().expect("a donor key");
-            (std::mem::replace(separator, key), child)
+            (donor.keys.pop().expect("a donor key"), child)
         } else {
-            let child = donor.children_mut().remove(0);
-            let key = donor.keys.remove(0);
-            (std::mem::replace(separator, key), child)
+            (donor.keys.remove(0), donor.children_mut().remove(0))
         };
+        let key = self.node_mut(parent).keys.replace(left, raised);
         donor.size = donor.computed_size();
         self.dirty.nodes.insert(sibling, donor);
         let node = self.node_mut(target);
@@ -336,7 +336,7 @@ impl<'a> TreeWriter<'a> {
                 }
             }
             Body::Branch(children) => {
-                let (first, last) = super::child_span(&node.keys, bounds);
+                let (first, last) = super::child_span(node.keys.as_slice(), bounds);
                 for &child in &children[first..=last] {
                     self.collect_below(child, bounds, entries, depth + 1)?;
                 }

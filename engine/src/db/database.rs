@@ -206,7 +206,7 @@ impl Inner {
     /// Log bytes between the checkpoint and `end`.
     pub fn depth(&self, end: LogPosition) -> u64 {
         let checkpoint = LogPosition::from_u64(self.checkpoint_position.load(Ordering::Relaxed));
-        let generation_bytes = self.log.current_header().generation_bytes as u64;
+        let generation_bytes = self.log.generation_bytes();
         let generations = end.generation.saturating_sub(checkpoint.generation) as u64;
         (generations * generation_bytes + end.offset as u64)
             .saturating_sub(checkpoint.offset as u64)

@@ -6,6 +6,7 @@ use super::version::Version;
 use super::write::owned_bounds;
 use super::DbError;
 use crate::btree::cursor::{self, Cursor, Direction};
+use crate::btree::view::NodeView;
 use crate::btree::{after_start, before_end};
 use crate::page::cache::PageBytes;
 use std::ops::{Bound, RangeBounds};
@@ -41,9 +42,14 @@ impl<'db> ReadTransaction<'db> {
         };
         let (_, value) = cursor::entry(store, &leaf, index)?;
         let meta = TableMeta::decode(&value, store.file().path(), root)?;
+        let root_page = match meta.root {
+            0 => None,
+            root => Some(store.tree_page(root)?),
+        };
         Ok(ReadTable {
             inner: self.inner,
             meta,
+            root_page,
         })
     }
 
@@ -75,13 +81,17 @@ impl Drop for ReadTransaction<'_> {
 pub struct ReadTable<'r> {
     inner: &'r Inner,
     meta: TableMeta,
+    root_page: Option<PageBytes>,
 }
 
 impl<'r> ReadTable<'r> {
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
         let store = &self.inner.store;
-        match cursor::lookup(store, self.meta.root, key)? {
+        let Some(root) = &self.root_page else {
+            return Ok(None);
+        };
+        match cursor::lookup_from(store, root, key)? {
             Some((leaf, index)) => Ok(Some(cursor::entry(store, &leaf, index)?.1)),
             None => Ok(None),
         }
@@ -144,8 +154,9 @@ pub struct Range<'r> {
     bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     front: Option<Cursor>,
     back: Option<Cursor>,
-    front_last: Option<Vec<u8>>,
-    back_last: Option<Vec<u8>>,
+    /// The last entries yielded from each end, as positions (cheaper than copying keys).
+    front_last: Option<(PageBytes, usize)>,
+    back_last: Option<(PageBytes, usize)>,
     done: bool,
 }
 
@@ -165,14 +176,14 @@ impl Range<'_> {
         let Some((leaf, index)) = cursor.next(store)? else {
             return Ok(None);
         };
-        let key = crate::btree::view::NodeView::new(&leaf).key(index);
+        let key = NodeView::new(&leaf).key(index);
         if !self.admits(key, direction) {
             return Ok(None);
         }
         let entry = entry_of(self.inner, &leaf, index)?;
         match direction {
-            Direction::Forward => self.front_last = Some(entry.0.clone()),
-            Direction::Backward => self.back_last = Some(entry.0.clone()),
+            Direction::Forward => self.front_last = Some((leaf, index)),
+            Direction::Backward => self.back_last = Some((leaf, index)),
         }
         Ok(Some(entry))
     }
@@ -183,11 +194,17 @@ impl Range<'_> {
         match direction {
             Direction::Forward => {
                 before_end(key, &self.bounds.1)
-                    && self.back_last.as_deref().is_none_or(|last| key < last)
+                    && self
+                        .back_last
+                        .as_ref()
+                        .is_none_or(|(leaf, index)| key < NodeView::new(leaf).key(*index))
             }
             Direction::Backward => {
                 after_start(key, &self.bounds.0)
-                    && self.front_last.as_deref().is_none_or(|last| key > last)
+                    && self
+                        .front_last
+                        .as_ref()
+                        .is_none_or(|(leaf, index)| key > NodeView::new(leaf).key(*index))
             }
         }
     }

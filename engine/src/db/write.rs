@@ -113,7 +113,12 @@ impl<'db> WriteTransaction<'db> {
     }
 
     fn set_meta(&mut self, table: &str, meta: TableMeta) {
-        self.tables.insert(table.to_owned(), (meta, true));
+        match self.tables.get_mut(table) {
+            Some(entry) => *entry = (meta, true),
+            None => {
+                self.tables.insert(table.to_owned(), (meta, true));
+            }
+        }
         self.changed = true;
     }
 

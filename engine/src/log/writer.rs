@@ -209,7 +209,13 @@ impl Log {
         self.shared.io.lock().header.generation
     }
 
-    /// The header of the generation being written.
+    /// Size of every generation of this stream (fixed when the stream was created). Unlike
+    /// [`Log::current_header`], never waits for a flush in progress.
+    pub fn generation_bytes(&self) -> u64 {
+        self.shared.generation_bytes
+    }
+
+    /// The header of the generation being written (waits for a flush in progress).
     pub fn current_header(&self) -> GenerationHeader {
         self.shared.io.lock().header
     }

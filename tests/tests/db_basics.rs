@@ -251,3 +251,63 @@ fn the_file_passes_the_integrity_check_after_splits_merges_and_long_values() {
     assert_eq!(messages.entries, expected);
     assert!(messages.fill_factor > 0.4, "fill {}", messages.fill_factor);
 }
+
+#[test]
+fn data_ten_times_the_cache_is_written_back_and_read_again_within_the_bound() {
+    let directory = tempfile::tempdir().unwrap();
+    let options = Options {
+        cache_bytes: 1 << 20,
+        checkpoint_depth_bytes: 4 << 20,
+        ..Options::default()
+    };
+    let page_size = options.page_size;
+    let db = Database::open(directory.path(), options.clone()).unwrap();
+    let value = |index: u64| vec![(index % 253) as u8; 700 + (index % 5) as usize * 1000];
+    for batch in 0..20u64 {
+        let mut write = db.begin_write().unwrap();
+        for index in batch * 500..(batch + 1) * 500 {
+            write.insert("big", &key(index), &value(index)).unwrap();
+        }
+        write.commit().unwrap();
+        let cached = db.stats().cached_pages * page_size;
+        assert!(
+            cached <= (1 << 20) + 16 * page_size,
+            "cache holds {cached} bytes"
+        );
+    }
+    let read = db.begin_read().unwrap();
+    let table = read.open_table("big").unwrap();
+    for index in 0..10_000u64 {
+        assert_eq!(
+            table.get(&key(index)).unwrap(),
+            Some(value(index)),
+            "entry {index}"
+        );
+    }
+    let cached = db.stats().cached_pages * page_size;
+    assert!(
+        cached <= (1 << 20) + 16 * page_size,
+        "cache holds {cached} bytes"
+    );
+}
+
+#[test]
+fn a_deleted_current_generation_is_refused_not_taken_for_a_cut_roll() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), options()).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("t", b"before the roll", b"1").unwrap();
+    write.commit().unwrap();
+    db.log().roll().unwrap();
+    db.checkpoint().unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("t", b"after the roll", b"2").unwrap();
+    write.commit().unwrap();
+    drop(db);
+    std::fs::remove_file(directory.path().join("E00.log")).unwrap();
+    match Database::open(directory.path(), options()) {
+        Err(DbError::MissingLogGenerations { last, .. }) => assert_eq!(last, 2),
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("opened without its current generation"),
+    }
+}

@@ -7,7 +7,7 @@
 //! | 2 | bad usage |
 //! | 3 | an I/O or other error stopped the command |
 
-use bluejet_engine::LogError;
+use bluejet_engine::{DbError, LogError};
 use std::fmt;
 
 /// Everything checked out.
@@ -57,6 +57,19 @@ impl From<LogError> for ToolError {
             ToolError::Damage(error.to_string())
         } else {
             ToolError::Failure(error.to_string())
+        }
+    }
+}
+
+impl From<DbError> for ToolError {
+    fn from(error: DbError) -> Self {
+        match error {
+            // A table the user named that is not there is a wrong argument, not damage.
+            DbError::TableNotFound(_) | DbError::InvalidOptions(_) => {
+                ToolError::Usage(error.to_string())
+            }
+            error if error.is_damage() => ToolError::Damage(error.to_string()),
+            error => ToolError::Failure(error.to_string()),
         }
     }
 }

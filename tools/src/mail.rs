@@ -1,7 +1,8 @@
-//! A synthetic mail stream for the demo: deterministic RFC 822 messages built from a seed.
+//! A synthetic mail workload for the demo: deterministic RFC 822 messages built from a seed,
+//! their keys, and the folder index entries that point at them.
 //!
 //! Everything here is a pure function of its inputs, so a message can be rebuilt exactly
-//! from its [`Delivery`] to compare with what the log gives back.
+//! from its [`Delivery`] to compare with what the database gives back.
 
 use crate::output::civil_from_days;
 
@@ -141,16 +142,22 @@ pub fn mailbox_name(index: u32) -> String {
     }
 }
 
-/// Draws a body size: mostly short mail, some longer, a few large (2 KiB to 60 KiB).
+/// Draws a body size from 2 KiB to 200 KiB: mostly short mail, some longer, a few large.
 pub fn body_size(rng: &mut Rng) -> usize {
-    let class = rng.below(100);
-    let (low, high) = match class {
-        0..=59 => (2 << 10, 8 << 10),
-        60..=89 => (8 << 10, 24 << 10),
-        _ => (24 << 10, 60 << 10),
+    let (low, high) = match rng.below(100) {
+        0..=54 => (2 << 10, 8 << 10),
+        55..=84 => (8 << 10, 32 << 10),
+        85..=96 => (32 << 10, 96 << 10),
+        _ => (96 << 10, 200 << 10),
     };
     rng.between(low, high) as usize
 }
+
+/// The folders a message can be filed in, the first the most likely.
+pub const FOLDER_NAMES: [&str; 5] = ["INBOX", "Archive", "Lists", "Work", "Receipts"];
+
+/// One message in eight carries a (barely compressible) attachment.
+const ATTACHMENT_ONE_IN: u64 = 8;
 
 /// One message delivered into a mailbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,14 +170,10 @@ pub struct Delivery {
     pub seed: u64,
 }
 
-/// The key of a message in table `messages`: `<mailbox>/<uid>`.
+/// The key of a message in table `messages`: `<mailbox>/<uid>`, the UID zero-padded so that
+/// key order is delivery order.
 pub fn message_key(mailbox: u32, uid: u32) -> String {
-    format!("{}/{uid}", mailbox_name(mailbox))
-}
-
-/// The key of a message in table `folders`: `<mailbox>/INBOX/<uid>`.
-pub fn folder_key(mailbox: u32, uid: u32) -> String {
-    format!("{}/INBOX/{uid}", mailbox_name(mailbox))
+    format!("{}/{uid:08}", mailbox_name(mailbox))
 }
 
 /// An RFC 2822 date.
@@ -188,13 +191,50 @@ fn date(seconds: u64) -> String {
     )
 }
 
+/// A sortable UTC time for keys: `20260302T080000Z`.
+fn key_time(seconds: u64) -> String {
+    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+    let in_day = seconds % 86_400;
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60
+    )
+}
+
 impl Delivery {
     /// The arrival time, seconds since the Unix epoch.
     fn arrival(&self) -> u64 {
         EPOCH_SECONDS + u64::from(self.uid) * 397 + u64::from(self.mailbox) * 61
     }
 
-    /// The full message: headers and a body of words, lines wrapped, CRLF line ends.
+    /// The key in table `messages`.
+    pub fn message_key(&self) -> String {
+        message_key(self.mailbox, self.uid)
+    }
+
+    /// The folder the message is filed in: half in INBOX, the rest spread over the others.
+    pub fn folder(&self) -> &'static str {
+        // Drawn from its own stream, so the message text does not depend on it.
+        let draw = Rng::new(self.seed ^ 0xf01d_e125).below(10) as usize;
+        FOLDER_NAMES[draw.saturating_sub(4).min(FOLDER_NAMES.len() - 1)]
+    }
+
+    /// The key in table `folders`: `<mailbox>/<folder>/<received time>/<uid>`, so that a
+    /// folder lists in arrival order.
+    pub fn folder_key(&self) -> String {
+        format!(
+            "{}/{}/{}/{:08}",
+            mailbox_name(self.mailbox),
+            self.folder(),
+            key_time(self.arrival()),
+            self.uid
+        )
+    }
+
+    /// The full message: headers and a body of words, lines wrapped, CRLF line ends; one in
+    /// eight also carries a base64 attachment.
     pub fn message(&self) -> Vec<u8> {
         let mut rng = Rng::new(self.seed);
         let first = rng.pick(&FIRST_NAMES);
@@ -204,8 +244,14 @@ impl Delivery {
         let relay = rng.between(1, 9);
         let address = rng.between(1, 254);
         let size = body_size(&mut rng);
+        let attachment = rng.below(ATTACHMENT_ONE_IN) == 0;
         let when = date(self.arrival());
         let mailbox = mailbox_name(self.mailbox);
+        let content_type = if attachment {
+            "multipart/mixed; boundary=\"=_bluejet\""
+        } else {
+            "text/plain; charset=utf-8"
+        };
         let mut text = format!(
             "Return-Path: <{first}.{last}@{domain}>\r\n\
              Received: from mx{relay}.{domain} (mx{relay}.{domain} [192.0.2.{address}])\r\n\
@@ -216,7 +262,7 @@ impl Delivery {
              Date: {when}\r\n\
              Message-ID: <{:016x}.{}@{domain}>\r\n\
              MIME-Version: 1.0\r\n\
-             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Type: {content_type}\r\n\
              \r\n",
             self.seed,
             capitalised(first),
@@ -225,38 +271,98 @@ impl Delivery {
             self.seed,
             self.uid,
         );
-        let end = text.len() + size;
-        let mut line = 0;
-        while text.len() < end {
-            let word = rng.pick(&WORDS);
-            if line + word.len() + 1 > 72 {
-                text.push_str(if rng.below(8) == 0 {
-                    ".\r\n\r\n"
-                } else {
-                    "\r\n"
-                });
-                line = 0;
-            } else if line > 0 {
-                text.push(' ');
-                line += 1;
-            }
-            text.push_str(word);
-            line += word.len();
+        if attachment {
+            text.push_str("--=_bluejet\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n");
+            append_words(&mut text, &mut rng, size / 2);
+            append_attachment(&mut text, &mut rng, size / 2);
+        } else {
+            append_words(&mut text, &mut rng, size);
         }
-        text.push_str(".\r\n");
         text.into_bytes()
     }
 
-    /// The small index entry of table `folders`.
-    pub fn index_entry(&self, message_bytes: usize) -> Vec<u8> {
+    /// The small summary stored in table `folders`: what a mail client lists, and the key of
+    /// the message it describes. Built from the message's own headers.
+    pub fn summary(&self, message: &[u8]) -> Vec<u8> {
+        let header = |name: &str| header_value(message, name).unwrap_or_default();
         format!(
-            "uid={} size={message_bytes} flags=\\Recent internaldate={} key={}",
+            "uid={} size={} flags=\\Seen date={} from={} subject={} key={}",
             self.uid,
+            message.len(),
             self.arrival(),
-            message_key(self.mailbox, self.uid)
+            header("From"),
+            header("Subject"),
+            self.message_key()
         )
         .into_bytes()
     }
+}
+
+/// The message key a summary points at.
+pub fn summary_key(summary: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(summary).ok()?;
+    text.rsplit_once(" key=").map(|(_, key)| key)
+}
+
+/// The value of header `name` (the first line only), if the message has it.
+fn header_value<'a>(message: &'a [u8], name: &str) -> Option<&'a str> {
+    let end = message
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .unwrap_or(message.len());
+    let headers = std::str::from_utf8(&message[..end]).ok()?;
+    headers.split("\r\n").find_map(|line| {
+        line.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(": "))
+    })
+}
+
+/// Appends about `size` bytes of wrapped text and a final full stop.
+fn append_words(text: &mut String, rng: &mut Rng, size: usize) {
+    let end = text.len() + size;
+    let mut line = 0;
+    while text.len() < end {
+        let word = rng.pick(&WORDS);
+        if line + word.len() + 1 > 72 {
+            text.push_str(if rng.below(8) == 0 {
+                ".\r\n\r\n"
+            } else {
+                "\r\n"
+            });
+            line = 0;
+        } else if line > 0 {
+            text.push(' ');
+            line += 1;
+        }
+        text.push_str(word);
+        line += word.len();
+    }
+    text.push_str(".\r\n");
+}
+
+/// Appends a MIME part of about `size` bytes of base64 (random bytes, as a compressed file
+/// would be) and the closing boundary.
+fn append_attachment(text: &mut String, rng: &mut Rng, size: usize) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    text.push_str(
+        "--=_bluejet\r\nContent-Type: application/octet-stream; name=\"report.zip\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n",
+    );
+    let end = text.len() + size;
+    let mut column = 0;
+    while text.len() < end {
+        // Ten characters of six bits from each draw; lines of 76, as RFC 2045 asks.
+        let bits = rng.next_u64();
+        for chunk in 0..10 {
+            text.push(ALPHABET[((bits >> (chunk * 6)) & 63) as usize] as char);
+            column += 1;
+            if column == 76 {
+                text.push_str("\r\n");
+                column = 0;
+            }
+        }
+    }
+    text.push_str("\r\n--=_bluejet--\r\n");
 }
 
 fn capitalised(word: &str) -> String {
@@ -271,13 +377,13 @@ fn capitalised(word: &str) -> String {
 mod tests {
     use super::*;
 
+    fn delivery(mailbox: u32, uid: u32, seed: u64) -> Delivery {
+        Delivery { mailbox, uid, seed }
+    }
+
     #[test]
     fn messages_are_deterministic_and_look_like_mail() {
-        let delivery = Delivery {
-            mailbox: 17,
-            uid: 4,
-            seed: 99,
-        };
+        let delivery = delivery(17, 4, 99);
         let message = delivery.message();
         assert_eq!(message, delivery.message());
         let text = String::from_utf8(message.clone()).unwrap();
@@ -285,24 +391,55 @@ mod tests {
         assert!(text.contains("\r\nTo: bob1@example.org\r\n"), "{text}");
         assert!(text.contains("\r\n\r\n"), "{text}");
         assert!(
-            (2 << 10..62 << 10).contains(&message.len()),
+            (2 << 10..202 << 10).contains(&message.len()),
             "{}",
             message.len()
         );
-        assert_eq!(message_key(17, 4), "bob1/4");
-        assert_eq!(folder_key(0, 4), "alice/INBOX/4");
+        assert_eq!(message_key(17, 4), "bob1/00000004");
+    }
+
+    #[test]
+    fn folder_keys_sort_by_folder_then_arrival() {
+        let first = delivery(0, 4, 1);
+        let key = first.folder_key();
+        assert!(key.starts_with("alice/"), "{key}");
+        assert!(key.ends_with("/20260302T082628Z/00000004"), "{key}");
+        let folders: std::collections::BTreeSet<&str> =
+            (0..200).map(|seed| delivery(0, 1, seed).folder()).collect();
+        assert_eq!(folders.len(), FOLDER_NAMES.len());
+    }
+
+    #[test]
+    fn summaries_describe_their_message() {
+        let delivery = delivery(2, 9, 5);
+        let message = delivery.message();
+        let summary = String::from_utf8(delivery.summary(&message)).unwrap();
+        assert!(summary.starts_with("uid=9 size="), "{summary}");
+        assert!(summary.contains(" from="), "{summary}");
+        assert!(!summary.contains(" from= "), "{summary}");
+        assert_eq!(summary_key(summary.as_bytes()), Some("carol/00000009"));
+    }
+
+    #[test]
+    fn some_messages_carry_attachments() {
+        let with = (0..64)
+            .map(|seed| delivery(1, 1, seed).message())
+            .filter(|message| message.windows(6).any(|window| window == b"base64"))
+            .count();
+        assert!((2..32).contains(&with), "{with}");
     }
 
     #[test]
     fn dates_are_rfc_2822() {
         assert_eq!(date(EPOCH_SECONDS), "Mon, 02 Mar 2026 08:00:00 +0000");
+        assert_eq!(key_time(EPOCH_SECONDS), "20260302T080000Z");
     }
 
     #[test]
     fn sizes_stay_in_range() {
         let mut rng = Rng::new(1);
         for _ in 0..1000 {
-            assert!((2 << 10..=60 << 10).contains(&body_size(&mut rng)));
+            assert!((2 << 10..=200 << 10).contains(&body_size(&mut rng)));
         }
     }
 }

@@ -1,19 +1,31 @@
-//! The `bluejet` command line: inspection and verification of BlueJet log files, and a demo.
+//! The `bluejet` command line: inspection, verification and maintenance of BlueJet databases
+//! and their logs, and a demo.
 //!
 //! ```text
+//! bluejet header DB [--json]                                (alias: mh)
+//! bluejet checksum DB [--json]                              (alias: k)
+//! bluejet integrity DB [--json]                             (alias: g)
+//! bluejet space DB [--json]                                 (alias: ms)
+//! bluejet dump DB TABLE [--hex] [--limit N] [--value-bytes N] [--json]
+//! bluejet recover DIR [--json]                              (alias: r)
+//! bluejet compact SRC DST [--json]                          (alias: d)
 //! bluejet log dump PATH [--records] [--json] [--base E00]   (alias: bluejet ml PATH)
 //! bluejet checkpoint dump PATH [--json] [--base E00]        (alias: bluejet mk PATH)
-//! bluejet demo [--dir DIR] [--keep] [--writers N] [--transactions N] [--json]
+//! bluejet demo [--dir DIR] [--keep] [--writers N] [--messages N] [--mailboxes N] [--json]
 //! ```
+//!
+//! DB is a database directory or its `bluejet.db` file.
 //!
 //! Exit codes: 0 all good, 1 damage or inconsistency found, 2 bad usage, 3 I/O or other
 //! error. Errors go to stderr, prefixed `bluejet: `.
 
 mod commands;
 mod exit;
+mod image;
 mod mail;
 mod output;
 mod problem;
+mod progress;
 mod records;
 
 use bluejet_engine::log::BaseName;
@@ -23,7 +35,7 @@ use exit::{ToolError, Verdict};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Inspect and verify BlueJet log streams.
+/// Inspect, verify, recover and compact BlueJet databases and their log streams.
 #[derive(Debug, Parser)]
 #[command(name = "bluejet", version, about)]
 struct Cli {
@@ -33,6 +45,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The database header and the condition of both header copies.
+    #[command(visible_alias = "mh")]
+    Header(DatabaseArgs),
+    /// Read every page of a database and check its checksum.
+    #[command(visible_alias = "k")]
+    Checksum(DatabaseArgs),
+    /// Check every tree, long value and free page of a database.
+    #[command(visible_alias = "g")]
+    Integrity(DatabaseArgs),
+    /// Space use per table.
+    #[command(visible_alias = "ms")]
+    Space(DatabaseArgs),
+    /// Every entry of a table.
+    Dump(DumpArgs),
+    /// Soft recovery: replay the log into the database and shut it down cleanly.
+    #[command(visible_alias = "r")]
+    Recover(DatabaseArgs),
+    /// Offline compaction into a new directory, verified against the original.
+    #[command(visible_alias = "d")]
+    Compact(CompactArgs),
     /// Log streams and generation files.
     Log {
         #[command(subcommand)]
@@ -47,7 +79,7 @@ enum Command {
     },
     /// Alias of `checkpoint dump`.
     Mk(CheckpointDumpArgs),
-    /// Write a synthetic mail stream with concurrent writers, read it back and verify it.
+    /// Deliver mail into a database with concurrent writers, reopen it and verify everything.
     Demo(DemoArgs),
 }
 
@@ -61,6 +93,49 @@ enum LogAction {
 enum CheckpointAction {
     /// Dump a checkpoint file (or the one in a log directory).
     Dump(CheckpointDumpArgs),
+}
+
+/// A database and the output format.
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// A database directory (holding bluejet.db) or the database file.
+    path: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `dump`.
+#[derive(Debug, Args)]
+struct DumpArgs {
+    /// A database directory or file.
+    path: PathBuf,
+    /// The table.
+    table: String,
+    /// Keys and values in hex instead of escaped text.
+    #[arg(long)]
+    hex: bool,
+    /// Stop after N entries.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// Show at most N bytes of each value.
+    #[arg(long, value_name = "N")]
+    value_bytes: Option<usize>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `compact`.
+#[derive(Debug, Args)]
+struct CompactArgs {
+    /// The database directory to compact (cleanly shut down).
+    source: PathBuf,
+    /// A new (or empty) directory for the compacted database.
+    destination: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options of `log dump`.
@@ -95,18 +170,21 @@ struct CheckpointDumpArgs {
 /// Options of `demo`.
 #[derive(Debug, Args)]
 struct DemoArgs {
-    /// Write the log here (an empty or new directory) instead of a temporary directory.
+    /// Put the database here (an empty or new directory) instead of a temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Keep the log files and print where they are.
+    /// Keep the database and its log and print where they are.
     #[arg(long)]
     keep: bool,
     /// Concurrent writer threads.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     writers: u16,
-    /// Delivery transactions in all.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
-    transactions: u64,
+    /// Messages delivered in all.
+    #[arg(long, alias = "transactions", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    /// Mailboxes to deliver into.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    mailboxes: u32,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -118,6 +196,24 @@ fn parse_base(text: &str) -> Result<BaseName, String> {
 
 fn run(command: Command) -> Result<Verdict, ToolError> {
     match command {
+        Command::Header(args) => commands::header::run(&args.path, args.json),
+        Command::Checksum(args) => commands::checksum::run(&args.path, args.json),
+        Command::Integrity(args) => commands::integrity::run(&args.path, args.json),
+        Command::Space(args) => commands::space::run(&args.path, args.json),
+        Command::Recover(args) => commands::recover::run(&args.path, args.json),
+        Command::Dump(args) => commands::dump::run(
+            &args.path,
+            &args.table,
+            &commands::dump::DumpOptions {
+                hex: args.hex,
+                limit: args.limit,
+                value_bytes: args.value_bytes,
+                json: args.json,
+            },
+        ),
+        Command::Compact(args) => {
+            commands::compact::run(&args.source, &args.destination, args.json)
+        }
         Command::Log {
             action: LogAction::Dump(args),
         }
@@ -132,7 +228,8 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             directory: args.dir,
             keep: args.keep,
             writers: usize::from(args.writers),
-            transactions: args.transactions,
+            messages: args.messages,
+            mailboxes: args.mailboxes,
             json: args.json,
         }),
     }

@@ -105,16 +105,17 @@ fn capture(inner: &Inner, header_state: &HeaderState) -> Capture {
     for page in std::mem::take(&mut allocator.free_list_pages) {
         allocator.retire(version, page);
     }
+    // The new free list goes on pages taken from the free list itself (free in both header
+    // copies' states), so checkpoints do not grow the file; taking them only shortens the list.
+    let page_size = inner.store.page_size();
+    let entries = allocator.free.len() + allocator.retired.len() + allocator.fresh_retired.len();
+    let chain: Vec<u64> = (0..free_list::pages_needed(entries, page_size))
+        .map(|_| allocator.allocate())
+        .collect();
     allocator.checkpoint_begins();
+    allocator.free_list_pages = chain.clone();
     let free: Vec<u64> = allocator.free.iter().copied().collect();
     let retired = allocator.all_retired();
-    let page_size = inner.store.page_size();
-    let needed = free_list::pages_needed(free.len() + retired.len(), page_size);
-    let chain: Vec<u64> = (0..needed as u64)
-        .map(|i| allocator.next_page + i)
-        .collect();
-    allocator.next_page += needed as u64;
-    allocator.free_list_pages = chain.clone();
     let committed = *writer.committed;
     // A checkpoint never moves back, even with no commit since the last one.
     let end = committed.end.max(header_state.header.checkpoint);

@@ -189,14 +189,26 @@ fn check_log_present(
         return Ok(());
     }
     let listing = LogDirectory::list(fs, directory, options.log.base_name)?;
-    if listing.current || !listing.closed.is_empty() {
+    let last_closed = listing.closed.keys().next_back().copied().unwrap_or(0);
+    // Without `E00.log`, opening the log would start a new current generation after the last
+    // closed one, as after a roll cut by a crash: refuse if the header says the log went
+    // further than that.
+    let reason = if !listing.current && listing.closed.is_empty() {
+        "the directory holds no log generation".to_owned()
+    } else if !listing.current && header.log_required.1 > last_closed {
+        format!(
+            "generation {} (the current generation, {}) is missing",
+            header.log_required.1,
+            options.log.base_name.current()
+        )
+    } else {
         return Ok(());
-    }
+    };
     Err(DbError::MissingLogGenerations {
         directory: directory.to_owned(),
         first: header.log_required.0,
         last: header.log_required.1,
-        reason: "the directory holds no log generation".into(),
+        reason,
     })
 }
 

@@ -19,7 +19,8 @@ pub fn pages_needed(entries: usize, page_size: usize) -> usize {
     entries.div_ceil(entries_per_page(page_size))
 }
 
-/// Encodes free and retired pages into the chain `pages` (exactly [`pages_needed`] long).
+/// Encodes free and retired pages into the chain `pages` (at least [`pages_needed`] long;
+/// pages beyond what the entries need are written empty).
 pub fn encode(
     free: &[u64],
     retired: &[u64],
@@ -32,10 +33,11 @@ pub fn encode(
         .copied()
         .chain(retired.iter().map(|page| page | RETIRED_BIT))
         .collect();
-    assert_eq!(pages.len(), pages_needed(entries.len(), page_size));
-    let chunks = entries.chunks(entries_per_page(page_size));
+    assert!(pages.len() >= pages_needed(entries.len(), page_size));
+    let mut chunks = entries.chunks(entries_per_page(page_size));
     let mut encoded = Vec::with_capacity(pages.len());
-    for (index, chunk) in chunks.enumerate() {
+    for index in 0..pages.len() {
+        let chunk = chunks.next().unwrap_or(&[]);
         let mut page = vec![0u8; page_size];
         for (slot, entry) in chunk.iter().enumerate() {
             let at = PAGE_HEADER_BYTES + 8 * slot;

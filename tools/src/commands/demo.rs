@@ -1,55 +1,60 @@
-//! `bluejet demo`: a mail server's delivery stream against a real log, then proof that every
-//! committed transaction reads back exactly and the directory verifies.
+//! `bluejet demo`: a mail server's delivery workload against a real database — several
+//! writers delivering at once into several mailboxes — then proof that every message reads
+//! back exactly after a reopen, the folder index agrees with the messages, the file passes
+//! the integrity check and the log the database wrote verifies.
 
-use super::demo_check::{read_back, Committed, ReadBack, Work, FOLDERS, MESSAGES};
+use super::demo_verify::{self, Verified};
+use super::demo_write::{self, Delivered, Plan};
 use super::log_directory::{self, StreamCheck};
+use super::{integrity as integrity_command, space as space_command};
 use crate::exit::{ToolError, Verdict};
-use crate::mail::{folder_key, message_key, Delivery, Rng};
+use crate::image;
 use crate::output;
 use crate::problem::verdict_line;
-use bluejet_engine::log::{BaseName, Durability, Log, LogConfig, LogPosition, LogStats};
-use serde_json::json;
-use std::collections::VecDeque;
+use crate::progress::Progress;
+use bluejet_engine::db::{Database, Options, DATABASE_FILE_NAME};
+use bluejet_engine::inspect::{integrity, space, IntegrityReport, SpaceReport};
+use bluejet_engine::log::BaseName;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// The seed of the whole demo: every run writes the same mail.
-const SEED: u64 = 0x426c_7565_4a65_7421;
-/// Generation size of the demo's log.
-const GENERATION_BYTES: u64 = 1 << 20;
-/// The demo rolls by hand this many times, spread over the run, as a backup would; the log
-/// rolls by itself whenever a generation fills.
-const FORCED_ROLLS: u64 = 5;
-/// One commit in this many is lazy.
-const LAZY_ONE_IN: u64 = 8;
-/// One transaction in this many also expunges older messages.
-const EXPUNGE_ONE_IN: u64 = 5;
 
 /// The demo's options.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
-    /// Where to put the log; a fresh temporary directory if `None`.
+    /// Where to put the database; a fresh temporary directory if `None`.
     pub directory: Option<PathBuf>,
     /// Leave the files in place.
     pub keep: bool,
     /// Concurrent writer threads.
     pub writers: usize,
-    /// Delivery transactions in all.
-    pub transactions: u64,
+    /// Messages delivered in all.
+    pub messages: u64,
+    /// Mailboxes they are delivered into.
+    pub mailboxes: u32,
     /// Print one JSON document.
     pub json: bool,
 }
 
-/// What the run measured.
-struct Measured {
-    /// Where the log ended when opened again after the writers closed it.
-    reopened: LogPosition,
-    committed: Vec<Committed>,
-    stats: LogStats,
-    elapsed: Duration,
-    durable: u64,
-    lazy: u64,
+/// Everything the run measured and checked.
+struct Run {
+    delivered: Delivered,
+    close: Duration,
+    verified: Verified,
+    integrity: IntegrityReport,
+    space: SpaceReport,
+    file_bytes: u64,
+    stream: StreamCheck,
+    check: Duration,
+}
+
+impl Run {
+    fn problems(&self) -> usize {
+        self.delivered.problems.len()
+            + self.verified.problems()
+            + self.integrity.problems.len()
+            + self.stream.problems.len()
+    }
 }
 
 /// Runs the demo.
@@ -58,290 +63,227 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
     let directory = place.path().to_owned();
     if !options.json {
         crate::out!(
-            "demo: {} deliveries by {} writers into {}",
-            options.transactions,
+            "demo: {} messages into {} mailboxes by {} writers, database in {}",
+            options.messages,
+            options.mailboxes,
             options.writers,
             directory.display()
         );
     }
-    let mut measured = write(&directory, options)?;
-    let checking = Instant::now();
-    measured.reopened = reopen(&directory)?;
-    let read = read_back(&directory, &measured.committed)?;
-    let stream = log_directory::check(&directory, BaseName::default())?;
-    let check_time = checking.elapsed();
-    let problems = read.mismatches.len() + stream.problems.len();
+    let plan = Plan {
+        messages: options.messages,
+        writers: options.writers,
+        mailboxes: options.mailboxes,
+    };
+    let (delivered, close) = write(&directory, plan)?;
+    let run = check(&directory, delivered, close)?;
     if options.json {
-        print_json(&directory, &measured, &read, &stream, check_time);
+        output::print_json(&run_json(&directory, &run));
     } else {
-        print_summary(&measured, &read, &stream, check_time);
+        print_summary(&run);
     }
     let kept = place.finish(options.keep)?;
     if let (Some(kept), false) = (kept, options.json) {
-        crate::out!("log files kept in {}", kept.display());
+        crate::out!("database kept in {}", kept.display());
     }
-    Ok(Verdict::from_problems(problems))
+    Ok(Verdict::from_problems(run.problems()))
 }
 
-/// Opens the log again the way a restarting server would (finding the true end of the
-/// stream), checks that nothing was cut from it, and closes it.
-fn reopen(directory: &Path) -> Result<LogPosition, ToolError> {
-    let config = LogConfig {
-        generation_bytes: GENERATION_BYTES,
-        ..LogConfig::default()
-    };
-    let log = Log::open(directory, config)?;
-    let end = log.end_position();
-    let torn = log.torn_bytes_at_open();
-    log.close()?;
-    if torn != 0 {
-        return Err(ToolError::Failure(format!(
-            "reopening cut {torn} bytes off a log that was closed cleanly"
-        )));
-    }
-    Ok(end)
+/// Creates the database, delivers the mail and closes it cleanly; returns what was
+/// delivered and how long the close took.
+fn write(directory: &Path, plan: Plan) -> Result<(Delivered, Duration), ToolError> {
+    let database = Database::open(directory, Options::default())?;
+    let progress = Progress::new("delivering {bar:30} {pos}/{len} messages, {eta} left");
+    let delivered = demo_write::deliver(&database, plan, &progress);
+    progress.finish();
+    let delivered = delivered?;
+    let closing = Instant::now();
+    database.close()?;
+    Ok((delivered, closing.elapsed()))
 }
 
-/// Writes the mail stream: a setup transaction, then the writers in parallel.
-fn write(directory: &Path, options: &DemoOptions) -> Result<Measured, ToolError> {
-    let config = LogConfig {
-        generation_bytes: GENERATION_BYTES,
-        ..LogConfig::default()
-    };
-    let log = Log::open(directory, config)?;
+/// Reopens and verifies the contents, then checks the file and the log offline.
+fn check(directory: &Path, delivered: Delivered, close: Duration) -> Result<Run, ToolError> {
     let started = Instant::now();
-    let mut setup = log.transaction();
-    setup.create_table(MESSAGES);
-    setup.create_table(FOLDERS);
-    let info = setup.commit(Durability::Durable)?;
-    let mut committed = vec![Committed {
-        info,
-        work: Work::Setup,
-    }];
-    let done = AtomicU64::new(0);
-    let roll_every = (options.transactions / (FORCED_ROLLS + 1)).max(1);
-    let writers = options.writers as u64;
-    let results: Vec<Result<(Vec<Committed>, u64), ToolError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..writers)
-            .map(|writer| {
-                let share = options.transactions / writers
-                    + u64::from(writer < options.transactions % writers);
-                let log = &log;
-                let done = &done;
-                scope.spawn(move || {
-                    let mut job = Writer::new(writer, writers);
-                    job.run(log, share, done, roll_every, options.transactions)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(ToolError::Failure("a writer thread panicked".into())))
-            })
-            .collect()
-    });
-    let mut lazy = 0;
-    for result in results {
-        let (work, lazy_commits) = result?;
-        committed.extend(work);
-        lazy += lazy_commits;
-    }
-    let elapsed = started.elapsed();
-    let stats = log.stats();
-    log.close()?;
-    Ok(Measured {
-        reopened: LogPosition::default(),
-        durable: committed.len() as u64 - lazy,
-        lazy,
-        committed,
-        stats,
-        elapsed,
+    let verified = demo_verify::verify(directory, &delivered.live)?;
+    let image = image::open(directory)?;
+    let integrity = integrity(&image)?;
+    let space = space(&image)?;
+    let file_bytes = image.store.file().length();
+    drop(image);
+    let stream = log_directory::check(directory, BaseName::default())?;
+    Ok(Run {
+        delivered,
+        close,
+        verified,
+        integrity,
+        space,
+        file_bytes,
+        stream,
+        check: started.elapsed(),
     })
-}
-
-/// One writer thread: delivers into the mailboxes it owns (mailbox % writers == writer), so
-/// UIDs never clash between threads.
-struct Writer {
-    rng: Rng,
-    mailboxes: Vec<u32>,
-    next_uid: Vec<u32>,
-    live: Vec<VecDeque<u32>>,
-}
-
-impl Writer {
-    fn new(writer: u64, writers: u64) -> Self {
-        let total = writers.max(24);
-        let mailboxes: Vec<u32> = (0..total)
-            .filter(|mailbox| mailbox % writers == writer)
-            .map(|mailbox| mailbox as u32)
-            .collect();
-        Self {
-            rng: Rng::new(SEED ^ writer.wrapping_mul(0x9e37_79b9)),
-            next_uid: vec![1; mailboxes.len()],
-            live: vec![VecDeque::new(); mailboxes.len()],
-            mailboxes,
-        }
-    }
-
-    /// Commits `count` deliveries; returns them and how many were lazy.
-    fn run(
-        &mut self,
-        log: &Log,
-        count: u64,
-        done: &AtomicU64,
-        roll_every: u64,
-        total: u64,
-    ) -> Result<(Vec<Committed>, u64), ToolError> {
-        let mut committed = Vec::with_capacity(count as usize);
-        let mut lazy = 0;
-        for _ in 0..count {
-            let slot = self.rng.below(self.mailboxes.len() as u64) as usize;
-            let mailbox = self.mailboxes[slot];
-            let uid = self.next_uid[slot];
-            self.next_uid[slot] += 1;
-            let delivery = Delivery {
-                mailbox,
-                uid,
-                seed: self.rng.next_u64(),
-            };
-            let mut expunged = Vec::new();
-            if self.rng.below(EXPUNGE_ONE_IN) == 0 && self.live[slot].len() > 3 {
-                for _ in 0..self.rng.between(1, 2) {
-                    if let Some(old) = self.live[slot].pop_front() {
-                        expunged.push((mailbox, old));
-                    }
-                }
-            }
-            self.live[slot].push_back(uid);
-            let durability = if self.rng.below(LAZY_ONE_IN) == 0 {
-                lazy += 1;
-                Durability::Lazy
-            } else {
-                Durability::Durable
-            };
-            let message = delivery.message();
-            let index = delivery.index_entry(message.len());
-            let mut transaction = log.transaction();
-            transaction.put(MESSAGES, message_key(mailbox, uid).as_bytes(), &message);
-            transaction.put(FOLDERS, folder_key(mailbox, uid).as_bytes(), &index);
-            for &(mailbox, old) in &expunged {
-                transaction.delete(MESSAGES, message_key(mailbox, old).as_bytes());
-                transaction.delete(FOLDERS, folder_key(mailbox, old).as_bytes());
-            }
-            let info = transaction.commit(durability)?;
-            committed.push(Committed {
-                info,
-                work: Work::Delivery { delivery, expunged },
-            });
-            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if finished.is_multiple_of(roll_every) && finished < total {
-                log.roll()?;
-            }
-        }
-        Ok((committed, lazy))
-    }
 }
 
 fn per_second(count: f64, elapsed: Duration) -> f64 {
     count / elapsed.as_secs_f64().max(1e-9)
 }
 
-fn print_summary(measured: &Measured, read: &ReadBack, stream: &StreamCheck, check: Duration) {
-    let stats = measured.stats;
-    let seconds = measured.elapsed.as_secs_f64();
-    let mib = stats.bytes as f64 / (1 << 20) as f64;
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
+}
+
+/// Logical bytes (values as delivered) and bytes as stored, over every table.
+fn logical_and_stored(space: &SpaceReport) -> (u64, u64) {
+    let totals = space_command::totals(space);
+    (totals.value_bytes, totals.stored_bytes)
+}
+
+fn print_summary(run: &Run) {
+    let delivered = &run.delivered;
+    let log = delivered.log;
     crate::out!(
-        "commits:      {} ({} durable, {} lazy)",
-        stats.commits,
-        measured.durable,
-        measured.lazy
+        "delivered:    {} messages ({}), {} expunged, {} kept",
+        delivered.delivered,
+        output::bytes(delivered.message_bytes),
+        delivered.expunged,
+        delivered.live.len()
     );
     crate::out!(
-        "reopened:     end of the log found at {}, nothing cut",
-        measured.reopened
-    );
-    crate::out!("records:      {} read back", read.records);
-    crate::out!(
-        "bytes:        {} of records ({})",
-        stats.bytes,
-        output::bytes(stats.bytes)
+        "commits:      {} ({} durable, {} lazy), {} fsyncs ({:.2} commits per fsync)",
+        log.commits,
+        delivered.durable,
+        delivered.lazy,
+        log.syncs,
+        log.commits as f64 / log.syncs.max(1) as f64
     );
     crate::out!(
-        "generations:  {} ({} rolls)",
-        stream.report.generations.len(),
-        stats.rolls
+        "throughput:   {:.0} messages/s, {:.1} MiB/s ({:.3} s delivering, {:.3} s closing)",
+        per_second(delivered.delivered as f64, delivered.elapsed),
+        per_second(mib(delivered.message_bytes), delivered.elapsed),
+        delivered.elapsed.as_secs_f64(),
+        run.close.as_secs_f64()
     );
-    crate::out!(
-        "elapsed:      {seconds:.3} s writing, {:.3} s reading back and verifying",
-        check.as_secs_f64()
-    );
-    crate::out!(
-        "throughput:   {:.0} commits/s, {:.1} MiB/s",
-        per_second(stats.commits as f64, measured.elapsed),
-        mib / seconds.max(1e-9)
-    );
-    crate::out!(
-        "fsyncs:       {} ({:.2} commits per fsync)",
-        stats.syncs,
-        stats.commits as f64 / stats.syncs.max(1) as f64
-    );
-    crate::out!(
-        "read back:    {} of {} committed transactions identical",
-        read.matched,
-        measured.committed.len()
-    );
-    for mismatch in &read.mismatches {
+    print_checks(run);
+    print_sizes(run);
+    for problem in &delivered.problems {
+        crate::out!("problem: {problem}");
+    }
+    for mismatch in &run.verified.mismatches {
         crate::out!("problem: {mismatch}");
     }
-    log_directory::print_verdict_problems(stream);
+    if run.verified.unreported > 0 {
+        crate::out!("problem: {} more mismatches", run.verified.unreported);
+    }
+    for problem in &run.integrity.problems {
+        crate::out!("{}", integrity_command::problem_text(problem));
+    }
+    log_directory::print_verdict_problems(&run.stream);
     crate::out!(
-        "{}",
-        verdict_line(read.mismatches.len() + stream.problems.len())
+        "elapsed:      {:.3} s delivering, {:.3} s reopening and verifying",
+        delivered.elapsed.as_secs_f64(),
+        run.check.as_secs_f64()
+    );
+    crate::out!("{}", verdict_line(run.problems()));
+}
+
+fn print_checks(run: &Run) {
+    let verified = &run.verified;
+    crate::out!(
+        "reopened:     in {:.3} s, {} replayed",
+        verified.reopen.as_secs_f64(),
+        output::plural(verified.replay.transactions_applied, "transaction")
+    );
+    crate::out!(
+        "verified:     {} of {} messages identical byte for byte",
+        verified.identical,
+        run.delivered.live.len()
+    );
+    crate::out!(
+        "index:        {} of {} folder entries match their messages",
+        verified.index_matching,
+        run.delivered.live.len()
+    );
+    let integrity = &run.integrity;
+    crate::out!(
+        "integrity:    {} tables, {} entries, {} tree pages, {} long-value pages, {} free pages: {}",
+        integrity.tables,
+        integrity.entries,
+        integrity.tree_pages,
+        integrity.long_value_pages,
+        integrity.free_pages,
+        integrity_command::verdict(integrity)
+    );
+    crate::out!(
+        "log:          {} of records in {} generations: {}",
+        output::bytes(run.delivered.log.bytes),
+        run.stream.report.generations.len(),
+        verdict_line(run.stream.problems.len())
     );
 }
 
-fn print_json(
-    directory: &Path,
-    measured: &Measured,
-    read: &ReadBack,
-    stream: &StreamCheck,
-    check: Duration,
-) {
-    let stats = measured.stats;
-    let seconds = measured.elapsed.as_secs_f64();
-    let problems = read.mismatches.len() + stream.problems.len();
-    let mut stream_problems: Vec<_> = stream.problems.iter().map(|p| p.json()).collect();
-    stream_problems.extend(
-        read.mismatches
-            .iter()
-            .map(|m| json!({ "generation": null, "message": m })),
+fn print_sizes(run: &Run) {
+    let (logical, stored) = logical_and_stored(&run.space);
+    crate::out!(
+        "sizes:        {} logical, {} stored ({:.2}x compression), {} file {}",
+        output::bytes(logical),
+        output::bytes(stored),
+        logical as f64 / stored.max(1) as f64,
+        output::bytes(run.file_bytes),
+        DATABASE_FILE_NAME
     );
-    output::print_json(&json!({
+    crate::out!("space:");
+    let totals = space_command::totals(&run.space);
+    for line in space_command::table_lines(&run.space, &totals) {
+        crate::out!("{line}");
+    }
+}
+
+fn run_json(directory: &Path, run: &Run) -> Value {
+    let delivered = &run.delivered;
+    let verified = &run.verified;
+    let log = delivered.log;
+    let (logical, stored) = logical_and_stored(&run.space);
+    let mut problems: Vec<Value> = delivered.problems.iter().map(|p| json!(p)).collect();
+    problems.extend(verified.mismatches.iter().map(|m| json!(m)));
+    problems.extend(
+        run.integrity
+            .problems
+            .iter()
+            .map(|p| json!(integrity_command::problem_text(p))),
+    );
+    problems.extend(run.stream.problems.iter().map(|p| json!(p.text())));
+    json!({
         "kind": "demo",
         "directory": directory.display().to_string(),
-        "commits": stats.commits,
-        "durable_commits": measured.durable,
-        "lazy_commits": measured.lazy,
-        "records": read.records,
-        "reopened_end": measured.reopened.to_string(),
-        "bytes": stats.bytes,
-        "generations": stream.report.generations.len(),
-        "rolls": stats.rolls,
-        "elapsed_seconds": seconds,
-        "check_seconds": check.as_secs_f64(),
-        "commits_per_second": per_second(stats.commits as f64, measured.elapsed),
-        "mib_per_second": stats.bytes as f64 / (1 << 20) as f64 / seconds.max(1e-9),
-        "fsyncs": stats.syncs,
-        "commits_per_fsync": stats.commits as f64 / stats.syncs.max(1) as f64,
-        "transactions_identical": read.matched,
-        "transactions_committed": measured.committed.len(),
-        "problems": stream_problems,
-        "passed": problems == 0,
-        "verdict": verdict_line(problems),
-    }));
+        "messages_delivered": delivered.delivered,
+        "messages_expunged": delivered.expunged,
+        "messages_kept": delivered.live.len(),
+        "message_bytes": delivered.message_bytes,
+        "commits": log.commits,
+        "durable_commits": delivered.durable,
+        "lazy_commits": delivered.lazy,
+        "fsyncs": log.syncs,
+        "delivering_seconds": delivered.elapsed.as_secs_f64(),
+        "closing_seconds": run.close.as_secs_f64(),
+        "check_seconds": run.check.as_secs_f64(),
+        "messages_per_second": per_second(delivered.delivered as f64, delivered.elapsed),
+        "mib_per_second": per_second(mib(delivered.message_bytes), delivered.elapsed),
+        "reopen_seconds": verified.reopen.as_secs_f64(),
+        "transactions_replayed": verified.replay.transactions_applied,
+        "messages_identical": verified.identical,
+        "index_entries_matching": verified.index_matching,
+        "logical_bytes": logical,
+        "stored_bytes": stored,
+        "file_bytes": run.file_bytes,
+        "log_bytes": log.bytes,
+        "log_generations": run.stream.report.generations.len(),
+        "integrity": run.integrity,
+        "space": run.space,
+        "problems": problems,
+        "unreported_problems": verified.unreported,
+        "passed": run.problems() == 0,
+        "verdict": verdict_line(run.problems()),
+    })
 }
 
 /// Where the demo writes: a temporary directory or the one given.
@@ -392,14 +334,7 @@ impl Place {
             }
             (Place::Given { path, .. }, true) => Ok(Some(path)),
             (Place::Given { path, created }, false) => {
-                let base = BaseName::default();
-                for entry in std::fs::read_dir(&path)? {
-                    let entry = entry?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if base.classify(&name).is_some() {
-                        std::fs::remove_file(entry.path())?;
-                    }
-                }
+                remove_database_files(&path)?;
                 if created {
                     std::fs::remove_dir(&path)?;
                 }
@@ -407,4 +342,18 @@ impl Place {
             }
         }
     }
+}
+
+/// Removes the database file and the log files, and nothing else.
+fn remove_database_files(directory: &Path) -> Result<(), ToolError> {
+    let base = BaseName::default();
+    let temporary = format!("{DATABASE_FILE_NAME}.tmp");
+    for entry in std::fs::read_dir(directory)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if base.classify(&name).is_some() || name == DATABASE_FILE_NAME || name == temporary {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }

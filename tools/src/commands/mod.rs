@@ -1,8 +1,16 @@
 //! The commands, one module each.
 
 pub mod checkpoint_dump;
+pub mod checksum;
+pub mod compact;
 pub mod demo;
-pub mod demo_check;
+pub mod demo_verify;
+pub mod demo_write;
+pub mod dump;
+pub mod header;
+pub mod integrity;
 pub mod log_directory;
 pub mod log_dump;
 pub mod log_file;
+pub mod recover;
+pub mod space;

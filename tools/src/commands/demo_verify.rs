@@ -1,0 +1,139 @@
+//! The demo's check: reopen the database and compare every message byte for byte with the
+//! one delivered, and every folder index entry with the message it points at.
+
+use super::demo_write::{FOLDERS, MESSAGES};
+use crate::exit::ToolError;
+use crate::mail::{summary_key, Delivery};
+use bluejet_engine::db::{Database, DbError, Options, ReadTable, ReplayReport};
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Keeps at most this many mismatch messages; more are counted.
+const MISMATCH_LIMIT: usize = 20;
+
+/// What the check found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// How long reopening took.
+    pub reopen: Duration,
+    /// What reopening replayed (nothing, after a clean close).
+    pub replay: ReplayReport,
+    /// Messages read back.
+    pub messages: u64,
+    /// Of them, identical to the one delivered.
+    pub identical: u64,
+    /// Index entries read back.
+    pub index_entries: u64,
+    /// Of them, matching the message they point at.
+    pub index_matching: u64,
+    /// The first mismatches.
+    pub mismatches: Vec<String>,
+    /// Mismatches beyond the first ones.
+    pub unreported: u64,
+}
+
+impl Verified {
+    fn mismatch(&mut self, message: String) {
+        if self.mismatches.len() < MISMATCH_LIMIT {
+            self.mismatches.push(message);
+        } else {
+            self.unreported += 1;
+        }
+    }
+
+    /// All mismatches.
+    pub fn problems(&self) -> usize {
+        self.mismatches.len() + self.unreported as usize
+    }
+}
+
+/// Reopens the database in `directory`, checks it holds exactly `live`, and closes it.
+pub fn verify(directory: &Path, live: &BTreeMap<String, Delivery>) -> Result<Verified, ToolError> {
+    let started = Instant::now();
+    let database = Database::open(directory, Options::default())?;
+    let mut verified = Verified {
+        reopen: started.elapsed(),
+        replay: database.replay_report(),
+        ..Verified::default()
+    };
+    {
+        let read = database.begin_read()?;
+        let messages = read.open_table(MESSAGES)?;
+        let folders = read.open_table(FOLDERS)?;
+        check_messages(&messages, live, &mut verified)?;
+        check_index(&folders, &messages, live, &mut verified)?;
+    }
+    database.close()?;
+    Ok(verified)
+}
+
+/// Every message is there, identical to the one delivered, and nothing else is.
+fn check_messages(
+    messages: &ReadTable<'_>,
+    live: &BTreeMap<String, Delivery>,
+    verified: &mut Verified,
+) -> Result<(), DbError> {
+    let mut seen = HashSet::new();
+    for entry in messages.range(..)? {
+        let (key, value) = entry?;
+        verified.messages += 1;
+        let key = String::from_utf8_lossy(&key).into_owned();
+        match live.get(&key) {
+            Some(delivery) if value == delivery.message() => verified.identical += 1,
+            Some(_) => verified.mismatch(format!("message {key} differs from the one delivered")),
+            None => verified.mismatch(format!("message {key} was never delivered or was expunged")),
+        }
+        seen.insert(key);
+    }
+    for key in live.keys().filter(|key| !seen.contains(*key)) {
+        verified.mismatch(format!("message {key} is missing"));
+    }
+    if messages.len() != verified.messages {
+        verified.mismatch(format!(
+            "table {MESSAGES} counts {} entries, {} were read",
+            messages.len(),
+            verified.messages
+        ));
+    }
+    Ok(())
+}
+
+/// Every live message has its index entry, and each entry describes the message it points at.
+fn check_index(
+    folders: &ReadTable<'_>,
+    messages: &ReadTable<'_>,
+    live: &BTreeMap<String, Delivery>,
+    verified: &mut Verified,
+) -> Result<(), DbError> {
+    let mut expected: BTreeMap<String, &Delivery> = live
+        .values()
+        .map(|delivery| (delivery.folder_key(), delivery))
+        .collect();
+    for entry in folders.range(..)? {
+        let (key, summary) = entry?;
+        verified.index_entries += 1;
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let Some(delivery) = expected.remove(&key) else {
+            verified.mismatch(format!("index entry {key} belongs to no live message"));
+            continue;
+        };
+        let Some(target) = summary_key(&summary) else {
+            verified.mismatch(format!("index entry {key} names no message"));
+            continue;
+        };
+        match messages.get(target.as_bytes())? {
+            Some(message) if summary == delivery.summary(&message) => verified.index_matching += 1,
+            Some(_) => verified.mismatch(format!(
+                "index entry {key} does not describe message {target}"
+            )),
+            None => verified.mismatch(format!(
+                "index entry {key} points at {target}, which is missing"
+            )),
+        }
+    }
+    for key in expected.keys() {
+        verified.mismatch(format!("index entry {key} is missing"));
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! `bluejet header DB` (alias `mh`): the database header in force and the condition of both
+//! copies, like `eseutil /mh`.
+
+use crate::exit::{ToolError, Verdict};
+use crate::image;
+use crate::output;
+use crate::records::position_json;
+use bluejet_engine::db::DbError;
+use bluejet_engine::inspect::DatabaseImage;
+use bluejet_engine::page::db_header::{BackupRecord, CopyCondition, HeaderRead};
+use bluejet_engine::page::{DbHeader, DbState};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Prints the header of the database at `path`. A damaged copy is damage (exit 1) even
+/// though the other one is used; both damaged is reported copy by copy, then as the error.
+pub fn run(path: &Path, json: bool) -> Result<Verdict, ToolError> {
+    let file = image::database_file(path)?;
+    match DatabaseImage::open(&file) {
+        Ok(opened) => {
+            let read = &opened.header;
+            if json {
+                print_json(&file, read);
+            } else {
+                print_text(&file, read);
+            }
+            let damaged = read
+                .conditions
+                .iter()
+                .filter(|condition| matches!(condition, CopyCondition::Damaged(_)))
+                .count();
+            Ok(Verdict::from_problems(damaged))
+        }
+        Err(error) => {
+            if let DbError::BadHeader { copy_0, copy_1, .. } = &error {
+                print_unusable(&file, [copy_0, copy_1], &error, json);
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// Both copies are unusable: still say why, copy by copy, before the error itself.
+fn print_unusable(file: &Path, reasons: [&String; 2], error: &DbError, json: bool) {
+    if json {
+        let copies: Vec<Value> = (0..2)
+            .map(|slot| json!({ "copy": slot, "state": "damaged", "reason": reasons[slot] }))
+            .collect();
+        output::print_json(&json!({
+            "kind": "header",
+            "path": file.display().to_string(),
+            "header": null,
+            "copies": copies,
+            "error": error.to_string(),
+            "passed": false,
+        }));
+    } else {
+        crate::out!("database file: {}", file.display());
+        for (slot, reason) in reasons.iter().enumerate() {
+            crate::out!("copy {slot}: damaged: {reason}");
+        }
+    }
+}
+
+/// A state as people say it.
+pub fn state_name(state: DbState) -> &'static str {
+    match state {
+        DbState::JustCreated => "just created",
+        DbState::DirtyShutdown => "dirty shutdown",
+        DbState::CleanShutdown => "clean shutdown",
+    }
+}
+
+fn state_json(state: DbState) -> &'static str {
+    match state {
+        DbState::JustCreated => "just_created",
+        DbState::DirtyShutdown => "dirty_shutdown",
+        DbState::CleanShutdown => "clean_shutdown",
+    }
+}
+
+fn print_text(file: &Path, read: &HeaderRead) {
+    let header = &read.header;
+    crate::out!("database file: {}", file.display());
+    for (name, value) in fields(header) {
+        crate::out!("  {name:<20} {value}");
+    }
+    for (slot, condition) in read.conditions.iter().enumerate() {
+        crate::out!("{}", copy_text(slot, condition, read.slot as usize == slot));
+    }
+}
+
+/// The header's fields as (name, value) lines, in the order eseutil prints them.
+fn fields(header: &DbHeader) -> Vec<(&'static str, String)> {
+    vec![
+        ("state", state_name(header.state).to_owned()),
+        (
+            "log required",
+            format!("{}-{}", header.log_required.0, header.log_required.1),
+        ),
+        ("last consistent", header.last_consistent.to_string()),
+        ("checkpoint", header.checkpoint.to_string()),
+        ("database signature", output::signature(&header.signature)),
+        ("log signature", output::signature(&header.log_signature)),
+        ("page size", header.page_size.to_string()),
+        ("next page", header.next_page.to_string()),
+        ("catalog root", header.catalog_root.to_string()),
+        ("free list", header.free_list.to_string()),
+        ("state version", header.state_version.to_string()),
+        ("repair count", header.repair_count.to_string()),
+        ("checksum errors", header.checksum_errors.to_string()),
+        ("last full backup", backup_text(&header.last_full_backup)),
+        (
+            "last incr. backup",
+            backup_text(&header.last_incremental_backup),
+        ),
+        ("timeline", header.timeline.to_string()),
+    ]
+}
+
+fn backup_text(backup: &BackupRecord) -> String {
+    if backup.time_micros == 0 {
+        return "none".into();
+    }
+    format!(
+        "generations {}-{} at {}",
+        backup.low_generation,
+        backup.high_generation,
+        output::time(backup.time_micros)
+    )
+}
+
+fn copy_text(slot: usize, condition: &CopyCondition, in_use: bool) -> String {
+    match condition {
+        CopyCondition::Valid(sequence) => format!(
+            "copy {slot}: valid (sequence {sequence}{})",
+            if in_use { ", in use" } else { "" }
+        ),
+        CopyCondition::Damaged(reason) => format!("copy {slot}: damaged: {reason}"),
+    }
+}
+
+fn print_json(file: &Path, read: &HeaderRead) {
+    let header = &read.header;
+    let copies: Vec<Value> = read
+        .conditions
+        .iter()
+        .enumerate()
+        .map(|(slot, condition)| match condition {
+            CopyCondition::Valid(sequence) => json!({
+                "copy": slot,
+                "state": "valid",
+                "sequence": sequence,
+                "in_use": read.slot as usize == slot,
+            }),
+            CopyCondition::Damaged(reason) => {
+                json!({ "copy": slot, "state": "damaged", "reason": reason })
+            }
+        })
+        .collect();
+    let damaged = copies.iter().any(|copy| copy["state"] == "damaged");
+    output::print_json(&json!({
+        "kind": "header",
+        "path": file.display().to_string(),
+        "header": header_json(header),
+        "copy_in_use": read.slot,
+        "copies": copies,
+        "passed": !damaged,
+    }));
+}
+
+fn header_json(header: &DbHeader) -> Value {
+    let backup = |backup: &BackupRecord| {
+        (backup.time_micros != 0).then(|| {
+            json!({
+                "low_generation": backup.low_generation,
+                "high_generation": backup.high_generation,
+                "time_micros": backup.time_micros,
+                "time": output::time(backup.time_micros),
+            })
+        })
+    };
+    json!({
+        "state": state_json(header.state),
+        "log_required": { "min": header.log_required.0, "max": header.log_required.1 },
+        "last_consistent": position_json(header.last_consistent),
+        "checkpoint": position_json(header.checkpoint),
+        "database_signature": output::signature_json(&header.signature),
+        "log_signature": output::signature_json(&header.log_signature),
+        "page_size": header.page_size,
+        "next_page": header.next_page,
+        "catalog_root": header.catalog_root,
+        "free_list": header.free_list,
+        "state_version": header.state_version,
+        "sequence": header.sequence,
+        "repair_count": header.repair_count,
+        "checksum_errors": header.checksum_errors,
+        "last_full_backup": backup(&header.last_full_backup),
+        "last_incremental_backup": backup(&header.last_incremental_backup),
+        "timeline": header.timeline,
+    })
+}

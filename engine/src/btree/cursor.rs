@@ -64,22 +64,40 @@ impl Cursor {
         bound: Bound<&[u8]>,
         direction: Direction,
     ) -> Result<Self, DbError> {
+        match root {
+            0 => Ok(Self {
+                stack: Vec::new(),
+                direction,
+            }),
+            root => Self::seek_from(store, store.tree_page(root)?, bound, direction),
+        }
+    }
+
+    /// [`Cursor::seek`] from a root page already at hand.
+    pub fn seek_from(
+        store: &PageStore,
+        root: PageBytes,
+        bound: Bound<&[u8]>,
+        direction: Direction,
+    ) -> Result<Self, DbError> {
         let mut cursor = Self {
-            stack: Vec::new(),
+            stack: Vec::with_capacity(4),
             direction,
         };
-        let mut page = root;
-        while page != 0 {
+        let mut bytes = root;
+        loop {
             if cursor.stack.len() >= MAX_DEPTH {
-                return Err(store.too_deep(root));
+                return Err(store.too_deep(format::read_u64(&bytes, 8)));
             }
-            let bytes = store.tree_page(page)?;
             let view = NodeView::new(&bytes);
             let index = seek_index(&view, bound, direction);
-            page = if view.is_leaf() { 0 } else { view.child(index) };
+            let child = (!view.is_leaf()).then(|| view.child(index));
             cursor.stack.push((bytes, index));
+            match child {
+                Some(child) => bytes = store.tree_page(child)?,
+                None => return Ok(cursor),
+            }
         }
-        Ok(cursor)
     }
 
     /// The next entry: its leaf page and index.

@@ -131,7 +131,7 @@ impl<'r> ReadTable<'r> {
     pub fn range<'k>(&self, range: impl RangeBounds<&'k [u8]>) -> Result<Range<'r>, DbError> {
         Ok(Range {
             inner: self.inner,
-            root: self.meta.root,
+            root: self.root_page.clone(),
             bounds: owned_bounds(range),
             front: None,
             back: None,
@@ -150,7 +150,8 @@ impl<'r> ReadTable<'r> {
 /// Entries of a range, read lazily from either end. Yields an error once, then ends.
 pub struct Range<'r> {
     inner: &'r Inner,
-    root: u64,
+    /// The table's root page (none for an empty table).
+    root: Option<PageBytes>,
     bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     front: Option<Cursor>,
     back: Option<Cursor>,
@@ -170,7 +171,15 @@ impl Range<'_> {
             Direction::Backward => (&mut self.back, &self.bounds.1),
         };
         if slot.is_none() {
-            *slot = Some(Cursor::seek(store, self.root, as_ref(bound), direction)?);
+            let Some(root) = &self.root else {
+                return Ok(None);
+            };
+            *slot = Some(Cursor::seek_from(
+                store,
+                root.clone(),
+                as_ref(bound),
+                direction,
+            )?);
         }
         let cursor = slot.as_mut().expect("just set");
         let Some((leaf, index)) = cursor.next(store)? else {

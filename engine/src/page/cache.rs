@@ -6,31 +6,34 @@
 //! write-ahead rule). Memory: at most `capacity` bytes of pages plus one page per shard in
 //! flight.
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry::{Occupied, Vacant};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const SHARDS: usize = 16;
 
 /// One cached page: its bytes, already checked or sealed.
-pub type PageBytes = Arc<[u8]>;
+pub type PageBytes = Arc<Box<[u8]>>;
 
 struct Entry {
     page: PageBytes,
-    referenced: bool,
+    /// Set by readers (under the shared lock), cleared by the clock.
+    referenced: AtomicBool,
     unwritten: bool,
 }
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<u64, Entry>,
+    map: FxHashMap<u64, Entry>,
     clock: VecDeque<u64>,
 }
 
 /// A bounded cache of pages.
 pub struct PageCache {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<RwLock<Shard>>,
     pages_per_shard: usize,
 }
 
@@ -42,21 +45,23 @@ impl PageCache {
     pub fn new(capacity_bytes: usize, page_size: usize) -> Self {
         let pages = (capacity_bytes / page_size).max(SHARDS * 4);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             pages_per_shard: pages / SHARDS,
         }
     }
 
-    fn shard(&self, number: u64) -> &Mutex<Shard> {
+    fn shard(&self, number: u64) -> &RwLock<Shard> {
         // Consecutive pages spread over the shards.
         &self.shards[(number as usize) % SHARDS]
     }
 
     /// The cached page, if any.
     pub fn get(&self, number: u64) -> Option<PageBytes> {
-        let mut shard = self.shard(number).lock();
-        let entry = shard.map.get_mut(&number)?;
-        entry.referenced = true;
+        // Readers share the lock: a page number's hash (FxHash: page numbers need no
+        // protection from crafted collisions) and an atomic flag, no exclusive section.
+        let shard = self.shard(number).read();
+        let entry = shard.map.get(&number)?;
+        entry.referenced.store(true, Ordering::Relaxed);
         Some(Arc::clone(&entry.page))
     }
 
@@ -87,10 +92,10 @@ impl PageCache {
         unwritten: bool,
         write_back: WriteBack<'_>,
     ) -> Result<(), crate::db::DbError> {
-        let mut shard = self.shard(number).lock();
+        let mut shard = self.shard(number).write();
         let entry = Entry {
             page,
-            referenced: true,
+            referenced: AtomicBool::new(true),
             unwritten,
         };
         match shard.map.entry(number) {
@@ -99,7 +104,7 @@ impl PageCache {
             Occupied(mut occupied) if unwritten => {
                 occupied.insert(entry);
             }
-            Occupied(mut occupied) => occupied.get_mut().referenced = true,
+            Occupied(occupied) => occupied.get().referenced.store(true, Ordering::Relaxed),
             Vacant(vacant) => {
                 vacant.insert(entry);
                 shard.clock.push_back(number);
@@ -123,8 +128,7 @@ impl PageCache {
             let Some(entry) = shard.map.get_mut(&number) else {
                 continue;
             };
-            if entry.referenced {
-                entry.referenced = false;
+            if entry.referenced.swap(false, Ordering::Relaxed) {
                 shard.clock.push_back(number);
                 continue;
             }
@@ -144,7 +148,7 @@ impl PageCache {
     pub fn unwritten(&self) -> Vec<(u64, PageBytes)> {
         let mut pages = Vec::new();
         for shard in &self.shards {
-            let shard = shard.lock();
+            let shard = shard.read();
             pages.extend(
                 shard
                     .map
@@ -167,7 +171,7 @@ impl PageCache {
         page: &PageBytes,
         write_back: WriteBack<'_>,
     ) -> Result<bool, crate::db::DbError> {
-        let mut shard = self.shard(number).lock();
+        let mut shard = self.shard(number).write();
         match shard.map.get_mut(&number) {
             Some(entry) if entry.unwritten && Arc::ptr_eq(&entry.page, page) => {
                 write_back(number, page)?;
@@ -180,11 +184,11 @@ impl PageCache {
 
     /// Drops a page (freed and about to be reused, or read for a check that must hit disk).
     pub fn forget(&self, number: u64) {
-        self.shard(number).lock().map.remove(&number);
+        self.shard(number).write().map.remove(&number);
     }
 
     /// Bytes of pages cached now.
     pub fn cached_pages(&self) -> usize {
-        self.shards.iter().map(|shard| shard.lock().map.len()).sum()
+        self.shards.iter().map(|shard| shard.read().map.len()).sum()
     }
 }

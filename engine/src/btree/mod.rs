@@ -53,8 +53,8 @@ pub fn after_start(key: &[u8], start: &Bound<Vec<u8>>) -> bool {
 }
 
 /// The first and last child of a branch with `keys` that may hold keys within `bounds`.
-pub fn child_span(keys: &[Vec<u8>], bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (usize, usize) {
-    let position = |key: &[u8]| keys.binary_search_by(|probe| probe.as_slice().cmp(key));
+pub fn child_span(keys: &keys::Keys, bounds: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> (usize, usize) {
+    let position = |key: &[u8]| keys.search(key);
     let first = match &bounds.0 {
         Bound::Included(key) | Bound::Excluded(key) => match position(key) {
             Ok(index) => index + 1,

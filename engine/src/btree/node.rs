@@ -294,7 +294,7 @@ impl Node {
         let (separator, right) = match &mut self.body {
             Body::Leaf(values) => {
                 let right_values = values.split_off(at);
-                let separator = right_keys[0].clone();
+                let separator = right_keys[0].to_vec();
                 (
                     separator,
                     Node::from_parts(right_keys, Body::Leaf(right_values)),

@@ -10,10 +10,15 @@ use super::node::{Body, Node, Value};
 use super::write::TreeWriter;
 use crate::page::format::PAGE_HEADER_BYTES;
 
+/// Transactions that changed fewer nodes than this are not repacked.
+const MIN_NODES_TO_REPACK: usize = 16;
+
 impl TreeWriter<'_> {
     /// Repacks runs of this transaction's leaves under the tree at `root`.
     pub fn repack(&mut self, root: u64) {
-        if self.dirty.nodes.contains_key(&root) {
+        // A small transaction changed too few leaves for a run worth repacking; walking its
+        // branches would cost more than a single-insert commit does otherwise.
+        if self.dirty.nodes.len() >= MIN_NODES_TO_REPACK && self.dirty.nodes.contains_key(&root) {
             self.repack_below(root, 0);
         }
     }
@@ -97,7 +102,7 @@ impl TreeWriter<'_> {
         }
         let separators: Vec<Vec<u8>> = numbers[1..]
             .iter()
-            .map(|number| self.dirty.nodes[number].keys[0].clone())
+            .map(|number| self.dirty.nodes[number].keys[0].to_vec())
             .collect();
         let node = self.dirty.nodes.get_mut(&parent).expect("a dirty parent");
         node.keys.splice(start..end - 1, separators);

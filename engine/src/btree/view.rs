@@ -132,16 +132,14 @@ impl<'a> NodeView<'a> {
 
     /// Decodes the whole node for change.
     pub fn to_node(&self) -> Node {
-        let keys: Vec<Vec<u8>> = (0..self.count)
-            .map(|index| self.key(index).to_vec())
-            .collect();
+        let keys = super::keys::Keys::from_keys((0..self.count).map(|index| self.key(index)));
         let body = if self.leaf {
             Body::Leaf((0..self.count).map(|i| self.value(i).to_value()).collect())
         } else {
             Body::Branch((0..=self.count).map(|index| self.child(index)).collect())
         };
         let mut node = Node {
-            keys: super::keys::Keys::from_vec(keys),
+            keys,
             body,
             size: 0,
         };

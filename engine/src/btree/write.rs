@@ -193,7 +193,7 @@ impl<'a> TreeWriter<'a> {
         let keyless_branch = !child.is_leaf() && child.keys.is_empty();
         let children = parent_node.children().to_vec();
         let left = if index > 0 { index - 1 } else { index };
-        let separator = self.node_mut(parent).keys[left].clone();
+        let separator = self.node_mut(parent).keys[left].to_vec();
         let fits = {
             let left_node = self.node_copy(children[left])?;
             let right_node = self.node_copy(children[left + 1])?;
@@ -331,12 +331,12 @@ impl<'a> TreeWriter<'a> {
             Body::Leaf(values) => {
                 for (key, value) in node.keys.iter().zip(values) {
                     if super::in_bounds(key, bounds) {
-                        entries.push((key.clone(), value.clone()));
+                        entries.push((key.to_vec(), value.clone()));
                     }
                 }
             }
             Body::Branch(children) => {
-                let (first, last) = super::child_span(node.keys.as_slice(), bounds);
+                let (first, last) = super::child_span(&node.keys, bounds);
                 for &child in &children[first..=last] {
                     self.collect_below(child, bounds, entries, depth + 1)?;
                 }

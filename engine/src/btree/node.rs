@@ -112,7 +112,7 @@ impl Node {
                 .zip(values)
                 .map(|(key, value)| leaf_cell_bytes(key, value))
                 .sum(),
-            Body::Branch(_) => self.keys.iter().map(|key| branch_cell_bytes(key)).sum(),
+            Body::Branch(_) => self.keys.iter().map(branch_cell_bytes).sum(),
         };
         PAGE_HEADER_BYTES + cells
     }

@@ -7,6 +7,10 @@
 //! never get past the checksum of any format. Every check panics on a broken property (that is
 //! a bug) and otherwise returns whether the input *as given* decoded.
 
+pub mod db;
+
+pub use db::{db_open, page_decode};
+
 use bluejet_engine::log::checkpoint::{
     self, CopyState, CHECKPOINT_COPY_BYTES, CHECKPOINT_COPY_STRIDE,
 };

@@ -4,7 +4,9 @@
 //! every other seed must not.
 //!
 //! `cargo test -p bluejet-tests --test fuzz_seeds -- --ignored regenerate_seeds` writes the
-//! seeds anew from a real log (random stream signature and times, so the bytes change).
+//! seeds anew from a real log (random stream signature and times, so the bytes change);
+//! `... -- --ignored regenerate_db_seeds` writes the base database of `db_open` and the seeds
+//! of the database targets.
 
 #[path = "../../fuzz/src/lib.rs"]
 mod checks;
@@ -15,12 +17,14 @@ use bluejet_engine::log::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
 use bluejet_engine::log::{Durability, Log, LogConfig, Record};
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 7] = [
     "generation_header",
     "segment",
     "record",
     "generation_scan",
     "checkpoint",
+    "db_open",
+    "page_decode",
 ];
 
 fn corpus() -> PathBuf {
@@ -63,6 +67,8 @@ fn every_seed_runs_through_its_target() {
                 "segment" => checks::segment(data),
                 "record" => checks::record_stream(data),
                 "checkpoint" => checks::checkpoint_file(data),
+                "db_open" => checks::db_open(data),
+                "page_decode" => checks::page_decode(data),
                 "generation_scan" => {
                     let outcome = checks::generation_scan(data);
                     if name.starts_with("seed-valid-closed") {
@@ -302,5 +308,145 @@ fn regenerate_seeds() {
         "checkpoint",
         "damaged-log-header",
         &first[..2 * SEGMENT_BYTES],
+    );
+}
+
+/// Writes `fuzz/base/db_open` (a small database left dirty, with its log) and the seeds of
+/// `db_open` and `page_decode`. Ignored: run it by hand after a format change; then the fuzz
+/// targets and this test binary must be rebuilt, as they include the base.
+#[test]
+#[ignore = "writes fuzz/base and fuzz/corpus; run by hand after a format change"]
+fn regenerate_db_seeds() {
+    use bluejet_engine::file::simulated::SimulatedFileSystem;
+    let fs = SimulatedFileSystem::new();
+    let directory = Path::new(checks::db::DIRECTORY);
+    let next_page = build_base_database(&fs, directory);
+    let page_size = checks::db::BASE_PAGE_SIZE;
+    let base_directory = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/base/db_open");
+    std::fs::create_dir_all(&base_directory).expect("base folder");
+    let file = fs
+        .read_file(&directory.join("bluejet.db"))
+        .expect("database file");
+    let base = &file[..next_page as usize * page_size];
+    std::fs::write(base_directory.join("bluejet.db"), base).expect("write base");
+    for (name, _) in checks::db::BASE_LOG {
+        let bytes = fs.read_file(&directory.join(name)).expect(name);
+        std::fs::write(base_directory.join(name), bytes).expect("write base log");
+    }
+    write_db_open_seeds(base, page_size);
+    write_page_decode_seeds(base, page_size);
+}
+
+/// A small database left dirty: a checkpoint holds three tables (a branch, long values,
+/// freed pages); later commits, durable and lazy, are only in the log. Returns the header's
+/// next page.
+fn build_base_database(
+    fs: &bluejet_engine::file::simulated::SimulatedFileSystem,
+    directory: &Path,
+) -> u64 {
+    use bluejet_engine::db::Database;
+    let db = Database::open(directory, checks::db::options(fs)).expect("open");
+    let mut write = db.begin_write().expect("begin");
+    for index in 0..80u64 {
+        let value = bluejet_tests::value_for(index, 0, 100 + index as usize);
+        write
+            .insert("messages", format!("m{index:03}").as_bytes(), &value)
+            .expect("insert");
+    }
+    let text = "Subject: fuzz\r\nA line of mail text.\r\n".repeat(200);
+    write
+        .insert("bodies", b"text", text.as_bytes())
+        .expect("insert");
+    let noise: Vec<u8> = (0..6000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    write.insert("bodies", b"noise", &noise).expect("insert");
+    write.insert("folders", b"inbox", b"80").expect("insert");
+    write.commit().expect("commit");
+    let mut write = db.begin_write().expect("begin");
+    for index in 0..10u64 {
+        write
+            .remove("messages", format!("m{index:03}").as_bytes())
+            .expect("remove");
+    }
+    write
+        .insert("bodies", b"noise", &noise[..5000])
+        .expect("replace");
+    write.commit().expect("commit");
+    db.checkpoint().expect("checkpoint");
+    let next_page = db.header().next_page;
+    let mut write = db.begin_write().expect("begin");
+    write.insert("folders", b"sent", b"1").expect("insert");
+    write
+        .insert("bodies", b"late", &noise[..3000])
+        .expect("insert");
+    write.remove("messages", b"m050").expect("remove");
+    write.commit().expect("commit");
+    let mut write = db.begin_write().expect("begin");
+    write.insert("folders", b"drafts", b"0").expect("insert");
+    write
+        .commit_with(bluejet_engine::db::Durability::Lazy)
+        .expect("commit");
+    let mut write = db.begin_write().expect("begin");
+    write
+        .insert("folders", b"never", b"aborted")
+        .expect("insert");
+    write.abort();
+    drop(db);
+    next_page
+}
+
+fn write_seed(target: &str, name: &str, data: &[u8]) {
+    let folder = corpus().join(target);
+    std::fs::create_dir_all(&folder).expect("corpus folder");
+    std::fs::write(folder.join(format!("seed-{name}")), data).expect("write seed");
+}
+
+/// The root pages of the base database's catalog and of `table`.
+fn roots(base: &[u8], table: &str) -> (u64, u64) {
+    use bluejet_engine::file::simulated::SimulatedFileSystem;
+    use bluejet_engine::inspect::DatabaseImage;
+    let fs = SimulatedFileSystem::new();
+    let path = Path::new("/seed/bluejet.db");
+    fs.write_file_durably(path, base);
+    let image = DatabaseImage::open_with(&fs, path).expect("image");
+    let catalog = image.header.header.catalog_root;
+    (catalog, image.table(table).expect("table").root)
+}
+
+fn write_db_open_seeds(base: &[u8], page_size: usize) {
+    write_seed("db_open", "valid-unchanged", &[]);
+    write_seed("db_open", "valid-whole-file", base);
+    let (catalog, _) = roots(base, "messages");
+    let leaf_bit = checks::db::patch(catalog as u32 * page_size as u32 + 100, &[0x10]);
+    write_seed("db_open", "damaged-catalog-bit", &leaf_bit);
+    let mut headers = checks::db::patch(200, &[1]);
+    headers.extend(checks::db::patch(4096 + 200, &[1]));
+    write_seed("db_open", "damaged-both-headers", &headers);
+    write_seed("db_open", "damaged-truncated", &base[..3 * page_size]);
+}
+
+fn write_page_decode_seeds(base: &[u8], page_size: usize) {
+    let (catalog, messages) = roots(base, "messages");
+    let page = |number: u64| {
+        let start = number as usize * page_size;
+        let mut input = vec![0u8];
+        input.extend_from_slice(&base[start..start + page_size]);
+        input
+    };
+    assert_eq!(
+        base[messages as usize * page_size + 4],
+        1,
+        "messages has a branch root"
+    );
+    write_seed("page_decode", "valid-leaf", &page(catalog));
+    write_seed("page_decode", "valid-branch", &page(messages));
+    let mut header = vec![0u8];
+    header.extend_from_slice(&base[..1024]);
+    write_seed("page_decode", "valid-header", &header);
+    write_seed(
+        "page_decode",
+        "damaged-leaf",
+        &flip(&page(catalog), 8 * 300 + 1),
     );
 }

@@ -161,8 +161,14 @@ pub fn validate(page: &[u8]) -> Result<(), String> {
     if slots_end > page.len() {
         return Err(format!("{count} slots do not fit"));
     }
+    // Cells must fit side by side: a page whose cells overlap would decode into a node
+    // larger than a page.
+    let mut used = slots_end;
     for index in 0..count {
-        check_cell(page, index, slots_end, leaf)?;
+        used += check_cell(page, index, slots_end, leaf)?;
+    }
+    if used > page.len() {
+        return Err(format!("cells of {used} bytes in all overlap"));
     }
     let view = NodeView::new(page);
     for index in 1..count {
@@ -170,13 +176,15 @@ pub fn validate(page: &[u8]) -> Result<(), String> {
             return Err(format!("keys {} and {index} out of order", index - 1));
         }
     }
-    if !leaf && format::link(page) == 0 {
-        return Err("branch without a leftmost child".into());
+    let link = format::link(page);
+    if !leaf && (link == 0 || link >= format::MAX_PAGE_NUMBER) {
+        return Err(format!("branch with leftmost child {link}"));
     }
     Ok(())
 }
 
-fn check_cell(page: &[u8], index: usize, slots_end: usize, leaf: bool) -> Result<(), String> {
+/// Checks cell `index`; returns its length.
+fn check_cell(page: &[u8], index: usize, slots_end: usize, leaf: bool) -> Result<usize, String> {
     let cell = read_u16(page, PAGE_HEADER_BYTES + 2 * index) as usize;
     let fixed = if leaf { 3 } else { 10 };
     if cell < slots_end || cell + fixed > page.len() {
@@ -184,22 +192,48 @@ fn check_cell(page: &[u8], index: usize, slots_end: usize, leaf: bool) -> Result
             "cell {index} at offset {cell} outside the cell area"
         ));
     }
-    let key_end = cell + fixed + read_u16(page, cell) as usize;
-    let end = if !leaf {
-        if read_u64(page, cell + 2) == 0 {
-            return Err(format!("cell {index} points at page 0"));
+    let key_length = read_u16(page, cell) as usize;
+    if key_length > super::max_key_bytes(page.len()) {
+        return Err(format!("cell {index} has a key of {key_length} bytes"));
+    }
+    let key_end = cell + fixed + key_length;
+    let end = if leaf {
+        leaf_cell_end(page, index, cell, key_end)?
+    } else {
+        let child = read_u64(page, cell + 2);
+        if child == 0 || child >= format::MAX_PAGE_NUMBER {
+            return Err(format!("cell {index} points at page {child}"));
         }
         key_end
-    } else {
-        match page[cell + 2] {
-            0 if key_end + 4 <= page.len() => key_end + 4 + read_u32(page, key_end) as usize,
-            0 => usize::MAX,
-            1 | 2 => key_end + 24,
-            tag => return Err(format!("cell {index} has value tag {tag}")),
-        }
     };
     if end > page.len() {
         return Err(format!("cell {index} runs past the end of the page"));
     }
-    Ok(())
+    Ok(end - cell)
+}
+
+/// Where a leaf cell ends, by its value tag; inline values and long-value references are
+/// bounded here.
+fn leaf_cell_end(page: &[u8], index: usize, cell: usize, key_end: usize) -> Result<usize, String> {
+    match page[cell + 2] {
+        0 if key_end + 4 <= page.len() => {
+            let length = read_u32(page, key_end) as usize;
+            if length > super::max_inline_value_bytes(page.len()) {
+                return Err(format!(
+                    "cell {index} has an inline value of {length} bytes"
+                ));
+            }
+            Ok(key_end + 4 + length)
+        }
+        0 => Ok(usize::MAX),
+        1 | 2 if key_end + 24 <= page.len() => {
+            let first = read_u64(page, key_end);
+            if first == 0 || first >= format::MAX_PAGE_NUMBER {
+                return Err(format!("cell {index} has a long value at page {first}"));
+            }
+            Ok(key_end + 24)
+        }
+        1 | 2 => Ok(usize::MAX),
+        tag => Err(format!("cell {index} has value tag {tag}")),
+    }
 }

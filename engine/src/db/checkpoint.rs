@@ -87,6 +87,9 @@ fn checkpoint_locked(
     inner
         .checkpoint_position
         .store(capture.end.to_u64(), Ordering::Relaxed);
+    inner
+        .required_generation
+        .fetch_max(header_state.header.log_required.1, Ordering::AcqRel);
     if previous.checkpoint > inner.log.checkpoint().position {
         inner.log.advance_checkpoint(previous.checkpoint)?;
     }

@@ -12,7 +12,7 @@ use crate::page::allocator::Allocator;
 use crate::page::{DbHeader, DbState, PageStore};
 use parking_lot::{Condvar, Mutex};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -68,6 +68,8 @@ pub(crate) struct Inner {
     pub snapshots: Snapshots,
     pub header: Mutex<HeaderState>,
     pub checkpoint_position: AtomicU64,
+    /// The header's highest required log generation, as last written.
+    pub required_generation: AtomicU32,
     pub poison: Mutex<Option<String>>,
     pub stopping: Mutex<bool>,
     pub wakeup: Condvar,
@@ -201,6 +203,32 @@ impl Inner {
         if poison.is_none() {
             *poison = Some(error.to_string());
         }
+    }
+
+    /// Before a durable commit in `generation` is acknowledged: the header must require that
+    /// generation, so that the loss of the log file holding it (the current generation,
+    /// `E00.log`) is refused at open rather than taken for a roll cut by a crash. One header
+    /// write per generation.
+    pub fn require_generation(&self, generation: u32) -> Result<(), DbError> {
+        if generation <= self.required_generation.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut header_state = self.header.lock();
+        let previous = header_state.header.clone();
+        if generation > previous.log_required.1 {
+            let header = DbHeader {
+                sequence: previous.sequence + 1,
+                log_required: (previous.log_required.0, generation),
+                ..previous
+            };
+            if let Err(error) = checkpoint::write_header(self, &mut header_state, header) {
+                self.poison(&error);
+                return Err(error);
+            }
+        }
+        self.required_generation
+            .fetch_max(generation, Ordering::AcqRel);
+        Ok(())
     }
 
     /// Log bytes between the checkpoint and `end`.

@@ -15,7 +15,7 @@ use crate::page::file::DatabaseFile;
 use crate::page::{free_list, DbHeader, DbState, PageStore};
 use parking_lot::{Condvar, Mutex};
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 /// Opens (or creates) the database in `directory`.
@@ -35,8 +35,13 @@ pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError>
     let header = read.header.clone();
     let file = DatabaseFile::new(handle, &path, header.page_size as usize)?;
     check_length(&file, &header)?;
-    check_log_present(fs.as_ref(), directory, &options, &header)?;
-    let log = Arc::new(Log::open(directory, options.log.clone())?);
+    let fresh_log = check_log_present(fs.as_ref(), directory, &options, &header)?;
+    let log = Arc::new(Log::open(directory, options.log.clone()).map_err(recovery::missing_or)?);
+    let mut read = read;
+    if fresh_log && header.state == DbState::CleanShutdown {
+        adopt_new_stream(&mut read.header, &log);
+    }
+    let header = read.header.clone();
     check_log(&log, &header, &path)?;
     let allocator = load_allocator(&file, &header)?;
     let store = PageStore::new(file, options.cache_bytes, Some(Arc::clone(&log)));
@@ -73,6 +78,7 @@ fn assemble(
         }),
         snapshots: Snapshots::new(version),
         checkpoint_position: AtomicU64::new(header.checkpoint.to_u64()),
+        required_generation: AtomicU32::new(header.log_required.1),
         header: Mutex::new(HeaderState {
             header,
             slot: read.slot,
@@ -178,17 +184,32 @@ fn check_length(file: &DatabaseFile, header: &DbHeader) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A cleanly shut down database needs no log: if its log is gone, it starts a new stream
+/// (as ESE does), its positions restarting at the new stream's first generation.
+fn adopt_new_stream(header: &mut DbHeader, log: &Log) {
+    let start = LogPosition::new(log.current_generation(), 0);
+    header.log_signature = StreamSignature {
+        id: [0; 16],
+        created_micros: 0,
+    };
+    header.checkpoint = start;
+    header.last_consistent = start;
+    header.log_required = (start.generation, start.generation);
+}
+
 /// A database that needs its log must find it before `Log::open` would start a new stream.
+/// Returns whether the directory holds no log at all (a new stream will be started).
 fn check_log_present(
     fs: &dyn FileSystem,
     directory: &Path,
     options: &Options,
     header: &DbHeader,
-) -> Result<(), DbError> {
-    if header.state != DbState::DirtyShutdown {
-        return Ok(());
-    }
+) -> Result<bool, DbError> {
     let listing = LogDirectory::list(fs, directory, options.log.base_name)?;
+    let empty = !listing.current && listing.closed.is_empty();
+    if header.state != DbState::DirtyShutdown {
+        return Ok(empty);
+    }
     let last_closed = listing.closed.keys().next_back().copied().unwrap_or(0);
     // Without `E00.log`, opening the log would start a new current generation after the last
     // closed one, as after a roll cut by a crash: refuse if the header says the log went
@@ -202,7 +223,7 @@ fn check_log_present(
             options.log.base_name.current()
         )
     } else {
-        return Ok(());
+        return Ok(false);
     };
     Err(DbError::MissingLogGenerations {
         directory: directory.to_owned(),

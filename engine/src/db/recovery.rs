@@ -206,7 +206,8 @@ fn redo(inner: &Inner, transaction: Pending, end: LogPosition) -> Result<(), DbE
     write.commit_replayed(end)
 }
 
-fn missing_or(error: LogError) -> DbError {
+/// A log error, with missing generations made the database's own error naming them.
+pub(crate) fn missing_or(error: LogError) -> DbError {
     match error {
         LogError::MissingGenerations {
             directory,

@@ -351,6 +351,7 @@ impl<'db> WriteTransaction<'db> {
                 self.inner.poison(&error);
                 return Err(error);
             }
+            self.inner.require_generation(end.generation)?;
         }
         self.inner.snapshots.publish(Arc::clone(&version));
         self.inner.after_commit(end)?;

@@ -47,6 +47,9 @@ impl IntegrityReport {
     }
 }
 
+/// Leaked pages listed one by one, at most.
+const MAX_LEAKED_LISTED: u64 = 1000;
+
 struct Checker<'a> {
     image: &'a DatabaseImage,
     owners: HashMap<u64, String>,
@@ -281,12 +284,32 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Every allocated page must be used or free. Pages the header counts beyond the end of
+    /// the file are one problem, and at most [`MAX_LEAKED_LISTED`] leaked pages are listed.
     fn check_every_page_owned(&mut self) {
         let next_page = self.image.header.header.next_page;
-        for page in self.image.first_data_page()..next_page {
+        let file_pages = self.image.store.file().length() / self.image.page_size() as u64;
+        if next_page > file_pages {
+            let problem =
+                format!("the header counts {next_page} pages, the file holds {file_pages}");
+            self.problem(file_pages, "-", problem);
+        }
+        let mut leaked = 0u64;
+        for page in self.image.first_data_page()..next_page.min(file_pages) {
             if !self.owners.contains_key(&page) {
-                self.problem(page, "-", "page neither in use nor free (leaked)".into());
+                leaked += 1;
+                if leaked <= MAX_LEAKED_LISTED {
+                    self.problem(page, "-", "page neither in use nor free (leaked)".into());
+                }
             }
+        }
+        if leaked > MAX_LEAKED_LISTED {
+            let more = leaked - MAX_LEAKED_LISTED;
+            self.problem(
+                next_page,
+                "-",
+                format!("{more} more leaked pages not listed"),
+            );
         }
     }
 }

@@ -229,6 +229,9 @@ impl DbHeader {
     /// Page numbers in the header must lie inside the allocated range.
     fn check_bounds(&self) -> Result<(), String> {
         let first = first_data_page(self.page_size as usize);
+        if self.next_page > super::format::MAX_PAGE_NUMBER {
+            return Err(format!("next page {} beyond any file", self.next_page));
+        }
         if self.next_page < first {
             return Err(format!(
                 "next page {} below first data page",

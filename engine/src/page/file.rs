@@ -64,6 +64,13 @@ impl DatabaseFile {
 
     /// Reads page `number` without checking it.
     pub fn read_raw(&self, number: u64) -> Result<Box<[u8]>, DbError> {
+        if number >= format::MAX_PAGE_NUMBER {
+            return Err(DbError::Corruption {
+                path: self.path.clone(),
+                page: number,
+                problem: format::PageProblem::Malformed("a page number beyond any file".into()),
+            });
+        }
         let mut page = vec![0u8; self.page_size].into_boxed_slice();
         let offset = number * self.page_size as u64;
         if offset + self.page_size as u64 > self.length() {
@@ -95,6 +102,7 @@ impl DatabaseFile {
     /// Writes a sealed page at its number, growing the file first if needed.
     pub fn write_page(&self, number: u64, page: &[u8]) -> Result<(), DbError> {
         assert_eq!(page.len(), self.page_size);
+        assert!(number < format::MAX_PAGE_NUMBER, "write of page {number}");
         debug_assert!(
             format::verify(page, number).is_ok(),
             "page {number} not sealed"

@@ -18,6 +18,9 @@ use crate::log::LogPosition;
 pub const PAGE_HEADER_BYTES: usize = 32;
 /// The page format version this build writes and reads.
 pub const PAGE_FORMAT_VERSION: u8 = 1;
+/// No page number reaches this (8 PiB of 8 KiB pages): a bound on every page number read
+/// from disk, so that no offset computed from one overflows.
+pub const MAX_PAGE_NUMBER: u64 = 1 << 40;
 /// Page sizes a database may use.
 pub const PAGE_SIZES: [usize; 4] = [4096, 8192, 16384, 32768];
 

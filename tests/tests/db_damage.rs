@@ -650,8 +650,9 @@ fn set_last_child_of_root(path: &Path, table: &str, child: u64) {
         !view.is_leaf() && !view.is_empty(),
         "{table} has a branch root"
     );
-    // A branch cell is: u16 key length, u64 child, key.
-    let slot = 32 + 2 * (view.len() - 1);
+    // A slot is u16 cell offset and u32 key prefix; a branch cell is u16 key length, u64
+    // child, key.
+    let slot = 32 + 6 * (view.len() - 1);
     let cell = u16::from_le_bytes([page[slot], page[slot + 1]]) as usize;
     page[cell + 2..cell + 10].copy_from_slice(&child.to_le_bytes());
     let checksum = page_checksum(root, page);
@@ -684,7 +685,10 @@ fn overlapping_leaf(number: u64) -> Vec<u8> {
     let mut page = vec![0u8; PAGE_SIZE];
     let cells: [(usize, &[u8], u32); 3] = [(900, b"a", 2100), (1000, b"b", 2100), (3500, b"c", 3)];
     for (index, (cell, key, length)) in cells.into_iter().enumerate() {
-        page[32 + 2 * index..34 + 2 * index].copy_from_slice(&(cell as u16).to_le_bytes());
+        // A slot: u16 cell offset, then the key's first four bytes, big-endian, zero-padded.
+        let slot = 32 + 6 * index;
+        page[slot..slot + 2].copy_from_slice(&(cell as u16).to_le_bytes());
+        page[slot + 2] = key[0];
         page[cell..cell + 2].copy_from_slice(&(key.len() as u16).to_le_bytes());
         page[cell + 2] = 0; // inline value
         page[cell + 3..cell + 4].copy_from_slice(key);

@@ -1,8 +1,9 @@
 //! B+tree nodes decoded for change, and their encoding into pages.
 //!
 //! Leaf and branch pages are slotted: after the 32-byte common header (see
-//! [`crate::page::format`]) comes an array of `count` u16 cell offsets in key order; cells
-//! fill the page from the end. Leaf cell:
+//! [`crate::page::format`]) comes an array of `count` 6-byte slots in key order (u16 cell
+//! offset, u32 big-endian first four key bytes, zero-padded); cells fill the page from the
+//! end. Leaf cell:
 //! ```text
 //!   u16 key length, u8 value tag, key bytes, then by tag:
 //!     0 inline:          u32 length, value bytes
@@ -48,14 +49,26 @@ impl Value {
     }
 }
 
+/// Bytes of a slot: the cell's offset (u16) and the key's first four bytes (u32 big-endian,
+/// zero-padded), so that a binary search reads only the slots until its last step.
+pub const SLOT_BYTES: usize = 6;
+
+/// The key prefix kept in a slot: ordered like the keys (equal prefixes compare whole keys).
+pub fn slot_prefix(key: &[u8]) -> u32 {
+    let mut bytes = [0u8; 4];
+    let length = key.len().min(4);
+    bytes[..length].copy_from_slice(&key[..length]);
+    u32::from_be_bytes(bytes)
+}
+
 /// Bytes a leaf cell takes, slot included.
 pub fn leaf_cell_bytes(key: &[u8], value: &Value) -> usize {
-    2 + 3 + key.len() + value.cell_bytes()
+    SLOT_BYTES + 3 + key.len() + value.cell_bytes()
 }
 
 /// Bytes a branch cell takes, slot included.
 pub fn branch_cell_bytes(key: &[u8]) -> usize {
-    2 + 10 + key.len()
+    SLOT_BYTES + 10 + key.len()
 }
 
 /// What a node holds besides its keys.
@@ -125,11 +138,12 @@ impl Node {
         let mut end = page_size;
         for (index, key) in self.keys.iter().enumerate() {
             end = self.encode_cell(&mut page, end, index, key);
-            let slot = PAGE_HEADER_BYTES + 2 * index;
+            let slot = PAGE_HEADER_BYTES + SLOT_BYTES * index;
             page[slot..slot + 2].copy_from_slice(&(end as u16).to_le_bytes());
+            page[slot + 2..slot + 6].copy_from_slice(&slot_prefix(key).to_be_bytes());
         }
         assert!(
-            PAGE_HEADER_BYTES + 2 * self.keys.len() <= end,
+            PAGE_HEADER_BYTES + SLOT_BYTES * self.keys.len() <= end,
             "cells overlap the slots"
         );
         let page_type = match &self.body {
@@ -146,8 +160,8 @@ impl Node {
     /// Writes cell `index` to end just before `end`; returns where it starts.
     fn encode_cell(&self, page: &mut [u8], end: usize, index: usize, key: &[u8]) -> usize {
         let length = match &self.body {
-            Body::Leaf(values) => leaf_cell_bytes(key, &values[index]) - 2,
-            Body::Branch(_) => branch_cell_bytes(key) - 2,
+            Body::Leaf(values) => leaf_cell_bytes(key, &values[index]) - SLOT_BYTES,
+            Body::Branch(_) => branch_cell_bytes(key) - SLOT_BYTES,
         };
         let start = end - length;
         let mut cell = CellWriter { page, at: start };

@@ -3,7 +3,7 @@
 //! Every page read from the file is validated once ([`validate`]) before it enters the
 //! cache; after that the accessors index it without further checks.
 
-use super::node::{Body, LongRef, Node, Value};
+use super::node::{slot_prefix, Body, LongRef, Node, Value, SLOT_BYTES};
 use crate::page::format::{self, read_u16, read_u32, read_u64, PageType, PAGE_HEADER_BYTES};
 
 /// A value as stored in a leaf, borrowed.
@@ -69,7 +69,17 @@ impl<'a> NodeView<'a> {
     }
 
     fn cell(&self, index: usize) -> usize {
-        read_u16(self.page, PAGE_HEADER_BYTES + 2 * index) as usize
+        read_u16(self.page, PAGE_HEADER_BYTES + SLOT_BYTES * index) as usize
+    }
+
+    fn prefix(&self, index: usize) -> u32 {
+        let at = PAGE_HEADER_BYTES + SLOT_BYTES * index + 2;
+        u32::from_be_bytes([
+            self.page[at],
+            self.page[at + 1],
+            self.page[at + 2],
+            self.page[at + 3],
+        ])
     }
 
     /// Key `index`.
@@ -110,10 +120,15 @@ impl<'a> NodeView<'a> {
 
     /// Binary search: `Ok(index)` of `key`, or `Err(index)` where it would go.
     pub fn search(&self, key: &[u8]) -> Result<usize, usize> {
+        let wanted = slot_prefix(key);
         let (mut low, mut high) = (0, self.count);
         while low < high {
             let middle = (low + high) / 2;
-            match self.key(middle).cmp(key) {
+            let order = match self.prefix(middle).cmp(&wanted) {
+                std::cmp::Ordering::Equal => self.key(middle).cmp(key),
+                order => order,
+            };
+            match order {
                 std::cmp::Ordering::Less => low = middle + 1,
                 std::cmp::Ordering::Greater => high = middle,
                 std::cmp::Ordering::Equal => return Ok(middle),
@@ -157,7 +172,7 @@ pub fn validate(page: &[u8]) -> Result<(), String> {
         other => return Err(format!("expected a tree page, found {other:?}")),
     };
     let count = format::count(page) as usize;
-    let slots_end = PAGE_HEADER_BYTES + 2 * count;
+    let slots_end = PAGE_HEADER_BYTES + SLOT_BYTES * count;
     if slots_end > page.len() {
         return Err(format!("{count} slots do not fit"));
     }
@@ -171,6 +186,11 @@ pub fn validate(page: &[u8]) -> Result<(), String> {
         return Err(format!("cells of {used} bytes in all overlap"));
     }
     let view = NodeView::new(page);
+    for index in 0..count {
+        if view.prefix(index) != slot_prefix(view.key(index)) {
+            return Err(format!("slot {index} holds a prefix that is not its key's"));
+        }
+    }
     for index in 1..count {
         if view.key(index - 1) >= view.key(index) {
             return Err(format!("keys {} and {index} out of order", index - 1));
@@ -185,7 +205,7 @@ pub fn validate(page: &[u8]) -> Result<(), String> {
 
 /// Checks cell `index`; returns its length.
 fn check_cell(page: &[u8], index: usize, slots_end: usize, leaf: bool) -> Result<usize, String> {
-    let cell = read_u16(page, PAGE_HEADER_BYTES + 2 * index) as usize;
+    let cell = read_u16(page, PAGE_HEADER_BYTES + SLOT_BYTES * index) as usize;
     let fixed = if leaf { 3 } else { 10 };
     if cell < slots_end || cell + fixed > page.len() {
         return Err(format!(

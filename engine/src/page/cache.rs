@@ -16,7 +16,7 @@ use std::sync::Arc;
 const SHARDS: usize = 16;
 
 /// One cached page: its bytes, already checked or sealed.
-pub type PageBytes = Arc<Box<[u8]>>;
+pub type PageBytes = Arc<[u8]>;
 
 struct Entry {
     page: PageBytes,

@@ -48,7 +48,7 @@ impl PageStore {
         if let Some(page) = self.cache.get(number) {
             return Ok(page);
         }
-        let page: PageBytes = Arc::new(self.read_checked(number)?);
+        let page: PageBytes = Arc::from(self.read_checked(number)?);
         self.cache
             .insert_clean(number, Arc::clone(&page), &|number, page| {
                 self.write_back(number, page)
@@ -76,11 +76,10 @@ impl PageStore {
     /// or at the next checkpoint.
     pub fn commit_page(&self, number: u64, page: Vec<u8>) -> Result<(), DbError> {
         debug_assert!(format::verify(&page, number).is_ok());
-        self.cache.insert_unwritten(
-            number,
-            Arc::new(page.into_boxed_slice()),
-            &|number, page| self.write_back(number, page),
-        )
+        self.cache
+            .insert_unwritten(number, Arc::from(page), &|number, page| {
+                self.write_back(number, page)
+            })
     }
 
     /// Writes an unwritten page: its change must be in the durable log first.

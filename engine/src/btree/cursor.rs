@@ -102,6 +102,14 @@ impl Cursor {
 
     /// The next entry: its leaf page and index.
     pub fn next(&mut self, store: &PageStore) -> Result<Option<(PageBytes, usize)>, DbError> {
+        let Some(index) = self.advance(store)? else {
+            return Ok(None);
+        };
+        Ok(self.leaf().map(|leaf| (leaf.clone(), index)))
+    }
+
+    /// Moves to the next entry; returns its index in [`Cursor::leaf`].
+    pub fn advance(&mut self, store: &PageStore) -> Result<Option<usize>, DbError> {
         loop {
             let Some((bytes, index)) = self.stack.last_mut() else {
                 return Ok(None);
@@ -110,16 +118,31 @@ impl Cursor {
             match self.direction {
                 Direction::Forward if *index < view.len() => {
                     *index += 1;
-                    return Ok(Some((bytes.clone(), *index - 1)));
+                    return Ok(Some(*index - 1));
                 }
                 Direction::Backward if *index > 0 => {
                     *index -= 1;
-                    return Ok(Some((bytes.clone(), *index)));
+                    return Ok(Some(*index));
                 }
                 _ => {}
             }
             self.stack.pop();
             self.step_to_next_leaf(store)?;
+        }
+    }
+
+    /// The leaf the cursor is in.
+    pub fn leaf(&self) -> Option<&PageBytes> {
+        self.stack.last().map(|(leaf, _)| leaf)
+    }
+
+    /// The entry the last [`Cursor::advance`] returned (the cursor moves to the next leaf
+    /// only when asked for a further entry, so it is still in the current leaf).
+    pub fn last_returned(&self) -> Option<(&PageBytes, usize)> {
+        let (leaf, index) = self.stack.last()?;
+        match self.direction {
+            Direction::Forward => index.checked_sub(1).map(|index| (leaf, index)),
+            Direction::Backward => (*index < NodeView::new(leaf).len()).then_some((leaf, *index)),
         }
     }
 

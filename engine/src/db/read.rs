@@ -135,8 +135,8 @@ impl<'r> ReadTable<'r> {
             bounds: owned_bounds(range),
             front: None,
             back: None,
-            front_last: None,
-            back_last: None,
+            front_yielded: false,
+            back_yielded: false,
             done: false,
         })
     }
@@ -155,9 +155,8 @@ pub struct Range<'r> {
     bounds: (Bound<Vec<u8>>, Bound<Vec<u8>>),
     front: Option<Cursor>,
     back: Option<Cursor>,
-    /// The last entries yielded from each end, as positions (cheaper than copying keys).
-    front_last: Option<(PageBytes, usize)>,
-    back_last: Option<(PageBytes, usize)>,
+    front_yielded: bool,
+    back_yielded: bool,
     done: bool,
 }
 
@@ -166,56 +165,66 @@ type Entry = Result<(Vec<u8>, Vec<u8>), DbError>;
 impl Range<'_> {
     fn step(&mut self, direction: Direction) -> Result<Option<super::KeyValue>, DbError> {
         let store = &self.inner.store;
-        let (slot, bound) = match direction {
-            Direction::Forward => (&mut self.front, &self.bounds.0),
-            Direction::Backward => (&mut self.back, &self.bounds.1),
+        let (cursor, other, bound, other_yielded) = match direction {
+            Direction::Forward => (
+                &mut self.front,
+                &self.back,
+                &self.bounds.0,
+                self.back_yielded,
+            ),
+            Direction::Backward => (
+                &mut self.back,
+                &self.front,
+                &self.bounds.1,
+                self.front_yielded,
+            ),
         };
-        if slot.is_none() {
+        if cursor.is_none() {
             let Some(root) = &self.root else {
                 return Ok(None);
             };
-            *slot = Some(Cursor::seek_from(
+            *cursor = Some(Cursor::seek_from(
                 store,
                 root.clone(),
                 as_ref(bound),
                 direction,
             )?);
         }
-        let cursor = slot.as_mut().expect("just set");
-        let Some((leaf, index)) = cursor.next(store)? else {
+        let cursor = cursor.as_mut().expect("just set");
+        let Some(index) = cursor.advance(store)? else {
             return Ok(None);
         };
-        let key = NodeView::new(&leaf).key(index);
-        if !self.admits(key, direction) {
+        let leaf = cursor
+            .leaf()
+            .expect("a cursor that returned an entry is in a leaf");
+        let view = NodeView::new(leaf);
+        let key = view.key(index);
+        // The entry the other end returned last, if it has returned any: the ends stop
+        // when they meet.
+        let met = other
+            .as_ref()
+            .filter(|_| other_yielded)
+            .and_then(Cursor::last_returned)
+            .is_some_and(|(leaf, index)| {
+                let last = NodeView::new(leaf).key(index);
+                match direction {
+                    Direction::Forward => key >= last,
+                    Direction::Backward => key <= last,
+                }
+            });
+        let inside = match direction {
+            Direction::Forward => before_end(key, &self.bounds.1),
+            Direction::Backward => after_start(key, &self.bounds.0),
+        };
+        if met || !inside {
             return Ok(None);
         }
-        let entry = entry_of(self.inner, &leaf, index)?;
+        let entry = (key.to_vec(), cursor::value_bytes(store, view.value(index))?);
         match direction {
-            Direction::Forward => self.front_last = Some((leaf, index)),
-            Direction::Backward => self.back_last = Some((leaf, index)),
+            Direction::Forward => self.front_yielded = true,
+            Direction::Backward => self.back_yielded = true,
         }
         Ok(Some(entry))
-    }
-
-    /// Whether `key`, reached going `direction`, is inside the range and not yet yielded
-    /// from the other end.
-    fn admits(&self, key: &[u8], direction: Direction) -> bool {
-        match direction {
-            Direction::Forward => {
-                before_end(key, &self.bounds.1)
-                    && self
-                        .back_last
-                        .as_ref()
-                        .is_none_or(|(leaf, index)| key < NodeView::new(leaf).key(*index))
-            }
-            Direction::Backward => {
-                after_start(key, &self.bounds.0)
-                    && self
-                        .front_last
-                        .as_ref()
-                        .is_none_or(|(leaf, index)| key > NodeView::new(leaf).key(*index))
-            }
-        }
     }
 
     fn advance(&mut self, direction: Direction) -> Option<Entry> {
@@ -234,10 +243,6 @@ impl Range<'_> {
             }
         }
     }
-}
-
-fn entry_of(inner: &Inner, leaf: &PageBytes, index: usize) -> Result<(Vec<u8>, Vec<u8>), DbError> {
-    cursor::entry(&inner.store, leaf, index)
 }
 
 fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {

@@ -36,11 +36,14 @@ struct Capture {
     end: LogPosition,
     next_page: u64,
     free_list: Vec<(u64, Vec<u8>)>,
+    chain: Vec<u64>,
 }
 
 /// Runs a checkpoint, writing the header with `state`.
 pub(crate) fn run(inner: &Inner, state: DbState) -> Result<CheckpointReport, DbError> {
     let mut header_state = inner.header.lock();
+    // After a failed write or fsync the file's state is unknown: no header may claim it.
+    inner.check_usable()?;
     let result = checkpoint_locked(inner, &mut header_state, state);
     if let Err(error) = &result {
         inner.poison(error);
@@ -78,7 +81,7 @@ fn checkpoint_locked(
         timeline: inner.log.current_header().timeline,
         ..previous.clone()
     };
-    write_header(inner, header_state, header)?;
+    write_header(inner, header_state, header, capture.chain.clone())?;
     {
         let mut writer = inner.writer.lock();
         writer.allocator.older_header_version = previous.state_version;
@@ -105,20 +108,25 @@ fn capture(inner: &Inner, header_state: &HeaderState) -> Capture {
     let mut writer = inner.writer.lock();
     let version = writer.committed.number;
     let allocator = &mut writer.allocator;
-    for page in std::mem::take(&mut allocator.free_list_pages) {
-        allocator.retire(version, page);
-    }
     // The new free list goes on pages taken from the free list itself (free in both header
     // copies' states), so checkpoints do not grow the file; taking them only shortens the list.
     let page_size = inner.store.page_size();
-    let entries = allocator.free.len() + allocator.retired.len() + allocator.fresh_retired.len();
+    // The chains the two slots name stay in use until their slot is written over; the new
+    // list records them as retired, so that after a crash they become free at the next flip.
+    // (Both slots may name the same chain.)
+    let named: std::collections::BTreeSet<u64> =
+        header_state.chains.iter().flatten().copied().collect();
+    let entries = allocator.free.len()
+        + allocator.retired.len()
+        + allocator.fresh_retired.len()
+        + named.len();
     let chain: Vec<u64> = (0..free_list::pages_needed(entries, page_size))
         .map(|_| allocator.allocate())
         .collect();
     allocator.checkpoint_begins();
-    allocator.free_list_pages = chain.clone();
     let free: Vec<u64> = allocator.free.iter().copied().collect();
-    let retired = allocator.all_retired();
+    let mut retired = allocator.all_retired();
+    retired.extend(named);
     let committed = *writer.committed;
     // A checkpoint never moves back, even with no commit since the last one.
     let end = committed.end.max(header_state.header.checkpoint);
@@ -128,14 +136,18 @@ fn capture(inner: &Inner, header_state: &HeaderState) -> Capture {
         end,
         next_page: writer.allocator.next_page,
         free_list: free_list::encode(&free, &retired, &chain, page_size, end),
+        chain,
     }
 }
 
-/// Writes `header` into the slot not holding the newest copy, and syncs.
+/// Writes `header`, whose free list is on the pages `chain`, into the slot not holding the
+/// newest copy, and syncs. The chain the overwritten copy named, unless the other copy names
+/// it too, is free from then on.
 pub(crate) fn write_header(
     inner: &Inner,
     header_state: &mut HeaderState,
     header: DbHeader,
+    chain: Vec<u64>,
 ) -> Result<(), DbError> {
     let slot = 1 - header_state.slot;
     let bytes = header.encode(slot);
@@ -144,6 +156,16 @@ pub(crate) fn write_header(
     file.sync()?;
     header_state.header = header;
     header_state.slot = slot;
+    let replaced = std::mem::replace(&mut header_state.chains[slot as usize], chain);
+    let still_named = &header_state.chains;
+    let unnamed: Vec<u64> = replaced
+        .into_iter()
+        .filter(|page| !still_named.iter().flatten().any(|named| named == page))
+        .collect();
+    let mut writer = inner.writer.lock();
+    for page in unnamed {
+        writer.allocator.free.insert(page);
+    }
     Ok(())
 }
 

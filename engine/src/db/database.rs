@@ -87,6 +87,9 @@ pub(crate) struct WriterState {
 pub(crate) struct HeaderState {
     pub header: DbHeader,
     pub slot: u8,
+    /// The free-list pages each header slot names (empty when unknown: those pages are then
+    /// in the newer slot's list as retired).
+    pub chains: [Vec<u64>; 2],
 }
 
 impl Database {
@@ -221,7 +224,8 @@ impl Inner {
                 log_required: (previous.log_required.0, generation),
                 ..previous
             };
-            if let Err(error) = checkpoint::write_header(self, &mut header_state, header) {
+            let chain = header_state.chains[header_state.slot as usize].clone();
+            if let Err(error) = checkpoint::write_header(self, &mut header_state, header, chain) {
                 self.poison(&error);
                 return Err(error);
             }

@@ -94,6 +94,10 @@ pub enum DbError {
         /// The longest value allowed.
         limit: u64,
     },
+    /// An operation of this write transaction failed after it had begun to change it; the
+    /// transaction was rolled back and nothing of it is committed.
+    #[error("the transaction was rolled back: an earlier operation failed: {0}")]
+    TransactionFailed(String),
     /// An option is out of range.
     #[error("invalid options: {0}")]
     InvalidOptions(String),

@@ -43,9 +43,9 @@ pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError>
     }
     let header = read.header.clone();
     check_log(&log, &header, &path)?;
-    let allocator = load_allocator(&file, &header)?;
+    let (allocator, chain) = load_allocator(&file, &header)?;
     let store = PageStore::new(file, options.cache_bytes, Some(Arc::clone(&log)));
-    let inner = assemble(directory, options, store, log, read, allocator);
+    let inner = assemble(directory, options, store, log, read, (allocator, chain));
     let report = recovery::replay(&inner, header.checkpoint)?;
     *inner.replay.lock() = report;
     super::checkpoint::run(&inner, DbState::DirtyShutdown)?;
@@ -58,9 +58,11 @@ fn assemble(
     store: PageStore,
     log: Arc<Log>,
     read: HeaderRead,
-    allocator: Allocator,
+    (allocator, chain): (Allocator, Vec<u64>),
 ) -> Inner {
     let header = read.header;
+    let mut chains = [Vec::new(), Vec::new()];
+    chains[read.slot as usize] = chain;
     let version = Version {
         number: header.state_version,
         catalog_root: header.catalog_root,
@@ -82,6 +84,7 @@ fn assemble(
         header: Mutex::new(HeaderState {
             header,
             slot: read.slot,
+            chains,
         }),
         poison: Mutex::new(None),
         stopping: Mutex::new(false),
@@ -272,7 +275,10 @@ fn log_base(log: &Log) -> crate::log::BaseName {
 }
 
 /// The allocator as the header's checkpoint left it.
-fn load_allocator(file: &DatabaseFile, header: &DbHeader) -> Result<Allocator, DbError> {
+fn load_allocator(
+    file: &DatabaseFile,
+    header: &DbHeader,
+) -> Result<(Allocator, Vec<u64>), DbError> {
     let first = first_data_page(header.page_size as usize);
     let read = |number: u64| -> Result<Box<[u8]>, DbError> {
         let (page, _) = file.read_page(number)?;
@@ -286,7 +292,6 @@ fn load_allocator(file: &DatabaseFile, header: &DbHeader) -> Result<Allocator, D
     )?;
     let mut allocator = Allocator {
         next_page: header.next_page,
-        free_list_pages: loaded.chain,
         older_header_version: 0,
         ..Allocator::default()
     };
@@ -294,5 +299,5 @@ fn load_allocator(file: &DatabaseFile, header: &DbHeader) -> Result<Allocator, D
     for page in loaded.retired {
         allocator.retire(header.state_version, page);
     }
-    Ok(allocator)
+    Ok((allocator, loaded.chain))
 }

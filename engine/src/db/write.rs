@@ -28,6 +28,9 @@ pub struct WriteTransaction<'db> {
     tables: HashMap<String, (TableMeta, bool)>,
     log: Option<Transaction<'db>>,
     changed: bool,
+    /// Set when an operation failed after it had logged or changed something: the
+    /// transaction can then only be rolled back.
+    failed: Option<String>,
 }
 
 /// Where a committed transaction landed.
@@ -59,6 +62,7 @@ impl<'db> WriteTransaction<'db> {
             tables: HashMap::new(),
             log: None,
             changed: false,
+            failed: None,
         }
     }
 
@@ -134,14 +138,35 @@ impl<'db> WriteTransaction<'db> {
     /// Inserts or replaces `key` in `table` (created if needed); returns whether a value was
     /// replaced.
     pub fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
-        let page_size = self.inner.store.page_size();
-        check_key(key, page_size)?;
+        self.check_open()?;
+        check_key(key, self.inner.store.page_size())?;
         if value.len() as u64 > MAX_VALUE_BYTES {
             return Err(DbError::ValueTooLarge {
                 length: value.len() as u64,
                 limit: MAX_VALUE_BYTES,
             });
         }
+        let result = self.insert_checked(table, key, value);
+        self.note_failure(result)
+    }
+
+    /// A failed change may have logged or copied part of itself: the transaction must then
+    /// not commit.
+    fn note_failure<T>(&mut self, result: Result<T, DbError>) -> Result<T, DbError> {
+        if let Err(error) = &result {
+            self.failed.get_or_insert_with(|| error.to_string());
+        }
+        result
+    }
+
+    fn check_open(&self) -> Result<(), DbError> {
+        match &self.failed {
+            Some(reason) => Err(DbError::TransactionFailed(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn insert_checked(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
         let mut meta = self.meta(table, true)?.expect("created");
         if let Some(log) = &mut self.log {
             log.put_chunked(table, key, value, LOG_CHUNK_BYTES);
@@ -242,6 +267,12 @@ impl<'db> WriteTransaction<'db> {
 
     /// Removes `key` from `table`; returns whether it was there.
     pub fn remove(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
+        self.check_open()?;
+        let result = self.remove_checked(table, key);
+        self.note_failure(result)
+    }
+
+    fn remove_checked(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
         let Some(mut meta) = self.meta(table, false)? else {
             return Ok(false);
         };
@@ -254,7 +285,7 @@ impl<'db> WriteTransaction<'db> {
         }
         self.free_value(removed)?;
         meta.root = root;
-        meta.count -= 1;
+        meta.count = meta.count.saturating_sub(1);
         self.set_meta(table, meta);
         Ok(true)
     }
@@ -289,6 +320,12 @@ impl<'db> WriteTransaction<'db> {
 
     /// Removes `table` and everything in it; returns whether it existed.
     pub fn drop_table(&mut self, table: &str) -> Result<bool, DbError> {
+        self.check_open()?;
+        let result = self.drop_table_checked(table);
+        self.note_failure(result)
+    }
+
+    fn drop_table_checked(&mut self, table: &str) -> Result<bool, DbError> {
         let Some(meta) = self.meta(table, false)? else {
             return Ok(false);
         };
@@ -323,6 +360,10 @@ impl<'db> WriteTransaction<'db> {
     /// Commits: the records reach the log (and, if durable, the disk) before this returns;
     /// concurrent committers share log flushes.
     pub fn commit_with(mut self, durability: Durability) -> Result<Committed, DbError> {
+        if let Err(error) = self.check_open() {
+            self.abort_in_memory();
+            return Err(error);
+        }
         if !self.changed {
             self.abort_in_memory();
             return Ok(Committed {
@@ -351,10 +392,13 @@ impl<'db> WriteTransaction<'db> {
                 self.inner.poison(&error);
                 return Err(error);
             }
-            self.inner.require_generation(end.generation)?;
+            // The commit is durable from here on: a failure to note the generation or to
+            // checkpoint poisons the database (it refuses further writes) but does not make
+            // this commit an error, which a caller might retry.
+            let _ = self.inner.require_generation(end.generation);
         }
         self.inner.snapshots.publish(Arc::clone(&version));
-        self.inner.after_commit(end)?;
+        let _ = self.inner.after_commit(end);
         Ok(Committed {
             version: version.number,
             end,

@@ -133,7 +133,11 @@ impl PageCache {
                 continue;
             }
             if entry.unwritten {
-                write_back(number, &entry.page)?;
+                if let Err(error) = write_back(number, &entry.page) {
+                    // Still unwritten: it stays in the clock, to be written later.
+                    shard.clock.push_back(number);
+                    return Err(error);
+                }
             }
             shard.map.remove(&number);
         }

@@ -75,6 +75,7 @@ pub fn load(
     path: &std::path::Path,
 ) -> Result<Loaded, DbError> {
     let mut loaded = Loaded::default();
+    let mut seen = std::collections::HashSet::new();
     let mut next = first;
     let malformed = |page: u64, reason: String| DbError::Corruption {
         path: path.to_owned(),
@@ -89,11 +90,21 @@ pub fn load(
         if format::page_type(&page) != Some(PageType::FreeList) {
             return Err(malformed(next, "expected a free-list page".into()));
         }
-        for slot in 0..format::count(&page) as usize {
+        let count = format::count(&page) as usize;
+        if count > entries_per_page(page.len()) {
+            return Err(malformed(
+                next,
+                format!("{count} entries do not fit a page"),
+            ));
+        }
+        for slot in 0..count {
             let entry = read_u64(&page, PAGE_HEADER_BYTES + 8 * slot);
             let number = entry & !RETIRED_BIT;
             if number < bounds.0 || number >= bounds.1 {
                 return Err(malformed(next, format!("free page {number} out of range")));
+            }
+            if !seen.insert(number) {
+                return Err(malformed(next, format!("page {number} listed twice")));
             }
             if entry & RETIRED_BIT != 0 {
                 loaded.retired.push(number);
@@ -103,6 +114,12 @@ pub fn load(
         }
         loaded.chain.push(next);
         next = format::link(&page);
+    }
+    if let Some(&page) = loaded.chain.iter().find(|page| seen.contains(page)) {
+        return Err(malformed(
+            page,
+            "a free-list page lists itself as free".into(),
+        ));
     }
     Ok(loaded)
 }

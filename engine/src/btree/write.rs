@@ -197,6 +197,10 @@ impl<'a> TreeWriter<'a> {
         let fits = {
             let left_node = self.node_copy(children[left])?;
             let right_node = self.node_copy(children[left + 1])?;
+            // Siblings of different kinds mean leaves at different depths: a damaged tree.
+            if left_node.is_leaf() != right_node.is_leaf() {
+                return Err(self.store.corrupt(parent, "siblings at different depths"));
+            }
             left_node.merged_size(&separator, &right_node) <= page_size
         };
         if !fits {

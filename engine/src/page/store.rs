@@ -151,6 +151,15 @@ impl PageStore {
         }
     }
 
+    /// A corruption error about `page`.
+    pub fn corrupt(&self, page: u64, reason: &str) -> DbError {
+        DbError::Corruption {
+            path: self.file.path().to_owned(),
+            page,
+            problem: PageProblem::Malformed(reason.to_owned()),
+        }
+    }
+
     /// The error for a tree deeper than any real one (a loop through damaged pages).
     pub fn too_deep(&self, page: u64) -> DbError {
         DbError::Corruption {

@@ -225,31 +225,26 @@ impl<'db> WriteTransaction<'db> {
         Ok(())
     }
 
-    fn long_chain(&mut self, long: LongRef) -> Result<Vec<u64>, DbError> {
-        let store = &self.inner.store;
+    /// A long-value page as this transaction sees it: its own unsealed page, else committed.
+    fn long_page(&self, page: u64) -> Result<Cow<'_, [u8]>, DbError> {
         let state = self.state.as_ref().expect("an open transaction");
-        let fetch = |page: u64| -> Result<Cow<'_, [u8]>, DbError> {
-            match state.dirty.long.get(&page) {
-                Some(bytes) => Ok(Cow::Borrowed(bytes.as_slice())),
-                None => Ok(Cow::Owned(store.page(page)?.to_vec())),
-            }
-        };
-        long::chain(long, &fetch, store.file().path())
+        match state.dirty.long.get(&page) {
+            Some(bytes) => Ok(Cow::Borrowed(bytes.as_slice())),
+            None => Ok(Cow::Owned(self.inner.store.page(page)?.to_vec())),
+        }
+    }
+
+    fn long_chain(&self, long: LongRef) -> Result<Vec<u64>, DbError> {
+        let path = self.inner.store.file().path();
+        long::chain(long, &|page| self.long_page(page), path)
     }
 
     fn value_bytes(&self, value: Value) -> Result<Vec<u8>, DbError> {
         match value {
             Value::Inline(bytes) => Ok(bytes),
             Value::Long(long) => {
-                let store = &self.inner.store;
-                let state = self.state.as_ref().expect("an open transaction");
-                let fetch = |page: u64| -> Result<Cow<'_, [u8]>, DbError> {
-                    match state.dirty.long.get(&page) {
-                        Some(bytes) => Ok(Cow::Borrowed(bytes.as_slice())),
-                        None => Ok(Cow::Owned(store.page(page)?.to_vec())),
-                    }
-                };
-                long::read(long, &fetch, store.file().path())
+                let path = self.inner.store.file().path();
+                long::read(long, &|page| self.long_page(page), path)
             }
         }
     }

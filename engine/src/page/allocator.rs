@@ -94,12 +94,6 @@ impl Allocator {
             .map(|&(_, page)| page)
             .collect()
     }
-
-    /// Pages in use: allocated and neither free nor retired.
-    pub fn used_pages(&self, first_data_page: u64) -> u64 {
-        let retired = self.retired.len() + self.fresh_retired.len();
-        self.next_page - first_data_page - self.free.len() as u64 - retired as u64
-    }
 }
 
 #[cfg(test)]

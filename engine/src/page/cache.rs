@@ -186,12 +186,7 @@ impl PageCache {
         }
     }
 
-    /// Drops a page (freed and about to be reused, or read for a check that must hit disk).
-    pub fn forget(&self, number: u64) {
-        self.shard(number).write().map.remove(&number);
-    }
-
-    /// Bytes of pages cached now.
+    /// Pages cached now.
     pub fn cached_pages(&self) -> usize {
         self.shards.iter().map(|shard| shard.read().map.len()).sum()
     }

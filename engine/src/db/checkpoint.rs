@@ -15,6 +15,7 @@
 //! at any step leaves the previous state whole.
 
 use super::database::{HeaderState, Inner};
+use super::log_link::LogLink;
 use super::DbError;
 use crate::log::LogPosition;
 use crate::page::db_header::HEADER_OFFSETS;
@@ -70,7 +71,7 @@ fn checkpoint_locked(
         state,
         sequence: previous.sequence + 1,
         log_signature: inner.log.signature(),
-        log_required: (capture.end.generation, inner.log.current_generation()),
+        log_required: (capture.end.generation, inner.log.newest_generation()),
         last_consistent: capture.end,
         checkpoint: capture.end,
         catalog_root: capture.catalog_root,
@@ -78,7 +79,7 @@ fn checkpoint_locked(
         free_list: capture.free_list.first().map_or(0, |(number, _)| *number),
         state_version: capture.version,
         checksum_errors: previous.checksum_errors.max(inner.store.checksum_errors()),
-        timeline: inner.log.current_header().timeline,
+        timeline: inner.log.timeline(),
         ..previous.clone()
     };
     write_header(inner, header_state, header, capture.chain.clone())?;
@@ -93,9 +94,7 @@ fn checkpoint_locked(
     inner
         .required_generation
         .fetch_max(header_state.header.log_required.1, Ordering::AcqRel);
-    if previous.checkpoint > inner.log.checkpoint().position {
-        inner.log.advance_checkpoint(previous.checkpoint)?;
-    }
+    inner.log.checkpoint_moved(previous.checkpoint)?;
     inner.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(CheckpointReport {
         pages_written: pages_written + capture.free_list.len(),
@@ -179,6 +178,11 @@ pub(crate) fn close_clean(inner: Inner) -> Result<(), DbError> {
         ..
     } = inner;
     drop(store.take_log());
+    let LogLink::Active(log) = log else {
+        return Err(DbError::Poisoned(
+            "a passive copy has no log to close".into(),
+        ));
+    };
     let log = std::sync::Arc::try_unwrap(log)
         .map_err(|_| DbError::Poisoned("the log is still in use".into()))?;
     let end = log.close()?;

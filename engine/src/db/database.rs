@@ -1,6 +1,7 @@
 //! The database: opening, transactions, checkpoints and closing.
 
 use super::checkpoint;
+use super::log_link::LogLink;
 use super::read::ReadTransaction;
 use super::recovery::ReplayReport;
 use super::version::{Snapshots, Version};
@@ -63,7 +64,7 @@ pub(crate) struct Inner {
     pub directory: PathBuf,
     pub options: Options,
     pub store: PageStore,
-    pub log: Arc<Log>,
+    pub log: LogLink,
     pub writer: Mutex<WriterState>,
     pub snapshots: Snapshots,
     pub header: Mutex<HeaderState>,
@@ -135,7 +136,7 @@ impl Database {
 
     /// The log stream (for rolls, statistics and replication).
     pub fn log(&self) -> &Log {
-        &self.inner.log
+        self.inner.log.writer()
     }
 
     /// The header as last written.

@@ -2,6 +2,7 @@
 //! recovery needs, load the allocator, replay, checkpoint.
 
 use super::database::{HeaderState, Inner, WriterState, DATABASE_FILE_NAME};
+use super::log_link::LogLink;
 use super::recovery::{self, ReplayReport};
 use super::version::{Snapshots, Version};
 use super::{DbError, Options};
@@ -12,7 +13,7 @@ use crate::log::{Log, LogPosition, StreamSignature};
 use crate::page::allocator::Allocator;
 use crate::page::db_header::{self, first_data_page, HeaderRead, HEADER_BYTES, HEADER_OFFSETS};
 use crate::page::file::DatabaseFile;
-use crate::page::{free_list, DbHeader, DbState, PageStore};
+use crate::page::{free_list, DbHeader, DbState, PageStore, WriteAhead};
 use parking_lot::{Condvar, Mutex};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -20,6 +21,32 @@ use std::sync::Arc;
 
 /// Opens (or creates) the database in `directory`.
 pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError> {
+    let (file, read) = open_file(directory, &options)?;
+    let fs = Arc::clone(&options.log.file_system);
+    let fresh_log = check_log_present(fs.as_ref(), directory, &options, &read.header)?;
+    let log = Arc::new(Log::open(directory, options.log.clone()).map_err(recovery::missing_or)?);
+    let mut read = read;
+    if fresh_log && read.header.state == DbState::CleanShutdown {
+        adopt_new_stream(&mut read.header, &log);
+    }
+    let header = read.header.clone();
+    check_log(&log, &header, file.path())?;
+    let allocator = load_allocator(&file, &header)?;
+    let store = PageStore::new(file, options.cache_bytes, WriteAhead::Log(Arc::clone(&log)));
+    let link = LogLink::Active(log);
+    let inner = assemble(directory, options, store, link, read, allocator);
+    let report = recovery::replay(&inner, header.checkpoint)?;
+    *inner.replay.lock() = report;
+    super::checkpoint::run(&inner, DbState::DirtyShutdown)?;
+    Ok(inner)
+}
+
+/// Creates the database file in `directory` if there is none, opens it and reads its
+/// header copies.
+pub(crate) fn open_file(
+    directory: &Path,
+    options: &Options,
+) -> Result<(DatabaseFile, HeaderRead), DbError> {
     options.validate()?;
     let fs = Arc::clone(&options.log.file_system);
     fs.create_directory(directory)
@@ -32,31 +59,16 @@ pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError>
         .open(&path, OpenMode::ReadWrite)
         .map_err(|error| DbError::io(&path, "opening", error))?;
     let read = read_header_copies(&handle, &path)?;
-    let header = read.header.clone();
-    let file = DatabaseFile::new(handle, &path, header.page_size as usize)?;
-    check_length(&file, &header)?;
-    let fresh_log = check_log_present(fs.as_ref(), directory, &options, &header)?;
-    let log = Arc::new(Log::open(directory, options.log.clone()).map_err(recovery::missing_or)?);
-    let mut read = read;
-    if fresh_log && header.state == DbState::CleanShutdown {
-        adopt_new_stream(&mut read.header, &log);
-    }
-    let header = read.header.clone();
-    check_log(&log, &header, &path)?;
-    let (allocator, chain) = load_allocator(&file, &header)?;
-    let store = PageStore::new(file, options.cache_bytes, Some(Arc::clone(&log)));
-    let inner = assemble(directory, options, store, log, read, (allocator, chain));
-    let report = recovery::replay(&inner, header.checkpoint)?;
-    *inner.replay.lock() = report;
-    super::checkpoint::run(&inner, DbState::DirtyShutdown)?;
-    Ok(inner)
+    let file = DatabaseFile::new(handle, &path, read.header.page_size as usize)?;
+    check_length(&file, &read.header)?;
+    Ok((file, read))
 }
 
-fn assemble(
+pub(crate) fn assemble(
     directory: &Path,
     options: Options,
     store: PageStore,
-    log: Arc<Log>,
+    log: LogLink,
     read: HeaderRead,
     (allocator, chain): (Allocator, Vec<u64>),
 ) -> Inner {
@@ -275,7 +287,7 @@ fn log_base(log: &Log) -> crate::log::BaseName {
 }
 
 /// The allocator as the header's checkpoint left it.
-fn load_allocator(
+pub(crate) fn load_allocator(
     file: &DatabaseFile,
     header: &DbHeader,
 ) -> Result<(Allocator, Vec<u64>), DbError> {

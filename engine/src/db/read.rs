@@ -32,6 +32,12 @@ impl<'db> ReadTransaction<'db> {
         self.version.number
     }
 
+    /// The log position of the snapshot: just after the commit record of the last
+    /// transaction it sees.
+    pub fn end(&self) -> crate::log::LogPosition {
+        self.version.end
+    }
+
     /// A table of the snapshot; [`DbError::TableNotFound`] if it does not exist.
     pub fn open_table(&self, table: &str) -> Result<ReadTable<'_>, DbError> {
         let store = &self.inner.store;

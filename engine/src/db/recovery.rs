@@ -8,7 +8,7 @@
 use super::database::Inner;
 use super::write::WriteTransaction;
 use super::DbError;
-use crate::log::{LogPosition, LogReader, Record};
+use crate::log::{LogPosition, LogReader, LogRecord, Record};
 use crate::LogError;
 
 /// What a replay did.
@@ -56,6 +56,26 @@ struct Pending {
     assembling: Option<(String, Vec<u8>, Vec<u8>)>,
 }
 
+/// Turns a stream of records into committed transactions. A passive copy keeps one across
+/// generations, since a transaction may begin in one generation and commit in the next.
+#[derive(Default)]
+pub(crate) struct Gatherer {
+    pending: Option<Pending>,
+}
+
+/// Redoes committed transactions in batches: one unlogged write transaction holds many, so
+/// a replay pays for repacking and sealing pages once per batch instead of once per
+/// transaction. The batch's version ends at its last transaction's commit record.
+pub(crate) struct Batch<'db> {
+    inner: &'db Inner,
+    write: Option<WriteTransaction<'db>>,
+    operations: usize,
+    end: LogPosition,
+}
+
+/// Operations after which a batch is committed, bounding the memory its changed pages take.
+const BATCH_OPERATIONS: usize = 8192;
+
 /// Replays the log in the database's directory from `from`.
 pub(crate) fn replay(inner: &Inner, from: LogPosition) -> Result<ReplayReport, DbError> {
     let reader = LogReader::open(&inner.directory, inner.options.log.clone())?;
@@ -64,9 +84,27 @@ pub(crate) fn replay(inner: &Inner, from: LogPosition) -> Result<ReplayReport, D
         to: from,
         ..ReplayReport::default()
     };
-    let mut pending: Option<Pending> = None;
+    let mut gatherer = Gatherer::default();
+    let mut batch = Batch::new(inner);
     for record in reader.read_from(from) {
         let record = record.map_err(missing_or)?;
+        gatherer.feed_record(&record, &mut batch, &mut report)?;
+    }
+    batch.finish()?;
+    if gatherer.pending.is_some() {
+        report.transactions_dropped += 1;
+    }
+    Ok(report)
+}
+
+impl Gatherer {
+    /// Reads one record: notes it in `report` and redoes a transaction it commits.
+    pub(crate) fn feed_record(
+        &mut self,
+        record: &LogRecord,
+        batch: &mut Batch<'_>,
+        report: &mut ReplayReport,
+    ) -> Result<(), DbError> {
         report.records += 1;
         report.to = record.end;
         let generation = record.position.generation;
@@ -75,55 +113,91 @@ pub(crate) fn replay(inner: &Inner, from: LogPosition) -> Result<ReplayReport, D
             None => (generation, generation),
         });
         let Some(decoded) = record.decode()? else {
-            continue;
+            return Ok(());
         };
-        apply_record(inner, decoded, record.end, &mut pending, &mut report)?;
+        if let Some(operations) = self.feed(decoded, report) {
+            batch.apply(operations, record.end)?;
+            report.transactions_applied += 1;
+        }
+        Ok(())
     }
-    if pending.is_some() {
-        report.transactions_dropped += 1;
-    }
-    Ok(report)
-}
 
-fn apply_record(
-    inner: &Inner,
-    record: Record,
-    end: LogPosition,
-    pending: &mut Option<Pending>,
-    report: &mut ReplayReport,
-) -> Result<(), DbError> {
-    match record {
-        Record::Begin { transaction } => {
-            if pending
-                .replace(Pending {
+    /// Whether a transaction has begun without ending yet.
+    pub(crate) fn is_open(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Takes one decoded record; returns the operations of the transaction it commits.
+    fn feed(&mut self, record: Record, report: &mut ReplayReport) -> Option<Vec<Operation>> {
+        let pending = &mut self.pending;
+        match record {
+            Record::Begin { transaction } => {
+                let begun = Pending {
                     id: transaction,
                     ..Pending::default()
-                })
-                .is_some()
-            {
-                report.transactions_dropped += 1;
+                };
+                if pending.replace(begun).is_some() {
+                    report.transactions_dropped += 1;
+                }
             }
-        }
-        Record::Commit { transaction, .. } => {
-            if let Some(done) = pending.take_if(|p| p.id == transaction) {
-                redo(inner, done, end)?;
-                report.transactions_applied += 1;
+            Record::Commit { transaction, .. } => {
+                return pending
+                    .take_if(|p| p.id == transaction)
+                    .map(|done| done.operations);
             }
-        }
-        Record::Rollback { transaction } => {
-            if pending.take_if(|p| p.id == transaction).is_some() {
-                report.transactions_dropped += 1;
+            Record::Rollback { transaction } => {
+                if pending.take_if(|p| p.id == transaction).is_some() {
+                    report.transactions_dropped += 1;
+                }
             }
-        }
-        Record::Start { .. } => {
-            if pending.take().is_some() {
-                report.transactions_dropped += 1;
+            Record::Start { .. } => {
+                if pending.take().is_some() {
+                    report.transactions_dropped += 1;
+                }
             }
+            Record::Stop { .. } => {}
+            other => gather(other, pending),
         }
-        Record::Stop { .. } => {}
-        other => gather(other, pending),
+        None
     }
-    Ok(())
+}
+
+impl<'db> Batch<'db> {
+    pub(crate) fn new(inner: &'db Inner) -> Self {
+        Self {
+            inner,
+            write: None,
+            operations: 0,
+            end: LogPosition::default(),
+        }
+    }
+
+    /// Redoes one committed transaction whose commit record ends at `end`.
+    fn apply(&mut self, operations: Vec<Operation>, end: LogPosition) -> Result<(), DbError> {
+        let inner = self.inner;
+        let write = self
+            .write
+            .get_or_insert_with(|| WriteTransaction::begin_unlogged(inner));
+        self.operations += operations.len().max(1);
+        for operation in operations {
+            redo(write, operation)?;
+        }
+        debug_assert!(end >= self.end, "commits replayed out of log order");
+        self.end = end;
+        if self.operations >= BATCH_OPERATIONS {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch so far (readers see it from then on).
+    pub(crate) fn finish(&mut self) -> Result<(), DbError> {
+        self.operations = 0;
+        match self.write.take() {
+            Some(write) => write.commit_replayed(self.end),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Adds an operation record to the pending transaction it belongs to.
@@ -184,26 +258,23 @@ fn assemble(
     Some(Operation::Put { table, key, value })
 }
 
-/// Applies one committed transaction.
-fn redo(inner: &Inner, transaction: Pending, end: LogPosition) -> Result<(), DbError> {
-    let mut write = WriteTransaction::begin_unlogged(inner);
-    for operation in transaction.operations {
-        match operation {
-            Operation::Put { table, key, value } => {
-                write.insert(&table, &key, &value)?;
-            }
-            Operation::Delete { table, key } => {
-                write.remove(&table, &key)?;
-            }
-            Operation::CreateTable { table } => {
-                write.open_table(&table)?;
-            }
-            Operation::DropTable { table } => {
-                write.drop_table(&table)?;
-            }
+/// Redoes one operation of a committed transaction.
+fn redo(write: &mut WriteTransaction<'_>, operation: Operation) -> Result<(), DbError> {
+    match operation {
+        Operation::Put { table, key, value } => {
+            write.insert(&table, &key, &value)?;
+        }
+        Operation::Delete { table, key } => {
+            write.remove(&table, &key)?;
+        }
+        Operation::CreateTable { table } => {
+            write.open_table(&table)?;
+        }
+        Operation::DropTable { table } => {
+            write.drop_table(&table)?;
         }
     }
-    write.commit_replayed(end)
+    Ok(())
 }
 
 /// A log error, with missing generations made the database's own error naming them.

@@ -45,7 +45,7 @@ pub struct Committed {
 impl<'db> WriteTransaction<'db> {
     pub(crate) fn begin(inner: &'db Inner) -> Result<Self, DbError> {
         let mut transaction = Self::begin_unlogged(inner);
-        transaction.log = Some(inner.log.transaction());
+        transaction.log = Some(inner.log.writer().transaction());
         Ok(transaction)
     }
 
@@ -363,7 +363,7 @@ impl<'db> WriteTransaction<'db> {
             self.abort_in_memory();
             return Ok(Committed {
                 version: 0,
-                end: self.inner.log.end_position(),
+                end: self.inner.log.writer().end_position(),
             });
         }
         self.write_catalog()?;

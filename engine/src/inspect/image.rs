@@ -5,7 +5,7 @@ use crate::db::{read_header_copies, DbError, KeyValue, TableMeta};
 use crate::file::{FileSystem, OpenMode, OsFileSystem};
 use crate::page::db_header::{first_data_page, HeaderRead};
 use crate::page::file::DatabaseFile;
-use crate::page::PageStore;
+use crate::page::{PageStore, WriteAhead};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,7 @@ impl DatabaseImage {
         Ok(Self {
             path,
             header,
-            store: PageStore::new(file, INSPECT_CACHE_BYTES, None),
+            store: PageStore::new(file, INSPECT_CACHE_BYTES, WriteAhead::ReadOnly),
         })
     }
 

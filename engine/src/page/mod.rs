@@ -10,4 +10,4 @@ pub mod free_list;
 pub mod store;
 
 pub use db_header::{DbHeader, DbState};
-pub use store::PageStore;
+pub use store::{PageStore, WriteAhead};

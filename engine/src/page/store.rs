@@ -8,22 +8,33 @@ use crate::log::Log;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// What a page written back must wait for: the write-ahead rule.
+pub enum WriteAhead {
+    /// The page's change must be durable in this log first.
+    Log(Arc<Log>),
+    /// Every change comes from a log that is already durable (a passive copy replaying
+    /// shipped generations): pages may be written at any time.
+    Replayed,
+    /// Nothing may be written back (inspection, or a closed log).
+    ReadOnly,
+}
+
 /// Pages by number: cached, checked when read, written back under the write-ahead rule.
 pub struct PageStore {
     file: DatabaseFile,
     cache: PageCache,
-    log: Option<Arc<Log>>,
+    write_ahead: WriteAhead,
     checksum_errors: AtomicU64,
 }
 
 impl PageStore {
-    /// A store over `file` with a cache of `cache_bytes`; `log` is needed to write back.
-    pub fn new(file: DatabaseFile, cache_bytes: usize, log: Option<Arc<Log>>) -> Self {
+    /// A store over `file` with a cache of `cache_bytes`, writing back under `write_ahead`.
+    pub fn new(file: DatabaseFile, cache_bytes: usize, write_ahead: WriteAhead) -> Self {
         let cache = PageCache::new(cache_bytes, file.page_size());
         Self {
             file,
             cache,
-            log,
+            write_ahead,
             checksum_errors: AtomicU64::new(0),
         }
     }
@@ -84,20 +95,30 @@ impl PageStore {
 
     /// Writes an unwritten page: its change must be in the durable log first.
     fn write_back(&self, number: u64, page: &[u8]) -> Result<(), DbError> {
-        let log = self.log.as_ref().ok_or_else(|| {
-            DbError::Poisoned("an unwritten page without a log to write it under".into())
-        })?;
-        log.wait_durable(format::lsn(page))?;
+        match &self.write_ahead {
+            WriteAhead::Log(log) => log.wait_durable(format::lsn(page))?,
+            WriteAhead::Replayed => {}
+            WriteAhead::ReadOnly => {
+                return Err(DbError::Poisoned(
+                    "an unwritten page without a log to write it under".into(),
+                ))
+            }
+        }
         self.file.write_page(number, page)
     }
 
     /// Writes every unwritten page to the file (not synced); returns how many.
     pub fn write_unwritten(&self) -> Result<usize, DbError> {
         let pages = self.cache.unwritten();
-        if let (Some(log), Some(newest)) =
-            (&self.log, pages.iter().map(|(_, p)| format::lsn(p)).max())
-        {
-            log.wait_durable(newest)?;
+        let newest = pages.iter().map(|(_, p)| format::lsn(p)).max();
+        match (&self.write_ahead, newest) {
+            (WriteAhead::Log(log), Some(newest)) => log.wait_durable(newest)?,
+            (WriteAhead::ReadOnly, Some(_)) => {
+                return Err(DbError::Poisoned(
+                    "unwritten pages without a log to write them under".into(),
+                ))
+            }
+            _ => {}
         }
         let mut written = 0;
         for (number, page) in &pages {
@@ -174,6 +195,9 @@ impl PageStore {
 
     /// Detaches the log (at close, once nothing is unwritten).
     pub fn take_log(&mut self) -> Option<Arc<Log>> {
-        self.log.take()
+        match std::mem::replace(&mut self.write_ahead, WriteAhead::ReadOnly) {
+            WriteAhead::Log(log) => Some(log),
+            _ => None,
+        }
     }
 }

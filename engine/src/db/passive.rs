@@ -1,0 +1,441 @@
+//! A passive copy: a database kept up to date by replaying closed generations shipped from
+//! an active database's log, through the same redo path as crash recovery.
+//!
+//! The passive's file holds exactly the state at its header's checkpoint, like an active
+//! database's; the checkpoint is the end of the last transaction replayed when it was taken.
+//! Reopening after a crash resumes reading there, so every committed transaction of the
+//! shipped stream is applied exactly once, in log order. Its header stays `DirtyShutdown`
+//! (it always needs the shipped log), with the active's stream signature and timeline, so
+//! `Database::open` refuses it for want of a log instead of starting a new stream over it.
+
+use super::checkpoint::{self, CheckpointReport};
+use super::database::Inner;
+use super::log_link::{LogLink, PassiveLog};
+use super::open::{assemble, load_allocator, open_file};
+use super::read::ReadTransaction;
+use super::recovery::{Batch, Gatherer, ReplayReport};
+use super::write::WriteTransaction;
+use super::{DbError, KeyValue, Options, DATABASE_FILE_NAME};
+use crate::log::directory::{path_of, read_image};
+use crate::log::record::read_record;
+use crate::log::scan::{scan, ScanMode};
+use crate::log::verify::check_chain;
+use crate::log::MAX_GENERATION_BYTES;
+use crate::log::{GenerationHeader, LogPosition, LogRecord, StreamSignature};
+use crate::page::{DbHeader, DbState, PageStore, WriteAhead};
+use crate::LogError;
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Where a passive copy's replay begins: the stream it follows and the position its
+/// content corresponds to (a seed's snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PassiveOrigin {
+    /// The active's log stream.
+    pub signature: StreamSignature,
+    /// The active's timeline at that position.
+    pub timeline: u64,
+    /// The log position the content corresponds to: replay starts here.
+    pub position: LogPosition,
+}
+
+/// What replaying (part of) one generation did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GenerationReplay {
+    /// The generation.
+    pub generation: u32,
+    /// Its timeline.
+    pub timeline: u64,
+    /// When the generation was started on the active (µs since the Unix epoch).
+    pub created_micros: u64,
+    /// Records read, transactions applied and dropped.
+    pub report: ReplayReport,
+    /// The end of the last transaction applied so far (the passive's content position).
+    pub replayed: LogPosition,
+    /// Whether the generation was read to its end (false when stopped at `until`).
+    pub complete: bool,
+}
+
+/// A passive copy of an active database.
+///
+/// ```
+/// use bluejet_engine::db::{Database, Options, PassiveDatabase, PassiveOrigin};
+/// use bluejet_engine::log::LogPosition;
+/// let active_dir = tempfile::tempdir().unwrap();
+/// let passive_dir = tempfile::tempdir().unwrap();
+/// let active = Database::open(active_dir.path(), Options::default()).unwrap();
+/// // An empty passive copy of the active's stream from its first generation.
+/// let origin = PassiveOrigin {
+///     signature: active.log().signature(),
+///     timeline: 1,
+///     position: LogPosition::new(1, 0),
+/// };
+/// let passive =
+///     PassiveDatabase::create(passive_dir.path(), active_dir.path(), Options::default(), origin)
+///         .unwrap();
+/// let mut write = active.begin_write().unwrap();
+/// write.insert("folders", b"inbox", b"3 messages").unwrap();
+/// write.commit().unwrap();
+/// active.log().roll().unwrap(); // closes generation 1
+/// passive.replay_generation(1, None).unwrap();
+/// let read = passive.begin_read().unwrap();
+/// let folders = read.open_table("folders").unwrap();
+/// assert_eq!(folders.get(b"inbox").unwrap().as_deref(), Some(&b"3 messages"[..]));
+/// ```
+pub struct PassiveDatabase {
+    inner: Inner,
+    log_directory: PathBuf,
+    cursor: Mutex<ReplayCursor>,
+}
+
+/// Where replay stands between generations.
+struct ReplayCursor {
+    /// A transaction begun and not yet committed continues in the next generation.
+    gatherer: Gatherer,
+    /// Where the next record is read.
+    next: LogPosition,
+    /// The header and digest of the generation before `next`'s, which it must chain to.
+    previous: Option<(GenerationHeader, u32)>,
+}
+
+impl PassiveDatabase {
+    /// Creates an empty passive copy in `directory` that replays, from `origin`, the
+    /// generations found in `log_directory`. Fails if a database file is already there.
+    pub fn create(
+        directory: &Path,
+        log_directory: &Path,
+        options: Options,
+        origin: PassiveOrigin,
+    ) -> Result<Self, DbError> {
+        let path = directory.join(DATABASE_FILE_NAME);
+        if options.log.file_system.exists(&path) {
+            return Err(DbError::InvalidOptions(format!(
+                "{} already exists: a passive copy is created only where there is none",
+                path.display()
+            )));
+        }
+        let (file, mut read) = open_file(directory, &options)?;
+        let header = &mut read.header;
+        header.state = DbState::DirtyShutdown;
+        header.log_signature = origin.signature;
+        header.timeline = origin.timeline;
+        header.checkpoint = origin.position;
+        header.last_consistent = origin.position;
+        header.log_required = (origin.position.generation, origin.position.generation);
+        let passive = Self::assemble(directory, log_directory, options, file, read)?;
+        checkpoint::run(&passive.inner, DbState::DirtyShutdown)?;
+        Ok(passive)
+    }
+
+    /// Opens the passive copy in `directory`; replay resumes at its checkpoint.
+    pub fn open(directory: &Path, log_directory: &Path, options: Options) -> Result<Self, DbError> {
+        let path = directory.join(DATABASE_FILE_NAME);
+        if !options.log.file_system.exists(&path) {
+            return Err(DbError::io(
+                &path,
+                "opening the passive copy",
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no database file"),
+            ));
+        }
+        let (file, read) = open_file(directory, &options)?;
+        if read.header.state != DbState::DirtyShutdown || read.header.log_signature.id == [0; 16] {
+            return Err(DbError::InvalidOptions(format!(
+                "{} is not a passive copy (state {:?})",
+                path.display(),
+                read.header.state
+            )));
+        }
+        Self::assemble(directory, log_directory, options, file, read)
+    }
+
+    fn assemble(
+        directory: &Path,
+        log_directory: &Path,
+        options: Options,
+        file: crate::page::file::DatabaseFile,
+        read: crate::page::db_header::HeaderRead,
+    ) -> Result<Self, DbError> {
+        let header = read.header.clone();
+        let allocator = load_allocator(&file, &header)?;
+        let store = PageStore::new(file, options.cache_bytes, WriteAhead::Replayed);
+        let link = LogLink::Passive(PassiveLog {
+            signature: header.log_signature,
+            timeline: AtomicU64::new(header.timeline),
+            generation_bytes: AtomicU64::new(options.log.generation_bytes),
+            newest_generation: AtomicU32::new(header.log_required.1),
+        });
+        let inner = assemble(directory, options, store, link, read, allocator);
+        let previous = read_previous(&inner, log_directory, header.checkpoint.generation);
+        Ok(Self {
+            inner,
+            log_directory: log_directory.to_owned(),
+            cursor: Mutex::new(ReplayCursor {
+                gatherer: Gatherer::default(),
+                next: header.checkpoint,
+                previous,
+            }),
+        })
+    }
+
+    /// The next generation to replay.
+    pub fn next_generation(&self) -> u32 {
+        self.cursor.lock().next.generation
+    }
+
+    /// Where replay reads next (the start of a generation, or a point inside one when a
+    /// replay stopped early or a transaction spans generations at open).
+    pub fn next_position(&self) -> LogPosition {
+        self.cursor.lock().next
+    }
+
+    /// The end of the last transaction replayed: the content of the copy is the active's at
+    /// this log position.
+    pub fn replayed(&self) -> LogPosition {
+        self.inner.snapshots.published().end
+    }
+
+    /// The stream the copy follows.
+    pub fn signature(&self) -> StreamSignature {
+        self.inner.log.signature()
+    }
+
+    /// The timeline of the newest generation replayed.
+    pub fn timeline(&self) -> u64 {
+        self.inner.log.timeline()
+    }
+
+    /// The directory of the copy's file.
+    pub fn directory(&self) -> &Path {
+        &self.inner.directory
+    }
+
+    /// The directory the shipped generations are read from.
+    pub fn log_directory(&self) -> &Path {
+        &self.log_directory
+    }
+
+    /// The header as last written.
+    pub fn header(&self) -> DbHeader {
+        self.inner.header.lock().header.clone()
+    }
+
+    /// Replays generation `generation`, which must be the next one, from the log directory.
+    /// With `until`, stops at the first transaction boundary at or after it (the rest of the
+    /// generation is read by the next call). A generation of another stream, of an
+    /// older timeline, or not chaining to the previous one is refused and nothing of it is
+    /// applied.
+    pub fn replay_generation(
+        &self,
+        generation: u32,
+        until: Option<LogPosition>,
+    ) -> Result<GenerationReplay, DbError> {
+        self.inner.check_usable()?;
+        let mut cursor = self.cursor.lock();
+        if generation != cursor.next.generation {
+            return Err(DbError::InvalidOptions(format!(
+                "generation {generation} replayed out of order: generation {} is next",
+                cursor.next.generation
+            )));
+        }
+        let path = path_of(
+            &self.log_directory,
+            &self.inner.options.log.base_name.closed(generation),
+        );
+        let (header, stream, digest) = self.read_generation(&path, generation, &cursor)?;
+        let result = self.apply(&mut cursor, &path, &header, &stream, until);
+        match result {
+            Ok(mut replay) => {
+                if replay.complete {
+                    cursor.next = LogPosition::new(generation + 1, 0);
+                    cursor.previous = Some((header, digest));
+                }
+                self.note_generation(&header);
+                replay.replayed = self.replayed();
+                Ok(replay)
+            }
+            Err(error) => {
+                self.inner.poison(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads and checks one shipped generation: its segments, stream, timeline and chain.
+    fn read_generation(
+        &self,
+        path: &Path,
+        generation: u32,
+        cursor: &ReplayCursor,
+    ) -> Result<(GenerationHeader, Vec<u8>, u32), DbError> {
+        let fs = self.inner.options.log.file_system.as_ref();
+        let (_, image) = read_image(fs, path, MAX_GENERATION_BYTES)?;
+        let scanned = scan(path, &image, ScanMode::Closed)?;
+        let header = scanned.header;
+        if header.generation != generation {
+            return Err(LogError::NameMismatch {
+                path: path.to_owned(),
+                named: generation,
+                inside: header.generation,
+            }
+            .into());
+        }
+        let expected = self.signature();
+        if header.signature != expected {
+            return Err(LogError::ForeignGeneration {
+                path: path.to_owned(),
+                generation,
+                expected,
+                found: header.signature,
+            }
+            .into());
+        }
+        if header.timeline < self.timeline() {
+            return Err(LogError::TimelineMismatch {
+                path: path.to_owned(),
+                generation,
+                expected: self.timeline(),
+                found: header.timeline,
+            }
+            .into());
+        }
+        if let Some((previous, digest)) = &cursor.previous {
+            check_chain(path, &header, previous, *digest)?;
+        }
+        Ok((header, scanned.stream, scanned.digest))
+    }
+
+    /// Applies the records of `stream` from the cursor's position.
+    fn apply(
+        &self,
+        cursor: &mut ReplayCursor,
+        path: &Path,
+        header: &GenerationHeader,
+        stream: &[u8],
+        until: Option<LogPosition>,
+    ) -> Result<GenerationReplay, DbError> {
+        let generation = header.generation;
+        let mut offset = seek(stream, cursor.next)?;
+        let path = Arc::new(path.to_owned());
+        let mut replay = GenerationReplay {
+            generation,
+            timeline: header.timeline,
+            created_micros: header.created_micros,
+            complete: true,
+            ..GenerationReplay::default()
+        };
+        let mut batch = Batch::new(&self.inner);
+        while offset < stream.len() {
+            // Scanning framed every record of a closed generation; this cannot fail.
+            let raw = read_record(&stream[offset..]).map_err(|problem| LogError::BadRecord {
+                path: path.as_ref().clone(),
+                position: LogPosition::new(generation, offset as u32),
+                reason: problem.to_string(),
+            })?;
+            let end = LogPosition::new(generation, (offset + raw.encoded_len()) as u32);
+            if until.is_some_and(|until| end > until) && !cursor.gatherer.is_open() {
+                replay.complete = false;
+                break;
+            }
+            let record = LogRecord {
+                position: LogPosition::new(generation, offset as u32),
+                end,
+                kind: raw.kind,
+                payload: raw.payload.to_vec(),
+                path: Arc::clone(&path),
+            };
+            cursor
+                .gatherer
+                .feed_record(&record, &mut batch, &mut replay.report)?;
+            offset = end.offset as usize;
+            cursor.next = end;
+        }
+        batch.finish()?;
+        Ok(replay)
+    }
+
+    fn note_generation(&self, header: &GenerationHeader) {
+        if let LogLink::Passive(passive) = &self.inner.log {
+            passive
+                .newest_generation
+                .fetch_max(header.generation, Ordering::AcqRel);
+            passive
+                .timeline
+                .fetch_max(header.timeline, Ordering::AcqRel);
+            passive
+                .generation_bytes
+                .store(header.generation_bytes as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes entries into `table` (created if missing) without logging them: how a seed
+    /// fills a new copy. The copy's position does not move.
+    pub fn load(&self, table: &str, entries: &[KeyValue]) -> Result<(), DbError> {
+        self.inner.check_usable()?;
+        let mut write = WriteTransaction::begin_unlogged(&self.inner);
+        write.open_table(table)?;
+        for (key, value) in entries {
+            write.insert(table, key, value)?;
+        }
+        write.commit_replayed(self.replayed())
+    }
+
+    /// Log bytes replayed since the last checkpoint.
+    pub fn checkpoint_depth(&self) -> u64 {
+        self.inner.depth(self.replayed())
+    }
+
+    /// Writes every replayed change to the file and moves the checkpoint to the last
+    /// transaction replayed.
+    pub fn checkpoint(&self) -> Result<CheckpointReport, DbError> {
+        self.inner.check_usable()?;
+        checkpoint::run(&self.inner, DbState::DirtyShutdown)
+    }
+
+    /// Starts a read transaction on the replayed state.
+    pub fn begin_read(&self) -> Result<ReadTransaction<'_>, DbError> {
+        self.inner.check_usable()?;
+        Ok(ReadTransaction::begin(&self.inner))
+    }
+
+    /// Checkpoints and closes; the copy stays a passive copy, resuming where it stopped.
+    pub fn close(self) -> Result<(), DbError> {
+        self.checkpoint().map(|_| ())
+    }
+}
+
+/// The header and digest of generation `generation - 1` in `log_directory`, if it is there
+/// and readable: the generation replay continues from must chain to it.
+fn read_previous(
+    inner: &Inner,
+    log_directory: &Path,
+    generation: u32,
+) -> Option<(GenerationHeader, u32)> {
+    let previous = generation.checked_sub(1).filter(|&g| g > 0)?;
+    let config = &inner.options.log;
+    let path = path_of(log_directory, &config.base_name.closed(previous));
+    let (_, image) = read_image(config.file_system.as_ref(), &path, MAX_GENERATION_BYTES).ok()?;
+    let scanned = scan(&path, &image, ScanMode::Closed).ok()?;
+    (scanned.header.generation == previous).then_some((scanned.header, scanned.digest))
+}
+
+/// The offset in `stream` of the record at `position` (0 at the start of a generation).
+fn seek(stream: &[u8], position: LogPosition) -> Result<usize, DbError> {
+    let target = position.offset as usize;
+    let mut offset = 0;
+    while offset < target {
+        let Ok(record) = read_record(&stream[offset..]) else {
+            break;
+        };
+        offset += record.encoded_len();
+    }
+    if offset != target {
+        return Err(LogError::PositionNotFound {
+            position,
+            reason: "not the start of a record in the shipped generation".into(),
+        }
+        .into());
+    }
+    Ok(offset)
+}

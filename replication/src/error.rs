@@ -1,0 +1,82 @@
+//! The replication error type.
+
+use bluejet_engine::{DbError, LogError};
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in replication, naming the file or generation concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    /// An I/O operation failed.
+    #[error("{operation} {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The engine failed (the passive copy or the active database).
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A log file is damaged, foreign or missing.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A replica file (identity, status, control) is damaged or of another format.
+    #[error("{path}: {reason}")]
+    BadReplicaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The directory is not a (complete) replica.
+    #[error("{path} is not a replica: {reason}")]
+    NotAReplica {
+        /// The replica directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A seed was refused.
+    #[error("seeding {path} refused: {reason}")]
+    SeedRefused {
+        /// The replica directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A shipped generation differs from the one already in the replica.
+    #[error("{path}: generation {generation} differs from the active's copy; not overwritten")]
+    DifferentContent {
+        /// The file in the replica.
+        path: PathBuf,
+        /// The generation.
+        generation: u32,
+    },
+    /// The passive's content differs from the active's.
+    #[error("verification failed: {0}")]
+    Mismatch(String),
+    /// Another process holds the replica.
+    #[error("{path} is in use by another replication service")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// Waiting for a condition took too long.
+    #[error("timed out: {0}")]
+    Timeout(String),
+}
+
+impl ReplError {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, operation: &'static str, source: io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            operation,
+            source,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The event log: one JSON object per line, each with its own checksum, appended and synced.
+//!
+//! A line is `{"crc32c": N, "event": {...}}` with `N` the crc32c of the event serialised
+//! compactly. A reader skips (and counts) lines that do not check out, such as a torn last
+//! line after a crash.
+
+use crate::error::ReplError;
+use crate::sealed::read_file;
+use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
+use bluejet_engine::log::now_micros;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// µs since the Unix epoch.
+    pub time_micros: u64,
+    /// What happened, in one word (`shipped`, `quarantined`, `state`, `suspended`, ...).
+    pub kind: String,
+    /// The generation concerned, if any.
+    pub generation: Option<u32>,
+    /// Details.
+    pub message: String,
+}
+
+/// An append-only event log.
+pub struct EventLog {
+    path: PathBuf,
+    file: Mutex<Option<(Arc<dyn FileHandle>, u64)>>,
+    fs: Arc<dyn FileSystem>,
+}
+
+impl EventLog {
+    /// The event log at `path` (created on the first event).
+    pub fn new(fs: Arc<dyn FileSystem>, path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            file: Mutex::new(None),
+            fs,
+        }
+    }
+
+    /// Appends an event now.
+    pub fn record(&self, kind: &str, generation: Option<u32>, message: impl Into<String>) {
+        let event = Event {
+            time_micros: now_micros(),
+            kind: kind.to_owned(),
+            generation,
+            message: message.into(),
+        };
+        // The event log is a record for operators: failing to write it must not stop
+        // replication, whose state is in the status file and the replica's own files.
+        let _ = self.append(&event);
+    }
+
+    fn append(&self, event: &Event) -> Result<(), ReplError> {
+        let body = serde_json::to_value(event).expect("an event serialises");
+        let crc = crc32c::crc32c(body.to_string().as_bytes());
+        let mut line = serde_json::json!({ "crc32c": crc, "event": body }).to_string();
+        line.push('\n');
+        let mut file = self.file.lock();
+        if file.is_none() {
+            *file = Some(self.open()?);
+        }
+        let (handle, length) = file.as_mut().expect("opened above");
+        let io = |error| ReplError::io(&self.path, "appending to", error);
+        handle.write_at(line.as_bytes(), *length).map_err(io)?;
+        handle.sync_data().map_err(io)?;
+        *length += line.len() as u64;
+        Ok(())
+    }
+
+    fn open(&self) -> Result<(Arc<dyn FileHandle>, u64), ReplError> {
+        let mode = if self.fs.exists(&self.path) {
+            OpenMode::ReadWrite
+        } else {
+            OpenMode::CreateNew
+        };
+        let handle = self
+            .fs
+            .open(&self.path, mode)
+            .map_err(|error| ReplError::io(&self.path, "opening", error))?;
+        let length = handle
+            .size()
+            .map_err(|error| ReplError::io(&self.path, "reading the size of", error))?;
+        if mode == OpenMode::CreateNew {
+            let directory = self.path.parent().unwrap_or(Path::new("."));
+            self.fs
+                .sync_directory(directory)
+                .map_err(|error| ReplError::io(directory, "syncing", error))?;
+        }
+        Ok((handle, length))
+    }
+}
+
+/// Reads every valid event of the log at `path`; returns them and the count of bad lines.
+pub fn read_events(fs: &dyn FileSystem, path: &Path) -> Result<(Vec<Event>, usize), ReplError> {
+    if !fs.exists(path) {
+        return Ok((Vec::new(), 0));
+    }
+    let bytes = read_file(fs, path, 1 << 30)?;
+    let mut events = Vec::new();
+    let mut bad = 0;
+    for line in bytes.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+        match parse_line(line) {
+            Some(event) => events.push(event),
+            None => bad += 1,
+        }
+    }
+    Ok((events, bad))
+}
+
+fn parse_line(line: &[u8]) -> Option<Event> {
+    let value: serde_json::Value = serde_json::from_slice(line).ok()?;
+    let body = value.get("event")?;
+    let crc = value.get("crc32c")?.as_u64()?;
+    (crc32c::crc32c(body.to_string().as_bytes()) as u64 == crc)
+        .then(|| serde_json::from_value(body.clone()).ok())
+        .flatten()
+}

@@ -1,0 +1,135 @@
+//! The replica directory: where each kind of file lives.
+//!
+//! ```text
+//! replica/
+//!   replica.json    identity: the stream followed, where the seed started (sealed JSON)
+//!   status.json     copy status, rewritten by the service (sealed JSON)
+//!   control.json    suspended or not, with the operator's comment (sealed JSON)
+//!   events.jsonl    event log, one checksummed JSON object per line
+//!   lock            held (flock) by the running service
+//!   incoming/       generations as shipped, not yet inspected (E0000000007.log[.zst])
+//!   logs/           inspected generations, the passive's log (E0000000007.log)
+//!   quarantine/     generations that failed inspection (E0000000007.log.1, .2, ...)
+//!   database/       the passive copy (bluejet.db)
+//! ```
+
+use crate::error::ReplError;
+use bluejet_engine::db::DATABASE_FILE_NAME;
+use bluejet_engine::file::FileSystem;
+use std::path::{Path, PathBuf};
+
+/// Paths of one replica directory.
+#[derive(Clone, Debug)]
+pub struct ReplicaLayout {
+    /// The replica directory.
+    pub root: PathBuf,
+}
+
+impl ReplicaLayout {
+    /// The layout of the replica in `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
+    /// Shipped, not yet inspected.
+    pub fn incoming(&self) -> PathBuf {
+        self.root.join("incoming")
+    }
+
+    /// Inspected generations: the passive's log.
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// Generations that failed inspection.
+    pub fn quarantine(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    /// The passive database's directory.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("database")
+    }
+
+    /// The identity file.
+    pub fn identity(&self) -> PathBuf {
+        self.root.join("replica.json")
+    }
+
+    /// The status file.
+    pub fn status(&self) -> PathBuf {
+        self.root.join("status.json")
+    }
+
+    /// The control file (suspend and resume).
+    pub fn control(&self) -> PathBuf {
+        self.root.join("control.json")
+    }
+
+    /// The event log.
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+
+    /// The lock file.
+    pub fn lock(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// The four directories.
+    pub fn directories(&self) -> [PathBuf; 4] {
+        [
+            self.incoming(),
+            self.logs(),
+            self.quarantine(),
+            self.database(),
+        ]
+    }
+
+    /// Creates the directories (and the root).
+    pub fn create(&self, fs: &dyn FileSystem) -> Result<(), ReplError> {
+        for directory in self.directories() {
+            fs.create_directory(&directory)
+                .map_err(|error| ReplError::io(&directory, "creating", error))?;
+        }
+        fs.sync_directory(&self.root)
+            .map_err(|error| ReplError::io(&self.root, "syncing", error))
+    }
+
+    /// Whether `name` in `directory` (one of this layout's) is a file replication writes.
+    pub fn is_known(&self, directory: &Path, name: &str) -> bool {
+        let generation_file = |name: &str| {
+            let stem = name
+                .strip_suffix(".tmp")
+                .unwrap_or(name)
+                .trim_end_matches(".zst");
+            stem.len() == 15 && stem.ends_with(".log")
+        };
+        if directory == self.root {
+            return matches!(
+                name,
+                "replica.json"
+                    | "status.json"
+                    | "control.json"
+                    | "events.jsonl"
+                    | "lock"
+                    | "incoming"
+                    | "logs"
+                    | "quarantine"
+                    | "database"
+            ) || name.ends_with(".json.tmp");
+        }
+        if directory == self.database() {
+            return name == DATABASE_FILE_NAME || name == format!("{DATABASE_FILE_NAME}.tmp");
+        }
+        if directory == self.quarantine() {
+            return name
+                .split(".log.")
+                .next()
+                .is_some_and(|stem| stem.len() == 11);
+        }
+        generation_file(name)
+    }
+}

@@ -1,0 +1,184 @@
+//! Replay: apply inspected generations, in order, to the passive copy.
+//!
+//! The passive copy ([`PassiveDatabase`]) redoes each committed transaction through the
+//! engine's recovery path and checkpoints periodically; after a crash it resumes at its
+//! checkpoint, so nothing is applied twice or skipped. A replay error (a generation of
+//! another stream or timeline, one that does not chain, damage) makes the copy Failed naming
+//! the generation; the passive is then reopened and the generation retried every
+//! `retry_after`, so a repaired log converges and a divergent one stays Failed.
+
+use crate::error::ReplError;
+use crate::generation_file::{list_generations, read_header};
+use crate::layout::ReplicaLayout;
+use crate::status::GenerationMark;
+use bluejet_engine::db::{Options, PassiveDatabase};
+use bluejet_engine::log::{now_micros, BaseName, LogPosition};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the replayer works.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Apply only generations started at least this long ago (a lagged copy).
+    pub lag: Option<Duration>,
+    /// Checkpoint once this many log bytes were replayed since the last one (default 8 MiB).
+    pub checkpoint_bytes: u64,
+    /// Checkpoint at least this often while replaying (default 10 s).
+    pub checkpoint_interval: Duration,
+    /// After a failure, retry no more often than this (default 2 s).
+    pub retry_after: Duration,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        Self {
+            lag: None,
+            checkpoint_bytes: 8 << 20,
+            checkpoint_interval: Duration::from_secs(10),
+            retry_after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What one round of replay did.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayRound {
+    /// Generations replayed.
+    pub replayed: Vec<GenerationMark>,
+    /// Transactions applied.
+    pub transactions: u64,
+    /// The passive's content position after the round.
+    pub position: LogPosition,
+    /// The next generation to replay.
+    pub next: u32,
+    /// Inspected generations waiting (for their turn, or for the lag).
+    pub waiting: u32,
+    /// Whether a checkpoint was taken.
+    pub checkpointed: bool,
+    /// Replay failed: the copy is Failed with this message.
+    pub failure: Option<String>,
+}
+
+/// The replay stage. The passive copy is shared so readers (verification, the mail server)
+/// can read it while it replays.
+pub struct Replayer {
+    layout: ReplicaLayout,
+    options: Options,
+    base: BaseName,
+    replay: ReplayOptions,
+    passive: Arc<RwLock<Option<Arc<PassiveDatabase>>>>,
+    last_checkpoint: Instant,
+    failed_at: Option<(Instant, String)>,
+}
+
+impl Replayer {
+    /// A replayer for the passive copy in `layout`, opened with `options`.
+    pub fn new(layout: ReplicaLayout, options: Options, replay: ReplayOptions) -> Self {
+        let base = options.log.base_name;
+        Self {
+            layout,
+            options,
+            base,
+            replay,
+            passive: Arc::new(RwLock::new(None)),
+            last_checkpoint: Instant::now(),
+            failed_at: None,
+        }
+    }
+
+    /// The passive copy, once opened (shared with readers).
+    pub fn passive_handle(&self) -> Arc<RwLock<Option<Arc<PassiveDatabase>>>> {
+        Arc::clone(&self.passive)
+    }
+
+    fn passive(&self) -> Result<Arc<PassiveDatabase>, ReplError> {
+        if let Some(passive) = self.passive.read().as_ref() {
+            return Ok(Arc::clone(passive));
+        }
+        let passive = Arc::new(PassiveDatabase::open(
+            &self.layout.database(),
+            &self.layout.logs(),
+            self.options.clone(),
+        )?);
+        *self.passive.write() = Some(Arc::clone(&passive));
+        Ok(passive)
+    }
+
+    /// Replays every inspected generation that is due, then checkpoints if due.
+    pub fn replay_once(&mut self) -> Result<ReplayRound, ReplError> {
+        let mut round = ReplayRound::default();
+        if let Some((at, failure)) = &self.failed_at {
+            if at.elapsed() < self.replay.retry_after {
+                round.failure = Some(failure.clone());
+                return Ok(round);
+            }
+            // A failed replay poisoned the copy: reopen it from its checkpoint.
+            *self.passive.write() = None;
+        }
+        let passive = match self.passive() {
+            Ok(passive) => passive,
+            Err(error) => return Ok(self.fail(round, format!("opening the passive copy: {error}"))),
+        };
+        let available = list_generations(
+            self.options.log.file_system.as_ref(),
+            &self.layout.logs(),
+            self.base,
+        )?;
+        let mut next = passive.next_generation();
+        while available.contains_key(&next) && self.due(next) {
+            match passive.replay_generation(next, None) {
+                Ok(replay) => {
+                    round.transactions += replay.report.transactions_applied;
+                    round.replayed.push(GenerationMark {
+                        generation: next,
+                        time_micros: now_micros(),
+                    });
+                    next += 1;
+                }
+                Err(error) => {
+                    let message = format!("replaying generation {next}: {error}");
+                    return Ok(self.fail(round, message));
+                }
+            }
+        }
+        self.failed_at = None;
+        round.next = next;
+        round.position = passive.replayed();
+        round.waiting = available.range(next..).count() as u32;
+        let depth_due = passive.checkpoint_depth() >= self.replay.checkpoint_bytes;
+        let time_due = self.last_checkpoint.elapsed() >= self.replay.checkpoint_interval;
+        if depth_due || (time_due && passive.checkpoint_depth() > 0) {
+            passive.checkpoint()?;
+            self.last_checkpoint = Instant::now();
+            round.checkpointed = true;
+        }
+        Ok(round)
+    }
+
+    fn fail(&mut self, mut round: ReplayRound, message: String) -> ReplayRound {
+        self.failed_at = Some((Instant::now(), message.clone()));
+        round.failure = Some(message);
+        round
+    }
+
+    /// Whether a lagged copy may apply `generation` yet.
+    fn due(&self, generation: u32) -> bool {
+        let Some(lag) = self.replay.lag else {
+            return true;
+        };
+        let path = self.layout.logs().join(self.base.closed(generation));
+        let fs = self.options.log.file_system.as_ref();
+        read_header(fs, &path).is_ok_and(|header| {
+            now_micros().saturating_sub(header.created_micros) >= lag.as_micros() as u64
+        })
+    }
+
+    /// Checkpoints the copy (at a clean stop).
+    pub fn checkpoint(&self) -> Result<(), ReplError> {
+        if let Some(passive) = self.passive.read().as_ref() {
+            passive.checkpoint()?;
+        }
+        Ok(())
+    }
+}

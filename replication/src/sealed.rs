@@ -1,0 +1,110 @@
+//! Small JSON files written whole and checked when read: identity, status and control.
+//!
+//! A file is one JSON object `{"format": 1, "crc32c": N, "content": {...}}`, where `N` is the
+//! crc32c of the content serialised compactly with sorted keys. It is written under a
+//! temporary name, synced, renamed over the old one, and the directory synced, so a reader
+//! sees the old or the new file whole; a damaged one is reported, never half-trusted.
+
+use crate::error::ReplError;
+use bluejet_engine::file::{FileSystem, OpenMode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+
+/// Format version of sealed files.
+pub const SEALED_FORMAT: u64 = 1;
+/// Largest sealed file read.
+const MAX_SEALED_BYTES: u64 = 1 << 20;
+
+/// Writes `content` to `path` atomically and durably.
+pub fn write<T: Serialize>(fs: &dyn FileSystem, path: &Path, content: &T) -> Result<(), ReplError> {
+    let value = serde_json::to_value(content).map_err(|error| bad(path, error))?;
+    let crc = crc32c::crc32c(&serde_json::to_vec(&value).map_err(|error| bad(path, error))?);
+    let sealed = serde_json::json!({ "format": SEALED_FORMAT, "crc32c": crc, "content": value });
+    let mut bytes = serde_json::to_vec_pretty(&sealed).map_err(|error| bad(path, error))?;
+    bytes.push(b'\n');
+    write_file_atomically(fs, path, &bytes)
+}
+
+/// Reads the sealed file at `path`; `Ok(None)` if there is none.
+pub fn read<T: DeserializeOwned>(fs: &dyn FileSystem, path: &Path) -> Result<Option<T>, ReplError> {
+    if !fs.exists(path) {
+        return Ok(None);
+    }
+    let bytes = read_file(fs, path, MAX_SEALED_BYTES)?;
+    let sealed: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|error| bad(path, error))?;
+    let format = sealed.get("format").and_then(|f| f.as_u64());
+    if format != Some(SEALED_FORMAT) {
+        return Err(bad(
+            path,
+            format!("format {format:?}, expected {SEALED_FORMAT}"),
+        ));
+    }
+    let content = sealed.get("content").cloned().unwrap_or_default();
+    let crc = crc32c::crc32c(&serde_json::to_vec(&content).map_err(|error| bad(path, error))?);
+    let stored = sealed.get("crc32c").and_then(|c| c.as_u64());
+    if stored != Some(crc as u64) {
+        return Err(bad(
+            path,
+            format!("checksum {stored:?} does not match the content ({crc})"),
+        ));
+    }
+    serde_json::from_value(content)
+        .map(Some)
+        .map_err(|error| bad(path, error))
+}
+
+fn bad(path: &Path, reason: impl ToString) -> ReplError {
+    ReplError::BadReplicaFile {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a whole file of at most `limit` bytes.
+pub fn read_file(fs: &dyn FileSystem, path: &Path, limit: u64) -> Result<Vec<u8>, ReplError> {
+    let file = fs
+        .open(path, OpenMode::Read)
+        .map_err(|error| ReplError::io(path, "opening", error))?;
+    let length = file
+        .size()
+        .map_err(|error| ReplError::io(path, "reading the size of", error))?;
+    if length > limit {
+        return Err(bad(
+            path,
+            format!("{length} bytes, more than the {limit} expected"),
+        ));
+    }
+    let mut bytes = vec![0; length as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|error| ReplError::io(path, "reading", error))?;
+    Ok(bytes)
+}
+
+/// Writes `bytes` as `path`: a temporary file, synced, renamed, then the directory synced.
+pub fn write_file_atomically(
+    fs: &dyn FileSystem,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), ReplError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = std::path::PathBuf::from(temporary);
+    if fs.exists(&temporary) {
+        fs.remove(&temporary)
+            .map_err(|error| ReplError::io(&temporary, "removing", error))?;
+    }
+    let file = fs
+        .open(&temporary, OpenMode::CreateNew)
+        .map_err(|error| ReplError::io(&temporary, "creating", error))?;
+    let io = |error| ReplError::io(&temporary, "writing", error);
+    file.write_at(bytes, 0).map_err(io)?;
+    file.sync_data().map_err(io)?;
+    drop(file);
+    fs.rename(&temporary, path)
+        .map_err(|error| ReplError::io(path, "renaming into", error))?;
+    let directory = path.parent().unwrap_or(Path::new("."));
+    fs.sync_directory(directory)
+        .map_err(|error| ReplError::io(directory, "syncing", error))
+}

@@ -1,0 +1,159 @@
+//! Replication end to end on a real disk: seed, ship, inspect, replay, status, suspend,
+//! verify, the service's threads, and the passive's content at every replayed generation.
+
+use bluejet_engine::db::{Database, Options, PassiveDatabase};
+use bluejet_engine::log::LogPosition;
+use bluejet_replication::control::Control;
+use bluejet_replication::seed::seed;
+use bluejet_replication::verify::{differences, digest, ContentDigest, TableDigest};
+use bluejet_replication::{CopyState, Replica, ReplicaConfig, ReplicationService};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+fn active_options() -> Options {
+    let mut options = Options::default();
+    options.log.generation_bytes = 128 << 10;
+    options.log.idle_roll_interval = None;
+    options
+}
+
+fn config(active: &Path, replica: &Path) -> ReplicaConfig {
+    let mut config = ReplicaConfig::new(active, replica);
+    config.poll_interval = Duration::from_millis(10);
+    config.replay.retry_after = Duration::from_millis(50);
+    config.thresholds.settle = Duration::ZERO;
+    config
+}
+
+/// The model's digest, as `verify::digest` computes it.
+fn model_digest(model: &BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>) -> ContentDigest {
+    model
+        .iter()
+        .map(|(name, table)| {
+            let mut digest = TableDigest::default();
+            for (key, value) in table {
+                digest.add(key, value);
+            }
+            (name.clone(), digest)
+        })
+        .collect()
+}
+
+#[test]
+fn passive_equals_active_at_every_replayed_generation() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let mut model: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> = BTreeMap::new();
+    let mut write = active.begin_write().unwrap();
+    for i in 0..200u32 {
+        let key = format!("seed-{i:05}").into_bytes();
+        let value = vec![i as u8; 300];
+        write.insert("messages", &key, &value).unwrap();
+        model
+            .entry("messages".into())
+            .or_default()
+            .insert(key, value);
+    }
+    write.commit().unwrap();
+    let config = config(active_dir.path(), replica_dir.path());
+    let report = seed(&active, &config).unwrap();
+    assert_eq!(report.tables, model_digest(&model));
+
+    // The model's digest after every commit, by commit end.
+    let mut states: BTreeMap<LogPosition, ContentDigest> = BTreeMap::new();
+    states.insert(report.position, model_digest(&model));
+    for round in 0..800u32 {
+        let mut write = active.begin_write().unwrap();
+        for j in 0..5u32 {
+            let key = format!("m-{:05}", (round * 7 + j * 13) % 900).into_bytes();
+            let table = if j % 2 == 0 { "messages" } else { "folders" };
+            if round % 9 == 4 && j == 1 {
+                write.remove(table, &key).unwrap();
+                model.entry(table.into()).or_default().remove(&key);
+            } else {
+                let value = format!("{round}-{j}")
+                    .repeat(1 + (round as usize % 40))
+                    .into_bytes();
+                write.insert(table, &key, &value).unwrap();
+                model.entry(table.into()).or_default().insert(key, value);
+            }
+        }
+        let committed = write.commit().unwrap();
+        states.insert(committed.end, model_digest(&model));
+    }
+    active.log().roll().unwrap();
+
+    let mut replica = Replica::open(config.clone()).unwrap();
+    let last = active.log().current_generation() - 1;
+    while replica.board().inspected_through() < last {
+        replica.ship();
+        replica.inspect();
+    }
+    drop(replica);
+    let layout = config.layout();
+    let passive =
+        PassiveDatabase::open(&layout.database(), &layout.logs(), Options::default()).unwrap();
+    let mut checked = 0;
+    while passive.next_generation() <= last {
+        passive
+            .replay_generation(passive.next_generation(), None)
+            .unwrap();
+        let position = passive.replayed();
+        let expected = states.get(&position).expect("a commit end");
+        let read = passive.begin_read().unwrap();
+        assert_eq!(digest(&read).unwrap(), *expected, "at {position:?}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "checked {checked} generations");
+    let read = passive.begin_read().unwrap();
+    let active_read = active.begin_read().unwrap();
+    assert!(differences(&digest(&active_read).unwrap(), &digest(&read).unwrap()).is_empty());
+}
+
+#[test]
+fn service_replicates_reports_status_and_suspends() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let config = config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let service = ReplicationService::start(config.clone()).unwrap();
+    for i in 0..2000u32 {
+        let mut write = active.begin_write().unwrap();
+        write
+            .insert("messages", format!("{i:06}").as_bytes(), &[7u8; 200])
+            .unwrap();
+        write.commit().unwrap();
+    }
+    active.log().roll().unwrap();
+    let end = active.begin_read().unwrap().end();
+    service.wait_replayed(end, Duration::from_secs(30)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let status = service.status();
+    assert_eq!(status.state, CopyState::Healthy, "{status:?}");
+    assert_eq!(status.copy_queue, 0);
+    assert_eq!(status.replay_queue, 0);
+    let passive = service.passive().unwrap();
+    let expected = digest(&active.begin_read().unwrap()).unwrap();
+    assert_eq!(digest(&passive.begin_read().unwrap()).unwrap(), expected);
+
+    let fs = config.fs();
+    let layout = config.layout();
+    assert!(Control::set(fs.as_ref(), &layout, true, "disk swap").unwrap());
+    assert!(!Control::set(fs.as_ref(), &layout, true, "disk swap").unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    let status = service.status();
+    assert_eq!(status.state, CopyState::Suspended);
+    assert_eq!(status.message, "disk swap");
+    assert!(Control::set(fs.as_ref(), &layout, false, "done").unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(service.status().state, CopyState::Healthy);
+    service.stop().unwrap();
+    let status =
+        bluejet_replication::CopyStatus::read(fs.as_ref(), &layout, Duration::from_secs(5))
+            .unwrap()
+            .unwrap();
+    assert_eq!(status.state, CopyState::Disabled);
+}

@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod data;
 pub mod group_flush;
 pub mod paired;
+pub mod replication;
 pub mod scratch;
 pub mod store;
 pub mod tally;

@@ -9,7 +9,7 @@ use crate::error::ReplError;
 use bluejet_engine::file::{FileSystem, OpenMode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Format version of sealed files.
 pub const SEALED_FORMAT: u64 = 1;
@@ -88,9 +88,24 @@ pub fn write_file_atomically(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(), ReplError> {
+    let temporary = write_temporary(fs, path, bytes)?;
+    publish(fs, &[(temporary, path.to_owned())])
+}
+
+/// The temporary name `path` is written under before it is renamed: `path` + `.tmp`.
+pub fn temporary_path(path: &Path) -> PathBuf {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
-    let temporary = std::path::PathBuf::from(temporary);
+    PathBuf::from(temporary)
+}
+
+/// Writes `bytes` under the temporary name of `path` and syncs it; returns that name.
+pub fn write_temporary(
+    fs: &dyn FileSystem,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<PathBuf, ReplError> {
+    let temporary = temporary_path(path);
     if fs.exists(&temporary) {
         fs.remove(&temporary)
             .map_err(|error| ReplError::io(&temporary, "removing", error))?;
@@ -101,10 +116,24 @@ pub fn write_file_atomically(
     let io = |error| ReplError::io(&temporary, "writing", error);
     file.write_at(bytes, 0).map_err(io)?;
     file.sync_data().map_err(io)?;
-    drop(file);
-    fs.rename(&temporary, path)
-        .map_err(|error| ReplError::io(path, "renaming into", error))?;
-    let directory = path.parent().unwrap_or(Path::new("."));
-    fs.sync_directory(directory)
-        .map_err(|error| ReplError::io(directory, "syncing", error))
+    Ok(temporary)
+}
+
+/// Renames each synced temporary file to its final name, then syncs each directory
+/// concerned once: a batch of files costs one directory sync.
+pub fn publish(fs: &dyn FileSystem, renames: &[(PathBuf, PathBuf)]) -> Result<(), ReplError> {
+    let mut directories: Vec<&Path> = Vec::new();
+    for (temporary, path) in renames {
+        fs.rename(temporary, path)
+            .map_err(|error| ReplError::io(path, "renaming into", error))?;
+        let directory = path.parent().unwrap_or(Path::new("."));
+        if !directories.contains(&directory) {
+            directories.push(directory);
+        }
+    }
+    for directory in directories {
+        fs.sync_directory(directory)
+            .map_err(|error| ReplError::io(directory, "syncing", error))?;
+    }
+    Ok(())
 }

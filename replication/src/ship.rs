@@ -1,7 +1,8 @@
 //! Ship: copy each closed generation of the active's log into the replica's incoming area.
 //!
-//! A copy is written under a temporary name, synced, renamed to its final name, and the
-//! directory synced; a crash leaves no partial file under a final name. A file of the same
+//! A copy is written under a temporary name and synced; the round's copies are then renamed
+//! to their final names and the directory synced once. A crash leaves no partial file under
+//! a final name (a leftover temporary file is replaced by the next copy). A file of the same
 //! generation already there counts as shipped when its content is identical; a different one
 //! is never overwritten (inspection quarantines it if it is bad, and it is then copied
 //! again). Failed copies are retried a bounded number of times with growing pauses.
@@ -11,7 +12,7 @@ use crate::generation_file::{
     compress, list_generations, read_generation, read_header, COMPRESSED_SUFFIX,
 };
 use crate::layout::ReplicaLayout;
-use crate::sealed::write_file_atomically;
+use crate::sealed::{publish, write_temporary};
 use crate::status::GenerationMark;
 use bluejet_engine::file::FileSystem;
 use bluejet_engine::log::directory::{path_of, LogDirectory};
@@ -63,6 +64,14 @@ pub struct ShipRound {
     /// When generation `needed` was started on the active: changes since then are not yet
     /// inspected here.
     pub exposed_since: Option<u64>,
+}
+
+/// A generation copied under its temporary name, synced, not yet renamed.
+struct Copy {
+    temporary: PathBuf,
+    path: PathBuf,
+    source_bytes: u64,
+    written_bytes: u64,
 }
 
 /// The ship stage.
@@ -131,16 +140,14 @@ impl Shipper {
             .filter(|(generation, _)| !self.verified.contains(generation))
             .take(self.options.batch);
         let wanted: Vec<(u32, String)> = wanted.map(|(&g, name)| (g, name.clone())).collect();
+        let mut written = Vec::new();
         for (generation, name) in wanted {
             let present = incoming.get(&generation).cloned().unwrap_or_default();
             match self.ship_with_retries(generation, &name, &present) {
-                Ok(Some((shipped, written))) => {
-                    round.bytes.0 += shipped;
-                    round.bytes.1 += written;
-                    round.shipped.push(GenerationMark {
-                        generation,
-                        time_micros: now_micros(),
-                    });
+                Ok(Some(copy)) => {
+                    round.bytes.0 += copy.source_bytes;
+                    round.bytes.1 += copy.written_bytes;
+                    written.push((generation, copy));
                 }
                 Ok(None) => {}
                 Err(ReplError::DifferentContent { generation, .. }) => {
@@ -154,7 +161,32 @@ impl Shipper {
                 }
             }
         }
+        self.publish(written, &mut round);
         Ok(round)
+    }
+
+    /// Renames the synced copies of this round to their final names with one directory
+    /// sync for all of them.
+    fn publish(&mut self, written: Vec<(u32, Copy)>, round: &mut ShipRound) {
+        let renames: Vec<_> = written
+            .iter()
+            .map(|(_, copy)| (copy.temporary.clone(), copy.path.clone()))
+            .collect();
+        match publish(self.fs.as_ref(), &renames) {
+            Ok(()) => {
+                for (generation, _) in written {
+                    self.verified.insert(generation);
+                    round.shipped.push(GenerationMark {
+                        generation,
+                        time_micros: now_micros(),
+                    });
+                }
+            }
+            Err(error) => {
+                round.bytes = (0, 0);
+                round.problem = Some(format!("publishing shipped generations: {error}"));
+            }
+        }
     }
 
     /// Ships one generation, retrying; `Ok(None)` when an identical copy was already there.
@@ -163,13 +195,15 @@ impl Shipper {
         generation: u32,
         name: &str,
         present: &[String],
-    ) -> Result<Option<(u64, u64)>, ReplError> {
+    ) -> Result<Option<Copy>, ReplError> {
         let mut pause = self.options.backoff;
         let mut attempt = 1;
         loop {
             match self.ship(generation, name, present) {
                 Ok(result) => {
-                    self.verified.insert(generation);
+                    if result.is_none() {
+                        self.verified.insert(generation);
+                    }
                     return Ok(result);
                 }
                 Err(error @ ReplError::DifferentContent { .. }) => return Err(error),
@@ -183,13 +217,14 @@ impl Shipper {
         }
     }
 
-    /// One attempt: compare with a copy already there, or write a new one.
+    /// One attempt: compare with a copy already there, or write a new one under its
+    /// temporary name, synced.
     fn ship(
         &self,
         generation: u32,
         name: &str,
         present: &[String],
-    ) -> Result<Option<(u64, u64)>, ReplError> {
+    ) -> Result<Option<Copy>, ReplError> {
         let source = path_of(&self.active, name);
         let image = read_generation(self.active_fs.as_ref(), &source)?;
         if !present.is_empty() {
@@ -210,8 +245,13 @@ impl Shipper {
             (name.to_owned(), image.clone())
         };
         let path = self.layout.incoming().join(target);
-        write_file_atomically(self.fs.as_ref(), &path, &bytes)?;
-        Ok(Some((image.len() as u64, bytes.len() as u64)))
+        let temporary = write_temporary(self.fs.as_ref(), &path, &bytes)?;
+        Ok(Some(Copy {
+            temporary,
+            path,
+            source_bytes: image.len() as u64,
+            written_bytes: bytes.len() as u64,
+        }))
     }
 
     /// The active's current generation, from the header of `E00.log`.

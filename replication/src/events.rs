@@ -29,7 +29,7 @@ pub struct Event {
 /// An append-only event log.
 pub struct EventLog {
     path: PathBuf,
-    file: Mutex<Option<(Arc<dyn FileHandle>, u64)>>,
+    file: Mutex<Option<Arc<dyn FileHandle>>>,
     fs: Arc<dyn FileSystem>,
 }
 
@@ -65,15 +65,16 @@ impl EventLog {
         if file.is_none() {
             *file = Some(self.open()?);
         }
-        let (handle, length) = file.as_mut().expect("opened above");
+        let handle = file.as_ref().expect("opened above");
         let io = |error| ReplError::io(&self.path, "appending to", error);
-        handle.write_at(line.as_bytes(), *length).map_err(io)?;
-        handle.sync_data().map_err(io)?;
-        *length += line.len() as u64;
-        Ok(())
+        // The end is read at every append: another process (the tool's suspend or resume)
+        // may have appended since.
+        let length = handle.size().map_err(io)?;
+        handle.write_at(line.as_bytes(), length).map_err(io)?;
+        handle.sync_data().map_err(io)
     }
 
-    fn open(&self) -> Result<(Arc<dyn FileHandle>, u64), ReplError> {
+    fn open(&self) -> Result<Arc<dyn FileHandle>, ReplError> {
         let mode = if self.fs.exists(&self.path) {
             OpenMode::ReadWrite
         } else {
@@ -83,16 +84,13 @@ impl EventLog {
             .fs
             .open(&self.path, mode)
             .map_err(|error| ReplError::io(&self.path, "opening", error))?;
-        let length = handle
-            .size()
-            .map_err(|error| ReplError::io(&self.path, "reading the size of", error))?;
         if mode == OpenMode::CreateNew {
             let directory = self.path.parent().unwrap_or(Path::new("."));
             self.fs
                 .sync_directory(directory)
                 .map_err(|error| ReplError::io(directory, "syncing", error))?;
         }
-        Ok((handle, length))
+        Ok(handle)
     }
 }
 

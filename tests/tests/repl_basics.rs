@@ -157,3 +157,50 @@ fn service_replicates_reports_status_and_suspends() {
             .unwrap();
     assert_eq!(status.state, CopyState::Disabled);
 }
+
+#[test]
+fn activated_copy_continues_the_stream_on_a_new_timeline() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let config = config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    for i in 0..500u32 {
+        let mut write = active.begin_write().unwrap();
+        write
+            .insert("messages", format!("{i:06}").as_bytes(), &[3u8; 300])
+            .unwrap();
+        write.commit().unwrap();
+    }
+    active.log().roll().unwrap();
+    let end = active.begin_read().unwrap().end();
+    let expected = digest(&active.begin_read().unwrap()).unwrap();
+    let mut replica = Replica::open(config.clone()).unwrap();
+    replica.catch_up(end, Duration::from_secs(30)).unwrap();
+    let last = replica.passive().unwrap().next_generation() - 1;
+    drop(replica);
+    drop(active);
+
+    let layout = config.layout();
+    let passive =
+        PassiveDatabase::open(&layout.database(), &layout.logs(), Options::default()).unwrap();
+    // Reopened at its checkpoint: replay what is left before taking over.
+    while passive.next_generation() <= last {
+        passive
+            .replay_generation(passive.next_generation(), None)
+            .unwrap();
+    }
+    let promoted = passive.activate(2).unwrap();
+    assert_eq!(digest(&promoted.begin_read().unwrap()).unwrap(), expected);
+    let header = promoted.log().current_header();
+    assert_eq!(header.generation, last + 1);
+    assert_eq!(header.timeline, 2);
+    let mut write = promoted.begin_write().unwrap();
+    write.insert("messages", b"after-failover", b"x").unwrap();
+    write.commit().unwrap();
+    promoted.close().unwrap();
+    let reopened = Database::open(&layout.database(), Options::default()).unwrap();
+    let read = reopened.begin_read().unwrap();
+    let table = read.open_table("messages").unwrap();
+    assert_eq!(table.len(), 501);
+}

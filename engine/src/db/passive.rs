@@ -403,6 +403,92 @@ impl PassiveDatabase {
     pub fn close(self) -> Result<(), DbError> {
         self.checkpoint().map(|_| ())
     }
+
+    /// Ends replay for good: checkpoints and writes a clean header that needs no log.
+    /// `Database::open` then starts a new log stream over it (a restored copy).
+    pub fn close_clean(self) -> Result<(), DbError> {
+        self.checkpoint()?;
+        let inner = &self.inner;
+        let mut header_state = inner.header.lock();
+        let previous = header_state.header.clone();
+        let clean = DbHeader {
+            state: DbState::CleanShutdown,
+            sequence: previous.sequence + 1,
+            log_required: (0, 0),
+            ..previous
+        };
+        let chain = header_state.chains[header_state.slot as usize].clone();
+        checkpoint::write_header(inner, &mut header_state, clean, chain)
+    }
+
+    /// Makes this copy the active database, continuing the stream on `timeline` (newer than
+    /// the copy's). Every generation replayed so far stays the common history; the next
+    /// generation, created in the copy's directory, chains to the last one replayed and
+    /// carries the new timeline, so the old active's later generations can never be taken
+    /// for it. A transaction begun in the last replayed generation and never committed in
+    /// it is dropped. The last replayed generation must have been replayed whole.
+    pub fn activate(self, timeline: u64) -> Result<super::Database, DbError> {
+        let next = self.next_position();
+        let last = next.generation.saturating_sub(1);
+        if next.offset != 0 || last < 1 || self.cursor.lock().previous.is_none() {
+            return Err(DbError::InvalidOptions(format!(
+                "activation needs a whole replayed generation (replay stands at {next:?})"
+            )));
+        }
+        if timeline <= self.timeline() {
+            return Err(DbError::InvalidOptions(format!(
+                "the new timeline {timeline} must be newer than {}",
+                self.timeline()
+            )));
+        }
+        self.checkpoint()?;
+        let directory = self.inner.directory.clone();
+        let mut options = self.inner.options.clone();
+        self.adopt_last_generation(last)?;
+        self.write_active_header(next, last)?;
+        drop(self);
+        options.log.timeline = timeline;
+        super::Database::open(&directory, options)
+    }
+
+    /// Copies the last replayed generation into the copy's directory, where the new
+    /// generation will chain to it.
+    fn adopt_last_generation(&self, last: u32) -> Result<(), DbError> {
+        let config = &self.inner.options.log;
+        let fs = config.file_system.as_ref();
+        let name = config.base_name.closed(last);
+        let source = path_of(&self.log_directory, &name);
+        let (_, image) = read_image(fs, &source, MAX_GENERATION_BYTES)?;
+        let target = path_of(&self.inner.directory, &name);
+        let io = |error| DbError::io(&target, "writing the last replayed generation", error);
+        if fs.exists(&target) {
+            fs.remove(&target).map_err(io)?;
+        }
+        let file = fs
+            .open(&target, crate::file::OpenMode::CreateNew)
+            .map_err(io)?;
+        file.write_at(&image, 0).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        fs.sync_directory(&self.inner.directory)
+            .map_err(|error| DbError::io(&self.inner.directory, "syncing", error))
+    }
+
+    /// The header of the database about to become active: its state is complete through
+    /// generation `last`, and recovery starts at the generation the new log opens with.
+    fn write_active_header(&self, next: LogPosition, last: u32) -> Result<(), DbError> {
+        let inner = &self.inner;
+        let mut header_state = inner.header.lock();
+        let previous = header_state.header.clone();
+        let header = DbHeader {
+            sequence: previous.sequence + 1,
+            checkpoint: next,
+            last_consistent: next,
+            log_required: (last, last),
+            ..previous
+        };
+        let chain = header_state.chains[header_state.slot as usize].clone();
+        checkpoint::write_header(inner, &mut header_state, header, chain)
+    }
 }
 
 /// The header and digest of generation `generation - 1` in `log_directory`, if it is there

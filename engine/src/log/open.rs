@@ -96,8 +96,10 @@ fn establish_current(
     let last_path = path_of(directory, &base.closed(last));
     let (_, image) = read_image(fs, &last_path, MAX_GENERATION_BYTES)?;
     let previous = read_header(&last_path, &image)?;
+    // A failover continues a stream on a new timeline: the configured one when it is newer.
     let next = GenerationHeader {
         generation: last + 1,
+        timeline: previous.timeline.max(config.timeline),
         created_micros: now_micros().max(previous.created_micros + 1),
         previous_created_micros: previous.created_micros,
         previous_digest: crc32c::crc32c(&image),

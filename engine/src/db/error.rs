@@ -104,6 +104,10 @@ pub enum DbError {
     /// An earlier failure left the in-memory state unreliable; reopen to recover from the log.
     #[error("the database is unusable after an earlier failure: {0}")]
     Poisoned(String),
+    /// The commit gate refused the commit (a node without its lease, a database moved to
+    /// another node); nothing of the transaction was committed.
+    #[error("commit refused: {0}")]
+    CommitRefused(String),
 }
 
 impl DbError {

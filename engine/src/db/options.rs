@@ -35,6 +35,8 @@ pub struct Options {
     /// Run the background checkpointer (default on); without it, checkpoints happen inline
     /// when the depth is reached.
     pub background: bool,
+    /// Consulted before every commit (default: none, every commit is admitted).
+    pub commit_gate: super::gate::Gate,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             compression: true,
             log: LogConfig::default(),
             background: true,
+            commit_gate: super::gate::Gate::open(),
         }
     }
 }

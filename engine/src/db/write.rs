@@ -366,6 +366,10 @@ impl<'db> WriteTransaction<'db> {
                 end: self.inner.log.writer().end_position(),
             });
         }
+        if let Err(reason) = self.inner.options.commit_gate.admit() {
+            self.abort_in_memory();
+            return Err(DbError::CommitRefused(reason));
+        }
         self.write_catalog()?;
         let log = self.log.take().expect("a logged transaction");
         let appended = log.commit(Durability::Lazy);

@@ -1,0 +1,42 @@
+//! The commit gate: what a cluster puts in front of every commit, so that a node that lost
+//! its lease (fencing) refuses commits, and a planned switchover can hold them.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Decides whether a commit may proceed. Called before a transaction's records are
+/// appended to the log; it may block (a paused database) and returns `Err(reason)` to
+/// refuse (a fenced node). Nothing of a refused transaction reaches the log.
+pub trait CommitGate: Send + Sync {
+    /// Admits one commit, or says why not.
+    fn admit(&self) -> Result<(), String>;
+}
+
+/// An optional gate, as kept in [`Options`](super::Options).
+#[derive(Clone, Default)]
+pub struct Gate(pub Option<Arc<dyn CommitGate>>);
+
+impl Gate {
+    /// A gate that admits everything.
+    pub fn open() -> Self {
+        Self(None)
+    }
+
+    /// Admits a commit through the gate, if there is one.
+    pub fn admit(&self) -> Result<(), String> {
+        match &self.0 {
+            Some(gate) => gate.admit(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Gate(set)"
+        } else {
+            "Gate(open)"
+        })
+    }
+}

@@ -149,7 +149,13 @@ impl Replayer {
         let depth_due = passive.checkpoint_depth() >= self.replay.checkpoint_bytes;
         let time_due = self.last_checkpoint.elapsed() >= self.replay.checkpoint_interval;
         if depth_due || (time_due && passive.checkpoint_depth() > 0) {
-            passive.checkpoint()?;
+            // A failed checkpoint leaves the copy unusable: fail, so that it is reopened
+            // from its last checkpoint after `retry_after` (with `?` the poisoned copy
+            // was kept, and with nothing left to replay it was never reopened).
+            if let Err(error) = passive.checkpoint() {
+                let message = format!("checkpointing the passive copy: {error}");
+                return Ok(self.fail(round, message));
+            }
             self.last_checkpoint = Instant::now();
             round.checkpointed = true;
         }

@@ -256,7 +256,11 @@ fn derive_figures(seen: &mut Observations, now: u64) {
     let newest = seen.status.last_generated.map_or(0, |mark| mark.generation);
     let status = &mut seen.status;
     status.copy_queue = newest.saturating_sub(seen.inspected_through);
-    status.replay_queue = seen.inspected_through.saturating_sub(seen.replayed_through);
+    // Until replay has completed a round, what it has replayed is not known yet.
+    status.replay_queue = match seen.rounds[2] {
+        true => seen.inspected_through.saturating_sub(seen.replayed_through),
+        false => 0,
+    };
     status.loss_window_generations = status.copy_queue + seen.active_current.is_some() as u32;
     status.loss_window_seconds = match seen.exposed_since {
         Some(since) if status.copy_queue > 0 => now.saturating_sub(since) as f64 / 1e6,

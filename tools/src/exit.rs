@@ -8,6 +8,7 @@
 //! | 3 | an I/O or other error stopped the command |
 
 use bluejet_engine::{DbError, LogError};
+use bluejet_replication::ReplError;
 use std::fmt;
 
 /// Everything checked out.
@@ -69,6 +70,21 @@ impl From<DbError> for ToolError {
                 ToolError::Usage(error.to_string())
             }
             error if error.is_damage() => ToolError::Damage(error.to_string()),
+            error => ToolError::Failure(error.to_string()),
+        }
+    }
+}
+
+impl From<ReplError> for ToolError {
+    fn from(error: ReplError) -> Self {
+        match error {
+            ReplError::Db(error) => error.into(),
+            ReplError::Log(error) => error.into(),
+            // A damaged replica file, a generation unlike the active's, content that differs.
+            ReplError::BadReplicaFile { .. }
+            | ReplError::DifferentContent { .. }
+            | ReplError::Mismatch(_) => ToolError::Damage(error.to_string()),
+            // Not a replica, locked, refused, timed out, I/O.
             error => ToolError::Failure(error.to_string()),
         }
     }

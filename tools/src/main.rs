@@ -12,9 +12,18 @@
 //! bluejet log dump PATH [--records] [--json] [--base E00]   (alias: bluejet ml PATH)
 //! bluejet checkpoint dump PATH [--json] [--base E00]        (alias: bluejet mk PATH)
 //! bluejet demo [--dir DIR] [--keep] [--writers N] [--messages N] [--mailboxes N] [--json]
+//! bluejet repl seed --active DIR --replica DIR [--json]
+//! bluejet repl run --active DIR --replica DIR [--lag SECONDS] [--compress]
+//!                  [--duration SECONDS] [--json]
+//! bluejet repl status --replica DIR [--json]
+//! bluejet repl suspend --replica DIR --comment TEXT [--json]
+//! bluejet repl resume --replica DIR --comment TEXT [--json]
+//! bluejet repl verify --active DIR --replica DIR [--json]
 //! ```
 //!
-//! DB is a database directory or its `bluejet.db` file.
+//! DB is a database directory or its `bluejet.db` file. A replica is a directory holding a
+//! passive copy of a database and the log generations shipped to it (see
+//! `bluejet_replication::layout`).
 //!
 //! Exit codes: 0 all good, 1 damage or inconsistency found, 2 bad usage, 3 I/O or other
 //! error. Errors go to stderr, prefixed `bluejet: `.
@@ -34,6 +43,7 @@ use clap::{Args, Parser, Subcommand};
 use exit::{ToolError, Verdict};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Inspect, verify, recover and compact BlueJet databases and their log streams.
 #[derive(Debug, Parser)]
@@ -79,8 +89,30 @@ enum Command {
     },
     /// Alias of `checkpoint dump`.
     Mk(CheckpointDumpArgs),
-    /// Deliver mail into a database with concurrent writers, reopen it and verify everything.
+    /// Deliver mail into a database with concurrent writers and a replicated passive copy,
+    /// reopen it and verify everything.
     Demo(DemoArgs),
+    /// Continuous replication to a passive copy: seed, run, status, suspend, resume, verify.
+    Repl {
+        #[command(subcommand)]
+        action: ReplAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReplAction {
+    /// Create the passive copy from a snapshot of the active (which must not be open).
+    Seed(ReplPairArgs),
+    /// Run the replication service until Ctrl-C or --duration, a status line every second.
+    Run(ReplRunArgs),
+    /// The copy status: state, queues, generations, loss window (exit 1 when Failed).
+    Status(ReplicaArgs),
+    /// Pause shipping and replay.
+    Suspend(ReplControlArgs),
+    /// Continue shipping and replay.
+    Resume(ReplControlArgs),
+    /// Compare the passive's content with the active's at one log position.
+    Verify(ReplPairArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +222,57 @@ struct DemoArgs {
     json: bool,
 }
 
+/// An active database and its replica.
+#[derive(Debug, Args)]
+struct ReplPairArgs {
+    /// The active database's directory.
+    #[arg(long, value_name = "DIR")]
+    active: PathBuf,
+    /// The replica directory.
+    #[arg(long, value_name = "DIR")]
+    replica: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `repl run`.
+#[derive(Debug, Args)]
+struct ReplRunArgs {
+    #[command(flatten)]
+    pair: ReplPairArgs,
+    /// Replay only generations closed at least this long ago (a lagged copy).
+    #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
+    lag: Option<Duration>,
+    /// Compress shipped generations with zstd.
+    #[arg(long)]
+    compress: bool,
+    /// Stop after this long instead of waiting for Ctrl-C.
+    #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
+    duration: Option<Duration>,
+}
+
+/// A replica and the output format.
+#[derive(Debug, Args)]
+struct ReplicaArgs {
+    /// The replica directory.
+    #[arg(long, value_name = "DIR")]
+    replica: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `repl suspend` and `repl resume`.
+#[derive(Debug, Args)]
+struct ReplControlArgs {
+    #[command(flatten)]
+    replica: ReplicaArgs,
+    /// Why: recorded in the control file and the event log, shown by `repl status`.
+    #[arg(long, value_name = "TEXT")]
+    comment: String,
+}
+
 fn parse_base(text: &str) -> Result<BaseName, String> {
     BaseName::new(text).map_err(|error| error.to_string())
 }
@@ -232,6 +315,37 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             mailboxes: args.mailboxes,
             json: args.json,
         }),
+        Command::Repl { action } => run_repl(action),
+    }
+}
+
+fn run_repl(action: ReplAction) -> Result<Verdict, ToolError> {
+    match action {
+        ReplAction::Seed(args) => commands::repl_seed::run(&args.active, &args.replica, args.json),
+        ReplAction::Run(args) => commands::repl_run::run(&commands::repl_run::RunOptions {
+            active: args.pair.active,
+            replica: args.pair.replica,
+            lag: args.lag,
+            compress: args.compress,
+            duration: args.duration,
+            json: args.pair.json,
+        }),
+        ReplAction::Status(args) => commands::repl_status::run(&args.replica, args.json),
+        ReplAction::Suspend(args) => commands::repl_control::run(
+            &args.replica.replica,
+            true,
+            &args.comment,
+            args.replica.json,
+        ),
+        ReplAction::Resume(args) => commands::repl_control::run(
+            &args.replica.replica,
+            false,
+            &args.comment,
+            args.replica.json,
+        ),
+        ReplAction::Verify(args) => {
+            commands::repl_verify::run(&args.active, &args.replica, args.json)
+        }
     }
 }
 

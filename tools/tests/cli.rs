@@ -54,6 +54,11 @@ fn demo_directory() -> (tempfile::TempDir, PathBuf) {
     );
     assert!(directory.join("bluejet.db").exists());
     assert!(directory.join("E0000000001.log").exists());
+    assert!(
+        line(&stdout, "passive:").ends_with("content identical to the active's"),
+        "{stdout}"
+    );
+    assert!(directory.join("replica").join("replica.json").exists());
     (root, directory)
 }
 
@@ -307,6 +312,13 @@ fn demo_json_in_a_temporary_directory() {
         .as_array()
         .unwrap()
         .is_empty());
+    let replication = &document["replication"];
+    assert_eq!(replication["equal"], true, "{replication}");
+    assert_eq!(replication["tables"], 2, "{replication}");
+    assert_eq!(replication["copy_queue"], 0, "{replication}");
+    assert_eq!(replication["replay_queue"], 0, "{replication}");
+    assert!(replication["generations_replayed"].as_u64().unwrap() >= 1);
+    assert!(replication["compression_ratio"].as_f64().unwrap() > 1.0);
     let directory = PathBuf::from(document["directory"].as_str().unwrap());
     assert!(
         !directory.exists(),
@@ -732,4 +744,231 @@ fn demo_database_passes_every_command() {
         arg(&root.path().join("compact")),
     ]);
     assert_eq!(code(&output), 0, "{}", text(&output.stdout));
+}
+
+/// A small database and the path of a replica beside it (not created).
+fn active_and_replica() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (root, active) = small_database();
+    let replica = root.path().join("replica");
+    (root, active, replica)
+}
+
+/// `bluejet repl ARGUMENTS...`, asserting the exit code; returns the output.
+fn repl(arguments: &[&str], expected: i32) -> Output {
+    let mut all = vec!["repl"];
+    all.extend_from_slice(arguments);
+    let output = bluejet(&all);
+    assert_eq!(
+        code(&output),
+        expected,
+        "{arguments:?}\n{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn repl_seed_run_status_and_verify() {
+    let (_root, active, replica) = active_and_replica();
+    let (active, replica) = (arg(&active), arg(&replica));
+    let seeded = json(&repl(
+        &["seed", "--active", active, "--replica", replica, "--json"],
+        0,
+    ));
+    assert_eq!(seeded["tables"]["messages"]["entries"], 60, "{seeded}");
+    assert_eq!(seeded["tables"]["folders"]["entries"], 60, "{seeded}");
+
+    // More mail on the active after the seed, for the service to ship.
+    let database = Database::open(Path::new(active), Options::default()).unwrap();
+    fill(&database, 100, 40);
+    database.log().roll().unwrap();
+    database.close().unwrap();
+
+    let ran = repl(
+        &[
+            "run",
+            "--active",
+            active,
+            "--replica",
+            replica,
+            "--compress",
+            "--duration",
+            "2",
+            "--json",
+        ],
+        0,
+    );
+    let ran = json(&ran);
+    assert_eq!(ran["kind"], "repl-run");
+    assert_eq!(ran["stopped_by"], "duration");
+    assert_eq!(ran["status"]["state"], "Disabled", "{ran}");
+
+    let status = json(&repl(&["status", "--replica", replica, "--json"], 0));
+    let fields = &status["status"];
+    assert!(
+        ["Disabled", "Healthy"].contains(&fields["state"].as_str().unwrap()),
+        "{status}"
+    );
+    assert_eq!(fields["copy_queue"], 0, "{status}");
+    assert_eq!(fields["replay_queue"], 0, "{status}");
+    assert!(fields["last_replayed"]["generation"].as_u64().unwrap() >= 2);
+    let stdout = text(&repl(&["status", "--replica", replica], 0).stdout);
+    assert!(line(&stdout, "  state").contains("Disabled"), "{stdout}");
+    assert!(stdout.contains("loss window"), "{stdout}");
+
+    let verified = repl(&["verify", "--active", active, "--replica", replica], 0);
+    let stdout = text(&verified.stdout);
+    assert!(
+        stdout.ends_with("verification passed: the passive copy equals the active (2 tables)\n"),
+        "{stdout}"
+    );
+    let verified = json(&repl(
+        &["verify", "--active", active, "--replica", replica, "--json"],
+        0,
+    ));
+    assert_eq!(verified["equal"], true, "{verified}");
+    assert_eq!(
+        verified["passive"]["messages"]["entries"], 100,
+        "{verified}"
+    );
+    assert_eq!(verified["active"], verified["passive"]);
+}
+
+#[test]
+fn repl_suspend_and_resume_twice() {
+    let (_root, active, replica_path) = active_and_replica();
+    let replica = arg(&replica_path);
+    repl(&["seed", "--active", arg(&active), "--replica", replica], 0);
+    let suspend = ["suspend", "--replica", replica, "--comment", "disk swap"];
+    let stdout = text(&repl(&suspend, 0).stdout);
+    assert!(stdout.ends_with(": suspended: disk swap\n"), "{stdout}");
+    let stdout = text(&repl(&suspend, 0).stdout);
+    assert!(stdout.contains("already suspended"), "{stdout}");
+    let resume = [
+        "resume",
+        "--replica",
+        replica,
+        "--comment",
+        "done",
+        "--json",
+    ];
+    let resumed = json(&repl(&resume, 0));
+    assert_eq!(resumed["changed"], true);
+    assert_eq!(resumed["suspended"], false);
+    assert_eq!(json(&repl(&resume, 0))["changed"], false);
+    let events = std::fs::read_to_string(replica_path.join("events.jsonl")).unwrap();
+    assert!(events.contains(r#""kind":"suspended""#), "{events}");
+    assert!(events.contains(r#""message":"disk swap""#), "{events}");
+    assert!(events.contains(r#""kind":"resumed""#), "{events}");
+}
+
+#[test]
+fn repl_on_a_directory_that_is_not_a_replica_exits_3() {
+    let (_root, active) = small_database();
+    let output = repl(&["status", "--replica", arg(&active)], 3);
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("bluejet: "), "{stderr}");
+    assert!(stderr.contains("not a replica"), "{stderr}");
+    let output = repl(&["suspend", "--replica", arg(&active), "--comment", "x"], 3);
+    assert!(text(&output.stderr).contains("is not a replica"));
+    assert!(!active.join("control.json").exists());
+    let output = repl(
+        &[
+            "verify",
+            "--active",
+            arg(&active),
+            "--replica",
+            arg(&active),
+        ],
+        3,
+    );
+    assert!(text(&output.stderr).contains("is not a replica"));
+    let output = repl(
+        &["run", "--active", arg(&active), "--replica", arg(&active)],
+        3,
+    );
+    assert!(text(&output.stderr).contains("is not a replica"));
+}
+
+#[test]
+fn repl_bad_usage_exits_2() {
+    for arguments in [
+        &["repl"][..],
+        &["repl", "suspend", "--replica", "x"],
+        &["repl", "seed", "--active", "x"],
+        &[
+            "repl",
+            "run",
+            "--active",
+            "a",
+            "--replica",
+            "b",
+            "--duration",
+            "soon",
+        ],
+        &[
+            "repl",
+            "run",
+            "--active",
+            "a",
+            "--replica",
+            "b",
+            "--lag",
+            "-1",
+        ],
+    ] {
+        let output = bluejet(arguments);
+        assert_eq!(code(&output), 2, "{arguments:?}");
+    }
+}
+
+#[test]
+fn repl_run_stops_on_a_signal_and_holds_the_replica() {
+    let (_root, active, replica_path) = active_and_replica();
+    let (active, replica) = (arg(&active), arg(&replica_path));
+    repl(&["seed", "--active", active, "--replica", replica], 0);
+    let child = Command::new(env!("CARGO_BIN_EXE_bluejet"))
+        .args([
+            "repl",
+            "run",
+            "--active",
+            active,
+            "--replica",
+            replica,
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the service wrote a status of its own.
+    let started = std::time::Instant::now();
+    loop {
+        let status = json(&repl(&["status", "--replica", replica, "--json"], 0));
+        if ["Healthy", "Initializing"].contains(&status["status"]["state"].as_str().unwrap())
+            && status["status"]["message"] != "seeded"
+        {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 20, "{status}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let output = repl(&["verify", "--active", active, "--replica", replica], 3);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("in use by another replication service"),
+        "{stderr}"
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output.stderr));
+    let document = json(&output);
+    assert_eq!(document["stopped_by"], "signal");
+    assert_eq!(document["status"]["state"], "Disabled");
+    repl(&["verify", "--active", active, "--replica", replica], 0);
 }

@@ -1,8 +1,11 @@
 //! `bluejet demo`: a mail server's delivery workload against a real database — several
 //! writers delivering at once into several mailboxes — then proof that every message reads
 //! back exactly after a reopen, the folder index agrees with the messages, the file passes
-//! the integrity check and the log the database wrote verifies.
+//! the integrity check and the log the database wrote verifies. A passive copy, seeded
+//! before delivery and replicated while the writers deliver, must end up holding exactly
+//! what the active holds.
 
+use super::demo_replicate::{self, Replicated};
 use super::demo_verify::{self, Verified};
 use super::demo_write::{self, Delivered, Plan};
 use super::log_directory::{self, StreamCheck};
@@ -40,6 +43,7 @@ pub struct DemoOptions {
 struct Run {
     delivered: Delivered,
     close: Duration,
+    replicated: Replicated,
     verified: Verified,
     integrity: IntegrityReport,
     space: SpaceReport,
@@ -54,6 +58,7 @@ impl Run {
             + self.verified.problems()
             + self.integrity.problems.len()
             + self.stream.problems.len()
+            + self.replicated.differences.len()
     }
 }
 
@@ -75,8 +80,8 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
         writers: options.writers,
         mailboxes: options.mailboxes,
     };
-    let (delivered, close) = write(&directory, plan)?;
-    let run = check(&directory, delivered, close)?;
+    let (delivered, close, replicated) = write(&directory, plan)?;
+    let run = check(&directory, delivered, close, replicated)?;
     if options.json {
         output::print_json(&run_json(&directory, &run));
     } else {
@@ -89,21 +94,29 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
     Ok(Verdict::from_problems(run.problems()))
 }
 
-/// Creates the database, delivers the mail and closes it cleanly; returns what was
-/// delivered and how long the close took.
-fn write(directory: &Path, plan: Plan) -> Result<(Delivered, Duration), ToolError> {
+/// Creates the database and its replica, delivers the mail while replicating, checks the
+/// copy and closes the database cleanly; returns what was delivered, how long the close
+/// took and what the copy did.
+fn write(directory: &Path, plan: Plan) -> Result<(Delivered, Duration, Replicated), ToolError> {
     let database = Database::open(directory, Options::default())?;
+    let replicating = demo_replicate::start(&database, directory)?;
     let progress = Progress::new("delivering {bar:30} {pos}/{len} messages, {eta} left");
     let delivered = demo_write::deliver(&database, plan, &progress);
     progress.finish();
     let delivered = delivered?;
+    let replicated = replicating.finish(&database)?;
     let closing = Instant::now();
     database.close()?;
-    Ok((delivered, closing.elapsed()))
+    Ok((delivered, closing.elapsed(), replicated))
 }
 
 /// Reopens and verifies the contents, then checks the file and the log offline.
-fn check(directory: &Path, delivered: Delivered, close: Duration) -> Result<Run, ToolError> {
+fn check(
+    directory: &Path,
+    delivered: Delivered,
+    close: Duration,
+    replicated: Replicated,
+) -> Result<Run, ToolError> {
     let started = Instant::now();
     let verified = demo_verify::verify(directory, &delivered.live)?;
     let image = image::open(directory)?;
@@ -115,6 +128,7 @@ fn check(directory: &Path, delivered: Delivered, close: Duration) -> Result<Run,
     Ok(Run {
         delivered,
         close,
+        replicated,
         verified,
         integrity,
         space,
@@ -164,6 +178,9 @@ fn print_summary(run: &Run) {
         run.close.as_secs_f64()
     );
     print_checks(run);
+    for line in demo_replicate::lines(&run.replicated) {
+        crate::out!("{line}");
+    }
     print_sizes(run);
     for problem in &delivered.problems {
         crate::out!("problem: {problem}");
@@ -252,6 +269,7 @@ fn run_json(directory: &Path, run: &Run) -> Value {
             .map(|p| json!(integrity_command::problem_text(p))),
     );
     problems.extend(run.stream.problems.iter().map(|p| json!(p.text())));
+    problems.extend(run.replicated.differences.iter().map(|d| json!(d)));
     json!({
         "kind": "demo",
         "directory": directory.display().to_string(),
@@ -279,6 +297,7 @@ fn run_json(directory: &Path, run: &Run) -> Value {
         "log_generations": run.stream.report.generations.len(),
         "integrity": run.integrity,
         "space": run.space,
+        "replication": demo_replicate::json(&run.replicated),
         "problems": problems,
         "unreported_problems": verified.unreported,
         "passed": run.problems() == 0,
@@ -344,8 +363,12 @@ impl Place {
     }
 }
 
-/// Removes the database file and the log files, and nothing else.
+/// Removes the database file, the log files and the replica, and nothing else.
 fn remove_database_files(directory: &Path) -> Result<(), ToolError> {
+    let replica = directory.join(demo_replicate::REPLICA_DIRECTORY);
+    if replica.is_dir() {
+        std::fs::remove_dir_all(&replica)?;
+    }
     let base = BaseName::default();
     let temporary = format!("{DATABASE_FILE_NAME}.tmp");
     for entry in std::fs::read_dir(directory)? {

@@ -1,0 +1,114 @@
+//! `bluejet repl run --active DIR --replica DIR`: run the replication service for a seeded
+//! replica in the foreground, a status line on stderr every second, until Ctrl-C (SIGINT or
+//! SIGTERM) or `--duration` passes; then stop cleanly and print the final status.
+
+use super::repl_status;
+use crate::exit::{ToolError, Verdict};
+use crate::output;
+use bluejet_replication::{ReplicaConfig, ReplicationService};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How often the status line is printed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
+/// The options of `repl run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The active's directory.
+    pub active: PathBuf,
+    /// The replica directory (seeded).
+    pub replica: PathBuf,
+    /// Replay only generations at least this old.
+    pub lag: Option<Duration>,
+    /// Ship compressed.
+    pub compress: bool,
+    /// Stop after this long (else only on a signal).
+    pub duration: Option<Duration>,
+    /// Print the final status as JSON.
+    pub json: bool,
+}
+
+/// Runs the service until told to stop; exit 1 if the copy ends Failed.
+pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
+    let signals = stop_signals()?;
+    let service = ReplicationService::start(config(options))?;
+    eprintln!(
+        "bluejet: replicating {} to {} (Ctrl-C stops)",
+        options.active.display(),
+        options.replica.display()
+    );
+    let stopped_by = watch(&service, &signals, options.duration);
+    let last = service.status();
+    service.stop()?;
+    let status = repl_status::read(&options.replica)?;
+    if options.json {
+        let mut document = repl_status::document(&options.replica, &status);
+        document["kind"] = json!("repl-run");
+        document["stopped_by"] = json!(stopped_by);
+        document["last_running_state"] = json!(format!("{:?}", last.state));
+        document["passed"] = json!(repl_status::verdict(&last) == Verdict::Clean);
+        output::print_json(&document);
+    } else {
+        crate::out!(
+            "replication stopped ({stopped_by}), last running state {:?}",
+            last.state
+        );
+        crate::out!("replica: {}", options.replica.display());
+        for line in repl_status::lines(&status) {
+            crate::out!("{line}");
+        }
+    }
+    Ok(repl_status::verdict(&last))
+}
+
+/// The replica configuration the options call for.
+fn config(options: &RunOptions) -> ReplicaConfig {
+    let mut config = ReplicaConfig::new(&options.active, &options.replica);
+    config.replay.lag = options.lag;
+    config.ship.compress = options.compress;
+    config
+}
+
+/// A channel that receives once SIGINT or SIGTERM arrives.
+fn stop_signals() -> Result<mpsc::Receiver<()>, ToolError> {
+    let (sender, receiver) = mpsc::channel();
+    ctrlc::set_handler(move || {
+        let _ = sender.send(());
+    })
+    .map_err(|error| ToolError::Failure(format!("installing the signal handler: {error}")))?;
+    Ok(receiver)
+}
+
+/// Prints a status line every second until a signal or the deadline; says which.
+fn watch(
+    service: &ReplicationService,
+    signals: &mpsc::Receiver<()>,
+    duration: Option<Duration>,
+) -> &'static str {
+    let deadline = duration.map(|duration| Instant::now() + duration);
+    loop {
+        let wait = deadline.map_or(STATUS_EVERY, |deadline| {
+            STATUS_EVERY.min(deadline.saturating_duration_since(Instant::now()))
+        });
+        match signals.recv_timeout(wait) {
+            Ok(()) => return "signal",
+            Err(mpsc::RecvTimeoutError::Disconnected) => return "signal handler gone",
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return "duration";
+        }
+        eprintln!("bluejet: {}", repl_status::one_line(&service.status()));
+    }
+}
+
+/// Parses a number of seconds (`2`, `0.5`) as a duration.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
+}

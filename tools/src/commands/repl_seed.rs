@@ -1,0 +1,79 @@
+//! `bluejet repl seed --active DIR --replica DIR`: create a passive copy of a database from a
+//! snapshot of it, then bring the copy up to the snapshot's generation, like
+//! `Update-MailboxDatabaseCopy`. The active must not be open elsewhere.
+
+use crate::exit::{ToolError, Verdict};
+use crate::image;
+use crate::output;
+use crate::records::position_json;
+use bluejet_replication::seed::{seed_directory, SeedReport};
+use bluejet_replication::verify::ContentDigest;
+use bluejet_replication::ReplicaConfig;
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Seeds `replica` from the database in `active`.
+pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolError> {
+    // Checked first: opening the active would create a database where there is none.
+    let active = image::database_directory(active)?;
+    let report = seed_directory(&ReplicaConfig::new(&active, replica))?;
+    if json {
+        output::print_json(&json!({
+            "kind": "repl-seed",
+            "active": active.display().to_string(),
+            "replica": replica.display().to_string(),
+            "position": position_json(report.position),
+            "tables": tables_json(&report.tables),
+            "removed": report.removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "generations_replayed": report.generations_replayed,
+            "seconds": report.seconds,
+            "passed": true,
+        }));
+    } else {
+        print_text(&active, replica, &report);
+    }
+    Ok(Verdict::Clean)
+}
+
+/// Tables with their entries, bytes and crc32c.
+pub fn tables_json(tables: &ContentDigest) -> Value {
+    tables
+        .iter()
+        .map(|(name, digest)| {
+            (
+                name.clone(),
+                json!({
+                    "entries": digest.entries,
+                    "bytes": digest.bytes,
+                    "crc32c": format!("{:#010x}", digest.crc32c),
+                }),
+            )
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
+fn print_text(active: &Path, replica: &Path, report: &SeedReport) {
+    crate::out!(
+        "seeded {} from {} at {}",
+        replica.display(),
+        active.display(),
+        report.position
+    );
+    for (name, digest) in &report.tables {
+        crate::out!(
+            "  table {name:<16} {:>10} entries {:>12} crc32c {:#010x}",
+            digest.entries,
+            output::bytes(digest.bytes),
+            digest.crc32c
+        );
+    }
+    for path in &report.removed {
+        crate::out!("  removed {} (earlier copy)", path.display());
+    }
+    crate::out!(
+        "seed complete: {} replayed after the snapshot, {:.3} s",
+        output::plural(u64::from(report.generations_replayed), "generation"),
+        report.seconds
+    );
+}

@@ -1,0 +1,176 @@
+//! `bluejet repl status --replica DIR`: the copy status a replication service last wrote,
+//! like `Get-MailboxDatabaseCopyStatus`. The formatting here is shared by `repl run` and the
+//! demo.
+
+use crate::exit::{ToolError, Verdict};
+use crate::output;
+use crate::records::position_json;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::log::now_micros;
+use bluejet_replication::layout::ReplicaLayout;
+use bluejet_replication::status::GenerationMark;
+use bluejet_replication::{CopyState, CopyStatus};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+/// A status not rewritten for this long, from a service that did not stop cleanly, means
+/// nothing is replicating: it reads as Failed.
+pub const STALE: Duration = Duration::from_secs(10);
+
+/// Prints the status of the replica in `replica`: exit 0 unless the copy is Failed (1).
+pub fn run(replica: &Path, json: bool) -> Result<Verdict, ToolError> {
+    let status = read(replica)?;
+    if json {
+        output::print_json(&document(replica, &status));
+    } else {
+        crate::out!("replica: {}", replica.display());
+        for line in lines(&status) {
+            crate::out!("{line}");
+        }
+    }
+    Ok(verdict(&status))
+}
+
+/// Reads the status of the replica in `replica`; a directory without one is not a replica.
+pub fn read(replica: &Path) -> Result<CopyStatus, ToolError> {
+    let layout = ReplicaLayout::new(replica);
+    CopyStatus::read(&OsFileSystem, &layout, STALE)?.ok_or_else(|| {
+        ToolError::Failure(format!(
+            "{}: not a replica: no status.json (seed it with `bluejet repl seed`)",
+            replica.display()
+        ))
+    })
+}
+
+/// Failed is exit 1; every other state is exit 0.
+pub fn verdict(status: &CopyStatus) -> Verdict {
+    if status.state == CopyState::Failed {
+        Verdict::Damaged
+    } else {
+        Verdict::Clean
+    }
+}
+
+/// The state and its message: `Healthy`, `Failed: why`.
+pub fn state_text(status: &CopyStatus) -> String {
+    if status.message.is_empty() {
+        format!("{:?}", status.state)
+    } else {
+        format!("{:?}: {}", status.state, status.message)
+    }
+}
+
+/// One line, for a running service: state, queues, last replayed generation, loss window.
+pub fn one_line(status: &CopyStatus) -> String {
+    format!(
+        "{:?}, copy queue {}, replay queue {}, replayed through {}, loss window {} ({:.1} s)",
+        status.state,
+        status.copy_queue,
+        status.replay_queue,
+        status.last_replayed.map_or("-".to_owned(), |mark| format!(
+            "generation {}",
+            mark.generation
+        )),
+        output::plural(u64::from(status.loss_window_generations), "generation"),
+        status.loss_window_seconds
+    )
+}
+
+/// A generation and when, with its age: `12 at 2026-...Z (3.2 s ago)`.
+fn mark_text(mark: Option<GenerationMark>, now: u64) -> String {
+    match mark {
+        Some(mark) => format!(
+            "{} at {}",
+            mark.generation,
+            time_with_age(mark.time_micros, now)
+        ),
+        None => "-".into(),
+    }
+}
+
+/// A time with its age: `2026-...Z (3.2 s ago)`, `-` when not set.
+fn time_with_age(micros: u64, now: u64) -> String {
+    if micros == 0 {
+        return "-".into();
+    }
+    format!(
+        "{} ({:.1} s ago)",
+        output::time(micros),
+        now.saturating_sub(micros) as f64 / 1e6
+    )
+}
+
+/// The status for people, one field a line.
+pub fn lines(status: &CopyStatus) -> Vec<String> {
+    let now = now_micros();
+    let field = |name: &str, value: String| format!("  {name:<20} {value}");
+    vec![
+        field("state", state_text(status)),
+        field("copy queue", status.copy_queue.to_string()),
+        field("replay queue", status.replay_queue.to_string()),
+        field("last generated", mark_text(status.last_generated, now)),
+        field("last copied", mark_text(status.last_copied, now)),
+        field("last inspected", mark_text(status.last_inspected, now)),
+        field("last replayed", mark_text(status.last_replayed, now)),
+        field("replayed position", status.replayed_position.to_string()),
+        field(
+            "loss window",
+            format!(
+                "{}, {:.1} s",
+                output::plural(u64::from(status.loss_window_generations), "generation"),
+                status.loss_window_seconds
+            ),
+        ),
+        field(
+            "gap",
+            status.gap.map_or("none".to_owned(), |gap| gap.to_string()),
+        ),
+        field(
+            "shipped",
+            format!(
+                "{}, {} transferred ({:.2}x compression)",
+                output::bytes(status.shipped_bytes),
+                output::bytes(status.transferred_bytes),
+                status.compression_ratio()
+            ),
+        ),
+        field(
+            "last contact",
+            time_with_age(status.last_contact_micros, now),
+        ),
+        field("updated", time_with_age(status.updated_micros, now)),
+    ]
+}
+
+/// The status as JSON: every field of `status.json`, the compression ratio and ages.
+pub fn status_json(status: &CopyStatus) -> Value {
+    let now = now_micros();
+    let mut value = serde_json::to_value(status).unwrap_or_default();
+    if let Value::Object(fields) = &mut value {
+        fields.insert("state".into(), json!(format!("{:?}", status.state)));
+        fields.insert(
+            "replayed_position".into(),
+            position_json(status.replayed_position),
+        );
+        fields.insert(
+            "compression_ratio".into(),
+            json!(status.compression_ratio()),
+        );
+        fields.insert(
+            "age_seconds".into(),
+            json!(now.saturating_sub(status.updated_micros) as f64 / 1e6),
+        );
+    }
+    value
+}
+
+/// The document `repl status --json` prints.
+pub fn document(replica: &Path, status: &CopyStatus) -> Value {
+    json!({
+        "kind": "repl-status",
+        "replica": replica.display().to_string(),
+        "status": status_json(status),
+        "passed": verdict(status) == Verdict::Clean,
+    })
+}

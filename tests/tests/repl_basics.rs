@@ -204,3 +204,79 @@ fn activated_copy_continues_the_stream_on_a_new_timeline() {
     let table = read.open_table("messages").unwrap();
     assert_eq!(table.len(), 501);
 }
+
+#[test]
+fn seed_while_the_active_keeps_committing() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    for i in 0..3000u32 {
+        let mut write = active.begin_write().unwrap();
+        write
+            .insert("messages", format!("before-{i:06}").as_bytes(), &[1u8; 200])
+            .unwrap();
+        write.commit().unwrap();
+    }
+    let config = config(active_dir.path(), replica_dir.path());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let report = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut write = active.begin_write().unwrap();
+                write
+                    .insert("messages", format!("during-{i:06}").as_bytes(), &[2u8; 200])
+                    .unwrap();
+                write.commit().unwrap();
+                i += 1;
+            }
+            i
+        });
+        let report = seed(&active, &config).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let during = writer.join().unwrap();
+        assert!(during > 0);
+        report
+    });
+    assert!(report.tables["messages"].entries >= 3000);
+    active.log().roll().unwrap();
+    let end = active.begin_read().unwrap().end();
+    let mut replica = Replica::open(config).unwrap();
+    replica.catch_up(end, Duration::from_secs(30)).unwrap();
+    let passive = replica.passive().unwrap();
+    let expected = digest(&active.begin_read().unwrap()).unwrap();
+    assert_eq!(digest(&passive.begin_read().unwrap()).unwrap(), expected);
+}
+
+#[test]
+fn lagged_copy_applies_only_old_enough_generations() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let mut config = config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let seeded = active.begin_read().unwrap().end();
+    for i in 0..300u32 {
+        let mut write = active.begin_write().unwrap();
+        write
+            .insert("messages", format!("{i:06}").as_bytes(), &[5u8; 400])
+            .unwrap();
+        write.commit().unwrap();
+    }
+    active.log().roll().unwrap();
+    config.replay.lag = Some(Duration::from_secs(3600));
+    let mut replica = Replica::open(config.clone()).unwrap();
+    for _ in 0..3 {
+        replica.step();
+    }
+    let status = replica.step();
+    assert!(status.last_inspected.is_some(), "{status:?}");
+    assert!(status.replay_queue > 0, "{status:?}");
+    assert_eq!(replica.passive().unwrap().replayed(), seeded);
+    drop(replica);
+    config.replay.lag = Some(Duration::ZERO);
+    let mut replica = Replica::open(config).unwrap();
+    let end = active.begin_read().unwrap().end();
+    replica.catch_up(end, Duration::from_secs(30)).unwrap();
+    assert_eq!(replica.passive().unwrap().replayed(), end);
+}

@@ -68,6 +68,9 @@ pub enum ReplError {
     /// Waiting for a condition took too long.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A message given to the transport dumpster is out of bounds (id or body length).
+    #[error("invalid message: {0}")]
+    InvalidMessage(String),
 }
 
 impl ReplError {

@@ -24,6 +24,15 @@ pub struct Event {
     pub generation: Option<u32>,
     /// Details.
     pub message: String,
+    /// The node that recorded it (cluster events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The cluster epoch then (cluster events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// The operator's comment, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 /// An append-only event log.
@@ -45,12 +54,19 @@ impl EventLog {
 
     /// Appends an event now.
     pub fn record(&self, kind: &str, generation: Option<u32>, message: impl Into<String>) {
-        let event = Event {
+        self.record_event(Event {
             time_micros: now_micros(),
             kind: kind.to_owned(),
             generation,
             message: message.into(),
-        };
+            node: None,
+            epoch: None,
+            comment: None,
+        });
+    }
+
+    /// Appends `event` (its time as given).
+    pub fn record_event(&self, event: Event) {
         // The event log is a record for operators: failing to write it must not stop
         // replication, whose state is in the status file and the replica's own files.
         let _ = self.append(&event);

@@ -69,7 +69,12 @@ impl Inspector {
     ) -> Result<Self, ReplError> {
         let base = identity.base()?;
         let accepted = list_generations(fs.as_ref(), &layout.logs(), base)?;
-        let mut next = identity.seeded_at.generation;
+        // Truncation of `logs/` (after a backup) may have removed the oldest generations:
+        // continue after the run that starts with the oldest one kept.
+        let oldest = accepted.keys().next().copied();
+        let mut next = oldest.map_or(identity.seeded_at.generation, |oldest| {
+            oldest.max(identity.seeded_at.generation)
+        });
         while accepted.contains_key(&next) {
             next += 1;
         }

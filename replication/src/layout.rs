@@ -113,13 +113,17 @@ impl ReplicaLayout {
                 "replica.json"
                     | "status.json"
                     | "control.json"
+                    | "backups.json"
                     | "events.jsonl"
                     | "lock"
                     | "incoming"
                     | "logs"
                     | "quarantine"
                     | "database"
-            ) || name.ends_with(".json.tmp");
+                    | "heartbeat.json"
+                    | "requests"
+            ) || name.ends_with(".json.tmp")
+                || name.starts_with("diverged-");
         }
         if directory == self.database() {
             return name == DATABASE_FILE_NAME || name == format!("{DATABASE_FILE_NAME}.tmp");

@@ -16,7 +16,13 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backup;
+pub mod backup_error;
+pub mod backup_manifest;
+pub mod backup_verify;
+pub mod cluster;
 pub mod control;
+pub mod dumpster;
 pub mod error;
 pub mod events;
 pub mod generation_file;
@@ -26,11 +32,13 @@ pub mod layout;
 pub mod lock;
 pub mod replay;
 pub mod replica;
+pub mod restore;
 pub mod sealed;
 pub mod seed;
 pub mod service;
 pub mod ship;
 pub mod status;
+pub mod truncate;
 pub mod verify;
 
 pub use error::ReplError;

@@ -79,6 +79,8 @@ pub struct Board {
     observations: Mutex<Observations>,
     machine: Mutex<StateMachine>,
     published: Mutex<Option<(CopyState, String)>>,
+    /// A copy rebuilt from an old active shows Resynchronizing until it has caught up.
+    resynchronizing: std::sync::atomic::AtomicBool,
     /// The event log.
     pub events: EventLog,
 }
@@ -96,7 +98,32 @@ impl Board {
             observations: Mutex::new(Observations::default()),
             machine: Mutex::new(StateMachine::default()),
             published: Mutex::new(None),
+            resynchronizing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Shows the copy Resynchronizing until every stage has completed a round with empty
+    /// queues (an old active catching up after a failover).
+    pub fn mark_resynchronizing(&self) {
+        self.resynchronizing
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Replaces a Healthy, Initializing or soft state by Resynchronizing while catching up.
+    fn resynchronizing_state(&self, seen: &Observations, state: CopyState) -> Option<CopyState> {
+        use std::sync::atomic::Ordering;
+        if !self.resynchronizing.load(Ordering::Acquire) {
+            return None;
+        }
+        let caught_up = seen.rounds.iter().all(|&done| done)
+            && seen.status.copy_queue == 0
+            && seen.status.replay_queue == 0;
+        if caught_up {
+            self.resynchronizing.store(false, Ordering::Release);
+            return None;
+        }
+        let hard = seen.replay_failure.is_some() || seen.inspect_failure.is_some();
+        (!hard && state != CopyState::Suspended).then_some(CopyState::Resynchronizing)
     }
 
     /// Whether an operator suspended the copy (read from `control.json`).
@@ -213,7 +240,10 @@ impl Board {
             Err(error) => seen.stage_problems[0] = Some(error.to_string()),
         }
         derive_figures(&mut seen, now);
-        let (state, message) = self.machine.lock().evaluate(&seen, &self.thresholds, now);
+        let (mut state, message) = self.machine.lock().evaluate(&seen, &self.thresholds, now);
+        if let Some(resynchronizing) = self.resynchronizing_state(&seen, state) {
+            state = resynchronizing;
+        }
         seen.status.state = state;
         seen.status.message = message.clone();
         seen.status.updated_micros = now;

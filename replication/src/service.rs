@@ -118,6 +118,11 @@ impl ReplicationService {
         })
     }
 
+    /// Shows the copy Resynchronizing until it has caught up (see [`Board`]).
+    pub fn mark_resynchronizing(&self) {
+        self.board.mark_resynchronizing();
+    }
+
     /// The status as last derived (publishing it now).
     pub fn status(&self) -> CopyStatus {
         self.board.publish()

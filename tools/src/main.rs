@@ -19,6 +19,11 @@
 //! bluejet repl suspend --replica DIR --comment TEXT [--json]
 //! bluejet repl resume --replica DIR --comment TEXT [--json]
 //! bluejet repl verify --active DIR --replica DIR [--json]
+//! bluejet backup --replica DIR --to DIR [--incremental] [--json]
+//! bluejet backup verify DIR [--json]
+//! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
+//! bluejet truncate --active DIR [--replica DIR]... [--circular]
+//!                  [--budget BYTES] [--warn-at FRACTION] [--json]
 //! ```
 //!
 //! DB is a database directory or its `bluejet.db` file. A replica is a directory holding a
@@ -97,6 +102,78 @@ enum Command {
         #[command(subcommand)]
         action: ReplAction,
     },
+    /// Back up a passive copy (full or incremental), or verify a backup.
+    Backup(BackupArgs),
+    /// Restore a full backup and its incrementals into a new database.
+    Restore(RestoreArgs),
+    /// Delete the active's generations no longer needed by recovery, passives or backups.
+    Truncate(TruncateArgs),
+}
+
+/// Options of `backup`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    action: Option<BackupAction>,
+    /// The replica to back up (no replication service may hold it).
+    #[arg(long, value_name = "DIR")]
+    replica: Option<PathBuf>,
+    /// A new (or empty) directory for the backup.
+    #[arg(long, value_name = "DIR")]
+    to: Option<PathBuf>,
+    /// Only the generations after the replica's last backup.
+    #[arg(long)]
+    incremental: bool,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupAction {
+    /// Check a backup's files against its manifest (exit 1 when damaged).
+    Verify(DatabaseArgs),
+}
+
+/// Options of `restore`.
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// A full backup, then the incrementals that follow it, in order.
+    #[arg(required = true)]
+    backups: Vec<PathBuf>,
+    /// A new (or empty) directory for the restored database.
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// Replay through this generation only.
+    #[arg(long, value_name = "N")]
+    to_generation: Option<u32>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `truncate`.
+#[derive(Debug, Args)]
+struct TruncateArgs {
+    /// The active database's directory (not open elsewhere).
+    #[arg(long, value_name = "DIR")]
+    active: PathBuf,
+    /// Every replica of the active (repeat the option).
+    #[arg(long, value_name = "DIR")]
+    replica: Vec<PathBuf>,
+    /// Circular logging: delete without waiting for a backup.
+    #[arg(long)]
+    circular: bool,
+    /// The log directory's space budget in bytes (0: no space warning).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    budget: u64,
+    /// Warn when the log uses at least this fraction of the budget.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.8)]
+    warn_at: f64,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,6 +393,34 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             json: args.json,
         }),
         Command::Repl { action } => run_repl(action),
+        Command::Backup(args) => run_backup(args),
+        Command::Restore(args) => {
+            commands::restore::run(&args.backups, &args.to, args.to_generation, args.json)
+        }
+        Command::Truncate(args) => {
+            commands::backup_truncate::run(&commands::backup_truncate::TruncateOptions {
+                active: args.active,
+                replicas: args.replica,
+                circular: args.circular,
+                budget: args.budget,
+                warn_at: args.warn_at,
+                json: args.json,
+            })
+        }
+    }
+}
+
+fn run_backup(args: BackupArgs) -> Result<Verdict, ToolError> {
+    match (args.action, args.replica, args.to) {
+        (Some(BackupAction::Verify(verify)), _, _) => {
+            commands::backup_verify::run(&verify.path, verify.json)
+        }
+        (None, Some(replica), Some(to)) => {
+            commands::backup::run(&replica, &to, args.incremental, args.json)
+        }
+        _ => Err(ToolError::Usage(
+            "backup needs --replica DIR and --to DIR (or: backup verify DIR)".into(),
+        )),
     }
 }
 

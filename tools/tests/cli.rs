@@ -972,3 +972,92 @@ fn repl_run_stops_on_a_signal_and_holds_the_replica() {
     assert_eq!(document["status"]["state"], "Disabled");
     repl(&["verify", "--active", active, "--replica", replica], 0);
 }
+
+/// `bluejet ARGUMENTS...`, asserting the exit code; returns the output.
+fn expect(arguments: &[&str], expected: i32) -> Output {
+    let output = bluejet(arguments);
+    assert_eq!(
+        code(&output),
+        expected,
+        "{arguments:?}\n{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn backup_verify_restore_and_truncate() {
+    let (root, active, replica) = active_and_replica();
+    let (active_arg, replica_arg) = (arg(&active), arg(&replica));
+    repl(
+        &["seed", "--active", active_arg, "--replica", replica_arg],
+        0,
+    );
+    let database = Database::open(&active, Options::default()).unwrap();
+    fill(&database, 100, 40);
+    database.log().roll().unwrap();
+    database.close().unwrap();
+    // Brings the copy up to the active.
+    repl(
+        &["verify", "--active", active_arg, "--replica", replica_arg],
+        0,
+    );
+
+    let full = root.path().join("full");
+    let made = json(&expect(
+        &[
+            "backup",
+            "--replica",
+            replica_arg,
+            "--to",
+            arg(&full),
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(made["backup_kind"], "full", "{made}");
+    let stdout = text(&expect(&["backup", "verify", arg(&full)], 0).stdout);
+    assert!(stdout.ends_with(" sound\n"), "{stdout}");
+
+    let restored = root.path().join("restored");
+    let report = json(&expect(
+        &["restore", arg(&full), "--to", arg(&restored), "--json"],
+        0,
+    ));
+    assert_eq!(report["position"], made["position"], "{report}");
+    let database = Database::open(&restored, Options::default()).unwrap();
+    let read = database.begin_read().unwrap();
+    let messages = read.open_table("messages").unwrap();
+    assert_eq!(messages.range(..).unwrap().count(), 100);
+    drop(messages);
+    drop(read);
+    database.close().unwrap();
+
+    let truncated = json(&expect(
+        &[
+            "truncate",
+            "--active",
+            active_arg,
+            "--replica",
+            replica_arg,
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(truncated["kind"], "truncate", "{truncated}");
+    // Replayed and backed up through the last closed generation: all of them go.
+    assert!(
+        !truncated["deleted"].as_array().unwrap().is_empty(),
+        "{truncated}"
+    );
+    assert_eq!(truncated["oldest_kept"], Value::Null, "{truncated}");
+
+    let mut bytes = std::fs::read(full.join("bluejet.db")).unwrap();
+    bytes[10_000] ^= 1;
+    std::fs::write(full.join("bluejet.db"), bytes).unwrap();
+    let stdout = text(&expect(&["backup", "verify", arg(&full)], 1).stdout);
+    assert!(stdout.contains("bluejet.db: crc32c"), "{stdout}");
+    expect(&["backup", "--replica", replica_arg], 2);
+    expect(&["restore", arg(&full)], 2);
+}

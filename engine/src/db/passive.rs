@@ -140,7 +140,13 @@ impl PassiveDatabase {
             ));
         }
         let (file, read) = open_file(directory, &options)?;
-        if read.header.state != DbState::DirtyShutdown || read.header.log_signature.id == [0; 16] {
+        // A cleanly closed active database may rejoin as a passive copy of its stream: its
+        // header still names the stream, and its checkpoint is where it ended.
+        let resumable = matches!(
+            read.header.state,
+            DbState::DirtyShutdown | DbState::CleanShutdown
+        );
+        if !resumable || read.header.log_signature.id == [0; 16] {
             return Err(DbError::InvalidOptions(format!(
                 "{} is not a passive copy (state {:?})",
                 path.display(),

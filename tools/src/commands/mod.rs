@@ -1,5 +1,8 @@
 //! The commands, one module each.
 
+pub mod backup;
+pub mod backup_truncate;
+pub mod backup_verify;
 pub mod checkpoint_dump;
 pub mod checksum;
 pub mod compact;
@@ -19,4 +22,5 @@ pub mod repl_run;
 pub mod repl_seed;
 pub mod repl_status;
 pub mod repl_verify;
+pub mod restore;
 pub mod space;

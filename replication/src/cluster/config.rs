@@ -1,0 +1,180 @@
+//! A node's configuration: itself, its peer, the witness, the mount dial and the timings.
+
+use crate::replica::ReplicaConfig;
+use bluejet_engine::db::Options;
+use bluejet_engine::file::{FileSystem, OsFileSystem};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How many lost generations an automatic failover accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountDial {
+    /// Never mount with a generation lost.
+    Lossless,
+    /// At most this many (default 6).
+    GoodAvailability(u32),
+    /// At most this many (default 12).
+    BestAvailability(u32),
+}
+
+impl MountDial {
+    /// The most generations this dial lets a failover lose.
+    pub fn allowed(self) -> u32 {
+        match self {
+            Self::Lossless => 0,
+            Self::GoodAvailability(n) | Self::BestAvailability(n) => n,
+        }
+    }
+
+    /// Parses `lossless`, `good`, `best`, optionally with `:N`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (name, count) = match text.split_once(':') {
+            Some((name, count)) => (name, Some(count.parse().ok()?)),
+            None => (text, None),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "lossless" => Some(Self::Lossless),
+            "good" | "goodavailability" => Some(Self::GoodAvailability(count.unwrap_or(6))),
+            "best" | "bestavailability" => Some(Self::BestAvailability(count.unwrap_or(12))),
+            _ => None,
+        }
+    }
+}
+
+/// The cluster file `bluejet node run --config FILE` reads (JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// This node's name.
+    pub name: String,
+    /// This node's instance directory.
+    pub instance: PathBuf,
+    /// The peer's name.
+    pub peer: String,
+    /// The peer's instance directory, as this node reaches it.
+    pub peer_instance: PathBuf,
+    /// The witness directory.
+    pub witness: PathBuf,
+    /// `lossless`, `good[:N]` or `best[:N]` (default `good`).
+    #[serde(default)]
+    pub dial: Option<String>,
+    /// Whether this node takes the database when the witness has no owner yet.
+    #[serde(default)]
+    pub bootstrap: bool,
+}
+
+/// Everything a node needs.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// This node's name.
+    pub name: String,
+    /// This node's instance directory: a replica layout whose `database/` is the active
+    /// database's directory when the node is active.
+    pub instance: PathBuf,
+    /// The peer's name.
+    pub peer: String,
+    /// The peer's instance directory.
+    pub peer_instance: PathBuf,
+    /// The witness directory.
+    pub witness: PathBuf,
+    /// The mount dial.
+    pub dial: MountDial,
+    /// Take the database when the witness has no owner.
+    pub bootstrap: bool,
+    /// Database options (its file system is this node's disk).
+    pub options: Options,
+    /// How the peer's instance is reached.
+    pub peer_fs: Arc<dyn FileSystem>,
+    /// How the witness is reached.
+    pub witness_fs: Arc<dyn FileSystem>,
+    /// Lease length (default 3 s).
+    pub lease: Duration,
+    /// Commits stop this long before the lease ends (default 500 ms).
+    pub safety: Duration,
+    /// Largest clock difference assumed (default 500 ms).
+    pub skew: Duration,
+    /// Heartbeat and control-loop period (default 200 ms).
+    pub heartbeat_interval: Duration,
+    /// Peer heartbeat age that starts a failover (default 2 s).
+    pub failover_after: Duration,
+    /// Replication settings of the passive role (paths are filled in by the node).
+    pub replica: ReplicaConfig,
+}
+
+impl NodeConfig {
+    /// A node on the real disk with the default timings.
+    pub fn new(
+        name: &str,
+        instance: &Path,
+        peer: &str,
+        peer_instance: &Path,
+        witness: &Path,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+            peer: peer.to_owned(),
+            peer_instance: peer_instance.to_owned(),
+            witness: witness.to_owned(),
+            dial: MountDial::GoodAvailability(6),
+            bootstrap: false,
+            options: Options::default(),
+            peer_fs: Arc::new(OsFileSystem),
+            witness_fs: Arc::new(OsFileSystem),
+            lease: Duration::from_secs(3),
+            safety: Duration::from_millis(500),
+            skew: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_millis(200),
+            failover_after: Duration::from_secs(2),
+            replica: ReplicaConfig::new(&peer_instance.join("database"), instance),
+        }
+    }
+
+    /// From a cluster file.
+    pub fn from_file(file: &NodeFile) -> Result<Self, String> {
+        let mut config = Self::new(
+            &file.name,
+            &file.instance,
+            &file.peer,
+            &file.peer_instance,
+            &file.witness,
+        );
+        config.bootstrap = file.bootstrap;
+        if let Some(dial) = &file.dial {
+            config.dial =
+                MountDial::parse(dial).ok_or_else(|| format!("unknown mount dial {dial:?}"))?;
+        }
+        Ok(config)
+    }
+
+    /// The active database's directory on this node.
+    pub fn database(&self) -> PathBuf {
+        self.instance.join("database")
+    }
+
+    /// The peer's database directory (the log a passive copy ships from).
+    pub fn peer_database(&self) -> PathBuf {
+        self.peer_instance.join("database")
+    }
+
+    /// The replication settings of this node as a passive copy of its peer.
+    pub fn replica_config(&self) -> ReplicaConfig {
+        let mut replica = self.replica.clone();
+        replica.active = self.peer_database();
+        replica.replica = self.instance.clone();
+        replica.active_fs = Arc::clone(&self.peer_fs);
+        replica.options.log.file_system = Arc::clone(&self.options.log.file_system);
+        replica
+    }
+
+    /// The replication settings for seeding the peer from this node.
+    pub fn peer_replica_config(&self) -> ReplicaConfig {
+        let mut replica = self.replica.clone();
+        replica.active = self.database();
+        replica.replica = self.peer_instance.clone();
+        replica.active_fs = Arc::clone(&self.options.log.file_system);
+        replica.options.log.file_system = Arc::clone(&self.peer_fs);
+        replica
+    }
+}

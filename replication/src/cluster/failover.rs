@@ -1,0 +1,285 @@
+//! Failover: the passive takes the database when the active stopped, within what the
+//! mount dial allows; and taking over after a planned move.
+//!
+//! Order: the witness must show the old owner's lease ended (plus the clock skew); the
+//! replication service stops; the generations the old active closed are copied if its
+//! directory is still readable (and inspected); the loss is measured against the old
+//! active's last heartbeat; the dial (or an operator's forced mount) decides; only then is
+//! the witness taken at a new epoch, every inspected generation replayed, and the copy
+//! activated on a timeline equal to that epoch.
+
+use super::heartbeat::Role;
+use super::node::{ActiveState, NodeState, Shared};
+use super::requests;
+use super::witness::{WitnessError, WitnessRecord};
+use crate::error::ReplError;
+use crate::generation_file::{list_generations, read_header};
+use crate::layout::ReplicaLayout;
+use crate::replica::Replica;
+use crate::status::CopyState;
+use bluejet_engine::db::PassiveDatabase;
+use bluejet_engine::log::{now_micros, LogPosition};
+use serde::Serialize;
+use std::time::Instant;
+
+/// What a failover or a move did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailoverReport {
+    /// `failover` or `move`.
+    pub kind: String,
+    /// The node that held the database before.
+    pub from: String,
+    /// The new epoch (and timeline).
+    pub epoch: u64,
+    /// No committed generation was lost.
+    pub lossless: bool,
+    /// The generations lost (first, last), if any.
+    pub lost_generations: Option<(u32, u32)>,
+    /// The time window whose commits may be lost (µs since the Unix epoch): from the start
+    /// of the last generation copied to the old active's last heartbeat.
+    pub lost_window_micros: Option<(u64, u64)>,
+    /// An operator forced the mount past the dial.
+    pub forced: bool,
+    /// The content position the new active started from.
+    pub position: LogPosition,
+    /// Milliseconds from the decision to the database being open.
+    pub activation_ms: u64,
+}
+
+/// The loss a failover would have.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Loss {
+    lost: Option<(u32, u32)>,
+    window: Option<(u64, u64)>,
+}
+
+impl Loss {
+    fn generations(&self) -> u32 {
+        self.lost.map_or(0, |(first, last)| last - first + 1)
+    }
+}
+
+/// Tries a failover now; does nothing while the old owner's lease may still be valid, the
+/// witness cannot be reached (no quorum), or the dial refuses.
+pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
+    let Ok(Some(record)) = shared.witness.read() else {
+        return Ok(());
+    };
+    let skew = shared.config.skew.as_micros() as u64;
+    if record.owner != shared.config.name && now_micros() <= record.lease_until_micros + skew {
+        return Ok(());
+    }
+    stop_service(shared);
+    let loss = {
+        let mut replica = Replica::open(shared.config.replica_config())?;
+        copy_last_generations(&mut replica);
+        let loss = measure(shared, &replica, &record);
+        replica.close(CopyState::Disabled, "failing over")?;
+        loss
+    };
+    let forced = requests::take_mount(shared);
+    let allowed = shared.config.dial.allowed();
+    if loss.generations() > allowed && !forced {
+        return refuse(shared, &loss, allowed);
+    }
+    let comment = format!("failover from {}", record.owner);
+    let acquired = shared
+        .witness
+        .acquire(&shared.config.name, shared.config.lease, &comment);
+    match acquired {
+        Ok(new) => take_over(shared, new, Some((record.owner, loss, forced))),
+        Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => restart_service(shared),
+    }
+}
+
+/// Activates this node's copy at `record`'s epoch: after a failover (`failed` says from
+/// whom, the loss and whether it was forced) or as the target of a move.
+pub(crate) fn take_over(
+    shared: &Shared,
+    record: WitnessRecord,
+    failed: Option<(String, Loss, bool)>,
+) -> Result<(), ReplError> {
+    let started = Instant::now();
+    stop_service(shared);
+    {
+        let mut replica = Replica::open(shared.config.replica_config())?;
+        copy_last_generations(&mut replica);
+        replica.close(CopyState::Disabled, "activating")?;
+    }
+    let layout = ReplicaLayout::new(&shared.config.instance);
+    let gate = shared.new_gate();
+    gate.lease_until(record.lease_until_micros);
+    let options = shared.gated_options(&gate, record.epoch);
+    let passive = PassiveDatabase::open(&layout.database(), &layout.logs(), options)?;
+    replay_all(&passive, &layout, shared)?;
+    let position = passive.replayed();
+    let db = passive.activate(record.epoch)?;
+    retire_identity(shared, &layout)?;
+    let report = report(shared, &record, failed, position, started);
+    shared.event(&report.kind, Some(record.epoch), &describe(&report));
+    shared.failovers.lock().push(report);
+    *shared.state.write() = NodeState::Active(ActiveState {
+        db,
+        gate,
+        epoch: record.epoch,
+        rolled_when_fenced: false,
+    });
+    Ok(())
+}
+
+fn report(
+    shared: &Shared,
+    record: &WitnessRecord,
+    failed: Option<(String, Loss, bool)>,
+    position: LogPosition,
+    started: Instant,
+) -> FailoverReport {
+    let (kind, from, loss, forced) = match failed {
+        Some((from, loss, forced)) => ("failover", from, Some(loss), forced),
+        None => ("move", shared.config.peer.clone(), None, false),
+    };
+    FailoverReport {
+        kind: kind.into(),
+        from,
+        epoch: record.epoch,
+        lossless: loss.is_none_or(|loss| loss.lost.is_none()),
+        lost_generations: loss.and_then(|loss| loss.lost),
+        lost_window_micros: loss.and_then(|loss| loss.window),
+        forced,
+        position,
+        activation_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+fn describe(report: &FailoverReport) -> String {
+    match report.lost_generations {
+        None => format!(
+            "{} from {}: lossless, at {:?}",
+            report.kind, report.from, report.position
+        ),
+        Some((first, last)) => format!(
+            "{} from {}: lossy, generations {first}..{last} lost{}",
+            report.kind,
+            report.from,
+            if report.forced {
+                " (forced by an operator)"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// Ships and inspects until nothing more comes (the old active's last closed generations,
+/// if its directory is still readable).
+fn copy_last_generations(replica: &mut Replica) {
+    for _ in 0..64 {
+        let before = replica.board().inspected_through();
+        replica.ship();
+        replica.inspect();
+        if replica.board().inspected_through() == before {
+            return;
+        }
+    }
+}
+
+/// What is lost: the generations after the last one inspected here, up to the old active's
+/// last known end (its current generation counts if it held anything). The time window
+/// ends where the old owner's lease did: it could commit nothing after that.
+fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
+    let inspected = replica.board().inspected_through();
+    let peer = shared.peer.lock().clone();
+    let Some((beat, _)) = peer.filter(|(beat, _)| beat.role == Role::Active) else {
+        return Loss {
+            lost: None,
+            window: None,
+        };
+    };
+    let last = match beat.end.offset {
+        0 => beat.end.generation.saturating_sub(1),
+        _ => beat.end.generation,
+    };
+    if last <= inspected {
+        return Loss {
+            lost: None,
+            window: None,
+        };
+    }
+    let layout = ReplicaLayout::new(&shared.config.instance);
+    let path = layout
+        .logs()
+        .join(shared.config.options.log.base_name.closed(inspected));
+    let fs = shared.config.options.log.file_system.as_ref();
+    // The start of the last generation copied: conservative (earlier than its close).
+    let start = read_header(fs, &path).map_or(beat.current_started_micros, |h| h.created_micros);
+    Loss {
+        lost: Some((inspected + 1, last)),
+        window: Some((start, record.lease_until_micros.max(beat.time_micros))),
+    }
+}
+
+fn refuse(shared: &Shared, loss: &Loss, allowed: u32) -> Result<(), ReplError> {
+    let message = format!(
+        "mount refused: {} generations would be lost ({:?}), the dial {:?} allows {allowed}; \
+         an operator may force the mount",
+        loss.generations(),
+        loss.lost,
+        shared.config.dial
+    );
+    let repeated = matches!(&*shared.state.read(), NodeState::Passive(p) if p.refusal.as_deref() == Some(&message));
+    if !repeated {
+        shared.event("mount-refused", None, &message);
+    }
+    restart_service(shared)?;
+    if let NodeState::Passive(passive) = &mut *shared.state.write() {
+        passive.refusal = Some(message);
+    }
+    Ok(())
+}
+
+fn stop_service(shared: &Shared) {
+    let service = match &mut *shared.state.write() {
+        NodeState::Passive(passive) => passive.service.take(),
+        _ => None,
+    };
+    if let Some(service) = service {
+        let _ = service.stop();
+    }
+}
+
+fn restart_service(shared: &Shared) -> Result<(), ReplError> {
+    let service = crate::service::ReplicationService::start(shared.config.replica_config())?;
+    if let NodeState::Passive(passive) = &mut *shared.state.write() {
+        passive.service = Some(service);
+    }
+    Ok(())
+}
+
+/// Replays every inspected generation left.
+fn replay_all(
+    passive: &PassiveDatabase,
+    layout: &ReplicaLayout,
+    shared: &Shared,
+) -> Result<(), ReplError> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let base = shared.config.options.log.base_name;
+    let available = list_generations(fs, &layout.logs(), base)?;
+    while available.contains_key(&passive.next_generation()) {
+        passive.replay_generation(passive.next_generation(), None)?;
+    }
+    Ok(())
+}
+
+/// The node is no longer a replica: its identity and copy status are removed (the event
+/// log keeps the history), so a restart opens the database as the active's.
+fn retire_identity(shared: &Shared, layout: &ReplicaLayout) -> Result<(), ReplError> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    for path in [layout.identity(), layout.status(), layout.control()] {
+        if fs.exists(&path) {
+            fs.remove(&path)
+                .map_err(|error| ReplError::io(&path, "removing", error))?;
+        }
+    }
+    fs.sync_directory(&layout.root)
+        .map_err(|error| ReplError::io(&layout.root, "syncing", error))
+}

@@ -1,0 +1,21 @@
+//! A two-node cluster with a file-share witness: roles, leases, heartbeats, automatic
+//! failover with a mount dial, planned switchover, and resynchronisation of an old active.
+//!
+//! Three votes: the two nodes and the witness; a node holds the database only while the
+//! witness names it owner and its lease there is valid ([`witness`], [`lease`]). See
+//! `docs/design.md` ("Cluster") for the files and the timing assumptions.
+
+pub mod config;
+pub mod failover;
+pub mod heartbeat;
+pub mod lease;
+pub mod node;
+pub mod requests;
+pub mod resync;
+pub mod switchover;
+pub mod witness;
+
+pub use config::{MountDial, NodeConfig, NodeFile};
+pub use failover::FailoverReport;
+pub use heartbeat::Role;
+pub use node::{Node, NodeStatus};

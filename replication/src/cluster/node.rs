@@ -1,0 +1,582 @@
+//! A node of a two-node cluster: its control loop, its role, and what it offers a mail
+//! server (the database while it is active, its copy status while it is passive).
+//!
+//! Every `heartbeat_interval` the loop writes this node's heartbeat and then:
+//! - **active**: renews its lease on the witness (the lease gate refuses commits once it
+//!   lapses; a newer epoch there demotes the node), closes its current generation once when
+//!   it finds itself fenced (so the passive can copy everything committed), seeds the peer
+//!   when the peer asks, and carries out an operator's move request;
+//! - **passive**: runs the replication service from the peer's database directory, takes
+//!   the database when the witness names it owner (a move), and starts a failover when the
+//!   peer's heartbeats stop or say it no longer serves;
+//! - **joining**: decides its role from the witness: owner → active; otherwise a passive
+//!   copy, resynchronising an old active database or asking for a seed.
+
+use super::config::NodeConfig;
+use super::failover::{self, FailoverReport};
+use super::heartbeat::{self, Heartbeat, Role};
+use super::lease::LeaseGate;
+use super::resync;
+use super::switchover;
+use super::witness::{Witness, WitnessError};
+use crate::error::ReplError;
+use crate::events::{Event, EventLog};
+use crate::identity::ReplicaIdentity;
+use crate::layout::ReplicaLayout;
+use crate::service::ReplicationService;
+use crate::status::CopyStatus;
+use bluejet_engine::db::{Database, Gate};
+use bluejet_engine::log::{now_micros, LogPosition};
+use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// A running node.
+pub struct Node {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// What the loop and the node's handle share.
+pub(crate) struct Shared {
+    pub config: NodeConfig,
+    pub witness: Witness,
+    pub events: EventLog,
+    stop: AtomicBool,
+    crash: AtomicBool,
+    pub state: RwLock<NodeState>,
+    pub failovers: Mutex<Vec<FailoverReport>>,
+    /// The last heartbeat read from the peer, and when it was read.
+    pub peer: Mutex<Option<(Heartbeat, Instant)>>,
+    /// When the peer's heartbeat was last read successfully (or the node started).
+    pub peer_contact: Mutex<Instant>,
+    /// Since when the active peer's heartbeats say it is fenced.
+    pub fenced_since: Mutex<Option<Instant>>,
+    /// The last error of the loop (not repeated in the event log).
+    pub last_error: Mutex<Option<String>>,
+}
+
+/// A node's role with what it holds.
+pub(crate) enum NodeState {
+    /// Deciding its role, or waiting for a seed.
+    Joining,
+    /// Holding the database.
+    Active(ActiveState),
+    /// Keeping a copy.
+    Passive(PassiveState),
+}
+
+pub(crate) struct ActiveState {
+    pub db: Database,
+    pub gate: Arc<LeaseGate>,
+    pub epoch: u64,
+    /// The current generation was closed after the lease lapsed.
+    pub rolled_when_fenced: bool,
+}
+
+pub(crate) struct PassiveState {
+    pub service: Option<ReplicationService>,
+    /// The epoch of the witness when last read.
+    pub epoch: u64,
+    /// The last failover refusal (not repeated in the event log).
+    pub refusal: Option<String>,
+}
+
+/// What a node says about itself.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// The epoch it knows.
+    pub epoch: u64,
+    /// The active database's log end, when active.
+    pub end: Option<LogPosition>,
+    /// Whether it admits commits (active with a valid lease).
+    pub serving: bool,
+    /// The copy status, when passive.
+    pub copy: Option<CopyStatus>,
+}
+
+impl Node {
+    /// Starts the node's control loop.
+    pub fn start(config: NodeConfig) -> Result<Self, ReplError> {
+        let fs = Arc::clone(&config.options.log.file_system);
+        fs.create_directory(&config.instance)
+            .map_err(|error| ReplError::io(&config.instance, "creating", error))?;
+        let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
+        let events = EventLog::new(fs, &ReplicaLayout::new(&config.instance).events());
+        let shared = Arc::new(Shared {
+            config,
+            witness,
+            events,
+            stop: AtomicBool::new(false),
+            crash: AtomicBool::new(false),
+            state: RwLock::new(NodeState::Joining),
+            failovers: Mutex::new(Vec::new()),
+            peer: Mutex::new(None),
+            peer_contact: Mutex::new(Instant::now()),
+            fenced_since: Mutex::new(None),
+            last_error: Mutex::new(None),
+        });
+        shared.event("node-started", None, "");
+        let looping = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(format!("bluejet-node-{}", shared.config.name))
+            .spawn(move || run(&looping))
+            .expect("spawning the node thread");
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    /// The node's role now.
+    pub fn role(&self) -> Role {
+        match &*self.shared.state.read() {
+            NodeState::Joining => Role::Joining,
+            NodeState::Active(_) => Role::Active,
+            NodeState::Passive(_) => Role::Passive,
+        }
+    }
+
+    /// Runs `work` on the database if this node is active (`None` otherwise). Commits are
+    /// admitted only while the node holds its lease; a move holds them meanwhile.
+    pub fn with_database<R>(&self, work: impl FnOnce(&Database) -> R) -> Option<R> {
+        match &*self.shared.state.read() {
+            NodeState::Active(active) => Some(work(&active.db)),
+            _ => None,
+        }
+    }
+
+    /// The node's status.
+    pub fn status(&self) -> NodeStatus {
+        let state = self.shared.state.read();
+        let (role, epoch, end, serving, copy) = match &*state {
+            NodeState::Joining => (Role::Joining, 0, None, false, None),
+            NodeState::Active(active) => (
+                Role::Active,
+                active.epoch,
+                Some(active.db.log().durable_position()),
+                active.gate.admitting(),
+                None,
+            ),
+            NodeState::Passive(passive) => (
+                Role::Passive,
+                passive.epoch,
+                None,
+                false,
+                passive.service.as_ref().map(ReplicationService::status),
+            ),
+        };
+        NodeStatus {
+            name: self.shared.config.name.clone(),
+            role,
+            epoch,
+            end,
+            serving,
+            copy,
+        }
+    }
+
+    /// The failovers this node carried out (as the new active).
+    pub fn failovers(&self) -> Vec<FailoverReport> {
+        self.shared.failovers.lock().clone()
+    }
+
+    /// Stops cleanly: an active node gives up nothing (its lease lapses), checkpoints and
+    /// closes its database; a passive node stops replication.
+    pub fn stop(mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Stops as a crash would: the loop ends, the database is dropped without a checkpoint
+    /// or a clean header, and nothing more is written (heartbeats stop).
+    pub fn kill(mut self) {
+        self.shared.crash.store(true, Ordering::Release);
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    /// Records a cluster event with this node's name and epoch.
+    pub fn event(&self, kind: &str, epoch: Option<u64>, message: &str) {
+        self.event_with_comment(kind, epoch, message, None);
+    }
+
+    /// Records a cluster event with an operator's comment.
+    pub fn event_with_comment(
+        &self,
+        kind: &str,
+        epoch: Option<u64>,
+        message: &str,
+        comment: Option<&str>,
+    ) {
+        self.events.record_event(Event {
+            time_micros: now_micros(),
+            kind: kind.to_owned(),
+            generation: None,
+            message: message.to_owned(),
+            node: Some(self.config.name.clone()),
+            epoch,
+            comment: comment.map(str::to_owned),
+        });
+    }
+
+    /// Options of the database with `gate` in front of its commits.
+    pub fn gated_options(&self, gate: &Arc<LeaseGate>, timeline: u64) -> bluejet_engine::Options {
+        let mut options = self.config.options.clone();
+        options.commit_gate = Gate(Some(
+            Arc::clone(gate) as Arc<dyn bluejet_engine::db::CommitGate>
+        ));
+        options.log.timeline = timeline;
+        options
+    }
+
+    /// A new lease gate for this node's timings.
+    pub fn new_gate(&self) -> Arc<LeaseGate> {
+        Arc::new(LeaseGate::new(self.config.safety, self.config.lease * 4))
+    }
+
+    pub fn write_heartbeat(&self, heartbeat: Heartbeat) {
+        let fs = self.config.options.log.file_system.as_ref();
+        // A heartbeat that cannot be written is a heartbeat missed: the peer will notice.
+        let _ = heartbeat::write(fs, &self.config.instance, &heartbeat);
+    }
+
+    pub fn heartbeat(&self, role: Role, epoch: u64) -> Heartbeat {
+        Heartbeat {
+            node: self.config.name.clone(),
+            role,
+            epoch,
+            serving: false,
+            end: LogPosition::default(),
+            current_started_micros: 0,
+            needs_seed: false,
+            time_micros: now_micros(),
+        }
+    }
+}
+
+fn run(shared: &Shared) {
+    while !shared.stop.load(Ordering::Acquire) {
+        match tick(shared) {
+            Ok(()) => *shared.last_error.lock() = None,
+            Err(error) => {
+                // Recorded once while it repeats.
+                let message = error.to_string();
+                let mut last = shared.last_error.lock();
+                if last.as_deref() != Some(&message) {
+                    shared.event("error", None, &message);
+                    *last = Some(message);
+                }
+            }
+        }
+        std::thread::sleep(shared.config.heartbeat_interval);
+    }
+    let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
+    if shared.crash.load(Ordering::Acquire) {
+        // A crash: drop everything as it is. The database stays dirty; replication threads
+        // stop (they only ever leave the replica in states a crash may leave).
+        drop(state);
+        return;
+    }
+    match state {
+        NodeState::Active(active) => {
+            active.gate.close("the node stopped");
+            let _ = active.db.close();
+        }
+        NodeState::Passive(passive) => {
+            if let Some(service) = passive.service {
+                let _ = service.stop();
+            }
+        }
+        NodeState::Joining => {}
+    }
+    shared.event("node-stopped", None, "");
+}
+
+fn tick(shared: &Shared) -> Result<(), ReplError> {
+    let role = match &*shared.state.read() {
+        NodeState::Joining => Role::Joining,
+        NodeState::Active(_) => Role::Active,
+        NodeState::Passive(_) => Role::Passive,
+    };
+    match role {
+        Role::Joining => join(shared),
+        Role::Active => active_tick(shared),
+        Role::Passive => passive_tick(shared),
+    }
+}
+
+/// Decides the role from the witness.
+fn join(shared: &Shared) -> Result<(), ReplError> {
+    let record = match shared.witness.read() {
+        Ok(record) => record,
+        Err(error) => {
+            shared.write_heartbeat(shared.heartbeat(Role::Joining, 0));
+            return Err(error);
+        }
+    };
+    let me = &shared.config.name;
+    match record {
+        Some(record) if &record.owner == me => become_active(shared),
+        None if shared.config.bootstrap => become_active(shared),
+        _ => become_passive(shared, record.map_or(0, |r| r.epoch)),
+    }
+}
+
+/// Takes (or keeps) the witness and opens the database: this node's own active database,
+/// or its passive copy activated on the new epoch.
+fn become_active(shared: &Shared) -> Result<(), ReplError> {
+    let layout = ReplicaLayout::new(&shared.config.instance);
+    let fs = shared.config.options.log.file_system.as_ref();
+    if fs.exists(&layout.identity()) {
+        // A passive copy named owner (a move, or a restart in the middle of one).
+        let record = match shared.witness.read()? {
+            Some(record) => record,
+            None => return Ok(()),
+        };
+        return failover::take_over(shared, record, None);
+    }
+    let record = shared
+        .witness
+        .acquire(
+            &shared.config.name,
+            shared.config.lease,
+            "bootstrap or restart",
+        )
+        .map_err(witness_error)?;
+    let gate = shared.new_gate();
+    gate.lease_until(record.lease_until_micros);
+    let options = shared.gated_options(&gate, record.epoch);
+    let db = Database::open(&shared.config.database(), options)?;
+    shared.event("active", Some(record.epoch), "the node holds the database");
+    *shared.state.write() = NodeState::Active(ActiveState {
+        db,
+        gate,
+        epoch: record.epoch,
+        rolled_when_fenced: false,
+    });
+    Ok(())
+}
+
+/// Becomes a passive copy: of a seeded replica, after resynchronising an old active
+/// database, or once the active has seeded this node.
+fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
+    let layout = ReplicaLayout::new(&shared.config.instance);
+    let fs = Arc::clone(&shared.config.options.log.file_system);
+    let mut resynchronizing = false;
+    if !fs.exists(&layout.identity()) {
+        // A seed by the active holds the lock while it fills this directory (and says
+        // Seeding in the status, for a share where locks do not reach): wait for it.
+        let Ok(_lock) = crate::lock::ReplicaLock::acquire(&layout.lock()) else {
+            return Ok(());
+        };
+        let status = CopyStatus::read(fs.as_ref(), &layout, shared.config.failover_after * 5);
+        if matches!(status, Ok(Some(status)) if status.state == crate::status::CopyState::Seeding) {
+            return Ok(());
+        }
+        match resync::rejoin(shared, epoch)? {
+            resync::Rejoin::Resynchronized => resynchronizing = true,
+            resync::Rejoin::NeedsSeed => {
+                let mut beat = shared.heartbeat(Role::Joining, epoch);
+                beat.needs_seed = true;
+                shared.write_heartbeat(beat);
+                return Ok(());
+            }
+        }
+    }
+    ReplicaIdentity::read(fs.as_ref(), &layout)?;
+    let service = ReplicationService::start(shared.config.replica_config())?;
+    if resynchronizing {
+        service.mark_resynchronizing();
+    }
+    shared.event("passive", Some(epoch), "the node keeps a passive copy");
+    *shared.peer_contact.lock() = Instant::now();
+    *shared.state.write() = NodeState::Passive(PassiveState {
+        service: Some(service),
+        epoch,
+        refusal: None,
+    });
+    Ok(())
+}
+
+fn active_tick(shared: &Shared) -> Result<(), ReplError> {
+    let demote = {
+        let mut state = shared.state.write();
+        let NodeState::Active(active) = &mut *state else {
+            return Ok(());
+        };
+        renew(shared, active)?
+    };
+    if let Some(reason) = demote {
+        demote_to_joining(shared, &reason);
+        return Ok(());
+    }
+    if let Some(peer) = read_peer(shared) {
+        if peer.needs_seed {
+            seed_peer(shared)?;
+        }
+    }
+    switchover::serve_requests(shared)
+}
+
+/// Renews the lease; returns why the node must give the database up, if it must.
+fn renew(shared: &Shared, active: &mut ActiveState) -> Result<Option<String>, ReplError> {
+    let config = &shared.config;
+    match shared
+        .witness
+        .renew(&config.name, active.epoch, config.lease)
+    {
+        Ok(record) => {
+            active.gate.lease_until(record.lease_until_micros);
+            active.rolled_when_fenced = false;
+        }
+        Err(WitnessError::Held(record)) => {
+            return Ok(Some(format!(
+                "the witness names {} owner at epoch {} (this node had epoch {})",
+                record.owner, record.epoch, active.epoch
+            )));
+        }
+        Err(WitnessError::Unreachable(_)) => {
+            if !active.gate.admitting() && !active.rolled_when_fenced {
+                // Fenced: close the generation, so that everything committed can be copied
+                // and a failover loses nothing.
+                active.db.log().roll()?;
+                active.rolled_when_fenced = true;
+                shared.event(
+                    "fenced",
+                    Some(active.epoch),
+                    "the lease lapsed: commits refused",
+                );
+            }
+        }
+    }
+    let log = active.db.log();
+    let mut beat = shared.heartbeat(Role::Active, active.epoch);
+    beat.serving = active.gate.admitting();
+    beat.end = log.durable_position();
+    beat.current_started_micros = log.current_header().created_micros;
+    shared.write_heartbeat(beat);
+    Ok(None)
+}
+
+/// Gives the database up: commits are refused, the database is checkpointed and dropped
+/// (left dirty: it rejoins as a passive copy from its checkpoint).
+pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
+    let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
+    if let NodeState::Active(active) = state {
+        active.gate.close(reason);
+        let _ = active.db.checkpoint();
+        shared.event("demoted", Some(active.epoch), reason);
+    }
+}
+
+/// Seeds the peer, which asked for it, from this active database.
+fn seed_peer(shared: &Shared) -> Result<(), ReplError> {
+    let state = shared.state.read();
+    let NodeState::Active(active) = &*state else {
+        return Ok(());
+    };
+    let report = crate::seed::seed(&active.db, &shared.config.peer_replica_config())?;
+    shared.event(
+        "seeded-peer",
+        Some(active.epoch),
+        &format!("seeded {} at {:?}", shared.config.peer, report.position),
+    );
+    Ok(())
+}
+
+/// Reads the peer's heartbeat, remembering the last one and when it changed.
+pub(crate) fn read_peer(shared: &Shared) -> Option<Heartbeat> {
+    let fs = shared.config.peer_fs.as_ref();
+    let read = heartbeat::read(fs, &shared.config.peer_instance)
+        .ok()
+        .flatten();
+    let mut peer = shared.peer.lock();
+    if let Some(beat) = &read {
+        let fresh = peer
+            .as_ref()
+            .is_none_or(|(last, _)| last.time_micros != beat.time_micros);
+        if fresh {
+            *peer = Some((beat.clone(), Instant::now()));
+            *shared.peer_contact.lock() = Instant::now();
+            let mut fenced = shared.fenced_since.lock();
+            match (beat.role == Role::Active && !beat.serving, *fenced) {
+                (true, None) => *fenced = Some(Instant::now()),
+                (false, _) => *fenced = None,
+                (true, Some(_)) => {}
+            }
+        }
+    }
+    read
+}
+
+fn passive_tick(shared: &Shared) -> Result<(), ReplError> {
+    let record = shared.witness.read();
+    let epoch = match &record {
+        Ok(Some(record)) => record.epoch,
+        _ => 0,
+    };
+    shared.write_heartbeat(shared.heartbeat(Role::Passive, epoch));
+    if let NodeState::Passive(passive) = &mut *shared.state.write() {
+        passive.epoch = passive.epoch.max(epoch);
+    }
+    if let Ok(Some(record)) = &record {
+        if record.owner == shared.config.name {
+            return failover::take_over(shared, record.clone(), None);
+        }
+    }
+    read_peer(shared);
+    if peer_down(shared) {
+        return failover::attempt(shared);
+    }
+    Ok(())
+}
+
+/// Whether the active peer has stopped: no new heartbeat for `failover_after`, or its
+/// heartbeats have said for that long that it no longer serves (fenced).
+fn peer_down(shared: &Shared) -> bool {
+    let limit = shared.config.failover_after;
+    if shared.peer_contact.lock().elapsed() > limit {
+        return true;
+    }
+    shared
+        .fenced_since
+        .lock()
+        .is_some_and(|since| since.elapsed() > limit)
+}
+
+fn witness_error(error: WitnessError) -> ReplError {
+    match error {
+        WitnessError::Unreachable(error) => error,
+        WitnessError::Held(record) => ReplError::Timeout(format!(
+            "the witness is held by {} at epoch {}",
+            record.owner, record.epoch
+        )),
+    }
+}

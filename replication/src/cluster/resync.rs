@@ -1,0 +1,297 @@
+//! Rejoining as a passive copy: a node that held the database (an old active coming back
+//! after a failover, or after moving the database away) finds where its log and the new
+//! active's diverged, moves its divergent files aside with a report, and continues as a
+//! passive copy from its database's checkpoint (Resynchronizing). A full reseed is asked
+//! for only when no common point is left.
+//!
+//! The common point: the new active's first generation on a newer timeline names the
+//! digest of the generation before it (its anchor). If this node's copy of the anchor has
+//! that digest, every generation up to it is common history. The database can continue
+//! from there if its header's checkpoint is not past the anchor's end: its file holds
+//! exactly the state at that checkpoint.
+
+use super::node::Shared;
+use crate::error::ReplError;
+use crate::generation_file::read_header;
+use crate::identity::ReplicaIdentity;
+use crate::layout::ReplicaLayout;
+use crate::sealed;
+use bluejet_engine::db::{read_header_copies, DATABASE_FILE_NAME};
+use bluejet_engine::file::{FileSystem, OpenMode};
+use bluejet_engine::log::directory::LogDirectory;
+use bluejet_engine::log::record::{kind, read_record};
+use bluejet_engine::log::scan::{scan, ScanMode};
+use bluejet_engine::log::{now_micros, BaseName, GenerationHeader, LogFileName, LogPosition};
+use bluejet_engine::page::DbHeader;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// How a node rejoined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rejoin {
+    /// It continues as a passive copy from its own database.
+    Resynchronized,
+    /// It has no usable copy: the active must seed it.
+    NeedsSeed,
+}
+
+/// One file moved aside.
+#[derive(Clone, Debug, Serialize)]
+pub struct DivergentFile {
+    /// The file name.
+    pub name: String,
+    /// Its generation, if it is a generation file.
+    pub generation: Option<u32>,
+    /// Commit records in it (transactions the new active does not have).
+    pub commits: u64,
+    /// When the generation was started (µs), if known.
+    pub created_micros: Option<u64>,
+}
+
+/// The report written next to the files moved aside (`diverged-<epoch>/report.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct DivergenceReport {
+    /// The epoch the node rejoined at.
+    pub epoch: u64,
+    /// The last common generation, if any.
+    pub common_generation: Option<u32>,
+    /// What was moved aside.
+    pub files: Vec<DivergentFile>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Rejoins as a passive copy of the peer (see the module documentation).
+pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let database = shared.config.database();
+    let file = database.join(DATABASE_FILE_NAME);
+    if !fs.exists(&file) {
+        return Ok(Rejoin::NeedsSeed);
+    }
+    let handle = fs
+        .open(&file, OpenMode::Read)
+        .map_err(|error| ReplError::io(&file, "opening", error))?;
+    let header = read_header_copies(&handle, &file)?.header;
+    drop(handle);
+    let base = shared.config.options.log.base_name;
+    let common = common_generation(shared, &header, base)?;
+    let usable = common.filter(|&anchor| header.checkpoint <= LogPosition::new(anchor + 1, 0));
+    let aside = shared.config.instance.join(format!("diverged-{epoch}"));
+    match usable {
+        Some(anchor) => {
+            let files = move_divergent(fs, &database, &aside, base, |g| {
+                g.is_none_or(|g| g > anchor)
+            })?;
+            write_report(
+                fs,
+                &aside,
+                epoch,
+                Some(anchor),
+                files,
+                "diverged after the common generation",
+            )?;
+            become_replica(shared, &header, anchor, base)?;
+            shared.event(
+                "resynchronizing",
+                Some(epoch),
+                &format!(
+                    "continuing from the checkpoint {:?}; generations after {anchor} moved to {}",
+                    header.checkpoint,
+                    aside.display()
+                ),
+            );
+            Ok(Rejoin::Resynchronized)
+        }
+        None => {
+            let reason = match common {
+                Some(anchor) => format!(
+                    "the database's checkpoint {:?} is past the common generation {anchor}",
+                    header.checkpoint
+                ),
+                None => "no common generation with the new active".to_owned(),
+            };
+            let files = move_divergent(fs, &database, &aside, base, |_| true)?;
+            move_file(fs, &file, &aside.join(DATABASE_FILE_NAME))?;
+            write_report(fs, &aside, epoch, common, files, &reason)?;
+            shared.event("reseed-needed", Some(epoch), &reason);
+            Ok(Rejoin::NeedsSeed)
+        }
+    }
+}
+
+/// The last generation this node's log shares with the new active's: the anchor the new
+/// active's first newer-timeline generation chains to, if this node's copy of it matches.
+fn common_generation(
+    shared: &Shared,
+    header: &DbHeader,
+    base: BaseName,
+) -> Result<Option<u32>, ReplError> {
+    let Some(first) = first_newer_generation(shared, header.timeline, base)? else {
+        return Ok(None);
+    };
+    let anchor = first.generation - 1;
+    let fs = shared.config.options.log.file_system.as_ref();
+    let mine = shared.config.database().join(base.closed(anchor));
+    if !fs.exists(&mine) {
+        return Ok(None);
+    }
+    let image = crate::sealed::read_file(fs, &mine, bluejet_engine::log::MAX_GENERATION_BYTES)?;
+    Ok((crc32c::crc32c(&image) == first.previous_digest).then_some(anchor))
+}
+
+/// The new active's first generation on a timeline newer than `timeline`.
+fn first_newer_generation(
+    shared: &Shared,
+    timeline: u64,
+    base: BaseName,
+) -> Result<Option<GenerationHeader>, ReplError> {
+    let fs = shared.config.peer_fs.as_ref();
+    let directory = shared.config.peer_database();
+    let listing = LogDirectory::list(fs, &directory, base)?;
+    let mut names: Vec<String> = listing.closed.values().cloned().collect();
+    if listing.current {
+        names.push(base.current());
+    }
+    for name in names {
+        let header = read_header(fs, &directory.join(&name))?;
+        if header.timeline > timeline {
+            return Ok(Some(header));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves this node's log files (those `select` picks by generation; `None` for `E00.log`,
+/// the prepared file and the checkpoint) from `database` into `aside`.
+fn move_divergent(
+    fs: &dyn FileSystem,
+    database: &Path,
+    aside: &Path,
+    base: BaseName,
+    select: impl Fn(Option<u32>) -> bool,
+) -> Result<Vec<DivergentFile>, ReplError> {
+    fs.create_directory(aside)
+        .map_err(|error| ReplError::io(aside, "creating", error))?;
+    let names = fs
+        .list(database)
+        .map_err(|error| ReplError::io(database, "listing", error))?;
+    let mut moved = Vec::new();
+    for name in names {
+        let generation = match base.classify(&name) {
+            Some(LogFileName::Closed(generation)) => Some(generation),
+            Some(_) => None,
+            None => continue,
+        };
+        if !select(generation) {
+            continue;
+        }
+        let path = database.join(&name);
+        moved.push(describe(fs, &path, &name, generation));
+        move_file(fs, &path, &aside.join(&name))?;
+    }
+    Ok(moved)
+}
+
+fn describe(
+    fs: &dyn FileSystem,
+    path: &Path,
+    name: &str,
+    generation: Option<u32>,
+) -> DivergentFile {
+    let image = crate::sealed::read_file(fs, path, bluejet_engine::log::MAX_GENERATION_BYTES).ok();
+    let mode = if generation.is_some() {
+        ScanMode::Closed
+    } else {
+        ScanMode::Current
+    };
+    let scanned = image
+        .as_ref()
+        .and_then(|image| scan(path, image, mode).ok());
+    let commits = scanned
+        .as_ref()
+        .map_or(0, |scanned| count_commits(&scanned.stream));
+    DivergentFile {
+        name: name.to_owned(),
+        generation: generation.or(scanned.as_ref().map(|s| s.header.generation)),
+        commits,
+        created_micros: scanned.map(|s| s.header.created_micros),
+    }
+}
+
+fn count_commits(stream: &[u8]) -> u64 {
+    let mut offset = 0;
+    let mut commits = 0;
+    while let Ok(record) = read_record(&stream[offset..]) {
+        commits += (record.kind == kind::COMMIT) as u64;
+        offset += record.encoded_len();
+    }
+    commits
+}
+
+fn move_file(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<(), ReplError> {
+    fs.rename(from, to)
+        .map_err(|error| ReplError::io(from, "moving aside", error))?;
+    for directory in [from.parent(), to.parent()].into_iter().flatten() {
+        fs.sync_directory(directory)
+            .map_err(|error| ReplError::io(directory, "syncing", error))?;
+    }
+    Ok(())
+}
+
+fn write_report(
+    fs: &dyn FileSystem,
+    aside: &Path,
+    epoch: u64,
+    common_generation: Option<u32>,
+    files: Vec<DivergentFile>,
+    reason: &str,
+) -> Result<(), ReplError> {
+    let report = DivergenceReport {
+        epoch,
+        common_generation,
+        files,
+        reason: reason.to_owned(),
+    };
+    sealed::write(fs, &aside.join("report.json"), &report)
+}
+
+/// Turns the node's directory into a replica whose passive copy is its own database: the
+/// common generations go to `logs/`, and the identity says where replay resumes.
+fn become_replica(
+    shared: &Shared,
+    header: &DbHeader,
+    anchor: u32,
+    base: BaseName,
+) -> Result<(), ReplError> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let layout = ReplicaLayout::new(&shared.config.instance);
+    layout.create(fs)?;
+    let database = shared.config.database();
+    let listing = LogDirectory::list(fs, &database, base)?;
+    for (&generation, name) in listing.closed.range(..=anchor) {
+        let target = layout.logs().join(name);
+        if fs.exists(&target) {
+            fs.remove(&target)
+                .map_err(|error| ReplError::io(&target, "replacing", error))?;
+        }
+        debug_assert!(generation <= anchor);
+        move_file(fs, &database.join(name), &target)?;
+    }
+    ReplicaIdentity {
+        signature: header.log_signature,
+        base_name: base.as_str().to_owned(),
+        timeline: header.timeline,
+        seeded_at: header.checkpoint,
+        seeded_micros: now_micros(),
+        active: shared.config.peer_database(),
+    }
+    .write(fs, &layout)
+}
+
+/// Paths a divergence report is written to, for tools.
+pub fn report_path(instance: &Path, epoch: u64) -> PathBuf {
+    instance
+        .join(format!("diverged-{epoch}"))
+        .join("report.json")
+}

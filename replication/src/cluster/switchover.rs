@@ -1,0 +1,168 @@
+//! Planned switchover: the active moves the database to its peer without losing anything.
+//!
+//! Refused when the peer's copy is Failed, Seeding or Suspended, or its queues exceed the
+//! thresholds. Otherwise: commits are held (the lease gate pauses them), the current
+//! generation is closed, the peer's copy must report everything replayed, the witness is
+//! handed to the peer at a new epoch, and this node gives the database up and rejoins as a
+//! passive copy. The peer sees itself owner and activates on the new epoch. Held commits are
+//! refused ("moved") and the time they were held is reported.
+
+use super::node::{demote_to_joining, NodeState, Shared};
+use super::requests::{self, MoveRequest, MoveResult};
+use crate::error::ReplError;
+use crate::layout::ReplicaLayout;
+use crate::status::{CopyState, CopyStatus};
+use std::time::{Duration, Instant};
+
+/// How long a move waits for the peer to replay the last generation.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves a pending move request, if any.
+pub(crate) fn serve_requests(shared: &Shared) -> Result<(), ReplError> {
+    let Some(request) = requests::take_move(shared) else {
+        return Ok(());
+    };
+    let result = match perform(shared, &request) {
+        Ok(result) => result,
+        Err(error) => MoveResult {
+            id: request.id,
+            ok: false,
+            message: error.to_string(),
+            paused_ms: 0,
+            epoch: 0,
+        },
+    };
+    requests::answer_move(shared, &result)
+}
+
+fn perform(shared: &Shared, request: &MoveRequest) -> Result<MoveResult, ReplError> {
+    let refuse = |message: String| MoveResult {
+        id: request.id,
+        ok: false,
+        message,
+        paused_ms: 0,
+        epoch: 0,
+    };
+    if request.to != shared.config.peer {
+        return Ok(refuse(format!(
+            "unknown node {:?} (the peer is {})",
+            request.to, shared.config.peer
+        )));
+    }
+    if let Err(reason) = validate(shared) {
+        return Ok(refuse(reason));
+    }
+    if request.validate_only {
+        return Ok(MoveResult {
+            ok: true,
+            message: format!("{} can take the database", request.to),
+            ..refuse(String::new())
+        });
+    }
+    let (epoch, paused) = hand_over(shared, request)?;
+    demote_to_joining(shared, &format!("the database moved to {}", request.to));
+    let message = format!(
+        "moved to {} at epoch {epoch}, commits held {} ms",
+        request.to,
+        paused.as_millis()
+    );
+    shared.event_with_comment("switchover", Some(epoch), &message, Some(&request.comment));
+    Ok(MoveResult {
+        id: request.id,
+        ok: true,
+        message,
+        paused_ms: paused.as_millis() as u64,
+        epoch,
+    })
+}
+
+/// The peer's copy must be able to take the database.
+fn validate(shared: &Shared) -> Result<(), String> {
+    let layout = ReplicaLayout::new(&shared.config.peer_instance);
+    let status = CopyStatus::read(
+        shared.config.peer_fs.as_ref(),
+        &layout,
+        Duration::from_secs(10),
+    )
+    .map_err(|error| format!("the peer's copy status cannot be read: {error}"))?
+    .ok_or("the peer has no copy status")?;
+    if matches!(
+        status.state,
+        CopyState::Failed | CopyState::Seeding | CopyState::Suspended | CopyState::Disabled
+    ) {
+        return Err(format!(
+            "the peer's copy is {:?}: {}",
+            status.state, status.message
+        ));
+    }
+    let thresholds = &shared.config.replica.thresholds;
+    if status.copy_queue > thresholds.max_copy_queue
+        || status.replay_queue > thresholds.max_replay_queue
+    {
+        return Err(format!(
+            "the peer's queues (copy {}, replay {}) exceed the thresholds",
+            status.copy_queue, status.replay_queue
+        ));
+    }
+    Ok(())
+}
+
+/// Holds commits, closes the generation, waits for the peer, hands the witness over.
+/// Returns the new epoch and how long commits were held.
+fn hand_over(shared: &Shared, request: &MoveRequest) -> Result<(u64, Duration), ReplError> {
+    let state = shared.state.read();
+    let NodeState::Active(active) = &*state else {
+        return Err(ReplError::Timeout("the node is no longer active".into()));
+    };
+    let held = Instant::now();
+    active.gate.pause();
+    let result = (|| {
+        active.db.log().roll()?;
+        let end = active.db.begin_read()?.end();
+        wait_replayed(shared, end)?;
+        shared
+            .witness
+            .transfer(
+                &shared.config.name,
+                active.epoch,
+                &request.to,
+                shared.config.lease,
+                &request.comment,
+            )
+            .map_err(|error| ReplError::Timeout(error.to_string()))
+    })();
+    match result {
+        Ok(record) => {
+            active
+                .gate
+                .close(&format!("the database moved to {}", request.to));
+            Ok((record.epoch, held.elapsed()))
+        }
+        Err(error) => {
+            active.gate.resume();
+            Err(error)
+        }
+    }
+}
+
+/// Waits until the peer's copy status shows `end` replayed.
+fn wait_replayed(shared: &Shared, end: bluejet_engine::log::LogPosition) -> Result<(), ReplError> {
+    let layout = ReplicaLayout::new(&shared.config.peer_instance);
+    let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+    loop {
+        let status = CopyStatus::read(
+            shared.config.peer_fs.as_ref(),
+            &layout,
+            Duration::from_secs(10),
+        )?;
+        if status.is_some_and(|status| status.replayed_position >= end) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ReplError::Timeout(format!(
+                "the peer did not replay up to {end:?} within {CATCH_UP_TIMEOUT:?}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

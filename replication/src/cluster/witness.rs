@@ -1,0 +1,221 @@
+//! The file-share witness: the third vote, holding the cluster's epoch, its owner (the one
+//! node that may be active) and the owner's lease.
+//!
+//! `witness/witness.json` (sealed JSON) is changed only under `witness/witness.lock`, a file
+//! created exclusively (`O_EXCL`, atomic on local and network file systems) and removed
+//! afterwards; a lock older than `STALE_LOCK` is taken to belong to a dead process and
+//! broken. Every change that gives the database to a node increments the epoch, which is
+//! also the new timeline of its log: epochs fence, since a node that sees a newer epoch than
+//! its own knows it is no longer active.
+
+use crate::error::ReplError;
+use crate::sealed;
+use bluejet_engine::file::{FileSystem, OpenMode};
+use bluejet_engine::log::now_micros;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A lock file older than this is broken.
+const STALE_LOCK: Duration = Duration::from_secs(10);
+/// Attempts to take the lock before giving up (a few milliseconds apart).
+const LOCK_ATTEMPTS: u32 = 200;
+
+/// The witness's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessRecord {
+    /// Incremented at every change of owner.
+    pub epoch: u64,
+    /// The node that may be active.
+    pub owner: String,
+    /// The owner's lease ends here (µs since the Unix epoch).
+    pub lease_until_micros: u64,
+    /// Last change (µs).
+    pub updated_micros: u64,
+    /// Why the owner last changed.
+    pub comment: String,
+}
+
+/// Why the witness refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WitnessError {
+    /// Another node holds a lease that has not expired (or a newer epoch).
+    #[error("the witness is held by {} (epoch {}) until {}", .0.owner, .0.epoch, .0.lease_until_micros)]
+    Held(WitnessRecord),
+    /// The witness could not be read or written.
+    #[error(transparent)]
+    Unreachable(#[from] ReplError),
+}
+
+/// The witness directory, reached through a file system (a share).
+#[derive(Clone)]
+pub struct Witness {
+    fs: Arc<dyn FileSystem>,
+    directory: PathBuf,
+    /// Largest clock difference assumed between any two nodes and the share.
+    pub skew: Duration,
+}
+
+impl Witness {
+    /// The witness in `directory`.
+    pub fn new(fs: Arc<dyn FileSystem>, directory: &Path, skew: Duration) -> Self {
+        Self {
+            fs,
+            directory: directory.to_owned(),
+            skew,
+        }
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.directory.join("witness.json")
+    }
+
+    /// The record (none before the first owner).
+    pub fn read(&self) -> Result<Option<WitnessRecord>, ReplError> {
+        sealed::read(self.fs.as_ref(), &self.record_path())
+    }
+
+    /// Extends `owner`'s lease at `epoch` to `lease` from now; refused if the epoch or the
+    /// owner changed (this node was fenced out).
+    pub fn renew(
+        &self,
+        owner: &str,
+        epoch: u64,
+        lease: Duration,
+    ) -> Result<WitnessRecord, WitnessError> {
+        self.update(|record, now| match record {
+            Some(record) if record.owner == owner && record.epoch == epoch => Ok(WitnessRecord {
+                lease_until_micros: now + lease.as_micros() as u64,
+                updated_micros: now,
+                ..record.clone()
+            }),
+            Some(record) => Err(WitnessError::Held(record.clone())),
+            None => Err(WitnessError::Held(vacant())),
+        })
+    }
+
+    /// Makes `owner` the owner at a new epoch, if there is no owner, the owner is `owner`
+    /// already, or the owner's lease ended more than the clock skew ago.
+    pub fn acquire(
+        &self,
+        owner: &str,
+        lease: Duration,
+        comment: &str,
+    ) -> Result<WitnessRecord, WitnessError> {
+        let skew = self.skew.as_micros() as u64;
+        self.update(|record, now| {
+            let free = record.is_none_or(|r| r.owner == owner || now > r.lease_until_micros + skew);
+            if !free {
+                return Err(WitnessError::Held(record.cloned().expect("held")));
+            }
+            Ok(WitnessRecord {
+                epoch: record.map_or(1, |r| r.epoch + 1),
+                owner: owner.to_owned(),
+                lease_until_micros: now + lease.as_micros() as u64,
+                updated_micros: now,
+                comment: comment.to_owned(),
+            })
+        })
+    }
+
+    /// Hands ownership from `from` (at `epoch`) to `to` at a new epoch (a planned move).
+    pub fn transfer(
+        &self,
+        from: &str,
+        epoch: u64,
+        to: &str,
+        lease: Duration,
+        comment: &str,
+    ) -> Result<WitnessRecord, WitnessError> {
+        self.update(|record, now| match record {
+            Some(record) if record.owner == from && record.epoch == epoch => Ok(WitnessRecord {
+                epoch: epoch + 1,
+                owner: to.to_owned(),
+                lease_until_micros: now + lease.as_micros() as u64,
+                updated_micros: now,
+                comment: comment.to_owned(),
+            }),
+            Some(record) => Err(WitnessError::Held(record.clone())),
+            None => Err(WitnessError::Held(vacant())),
+        })
+    }
+
+    /// Reads, changes and writes the record under the lock.
+    fn update(
+        &self,
+        change: impl FnOnce(Option<&WitnessRecord>, u64) -> Result<WitnessRecord, WitnessError>,
+    ) -> Result<WitnessRecord, WitnessError> {
+        self.lock()?;
+        let result = self.read().map_err(WitnessError::from).and_then(|record| {
+            let next = change(record.as_ref(), now_micros())?;
+            sealed::write(self.fs.as_ref(), &self.record_path(), &next)?;
+            Ok(next)
+        });
+        let unlocked = self.unlock();
+        let record = result?;
+        unlocked?;
+        Ok(record)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.directory.join("witness.lock")
+    }
+
+    fn lock(&self) -> Result<(), ReplError> {
+        let path = self.lock_path();
+        for _ in 0..LOCK_ATTEMPTS {
+            match self.fs.open(&path, OpenMode::CreateNew) {
+                Ok(file) => {
+                    let stamp = now_micros().to_le_bytes();
+                    return file
+                        .write_at(&stamp, 0)
+                        .and_then(|()| file.sync_data())
+                        .map_err(|error| ReplError::io(&path, "writing", error));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self.break_if_stale(&path);
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(error) => return Err(ReplError::io(&path, "creating", error)),
+            }
+        }
+        Err(ReplError::Timeout(format!(
+            "{} stayed locked",
+            path.display()
+        )))
+    }
+
+    /// Removes a lock whose time stamp is older than `STALE_LOCK`. A lock without a stamp
+    /// yet is being taken right now and is left alone.
+    fn break_if_stale(&self, path: &Path) {
+        let Ok(file) = self.fs.open(path, OpenMode::Read) else {
+            return;
+        };
+        let mut stamp = [0u8; 8];
+        if file.read_exact_at(&mut stamp, 0).is_err() {
+            return;
+        }
+        let age = now_micros().saturating_sub(u64::from_le_bytes(stamp));
+        if age > STALE_LOCK.as_micros() as u64 {
+            let _ = self.fs.remove(path);
+        }
+    }
+
+    fn unlock(&self) -> Result<(), ReplError> {
+        let path = self.lock_path();
+        self.fs
+            .remove(&path)
+            .map_err(|error| ReplError::io(&path, "removing", error))
+    }
+}
+
+fn vacant() -> WitnessRecord {
+    WitnessRecord {
+        epoch: 0,
+        owner: String::new(),
+        lease_until_micros: 0,
+        updated_micros: 0,
+        comment: "no owner yet".into(),
+    }
+}

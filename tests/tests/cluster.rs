@@ -1,0 +1,377 @@
+//! Cluster scenarios with two in-process nodes and a witness directory: bootstrap and seed,
+//! planned switchover, failover (lossless and lossy), the mount dial, partitions, and the
+//! old active's resynchronisation.
+
+use bluejet_engine::db::Database;
+use bluejet_engine::file::{FileSystem, OsFileSystem};
+use bluejet_replication::cluster::requests::request_move;
+use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
+use bluejet_replication::CopyState;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Fast timings for tests.
+fn config(name: &str, peer: &str, root: &Path, bootstrap: bool) -> NodeConfig {
+    let mut config = NodeConfig::new(
+        name,
+        &root.join(name),
+        peer,
+        &root.join(peer),
+        &root.join("witness"),
+    );
+    std::fs::create_dir_all(root.join("witness")).unwrap();
+    config.bootstrap = bootstrap;
+    config.lease = Duration::from_millis(800);
+    config.safety = Duration::from_millis(200);
+    config.skew = Duration::from_millis(100);
+    config.heartbeat_interval = Duration::from_millis(50);
+    config.failover_after = Duration::from_millis(600);
+    config.options.log.generation_bytes = 128 << 10;
+    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
+    config.replica.poll_interval = Duration::from_millis(10);
+    config.replica.status_interval = Duration::from_millis(50);
+    config.replica.thresholds.settle = Duration::ZERO;
+    config.replica.replay.retry_after = Duration::from_millis(50);
+    config
+}
+
+fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        if Instant::now() > deadline {
+            dump_events();
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+thread_local! {
+    static ROOT: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Prints both nodes' event logs (on a failure).
+fn dump_events() {
+    ROOT.with(|root| {
+        if let Some(root) = root.borrow().as_ref() {
+            for node in ["a", "b"] {
+                let path = root.join(node).join("events.jsonl");
+                let (events, _) = bluejet_replication::events::read_events(&OsFileSystem, &path)
+                    .unwrap_or_default();
+                for event in events {
+                    eprintln!(
+                        "{node}: {} {:?} {} {:?}",
+                        event.kind, event.epoch, event.message, event.generation
+                    );
+                }
+            }
+        }
+    });
+}
+
+fn remember(root: &Path) {
+    ROOT.with(|cell| *cell.borrow_mut() = Some(root.to_owned()));
+}
+
+fn deliver(node: &Node, first: u32, count: u32) -> u32 {
+    let mut delivered = 0;
+    for i in first..first + count {
+        let stored = node.with_database(|db: &Database| {
+            let mut write = db.begin_write()?;
+            write.insert("messages", format!("msg-{i:06}").as_bytes(), &[b'm'; 300])?;
+            write.commit()
+        });
+        if matches!(stored, Some(Ok(_))) {
+            delivered += 1;
+        }
+    }
+    delivered
+}
+
+fn message_count(node: &Node) -> u64 {
+    node.with_database(|db| {
+        let read = db.begin_read().unwrap();
+        read.open_table("messages").map(|t| t.len()).unwrap_or(0)
+    })
+    .unwrap()
+}
+
+fn healthy(node: &Node) -> bool {
+    node.status().copy.is_some_and(|copy| {
+        copy.state == CopyState::Healthy && copy.copy_queue == 0 && copy.replay_queue == 0
+    })
+}
+
+#[test]
+fn switchover_is_lossless_and_the_old_active_rejoins() {
+    let root = tempfile::tempdir().unwrap();
+    remember(root.path());
+    let a = Node::start(config("a", "b", root.path(), true)).unwrap();
+    wait_until("a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    let b = Node::start(config("b", "a", root.path(), false)).unwrap();
+    wait_until("b passive", Duration::from_secs(20), || {
+        b.role() == Role::Passive
+    });
+    assert_eq!(deliver(&a, 0, 300), 300);
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+
+    let fs = OsFileSystem;
+    let result = request_move(
+        &fs,
+        &root.path().join("a"),
+        "b",
+        "patching a",
+        false,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    assert!(result.ok, "{result:?}");
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    wait_until("a passive", Duration::from_secs(20), || {
+        a.role() == Role::Passive
+    });
+    assert_eq!(message_count(&b), 300);
+    assert_eq!(b.failovers()[0].kind, "move");
+    assert!(b.failovers()[0].lossless);
+    assert_eq!(deliver(&b, 300, 100), 100);
+    wait_until("a caught up", Duration::from_secs(20), || healthy(&a));
+    let _ = fs.exists(root.path());
+    a.stop();
+    b.stop();
+}
+
+/// A file system standing for a network link that can be cut.
+struct Link {
+    cut: std::sync::atomic::AtomicBool,
+}
+
+impl Link {
+    fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            cut: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        if self.cut.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "link cut",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FileSystem for Link {
+    fn open(
+        &self,
+        path: &Path,
+        mode: bluejet_engine::file::OpenMode,
+    ) -> std::io::Result<std::sync::Arc<dyn bluejet_engine::file::FileHandle>> {
+        self.check()?;
+        OsFileSystem.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.check()?;
+        OsFileSystem.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.check()?;
+        OsFileSystem.remove(path)
+    }
+    fn list(&self, directory: &Path) -> std::io::Result<Vec<String>> {
+        self.check()?;
+        OsFileSystem.list(directory)
+    }
+    fn sync_directory(&self, directory: &Path) -> std::io::Result<()> {
+        self.check()?;
+        OsFileSystem.sync_directory(directory)
+    }
+    fn create_directory(&self, directory: &Path) -> std::io::Result<()> {
+        self.check()?;
+        OsFileSystem.create_directory(directory)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.check().is_ok() && OsFileSystem.exists(path)
+    }
+}
+
+/// Links of one node: to its peer and to the witness.
+struct Links {
+    peer: std::sync::Arc<Link>,
+    witness: std::sync::Arc<Link>,
+}
+
+fn linked(mut config: NodeConfig) -> (NodeConfig, Links) {
+    let links = Links {
+        peer: Link::new(),
+        witness: Link::new(),
+    };
+    config.peer_fs = links.peer.clone();
+    config.witness_fs = links.witness.clone();
+    (config, links)
+}
+
+/// Starts `a` (active) and `b` (passive, seeded, healthy) with cuttable links.
+fn pair(root: &Path, dial_b: MountDial) -> (Node, Links, Node, Links) {
+    remember(root);
+    let (config_a, links_a) = linked(config("a", "b", root, true));
+    let a = Node::start(config_a).unwrap();
+    wait_until("a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    let (mut config_b, links_b) = linked(config("b", "a", root, false));
+    config_b.dial = dial_b;
+    let b = Node::start(config_b).unwrap();
+    wait_until("b passive", Duration::from_secs(20), || {
+        b.role() == Role::Passive
+    });
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    (a, links_a, b, links_b)
+}
+
+fn restart_a(root: &Path) -> Node {
+    Node::start(config("a", "b", root, true)).unwrap()
+}
+
+#[test]
+fn failover_with_everything_shipped_is_lossless_and_the_old_active_resynchronizes() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::Lossless);
+    assert_eq!(deliver(&a, 0, 400), 400);
+    a.with_database(|db| db.log().roll().unwrap());
+    wait_until("b replayed everything", Duration::from_secs(20), || {
+        healthy(&b)
+    });
+    a.kill();
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    let report = &b.failovers()[0];
+    assert_eq!(report.kind, "failover");
+    assert!(report.lossless, "{report:?}");
+    assert_eq!(message_count(&b), 400);
+
+    let a = restart_a(root.path());
+    wait_until("a passive", Duration::from_secs(20), || {
+        a.role() == Role::Passive
+    });
+    assert_eq!(deliver(&b, 400, 100), 100);
+    wait_until("a resynchronized", Duration::from_secs(20), || healthy(&a));
+    let reports: Vec<_> = std::fs::read_dir(root.path().join("a"))
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("diverged-"))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        1,
+        "the old active's divergent files are kept aside"
+    );
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn mount_dial_refuses_a_lossy_failover_until_an_operator_forces_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, links_b) = pair(root.path(), MountDial::Lossless);
+    assert_eq!(deliver(&a, 0, 100), 100);
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    // b loses sight of a: a keeps its lease and goes on alone, b must not take over.
+    links_b.peer.set_cut(true);
+    assert_eq!(deliver(&a, 100, 1500), 1500);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(b.role(), Role::Passive, "a holds its lease: no failover");
+    a.kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        b.role(),
+        Role::Passive,
+        "Lossless refuses to mount with generations lost"
+    );
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("mount-refused"), "{events}");
+    bluejet_replication::cluster::requests::request_forced_mount(
+        &OsFileSystem,
+        &root.path().join("b"),
+        "accept the loss: the dumpster resubmits",
+    )
+    .unwrap();
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    let report = &b.failovers()[0];
+    assert!(!report.lossless && report.forced, "{report:?}");
+    assert!(report.lost_generations.is_some() && report.lost_window_micros.is_some());
+    b.stop();
+}
+
+#[test]
+fn partitions_never_leave_two_actives() {
+    for case in ["peer link", "witness", "both"] {
+        let root = tempfile::tempdir().unwrap();
+        let (a, links_a, b, links_b) = pair(root.path(), MountDial::BestAvailability(12));
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let overlap = std::thread::scope(|scope| {
+            let watcher = scope.spawn(|| {
+                let mut overlap = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if a.status().serving && b.status().serving {
+                        overlap += 1;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                overlap
+            });
+            match case {
+                "peer link" => {
+                    links_a.peer.set_cut(true);
+                    links_b.peer.set_cut(true);
+                }
+                "witness" => links_a.witness.set_cut(true),
+                _ => {
+                    links_a.peer.set_cut(true);
+                    links_b.peer.set_cut(true);
+                    links_a.witness.set_cut(true);
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(4);
+            let mut i = 0;
+            while Instant::now() < deadline {
+                deliver(&a, i, 5);
+                deliver(&b, 100_000 + i, 5);
+                i += 5;
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            watcher.join().unwrap()
+        });
+        assert_eq!(overlap, 0, "{case}: two nodes served at once");
+        match case {
+            "peer link" => assert_eq!(
+                (a.role(), b.role()),
+                (Role::Active, Role::Passive),
+                "{case}"
+            ),
+            _ => assert_eq!(
+                b.role(),
+                Role::Active,
+                "{case}: b takes over from a fenced a"
+            ),
+        }
+        if case != "peer link" {
+            assert!(!a.status().serving, "{case}: a is fenced");
+        }
+        a.kill();
+        b.kill();
+    }
+}

@@ -1,0 +1,122 @@
+//! `bluejet truncate --active DIR --replica DIR...`: delete the active's closed generations
+//! that recovery, every passive copy and a backup no longer need (`--circular`: no backup
+//! needed), and say why the oldest one kept is kept. The active must not be open elsewhere.
+
+use super::backup::tool_error;
+use crate::exit::{ToolError, Verdict};
+use crate::image;
+use crate::output;
+use crate::records::position_json;
+use bluejet_engine::db::{Database, Options};
+use bluejet_replication::truncate::{
+    decide, gather, log_bytes, space_warning, truncate_active, TruncationDecision, TruncationInput,
+};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// What `truncate` is asked.
+pub struct TruncateOptions {
+    /// The active's directory.
+    pub active: PathBuf,
+    /// Every replica of it.
+    pub replicas: Vec<PathBuf>,
+    /// Circular logging: no backup needed.
+    pub circular: bool,
+    /// The log's space budget in bytes (0: no warning).
+    pub budget: u64,
+    /// Warn when the log uses at least this fraction of the budget.
+    pub warn_at: f64,
+    /// Print JSON.
+    pub json: bool,
+}
+
+/// What was decided and done.
+struct Outcome {
+    input: TruncationInput,
+    decision: TruncationDecision,
+    deleted: Vec<u32>,
+    warning: Option<String>,
+}
+
+/// Decides and truncates.
+pub fn run(options: &TruncateOptions) -> Result<Verdict, ToolError> {
+    let active = image::database_directory(&options.active)?;
+    let database = Database::open(&active, Options::default())?;
+    let outcome = truncate(&database, options);
+    database.close()?;
+    let outcome = outcome?;
+    if options.json {
+        print_json(&outcome);
+    } else {
+        print_text(&outcome);
+    }
+    Ok(Verdict::Clean)
+}
+
+fn truncate(database: &Database, options: &TruncateOptions) -> Result<Outcome, ToolError> {
+    let input = gather(database, &options.replicas, options.circular).map_err(tool_error)?;
+    let decision = decide(&input);
+    let deleted = truncate_active(database, &decision).map_err(tool_error)?;
+    let config = database.log().config();
+    let used = log_bytes(
+        config.file_system.as_ref(),
+        database.log().directory(),
+        config.base_name,
+    )
+    .map_err(tool_error)?;
+    let warning = space_warning(used, options.budget, options.warn_at, &decision);
+    Ok(Outcome {
+        input,
+        decision,
+        deleted,
+        warning,
+    })
+}
+
+fn print_text(outcome: &Outcome) {
+    crate::out!("checkpoint at {}", outcome.input.checkpoint);
+    for replica in &outcome.input.replicas {
+        crate::out!(
+            "  replica {} replayed through {}",
+            replica.replica.display(),
+            replica
+                .replayed_through
+                .map_or("nothing".into(), |g| format!("generation {g}"))
+        );
+    }
+    match outcome.input.backup_covers_through {
+        Some(g) if !outcome.input.circular => crate::out!("  backups cover through generation {g}"),
+        None if !outcome.input.circular => crate::out!("  no backup recorded"),
+        _ => crate::out!("  circular logging: no backup needed"),
+    }
+    for reason in &outcome.decision.reasons {
+        crate::out!("{reason}");
+    }
+    if let Some(warning) = &outcome.warning {
+        crate::out!("warning: {warning}");
+    }
+    crate::out!(
+        "truncated: {} deleted{}",
+        output::plural(outcome.deleted.len() as u64, "generation"),
+        match (outcome.deleted.first(), outcome.deleted.last()) {
+            (Some(first), Some(last)) => format!(" ({first}..{last})"),
+            _ => String::new(),
+        }
+    );
+}
+
+fn print_json(outcome: &Outcome) {
+    output::print_json(&json!({
+        "kind": "truncate",
+        "checkpoint": position_json(outcome.input.checkpoint),
+        "replicas": outcome.input.replicas,
+        "backup_covers_through": outcome.input.backup_covers_through,
+        "circular": outcome.input.circular,
+        "delete_below": outcome.decision.delete_below,
+        "deleted": outcome.deleted,
+        "oldest_kept": outcome.decision.oldest_kept,
+        "reasons": outcome.decision.reasons,
+        "warning": outcome.warning,
+        "passed": true,
+    }));
+}

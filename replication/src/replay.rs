@@ -46,6 +46,9 @@ impl Default for ReplayOptions {
 pub struct ReplayRound {
     /// Generations replayed.
     pub replayed: Vec<GenerationMark>,
+    /// When the last generation replayed was started on the active (µs): everything
+    /// committed before then is on the passive.
+    pub safe_before_micros: Option<u64>,
     /// Transactions applied.
     pub transactions: u64,
     /// The passive's content position after the round.
@@ -130,6 +133,7 @@ impl Replayer {
             match passive.replay_generation(next, None) {
                 Ok(replay) => {
                     round.transactions += replay.report.transactions_applied;
+                    round.safe_before_micros = Some(replay.created_micros);
                     round.replayed.push(GenerationMark {
                         generation: next,
                         time_micros: now_micros(),

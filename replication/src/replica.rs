@@ -224,6 +224,9 @@ impl Board {
         seen.rounds[2] = true;
         seen.replayed_through = round.next.saturating_sub(1);
         seen.status.replayed_position = round.position;
+        if let Some(safe) = round.safe_before_micros {
+            seen.status.safe_before_micros = seen.status.safe_before_micros.max(safe);
+        }
         if let Some(mark) = round.replayed.last() {
             seen.status.last_replayed = Some(*mark);
         }

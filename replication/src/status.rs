@@ -84,6 +84,10 @@ pub struct CopyStatus {
     pub last_replayed: Option<GenerationMark>,
     /// The passive's content position.
     pub replayed_position: LogPosition,
+    /// Everything committed on the active before this time (µs; the start of the last
+    /// generation replayed) is on the passive: what a transport dumpster may trim.
+    #[serde(default)]
+    pub safe_before_micros: u64,
     /// Generations the copy would lack if the active were lost now (the closed ones not
     /// inspected here, and the active's current one).
     pub loss_window_generations: u32,
@@ -114,6 +118,7 @@ impl Default for CopyStatus {
             last_inspected: None,
             last_replayed: None,
             replayed_position: LogPosition::default(),
+            safe_before_micros: 0,
             loss_window_generations: 0,
             loss_window_seconds: 0.0,
             gap: None,

@@ -100,6 +100,12 @@ pub struct NodeConfig {
     pub failover_after: Duration,
     /// Replication settings of the passive role (paths are filled in by the node).
     pub replica: ReplicaConfig,
+    /// Delete closed generations without waiting for a backup (default off).
+    pub circular_logging: bool,
+    /// Space the log may take before a warning at 80% (default 1 GiB).
+    pub log_budget_bytes: u64,
+    /// How often the active deletes what no one needs any more (default 5 s).
+    pub truncate_interval: Duration,
 }
 
 impl NodeConfig {
@@ -128,6 +134,9 @@ impl NodeConfig {
             heartbeat_interval: Duration::from_millis(200),
             failover_after: Duration::from_secs(2),
             replica: ReplicaConfig::new(&peer_instance.join("database"), instance),
+            circular_logging: false,
+            log_budget_bytes: 1 << 30,
+            truncate_interval: Duration::from_secs(5),
         }
     }
 

@@ -123,6 +123,7 @@ pub(crate) fn take_over(
         gate,
         epoch: record.epoch,
         rolled_when_fenced: false,
+        retention: Default::default(),
     });
     Ok(())
 }

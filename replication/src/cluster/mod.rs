@@ -12,6 +12,7 @@ pub mod lease;
 pub mod node;
 pub mod requests;
 pub mod resync;
+pub mod retention;
 pub mod switchover;
 pub mod witness;
 

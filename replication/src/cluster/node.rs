@@ -74,6 +74,8 @@ pub(crate) struct ActiveState {
     pub epoch: u64,
     /// The current generation was closed after the lease lapsed.
     pub rolled_when_fenced: bool,
+    /// Log retention.
+    pub retention: super::retention::Retention,
 }
 
 pub(crate) struct PassiveState {
@@ -99,6 +101,10 @@ pub struct NodeStatus {
     pub serving: bool,
     /// The copy status, when passive.
     pub copy: Option<CopyStatus>,
+    /// Why the oldest log generation is kept, when active.
+    pub retention: Vec<String>,
+    /// A warning that the log approaches its space budget.
+    pub log_warning: Option<String>,
 }
 
 impl Node {
@@ -177,6 +183,13 @@ impl Node {
                 passive.service.as_ref().map(ReplicationService::status),
             ),
         };
+        let (retention, log_warning) = match &*state {
+            NodeState::Active(active) => (
+                active.retention.reasons.clone(),
+                active.retention.warning.clone(),
+            ),
+            _ => (Vec::new(), None),
+        };
         NodeStatus {
             name: self.shared.config.name.clone(),
             role,
@@ -184,6 +197,8 @@ impl Node {
             end,
             serving,
             copy,
+            retention,
+            log_warning,
         }
     }
 
@@ -380,6 +395,7 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
         gate,
         epoch: record.epoch,
         rolled_when_fenced: false,
+        retention: Default::default(),
     });
     Ok(())
 }
@@ -431,7 +447,11 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
         let NodeState::Active(active) = &mut *state else {
             return Ok(());
         };
-        renew(shared, active)?
+        let demote = renew(shared, active)?;
+        if demote.is_none() {
+            super::retention::maybe_truncate(shared, active);
+        }
+        demote
     };
     if let Some(reason) = demote {
         demote_to_joining(shared, &reason);

@@ -122,7 +122,7 @@ pub(crate) fn take_over(
         db,
         gate,
         epoch: record.epoch,
-        rolled_when_fenced: false,
+        rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
         retention: Default::default(),
     });
     Ok(())

@@ -73,9 +73,9 @@ pub(crate) struct ActiveState {
     pub gate: Arc<LeaseGate>,
     pub epoch: u64,
     /// The current generation was closed after the lease lapsed.
-    pub rolled_when_fenced: bool,
+    pub rolled_when_fenced: AtomicBool,
     /// Log retention.
-    pub retention: super::retention::Retention,
+    pub retention: Mutex<super::retention::Retention>,
 }
 
 pub(crate) struct PassiveState {
@@ -184,10 +184,10 @@ impl Node {
             ),
         };
         let (retention, log_warning) = match &*state {
-            NodeState::Active(active) => (
-                active.retention.reasons.clone(),
-                active.retention.warning.clone(),
-            ),
+            NodeState::Active(active) => {
+                let retention = active.retention.lock();
+                (retention.reasons.clone(), retention.warning.clone())
+            }
             _ => (Vec::new(), None),
         };
         NodeStatus {
@@ -394,7 +394,7 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
         db,
         gate,
         epoch: record.epoch,
-        rolled_when_fenced: false,
+        rolled_when_fenced: AtomicBool::new(false),
         retention: Default::default(),
     });
     Ok(())
@@ -443,8 +443,9 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
 
 fn active_tick(shared: &Shared) -> Result<(), ReplError> {
     let demote = {
-        let mut state = shared.state.write();
-        let NodeState::Active(active) = &mut *state else {
+        // A read lock: renewing must not wait for work the mail server does on the database.
+        let state = shared.state.read();
+        let NodeState::Active(active) = &*state else {
             return Ok(());
         };
         let demote = renew(shared, active)?;
@@ -466,7 +467,7 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
 }
 
 /// Renews the lease; returns why the node must give the database up, if it must.
-fn renew(shared: &Shared, active: &mut ActiveState) -> Result<Option<String>, ReplError> {
+fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplError> {
     let config = &shared.config;
     match shared
         .witness
@@ -474,7 +475,7 @@ fn renew(shared: &Shared, active: &mut ActiveState) -> Result<Option<String>, Re
     {
         Ok(record) => {
             active.gate.lease_until(record.lease_until_micros);
-            active.rolled_when_fenced = false;
+            active.rolled_when_fenced.store(false, Ordering::Release);
         }
         Err(WitnessError::Held(record)) => {
             return Ok(Some(format!(
@@ -483,11 +484,11 @@ fn renew(shared: &Shared, active: &mut ActiveState) -> Result<Option<String>, Re
             )));
         }
         Err(WitnessError::Unreachable(_)) => {
-            if !active.gate.admitting() && !active.rolled_when_fenced {
+            if !active.gate.admitting() && !active.rolled_when_fenced.load(Ordering::Acquire) {
                 // Fenced: close the generation, so that everything committed can be copied
                 // and a failover loses nothing.
                 active.db.log().roll()?;
-                active.rolled_when_fenced = true;
+                active.rolled_when_fenced.store(true, Ordering::Release);
                 shared.event(
                     "fenced",
                     Some(active.epoch),
@@ -508,9 +509,12 @@ fn renew(shared: &Shared, active: &mut ActiveState) -> Result<Option<String>, Re
 /// Gives the database up: commits are refused, the database is checkpointed and dropped
 /// (left dirty: it rejoins as a passive copy from its checkpoint).
 pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
+    // Commits are refused first, so that work holding the database lets go of it.
+    if let NodeState::Active(active) = &*shared.state.read() {
+        active.gate.close(reason);
+    }
     let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
     if let NodeState::Active(active) = state {
-        active.gate.close(reason);
         let _ = active.db.checkpoint();
         shared.event("demoted", Some(active.epoch), reason);
     }

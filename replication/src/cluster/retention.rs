@@ -26,21 +26,25 @@ pub struct Retention {
 }
 
 /// Runs a retention pass if one is due.
-pub(crate) fn maybe_truncate(shared: &Shared, active: &mut ActiveState) {
-    let due = active
-        .retention
+pub(crate) fn maybe_truncate(shared: &Shared, active: &ActiveState) {
+    let mut retention = active.retention.lock();
+    let due = retention
         .last
         .is_none_or(|last| last.elapsed() >= shared.config.truncate_interval);
     if !due {
         return;
     }
-    active.retention.last = Some(Instant::now());
-    if let Err(error) = truncate(shared, active) {
-        active.retention.reasons = vec![format!("retention pass failed: {error}")];
+    retention.last = Some(Instant::now());
+    if let Err(error) = truncate(shared, active, &mut retention) {
+        retention.reasons = vec![format!("retention pass failed: {error}")];
     }
 }
 
-fn truncate(shared: &Shared, active: &mut ActiveState) -> Result<(), Box<dyn std::error::Error>> {
+fn truncate(
+    shared: &Shared,
+    active: &ActiveState,
+    retention: &mut Retention,
+) -> Result<(), Box<dyn std::error::Error>> {
     let log = active.db.log();
     let config = log.config();
     let fs = config.file_system.as_ref();
@@ -56,18 +60,18 @@ fn truncate(shared: &Shared, active: &mut ActiveState) -> Result<(), Box<dyn std
     let decision = decide(&input);
     if !decision.delete.is_empty() {
         let deleted = log.truncate_below(LogPosition::new(decision.delete_below, 0))?;
-        active.retention.deleted += deleted.len() as u64;
+        retention.deleted += deleted.len() as u64;
     }
     let used = log_bytes(fs, log.directory(), config.base_name)?;
     let warning = space_warning(used, shared.config.log_budget_bytes, 0.8, &decision);
-    if warning.is_some() && active.retention.warning.is_none() {
+    if warning.is_some() && retention.warning.is_none() {
         shared.event(
             "log-space",
             Some(active.epoch),
             warning.as_deref().unwrap_or_default(),
         );
     }
-    active.retention.warning = warning;
-    active.retention.reasons = decision.reasons;
+    retention.warning = warning;
+    retention.reasons = decision.reasons;
     Ok(())
 }

@@ -280,3 +280,168 @@ fn lagged_copy_applies_only_old_enough_generations() {
     replica.catch_up(end, Duration::from_secs(30)).unwrap();
     assert_eq!(replica.passive().unwrap().replayed(), end);
 }
+
+/// A file system standing for a share that can become unreachable.
+struct Share {
+    cut: std::sync::atomic::AtomicBool,
+}
+
+impl Share {
+    fn check(&self) -> std::io::Result<()> {
+        match self.cut.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "share unreachable",
+            )),
+            false => Ok(()),
+        }
+    }
+}
+
+impl bluejet_engine::file::FileSystem for Share {
+    fn open(
+        &self,
+        path: &Path,
+        mode: bluejet_engine::file::OpenMode,
+    ) -> std::io::Result<std::sync::Arc<dyn bluejet_engine::file::FileHandle>> {
+        self.check()?;
+        bluejet_engine::file::OsFileSystem.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.check()?;
+        bluejet_engine::file::OsFileSystem.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.check()?;
+        bluejet_engine::file::OsFileSystem.remove(path)
+    }
+    fn list(&self, directory: &Path) -> std::io::Result<Vec<String>> {
+        self.check()?;
+        bluejet_engine::file::OsFileSystem.list(directory)
+    }
+    fn sync_directory(&self, directory: &Path) -> std::io::Result<()> {
+        self.check()?;
+        bluejet_engine::file::OsFileSystem.sync_directory(directory)
+    }
+    fn create_directory(&self, directory: &Path) -> std::io::Result<()> {
+        self.check()?;
+        bluejet_engine::file::OsFileSystem.create_directory(directory)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.check().is_ok() && bluejet_engine::file::OsFileSystem.exists(path)
+    }
+}
+
+#[test]
+fn unreachable_idle_active_is_not_healthy_and_a_brief_gap_does_not_flap() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let mut config = config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let share = std::sync::Arc::new(Share {
+        cut: std::sync::atomic::AtomicBool::new(false),
+    });
+    config.active_fs = share.clone();
+    config.thresholds.max_contact_age = Duration::from_millis(300);
+    config.thresholds.settle = Duration::from_millis(400);
+    config.thresholds.max_copy_queue = 1;
+    let mut replica = Replica::open(config).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while replica.step().state != CopyState::Healthy {
+        assert!(std::time::Instant::now() < deadline, "never Healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The active is idle, and its share goes away: nothing queues up, yet the copy is not
+    // Healthy once contact is older than the threshold (and the change has settled).
+    share.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = replica.step();
+        if status.state != CopyState::Healthy {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an unreachable active stayed Healthy"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.state, CopyState::Failed);
+    assert!(status.message.contains("log"), "{}", status.message);
+    share.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while replica.step().state != CopyState::Healthy {
+        assert!(std::time::Instant::now() < deadline, "never Healthy again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A gap that lasts less than the settle time leaves the state Healthy throughout.
+    for i in 0..300u32 {
+        let mut write = active.begin_write().unwrap();
+        write
+            .insert("messages", format!("{i:06}").as_bytes(), &[9u8; 900])
+            .unwrap();
+        write.commit().unwrap();
+    }
+    active.log().roll().unwrap();
+    // Ship, then lose the first shipped file before inspection: a gap, filled a moment
+    // later by the next ship round. The state stays Healthy throughout.
+    let layout = replica.config().layout();
+    replica.ship();
+    let mut shipped: Vec<_> = std::fs::read_dir(layout.incoming())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    shipped.sort();
+    assert!(shipped.len() >= 2, "{shipped:?}");
+    std::fs::remove_file(&shipped[0]).unwrap();
+    replica.inspect();
+    let during = replica.board().publish();
+    assert!(during.gap.is_some(), "{during:?}");
+    let mut states = vec![during.state];
+    for _ in 0..5 {
+        states.push(replica.step().state);
+    }
+    assert!(
+        states.iter().all(|state| *state == CopyState::Healthy),
+        "{states:?}"
+    );
+    assert!(replica.step().gap.is_none());
+}
+
+#[test]
+fn reseeding_refuses_a_healthy_copy_and_unknown_files() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let config = config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let mut replica = Replica::open(config.clone()).unwrap();
+    while replica.step().state != CopyState::Healthy {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    replica.close(CopyState::Healthy, "").unwrap();
+    let error = seed(&active, &config).unwrap_err().to_string();
+    assert!(error.contains("only a Failed copy is reseeded"), "{error}");
+
+    let junk = replica_dir.path().join("logs").join("notes.txt");
+    std::fs::write(&junk, b"an operator's notes").unwrap();
+    let fs = config.fs();
+    let layout = config.layout();
+    let mut status =
+        bluejet_replication::CopyStatus::read(fs.as_ref(), &layout, Duration::from_secs(60))
+            .unwrap()
+            .unwrap();
+    status.state = CopyState::Failed;
+    status.write(fs.as_ref(), &layout).unwrap();
+    let error = seed(&active, &config).unwrap_err().to_string();
+    assert!(error.contains("notes.txt"), "{error}");
+    assert!(junk.exists() && layout.database().join("bluejet.db").exists());
+
+    std::fs::remove_file(&junk).unwrap();
+    let report = seed(&active, &config).unwrap();
+    assert!(
+        !report.removed.is_empty(),
+        "the old copy's files were removed"
+    );
+}

@@ -11,7 +11,8 @@
 //! bluejet compact SRC DST [--json]                          (alias: d)
 //! bluejet log dump PATH [--records] [--json] [--base E00]   (alias: bluejet ml PATH)
 //! bluejet checkpoint dump PATH [--json] [--base E00]        (alias: bluejet mk PATH)
-//! bluejet demo [--dir DIR] [--keep] [--writers N] [--messages N] [--mailboxes N] [--json]
+//! bluejet demo [--dir DIR] [--keep] [--writers N] [--messages N] [--mailboxes N] [--rate N]
+//!              [--json]
 //! bluejet repl seed --active DIR --replica DIR [--json]
 //! bluejet repl run --active DIR --replica DIR [--lag SECONDS] [--compress]
 //!                  [--duration SECONDS] [--json]
@@ -24,6 +25,12 @@
 //! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
 //! bluejet truncate --active DIR [--replica DIR]... [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
+//! bluejet node run --config FILE [--duration SECONDS] [--json]
+//! bluejet cluster status --config FILE [--json]
+//! bluejet cluster move --config FILE --to NODE --comment TEXT [--validate-only]
+//!                      [--timeout SECONDS] [--json]
+//! bluejet cluster mount --config FILE --node NODE --force --comment TEXT
+//!                       [--timeout SECONDS] [--json]
 //! ```
 //!
 //! DB is a database directory or its `bluejet.db` file. A replica is a directory holding a
@@ -108,6 +115,94 @@ enum Command {
     Restore(RestoreArgs),
     /// Delete the active's generations no longer needed by recovery, passives or backups.
     Truncate(TruncateArgs),
+    /// Run a node of a two-node cluster with a file-share witness.
+    Node {
+        #[command(subcommand)]
+        action: NodeAction,
+    },
+    /// Operate a two-node cluster: status, planned move, forced mount.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeAction {
+    /// Run the node until Ctrl-C or --duration, a line on stderr at every change of role.
+    Run(NodeRunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterAction {
+    /// The witness, both nodes' heartbeats and the passive's copy (exit 1 when unhealthy).
+    Status(ClusterFileArgs),
+    /// Move the database to the other node without loss (exit 1 when refused).
+    Move(ClusterMoveArgs),
+    /// Let a passive node fail over past the mount dial (exit 1 when refused or not taken).
+    Mount(ClusterMountArgs),
+}
+
+/// A cluster file and the output format.
+#[derive(Debug, Args)]
+struct ClusterFileArgs {
+    /// The cluster file (JSON: name, instance, peer, peer_instance, witness, dial,
+    /// bootstrap).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `node run`.
+#[derive(Debug, Args)]
+struct NodeRunArgs {
+    #[command(flatten)]
+    file: ClusterFileArgs,
+    /// Stop after this long instead of waiting for Ctrl-C.
+    #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
+    duration: Option<Duration>,
+}
+
+/// Options of `cluster move`.
+#[derive(Debug, Args)]
+struct ClusterMoveArgs {
+    #[command(flatten)]
+    file: ClusterFileArgs,
+    /// The node to move the database to.
+    #[arg(long, value_name = "NODE")]
+    to: String,
+    /// Why: recorded in the witness and the event log.
+    #[arg(long, value_name = "TEXT")]
+    comment: String,
+    /// Only check that the move would be allowed.
+    #[arg(long)]
+    validate_only: bool,
+    /// How long to wait for the active node's answer.
+    #[arg(long, value_name = "SECONDS", default_value = "60",
+          value_parser = commands::repl_run::parse_seconds)]
+    timeout: Duration,
+}
+
+/// Options of `cluster mount`.
+#[derive(Debug, Args)]
+struct ClusterMountArgs {
+    #[command(flatten)]
+    file: ClusterFileArgs,
+    /// The passive node to mount the database on.
+    #[arg(long, value_name = "NODE")]
+    node: String,
+    /// Mount even if the mount dial refuses (required: generations may be lost).
+    #[arg(long)]
+    force: bool,
+    /// Why: recorded in the node's event log.
+    #[arg(long, value_name = "TEXT")]
+    comment: String,
+    /// How long to wait for the node to take the database before withdrawing the request.
+    #[arg(long, value_name = "SECONDS", default_value = "30",
+          value_parser = commands::repl_run::parse_seconds)]
+    timeout: Duration,
 }
 
 /// Options of `backup`.
@@ -279,21 +374,24 @@ struct CheckpointDumpArgs {
 /// Options of `demo`.
 #[derive(Debug, Args)]
 struct DemoArgs {
-    /// Put the database here (an empty or new directory) instead of a temporary directory.
+    /// Put the cluster here (an empty or new directory) instead of a temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Keep the database and its log and print where they are.
+    /// Keep the nodes' directories and the witness and print where they are.
     #[arg(long)]
     keep: bool,
-    /// Concurrent writer threads.
+    /// Concurrent writer threads of the mail transport.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     writers: u16,
-    /// Messages delivered in all.
+    /// Messages delivered at least (delivery goes on while the demo runs).
     #[arg(long, alias = "transactions", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     messages: u64,
     /// Mailboxes to deliver into.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     mailboxes: u32,
+    /// Messages per second the transport delivers, all writers together.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    rate: u32,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -390,9 +488,18 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             writers: usize::from(args.writers),
             messages: args.messages,
             mailboxes: args.mailboxes,
+            rate: f64::from(args.rate),
             json: args.json,
         }),
         Command::Repl { action } => run_repl(action),
+        Command::Node {
+            action: NodeAction::Run(args),
+        } => commands::node_run::run(&commands::node_run::RunOptions {
+            config: args.file.config,
+            duration: args.duration,
+            json: args.file.json,
+        }),
+        Command::Cluster { action } => run_cluster(action),
         Command::Backup(args) => run_backup(args),
         Command::Restore(args) => {
             commands::restore::run(&args.backups, &args.to, args.to_generation, args.json)
@@ -421,6 +528,32 @@ fn run_backup(args: BackupArgs) -> Result<Verdict, ToolError> {
         _ => Err(ToolError::Usage(
             "backup needs --replica DIR and --to DIR (or: backup verify DIR)".into(),
         )),
+    }
+}
+
+fn run_cluster(action: ClusterAction) -> Result<Verdict, ToolError> {
+    match action {
+        ClusterAction::Status(args) => commands::cluster_status::run(&args.config, args.json),
+        ClusterAction::Move(args) => {
+            commands::cluster_move::run(&commands::cluster_move::MoveOptions {
+                config: args.file.config,
+                to: args.to,
+                comment: args.comment,
+                validate_only: args.validate_only,
+                timeout: args.timeout,
+                json: args.file.json,
+            })
+        }
+        ClusterAction::Mount(args) => {
+            commands::cluster_mount::run(&commands::cluster_mount::MountOptions {
+                config: args.file.config,
+                node: args.node,
+                force: args.force,
+                comment: args.comment,
+                timeout: args.timeout,
+                json: args.file.json,
+            })
+        }
     }
 }
 

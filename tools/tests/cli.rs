@@ -1061,3 +1061,329 @@ fn backup_verify_restore_and_truncate() {
     expect(&["backup", "--replica", replica_arg], 2);
     expect(&["restore", arg(&full)], 2);
 }
+
+/// Writes the cluster files of nodes `a` (bootstrap) and `b` in `root`, sharing a witness
+/// directory there; returns their paths.
+fn cluster_files(root: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(root.join("witness")).unwrap();
+    let write = |name: &str, peer: &str, bootstrap: bool| {
+        let path = root.join(format!("{name}.json"));
+        let file = serde_json::json!({
+            "name": name,
+            "instance": root.join(name),
+            "peer": peer,
+            "peer_instance": root.join(peer),
+            "witness": root.join("witness"),
+            "bootstrap": bootstrap,
+        });
+        std::fs::write(&path, file.to_string()).unwrap();
+        path
+    };
+    (write("a", "b", true), write("b", "a", false))
+}
+
+/// `bluejet node run` children, killed if a test fails before stopping them.
+struct Nodes(Vec<std::process::Child>);
+
+impl Nodes {
+    fn start(configs: &[&Path]) -> Self {
+        Self(
+            configs
+                .iter()
+                .map(|config| {
+                    Command::new(env!("CARGO_BIN_EXE_bluejet"))
+                        .args(["node", "run", "--config", arg(config)])
+                        // A safety net: the test stops them with SIGINT long before.
+                        .args(["--duration", "120", "--json"])
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .expect("start bluejet node run")
+                })
+                .collect(),
+        )
+    }
+
+    /// Stops every node with SIGINT; returns their outputs.
+    fn stop(mut self) -> Vec<Output> {
+        for child in &self.0 {
+            let signalled = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(signalled.success());
+        }
+        std::mem::take(&mut self.0)
+            .into_iter()
+            .map(|child| child.wait_with_output().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `cluster status --json` until `condition` holds; returns that status.
+fn wait_for_cluster(config: &Path, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let output = bluejet(&["cluster", "status", "--config", arg(config), "--json"]);
+        assert!(matches!(code(&output), 0 | 1), "{}", text(&output.stderr));
+        let status = json(&output);
+        if condition(&status) {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// The entry of `name` in a `cluster status --json` document.
+fn cluster_node<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["name"] == name)
+        .unwrap_or_else(|| panic!("no node {name}: {status}"))
+}
+
+#[test]
+fn cluster_nodes_move_the_database_and_report_status() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = cluster_files(root.path());
+    let nodes = Nodes::start(&[&a, &b]);
+
+    // a bootstraps, seeds b, and b keeps a passive copy.
+    let status = wait_for_cluster(&a, "a active and b passive with a copy", |status| {
+        status["witness"]["owner"] == "a"
+            && cluster_node(status, "a")["heartbeat"]["role"] == "Active"
+            && cluster_node(status, "b")["heartbeat"]["role"] == "Passive"
+            && cluster_node(status, "b")["copy"]["state"]
+                .as_str()
+                .is_some_and(|state| state != "Seeding" && state != "Failed")
+    });
+    assert_eq!(status["witness"]["epoch"], 1, "{status}");
+    assert_eq!(cluster_node(&status, "a")["heartbeat"]["serving"], true);
+    assert_eq!(cluster_node(&status, "a")["copy"], Value::Null);
+    // What b's file says is the same cluster, seen from b.
+    let from_b = json(&bluejet(&[
+        "cluster",
+        "status",
+        "--config",
+        arg(&b),
+        "--json",
+    ]));
+    assert_eq!(from_b["witness"]["owner"], "a", "{from_b}");
+    assert_eq!(from_b["nodes"][0]["name"], "b", "{from_b}");
+
+    let (a_arg, b_arg) = (arg(&a), arg(&b));
+    let validated = json(&expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            a_arg,
+            "--to",
+            "b",
+            "--comment",
+            "test",
+            "--validate-only",
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(validated["ok"], true, "{validated}");
+    assert_eq!(validated["from"], "a", "{validated}");
+    // The active's own file and the passive's both find the active through the witness.
+    let moved = json(&expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            b_arg,
+            "--to",
+            "b",
+            "--comment",
+            "test",
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(moved["ok"], true, "{moved}");
+    assert_eq!(moved["epoch"], 2, "{moved}");
+
+    let status = wait_for_cluster(&a, "b active at epoch 2", |status| {
+        status["witness"]["owner"] == "b"
+            && cluster_node(status, "b")["heartbeat"]["role"] == "Active"
+            && cluster_node(status, "b")["heartbeat"]["serving"] == true
+    });
+    assert_eq!(status["witness"]["epoch"], 2, "{status}");
+    assert_eq!(status["witness"]["comment"], "test", "{status}");
+
+    // Moving to where the database is, or forcing a mount on a serving cluster, is refused.
+    let again = json(&expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            a_arg,
+            "--to",
+            "b",
+            "--comment",
+            "again",
+            "--json",
+        ],
+        1,
+    ));
+    assert!(
+        again["message"].as_str().unwrap().contains("already holds"),
+        "{again}"
+    );
+    let mount = json(&expect(
+        &[
+            "cluster",
+            "mount",
+            "--config",
+            a_arg,
+            "--node",
+            "a",
+            "--force",
+            "--comment",
+            "no",
+            "--json",
+        ],
+        1,
+    ));
+    assert!(
+        mount["message"]
+            .as_str()
+            .unwrap()
+            .contains("active and serving"),
+        "{mount}"
+    );
+    assert!(!root.path().join("a/requests/mount.json").exists());
+
+    let outputs = nodes.stop();
+    for output in &outputs {
+        assert_eq!(code(output), 0, "{}", text(&output.stderr));
+    }
+    let (a_run, b_run) = (json(&outputs[0]), json(&outputs[1]));
+    assert_eq!(a_run["stopped_by"], "signal", "{a_run}");
+    assert_eq!(b_run["status"]["role"], "Active", "{b_run}");
+    assert_eq!(b_run["status"]["epoch"], 2, "{b_run}");
+    let failovers = b_run["failovers"].as_array().unwrap();
+    assert_eq!(failovers.len(), 1, "{b_run}");
+    assert_eq!(failovers[0]["kind"], "move", "{b_run}");
+    assert_eq!(failovers[0]["from"], "a", "{b_run}");
+    assert_eq!(failovers[0]["lossless"], true, "{b_run}");
+    let b_log = text(&outputs[1].stderr);
+    assert!(b_log.contains("b: Active, epoch 2, serving"), "{b_log}");
+}
+
+#[test]
+fn cluster_usage_errors_exit_2_and_a_missing_config_exits_3() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, _) = cluster_files(root.path());
+    let a_arg = arg(&a);
+    let missing = root.path().join("missing.json");
+    expect(&["cluster", "status", "--config", arg(&missing)], 3);
+    expect(&["node", "run", "--config", arg(&missing)], 3);
+    expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            arg(&missing),
+            "--to",
+            "b",
+            "--comment",
+            "x",
+        ],
+        3,
+    );
+    expect(&["cluster", "move", "--config", a_arg, "--comment", "x"], 2);
+    expect(&["cluster", "move", "--config", a_arg, "--to", "b"], 2);
+    expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            a_arg,
+            "--to",
+            "c",
+            "--comment",
+            "x",
+        ],
+        2,
+    );
+    expect(
+        &[
+            "cluster",
+            "mount",
+            "--config",
+            a_arg,
+            "--node",
+            "b",
+            "--comment",
+            "x",
+        ],
+        2,
+    );
+    expect(
+        &[
+            "cluster",
+            "mount",
+            "--config",
+            a_arg,
+            "--node",
+            "c",
+            "--force",
+            "--comment",
+            "x",
+        ],
+        2,
+    );
+    expect(&["node", "run"], 2);
+    expect(&["cluster", "status"], 2);
+    let garbage = root.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"name\": \"a\"}").unwrap();
+    expect(&["cluster", "status", "--config", arg(&garbage)], 2);
+
+    // Nothing has run yet: no owner, so nothing to move; a missing witness share is refused.
+    let status = json(&expect(
+        &["cluster", "status", "--config", a_arg, "--json"],
+        1,
+    ));
+    assert_eq!(status["witness"], Value::Null, "{status}");
+    assert!(
+        !status["problems"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            a_arg,
+            "--to",
+            "b",
+            "--comment",
+            "x",
+        ],
+        1,
+    );
+    std::fs::remove_dir(root.path().join("witness")).unwrap();
+    let stderr = text(&expect(&["node", "run", "--config", a_arg, "--duration", "1"], 3).stderr);
+    assert!(stderr.contains("witness directory"), "{stderr}");
+    assert!(!root.path().join("witness").exists());
+}

@@ -95,8 +95,9 @@ impl Witness {
         })
     }
 
-    /// Makes `owner` the owner at a new epoch, if there is no owner, the owner is `owner`
-    /// already, or the owner's lease ended more than the clock skew ago.
+    /// Makes `owner` the owner with a fresh lease, if there is no owner, the owner is
+    /// `owner` already (its epoch is kept), or the owner's lease ended more than the clock
+    /// skew ago (a new epoch).
     pub fn acquire(
         &self,
         owner: &str,
@@ -109,8 +110,14 @@ impl Witness {
             if !free {
                 return Err(WitnessError::Held(record.cloned().expect("held")));
             }
+            // The owner itself (a restart) keeps its epoch; anyone else starts a new one.
+            let epoch = match record {
+                Some(r) if r.owner == owner => r.epoch,
+                Some(r) => r.epoch + 1,
+                None => 1,
+            };
             Ok(WitnessRecord {
-                epoch: record.map_or(1, |r| r.epoch + 1),
+                epoch,
                 owner: owner.to_owned(),
                 lease_until_micros: now + lease.as_micros() as u64,
                 updated_micros: now,

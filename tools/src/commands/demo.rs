@@ -1,21 +1,24 @@
-//! `bluejet demo`: a mail server's delivery workload against a real database — several
-//! writers delivering at once into several mailboxes — then proof that every message reads
-//! back exactly after a reopen, the folder index agrees with the messages, the file passes
-//! the integrity check and the log the database wrote verifies. A passive copy, seeded
-//! before delivery and replicated while the writers deliver, must end up holding exactly
-//! what the active holds.
+//! `bluejet demo`: a two-node cluster with a witness, in one directory, under a mail
+//! transport that delivers continuously. It shows the passive copy's status, a planned move
+//! with a comment, an automatic lossy failover after the active is killed (the transport's
+//! dumpster delivering again what the new active lacks), the old active's return as a
+//! resynchronised passive copy; then proves that every message the transport was ever told
+//! was stored is on the final active exactly once and byte for byte, that the passive copy
+//! holds the same content, that the folder index agrees with the messages, and that the
+//! database file and its log pass their integrity checks.
 
-use super::demo_replicate::{self, Replicated};
+use super::demo_replicate::{Cluster, NODES, WITNESS};
+use super::demo_scenario::{self, Compared, Story, Timeline, MOVE_COMMENT};
 use super::demo_verify::{self, Verified};
-use super::demo_write::{self, Delivered, Plan};
+use super::demo_write::{Delivered, Plan, Transport};
 use super::log_directory::{self, StreamCheck};
 use super::{integrity as integrity_command, space as space_command};
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
 use crate::problem::verdict_line;
-use crate::progress::Progress;
-use bluejet_engine::db::{Database, Options, DATABASE_FILE_NAME};
+use crate::records::position_json;
+use bluejet_engine::db::DATABASE_FILE_NAME;
 use bluejet_engine::inspect::{integrity, space, IntegrityReport, SpaceReport};
 use bluejet_engine::log::BaseName;
 use serde_json::{json, Value};
@@ -25,16 +28,18 @@ use std::time::{Duration, Instant};
 /// The demo's options.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
-    /// Where to put the database; a fresh temporary directory if `None`.
+    /// Where to put the cluster; a fresh temporary directory if `None`.
     pub directory: Option<PathBuf>,
     /// Leave the files in place.
     pub keep: bool,
-    /// Concurrent writer threads.
+    /// Concurrent writer threads of the transport.
     pub writers: usize,
-    /// Messages delivered in all.
+    /// Messages delivered at least (delivery goes on until the story is told).
     pub messages: u64,
     /// Mailboxes they are delivered into.
     pub mailboxes: u32,
+    /// Messages per second, all writers together.
+    pub rate: f64,
     /// Print one JSON document.
     pub json: bool,
 }
@@ -42,14 +47,16 @@ pub struct DemoOptions {
 /// Everything the run measured and checked.
 struct Run {
     delivered: Delivered,
-    close: Duration,
-    replicated: Replicated,
+    story: Story,
+    compared: Compared,
+    active: PathBuf,
     verified: Verified,
     integrity: IntegrityReport,
     space: SpaceReport,
     file_bytes: u64,
     stream: StreamCheck,
     check: Duration,
+    elapsed: Duration,
 }
 
 impl Run {
@@ -58,7 +65,9 @@ impl Run {
             + self.verified.problems()
             + self.integrity.problems.len()
             + self.stream.problems.len()
-            + self.replicated.differences.len()
+            + self.compared.differences.len()
+            + self.story.failed_over.resubmitted.possibly_lost.len()
+            + self.story.failed_over.resubmitted.possibly_lost_untracked as usize
     }
 }
 
@@ -68,22 +77,18 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
     let directory = place.path().to_owned();
     if !options.json {
         crate::out!(
-            "demo: {} messages into {} mailboxes by {} writers, database in {}",
-            options.messages,
-            options.mailboxes,
+            "demo: two nodes (a, b) and a witness in {}; {} writers deliver about {} messages/s \
+             into {} mailboxes",
+            directory.display(),
             options.writers,
-            directory.display()
+            options.rate,
+            options.mailboxes
         );
     }
-    let plan = Plan {
-        messages: options.messages,
-        writers: options.writers,
-        mailboxes: options.mailboxes,
-    };
-    let (delivered, close, replicated) = write(&directory, plan)?;
-    let run = check(&directory, delivered, close, replicated)?;
+    let timeline = Timeline::new(options.json);
+    let run = cluster_run(&directory, options, &timeline)?;
     if options.json {
-        output::print_json(&run_json(&directory, &run));
+        output::print_json(&run_json(&directory, &run, &timeline));
     } else {
         print_summary(&run);
     }
@@ -94,47 +99,59 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
     Ok(Verdict::from_problems(run.problems()))
 }
 
-/// Creates the database and its replica, delivers the mail while replicating, checks the
-/// copy and closes the database cleanly; returns what was delivered, how long the close
-/// took and what the copy did.
-fn write(directory: &Path, plan: Plan) -> Result<(Delivered, Duration, Replicated), ToolError> {
-    let database = Database::open(directory, Options::default())?;
-    let replicating = demo_replicate::start(&database, directory)?;
-    let progress = Progress::new("delivering {bar:30} {pos}/{len} messages, {eta} left");
-    let delivered = demo_write::deliver(&database, plan, &progress);
-    progress.finish();
-    let delivered = delivered?;
-    let replicated = replicating.finish(&database)?;
-    let closing = Instant::now();
-    database.close()?;
-    Ok((delivered, closing.elapsed(), replicated))
-}
-
-/// Reopens and verifies the contents, then checks the file and the log offline.
-fn check(
+/// Runs the cluster under the transport, tells the story, stops, and checks everything.
+fn cluster_run(
     directory: &Path,
-    delivered: Delivered,
-    close: Duration,
-    replicated: Replicated,
+    options: &DemoOptions,
+    timeline: &Timeline,
 ) -> Result<Run, ToolError> {
+    let cluster = Cluster::new(directory)?;
+    demo_scenario::start(&cluster, timeline)?;
+    let plan = Plan {
+        writers: options.writers,
+        mailboxes: options.mailboxes,
+        rate: options.rate,
+    };
+    let transport = Transport::new(&cluster, plan)?;
+    let (story, delivered) = std::thread::scope(|scope| {
+        let delivering = scope.spawn(|| transport.run());
+        let story = demo_scenario::run(&cluster, &transport, timeline, options.messages);
+        transport.stop();
+        let delivered = delivering
+            .join()
+            .map_err(|_| ToolError::Failure("the transport panicked".into()));
+        (story, delivered)
+    });
+    let (story, delivered) = (story?, delivered?);
+    timeline.note(format!(
+        "transport: stopped after {} ({} attempts refused and retried)",
+        output::plural(delivered.delivered, "message"),
+        delivered.retries
+    ));
+    let compared = demo_scenario::finish(&cluster, timeline)?;
+    let active = cluster.instance(compared.active).join("database");
+    let options = cluster.config(compared.active).options.clone();
+    drop(cluster);
     let started = Instant::now();
-    let verified = demo_verify::verify(directory, &delivered.live)?;
-    let image = image::open(directory)?;
+    let verified = demo_verify::verify(&active, options, &delivered.acknowledged)?;
+    let image = image::open(&active)?;
     let integrity = integrity(&image)?;
     let space = space(&image)?;
     let file_bytes = image.store.file().length();
     drop(image);
-    let stream = log_directory::check(directory, BaseName::default())?;
+    let stream = log_directory::check(&active, BaseName::default())?;
     Ok(Run {
         delivered,
-        close,
-        replicated,
+        story,
+        compared,
+        active,
         verified,
         integrity,
         space,
         file_bytes,
         stream,
         check: started.elapsed(),
+        elapsed: timeline.elapsed(),
     })
 }
 
@@ -153,37 +170,21 @@ fn logical_and_stored(space: &SpaceReport) -> (u64, u64) {
 }
 
 fn print_summary(run: &Run) {
-    let delivered = &run.delivered;
-    let log = delivered.log;
-    crate::out!(
-        "delivered:    {} messages ({}), {} expunged, {} kept",
-        delivered.delivered,
-        output::bytes(delivered.message_bytes),
-        delivered.expunged,
-        delivered.live.len()
-    );
-    crate::out!(
-        "commits:      {} ({} durable, {} lazy), {} fsyncs ({:.2} commits per fsync)",
-        log.commits,
-        delivered.durable,
-        delivered.lazy,
-        log.syncs,
-        log.commits as f64 / log.syncs.max(1) as f64
-    );
-    crate::out!(
-        "throughput:   {:.0} messages/s, {:.1} MiB/s ({:.3} s delivering, {:.3} s closing)",
-        per_second(delivered.delivered as f64, delivered.elapsed),
-        per_second(mib(delivered.message_bytes), delivered.elapsed),
-        delivered.elapsed.as_secs_f64(),
-        run.close.as_secs_f64()
-    );
+    crate::out!("");
+    print_cluster(run);
     print_checks(run);
-    for line in demo_replicate::lines(&run.replicated) {
-        crate::out!("{line}");
-    }
     print_sizes(run);
-    for problem in &delivered.problems {
+    for problem in &run.delivered.problems {
         crate::out!("problem: {problem}");
+    }
+    for difference in &run.compared.differences {
+        crate::out!("problem: passive copy: {difference}");
+    }
+    for lost in &run.story.failed_over.resubmitted.possibly_lost {
+        crate::out!(
+            "problem: {} was evicted from the dumpster before the passive had it",
+            lost.message_id
+        );
     }
     for mismatch in &run.verified.mismatches {
         crate::out!("problem: {mismatch}");
@@ -196,29 +197,143 @@ fn print_summary(run: &Run) {
     }
     log_directory::print_verdict_problems(&run.stream);
     crate::out!(
-        "elapsed:      {:.3} s delivering, {:.3} s reopening and verifying",
-        delivered.elapsed.as_secs_f64(),
+        "elapsed:      {:.2} s in all ({:.2} s delivering, {:.3} s reopening and verifying)",
+        run.elapsed.as_secs_f64(),
+        run.delivered.elapsed.as_secs_f64(),
         run.check.as_secs_f64()
     );
     crate::out!("{}", verdict_line(run.problems()));
 }
 
+fn print_cluster(run: &Run) {
+    let delivered = &run.delivered;
+    let story = &run.story;
+    crate::out!(
+        "delivered:    {} messages ({}) acknowledged, {} by a and {} by b, {:.0} messages/s; \
+         {} attempts refused and retried, the longest wait {} ms",
+        delivered.delivered,
+        output::bytes(delivered.message_bytes),
+        delivered.per_node[0],
+        delivered.per_node[1],
+        per_second(delivered.delivered as f64, delivered.elapsed),
+        delivered.retries,
+        delivered.longest_wait.as_millis()
+    );
+    let status = &story.status;
+    crate::out!(
+        "copy status:  b {}, replayed through generation {}, loss window {} ({:.1} s), {:.2}x \
+         compression",
+        status_text(status),
+        status.last_replayed.map_or(0, |mark| mark.generation),
+        output::plural(u64::from(status.loss_window_generations), "generation"),
+        status.loss_window_seconds,
+        status.compression_ratio()
+    );
+    let moved = &story.moved;
+    crate::out!(
+        "move:         a → b \"{MOVE_COMMENT}\": commits held {} ms, epoch {}; a is a \
+         Healthy passive again {:.2} s later",
+        moved.result.paused_ms,
+        moved.result.epoch,
+        moved.rejoined.as_secs_f64()
+    );
+    let failed = &story.failed_over;
+    crate::out!(
+        "failover:     b killed at {}, a serving {} ms later: {}, epoch {}",
+        failed.killed_at,
+        failed.outage.as_millis(),
+        demo_scenario::loss_text(&failed.report),
+        failed.report.epoch
+    );
+    let resubmitted = &failed.resubmitted;
+    crate::out!(
+        "dumpster:     {} resubmitted: {} stored (lost by the failover), {} dropped as \
+         duplicates; {} possibly lost",
+        resubmitted.resubmitted,
+        resubmitted.stored,
+        resubmitted.duplicates,
+        resubmitted.possibly_lost.len() as u64 + resubmitted.possibly_lost_untracked
+    );
+    let resync = &story.resynchronized;
+    let states: Vec<&str> = resync
+        .states
+        .iter()
+        .map(|(_, state)| state.as_str())
+        .collect();
+    crate::out!(
+        "resync:       b {} in {:.2} s; {}",
+        states.join(" → "),
+        resync.healthy_after.as_secs_f64(),
+        divergence_summary(resync.divergence.as_ref())
+    );
+    let compared = &run.compared;
+    crate::out!(
+        "passive:      {} caught up {} ms after the last roll; {}, {} entries at {}: {}",
+        NODES[1 - compared.active],
+        compared.catch_up.as_millis(),
+        output::plural(compared.tables as u64, "table"),
+        compared.entries,
+        compared.position,
+        if compared.differences.is_empty() {
+            "content identical to the active's"
+        } else {
+            "content DIFFERS from the active's"
+        }
+    );
+}
+
+fn status_text(status: &bluejet_replication::CopyStatus) -> String {
+    format!(
+        "{:?}, copy queue {}, replay queue {}",
+        status.state, status.copy_queue, status.replay_queue
+    )
+}
+
+fn divergence_summary(divergence: Option<&Value>) -> String {
+    let Some(report) = divergence else {
+        return "nothing kept aside".to_owned();
+    };
+    let files = report["files"].as_array().cloned().unwrap_or_default();
+    let commits: u64 = files
+        .iter()
+        .filter_map(|file| file["commits"].as_u64())
+        .sum();
+    format!(
+        "{} ({}) kept aside",
+        output::plural(files.len() as u64, "divergent log file"),
+        output::plural(commits, "commit")
+    )
+}
+
 fn print_checks(run: &Run) {
     let verified = &run.verified;
+    let acknowledged = run.delivered.acknowledged.len();
     crate::out!(
-        "reopened:     in {:.3} s, {} replayed",
+        "reopened:     {} in {:.3} s, {} replayed",
+        run.active.display(),
         verified.reopen.as_secs_f64(),
         output::plural(verified.replay.transactions_applied, "transaction")
     );
     crate::out!(
-        "verified:     {} of {} messages identical byte for byte",
+        "verified:     {} of {} acknowledged messages identical byte for byte",
         verified.identical,
-        run.delivered.live.len()
+        acknowledged
+    );
+    crate::out!(
+        "lost:         {} of {} acknowledged messages missing",
+        verified.lost,
+        acknowledged
+    );
+    crate::out!(
+        "duplicates:   {} ({} messages and {} index entries read, every Message-ID once)",
+        verified.duplicates,
+        verified.messages,
+        verified.index_entries
     );
     crate::out!(
         "index:        {} of {} folder entries match their messages",
         verified.index_matching,
-        run.delivered.live.len()
+        acknowledged
     );
     let integrity = &run.integrity;
     crate::out!(
@@ -231,9 +346,8 @@ fn print_checks(run: &Run) {
         integrity_command::verdict(integrity)
     );
     crate::out!(
-        "log:          {} of records in {} generations: {}",
-        output::bytes(run.delivered.log.bytes),
-        run.stream.report.generations.len(),
+        "log:          {} of the final active: {}",
+        output::plural(run.stream.report.generations.len() as u64, "generation"),
         verdict_line(run.stream.problems.len())
     );
 }
@@ -255,12 +369,22 @@ fn print_sizes(run: &Run) {
     }
 }
 
-fn run_json(directory: &Path, run: &Run) -> Value {
+fn run_json(directory: &Path, run: &Run, timeline: &Timeline) -> Value {
     let delivered = &run.delivered;
     let verified = &run.verified;
-    let log = delivered.log;
+    let story = &run.story;
+    let failed = &story.failed_over;
+    let resubmitted = &failed.resubmitted;
+    let compared = &run.compared;
     let (logical, stored) = logical_and_stored(&run.space);
     let mut problems: Vec<Value> = delivered.problems.iter().map(|p| json!(p)).collect();
+    problems.extend(compared.differences.iter().map(|d| json!(d)));
+    problems.extend(resubmitted.possibly_lost.iter().map(|lost| {
+        json!(format!(
+            "{} was evicted from the dumpster before the passive had it",
+            lost.message_id
+        ))
+    }));
     problems.extend(verified.mismatches.iter().map(|m| json!(m)));
     problems.extend(
         run.integrity
@@ -269,39 +393,127 @@ fn run_json(directory: &Path, run: &Run) -> Value {
             .map(|p| json!(integrity_command::problem_text(p))),
     );
     problems.extend(run.stream.problems.iter().map(|p| json!(p.text())));
-    problems.extend(run.replicated.differences.iter().map(|d| json!(d)));
-    json!({
+    let mut document = json!({
         "kind": "demo",
         "directory": directory.display().to_string(),
+        "nodes": NODES,
+        "active_database": run.active.display().to_string(),
+        "seconds": run.elapsed.as_secs_f64(),
+        "timeline": timeline.json(),
         "messages_delivered": delivered.delivered,
-        "messages_expunged": delivered.expunged,
-        "messages_kept": delivered.live.len(),
         "message_bytes": delivered.message_bytes,
-        "commits": log.commits,
-        "durable_commits": delivered.durable,
-        "lazy_commits": delivered.lazy,
-        "fsyncs": log.syncs,
+        "delivered_by": { "a": delivered.per_node[0], "b": delivered.per_node[1] },
+        "retries": delivered.retries,
+        "longest_wait_ms": delivered.longest_wait.as_millis() as u64,
         "delivering_seconds": delivered.elapsed.as_secs_f64(),
-        "closing_seconds": run.close.as_secs_f64(),
-        "check_seconds": run.check.as_secs_f64(),
         "messages_per_second": per_second(delivered.delivered as f64, delivered.elapsed),
         "mib_per_second": per_second(mib(delivered.message_bytes), delivered.elapsed),
+        "messages_acknowledged": delivered.acknowledged.len(),
+        "messages_read": verified.messages,
+        "messages_identical": verified.identical,
+        "lost": verified.lost,
+        "duplicates": verified.duplicates,
+        "index_entries_matching": verified.index_matching,
+        "verified": verified.problems() == 0
+            && verified.identical == delivered.acknowledged.len() as u64,
         "reopen_seconds": verified.reopen.as_secs_f64(),
         "transactions_replayed": verified.replay.transactions_applied,
-        "messages_identical": verified.identical,
-        "index_entries_matching": verified.index_matching,
+        "check_seconds": run.check.as_secs_f64(),
         "logical_bytes": logical,
         "stored_bytes": stored,
         "file_bytes": run.file_bytes,
-        "log_bytes": log.bytes,
         "log_generations": run.stream.report.generations.len(),
         "integrity": run.integrity,
         "space": run.space,
-        "replication": demo_replicate::json(&run.replicated),
         "problems": problems,
         "unreported_problems": verified.unreported,
         "passed": run.problems() == 0,
         "verdict": verdict_line(run.problems()),
+    });
+    if let (Some(document), Value::Object(story)) = (document.as_object_mut(), cluster_json(run)) {
+        document.extend(story);
+    }
+    document
+}
+
+/// The story's fields of the JSON document.
+fn cluster_json(run: &Run) -> Value {
+    let story = &run.story;
+    let failed = &story.failed_over;
+    let resubmitted = &failed.resubmitted;
+    let compared = &run.compared;
+    let status = &story.status;
+    json!({
+        "seeded_seconds": story.seeded.as_secs_f64(),
+        "copy_status": {
+            "node": "b",
+            "state": format!("{:?}", status.state),
+            "copy_queue": status.copy_queue,
+            "replay_queue": status.replay_queue,
+            "last_replayed_generation": status.last_replayed.map(|mark| mark.generation),
+            "loss_window_generations": status.loss_window_generations,
+            "loss_window_seconds": status.loss_window_seconds,
+            "safe_before_micros": status.safe_before_micros,
+            "shipped_bytes": status.shipped_bytes,
+            "transferred_bytes": status.transferred_bytes,
+            "compression_ratio": status.compression_ratio(),
+        },
+        "moved": story.moved.result.ok,
+        "move": {
+            "from": "a",
+            "to": "b",
+            "comment": MOVE_COMMENT,
+            "message": story.moved.result.message,
+            "paused_ms": story.moved.result.paused_ms,
+            "epoch": story.moved.result.epoch,
+            "seconds": story.moved.took.as_secs_f64(),
+            "rejoined_seconds": story.moved.rejoined.as_secs_f64(),
+        },
+        "failover": {
+            "from": failed.report.from,
+            "to": "a",
+            "kind": failed.report.kind,
+            "lossy": !failed.report.lossless,
+            "lost_generations": failed.report.lost_generations,
+            "lost_window_micros": failed.report.lost_window_micros,
+            "forced": failed.report.forced,
+            "epoch": failed.report.epoch,
+            "activation_ms": failed.report.activation_ms,
+            "outage_ms": failed.outage.as_millis() as u64,
+            "cut_at": position_json(failed.cut_at),
+            "copy_at_cut": position_json(failed.copied),
+            "killed_at": position_json(failed.killed_at),
+        },
+        "dumpster": {
+            "window_start_micros": resubmitted.window_start_micros,
+            "resubmitted_from_micros": resubmitted.resubmitted_from_micros,
+            "resubmitted": resubmitted.resubmitted,
+            "stored": resubmitted.stored,
+            "duplicates_dropped": resubmitted.duplicates,
+            "possibly_lost": resubmitted.possibly_lost.len() as u64
+                + resubmitted.possibly_lost_untracked,
+            "kept_at_end": run.delivered.dumpster_messages,
+            "evicted_unreplayed_at_end": run.delivered.possibly_lost,
+        },
+        "resubmitted": resubmitted.resubmitted,
+        "resync": {
+            "node": "b",
+            "states": story.resynchronized.states.iter()
+                .map(|(at, state)| json!({ "seconds": at, "state": state }))
+                .collect::<Vec<_>>(),
+            "healthy_seconds": story.resynchronized.healthy_after.as_secs_f64(),
+            "divergence": story.resynchronized.divergence,
+        },
+        "passive": {
+            "node": NODES[1 - compared.active],
+            "position": position_json(compared.position),
+            "catch_up_seconds": compared.catch_up.as_secs_f64(),
+            "state": format!("{:?}", compared.status.state),
+            "tables": compared.tables,
+            "entries": compared.entries,
+            "differences": compared.differences,
+            "equal": compared.differences.is_empty(),
+        },
     })
 }
 
@@ -353,7 +565,7 @@ impl Place {
             }
             (Place::Given { path, .. }, true) => Ok(Some(path)),
             (Place::Given { path, created }, false) => {
-                remove_database_files(&path)?;
+                remove_cluster_files(&path)?;
                 if created {
                     std::fs::remove_dir(&path)?;
                 }
@@ -363,19 +575,12 @@ impl Place {
     }
 }
 
-/// Removes the database file, the log files and the replica, and nothing else.
-fn remove_database_files(directory: &Path) -> Result<(), ToolError> {
-    let replica = directory.join(demo_replicate::REPLICA_DIRECTORY);
-    if replica.is_dir() {
-        std::fs::remove_dir_all(&replica)?;
-    }
-    let base = BaseName::default();
-    let temporary = format!("{DATABASE_FILE_NAME}.tmp");
-    for entry in std::fs::read_dir(directory)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if base.classify(&name).is_some() || name == DATABASE_FILE_NAME || name == temporary {
-            std::fs::remove_file(entry.path())?;
+/// Removes the nodes' instance directories and the witness, and nothing else.
+fn remove_cluster_files(directory: &Path) -> Result<(), ToolError> {
+    for name in NODES.iter().chain([&WITNESS]) {
+        let path = directory.join(name);
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path)?;
         }
     }
     Ok(())

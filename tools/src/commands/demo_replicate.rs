@@ -1,204 +1,238 @@
-//! The demo's passive copy: seeded from the empty database before delivery, kept up by a
-//! replication service while the writers deliver, then proved equal to the active: the
-//! active's log is rolled, the copy waits until it replayed the active's last snapshot, and
-//! the content digests of both are compared table by table.
+//! The demo's cluster: two in-process nodes, `a` and `b`, each with an instance directory,
+//! and a witness directory, all in the demo's directory. Each node reaches its peer through
+//! a [`Link`] whose replication network can be cut (heartbeats still pass), which is how
+//! the demo makes a failover lossy: the passive stops copying while the active goes on.
 
-use super::repl_status;
 use crate::exit::ToolError;
-use crate::output;
-use crate::records::position_json;
-use bluejet_engine::db::Database;
-use bluejet_engine::log::LogPosition;
-use bluejet_replication::seed::{seed, SeedReport};
-use bluejet_replication::verify::{differences, digest};
-use bluejet_replication::{CopyState, CopyStatus, ReplicaConfig, ReplicationService};
-use serde_json::{json, Value};
+use bluejet_engine::file::{FileHandle, FileSystem, OpenMode, OsFileSystem};
+use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
+use bluejet_replication::{CopyState, CopyStatus};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// The replica's directory inside the demo's directory.
-pub const REPLICA_DIRECTORY: &str = "replica";
-/// Longest wait for the copy to replay the active's last snapshot.
-const CATCH_UP: Duration = Duration::from_secs(30);
-/// Longest wait, once caught up, for the state to settle on Healthy.
-const SETTLE: Duration = Duration::from_secs(2);
+/// The nodes' names, which are also their instance directories in the demo's directory.
+pub const NODES: [&str; 2] = ["a", "b"];
+/// The witness directory in the demo's directory.
+pub const WITNESS: &str = "witness";
+/// The mount dial: an automatic failover may lose this many generations (the transport's
+/// dumpster delivers their messages again).
+pub const DIAL: MountDial = MountDial::BestAvailability(12);
 
-/// A replication service running beside the writers.
-pub struct Replicating {
-    replica: PathBuf,
-    seed: SeedReport,
-    service: ReplicationService,
+/// A node's view of its peer's instance directory over two networks: heartbeats always
+/// pass; the replication network (everything else: the log, the copy status) can be cut.
+pub struct Link {
+    cut: AtomicBool,
 }
 
-/// What the copy did, and whether it holds what the active holds.
-#[derive(Debug)]
-pub struct Replicated {
-    /// The replica directory.
-    pub replica: PathBuf,
-    /// The seed.
-    pub seed: SeedReport,
-    /// The status once the copy caught up.
-    pub status: CopyStatus,
-    /// The active's last snapshot, which the copy replayed.
-    pub position: LogPosition,
-    /// From the last roll to the copy having replayed it.
-    pub catch_up: Duration,
-    /// Tables compared.
-    pub tables: usize,
-    /// Tables whose content differs (nothing, when the copy is sound).
-    pub differences: Vec<String>,
-}
-
-impl Replicated {
-    /// Generations the service replayed after the seed.
-    pub fn generations_replayed(&self) -> u32 {
-        self.status
-            .last_replayed
-            .map_or(0, |mark| mark.generation)
-            .saturating_sub(self.seed.position.generation)
-    }
-}
-
-/// The demo's replica configuration: compressed shipping, quick polling, a short settle.
-fn config(active: &Path, replica: &Path) -> ReplicaConfig {
-    let mut config = ReplicaConfig::new(active, replica);
-    config.ship.compress = true;
-    config.poll_interval = Duration::from_millis(20);
-    config.status_interval = Duration::from_millis(100);
-    config.thresholds.settle = Duration::from_millis(200);
-    config
-}
-
-/// Seeds the replica in `directory`/`replica` from `active` and starts replicating.
-pub fn start(active: &Database, directory: &Path) -> Result<Replicating, ToolError> {
-    let replica = directory.join(REPLICA_DIRECTORY);
-    let config = config(directory, &replica);
-    let seed = seed(active, &config)?;
-    let service = ReplicationService::start(config)?;
-    Ok(Replicating {
-        replica,
-        seed,
-        service,
-    })
-}
-
-impl Replicating {
-    /// Closes the active's generation, waits for the copy to replay it, compares both
-    /// copies' content and stops the service.
-    pub fn finish(self, active: &Database) -> Result<Replicated, ToolError> {
-        let rolled = Instant::now();
-        active.log().roll()?;
-        let (position, expected) = {
-            let read = active.begin_read()?;
-            (read.end(), digest(&read)?)
-        };
-        self.service.wait_replayed(position, CATCH_UP)?;
-        let catch_up = rolled.elapsed();
-        let status = self.settled_status();
-        let passive = self
-            .service
-            .passive()
-            .ok_or_else(|| ToolError::Failure("the passive copy is not open".into()))?;
-        let found = digest(&passive.begin_read()?)?;
-        drop(passive);
-        self.service.stop()?;
-        Ok(Replicated {
-            replica: self.replica,
-            seed: self.seed,
-            status,
-            position,
-            catch_up,
-            tables: expected.len(),
-            differences: differences(&expected, &found),
+impl Link {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            cut: AtomicBool::new(false),
         })
     }
 
-    /// The status once Healthy, or as it is after a short wait.
-    fn settled_status(&self) -> CopyStatus {
-        let deadline = Instant::now() + SETTLE;
+    /// Cuts or restores the replication network.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+
+    fn check(&self, path: &Path) -> io::Result<()> {
+        let heartbeat = path
+            .file_name()
+            .is_some_and(|name| name == "heartbeat.json");
+        if self.cut.load(Ordering::SeqCst) && !heartbeat {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the replication network is cut",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FileSystem for Link {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        self.check(path)?;
+        OsFileSystem.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(from)?;
+        OsFileSystem.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.check(path)?;
+        OsFileSystem.remove(path)
+    }
+    fn list(&self, directory: &Path) -> io::Result<Vec<String>> {
+        self.check(directory)?;
+        OsFileSystem.list(directory)
+    }
+    fn sync_directory(&self, directory: &Path) -> io::Result<()> {
+        self.check(directory)?;
+        OsFileSystem.sync_directory(directory)
+    }
+    fn create_directory(&self, directory: &Path) -> io::Result<()> {
+        self.check(directory)?;
+        OsFileSystem.create_directory(directory)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.check(path).is_ok() && OsFileSystem.exists(path)
+    }
+}
+
+/// A node's configuration in the demo: timings fast enough for a demo of seconds.
+fn config(root: &Path, index: usize, link: &Arc<Link>) -> NodeConfig {
+    let (name, peer) = (NODES[index], NODES[1 - index]);
+    let mut config = NodeConfig::new(
+        name,
+        &root.join(name),
+        peer,
+        &root.join(peer),
+        &root.join(WITNESS),
+    );
+    config.bootstrap = index == 0;
+    config.dial = DIAL;
+    config.peer_fs = Arc::clone(link) as Arc<dyn FileSystem>;
+    config.lease = Duration::from_millis(1500);
+    config.safety = Duration::from_millis(300);
+    config.skew = Duration::from_millis(200);
+    config.heartbeat_interval = Duration::from_millis(50);
+    config.failover_after = Duration::from_millis(800);
+    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
+    config.replica.ship.compress = true;
+    config.replica.poll_interval = Duration::from_millis(10);
+    config.replica.status_interval = Duration::from_millis(50);
+    config.replica.thresholds.settle = Duration::ZERO;
+    config.replica.replay.retry_after = Duration::from_millis(50);
+    config
+}
+
+/// The two nodes, as they come and go.
+pub struct Cluster {
+    root: PathBuf,
+    configs: [NodeConfig; 2],
+    links: [Arc<Link>; 2],
+    slots: [RwLock<Option<Arc<Node>>>; 2],
+}
+
+impl Cluster {
+    /// The cluster in `root` (nothing started yet).
+    pub fn new(root: &Path) -> Result<Self, ToolError> {
+        std::fs::create_dir_all(root.join(WITNESS))?;
+        let links = [Link::new(), Link::new()];
+        Ok(Self {
+            root: root.to_owned(),
+            configs: [config(root, 0, &links[0]), config(root, 1, &links[1])],
+            links,
+            slots: [RwLock::new(None), RwLock::new(None)],
+        })
+    }
+
+    /// A node's instance directory.
+    pub fn instance(&self, index: usize) -> PathBuf {
+        self.root.join(NODES[index])
+    }
+
+    /// A node's configuration.
+    pub fn config(&self, index: usize) -> &NodeConfig {
+        &self.configs[index]
+    }
+
+    /// The link from node `index` to its peer.
+    pub fn link(&self, index: usize) -> &Link {
+        &self.links[index]
+    }
+
+    /// Starts (or restarts) node `index`.
+    pub fn start(&self, index: usize) -> Result<(), ToolError> {
+        let node = Node::start(self.configs[index].clone())?;
+        *self.slots[index].write().expect("slot") = Some(Arc::new(node));
+        Ok(())
+    }
+
+    /// Node `index`, if running.
+    pub fn node(&self, index: usize) -> Option<Arc<Node>> {
+        self.slots[index].read().expect("slot").clone()
+    }
+
+    /// The index of the node that is active and admitting commits, if one is.
+    pub fn serving(&self) -> Option<usize> {
+        (0..2).find(|&index| {
+            self.node(index)
+                .is_some_and(|node| node.role() == Role::Active && node.status().serving)
+        })
+    }
+
+    /// Node `index`'s role (`None` if not running).
+    pub fn role(&self, index: usize) -> Option<Role> {
+        self.node(index).map(|node| node.role())
+    }
+
+    /// Node `index`'s copy status, when it is a passive copy.
+    pub fn copy(&self, index: usize) -> Option<CopyStatus> {
+        self.node(index).and_then(|node| node.status().copy)
+    }
+
+    /// Whether node `index` is a Healthy passive copy with empty queues.
+    pub fn healthy(&self, index: usize) -> bool {
+        self.copy(index).is_some_and(|copy| {
+            copy.state == CopyState::Healthy && copy.copy_queue == 0 && copy.replay_queue == 0
+        })
+    }
+
+    /// Takes node `index` out of its slot, waiting until no one else holds it.
+    fn take(&self, index: usize) -> Option<Node> {
+        let mut node = self.slots[index].write().expect("slot").take()?;
         loop {
-            let status = self.service.status();
-            if status.state == CopyState::Healthy || Instant::now() >= deadline {
-                return status;
+            match Arc::try_unwrap(node) {
+                Ok(node) => return Some(node),
+                Err(shared) => node = shared,
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Kills node `index` as a crash would.
+    pub fn kill(&self, index: usize) {
+        if let Some(node) = self.take(index) {
+            node.kill();
+        }
+    }
+
+    /// Stops node `index` cleanly.
+    pub fn stop(&self, index: usize) {
+        if let Some(node) = self.take(index) {
+            node.stop();
         }
     }
 }
 
-/// The demo's lines about the copy.
-pub fn lines(replicated: &Replicated) -> Vec<String> {
-    let status = &replicated.status;
-    let mut lines = vec![
-        format!(
-            "replica:      seeded at {} in {:.3} s, in {}",
-            replicated.seed.position,
-            replicated.seed.seconds,
-            replicated.replica.display()
-        ),
-        format!(
-            "replication:  {}, copy queue {}, replay queue {}",
-            repl_status::state_text(status),
-            status.copy_queue,
-            status.replay_queue
-        ),
-        format!(
-            "shipped:      {} shipped and replayed, through generation {}; {} as {} ({:.2}x compression)",
-            output::plural(u64::from(replicated.generations_replayed()), "generation"),
-            status.last_replayed.map_or(0, |mark| mark.generation),
-            output::bytes(status.shipped_bytes),
-            output::bytes(status.transferred_bytes),
-            status.compression_ratio()
-        ),
-        format!(
-            "loss window:  {}, {:.1} s; no replay lag, caught up {:.3} s after the last roll",
-            output::plural(u64::from(status.loss_window_generations), "generation"),
-            status.loss_window_seconds,
-            replicated.catch_up.as_secs_f64()
-        ),
-        format!(
-            "passive:      {} at {}: {}",
-            output::plural(replicated.tables as u64, "table"),
-            replicated.position,
-            if replicated.differences.is_empty() {
-                "content identical to the active's"
-            } else {
-                "content DIFFERS from the active's"
-            }
-        ),
-    ];
-    lines.extend(
-        replicated
-            .differences
-            .iter()
-            .map(|difference| format!("problem: passive copy: {difference}")),
-    );
-    lines
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for index in 0..2 {
+            self.stop(index);
+        }
+    }
 }
 
-/// The demo's `replication` object.
-pub fn json(replicated: &Replicated) -> Value {
-    let status = &replicated.status;
-    json!({
-        "replica": replicated.replica.display().to_string(),
-        "seeded_at": position_json(replicated.seed.position),
-        "seed_seconds": replicated.seed.seconds,
-        "state": format!("{:?}", status.state),
-        "message": status.message,
-        "copy_queue": status.copy_queue,
-        "replay_queue": status.replay_queue,
-        "generations_replayed": replicated.generations_replayed(),
-        "last_replayed_generation": status.last_replayed.map(|mark| mark.generation),
-        "loss_window_generations": status.loss_window_generations,
-        "loss_window_seconds": status.loss_window_seconds,
-        "shipped_bytes": status.shipped_bytes,
-        "transferred_bytes": status.transferred_bytes,
-        "compression_ratio": status.compression_ratio(),
-        "replay_lag_seconds": null,
-        "catch_up_seconds": replicated.catch_up.as_secs_f64(),
-        "position": position_json(replicated.position),
-        "tables": replicated.tables,
-        "differences": replicated.differences,
-        "equal": replicated.differences.is_empty(),
-    })
+/// Waits until `condition` holds; a failure naming `what` after `timeout`.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Result<Duration, ToolError> {
+    let started = Instant::now();
+    while !condition() {
+        if started.elapsed() > timeout {
+            return Err(ToolError::Failure(format!(
+                "timed out after {:.0} s waiting for {what}",
+                timeout.as_secs_f64()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(started.elapsed())
 }

@@ -1,200 +1,326 @@
-//! The demo's delivery phase: writer threads delivering mail into the database at once, each
-//! message in one transaction that writes the message and its folder index entry (and now
-//! and then expunges an older message, as a mail client would).
+//! The demo's mail transport: writer threads deliver mail continuously to whichever node is
+//! active, each message in one transaction that stores the message (keyed by its id, at
+//! most once) and its folder index entry. A message is acknowledged once committed, and
+//! then kept in the transport dumpster until the passive copy is known to have it. A
+//! delivery the cluster refuses (no node active, a move holding commits, a lease lapsed)
+//! stays in the transport's queue and is retried on whichever node is active, so no
+//! message is dropped; after a lossy failover the dumpster delivers again what the new
+//! active may lack.
 
+use super::demo_replicate::Cluster;
 use crate::exit::ToolError;
 use crate::mail::{Delivery, Rng};
-use crate::progress::Progress;
-use bluejet_engine::db::{Database, Durability};
-use bluejet_engine::log::LogStats;
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use bluejet_engine::db::{Database, DbError};
+use bluejet_engine::log::now_micros;
+use bluejet_replication::dumpster::{self, DumpsterLimits, ResubmitReport, TransportDumpster};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// Table of whole messages, keyed `<mailbox>/<uid>`.
+/// Table of whole messages, keyed `<mailbox>/<uid>` (the message's id in the transport).
 pub const MESSAGES: &str = "messages";
 /// Table of folder index entries, keyed `<mailbox>/<folder>/<received>/<uid>`.
 pub const FOLDERS: &str = "folders";
 
 /// The seed of the whole demo: every run writes the same kind of mail.
 const SEED: u64 = 0x426c_7565_4a65_7421;
-/// One commit in this many is lazy.
-const LAZY_ONE_IN: u64 = 8;
-/// One delivery in this many also expunges an older message of the same mailbox.
-const EXPUNGE_ONE_IN: u64 = 10;
+/// A message no node accepts for this long is a failure.
+const GIVE_UP: Duration = Duration::from_secs(30);
+/// Pause between two attempts at a refused delivery.
+const RETRY_AFTER: Duration = Duration::from_millis(10);
+/// How often the passive's progress trims the dumpster.
+const TRIM_INTERVAL: Duration = Duration::from_millis(100);
+/// The dumpster's size limit (its age limit is the default).
+const DUMPSTER_BYTES: u64 = 256 << 20;
 
-/// How much to deliver.
+/// How to deliver.
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
-    /// Messages in all.
-    pub messages: u64,
     /// Writer threads.
     pub writers: usize,
     /// Mailboxes.
     pub mailboxes: u32,
+    /// Messages per second, all writers together.
+    pub rate: f64,
 }
 
-/// What the writers did.
+/// Stores `message` (as `delivery`) and its folder index entry in one transaction, unless
+/// a message with its id is already there: [`dumpster::deliver_once`] for a mail store with
+/// an index.
+pub fn store(
+    db: &Database,
+    delivery: &Delivery,
+    message: &[u8],
+) -> Result<dumpster::Delivery, DbError> {
+    let id = delivery.message_key();
+    let mut write = db.begin_write()?;
+    if write.get(MESSAGES, id.as_bytes())?.is_some() {
+        // Dropping the transaction aborts it.
+        return Ok(dumpster::Delivery::Duplicate);
+    }
+    write.insert(MESSAGES, id.as_bytes(), message)?;
+    write.insert(
+        FOLDERS,
+        delivery.folder_key().as_bytes(),
+        &delivery.summary(message),
+    )?;
+    write.commit()?;
+    Ok(dumpster::Delivery::Stored)
+}
+
+/// What the transport did.
 #[derive(Debug, Default)]
 pub struct Delivered {
-    /// What the database must now hold: every message delivered and not expunged, by key.
-    pub live: BTreeMap<String, Delivery>,
-    /// Messages delivered.
-    pub delivered: u64,
-    /// Messages expunged again.
-    pub expunged: u64,
-    /// Bytes of every message delivered.
+    /// Every message acknowledged (committed by a node), by id.
+    pub acknowledged: BTreeMap<String, Delivery>,
+    /// Bytes of those messages.
     pub message_bytes: u64,
-    /// Durable commits (the setup transaction included).
-    pub durable: u64,
-    /// Lazy commits.
-    pub lazy: u64,
-    /// Things the database did not do as asked (an expunged message that was not there).
-    pub problems: Vec<String>,
-    /// From the first commit to the last.
+    /// Deliveries acknowledged, resubmissions not included.
+    pub delivered: u64,
+    /// Attempts refused by the cluster and retried.
+    pub retries: u64,
+    /// Deliveries per node.
+    pub per_node: [u64; 2],
+    /// The longest a message waited in the queue for a node to accept it.
+    pub longest_wait: Duration,
+    /// From the first delivery to the writers stopping.
     pub elapsed: Duration,
-    /// The log's counters at the end.
-    pub log: LogStats,
+    /// Messages the dumpster held at the end, and messages evicted from it unreplayed.
+    pub dumpster_messages: usize,
+    /// Messages evicted from the dumpster before the passive was known to have them.
+    pub possibly_lost: u64,
+    /// A writer's failure.
+    pub problems: Vec<String>,
 }
 
-/// What one writer did.
-#[derive(Debug, Default)]
-struct Work {
-    delivered: Vec<Delivery>,
-    expunged: Vec<Delivery>,
-    message_bytes: u64,
-    lazy: u64,
-    problems: Vec<String>,
-}
-
-/// Creates the tables, then runs the writers to the end.
-pub fn deliver(
-    database: &Database,
+/// The transport, shared by its writers, its trimmer and the scenario.
+pub struct Transport<'a> {
+    cluster: &'a Cluster,
     plan: Plan,
-    progress: &Progress,
-) -> Result<Delivered, ToolError> {
-    let started = Instant::now();
-    let mut setup = database.begin_write()?;
-    setup.open_table(MESSAGES)?;
-    setup.open_table(FOLDERS)?;
-    setup.commit_with(Durability::Durable)?;
-    // UIDs are per mailbox and shared by all writers, as an IMAP server's are.
-    let uids: Vec<AtomicU32> = (0..plan.mailboxes).map(|_| AtomicU32::new(0)).collect();
-    let claimed = AtomicU64::new(0);
-    let done = AtomicU64::new(0);
-    let results: Vec<Result<Work, ToolError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..plan.writers)
-            .map(|writer| {
-                let mut job = Writer {
-                    database,
-                    rng: Rng::new(SEED ^ (writer as u64).wrapping_mul(0x9e37_79b9)),
-                    uids: &uids,
-                    own: vec![VecDeque::new(); plan.mailboxes as usize],
-                    work: Work::default(),
-                };
-                let (claimed, done) = (&claimed, &done);
-                scope.spawn(move || {
-                    while claimed.fetch_add(1, Ordering::Relaxed) < plan.messages {
-                        job.deliver_one()?;
-                        progress.update(done.fetch_add(1, Ordering::Relaxed) + 1, plan.messages);
-                    }
-                    Ok(job.work)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(ToolError::Failure("a writer thread panicked".into())))
-            })
-            .collect()
-    });
-    let mut delivered = Delivered {
-        durable: 1,
-        ..Delivered::default()
-    };
-    for result in results {
-        merge(&mut delivered, result?);
-    }
-    delivered.durable += delivered.delivered - delivered.lazy;
-    delivered.elapsed = started.elapsed();
-    delivered.log = database.log().stats();
-    Ok(delivered)
+    dumpster: Mutex<TransportDumpster>,
+    acknowledged: Mutex<BTreeMap<String, Delivery>>,
+    /// Held (shared) by every delivery attempt from its commit to its record in the
+    /// dumpster; a resubmission holds it exclusively, so no acknowledged message is missed.
+    attempts: RwLock<()>,
+    uids: Vec<AtomicU32>,
+    stop: AtomicBool,
+    /// The node that took the last delivery (tried first).
+    last: AtomicUsize,
+    delivered: AtomicU64,
+    message_bytes: AtomicU64,
+    retries: AtomicU64,
+    per_node: [AtomicU64; 2],
+    longest_wait_micros: AtomicU64,
+    problems: Mutex<Vec<String>>,
 }
 
-/// Adds one writer's work. Writers only expunge what they delivered themselves, after
-/// delivering it, so the final contents do not depend on how the threads interleaved.
-fn merge(total: &mut Delivered, work: Work) {
-    total.delivered += work.delivered.len() as u64;
-    total.expunged += work.expunged.len() as u64;
-    total.message_bytes += work.message_bytes;
-    total.lazy += work.lazy;
-    total.problems.extend(work.problems);
-    for delivery in work.delivered {
-        total.live.insert(delivery.message_key(), delivery);
-    }
-    for delivery in work.expunged {
-        total.live.remove(&delivery.message_key());
-    }
-}
-
-/// One writer thread.
-struct Writer<'a> {
-    database: &'a Database,
-    rng: Rng,
-    uids: &'a [AtomicU32],
-    /// This writer's own live messages per mailbox, oldest first: what it may expunge.
-    own: Vec<VecDeque<Delivery>>,
-    work: Work,
-}
-
-impl Writer<'_> {
-    /// Delivers one message in one transaction.
-    fn deliver_one(&mut self) -> Result<(), ToolError> {
-        let mailbox = self.rng.below(self.uids.len() as u64) as usize;
-        let delivery = Delivery {
-            mailbox: mailbox as u32,
-            uid: self.uids[mailbox].fetch_add(1, Ordering::Relaxed) + 1,
-            seed: self.rng.next_u64(),
+impl<'a> Transport<'a> {
+    /// A transport to `cluster` with an in-memory dumpster.
+    pub fn new(cluster: &'a Cluster, plan: Plan) -> Result<Self, ToolError> {
+        let limits = DumpsterLimits {
+            max_bytes: DUMPSTER_BYTES,
+            ..DumpsterLimits::default()
         };
-        // Built before the transaction: only the database work is serialised.
+        Ok(Self {
+            cluster,
+            plan,
+            dumpster: Mutex::new(TransportDumpster::new(None, limits)?),
+            acknowledged: Mutex::new(BTreeMap::new()),
+            attempts: RwLock::new(()),
+            uids: (0..plan.mailboxes).map(|_| AtomicU32::new(0)).collect(),
+            stop: AtomicBool::new(false),
+            last: AtomicUsize::new(0),
+            delivered: AtomicU64::new(0),
+            message_bytes: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            per_node: [AtomicU64::new(0), AtomicU64::new(0)],
+            longest_wait_micros: AtomicU64::new(0),
+            problems: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Messages acknowledged so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Attempts refused so far.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Deliveries taken by node `index` so far.
+    pub fn delivered_to(&self, index: usize) -> u64 {
+        self.per_node[index].load(Ordering::Relaxed)
+    }
+
+    /// Asks the writers and the trimmer to stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Runs the writers and the trimmer until [`stop`](Self::stop); then what was done.
+    pub fn run(&self) -> Delivered {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for writer in 0..self.plan.writers {
+                scope.spawn(move || self.write(writer));
+            }
+            scope.spawn(|| self.trim());
+        });
+        let dumpster = self.dumpster.lock().expect("dumpster").stats();
+        Delivered {
+            acknowledged: std::mem::take(&mut *self.acknowledged.lock().expect("acknowledged")),
+            message_bytes: self.message_bytes.load(Ordering::Relaxed),
+            delivered: self.delivered(),
+            retries: self.retries(),
+            per_node: [self.delivered_to(0), self.delivered_to(1)],
+            longest_wait: Duration::from_micros(self.longest_wait_micros.load(Ordering::Relaxed)),
+            elapsed: started.elapsed(),
+            dumpster_messages: dumpster.messages,
+            possibly_lost: dumpster.possibly_lost,
+            problems: std::mem::take(&mut *self.problems.lock().expect("problems")),
+        }
+    }
+
+    /// One writer: delivers at its share of the rate until stopped.
+    fn write(&self, writer: usize) {
+        let mut rng = Rng::new(SEED ^ (writer as u64).wrapping_mul(0x9e37_79b9));
+        let interval = Duration::from_secs_f64(self.plan.writers as f64 / self.plan.rate.max(0.1));
+        let mut due = Instant::now();
+        while !self.stop.load(Ordering::SeqCst) {
+            let mailbox = rng.below(self.uids.len() as u64) as usize;
+            let delivery = Delivery {
+                mailbox: mailbox as u32,
+                uid: self.uids[mailbox].fetch_add(1, Ordering::Relaxed) + 1,
+                seed: rng.next_u64(),
+            };
+            if let Err(problem) = self.deliver(delivery) {
+                self.problems.lock().expect("problems").push(problem);
+                self.stop();
+                return;
+            }
+            // A queue that built up during an outage drains at most half a second early.
+            due = (due + interval).max(Instant::now() - Duration::from_millis(500));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
+    /// Delivers one message, retrying on whichever node is active until one commits it.
+    fn deliver(&self, delivery: Delivery) -> Result<(), String> {
         let message = delivery.message();
-        let summary = delivery.summary(&message);
-        let expunge = self.pick_expunged(mailbox);
-        let durability = if self.rng.below(LAZY_ONE_IN) == 0 {
-            self.work.lazy += 1;
-            Durability::Lazy
-        } else {
-            Durability::Durable
-        };
-        let mut write = self.database.begin_write()?;
-        write.insert(MESSAGES, delivery.message_key().as_bytes(), &message)?;
-        write.insert(FOLDERS, delivery.folder_key().as_bytes(), &summary)?;
-        if let Some(old) = expunge {
-            let message_gone = write.remove(MESSAGES, old.message_key().as_bytes())?;
-            let index_gone = write.remove(FOLDERS, old.folder_key().as_bytes())?;
-            if !(message_gone && index_gone) {
-                self.work.problems.push(format!(
-                    "expunging {}: the message or its index entry was not there",
-                    old.message_key()
+        let queued = Instant::now();
+        loop {
+            let first = self.last.load(Ordering::Relaxed);
+            for index in [first, 1 - first] {
+                let _attempt = self.attempts.read().expect("attempts");
+                let Some(node) = self.cluster.node(index) else {
+                    continue;
+                };
+                if let Some(Ok(_)) = node.with_database(|db| store(db, &delivery, &message)) {
+                    self.acknowledge(index, &delivery, &message, queued)?;
+                    return Ok(());
+                }
+            }
+            if queued.elapsed() > GIVE_UP {
+                return Err(format!(
+                    "no node accepted message {} in {} s",
+                    delivery.message_key(),
+                    GIVE_UP.as_secs()
                 ));
             }
-            self.work.expunged.push(old);
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(RETRY_AFTER);
         }
-        write.commit_with(durability)?;
-        self.own[mailbox].push_back(delivery);
-        self.work.delivered.push(delivery);
-        self.work.message_bytes += message.len() as u64;
+    }
+
+    /// The message is committed on node `index`: acknowledged, and kept in the dumpster.
+    fn acknowledge(
+        &self,
+        index: usize,
+        delivery: &Delivery,
+        message: &[u8],
+        queued: Instant,
+    ) -> Result<(), String> {
+        let id = delivery.message_key();
+        self.dumpster
+            .lock()
+            .expect("dumpster")
+            .record(&id, message, now_micros())
+            .map_err(|error| format!("recording {id} in the dumpster: {error}"))?;
+        self.acknowledged
+            .lock()
+            .expect("acknowledged")
+            .insert(id, *delivery);
+        self.last.store(index, Ordering::Relaxed);
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+        self.per_node[index].fetch_add(1, Ordering::Relaxed);
+        self.message_bytes
+            .fetch_add(message.len() as u64, Ordering::Relaxed);
+        let waited = queued.elapsed().as_micros() as u64;
+        self.longest_wait_micros
+            .fetch_max(waited, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Now and then, the oldest of this writer's messages in `mailbox`.
-    fn pick_expunged(&mut self, mailbox: usize) -> Option<Delivery> {
-        if self.rng.below(EXPUNGE_ONE_IN) != 0 || self.own[mailbox].len() < 3 {
-            return None;
+    /// Trims the dumpster by what the passive copy has replayed, now and then.
+    fn trim(&self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            let safe = (0..2)
+                .filter_map(|index| self.cluster.copy(index))
+                .map(|copy| copy.safe_before_micros)
+                .max();
+            if let Some(safe) = safe.filter(|&safe| safe > 0) {
+                let trimmed = self.dumpster.lock().expect("dumpster").trim_replayed(safe);
+                if let Err(error) = trimmed {
+                    self.problems
+                        .lock()
+                        .expect("problems")
+                        .push(format!("trimming the dumpster: {error}"));
+                }
+            }
+            std::thread::sleep(TRIM_INTERVAL);
         }
-        self.own[mailbox].pop_front()
+    }
+
+    /// After a failover: delivers again, to node `index`, every message the dumpster kept
+    /// from `window_start` (µs) on. Deliveries wait meanwhile.
+    pub fn resubmit(&self, index: usize, window_start: u64) -> Result<ResubmitReport, ToolError> {
+        let _exclusive = self.attempts.write().expect("attempts");
+        let dumpster = self.dumpster.lock().expect("dumpster");
+        let acknowledged = self.acknowledged.lock().expect("acknowledged");
+        let resubmitted = dumpster.resubmit(window_start, |message| {
+            let delivery = acknowledged
+                .get(&message.message_id)
+                .ok_or_else(|| format!("{} was never acknowledged", message.message_id))?;
+            let started = Instant::now();
+            loop {
+                let node = self.cluster.node(index).ok_or("the node stopped")?;
+                match node.with_database(|db| store(db, delivery, &message.body)) {
+                    Some(Ok(done)) => return Ok(done),
+                    _ if started.elapsed() > GIVE_UP => {
+                        return Err(format!(
+                            "node {index} did not accept {} in {} s",
+                            message.message_id,
+                            GIVE_UP.as_secs()
+                        ))
+                    }
+                    _ => std::thread::sleep(RETRY_AFTER),
+                }
+            }
+        });
+        resubmitted.map_err(|failed| ToolError::Failure(failed.to_string()))
+    }
+
+    /// The dumpster's trim point: everything delivered before it is on the passive copy.
+    pub fn trimmed_through(&self) -> u64 {
+        self.dumpster
+            .lock()
+            .expect("dumpster")
+            .stats()
+            .trimmed_through_micros
     }
 }

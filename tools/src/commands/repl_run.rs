@@ -73,7 +73,7 @@ fn config(options: &RunOptions) -> ReplicaConfig {
 }
 
 /// A channel that receives once SIGINT or SIGTERM arrives.
-fn stop_signals() -> Result<mpsc::Receiver<()>, ToolError> {
+pub fn stop_signals() -> Result<mpsc::Receiver<()>, ToolError> {
     let (sender, receiver) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = sender.send(());

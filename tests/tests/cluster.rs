@@ -477,3 +477,42 @@ fn lossy_failover_with_the_dumpster_loses_no_message_and_delivers_none_twice() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn without_a_common_generation_the_old_active_is_reseeded() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
+    assert_eq!(deliver(&a, 0, 300), 300);
+    a.with_database(|db| db.log().roll().unwrap());
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    a.kill();
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    // a's log generations are lost (say, its log disk was replaced): nothing to compare.
+    let a_database = root.path().join("a/database");
+    for entry in std::fs::read_dir(&a_database).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let a = restart_a(root.path());
+    wait_until("a reseeded and healthy", Duration::from_secs(30), || {
+        healthy(&a)
+    });
+    let events = std::fs::read_to_string(root.path().join("a/events.jsonl")).unwrap();
+    assert!(events.contains("reseed-needed"), "{events}");
+    let aside: Vec<_> = std::fs::read_dir(
+        root.path()
+            .join(format!("a/diverged-{}", b.failovers()[0].epoch)),
+    )
+    .unwrap()
+    .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+    .collect();
+    assert!(aside.contains(&"bluejet.db".to_owned()), "{aside:?}");
+    assert_eq!(deliver(&b, 300, 50), 50);
+    wait_until("a caught up", Duration::from_secs(20), || healthy(&a));
+    a.stop();
+    b.stop();
+}

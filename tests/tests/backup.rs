@@ -1,6 +1,8 @@
 //! Backups from the passive copy, their verification, restores (whole and to a generation),
 //! and log truncation that never deletes what a passive or a backup still needs.
 
+mod common;
+
 use bluejet_engine::db::{Database, Options};
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::backup::{self, BackupHistory};
@@ -12,41 +14,12 @@ use bluejet_replication::seed::seed;
 use bluejet_replication::truncate::{
     decide, gather, space_warning, truncate_active, truncate_replica,
 };
-use bluejet_replication::verify::{digest, ContentDigest, TableDigest};
+use bluejet_replication::verify::{digest, ContentDigest};
 use bluejet_replication::{CopyState, ReplError, Replica, ReplicaConfig};
+use common::{active_options, model_digest, replica_config, Model};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
-
-fn active_options() -> Options {
-    let mut options = Options::default();
-    options.log.generation_bytes = 128 << 10;
-    options.log.idle_roll_interval = None;
-    options
-}
-
-fn config(active: &Path, replica: &Path) -> ReplicaConfig {
-    let mut config = ReplicaConfig::new(active, replica);
-    config.poll_interval = Duration::from_millis(10);
-    config.replay.retry_after = Duration::from_millis(50);
-    config.thresholds.settle = Duration::ZERO;
-    config
-}
-
-fn model_digest(model: &Model) -> ContentDigest {
-    model
-        .iter()
-        .map(|(name, table)| {
-            let mut digest = TableDigest::default();
-            for (key, value) in table {
-                digest.add(key, value);
-            }
-            (name.clone(), digest)
-        })
-        .collect()
-}
 
 /// An active database, its model, and the model's digest at every commit end.
 struct Source {
@@ -111,7 +84,7 @@ impl Source {
 
     /// Seeds a replica in `dir` and records the seed's state.
     fn seed(&mut self, dir: &Path) -> ReplicaConfig {
-        let config = config(&self.path, dir);
+        let config = replica_config(&self.path, dir);
         let report = seed(&self.active, &config).unwrap();
         self.states
             .insert(report.position, model_digest(&self.model));

@@ -2,11 +2,14 @@
 //! planned switchover, failover (lossless and lossy), the mount dial, partitions, and the
 //! old active's resynchronisation.
 
+mod common;
+
 use bluejet_engine::db::Database;
-use bluejet_engine::file::{FileSystem, OsFileSystem};
+use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::requests::request_move;
 use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
 use bluejet_replication::CopyState;
+use common::Link;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -141,67 +144,6 @@ fn switchover_is_lossless_and_the_old_active_rejoins() {
     wait_until("a caught up", Duration::from_secs(20), || healthy(&a));
     a.stop();
     b.stop();
-}
-
-/// A file system standing for a network link that can be cut.
-struct Link {
-    cut: std::sync::atomic::AtomicBool,
-}
-
-impl Link {
-    fn new() -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self {
-            cut: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn check(&self) -> std::io::Result<()> {
-        if self.cut.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "link cut",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl FileSystem for Link {
-    fn open(
-        &self,
-        path: &Path,
-        mode: bluejet_engine::file::OpenMode,
-    ) -> std::io::Result<std::sync::Arc<dyn bluejet_engine::file::FileHandle>> {
-        self.check()?;
-        OsFileSystem.open(path, mode)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.check()?;
-        OsFileSystem.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.check()?;
-        OsFileSystem.remove(path)
-    }
-    fn list(&self, directory: &Path) -> std::io::Result<Vec<String>> {
-        self.check()?;
-        OsFileSystem.list(directory)
-    }
-    fn sync_directory(&self, directory: &Path) -> std::io::Result<()> {
-        self.check()?;
-        OsFileSystem.sync_directory(directory)
-    }
-    fn create_directory(&self, directory: &Path) -> std::io::Result<()> {
-        self.check()?;
-        OsFileSystem.create_directory(directory)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.check().is_ok() && OsFileSystem.exists(path)
-    }
 }
 
 /// Links of one node: to its peer and to the witness.

@@ -1,51 +1,24 @@
 //! Replication end to end on a real disk: seed, ship, inspect, replay, status, suspend,
 //! verify, the service's threads, and the passive's content at every replayed generation.
 
+mod common;
+
 use bluejet_engine::db::{Database, Options, PassiveDatabase};
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::control::Control;
 use bluejet_replication::seed::seed;
-use bluejet_replication::verify::{differences, digest, ContentDigest, TableDigest};
-use bluejet_replication::{CopyState, Replica, ReplicaConfig, ReplicationService};
+use bluejet_replication::verify::{differences, digest, ContentDigest};
+use bluejet_replication::{CopyState, Replica, ReplicationService};
+use common::{active_options, model_digest, replica_config, Link, Model};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
-
-fn active_options() -> Options {
-    let mut options = Options::default();
-    options.log.generation_bytes = 128 << 10;
-    options.log.idle_roll_interval = None;
-    options
-}
-
-fn config(active: &Path, replica: &Path) -> ReplicaConfig {
-    let mut config = ReplicaConfig::new(active, replica);
-    config.poll_interval = Duration::from_millis(10);
-    config.replay.retry_after = Duration::from_millis(50);
-    config.thresholds.settle = Duration::ZERO;
-    config
-}
-
-/// The model's digest, as `verify::digest` computes it.
-fn model_digest(model: &BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>) -> ContentDigest {
-    model
-        .iter()
-        .map(|(name, table)| {
-            let mut digest = TableDigest::default();
-            for (key, value) in table {
-                digest.add(key, value);
-            }
-            (name.clone(), digest)
-        })
-        .collect()
-}
 
 #[test]
 fn passive_equals_active_at_every_replayed_generation() {
     let active_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let active = Database::open(active_dir.path(), active_options()).unwrap();
-    let mut model: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>> = BTreeMap::new();
+    let mut model = Model::new();
     let mut write = active.begin_write().unwrap();
     for i in 0..200u32 {
         let key = format!("seed-{i:05}").into_bytes();
@@ -57,7 +30,7 @@ fn passive_equals_active_at_every_replayed_generation() {
             .insert(key, value);
     }
     write.commit().unwrap();
-    let config = config(active_dir.path(), replica_dir.path());
+    let config = replica_config(active_dir.path(), replica_dir.path());
     let report = seed(&active, &config).unwrap();
     assert_eq!(report.tables, model_digest(&model));
 
@@ -117,7 +90,7 @@ fn service_replicates_reports_status_and_suspends() {
     let active_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let active = Database::open(active_dir.path(), active_options()).unwrap();
-    let config = config(active_dir.path(), replica_dir.path());
+    let config = replica_config(active_dir.path(), replica_dir.path());
     seed(&active, &config).unwrap();
     let service = ReplicationService::start(config.clone()).unwrap();
     for i in 0..2000u32 {
@@ -163,7 +136,7 @@ fn activated_copy_continues_the_stream_on_a_new_timeline() {
     let active_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let active = Database::open(active_dir.path(), active_options()).unwrap();
-    let config = config(active_dir.path(), replica_dir.path());
+    let config = replica_config(active_dir.path(), replica_dir.path());
     seed(&active, &config).unwrap();
     for i in 0..500u32 {
         let mut write = active.begin_write().unwrap();
@@ -217,7 +190,7 @@ fn seed_while_the_active_keeps_committing() {
             .unwrap();
         write.commit().unwrap();
     }
-    let config = config(active_dir.path(), replica_dir.path());
+    let config = replica_config(active_dir.path(), replica_dir.path());
     let stop = std::sync::atomic::AtomicBool::new(false);
     let report = std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
@@ -253,7 +226,7 @@ fn lagged_copy_applies_only_old_enough_generations() {
     let active_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let active = Database::open(active_dir.path(), active_options()).unwrap();
-    let mut config = config(active_dir.path(), replica_dir.path());
+    let mut config = replica_config(active_dir.path(), replica_dir.path());
     seed(&active, &config).unwrap();
     let seeded = active.begin_read().unwrap().end();
     for i in 0..300u32 {
@@ -281,67 +254,14 @@ fn lagged_copy_applies_only_old_enough_generations() {
     assert_eq!(replica.passive().unwrap().replayed(), end);
 }
 
-/// A file system standing for a share that can become unreachable.
-struct Share {
-    cut: std::sync::atomic::AtomicBool,
-}
-
-impl Share {
-    fn check(&self) -> std::io::Result<()> {
-        match self.cut.load(std::sync::atomic::Ordering::SeqCst) {
-            true => Err(std::io::Error::new(
-                std::io::ErrorKind::NotConnected,
-                "share unreachable",
-            )),
-            false => Ok(()),
-        }
-    }
-}
-
-impl bluejet_engine::file::FileSystem for Share {
-    fn open(
-        &self,
-        path: &Path,
-        mode: bluejet_engine::file::OpenMode,
-    ) -> std::io::Result<std::sync::Arc<dyn bluejet_engine::file::FileHandle>> {
-        self.check()?;
-        bluejet_engine::file::OsFileSystem.open(path, mode)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.check()?;
-        bluejet_engine::file::OsFileSystem.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.check()?;
-        bluejet_engine::file::OsFileSystem.remove(path)
-    }
-    fn list(&self, directory: &Path) -> std::io::Result<Vec<String>> {
-        self.check()?;
-        bluejet_engine::file::OsFileSystem.list(directory)
-    }
-    fn sync_directory(&self, directory: &Path) -> std::io::Result<()> {
-        self.check()?;
-        bluejet_engine::file::OsFileSystem.sync_directory(directory)
-    }
-    fn create_directory(&self, directory: &Path) -> std::io::Result<()> {
-        self.check()?;
-        bluejet_engine::file::OsFileSystem.create_directory(directory)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.check().is_ok() && bluejet_engine::file::OsFileSystem.exists(path)
-    }
-}
-
 #[test]
 fn unreachable_idle_active_is_not_healthy_and_a_brief_gap_does_not_flap() {
     let active_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let active = Database::open(active_dir.path(), active_options()).unwrap();
-    let mut config = config(active_dir.path(), replica_dir.path());
+    let mut config = replica_config(active_dir.path(), replica_dir.path());
     seed(&active, &config).unwrap();
-    let share = std::sync::Arc::new(Share {
-        cut: std::sync::atomic::AtomicBool::new(false),
-    });
+    let share = Link::new();
     config.active_fs = share.clone();
     config.thresholds.max_contact_age = Duration::from_millis(300);
     config.thresholds.settle = Duration::from_millis(400);
@@ -354,7 +274,7 @@ fn unreachable_idle_active_is_not_healthy_and_a_brief_gap_does_not_flap() {
     }
     // The active is idle, and its share goes away: nothing queues up, yet the copy is not
     // Healthy once contact is older than the threshold (and the change has settled).
-    share.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+    share.set_cut(true);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
         let status = replica.step();
@@ -369,7 +289,7 @@ fn unreachable_idle_active_is_not_healthy_and_a_brief_gap_does_not_flap() {
     };
     assert_eq!(status.state, CopyState::Failed);
     assert!(status.message.contains("log"), "{}", status.message);
-    share.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    share.set_cut(false);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while replica.step().state != CopyState::Healthy {
         assert!(std::time::Instant::now() < deadline, "never Healthy again");
@@ -414,7 +334,7 @@ fn reseeding_refuses_a_healthy_copy_and_unknown_files() {
     let active_dir = tempfile::tempdir().unwrap();
     let replica_dir = tempfile::tempdir().unwrap();
     let active = Database::open(active_dir.path(), active_options()).unwrap();
-    let config = config(active_dir.path(), replica_dir.path());
+    let config = replica_config(active_dir.path(), replica_dir.path());
     seed(&active, &config).unwrap();
     let mut replica = Replica::open(config.clone()).unwrap();
     while replica.step().state != CopyState::Healthy {

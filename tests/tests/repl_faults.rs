@@ -9,7 +9,9 @@
 //! (it never holds wrong data); the status and the event log must say what happened; and once
 //! the fault is repaired, replication must converge to the active's content.
 
-use bluejet_engine::db::{Database, Options, PassiveDatabase};
+mod common;
+
+use bluejet_engine::db::{Database, PassiveDatabase};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
 use bluejet_engine::file::FileSystem;
 use bluejet_engine::log::{BaseName, LogPosition};
@@ -17,8 +19,9 @@ use bluejet_replication::events::{read_events, Event};
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::seed::seed;
 use bluejet_replication::status::Gap;
-use bluejet_replication::verify::{digest, ContentDigest, TableDigest};
+use bluejet_replication::verify::{digest, ContentDigest};
 use bluejet_replication::{CopyState, CopyStatus, Replica, ReplicaConfig};
+use common::{active_options, model_digest, replica_config, Model};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use std::collections::BTreeMap;
@@ -29,21 +32,10 @@ use tempfile::TempDir;
 
 const TABLES: [&str; 3] = ["folders", "messages", "bodies"];
 
-type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
-
-fn active_options() -> Options {
-    let mut options = Options::default();
-    options.log.generation_bytes = 128 << 10;
-    options.log.idle_roll_interval = None;
-    options
-}
-
 fn config(active: &Path, replica: &Path) -> ReplicaConfig {
-    let mut config = ReplicaConfig::new(active, replica);
+    let mut config = replica_config(active, replica);
     config.poll_interval = Duration::from_millis(5);
-    config.replay.retry_after = Duration::from_millis(50);
     config.ship.backoff = Duration::from_millis(1);
-    config.thresholds.settle = Duration::ZERO;
     config
 }
 
@@ -52,20 +44,6 @@ fn simulated_config(active: &Path, fs: &SimulatedFileSystem) -> ReplicaConfig {
     let mut config = config(active, Path::new("/sim/replica"));
     config.options.log.file_system = Arc::new(fs.clone());
     config
-}
-
-/// The model's digest, as `verify::digest` computes it.
-fn model_digest(model: &Model) -> ContentDigest {
-    model
-        .iter()
-        .map(|(name, table)| {
-            let mut digest = TableDigest::default();
-            for (key, value) in table {
-                digest.add(key, value);
-            }
-            (name.clone(), digest)
-        })
-        .collect()
 }
 
 fn base() -> BaseName {

@@ -17,9 +17,8 @@ use crate::sealed::write_file_atomically;
 use crate::status::{Gap, GenerationMark};
 use bluejet_engine::file::FileSystem;
 use bluejet_engine::log::scan::{scan, ScanMode};
-use bluejet_engine::log::verify::check_chain;
+use bluejet_engine::log::verify::{check_shipped, ShippedExpectation};
 use bluejet_engine::log::{now_micros, BaseName, GenerationHeader};
-use bluejet_engine::LogError;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -191,38 +190,16 @@ impl Inspector {
     ) -> Result<(GenerationHeader, u32), ReplError> {
         let scanned = scan(path, image, ScanMode::Closed)?;
         let header = scanned.header;
-        if header.generation != generation {
-            return Err(LogError::NameMismatch {
-                path: path.to_owned(),
-                named: generation,
-                inside: header.generation,
-            }
-            .into());
-        }
-        if header.signature != self.identity.signature {
-            return Err(LogError::ForeignGeneration {
-                path: path.to_owned(),
-                generation,
-                expected: self.identity.signature,
-                found: header.signature,
-            }
-            .into());
-        }
         let timeline = self
             .previous
             .map_or(self.identity.timeline, |(previous, _)| previous.timeline);
-        if header.timeline < timeline {
-            return Err(LogError::TimelineMismatch {
-                path: path.to_owned(),
-                generation,
-                expected: timeline,
-                found: header.timeline,
-            }
-            .into());
-        }
-        if let Some((previous, digest)) = &self.previous {
-            check_chain(path, &header, previous, *digest)?;
-        }
+        let expected = ShippedExpectation {
+            generation,
+            signature: self.identity.signature,
+            timeline,
+            previous: self.previous.as_ref(),
+        };
+        check_shipped(path, &header, expected)?;
         Ok((header, scanned.digest))
     }
 

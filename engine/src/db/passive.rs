@@ -19,7 +19,7 @@ use super::{DbError, KeyValue, Options, DATABASE_FILE_NAME};
 use crate::log::directory::{path_of, read_image};
 use crate::log::record::read_record;
 use crate::log::scan::{scan, ScanMode};
-use crate::log::verify::check_chain;
+use crate::log::verify::{check_shipped, ShippedExpectation};
 use crate::log::MAX_GENERATION_BYTES;
 use crate::log::{GenerationHeader, LogPosition, LogRecord, StreamSignature};
 use crate::page::{DbHeader, DbState, PageStore, WriteAhead};
@@ -279,36 +279,13 @@ impl PassiveDatabase {
         let (_, image) = read_image(fs, path, MAX_GENERATION_BYTES)?;
         let scanned = scan(path, &image, ScanMode::Closed)?;
         let header = scanned.header;
-        if header.generation != generation {
-            return Err(LogError::NameMismatch {
-                path: path.to_owned(),
-                named: generation,
-                inside: header.generation,
-            }
-            .into());
-        }
-        let expected = self.signature();
-        if header.signature != expected {
-            return Err(LogError::ForeignGeneration {
-                path: path.to_owned(),
-                generation,
-                expected,
-                found: header.signature,
-            }
-            .into());
-        }
-        if header.timeline < self.timeline() {
-            return Err(LogError::TimelineMismatch {
-                path: path.to_owned(),
-                generation,
-                expected: self.timeline(),
-                found: header.timeline,
-            }
-            .into());
-        }
-        if let Some((previous, digest)) = &cursor.previous {
-            check_chain(path, &header, previous, *digest)?;
-        }
+        let expected = ShippedExpectation {
+            generation,
+            signature: self.signature(),
+            timeline: self.timeline(),
+            previous: cursor.previous.as_ref(),
+        };
+        check_shipped(path, &header, expected)?;
         Ok((header, scanned.stream, scanned.digest))
     }
 

@@ -57,6 +57,57 @@ pub fn check_chain(
     Ok(())
 }
 
+/// What a shipped generation must be: its number, its stream, a timeline not older than
+/// the copy's, and (when the copy has it) a link to the generation before.
+#[derive(Clone, Copy, Debug)]
+pub struct ShippedExpectation<'a> {
+    /// The generation the file is named for.
+    pub generation: u32,
+    /// The stream the copy follows.
+    pub signature: StreamSignature,
+    /// The oldest timeline accepted.
+    pub timeline: u64,
+    /// The previous generation's header and file digest, when known.
+    pub previous: Option<&'a (GenerationHeader, u32)>,
+}
+
+/// Checks a scanned closed generation (`header`, from the file at `path`) against what a
+/// passive copy expects: the name, the stream, the timeline and the chain.
+pub fn check_shipped(
+    path: &Path,
+    header: &GenerationHeader,
+    expected: ShippedExpectation<'_>,
+) -> Result<(), LogError> {
+    let generation = expected.generation;
+    if header.generation != generation {
+        return Err(LogError::NameMismatch {
+            path: path.to_owned(),
+            named: generation,
+            inside: header.generation,
+        });
+    }
+    if header.signature != expected.signature {
+        return Err(LogError::ForeignGeneration {
+            path: path.to_owned(),
+            generation,
+            expected: expected.signature,
+            found: header.signature,
+        });
+    }
+    if header.timeline < expected.timeline {
+        return Err(LogError::TimelineMismatch {
+            path: path.to_owned(),
+            generation,
+            expected: expected.timeline,
+            found: header.timeline,
+        });
+    }
+    match expected.previous {
+        Some((previous, digest)) => check_chain(path, header, previous, *digest),
+        None => Ok(()),
+    }
+}
+
 /// What verification found about one generation.
 #[derive(Clone, Debug)]
 pub struct GenerationReport {

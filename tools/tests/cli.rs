@@ -22,44 +22,124 @@ fn code(output: &Output) -> i32 {
     output.status.code().expect("exited, not killed")
 }
 
-/// Runs a small demo into a fresh directory and keeps its files.
+/// The directory of one demo run (two nodes and a witness), kept for the tests that read
+/// what it leaves; each takes its own copy. Run once per test process: the demo takes
+/// seconds and its cluster keeps time with leases.
+fn demo_cluster() -> &'static Path {
+    static DEMO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Directories of earlier test processes that are gone.
+        for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("demo-cluster-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let directory = parent.join(format!("demo-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&directory);
+        let output = bluejet(&[
+            "demo",
+            "--dir",
+            directory.to_str().unwrap(),
+            "--keep",
+            "--messages",
+            "300",
+            "--writers",
+            "3",
+        ]);
+        let stdout = text(&output.stdout);
+        assert_eq!(code(&output), 0, "{stdout}\n{}", text(&output.stderr));
+        assert!(
+            stdout.ends_with(&format!(
+                "integrity check passed\ndatabase kept in {}\n",
+                directory.display()
+            )),
+            "{stdout}"
+        );
+        let verified = line(&stdout, "verified:");
+        let words: Vec<&str> = verified.split_whitespace().collect();
+        assert_eq!(words[1], words[3], "{verified}");
+        assert!(
+            line(&stdout, "lost:").starts_with("lost:         0 of"),
+            "{stdout}"
+        );
+        assert!(
+            line(&stdout, "duplicates:").starts_with("duplicates:   0 ("),
+            "{stdout}"
+        );
+        assert!(line(&stdout, "move:").contains(": lossless,"), "{stdout}");
+        assert!(line(&stdout, "failover:").contains(": lossy, "), "{stdout}");
+        assert!(
+            line(&stdout, "resync:").contains("Resynchronizing → passive, Healthy"),
+            "{stdout}"
+        );
+        assert!(
+            line(&stdout, "index:").contains("folder entries match"),
+            "{stdout}"
+        );
+        assert!(
+            line(&stdout, "passive:").ends_with("content identical to the active's"),
+            "{stdout}"
+        );
+        assert!(directory.join("a/database/bluejet.db").exists());
+        assert!(
+            directory.join("b/replica.json").exists(),
+            "b is a passive copy"
+        );
+        let diverged = std::fs::read_dir(directory.join("b"))
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("diverged-"))
+            .count();
+        assert_eq!(
+            diverged, 1,
+            "the old active's divergent files are kept aside"
+        );
+        directory
+    })
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the demo's cluster in a fresh directory; returns it and the database
+/// directory of the final active node, `a`.
 fn demo_directory() -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
-    let directory = root.path().join("demo");
-    let output = bluejet(&[
-        "demo",
-        "--dir",
-        directory.to_str().unwrap(),
-        "--keep",
-        "--messages",
-        "300",
-        "--writers",
-        "3",
-    ]);
-    let stdout = text(&output.stdout);
-    assert_eq!(code(&output), 0, "{stdout}\n{}", text(&output.stderr));
-    assert!(
-        stdout.ends_with(&format!(
-            "integrity check passed\ndatabase kept in {}\n",
-            directory.display()
-        )),
-        "{stdout}"
-    );
-    let verified = line(&stdout, "verified:");
-    let words: Vec<&str> = verified.split_whitespace().collect();
-    assert_eq!(words[1], words[3], "{verified}");
-    assert!(
-        line(&stdout, "index:").contains("folder entries match"),
-        "{stdout}"
-    );
-    assert!(directory.join("bluejet.db").exists());
-    assert!(directory.join("E0000000001.log").exists());
-    assert!(
-        line(&stdout, "passive:").ends_with("content identical to the active's"),
-        "{stdout}"
-    );
-    assert!(directory.join("replica").join("replica.json").exists());
-    (root, directory)
+    copy_tree(demo_cluster(), &root.path().join("demo"));
+    let database = root.path().join("demo").join("a").join("database");
+    (root, database)
+}
+
+/// The closed generations in `directory`, oldest first.
+fn closed_generations(directory: &Path) -> Vec<(u32, PathBuf)> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir(directory)
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let hex = name.strip_prefix("E00")?.strip_suffix(".log")?;
+            let generation = u32::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 8)?;
+            Some((generation, entry.path()))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The line of `stdout` that starts with `prefix`.
@@ -149,8 +229,11 @@ fn demo_then_dumps_pass() {
         stdout.lines().any(|line| line == "integrity check passed"),
         "{stdout}"
     );
-    // The demo rolls by hand five times: at least six generations.
-    assert!(stdout.contains("E0000000005.log"), "{stdout}");
+    let generations = closed_generations(&directory);
+    assert!(generations.len() >= 5, "{generations:?}");
+    let (_, second) = &generations[1];
+    let name = second.file_name().unwrap().to_str().unwrap();
+    assert!(stdout.contains(name), "{stdout}");
 
     let output = bluejet(&["ml", arg(&directory), "--json", "--records"]);
     assert_eq!(code(&output), 0, "{}", text(&output.stderr));
@@ -160,8 +243,7 @@ fn demo_then_dumps_pass() {
     let records = document["record_list"].as_array().unwrap();
     assert!(records.iter().any(|record| record["kind"] == "put"));
 
-    let file = directory.join("E0000000002.log");
-    let output = bluejet(&["log", "dump", arg(&file), "--records"]);
+    let output = bluejet(&["log", "dump", arg(second), "--records"]);
     let stdout = text(&output.stdout);
     assert_eq!(code(&output), 0, "{stdout}");
     assert!(stdout.contains("home segments used"), "{stdout}");
@@ -207,7 +289,8 @@ fn checkpoint_dump_reads_both_copies() {
 #[test]
 fn a_flipped_bit_in_a_closed_generation_fails_verification() {
     let (_root, directory) = demo_directory();
-    let path = directory.join("E0000000002.log");
+    let (generation, path) = closed_generations(&directory)[1].clone();
+    let name = path.file_name().unwrap().to_str().unwrap().to_owned();
     let mut image = std::fs::read(&path).unwrap();
     // A byte of the payload of home segment 1, which every closed generation uses.
     image[4096 + 100] ^= 0x10;
@@ -218,9 +301,9 @@ fn a_flipped_bit_in_a_closed_generation_fails_verification() {
     assert_eq!(code(&output), 1, "{stdout}");
     let problem = stdout
         .lines()
-        .find(|line| line.starts_with("problem in generation 2:"))
-        .unwrap_or_else(|| panic!("no problem named generation 2:\n{stdout}"));
-    assert!(problem.contains("E0000000002.log"), "{problem}");
+        .find(|line| line.starts_with(&format!("problem in generation {generation}:")))
+        .unwrap_or_else(|| panic!("no problem named generation {generation}:\n{stdout}"));
+    assert!(problem.contains(&name), "{problem}");
     assert!(
         stdout.ends_with("integrity check FAILED: 1 problem(s)\n"),
         "{stdout}"
@@ -230,18 +313,26 @@ fn a_flipped_bit_in_a_closed_generation_fails_verification() {
     assert_eq!(code(&output), 1);
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(document["passed"], false);
-    assert_eq!(document["problems"][0]["generation"], 2);
+    assert_eq!(document["problems"][0]["generation"], generation);
 }
 
 #[test]
 fn a_renamed_generation_is_a_name_mismatch() {
     let (_root, directory) = demo_directory();
-    let copy = directory.parent().unwrap().join("E0000000009.log");
-    std::fs::copy(directory.join("E0000000002.log"), &copy).unwrap();
+    let (generation, path) = closed_generations(&directory)[1].clone();
+    let renamed = generation + 7;
+    let copy = directory
+        .parent()
+        .unwrap()
+        .join(format!("E00{renamed:08X}.log"));
+    std::fs::copy(path, &copy).unwrap();
     let output = bluejet(&["ml", arg(&copy)]);
     let stdout = text(&output.stdout);
     assert_eq!(code(&output), 1, "{stdout}");
-    assert!(stdout.contains("the name says generation 9"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("the name says generation {renamed} ")),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -298,27 +389,76 @@ fn a_missing_path_exits_3() {
 
 #[test]
 fn demo_json_in_a_temporary_directory() {
-    let output = bluejet(&["demo", "--messages", "40", "--writers", "2", "--json"]);
+    let output = bluejet(&[
+        "demo",
+        "--messages",
+        "40",
+        "--writers",
+        "2",
+        "--rate",
+        "150",
+        "--json",
+    ]);
     assert_eq!(code(&output), 0, "{}", text(&output.stderr));
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(document["passed"], true);
-    assert_eq!(document["messages_delivered"], 40);
-    assert_eq!(document["commits"], 41);
+    assert_eq!(document["passed"], true, "{document}");
+    assert_eq!(document["verified"], true, "{document}");
+    assert!(document["messages_delivered"].as_u64().unwrap() >= 40);
     assert_eq!(
-        document["messages_identical"], document["messages_kept"],
+        document["messages_identical"], document["messages_acknowledged"],
         "{document}"
     );
+    assert_eq!(document["lost"], 0, "{document}");
+    assert_eq!(document["duplicates"], 0, "{document}");
+    assert_eq!(document["moved"], true, "{document}");
+    assert_eq!(document["move"]["lossless"], true, "{document}");
+    assert_eq!(document["move"]["comment"], "moving to b to patch a");
+    let failover = &document["failover"];
+    assert_eq!(failover["kind"], "failover", "{failover}");
+    assert_eq!(failover["from"], "b", "{failover}");
+    assert_eq!(failover["lossy"], true, "{failover}");
+    assert!(failover["lost_window_micros"].is_array(), "{failover}");
+    assert!(failover["epoch"].as_u64().unwrap() > document["move"]["epoch"].as_u64().unwrap());
+    let resubmitted = document["resubmitted"].as_u64().unwrap();
+    let dumpster = &document["dumpster"];
+    assert!(resubmitted > 0, "{dumpster}");
+    assert!(dumpster["stored"].as_u64().unwrap() > 0, "{dumpster}");
+    assert_eq!(dumpster["possibly_lost"], 0, "{dumpster}");
+    // The dumpster stored exactly what the old active's divergent generations hold.
+    let files = document["resync"]["divergence"]["files"]
+        .as_array()
+        .unwrap();
+    let commits: u64 = files
+        .iter()
+        .map(|file| file["commits"].as_u64().unwrap())
+        .sum();
+    assert_eq!(dumpster["stored"], commits, "{document}");
+    let states = document["resync"]["states"].as_array().unwrap();
+    assert_eq!(
+        states.last().unwrap()["state"],
+        "passive, Healthy",
+        "{states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .any(|state| state["state"] == "passive, Resynchronizing"),
+        "{states:?}"
+    );
+    let passive = &document["passive"];
+    assert_eq!(passive["equal"], true, "{passive}");
+    assert_eq!(passive["tables"], 2, "{passive}");
     assert!(document["integrity"]["problems"]
         .as_array()
         .unwrap()
         .is_empty());
-    let replication = &document["replication"];
-    assert_eq!(replication["equal"], true, "{replication}");
-    assert_eq!(replication["tables"], 2, "{replication}");
-    assert_eq!(replication["copy_queue"], 0, "{replication}");
-    assert_eq!(replication["replay_queue"], 0, "{replication}");
-    assert!(replication["generations_replayed"].as_u64().unwrap() >= 1);
-    assert!(replication["compression_ratio"].as_f64().unwrap() > 1.0);
+    assert!(
+        document["copy_status"]["compression_ratio"]
+            .as_f64()
+            .unwrap()
+            > 1.0
+    );
+    assert!(document["seconds"].as_f64().unwrap() < 60.0, "{document}");
     let directory = PathBuf::from(document["directory"].as_str().unwrap());
     assert!(
         !directory.exists(),
@@ -1382,6 +1522,29 @@ fn cluster_usage_errors_exit_2_and_a_missing_config_exits_3() {
         ],
         1,
     );
+    // A forced mount no node takes is withdrawn, not left to force a later failover.
+    let mount = json(&expect(
+        &[
+            "cluster",
+            "mount",
+            "--config",
+            a_arg,
+            "--node",
+            "b",
+            "--force",
+            "--comment",
+            "x",
+            "--timeout",
+            "0.3",
+            "--json",
+        ],
+        1,
+    ));
+    assert!(
+        mount["message"].as_str().unwrap().contains("withdrawn"),
+        "{mount}"
+    );
+    assert!(!root.path().join("b/requests/mount.json").exists());
     std::fs::remove_dir(root.path().join("witness")).unwrap();
     let stderr = text(&expect(&["node", "run", "--config", a_arg, "--duration", "1"], 3).stderr);
     assert!(stderr.contains("witness directory"), "{stderr}");

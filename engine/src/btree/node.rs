@@ -55,6 +55,10 @@ pub const SLOT_BYTES: usize = 6;
 
 /// The key prefix kept in a slot: ordered like the keys (equal prefixes compare whole keys).
 pub fn slot_prefix(key: &[u8]) -> u32 {
+    // Most keys have four bytes or more: a fixed-size copy is one load, not a memcpy call.
+    if let Some(first) = key.first_chunk::<4>() {
+        return u32::from_be_bytes(*first);
+    }
     let mut bytes = [0u8; 4];
     let length = key.len().min(4);
     bytes[..length].copy_from_slice(&key[..length]);

@@ -68,6 +68,7 @@ impl Run {
             + self.compared.differences.len()
             + self.story.failed_over.resubmitted.possibly_lost.len()
             + self.story.failed_over.resubmitted.possibly_lost_untracked as usize
+            + usize::from(!self.story.moved.lossless)
     }
 }
 
@@ -115,7 +116,13 @@ fn cluster_run(
     let transport = Transport::new(&cluster, plan)?;
     let (story, delivered) = std::thread::scope(|scope| {
         let delivering = scope.spawn(|| transport.run());
-        let story = demo_scenario::run(&cluster, &transport, timeline, options.messages);
+        let story = demo_scenario::run(
+            &cluster,
+            &transport,
+            timeline,
+            options.messages,
+            options.rate,
+        );
         transport.stop();
         let delivered = delivering
             .join()
@@ -231,8 +238,13 @@ fn print_cluster(run: &Run) {
     );
     let moved = &story.moved;
     crate::out!(
-        "move:         a → b \"{MOVE_COMMENT}\": commits held {} ms, epoch {}; a is a \
+        "move:         a → b \"{MOVE_COMMENT}\": {}, commits held {} ms, epoch {}; a is a \
          Healthy passive again {:.2} s later",
+        if moved.lossless {
+            "lossless"
+        } else {
+            "NOT lossless"
+        },
         moved.result.paused_ms,
         moved.result.epoch,
         moved.rejoined.as_secs_f64()
@@ -465,6 +477,7 @@ fn cluster_json(run: &Run) -> Value {
             "comment": MOVE_COMMENT,
             "message": story.moved.result.message,
             "paused_ms": story.moved.result.paused_ms,
+            "lossless": story.moved.lossless,
             "epoch": story.moved.result.epoch,
             "seconds": story.moved.took.as_secs_f64(),
             "rejoined_seconds": story.moved.rejoined.as_secs_f64(),

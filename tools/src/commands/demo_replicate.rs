@@ -166,11 +166,6 @@ impl Cluster {
         })
     }
 
-    /// Node `index`'s role (`None` if not running).
-    pub fn role(&self, index: usize) -> Option<Role> {
-        self.node(index).map(|node| node.role())
-    }
-
     /// Node `index`'s copy status, when it is a passive copy.
     pub fn copy(&self, index: usize) -> Option<CopyStatus> {
         self.node(index).and_then(|node| node.status().copy)

@@ -1,0 +1,91 @@
+//! The cluster file (`--config FILE`) every `node` and `cluster` command reads: this node,
+//! its peer, their instance directories and the witness directory
+//! (`bluejet_replication::cluster::NodeFile`, JSON).
+
+use crate::exit::ToolError;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::log::now_micros;
+use bluejet_replication::cluster::heartbeat::{self, Heartbeat};
+use bluejet_replication::cluster::witness::{Witness, WitnessRecord};
+use bluejet_replication::cluster::{NodeConfig, NodeFile};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A cluster file read and checked, with the node configuration it makes.
+pub struct ClusterFile {
+    /// The file as written.
+    pub file: NodeFile,
+    /// The node configuration (default timings).
+    pub config: NodeConfig,
+}
+
+impl ClusterFile {
+    /// Reads `path`: exit 3 when it cannot be read, 2 when it is not a valid cluster file.
+    pub fn read(path: &Path) -> Result<Self, ToolError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ToolError::Failure(format!("{}: {error}", path.display())))?;
+        let file: NodeFile = serde_json::from_str(&text).map_err(|error| {
+            ToolError::Usage(format!("{}: not a cluster file: {error}", path.display()))
+        })?;
+        if file.name.is_empty() || file.peer.is_empty() || file.name == file.peer {
+            return Err(ToolError::Usage(format!(
+                "{}: the node and its peer need two different names (got {:?} and {:?})",
+                path.display(),
+                file.name,
+                file.peer
+            )));
+        }
+        let config = NodeConfig::from_file(&file)
+            .map_err(|error| ToolError::Usage(format!("{}: {error}", path.display())))?;
+        Ok(Self { file, config })
+    }
+
+    /// Both nodes: this one first, then its peer, each with its instance directory.
+    pub fn nodes(&self) -> [(&str, &Path); 2] {
+        [
+            (&self.file.name, &self.file.instance),
+            (&self.file.peer, &self.file.peer_instance),
+        ]
+    }
+
+    /// The instance directory of the node called `name`; bad usage for any other name.
+    pub fn instance_of(&self, name: &str) -> Result<PathBuf, ToolError> {
+        self.nodes()
+            .into_iter()
+            .find(|(node, _)| *node == name)
+            .map(|(_, instance)| instance.to_owned())
+            .ok_or_else(|| {
+                ToolError::Usage(format!(
+                    "unknown node {name:?}: the cluster file names {} and {}",
+                    self.file.name, self.file.peer
+                ))
+            })
+    }
+
+    /// The witness's record (none before a node first took the database).
+    pub fn witness(&self) -> Result<Option<WitnessRecord>, ToolError> {
+        let witness = Witness::new(
+            Arc::new(OsFileSystem),
+            &self.config.witness,
+            self.config.skew,
+        );
+        Ok(witness.read()?)
+    }
+
+    /// The last heartbeat of the node whose instance is `instance` (none if it never wrote
+    /// one, or the file cannot be read right now).
+    pub fn heartbeat(&self, instance: &Path) -> Option<Heartbeat> {
+        heartbeat::read(&OsFileSystem, instance).ok().flatten()
+    }
+
+    /// Whether `beat` is recent: younger than the failover timeout (older, the peer would
+    /// take it for stopped).
+    pub fn is_fresh(&self, beat: &Heartbeat) -> bool {
+        age_seconds(beat.time_micros) <= self.config.failover_after.as_secs_f64()
+    }
+}
+
+/// Seconds since `micros` (negative if it is in the future, a clock difference).
+pub fn age_seconds(micros: u64) -> f64 {
+    (now_micros() as f64 - micros as f64) / 1e6
+}

@@ -1,0 +1,251 @@
+//! `bluejet cluster status --config FILE`: the witness's record (epoch, owner, lease left),
+//! both nodes' last heartbeats (role, serving, epoch, age) and the copy status of each node
+//! that is not active, like `Get-DatabaseAvailabilityGroup` with `Get-MailboxDatabaseCopyStatus`.
+//! Exit 0 when the owner serves and the other node keeps a running copy, 1 otherwise (each
+//! problem is named).
+
+use super::cluster_file::{age_seconds, ClusterFile};
+use super::repl_status;
+use crate::exit::{ToolError, Verdict};
+use crate::output;
+use crate::records::position_json;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::log::now_micros;
+use bluejet_replication::cluster::heartbeat::Heartbeat;
+use bluejet_replication::cluster::witness::WitnessRecord;
+use bluejet_replication::cluster::Role;
+use bluejet_replication::layout::ReplicaLayout;
+use bluejet_replication::{CopyState, CopyStatus};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// What is known of one node.
+struct NodeView {
+    name: String,
+    instance: PathBuf,
+    heartbeat: Option<Heartbeat>,
+    fresh: bool,
+    /// Its copy status, unless it is active (an old `status.json` from its passive days
+    /// says nothing then).
+    copy: Option<CopyStatus>,
+}
+
+/// Prints the cluster's status.
+pub fn run(config: &Path, json: bool) -> Result<Verdict, ToolError> {
+    let cluster = ClusterFile::read(config)?;
+    let witness = cluster.witness()?;
+    let mut problems = Vec::new();
+    let nodes: Vec<NodeView> = cluster
+        .nodes()
+        .into_iter()
+        .map(|(name, instance)| view(&cluster, name, instance, &mut problems))
+        .collect();
+    check(witness.as_ref(), &nodes, &mut problems);
+    let verdict = Verdict::from_problems(problems.len());
+    if json {
+        output::print_json(&json!({
+            "kind": "cluster-status",
+            "config": config.display().to_string(),
+            "witness": witness.as_ref().map(witness_json),
+            "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(),
+            "problems": problems,
+            "passed": verdict == Verdict::Clean,
+        }));
+    } else {
+        crate::out!("witness: {}", cluster.file.witness.display());
+        match &witness {
+            Some(record) => crate::out!("  {}", witness_text(record)),
+            None => crate::out!("  no owner yet"),
+        }
+        for node in &nodes {
+            crate::out!("node {} ({})", node.name, node.instance.display());
+            crate::out!("  {}", heartbeat_text(node));
+            if let Some(copy) = &node.copy {
+                for line in repl_status::lines(copy) {
+                    crate::out!("{line}");
+                }
+            }
+        }
+        if problems.is_empty() {
+            crate::out!("cluster healthy");
+        }
+        for problem in &problems {
+            crate::out!("problem: {problem}");
+        }
+    }
+    Ok(verdict)
+}
+
+fn view(
+    cluster: &ClusterFile,
+    name: &str,
+    instance: &Path,
+    problems: &mut Vec<String>,
+) -> NodeView {
+    let heartbeat = cluster.heartbeat(instance);
+    let fresh = heartbeat
+        .as_ref()
+        .is_some_and(|beat| cluster.is_fresh(beat));
+    let active = heartbeat
+        .as_ref()
+        .is_some_and(|beat| beat.role == Role::Active);
+    let copy = if active {
+        None
+    } else {
+        let layout = ReplicaLayout::new(instance);
+        CopyStatus::read(&OsFileSystem, &layout, repl_status::STALE).unwrap_or_else(|error| {
+            problems.push(format!("{name}'s copy status cannot be read: {error}"));
+            None
+        })
+    };
+    NodeView {
+        name: name.to_owned(),
+        instance: instance.to_owned(),
+        heartbeat,
+        fresh,
+        copy,
+    }
+}
+
+/// Names what keeps the cluster from being healthy.
+fn check(witness: Option<&WitnessRecord>, nodes: &[NodeView], problems: &mut Vec<String>) {
+    let Some(record) = witness else {
+        problems.push("the witness has no owner: no node has taken the database yet".into());
+        return;
+    };
+    if !nodes.iter().any(|node| node.name == record.owner) {
+        problems.push(format!(
+            "the witness names {:?} owner, not a node of this cluster file",
+            record.owner
+        ));
+    }
+    let left = lease_left(record);
+    if left < 0.0 {
+        problems.push(format!("{}'s lease ended {:.1} s ago", record.owner, -left));
+    }
+    for node in nodes {
+        let Some(beat) = &node.heartbeat else {
+            problems.push(format!("{} has never written a heartbeat", node.name));
+            continue;
+        };
+        if !node.fresh {
+            problems.push(format!(
+                "{}'s last heartbeat is {:.1} s old: is it running?",
+                node.name,
+                age_seconds(beat.time_micros)
+            ));
+            continue;
+        }
+        if node.name == record.owner {
+            if beat.role != Role::Active || !beat.serving {
+                problems.push(format!(
+                    "{} owns the database but is {:?}{}",
+                    node.name,
+                    beat.role,
+                    if beat.role == Role::Active {
+                        ", not serving"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            continue;
+        }
+        match (&node.copy, beat.role) {
+            (_, Role::Active) => problems.push(format!(
+                "{} says it is active, but the witness names {} owner",
+                node.name, record.owner
+            )),
+            (_, Role::Joining) => problems.push(format!(
+                "{} is joining{}",
+                node.name,
+                if beat.needs_seed {
+                    " (waiting for a seed)"
+                } else {
+                    ""
+                }
+            )),
+            (None, Role::Passive) => problems.push(format!("{} has no copy status", node.name)),
+            (Some(copy), Role::Passive) if copy.state == CopyState::Failed => problems.push(
+                format!("{}'s copy is {}", node.name, repl_status::state_text(copy)),
+            ),
+            (Some(_), Role::Passive) => {}
+        }
+    }
+}
+
+/// Seconds of the owner's lease left (negative once it ended).
+fn lease_left(record: &WitnessRecord) -> f64 {
+    -age_seconds(record.lease_until_micros)
+}
+
+fn witness_text(record: &WitnessRecord) -> String {
+    let left = lease_left(record);
+    let lease = if left >= 0.0 {
+        format!("lease {left:.1} s left")
+    } else {
+        format!("lease ended {:.1} s ago", -left)
+    };
+    format!(
+        "owner {}, epoch {}, {lease}; last change {} ({})",
+        record.owner,
+        record.epoch,
+        output::time(record.updated_micros),
+        record.comment
+    )
+}
+
+fn witness_json(record: &WitnessRecord) -> Value {
+    json!({
+        "owner": record.owner,
+        "epoch": record.epoch,
+        "lease_until_micros": record.lease_until_micros,
+        "lease_until": output::time(record.lease_until_micros),
+        "lease_remaining_seconds": lease_left(record),
+        "updated": output::time(record.updated_micros),
+        "comment": record.comment,
+        "now": output::time(now_micros()),
+    })
+}
+
+fn heartbeat_text(node: &NodeView) -> String {
+    let Some(beat) = &node.heartbeat else {
+        return "no heartbeat".into();
+    };
+    let mut text = format!("{:?}, epoch {}", beat.role, beat.epoch);
+    if beat.role == Role::Active {
+        text.push_str(if beat.serving {
+            ", serving"
+        } else {
+            ", not serving"
+        });
+        text.push_str(&format!(", log end {}", beat.end));
+    }
+    if beat.needs_seed {
+        text.push_str(", needs a seed");
+    }
+    text.push_str(&format!(
+        ", heartbeat {:.1} s ago{}",
+        age_seconds(beat.time_micros),
+        if node.fresh { "" } else { " (stale)" }
+    ));
+    text
+}
+
+fn node_json(node: &NodeView) -> Value {
+    json!({
+        "name": node.name,
+        "instance": node.instance.display().to_string(),
+        "heartbeat": node.heartbeat.as_ref().map(|beat| json!({
+            "role": format!("{:?}", beat.role),
+            "epoch": beat.epoch,
+            "serving": beat.serving,
+            "end": position_json(beat.end),
+            "needs_seed": beat.needs_seed,
+            "time": output::time(beat.time_micros),
+            "age_seconds": age_seconds(beat.time_micros),
+            "fresh": node.fresh,
+        })),
+        "copy": node.copy.as_ref().map(repl_status::status_json),
+    })
+}

@@ -1,0 +1,242 @@
+//! `bluejet node run --config FILE`: run one node of a two-node cluster in the foreground
+//! until Ctrl-C (SIGINT or SIGTERM) or `--duration` passes. A line on stderr whenever its
+//! role, epoch, serving or copy state changes, and for each cluster event it records (an
+//! error, a seed, a failover); at the end the final status and the failovers it carried out.
+
+use super::cluster_file::ClusterFile;
+use super::repl_status;
+use crate::exit::{ToolError, Verdict};
+use crate::output;
+use crate::records::position_json;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_replication::cluster::{FailoverReport, Node, NodeStatus};
+use bluejet_replication::events::read_events;
+use bluejet_replication::layout::ReplicaLayout;
+use bluejet_replication::CopyState;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How often the node's status is looked at.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The options of `node run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The cluster file.
+    pub config: PathBuf,
+    /// Stop after this long (else only on a signal).
+    pub duration: Option<Duration>,
+    /// Print the final status as JSON.
+    pub json: bool,
+}
+
+/// Runs the node until told to stop; exit 1 if it ends as a Failed copy.
+pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
+    let cluster = ClusterFile::read(&options.config)?;
+    let config = cluster.config.clone();
+    if !config.witness.is_dir() {
+        // Never made here: a node that created its own witness directory, because the share
+        // was not mounted, would be a second cluster.
+        return Err(ToolError::Failure(format!(
+            "the witness directory {} does not exist (is the share mounted?)",
+            config.witness.display()
+        )));
+    }
+    let signals = super::repl_run::stop_signals()?;
+    let events = ReplicaLayout::new(&config.instance).events();
+    let mut watcher = EventWatcher::new(&events);
+    let node = Node::start(config)?;
+    let name = node.name().to_owned();
+    eprintln!(
+        "bluejet: node {name} running in {}, peer {} in {}, witness {} (Ctrl-C stops)",
+        cluster.file.instance.display(),
+        cluster.file.peer,
+        cluster.file.peer_instance.display(),
+        cluster.file.witness.display()
+    );
+    let deadline = options.duration.map(|duration| Instant::now() + duration);
+    let mut shown = None;
+    let stopped_by = loop {
+        for line in watcher.new_events() {
+            eprintln!("bluejet: {name}: {line}");
+        }
+        let summary = summary(&node.status());
+        if shown.as_ref() != Some(&summary) {
+            eprintln!("bluejet: {name}: {summary}");
+            shown = Some(summary);
+        }
+        let wait = deadline.map_or(POLL, |deadline| {
+            POLL.min(deadline.saturating_duration_since(Instant::now()))
+        });
+        match signals.recv_timeout(wait) {
+            Ok(()) => break "signal",
+            Err(mpsc::RecvTimeoutError::Disconnected) => break "signal handler gone",
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            break "duration";
+        }
+    };
+    let last = node.status();
+    let failovers = node.failovers();
+    node.stop();
+    for line in watcher.new_events() {
+        eprintln!("bluejet: {name}: {line}");
+    }
+    let verdict = if last
+        .copy
+        .as_ref()
+        .is_some_and(|copy| copy.state == CopyState::Failed)
+    {
+        Verdict::Damaged
+    } else {
+        Verdict::Clean
+    };
+    if options.json {
+        output::print_json(&json!({
+            "kind": "node-run",
+            "config": options.config.display().to_string(),
+            "stopped_by": stopped_by,
+            "status": status_json(&last),
+            "failovers": failovers_json(&failovers),
+            "passed": verdict == Verdict::Clean,
+        }));
+    } else {
+        crate::out!(
+            "node {name} stopped ({stopped_by}), last {}",
+            summary(&last)
+        );
+        if let Some(end) = last.end {
+            crate::out!("  log end              {end}");
+        }
+        if let Some(copy) = &last.copy {
+            for line in repl_status::lines(copy) {
+                crate::out!("{line}");
+            }
+        }
+        if failovers.is_empty() {
+            crate::out!("failovers: none");
+        }
+        for report in &failovers {
+            crate::out!("{}", failover_line(report));
+        }
+    }
+    Ok(verdict)
+}
+
+/// Role, epoch, serving and copy state in a few words: what a change is printed for.
+fn summary(status: &NodeStatus) -> String {
+    let mut text = format!("{:?}, epoch {}", status.role, status.epoch);
+    if status.end.is_some() {
+        text.push_str(if status.serving {
+            ", serving"
+        } else {
+            ", not serving"
+        });
+    }
+    if let Some(copy) = &status.copy {
+        text.push_str(&format!(", copy {}", repl_status::state_text(copy)));
+    }
+    text
+}
+
+/// A failover or move the node carried out, in one line.
+pub fn failover_line(report: &FailoverReport) -> String {
+    let loss = match report.lost_generations {
+        None => "lossless".to_owned(),
+        Some((first, last)) => format!("lost generations {first}..{last}"),
+    };
+    format!(
+        "{} from {} at epoch {}: {loss}{}, started at {}, activated in {} ms",
+        report.kind,
+        report.from,
+        report.epoch,
+        if report.forced {
+            ", forced by an operator"
+        } else {
+            ""
+        },
+        report.position,
+        report.activation_ms
+    )
+}
+
+/// A node's status as JSON.
+pub fn status_json(status: &NodeStatus) -> Value {
+    json!({
+        "name": status.name,
+        "role": format!("{:?}", status.role),
+        "epoch": status.epoch,
+        "serving": status.serving,
+        "end": status.end.map(position_json),
+        "copy": status.copy.as_ref().map(repl_status::status_json),
+    })
+}
+
+/// Failover reports as JSON.
+fn failovers_json(reports: &[FailoverReport]) -> Value {
+    Value::Array(
+        reports
+            .iter()
+            .map(|report| {
+                let mut value = serde_json::to_value(report).unwrap_or_default();
+                value["position"] = position_json(report.position);
+                value
+            })
+            .collect(),
+    )
+}
+
+/// Follows the node's event log and yields the cluster events added since the node started.
+struct EventWatcher {
+    path: PathBuf,
+    /// The log's size when last read (read again only when it changes).
+    size: u64,
+    /// Events already seen.
+    seen: usize,
+}
+
+impl EventWatcher {
+    fn new(path: &Path) -> Self {
+        let mut watcher = Self {
+            path: path.to_owned(),
+            size: 0,
+            seen: 0,
+        };
+        // Those of earlier runs are not shown.
+        watcher.new_events();
+        watcher
+    }
+
+    fn new_events(&mut self) -> Vec<String> {
+        let size = std::fs::metadata(&self.path).map_or(0, |metadata| metadata.len());
+        if size == self.size {
+            return Vec::new();
+        }
+        self.size = size;
+        let Ok((events, _)) = read_events(&OsFileSystem, &self.path) else {
+            return Vec::new();
+        };
+        let fresh = events.get(self.seen..).unwrap_or_default();
+        self.seen = events.len();
+        fresh
+            .iter()
+            .filter(|event| event.node.is_some())
+            .map(|event| {
+                let mut line = event.kind.clone();
+                if let Some(epoch) = event.epoch {
+                    line.push_str(&format!(" (epoch {epoch})"));
+                }
+                if !event.message.is_empty() {
+                    line.push_str(&format!(": {}", event.message));
+                }
+                if let Some(comment) = &event.comment {
+                    line.push_str(&format!(" [{comment}]"));
+                }
+                line
+            })
+            .collect()
+    }
+}

@@ -190,15 +190,20 @@ fn copy_last_generations(replica: &mut Replica) {
 fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
     let inspected = replica.board().inspected_through();
     let peer = shared.peer.lock().clone();
-    let Some((beat, _)) = peer.filter(|(beat, _)| beat.role == Role::Active) else {
-        return Loss {
-            lost: None,
-            window: None,
-        };
-    };
-    let last = match beat.end.offset {
-        0 => beat.end.generation.saturating_sub(1),
-        _ => beat.end.generation,
+    let beat = peer
+        .map(|(beat, _)| beat)
+        .filter(|beat| beat.role == Role::Active && beat.node == record.owner);
+    // The newest of what the old active last said: in its heartbeat, or at the witness when
+    // it renewed its lease (which answers even when the peer's link is cut). Not knowing
+    // either, its current generation is taken as lost.
+    let end = [beat.as_ref().map(|beat| beat.end), record.owner_end]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(LogPosition::new(inspected + 1, 1));
+    let last = match end.offset {
+        0 => end.generation.saturating_sub(1),
+        _ => end.generation,
     };
     if last <= inspected {
         return Loss {
@@ -212,10 +217,13 @@ fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
         .join(shared.config.options.log.base_name.closed(inspected));
     let fs = shared.config.options.log.file_system.as_ref();
     // The start of the last generation copied: conservative (earlier than its close).
-    let start = read_header(fs, &path).map_or(beat.current_started_micros, |h| h.created_micros);
+    let fallback = beat
+        .as_ref()
+        .map_or(record.updated_micros, |beat| beat.current_started_micros);
+    let start = read_header(fs, &path).map_or(fallback, |header| header.created_micros);
     Loss {
         lost: Some((inspected + 1, last)),
-        window: Some((start, record.lease_until_micros.max(beat.time_micros))),
+        window: Some((start, record.lease_until_micros)),
     }
 }
 

@@ -469,10 +469,12 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
 /// Renews the lease; returns why the node must give the database up, if it must.
 fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplError> {
     let config = &shared.config;
-    match shared
-        .witness
-        .renew(&config.name, active.epoch, config.lease)
-    {
+    match shared.witness.renew(
+        &config.name,
+        active.epoch,
+        config.lease,
+        active.db.log().durable_position(),
+    ) {
         Ok(record) => {
             active.gate.lease_until(record.lease_until_micros);
             active.rolled_when_fenced.store(false, Ordering::Release);

@@ -11,7 +11,7 @@
 use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::now_micros;
+use bluejet_engine::log::{now_micros, LogPosition};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub struct WitnessRecord {
     pub updated_micros: u64,
     /// Why the owner last changed.
     pub comment: String,
+    /// The owner's durable log end at its last renewal: what a failover measures its loss
+    /// against when the owner's heartbeats cannot be read.
+    #[serde(default)]
+    pub owner_end: Option<LogPosition>,
 }
 
 /// Why the witness refused.
@@ -83,11 +87,13 @@ impl Witness {
         owner: &str,
         epoch: u64,
         lease: Duration,
+        end: LogPosition,
     ) -> Result<WitnessRecord, WitnessError> {
         self.update(|record, now| match record {
             Some(record) if record.owner == owner && record.epoch == epoch => Ok(WitnessRecord {
                 lease_until_micros: now + lease.as_micros() as u64,
                 updated_micros: now,
+                owner_end: Some(end),
                 ..record.clone()
             }),
             Some(record) => Err(WitnessError::Held(record.clone())),
@@ -122,6 +128,7 @@ impl Witness {
                 lease_until_micros: now + lease.as_micros() as u64,
                 updated_micros: now,
                 comment: comment.to_owned(),
+                owner_end: None,
             })
         })
     }
@@ -142,6 +149,7 @@ impl Witness {
                 lease_until_micros: now + lease.as_micros() as u64,
                 updated_micros: now,
                 comment: comment.to_owned(),
+                owner_end: None,
             }),
             Some(record) => Err(WitnessError::Held(record.clone())),
             None => Err(WitnessError::Held(vacant())),
@@ -224,5 +232,6 @@ fn vacant() -> WitnessRecord {
         lease_until_micros: 0,
         updated_micros: 0,
         comment: "no owner yet".into(),
+        owner_end: None,
     }
 }

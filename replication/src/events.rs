@@ -40,6 +40,8 @@ pub struct EventLog {
     path: PathBuf,
     file: Mutex<Option<Arc<dyn FileHandle>>>,
     fs: Arc<dyn FileSystem>,
+    /// The node events are recorded for, if the replica belongs to a cluster node.
+    node: Option<String>,
 }
 
 impl EventLog {
@@ -49,7 +51,27 @@ impl EventLog {
             path: path.to_owned(),
             file: Mutex::new(None),
             fs,
+            node: None,
         }
+    }
+
+    /// Records `node` in every event (a cluster node's replica).
+    pub fn with_node(mut self, node: Option<String>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// Appends an operator's action (suspend, resume) with its comment.
+    pub fn record_comment(&self, kind: &str, message: &str, comment: &str) {
+        self.record_event(Event {
+            time_micros: now_micros(),
+            kind: kind.to_owned(),
+            generation: None,
+            message: message.to_owned(),
+            node: self.node.clone(),
+            epoch: None,
+            comment: Some(comment.to_owned()),
+        });
     }
 
     /// Appends an event now.
@@ -59,7 +81,7 @@ impl EventLog {
             kind: kind.to_owned(),
             generation,
             message: message.into(),
-            node: None,
+            node: self.node.clone(),
             epoch: None,
             comment: None,
         });

@@ -41,6 +41,8 @@ pub struct ReplicaConfig {
     pub poll_interval: Duration,
     /// How often the service writes the status (default 250 ms).
     pub status_interval: Duration,
+    /// The cluster node this replica belongs to, named in its events.
+    pub node: Option<String>,
 }
 
 impl ReplicaConfig {
@@ -57,6 +59,7 @@ impl ReplicaConfig {
             inspect_attempts: 3,
             poll_interval: Duration::from_millis(100),
             status_interval: Duration::from_millis(250),
+            node: None,
         }
     }
 
@@ -91,7 +94,7 @@ impl Board {
         let fs = config.fs();
         let layout = config.layout();
         Self {
-            events: EventLog::new(Arc::clone(&fs), &layout.events()),
+            events: EventLog::new(Arc::clone(&fs), &layout.events()).with_node(config.node.clone()),
             fs,
             layout,
             thresholds: config.thresholds.clone(),

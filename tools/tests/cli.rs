@@ -999,7 +999,7 @@ fn repl_suspend_and_resume_twice() {
     assert_eq!(json(&repl(&resume, 0))["changed"], false);
     let events = std::fs::read_to_string(replica_path.join("events.jsonl")).unwrap();
     assert!(events.contains(r#""kind":"suspended""#), "{events}");
-    assert!(events.contains(r#""message":"disk swap""#), "{events}");
+    assert!(events.contains(r#""comment":"disk swap""#), "{events}");
     assert!(events.contains(r#""kind":"resumed""#), "{events}");
 }
 

@@ -172,6 +172,7 @@ impl NodeConfig {
         let mut replica = self.replica.clone();
         replica.active = self.peer_database();
         replica.replica = self.instance.clone();
+        replica.node = Some(self.name.clone());
         replica.active_fs = Arc::clone(&self.peer_fs);
         replica.options.log.file_system = Arc::clone(&self.options.log.file_system);
         replica

@@ -20,7 +20,11 @@ pub fn run(replica: &Path, suspend: bool, comment: &str, json: bool) -> Result<V
     ReplicaIdentity::read(&OsFileSystem, &layout)?;
     let changed = Control::set(&OsFileSystem, &layout, suspend, comment)?;
     let kind = if suspend { "suspended" } else { "resumed" };
-    EventLog::new(Arc::new(OsFileSystem), &layout.events()).record(kind, None, comment);
+    EventLog::new(Arc::new(OsFileSystem), &layout.events()).record_comment(
+        kind,
+        "by an operator",
+        comment,
+    );
     if json {
         output::print_json(&json!({
             "kind": if suspend { "repl-suspend" } else { "repl-resume" },

@@ -108,6 +108,15 @@ impl EventLog {
         // The end is read at every append: another process (the tool's suspend or resume)
         // may have appended since.
         let length = handle.size().map_err(io)?;
+        // After a torn last line (no newline), start a new line: the torn one stays bad
+        // alone instead of taking this event with it.
+        let mut last = [b'\n'];
+        if length > 0 {
+            handle.read_exact_at(&mut last, length - 1).map_err(io)?;
+        }
+        if last[0] != b'\n' {
+            line.insert(0, '\n');
+        }
         handle.write_at(line.as_bytes(), length).map_err(io)?;
         handle.sync_data().map_err(io)
     }

@@ -76,3 +76,29 @@ pub fn read_header(fs: &dyn FileSystem, path: &Path) -> Result<GenerationHeader,
 pub fn compress(image: &[u8]) -> Vec<u8> {
     zstd::bulk::compress(image, 1).expect("compressing into memory cannot fail")
 }
+
+/// Commit records in a generation's record stream.
+pub fn count_commits(stream: &[u8]) -> u64 {
+    use bluejet_engine::log::record::{kind, read_record};
+    let mut offset = 0;
+    let mut commits = 0;
+    while let Ok(record) = read_record(&stream[offset..]) {
+        commits += (record.kind == kind::COMMIT) as u64;
+        offset += record.encoded_len();
+    }
+    commits
+}
+
+/// The generation number and the commits of the current generation (`E00.log`) in
+/// `directory`, if it can be read (a torn tail is ignored).
+pub fn current_commits(
+    fs: &dyn FileSystem,
+    directory: &Path,
+    base: BaseName,
+) -> Option<(u32, u64)> {
+    use bluejet_engine::log::scan::{scan, ScanMode};
+    let path = directory.join(base.current());
+    let image = read_file(fs, &path, MAX_GENERATION_BYTES).ok()?;
+    let scanned = scan(&path, &image, ScanMode::Current).ok()?;
+    Some((scanned.header.generation, count_commits(&scanned.stream)))
+}

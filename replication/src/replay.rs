@@ -116,8 +116,15 @@ impl Replayer {
                 round.failure = Some(failure.clone());
                 return Ok(round);
             }
-            // A failed replay poisoned the copy: reopen it from its checkpoint.
-            *self.passive.write() = None;
+            // A failed replay poisoned the copy: reopen it from its checkpoint, once no
+            // reader holds the old instance (its cache must not write into the file the
+            // new instance allocates from).
+            let mut slot = self.passive.write();
+            if slot.as_ref().is_some_and(|old| Arc::strong_count(old) > 1) {
+                round.failure = Some(failure.clone());
+                return Ok(round);
+            }
+            *slot = None;
         }
         let passive = match self.passive() {
             Ok(passive) => passive,

@@ -38,6 +38,15 @@ fn config(name: &str, peer: &str, root: &Path, bootstrap: bool) -> NodeConfig {
     config
 }
 
+/// The scenarios depend on timings (leases, heartbeats): they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
@@ -107,6 +116,7 @@ fn healthy(node: &Node) -> bool {
 
 #[test]
 fn switchover_is_lossless_and_the_old_active_rejoins() {
+    let _serial = serial();
     let root = tempfile::tempdir().unwrap();
     remember(root.path());
     let a = Node::start(config("a", "b", root.path(), true)).unwrap();
@@ -186,6 +196,7 @@ fn restart_a(root: &Path) -> Node {
 
 #[test]
 fn failover_with_everything_shipped_is_lossless_and_the_old_active_resynchronizes() {
+    let _serial = serial();
     let root = tempfile::tempdir().unwrap();
     let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::Lossless);
     assert_eq!(deliver(&a, 0, 400), 400);
@@ -224,6 +235,7 @@ fn failover_with_everything_shipped_is_lossless_and_the_old_active_resynchronize
 
 #[test]
 fn mount_dial_refuses_a_lossy_failover_until_an_operator_forces_it() {
+    let _serial = serial();
     let root = tempfile::tempdir().unwrap();
     let (a, _links_a, b, links_b) = pair(root.path(), MountDial::Lossless);
     assert_eq!(deliver(&a, 0, 100), 100);
@@ -259,6 +271,7 @@ fn mount_dial_refuses_a_lossy_failover_until_an_operator_forces_it() {
 
 #[test]
 fn partitions_never_leave_two_actives() {
+    let _serial = serial();
     for case in ["peer link", "witness", "both"] {
         let root = tempfile::tempdir().unwrap();
         let (a, links_a, b, links_b) = pair(root.path(), MountDial::BestAvailability(12));
@@ -286,12 +299,28 @@ fn partitions_never_leave_two_actives() {
                     links_a.witness.set_cut(true);
                 }
             }
-            let deadline = Instant::now() + Duration::from_secs(4);
+            // Mail keeps coming to both: for 4 s with the nodes' link cut (no failover may
+            // happen), else until b has taken over and served for a second (20 s at most).
+            let started = Instant::now();
+            let mut taken_over: Option<Instant> = None;
             let mut i = 0;
-            while Instant::now() < deadline {
+            loop {
                 deliver(&a, i, 5);
                 deliver(&b, 100_000 + i, 5);
                 i += 5;
+                if taken_over.is_none() && b.role() == Role::Active {
+                    taken_over = Some(Instant::now());
+                }
+                let done = match case {
+                    "peer link" => started.elapsed() > Duration::from_secs(4),
+                    _ => {
+                        taken_over.is_some_and(|at| at.elapsed() > Duration::from_secs(1))
+                            || started.elapsed() > Duration::from_secs(20)
+                    }
+                };
+                if done {
+                    break;
+                }
             }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             watcher.join().unwrap()
@@ -342,6 +371,7 @@ fn transport(
 
 #[test]
 fn lossy_failover_with_the_dumpster_loses_no_message_and_delivers_none_twice() {
+    let _serial = serial();
     use bluejet_replication::dumpster::deliver_once;
     use bluejet_replication::dumpster::{DumpsterLimits, TransportDumpster};
     let root = tempfile::tempdir().unwrap();
@@ -422,6 +452,7 @@ fn lossy_failover_with_the_dumpster_loses_no_message_and_delivers_none_twice() {
 
 #[test]
 fn without_a_common_generation_the_old_active_is_reseeded() {
+    let _serial = serial();
     let root = tempfile::tempdir().unwrap();
     let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
     assert_eq!(deliver(&a, 0, 300), 300);

@@ -10,6 +10,10 @@ use std::sync::Arc;
 pub trait CommitGate: Send + Sync {
     /// Admits one commit, or says why not.
     fn admit(&self) -> Result<(), String>;
+
+    /// An admitted commit's records are in the log (or the commit failed before): it is no
+    /// longer in flight. Called once after every `admit` that returned `Ok`.
+    fn appended(&self) {}
 }
 
 /// An optional gate, as kept in [`Options`](super::Options).
@@ -27,6 +31,13 @@ impl Gate {
         match &self.0 {
             Some(gate) => gate.admit(),
             None => Ok(()),
+        }
+    }
+
+    /// Tells the gate an admitted commit is appended (or failed).
+    pub fn appended(&self) {
+        if let Some(gate) = &self.0 {
+            gate.appended();
         }
     }
 }

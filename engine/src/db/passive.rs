@@ -279,10 +279,12 @@ impl PassiveDatabase {
         let (_, image) = read_image(fs, path, MAX_GENERATION_BYTES)?;
         let scanned = scan(path, &image, ScanMode::Closed)?;
         let header = scanned.header;
+        // A timeline never goes back along the chain; the copy's own timeline is the newest
+        // it saw, which may be newer than the generation its checkpoint is in.
         let expected = ShippedExpectation {
             generation,
             signature: self.signature(),
-            timeline: self.timeline(),
+            timeline: cursor.previous.map_or(0, |(previous, _)| previous.timeline),
             previous: cursor.previous.as_ref(),
         };
         check_shipped(path, &header, expected)?;

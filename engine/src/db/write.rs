@@ -366,19 +366,26 @@ impl<'db> WriteTransaction<'db> {
                 end: self.inner.log.writer().end_position(),
             });
         }
-        if let Err(reason) = self.inner.options.commit_gate.admit() {
+        let gate = &self.inner.options.commit_gate;
+        if let Err(reason) = gate.admit() {
             self.abort_in_memory();
             return Err(DbError::CommitRefused(reason));
         }
-        self.write_catalog()?;
-        let log = self.log.take().expect("a logged transaction");
-        let appended = log.commit(Durability::Lazy);
+        // The gate counts this commit in flight until its records are in the log (or it
+        // failed): a pause or a fence waits for it before closing the generation.
+        let appended = self.write_catalog().and_then(|()| {
+            let log = self.log.take().expect("a logged transaction");
+            log.commit(Durability::Lazy).map_err(DbError::from)
+        });
+        gate.appended();
         let end = match appended {
             Ok(info) => info.end,
             Err(error) => {
                 self.abort_in_memory();
-                let error = DbError::from(error);
-                if !matches!(error, DbError::Log(crate::LogError::RecordTooLarge { .. })) {
+                let logged = matches!(error, DbError::Log(_));
+                let too_large =
+                    matches!(error, DbError::Log(crate::LogError::RecordTooLarge { .. }));
+                if logged && !too_large {
                     self.inner.poison(&error);
                 }
                 return Err(error);

@@ -13,7 +13,7 @@ use super::node::{ActiveState, NodeState, Shared};
 use super::requests;
 use super::witness::{WitnessError, WitnessRecord};
 use crate::error::ReplError;
-use crate::generation_file::{list_generations, read_header};
+use crate::generation_file::{current_commits, list_generations, read_header};
 use crate::layout::ReplicaLayout;
 use crate::replica::Replica;
 use crate::status::CopyState;
@@ -70,12 +70,20 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         return Ok(());
     }
     stop_service(shared);
-    let loss = {
+    let measured = (|| {
         let mut replica = Replica::open(shared.config.replica_config())?;
         copy_last_generations(&mut replica);
         let loss = measure(shared, &replica, &record);
         replica.close(CopyState::Disabled, "failing over")?;
-        loss
+        Ok::<_, ReplError>(loss)
+    })();
+    let loss = match measured {
+        Ok(loss) => loss,
+        Err(error) => {
+            // Replication goes on while the failover cannot proceed.
+            restart_service(shared)?;
+            return Err(error);
+        }
     };
     let forced = requests::take_mount(shared);
     let allowed = shared.config.dial.allowed();
@@ -110,10 +118,19 @@ pub(crate) fn take_over(
     let gate = shared.new_gate();
     gate.lease_until(record.lease_until_micros);
     let options = shared.gated_options(&gate, record.epoch);
-    let passive = PassiveDatabase::open(&layout.database(), &layout.logs(), options)?;
-    replay_all(&passive, &layout, shared)?;
-    let position = passive.replayed();
-    let db = passive.activate(record.epoch)?;
+    let fs = shared.config.options.log.file_system.as_ref();
+    let current = layout.database().join(options.log.base_name.current());
+    let (db, position) = if fs.exists(&current) {
+        // Activated already (a crash came before the identity was retired): open it.
+        let db = bluejet_engine::db::Database::open(&layout.database(), options)?;
+        let position = db.begin_read()?.end();
+        (db, position)
+    } else {
+        let passive = PassiveDatabase::open(&layout.database(), &layout.logs(), options)?;
+        replay_all(&passive, &layout, shared)?;
+        let position = passive.replayed();
+        (passive.activate(record.epoch)?, position)
+    };
     retire_identity(shared, &layout)?;
     let report = report(shared, &record, failed, position, started);
     shared.event(&report.kind, Some(record.epoch), &describe(&report));
@@ -200,10 +217,22 @@ fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
         .into_iter()
         .flatten()
         .max()
-        .unwrap_or(LogPosition::new(inspected + 1, 1));
-    let last = match end.offset {
-        0 => end.generation.saturating_sub(1),
-        _ => end.generation,
+        .unwrap_or(LogPosition::new(inspected + 1, 0));
+    // The old active may have committed into its current generation after it last said
+    // where its log ended: that generation is lost unless its `E00.log` can be read and
+    // holds no commit.
+    let base = shared.config.options.log.base_name;
+    let current = current_commits(
+        shared.config.peer_fs.as_ref(),
+        &shared.config.peer_database(),
+        base,
+    );
+    let last = match current {
+        Some((generation, 0)) => generation
+            .saturating_sub(1)
+            .max(end.generation.saturating_sub(1)),
+        Some((generation, _)) => generation.max(end.generation),
+        None => end.generation,
     };
     if last <= inspected {
         return Loss {

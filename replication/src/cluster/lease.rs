@@ -21,6 +21,8 @@ struct State {
     paused: bool,
     /// The node gave the database up (a move or a newer epoch): refuse with this reason.
     closed: Option<String>,
+    /// Commits admitted whose records are not in the log yet.
+    in_flight: usize,
 }
 
 /// The gate an active node installs in its database's options.
@@ -50,9 +52,21 @@ impl LeaseGate {
         state.admit_until = lease_until.saturating_sub(self.safety.as_micros() as u64);
     }
 
-    /// Holds commits (a planned move).
+    /// Holds commits (a planned move), then waits until no admitted commit is still on its
+    /// way to the log, so that closing the generation next takes every admitted commit.
     pub fn pause(&self) {
         self.state.lock().paused = true;
+        self.drain();
+    }
+
+    /// Waits (at most the pause limit) until no admitted commit is still on its way to the
+    /// log; returns whether none is.
+    pub fn drain(&self) -> bool {
+        let mut state = self.state.lock();
+        !self
+            .resumed
+            .wait_while_for(&mut state, |state| state.in_flight > 0, self.pause_limit)
+            .timed_out()
     }
 
     /// Lets held commits go on.
@@ -61,12 +75,16 @@ impl LeaseGate {
         self.resumed.notify_all();
     }
 
-    /// Refuses every commit from now on, with `reason`; held commits are refused too.
+    /// Refuses every commit from now on, with `reason`; held commits are refused too. Waits
+    /// for commits already admitted to reach the log.
     pub fn close(&self, reason: &str) {
-        let mut state = self.state.lock();
-        state.closed = Some(reason.to_owned());
-        state.paused = false;
-        self.resumed.notify_all();
+        {
+            let mut state = self.state.lock();
+            state.closed = Some(reason.to_owned());
+            state.paused = false;
+            self.resumed.notify_all();
+        }
+        self.drain();
     }
 
     /// Whether a commit would be admitted now.
@@ -99,6 +117,15 @@ impl CommitGate for LeaseGate {
                 now.saturating_sub(state.admit_until) as f64 / 1e6
             ));
         }
+        state.in_flight += 1;
         Ok(())
+    }
+
+    fn appended(&self) {
+        let mut state = self.state.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        if state.in_flight == 0 {
+            self.resumed.notify_all();
+        }
     }
 }

@@ -487,6 +487,8 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         }
         Err(WitnessError::Unreachable(_)) => {
             if !active.gate.admitting() && !active.rolled_when_fenced.load(Ordering::Acquire) {
+                // Commits admitted before the lease lapsed reach the log first.
+                active.gate.drain();
                 // Fenced: close the generation, so that everything committed can be copied
                 // and a failover loses nothing.
                 active.db.log().roll()?;
@@ -522,13 +524,23 @@ pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
     }
 }
 
-/// Seeds the peer, which asked for it, from this active database.
+/// Seeds the peer, which asked for it, from this active database. The seed runs on its
+/// own thread while this one keeps the lease renewed: a seed takes as long as the
+/// database is large.
 fn seed_peer(shared: &Shared) -> Result<(), ReplError> {
     let state = shared.state.read();
     let NodeState::Active(active) = &*state else {
         return Ok(());
     };
-    let report = crate::seed::seed(&active.db, &shared.config.peer_replica_config())?;
+    let config = shared.config.peer_replica_config();
+    let report = std::thread::scope(|scope| {
+        let seeding = scope.spawn(|| crate::seed::seed(&active.db, &config));
+        while !seeding.is_finished() {
+            let _ = switchover::keep_lease(shared, active);
+            std::thread::sleep(shared.config.heartbeat_interval);
+        }
+        seeding.join().expect("the seed thread does not panic")
+    })?;
     shared.event(
         "seeded-peer",
         Some(active.epoch),
@@ -574,6 +586,12 @@ fn passive_tick(shared: &Shared) -> Result<(), ReplError> {
     }
     if let Ok(Some(record)) = &record {
         if record.owner == shared.config.name {
+            // Owner without the database yet: say so, so that if taking over keeps
+            // failing the peer sees an active that does not serve, and fails over back
+            // once this node's lease lapses.
+            let mut beat = shared.heartbeat(Role::Active, record.epoch);
+            beat.serving = false;
+            shared.write_heartbeat(beat);
             return failover::take_over(shared, record.clone(), None);
         }
     }

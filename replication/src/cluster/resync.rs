@@ -12,14 +12,13 @@
 
 use super::node::Shared;
 use crate::error::ReplError;
-use crate::generation_file::read_header;
+use crate::generation_file::{count_commits, read_header};
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
 use crate::sealed;
 use bluejet_engine::db::{read_header_copies, DATABASE_FILE_NAME};
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::directory::LogDirectory;
-use bluejet_engine::log::record::{kind, read_record};
 use bluejet_engine::log::scan::{scan, ScanMode};
 use bluejet_engine::log::{now_micros, BaseName, GenerationHeader, LogFileName, LogPosition};
 use bluejet_engine::page::DbHeader;
@@ -173,6 +172,11 @@ fn move_divergent(
 ) -> Result<Vec<DivergentFile>, ReplError> {
     fs.create_directory(aside)
         .map_err(|error| ReplError::io(aside, "creating", error))?;
+    // The directory's own entry must be durable before files move into it.
+    if let Some(parent) = aside.parent() {
+        fs.sync_directory(parent)
+            .map_err(|error| ReplError::io(parent, "syncing", error))?;
+    }
     let names = fs
         .list(database)
         .map_err(|error| ReplError::io(database, "listing", error))?;
@@ -217,16 +221,6 @@ fn describe(
         commits,
         created_micros: scanned.map(|s| s.header.created_micros),
     }
-}
-
-fn count_commits(stream: &[u8]) -> u64 {
-    let mut offset = 0;
-    let mut commits = 0;
-    while let Ok(record) = read_record(&stream[offset..]) {
-        commits += (record.kind == kind::COMMIT) as u64;
-        offset += record.encoded_len();
-    }
-    commits
 }
 
 fn move_file(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<(), ReplError> {

@@ -7,7 +7,8 @@
 //! passive copy. The peer sees itself owner and activates on the new epoch. Held commits are
 //! refused ("moved") and the time they were held is reported.
 
-use super::node::{demote_to_joining, NodeState, Shared};
+use super::heartbeat::Role;
+use super::node::{demote_to_joining, ActiveState, NodeState, Shared};
 use super::requests::{self, MoveRequest, MoveResult};
 use crate::error::ReplError;
 use crate::layout::ReplicaLayout;
@@ -115,11 +116,11 @@ fn hand_over(shared: &Shared, request: &MoveRequest) -> Result<(u64, Duration), 
         return Err(ReplError::Timeout("the node is no longer active".into()));
     };
     let held = Instant::now();
+    // Waits for commits already admitted to reach the log: the roll then takes them all.
     active.gate.pause();
     let result = (|| {
-        active.db.log().roll()?;
-        let end = active.db.begin_read()?.end();
-        wait_replayed(shared, end)?;
+        let closed = active.db.log().roll()?;
+        wait_replayed(shared, active, closed)?;
         shared
             .witness
             .transfer(
@@ -138,31 +139,72 @@ fn hand_over(shared: &Shared, request: &MoveRequest) -> Result<(u64, Duration), 
                 .close(&format!("the database moved to {}", request.to));
             Ok((record.epoch, held.elapsed()))
         }
-        Err(error) => {
+        Err(error) if still_owner(shared, active.epoch) => {
             active.gate.resume();
+            Err(error)
+        }
+        Err(error) => {
+            // The transfer may have reached the witness before failing (or the witness
+            // cannot be read): the peer may own the database now, so this node never
+            // admits a commit again.
+            active
+                .gate
+                .close("the database move failed after the witness may have changed");
             Err(error)
         }
     }
 }
 
-/// Waits until the peer's copy status shows `end` replayed.
-fn wait_replayed(shared: &Shared, end: bluejet_engine::log::LogPosition) -> Result<(), ReplError> {
+/// Whether the witness can be read and still names this node owner at `epoch`.
+fn still_owner(shared: &Shared, epoch: u64) -> bool {
+    matches!(
+        shared.witness.read(),
+        Ok(Some(record)) if record.owner == shared.config.name && record.epoch == epoch
+    )
+}
+
+/// Waits until the peer's copy has replayed generation `closed` whole, renewing this
+/// node's lease meanwhile (the peer must not take the wait for a dead active).
+fn wait_replayed(shared: &Shared, active: &ActiveState, closed: u32) -> Result<(), ReplError> {
     let layout = ReplicaLayout::new(&shared.config.peer_instance);
     let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     loop {
+        keep_lease(shared, active)?;
         let status = CopyStatus::read(
             shared.config.peer_fs.as_ref(),
             &layout,
             Duration::from_secs(10),
         )?;
-        if status.is_some_and(|status| status.replayed_position >= end) {
+        let replayed = status.and_then(|status| status.last_replayed);
+        if replayed.is_some_and(|mark| mark.generation >= closed) {
             return Ok(());
         }
         if Instant::now() > deadline {
             return Err(ReplError::Timeout(format!(
-                "the peer did not replay up to {end:?} within {CATCH_UP_TIMEOUT:?}"
+                "the peer did not replay generation {closed} within {CATCH_UP_TIMEOUT:?}"
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(
+            shared
+                .config
+                .heartbeat_interval
+                .min(Duration::from_millis(20)),
+        );
     }
+}
+
+/// Renews the lease and writes a heartbeat during a long step of the node loop.
+pub(crate) fn keep_lease(shared: &Shared, active: &ActiveState) -> Result<(), ReplError> {
+    let config = &shared.config;
+    let end = active.db.log().durable_position();
+    let record = shared
+        .witness
+        .renew(&config.name, active.epoch, config.lease, end)
+        .map_err(|error| ReplError::Timeout(error.to_string()))?;
+    active.gate.lease_until(record.lease_until_micros);
+    let mut beat = shared.heartbeat(Role::Active, active.epoch);
+    beat.serving = true;
+    beat.end = end;
+    shared.write_heartbeat(beat);
+    Ok(())
 }

@@ -21,6 +21,13 @@ use std::time::Duration;
 const STALE_LOCK: Duration = Duration::from_secs(10);
 /// Attempts to take the lock before giving up (a few milliseconds apart).
 const LOCK_ATTEMPTS: u32 = 200;
+/// A lock file: the µs time it was taken, then 16 random bytes.
+const LOCK_BYTES: usize = 24;
+
+/// 16 random bytes: a lock's token.
+fn rand_token() -> [u8; 16] {
+    bluejet_engine::log::StreamSignature::generate().id
+}
 
 /// The witness's record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +59,9 @@ pub enum WitnessError {
     Unreachable(#[from] ReplError),
 }
 
+/// A lock file seen without a whole stamp: when first seen, and its content then.
+type UnreadableLock = (std::time::Instant, Vec<u8>);
+
 /// The witness directory, reached through a file system (a share).
 #[derive(Clone)]
 pub struct Witness {
@@ -59,6 +69,8 @@ pub struct Witness {
     directory: PathBuf,
     /// Largest clock difference assumed between any two nodes and the share.
     pub skew: Duration,
+    /// A lock file seen without a whole stamp: since when, and its content then.
+    unreadable: Arc<parking_lot::Mutex<Option<UnreadableLock>>>,
 }
 
 impl Witness {
@@ -68,6 +80,7 @@ impl Witness {
             fs,
             directory: directory.to_owned(),
             skew,
+            unreadable: Arc::default(),
         }
     }
 
@@ -161,13 +174,18 @@ impl Witness {
         &self,
         change: impl FnOnce(Option<&WitnessRecord>, u64) -> Result<WitnessRecord, WitnessError>,
     ) -> Result<WitnessRecord, WitnessError> {
-        self.lock()?;
+        let token = self.lock()?;
         let result = self.read().map_err(WitnessError::from).and_then(|record| {
             let next = change(record.as_ref(), now_micros())?;
+            // The lock must still be this update's: a holder stalled past `STALE_LOCK` may
+            // have had it broken, and must not write over its successor.
+            if self.lock_content().as_deref() != Some(&token[..]) {
+                return Err(ReplError::Timeout("the witness lock was broken".into()).into());
+            }
             sealed::write(self.fs.as_ref(), &self.record_path(), &next)?;
             Ok(next)
         });
-        let unlocked = self.unlock();
+        let unlocked = self.unlock(&token);
         let record = result?;
         unlocked?;
         Ok(record)
@@ -177,16 +195,31 @@ impl Witness {
         self.directory.join("witness.lock")
     }
 
-    fn lock(&self) -> Result<(), ReplError> {
+    /// The lock file's content, if it can be read.
+    fn lock_content(&self) -> Option<Vec<u8>> {
+        let file = self.fs.open(&self.lock_path(), OpenMode::Read).ok()?;
+        let length = file.size().ok()?.min(64) as usize;
+        let mut content = vec![0; length];
+        file.read_exact_at(&mut content, 0).ok()?;
+        Some(content)
+    }
+
+    /// Takes the lock: creates the lock file exclusively and writes a time stamp and a
+    /// random token into it. Returns the content written.
+    fn lock(&self) -> Result<[u8; LOCK_BYTES], ReplError> {
         let path = self.lock_path();
+        let mut token = [0u8; LOCK_BYTES];
+        token[..8].copy_from_slice(&now_micros().to_le_bytes());
+        token[8..].copy_from_slice(&rand_token());
         for _ in 0..LOCK_ATTEMPTS {
             match self.fs.open(&path, OpenMode::CreateNew) {
                 Ok(file) => {
-                    let stamp = now_micros().to_le_bytes();
-                    return file
-                        .write_at(&stamp, 0)
-                        .and_then(|()| file.sync_data())
-                        .map_err(|error| ReplError::io(&path, "writing", error));
+                    let written = file.write_at(&token, 0).and_then(|()| file.sync_data());
+                    if let Err(error) = written {
+                        let _ = self.fs.remove(&path);
+                        return Err(ReplError::io(&path, "writing", error));
+                    }
+                    return Ok(token);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                     self.break_if_stale(&path);
@@ -201,23 +234,58 @@ impl Witness {
         )))
     }
 
-    /// Removes a lock whose time stamp is older than `STALE_LOCK`. A lock without a stamp
-    /// yet is being taken right now and is left alone.
+    /// Breaks a lock whose time stamp is older than `STALE_LOCK`, or that has had no
+    /// readable stamp for that long as seen from here (its taker died between creating and
+    /// writing it). The lock is renamed aside first and removed only if the renamed file
+    /// is the one judged stale; a fresh lock renamed by mistake is put back.
     fn break_if_stale(&self, path: &Path) {
-        let Ok(file) = self.fs.open(path, OpenMode::Read) else {
-            return;
+        let content = self.lock_content().unwrap_or_default();
+        let stale = match content.get(..8) {
+            Some(stamp) if content.len() == LOCK_BYTES => {
+                let stamp = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
+                now_micros().saturating_sub(stamp) > STALE_LOCK.as_micros() as u64
+            }
+            _ => self.unreadable_for(&content) > STALE_LOCK,
         };
-        let mut stamp = [0u8; 8];
-        if file.read_exact_at(&mut stamp, 0).is_err() {
+        if !stale {
             return;
         }
-        let age = now_micros().saturating_sub(u64::from_le_bytes(stamp));
-        if age > STALE_LOCK.as_micros() as u64 {
-            let _ = self.fs.remove(path);
+        let aside = path.with_extension(format!(
+            "lock.broken-{:016x}",
+            u64::from_le_bytes(rand_token()[..8].try_into().expect("8 bytes"))
+        ));
+        if self.fs.rename(path, &aside).is_err() {
+            return;
+        }
+        let renamed = self.fs.open(&aside, OpenMode::Read).ok().and_then(|file| {
+            let length = file.size().ok()?.min(64) as usize;
+            let mut bytes = vec![0; length];
+            file.read_exact_at(&mut bytes, 0).ok().map(|()| bytes)
+        });
+        if renamed.unwrap_or_default() == content {
+            let _ = self.fs.remove(&aside);
+        } else if !self.fs.exists(path) {
+            let _ = self.fs.rename(&aside, path);
         }
     }
 
-    fn unlock(&self) -> Result<(), ReplError> {
+    /// How long a lock without a whole stamp has looked the same from here.
+    fn unreadable_for(&self, content: &[u8]) -> Duration {
+        let mut seen = self.unreadable.lock();
+        match &*seen {
+            Some((first, same)) if same == content => first.elapsed(),
+            _ => {
+                *seen = Some((std::time::Instant::now(), content.to_vec()));
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Removes the lock if it is still this update's.
+    fn unlock(&self, token: &[u8]) -> Result<(), ReplError> {
+        if self.lock_content().as_deref() != Some(token) {
+            return Ok(());
+        }
         let path = self.lock_path();
         self.fs
             .remove(&path)

@@ -147,7 +147,8 @@ impl Node {
 
     /// The node's role now.
     pub fn role(&self) -> Role {
-        match &*self.shared.state.read() {
+        // Recursive: callable from inside `with_database` even while a demotion waits.
+        match &*self.shared.state.read_recursive() {
             NodeState::Joining => Role::Joining,
             NodeState::Active(_) => Role::Active,
             NodeState::Passive(_) => Role::Passive,
@@ -155,7 +156,9 @@ impl Node {
     }
 
     /// Runs `work` on the database if this node is active (`None` otherwise). Commits are
-    /// admitted only while the node holds its lease; a move holds them meanwhile.
+    /// admitted only while the node holds its lease; a move holds them meanwhile. The node
+    /// cannot give the database up while `work` runs (a demotion first refuses commits, then
+    /// waits for it); `work` may call [`role`](Self::role) and [`status`](Self::status).
     pub fn with_database<R>(&self, work: impl FnOnce(&Database) -> R) -> Option<R> {
         match &*self.shared.state.read() {
             NodeState::Active(active) => Some(work(&active.db)),
@@ -165,7 +168,7 @@ impl Node {
 
     /// The node's status.
     pub fn status(&self) -> NodeStatus {
-        let state = self.shared.state.read();
+        let state = self.shared.state.read_recursive();
         let (role, epoch, end, serving, copy) = match &*state {
             NodeState::Joining => (Role::Joining, 0, None, false, None),
             NodeState::Active(active) => (

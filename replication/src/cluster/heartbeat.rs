@@ -39,6 +39,12 @@ pub struct Heartbeat {
     pub needs_seed: bool,
     /// When written (µs since the Unix epoch).
     pub time_micros: u64,
+    /// Why the active keeps its oldest log generation (log retention).
+    #[serde(default)]
+    pub retention: Vec<String>,
+    /// A warning that the active's log approaches its space budget.
+    #[serde(default)]
+    pub log_warning: Option<String>,
 }
 
 /// The heartbeat file of the node whose instance directory is `instance`.

@@ -295,6 +295,8 @@ impl Shared {
             current_started_micros: 0,
             needs_seed: false,
             time_micros: now_micros(),
+            retention: Vec::new(),
+            log_warning: None,
         }
     }
 }
@@ -509,6 +511,11 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
     beat.serving = active.gate.admitting();
     beat.end = log.durable_position();
     beat.current_started_micros = log.current_header().created_micros;
+    {
+        let retention = active.retention.lock();
+        beat.retention = retention.reasons.clone();
+        beat.log_warning = retention.warning.clone();
+    }
     shared.write_heartbeat(beat);
     Ok(None)
 }

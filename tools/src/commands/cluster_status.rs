@@ -60,6 +60,14 @@ pub fn run(config: &Path, json: bool) -> Result<Verdict, ToolError> {
         for node in &nodes {
             crate::out!("node {} ({})", node.name, node.instance.display());
             crate::out!("  {}", heartbeat_text(node));
+            if let Some(beat) = node.heartbeat.as_ref().filter(|b| b.role == Role::Active) {
+                for reason in &beat.retention {
+                    crate::out!("  log kept: {reason}");
+                }
+                if let Some(warning) = &beat.log_warning {
+                    crate::out!("  warning: {warning}");
+                }
+            }
             if let Some(copy) = &node.copy {
                 for line in repl_status::lines(copy) {
                     crate::out!("{line}");
@@ -242,6 +250,8 @@ fn node_json(node: &NodeView) -> Value {
             "serving": beat.serving,
             "end": position_json(beat.end),
             "needs_seed": beat.needs_seed,
+            "retention": beat.retention,
+            "log_warning": beat.log_warning,
             "time": output::time(beat.time_micros),
             "age_seconds": age_seconds(beat.time_micros),
             "fresh": node.fresh,

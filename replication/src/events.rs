@@ -166,3 +166,26 @@ fn parse_line(line: &[u8]) -> Option<Event> {
         .then(|| serde_json::from_value(body.clone()).ok())
         .flatten()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluejet_engine::file::OsFileSystem;
+
+    #[test]
+    fn an_event_after_a_torn_line_is_kept() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("events.jsonl");
+        let fs: Arc<dyn FileSystem> = Arc::new(OsFileSystem);
+        EventLog::new(Arc::clone(&fs), &path).record("first", Some(1), "one");
+        // A crash tore the next line.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(br#"{"crc32c": 1, "event": {"time_mic"#);
+        std::fs::write(&path, &bytes).unwrap();
+        EventLog::new(Arc::clone(&fs), &path).record("second", None, "two");
+        let (events, bad) = read_events(fs.as_ref(), &path).unwrap();
+        let kinds: Vec<&str> = events.iter().map(|event| event.kind.as_str()).collect();
+        assert_eq!(kinds, ["first", "second"]);
+        assert_eq!(bad, 1);
+    }
+}

@@ -129,3 +129,51 @@ impl CommitGate for LeaseGate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn commits_stop_before_the_lease_ends() {
+        let gate = LeaseGate::new(Duration::from_millis(100), Duration::from_secs(1));
+        assert!(gate.admit().is_err(), "no lease yet");
+        gate.lease_until(now_micros() + 1_000_000);
+        assert!(gate.admit().is_ok());
+        gate.appended();
+        gate.lease_until(now_micros() + 50_000);
+        assert!(gate.admit().is_err(), "within the safety margin");
+        gate.lease_until(now_micros() + 1_000_000);
+        gate.close("moved");
+        assert_eq!(gate.admit().unwrap_err(), "moved");
+    }
+
+    #[test]
+    fn a_pause_waits_for_admitted_commits_and_holds_new_ones() {
+        let gate = Arc::new(LeaseGate::new(
+            Duration::from_millis(10),
+            Duration::from_secs(5),
+        ));
+        gate.lease_until(now_micros() + 10_000_000);
+        gate.admit().unwrap();
+        let appended = Arc::clone(&gate);
+        let appender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            appended.appended();
+        });
+        let started = std::time::Instant::now();
+        gate.pause();
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "the pause returned before the admitted commit reached the log"
+        );
+        appender.join().unwrap();
+        let held = Arc::clone(&gate);
+        let waiter = std::thread::spawn(move || held.admit());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!waiter.is_finished(), "a new commit is held");
+        gate.resume();
+        assert!(waiter.join().unwrap().is_ok());
+    }
+}

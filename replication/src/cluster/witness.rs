@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A lock file older than this is broken.
+/// A lock file older than this is broken (by default).
 const STALE_LOCK: Duration = Duration::from_secs(10);
 /// Attempts to take the lock before giving up (a few milliseconds apart).
 const LOCK_ATTEMPTS: u32 = 200;
@@ -71,6 +71,8 @@ pub struct Witness {
     pub skew: Duration,
     /// A lock file seen without a whole stamp: since when, and its content then.
     unreadable: Arc<parking_lot::Mutex<Option<UnreadableLock>>>,
+    /// A lock older than this is taken to belong to a dead process (default 10 s).
+    pub stale_lock: Duration,
 }
 
 impl Witness {
@@ -81,6 +83,7 @@ impl Witness {
             directory: directory.to_owned(),
             skew,
             unreadable: Arc::default(),
+            stale_lock: STALE_LOCK,
         }
     }
 
@@ -243,9 +246,9 @@ impl Witness {
         let stale = match content.get(..8) {
             Some(stamp) if content.len() == LOCK_BYTES => {
                 let stamp = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
-                now_micros().saturating_sub(stamp) > STALE_LOCK.as_micros() as u64
+                now_micros().saturating_sub(stamp) > self.stale_lock.as_micros() as u64
             }
-            _ => self.unreadable_for(&content) > STALE_LOCK,
+            _ => self.unreadable_for(&content) > self.stale_lock,
         };
         if !stale {
             return;
@@ -301,5 +304,80 @@ fn vacant() -> WitnessRecord {
         updated_micros: 0,
         comment: "no owner yet".into(),
         owner_end: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluejet_engine::file::OsFileSystem;
+
+    fn witness(directory: &Path) -> Witness {
+        let mut witness = Witness::new(Arc::new(OsFileSystem), directory, Duration::ZERO);
+        witness.stale_lock = Duration::from_millis(200);
+        witness
+    }
+
+    #[test]
+    fn epochs_follow_owners_and_leases_fence() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        let lease = Duration::from_millis(300);
+        let a = witness.acquire("a", lease, "bootstrap").unwrap();
+        assert_eq!((a.epoch, a.owner.as_str()), (1, "a"));
+        // The owner re-acquiring keeps its epoch; another node is refused while it is held.
+        assert_eq!(witness.acquire("a", lease, "restart").unwrap().epoch, 1);
+        assert!(matches!(
+            witness.acquire("b", lease, "x"),
+            Err(WitnessError::Held(_))
+        ));
+        let end = LogPosition::new(7, 100);
+        let renewed = witness.renew("a", 1, lease, end).unwrap();
+        assert_eq!(renewed.owner_end, Some(end));
+        // Once the lease lapsed, b takes over at a new epoch, and a's renewal is refused.
+        std::thread::sleep(lease + Duration::from_millis(50));
+        let b = witness.acquire("b", lease, "failover").unwrap();
+        assert_eq!((b.epoch, b.owner.as_str()), (2, "b"));
+        assert!(matches!(
+            witness.renew("a", 1, lease, end),
+            Err(WitnessError::Held(_))
+        ));
+        let moved = witness.transfer("b", 2, "a", lease, "move").unwrap();
+        assert_eq!((moved.epoch, moved.owner.as_str()), (3, "a"));
+        assert!(!directory.path().join("witness.lock").exists());
+    }
+
+    #[test]
+    fn a_stale_or_stampless_lock_is_broken_and_a_fresh_one_is_not() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        let lock = directory.path().join("witness.lock");
+        // A lock whose taker died before writing its stamp.
+        std::fs::write(&lock, b"").unwrap();
+        let started = std::time::Instant::now();
+        let record = witness.acquire("a", Duration::from_secs(1), "x").unwrap();
+        assert!(started.elapsed() >= witness.stale_lock, "broken too early");
+        assert_eq!(record.owner, "a");
+        // An old stamp is broken at once.
+        let mut old = (now_micros() - 60_000_000).to_le_bytes().to_vec();
+        old.extend_from_slice(&[7; 16]);
+        std::fs::write(&lock, &old).unwrap();
+        witness
+            .renew("a", 1, Duration::from_secs(1), LogPosition::default())
+            .unwrap();
+        // A fresh lock held by someone else is waited for, never broken.
+        let mut fresh = now_micros().to_le_bytes().to_vec();
+        fresh.extend_from_slice(&[9; 16]);
+        std::fs::write(&lock, &fresh).unwrap();
+        let mut impatient = witness.clone();
+        impatient.stale_lock = Duration::from_secs(60);
+        assert!(impatient
+            .renew("a", 1, Duration::from_secs(1), LogPosition::default())
+            .is_err());
+        assert_eq!(
+            std::fs::read(&lock).unwrap(),
+            fresh,
+            "another holder's lock is left"
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use super::node::Node;
 use crate::page::allocator::Allocator;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Temporary numbers of changed nodes start here; no file has this many pages.
 pub const TEMPORARY_PAGE_BASE: u64 = 1 << 62;

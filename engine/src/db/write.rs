@@ -10,8 +10,8 @@ use crate::btree::{max_inline_value_bytes, max_key_bytes};
 use crate::log::{Durability, LogPosition, Transaction};
 use crate::value::long::{self, MAX_VALUE_BYTES};
 use parking_lot::MutexGuard;
+use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ impl<'db> WriteTransaction<'db> {
             inner,
             state: Some(state),
             catalog_root,
-            tables: HashMap::new(),
+            tables: HashMap::default(),
             log: None,
             changed: false,
             failed: None,

@@ -7,7 +7,8 @@
 //! allocated since the last checkpoint began is in no header's state: retired, it waits for
 //! readers only, so a stream of small commits reuses its own pages between checkpoints.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use rustc_hash::FxHashSet;
+use std::collections::{BTreeSet, VecDeque};
 
 /// The allocator state, guarded by the writer lock.
 #[derive(Clone, Debug, Default)]
@@ -17,7 +18,7 @@ pub struct Allocator {
     /// Retired pages with the version that retired them, oldest first.
     pub retired: VecDeque<(u64, u64)>,
     /// Pages allocated since the last checkpoint began (in no header's state).
-    pub fresh: HashSet<u64>,
+    pub fresh: FxHashSet<u64>,
     /// Fresh pages retired, with their version, oldest first: they wait for readers only.
     pub fresh_retired: VecDeque<(u64, u64)>,
     /// The first page never allocated.

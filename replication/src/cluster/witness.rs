@@ -59,8 +59,8 @@ pub enum WitnessError {
     Unreachable(#[from] ReplError),
 }
 
-/// A lock file seen without a whole stamp: when first seen, and its content then.
-type UnreadableLock = (std::time::Instant, Vec<u8>);
+/// A lock file seen without a whole stamp: when first and last seen, and its content.
+type UnreadableLock = (std::time::Instant, std::time::Instant, Vec<u8>);
 
 /// The witness directory, reached through a file system (a share).
 #[derive(Clone)]
@@ -272,13 +272,20 @@ impl Witness {
         }
     }
 
-    /// How long a lock without a whole stamp has looked the same from here.
+    /// How long a lock without a whole stamp has looked the same from here, watched without
+    /// a break (a sighting from another episode, or after a pause, starts the count anew).
     fn unreadable_for(&self, content: &[u8]) -> Duration {
+        let now = std::time::Instant::now();
         let mut seen = self.unreadable.lock();
-        match &*seen {
-            Some((first, same)) if same == content => first.elapsed(),
+        match &mut *seen {
+            Some((first, last, same))
+                if same == content && last.elapsed() < Duration::from_millis(500) =>
+            {
+                *last = now;
+                first.elapsed()
+            }
             _ => {
-                *seen = Some((std::time::Instant::now(), content.to_vec()));
+                *seen = Some((now, now, content.to_vec()));
                 Duration::ZERO
             }
         }

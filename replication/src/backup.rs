@@ -12,10 +12,10 @@
 use crate::backup_error::BackupError;
 use crate::backup_manifest::{copy_files, BackupFile, BackupKind, BaseBackup, Manifest};
 use crate::events::EventLog;
-use crate::generation_file::list_generations;
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
 use crate::lock::ReplicaLock;
+use crate::replay::replay_available;
 use crate::replica::ReplicaConfig;
 use crate::sealed;
 use bluejet_engine::db::{PassiveDatabase, DATABASE_FILE_NAME};
@@ -248,13 +248,9 @@ fn bring_up_to_date(
     let mut options = config.options.clone();
     options.log.base_name = identity.base()?;
     let fs = config.fs();
-    let available = list_generations(fs.as_ref(), &layout.logs(), options.log.base_name)?;
+    let base = options.log.base_name;
     let passive = PassiveDatabase::open(&layout.database(), &layout.logs(), options)?;
-    let mut replayed_now = 0;
-    while available.contains_key(&passive.next_generation()) {
-        passive.replay_generation(passive.next_generation(), None)?;
-        replayed_now += 1;
-    }
+    let replayed_now = replay_available(&passive, fs.as_ref(), &layout.logs(), base)?;
     passive.checkpoint()?;
     let state = PassiveState {
         checkpoint: passive.header().checkpoint,

@@ -146,12 +146,6 @@ pub fn copy_to_temporary(
     source: &Path,
     target: &Path,
 ) -> Result<(u64, u32), BackupError> {
-    let input = fs
-        .open(source, OpenMode::Read)
-        .map_err(|error| BackupError::io(source, "opening", error))?;
-    let length = input
-        .size()
-        .map_err(|error| BackupError::io(source, "reading the size of", error))?;
     let temporary = sealed::temporary_path(target);
     if fs.exists(&temporary) {
         fs.remove(&temporary)
@@ -160,28 +154,32 @@ pub fn copy_to_temporary(
     let output = fs
         .open(&temporary, OpenMode::CreateNew)
         .map_err(|error| BackupError::io(&temporary, "creating", error))?;
-    let mut crc = 0u32;
-    let mut buffer = vec![0u8; COPY_CHUNK];
-    let mut offset = 0u64;
-    while offset < length {
-        let chunk = &mut buffer[..COPY_CHUNK.min((length - offset) as usize)];
-        input
-            .read_exact_at(chunk, offset)
-            .map_err(|error| BackupError::io(source, "reading", error))?;
+    let copied = read_chunks(fs, source, &mut |chunk, offset| {
         output
             .write_at(chunk, offset)
-            .map_err(|error| BackupError::io(&temporary, "writing", error))?;
-        crc = crc32c::crc32c_append(crc, chunk);
-        offset += chunk.len() as u64;
-    }
+            .map_err(|error| BackupError::io(&temporary, "writing", error))
+    })?;
     output
         .sync_data()
         .map_err(|error| BackupError::io(&temporary, "syncing", error))?;
-    Ok((length, crc))
+    Ok(copied)
 }
 
 /// The size and crc32c of the file at `path`, read in chunks.
 pub fn checksum_file(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32), BackupError> {
+    read_chunks(fs, path, &mut |_, _| Ok(()))
+}
+
+/// What receives each chunk read, with its offset.
+type ChunkSink<'a> = dyn FnMut(&[u8], u64) -> Result<(), BackupError> + 'a;
+
+/// Reads the file at `path` in chunks, handing each to `each` with its offset; returns the
+/// size and crc32c of the whole file.
+fn read_chunks(
+    fs: &dyn FileSystem,
+    path: &Path,
+    each: &mut ChunkSink<'_>,
+) -> Result<(u64, u32), BackupError> {
     let input = fs
         .open(path, OpenMode::Read)
         .map_err(|error| BackupError::io(path, "opening", error))?;
@@ -196,6 +194,7 @@ pub fn checksum_file(fs: &dyn FileSystem, path: &Path) -> Result<(u64, u32), Bac
         input
             .read_exact_at(chunk, offset)
             .map_err(|error| BackupError::io(path, "reading", error))?;
+        each(chunk, offset)?;
         crc = crc32c::crc32c_append(crc, chunk);
         offset += chunk.len() as u64;
     }

@@ -17,6 +17,23 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Replays every generation of `logs` (through `fs`, stream `base`) from the copy's next
+/// one on, stopping at the first missing; returns how many were replayed.
+pub fn replay_available(
+    passive: &PassiveDatabase,
+    fs: &dyn bluejet_engine::file::FileSystem,
+    logs: &std::path::Path,
+    base: BaseName,
+) -> Result<u32, ReplError> {
+    let available = list_generations(fs, logs, base)?;
+    let mut replayed = 0;
+    while available.contains_key(&passive.next_generation()) {
+        passive.replay_generation(passive.next_generation(), None)?;
+        replayed += 1;
+    }
+    Ok(replayed)
+}
+
 /// How the replayer works.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {

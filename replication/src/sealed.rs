@@ -137,3 +137,49 @@ pub fn publish(fs: &dyn FileSystem, renames: &[(PathBuf, PathBuf)]) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluejet_engine::file::OsFileSystem;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Content {
+        generation: u32,
+        comment: String,
+    }
+
+    #[test]
+    fn damaged_or_truncated_files_are_named_errors() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("status.json");
+        let content = Content {
+            generation: 7,
+            comment: "disk swap".into(),
+        };
+        write(&OsFileSystem, &path, &content).unwrap();
+        assert_eq!(
+            read::<Content>(&OsFileSystem, &path).unwrap(),
+            Some(content)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        // A changed value no longer matches the checksum; a cut file is not JSON.
+        std::fs::write(&path, text.replace("disk swap", "disk swan")).unwrap();
+        let changed = read::<Content>(&OsFileSystem, &path).unwrap_err();
+        assert!(
+            matches!(&changed, ReplError::BadReplicaFile { path: p, reason }
+            if p == &path && reason.contains("checksum")),
+            "{changed}"
+        );
+        std::fs::write(&path, &text.as_bytes()[..text.len() / 2]).unwrap();
+        let cut = read::<Content>(&OsFileSystem, &path).unwrap_err();
+        assert!(
+            matches!(&cut, ReplError::BadReplicaFile { path: p, .. } if p == &path),
+            "{cut}"
+        );
+        assert_eq!(
+            read::<Content>(&OsFileSystem, &directory.path().join("none.json")).unwrap(),
+            None
+        );
+    }
+}

@@ -13,8 +13,9 @@ use super::node::{ActiveState, NodeState, Shared};
 use super::requests;
 use super::witness::{WitnessError, WitnessRecord};
 use crate::error::ReplError;
-use crate::generation_file::{current_commits, list_generations, read_header};
+use crate::generation_file::{current_commits, read_header};
 use crate::layout::ReplicaLayout;
+use crate::replay::replay_available;
 use crate::replica::Replica;
 use crate::status::CopyState;
 use bluejet_engine::db::PassiveDatabase;
@@ -127,7 +128,13 @@ pub(crate) fn take_over(
         (db, position)
     } else {
         let passive = PassiveDatabase::open(&layout.database(), &layout.logs(), options)?;
-        replay_all(&passive, &layout, shared)?;
+        let fs = shared.config.options.log.file_system.as_ref();
+        replay_available(
+            &passive,
+            fs,
+            &layout.logs(),
+            shared.config.options.log.base_name,
+        )?;
         let position = passive.replayed();
         (passive.activate(record.epoch)?, position)
     };
@@ -289,21 +296,6 @@ fn restart_service(shared: &Shared) -> Result<(), ReplError> {
     let service = crate::service::ReplicationService::start(shared.config.replica_config())?;
     if let NodeState::Passive(passive) = &mut *shared.state.write() {
         passive.service = Some(service);
-    }
-    Ok(())
-}
-
-/// Replays every inspected generation left.
-fn replay_all(
-    passive: &PassiveDatabase,
-    layout: &ReplicaLayout,
-    shared: &Shared,
-) -> Result<(), ReplError> {
-    let fs = shared.config.options.log.file_system.as_ref();
-    let base = shared.config.options.log.base_name;
-    let available = list_generations(fs, &layout.logs(), base)?;
-    while available.contains_key(&passive.next_generation()) {
-        passive.replay_generation(passive.next_generation(), None)?;
     }
     Ok(())
 }

@@ -200,7 +200,12 @@ impl Witness {
 
     /// The lock file's content, if it can be read.
     fn lock_content(&self) -> Option<Vec<u8>> {
-        let file = self.fs.open(&self.lock_path(), OpenMode::Read).ok()?;
+        self.small_file(&self.lock_path())
+    }
+
+    /// The first 64 bytes (all a lock file holds) of the file at `path`, if it can be read.
+    fn small_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let file = self.fs.open(path, OpenMode::Read).ok()?;
         let length = file.size().ok()?.min(64) as usize;
         let mut content = vec![0; length];
         file.read_exact_at(&mut content, 0).ok()?;
@@ -260,12 +265,7 @@ impl Witness {
         if self.fs.rename(path, &aside).is_err() {
             return;
         }
-        let renamed = self.fs.open(&aside, OpenMode::Read).ok().and_then(|file| {
-            let length = file.size().ok()?.min(64) as usize;
-            let mut bytes = vec![0; length];
-            file.read_exact_at(&mut bytes, 0).ok().map(|()| bytes)
-        });
-        if renamed.unwrap_or_default() == content {
+        if self.small_file(&aside).unwrap_or_default() == content {
             let _ = self.fs.remove(&aside);
         } else if !self.fs.exists(path) {
             let _ = self.fs.rename(&aside, path);

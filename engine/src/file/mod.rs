@@ -34,6 +34,13 @@ pub trait FileHandle: Send + Sync {
         self.set_len(length)
     }
 
+    /// Starts writing `length` bytes at `offset` to the disk without waiting for them (a
+    /// hint: durability still needs `sync_data`). A log streaming lazy commits keeps the disk
+    /// busy with it, so the sync that follows has little left to wait for.
+    fn start_writeback(&self, _offset: u64, _length: u64) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Reads exactly `buffer.len()` bytes at `offset`, failing with `UnexpectedEof` otherwise.
     fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
         let mut done = 0;

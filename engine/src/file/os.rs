@@ -29,6 +29,29 @@ impl FileHandle for OsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    fn start_writeback(&self, offset: u64, length: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
+            return Ok(());
+        };
+        // The one `unsafe` in the engine: `sync_file_range` has no safe wrapper in std or
+        // rustix.
+        #[allow(unsafe_code)]
+        // SAFETY: the descriptor is open for as long as `self.0` lives, and
+        // `sync_file_range` only reads its integer arguments.
+        let result = unsafe {
+            libc::sync_file_range(
+                self.0.as_raw_fd(),
+                offset,
+                length,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        match result {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
     fn allocate(&self, length: u64) -> io::Result<()> {
         use rustix::fs::{fallocate, FallocateFlags};
         match fallocate(&self.0, FallocateFlags::empty(), 0, length) {

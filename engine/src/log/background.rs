@@ -1,11 +1,12 @@
-//! The background thread: lazy flushes, idle rolls and preparing the next generation.
+//! The log's threads: the background thread (lazy flushes, idle rolls, preparing the next
+//! generation) and the closer (see `closer.rs`).
 
 use super::writer::Shared;
 use super::LogPosition;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Starts the thread; it stops when the log is closing.
+/// Starts the background thread; it stops when the log is closing.
 pub(crate) fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("bluejet-log".into())
@@ -13,8 +14,17 @@ pub(crate) fn spawn(shared: Arc<Shared>) -> JoinHandle<()> {
         .expect("spawn the log thread")
 }
 
+/// Starts the closer thread; it stops when the closer is told to.
+pub(crate) fn spawn_closer(shared: Arc<Shared>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("bluejet-log-close".into())
+        .spawn(move || shared.closer.run())
+        .expect("spawn the log closer thread")
+}
+
 fn run(shared: &Shared) {
     let interval = shared.config.lazy_flush_interval;
+    let half_buffer = shared.config.buffer_bytes / 2;
     loop {
         // A failure to prepare is retried at the roll, which reports it.
         let _ = shared.prepare_if_needed();
@@ -29,12 +39,19 @@ fn run(shared: &Shared) {
         if state.flushing {
             continue;
         }
-        if state.append > state.durable {
-            shared.lead_flush(&mut state);
+        let behind = state.append > state.durable;
+        // Lazy commits become durable within the interval; a buffer past half full is
+        // written (not synced) so appenders keep filling the other half.
+        if behind && state.last_sync.elapsed() >= interval {
+            shared.lead_flush(&mut state, true);
+        } else if state.buffered > half_buffer {
+            shared.lead_flush(&mut state, false);
+        } else if behind {
+            shared.lead_flush(&mut state, true);
         } else if shared.idle_roll_due(&state) {
             let next = LogPosition::new(state.append.generation + 1, 0);
             state.append = next;
-            shared.lead_flush(&mut state);
+            shared.lead_flush(&mut state, true);
         }
     }
 }

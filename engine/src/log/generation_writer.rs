@@ -1,10 +1,14 @@
 //! Writes the record stream of the current generation into its segments.
 //!
 //! The partial block scheme: a complete block goes to its home segment, which is written once
-//! and never again. A partly filled block goes to a shadow segment, the two shadows taking
-//! turns, so a flush never overwrites the only durable copy of acknowledged bytes: the copy it
-//! replaces is in the other shadow (or already complete in a home segment). The partial block
+//! and never again. A partly filled block goes to a shadow segment: always the shadow that
+//! does *not* hold the last synced copy, so no write ever touches the only durable copy of
+//! acknowledged bytes, however many unsynced flushes come between two syncs. The partial block
 //! reaches its home segment when it fills up, or at a roll when the generation closes.
+//!
+//! Every segment carries the writer's flush sequence, which moves on at each sync: segments
+//! written between two syncs share one sequence, so a segment with a lower sequence than the
+//! newest in the file was durable (see `scan.rs`).
 
 use super::scan::{home_capacity, shadow_slots};
 use super::segment::{self, SegmentHeader, PAYLOAD_BYTES, SEGMENT_BYTES};
@@ -23,26 +27,35 @@ pub(crate) struct GenerationWriter {
     tail: Vec<u8>,
     /// Index of the partial block.
     tail_block: u32,
-    /// The shadow slot last written.
-    last_shadow: Option<u32>,
+    /// The shadow slot holding the last synced copy of the partial block: never written
+    /// before the next sync.
+    durable_shadow: Option<u32>,
+    /// The shadow slot written since the last sync, if any.
+    written_shadow: Option<u32>,
+    /// Sequence of the last sync; segments written since carry the next one.
     flush_sequence: u64,
+    /// Whether anything was written since the last sync.
+    unsynced: bool,
     /// When this writer started, and the stream end then: how fast the generation fills
     /// decides how the next one is prepared.
     started: (std::time::Instant, u64),
     /// Stream bytes written so far.
     stream_end: u64,
+    /// File offsets of the home segments written and not yet handed to the disk by
+    /// [`GenerationWriter::start_writeback`].
+    writeback: std::ops::Range<u64>,
     scratch: Vec<u8>,
 }
 
 impl GenerationWriter {
     /// A writer positioned at `stream_end`, whose partial block `tail` is durable in
-    /// `last_shadow` (or empty), continuing after flush `flush_sequence`.
+    /// `durable_shadow` (or empty), continuing after flush `flush_sequence`.
     pub fn new(
         path: PathBuf,
         file: Arc<dyn FileHandle>,
         header: GenerationHeader,
         tail: Vec<u8>,
-        last_shadow: Option<u32>,
+        durable_shadow: Option<u32>,
         flush_sequence: u64,
         stream_end: u64,
     ) -> Self {
@@ -58,10 +71,13 @@ impl GenerationWriter {
             header,
             tail,
             tail_block,
-            last_shadow,
+            durable_shadow,
+            written_shadow: None,
             flush_sequence,
+            unsynced: false,
             started: (std::time::Instant::now(), stream_end),
             stream_end,
+            writeback: 0..0,
             scratch: Vec::new(),
         }
     }
@@ -92,7 +108,6 @@ impl GenerationWriter {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.flush_sequence += 1;
         // The partial block is topped up first; the rest is encoded straight from `bytes`,
         // without copying the flush into one buffer.
         let mut tail = std::mem::take(&mut self.tail);
@@ -129,59 +144,97 @@ impl GenerationWriter {
                 block,
                 used: payload.len() as u16,
                 shadow: false,
-                flush_sequence: self.flush_sequence,
+                flush_sequence: self.flush_sequence + 1,
             };
             let start = self.scratch.len();
             self.scratch.resize(start + SEGMENT_BYTES, 0);
             segment::encode(&mut self.scratch[start..], &header, payload);
         }
         let offset = (self.tail_block as u64 + 1) * SEGMENT_BYTES as u64;
+        self.unsynced = true;
         self.file
             .write_at(&self.scratch, offset)
-            .map_err(|e| LogError::io(&self.path, "write log segments", e))
+            .map_err(|e| LogError::io(&self.path, "write log segments", e))?;
+        let end = offset + self.scratch.len() as u64;
+        if self.writeback.is_empty() {
+            self.writeback = offset..end;
+        } else {
+            self.writeback.end = end;
+        }
+        Ok(())
+    }
+
+    /// Starts writing the home segments written so far to the disk, without waiting.
+    pub fn start_writeback(&mut self) -> Result<(), LogError> {
+        let range = std::mem::replace(&mut self.writeback, 0..0);
+        if range.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .start_writeback(range.start, range.end - range.start)
+            .map_err(|e| LogError::io(&self.path, "start log writeback", e))
     }
 
     fn write_shadow(&mut self, partial: &[u8]) -> Result<(), LogError> {
         let [first, second] = shadow_slots(self.header.generation_bytes as u64);
-        let slot = if self.last_shadow == Some(first) {
+        let slot = if self.durable_shadow == Some(first) {
             second
         } else {
             first
         };
+        debug_assert_ne!(
+            Some(slot),
+            self.durable_shadow,
+            "the durable copy is never rewritten"
+        );
         let header = SegmentHeader {
             generation: self.header.generation,
             slot,
             block: self.tail_block,
             used: partial.len() as u16,
             shadow: true,
-            flush_sequence: self.flush_sequence,
+            flush_sequence: self.flush_sequence + 1,
         };
         let mut bytes = vec![0u8; SEGMENT_BYTES];
         segment::encode(&mut bytes, &header, partial);
+        self.unsynced = true;
         self.file
             .write_at(&bytes, slot as u64 * SEGMENT_BYTES as u64)
             .map_err(|e| LogError::io(&self.path, "write log shadow segment", e))?;
-        self.last_shadow = Some(slot);
+        self.written_shadow = Some(slot);
         Ok(())
     }
 
-    /// Makes everything written durable.
-    pub fn sync(&self) -> Result<(), LogError> {
-        self.file
-            .sync_data()
-            .map_err(|e| LogError::io(&self.path, "sync log", e))
+    /// Whether anything was written since the last sync.
+    pub fn is_unsynced(&self) -> bool {
+        self.unsynced
     }
 
-    /// Writes the partial block to its home segment and syncs: the generation is then
-    /// complete in its home segments and can be closed.
-    pub fn finish(&mut self) -> Result<(), LogError> {
-        if !self.tail.is_empty() {
+    /// Makes everything written durable. The shadow written since the last sync (if any) then
+    /// holds the durable copy of the partial block, and later writes carry the next sequence.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, "sync log", e))?;
+        if self.unsynced {
             self.flush_sequence += 1;
+            self.unsynced = false;
+        }
+        if let Some(slot) = self.written_shadow.take() {
+            self.durable_shadow = Some(slot);
+        }
+        Ok(())
+    }
+
+    /// Writes the partial block to its home segment, without syncing: once synced, the
+    /// generation is complete in its home segments and can be closed.
+    pub fn complete(&mut self) -> Result<(), LogError> {
+        if !self.tail.is_empty() {
             let tail = std::mem::take(&mut self.tail);
             self.write_homes(&tail, &[])?;
             self.tail = tail;
         }
-        self.sync()
+        Ok(())
     }
 
     /// Reads the whole file back and returns its crc32c, the digest the next generation's
@@ -227,12 +280,11 @@ impl GenerationWriter {
         if !partial {
             return Ok(());
         }
-        self.flush_sequence += 1;
         let tail = std::mem::take(&mut self.tail);
         self.write_shadow(&tail)?;
         self.tail = tail;
         self.sync()?;
-        let written = self.last_shadow;
+        let written = self.durable_shadow;
         let superseded = shadows.into_iter().filter(|&slot| Some(slot) != written);
         let superseded: Vec<u32> = std::iter::once(self.tail_block + 1)
             .chain(superseded)
@@ -257,7 +309,9 @@ impl GenerationWriter {
             }
         }
         if wrote {
-            self.sync()?;
+            self.file
+                .sync_data()
+                .map_err(|e| LogError::io(&self.path, "sync log", e))?;
         }
         Ok(())
     }

@@ -15,6 +15,7 @@
 
 mod background;
 pub mod checkpoint;
+mod closer;
 mod config;
 pub mod directory;
 mod generation_writer;

@@ -7,9 +7,12 @@
 //! 3. the header of the next generation is written into the prepared `E00tmp.log`; sync;
 //! 4. rename `E00.log` to `E00` + 8 hex digits `.log`, rename `E00tmp.log` to `E00.log`;
 //!    sync the directory;
-//! 5. a new `E00tmp.log` is prepared (allocated, filled with zeros, synced; its directory entry
-//!    becomes durable with the next install),
-//!    in the background when the background thread runs.
+//! 5. a new `E00tmp.log` is prepared (allocated and, unless the log is streaming, filled with
+//!    zeros and synced; its directory entry becomes durable with the next install).
+//!
+//! The writer does the first half of step 1 and then writes the next generation's segments
+//! into `E00tmp.log` at once; the rest runs in the closer thread when the background threads
+//! run (see `closer.rs`).
 
 use super::directory::path_of;
 use super::header::HEADER_BYTES;
@@ -47,10 +50,11 @@ pub(crate) fn prepare_next(
         .map_err(|e| LogError::io(&path, "allocate prepared log", e))?;
     if fill == Fill::Zeros {
         write_zeros(file.as_ref(), &path, generation_bytes)?;
+        // Syncing here, in the background, keeps the megabyte of zeros off the roll's own
+        // sync. An allocation alone is made durable by the sync of the header the roll writes.
+        file.sync_data()
+            .map_err(|e| LogError::io(&path, "sync prepared log", e))?;
     }
-    // Syncing here, in the background, keeps the megabyte of zeros off the roll's own sync.
-    file.sync_data()
-        .map_err(|e| LogError::io(&path, "sync prepared log", e))?;
     Ok(file)
 }
 

@@ -225,8 +225,10 @@ fn walk_blocks(context: &Context<'_>, shadows: &[Shadow<'_>]) -> Result<Walk, Lo
             }
         };
         match (home, shadow) {
+            // Between two syncs the writer writes a block's home after every shadow of it,
+            // with the same sequence: on a tie the home is the newer copy.
             (Some((header, payload)), shadow)
-                if shadow.is_none_or(|s| s.1.flush_sequence < header.flush_sequence) =>
+                if shadow.is_none_or(|s| s.1.flush_sequence <= header.flush_sequence) =>
             {
                 walk.homes += 1;
                 last_sequence = header.flush_sequence;
@@ -319,9 +321,10 @@ fn check_closed_end(context: &Context<'_>, walk: &Walk) -> Result<(), LogError> 
 }
 
 /// Current generation: the walk ended at a damaged home segment. That is a torn tail only if
-/// nothing after it was written by an earlier flush than the newest: a valid segment (home or
-/// shadow) of a later block from an older flush proves the damaged block was complete and
-/// durable before, so it is damage and must not be cut off as a tail.
+/// nothing after it carries an older sequence than the newest: the sequence moves on at every
+/// sync, so a valid segment (home or shadow) of a later block with an older sequence was
+/// synced, and so was the damaged block written before it: that is damage and must not be cut
+/// off as a tail.
 fn check_current_damage(context: &Context<'_>, walk: &Walk, newest: u64) -> Result<(), LogError> {
     let Some((block, reason)) = &walk.damage else {
         return Ok(());

@@ -5,19 +5,24 @@
 //! it takes everything buffered, writes it outside the state lock, syncs once, and publishes
 //! the new durable position; committers that arrived meanwhile wait and are served by the next
 //! leader. So N concurrent committers share one fdatasync instead of paying N.
+//!
+//! A flush that only makes room in a full buffer (nobody waits for durability) writes without
+//! syncing; the background thread syncs at least every `lazy_flush_interval`. A full
+//! generation is closed behind the writer (see `closer.rs`).
 
 use super::checkpoint::{Checkpoint, CheckpointFile};
+use super::closer::{CloseJob, Closer};
 use super::directory::{path_of, LogDirectory};
 use super::generation_writer::GenerationWriter;
 use super::open::{open_stream, Opened};
-use super::roll::{install, prepare_next, write_header, Fill};
+use super::roll::write_header;
 use super::transaction::Transaction;
 use super::{GenerationHeader, LogConfig, LogPosition, Record, StreamSignature};
 use crate::error::LogError;
 use crate::file::FileHandle;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -37,11 +42,6 @@ pub struct LogStats {
     pub bytes: u64,
 }
 
-/// A generation that fills faster than this marks a streaming log (large flushes), whose
-/// next generation is prepared without zeros; durable commits from many threads stay far
-/// below it (about 25 MiB/s at 24,000 commits of 1 KiB a second).
-const STREAMING_BYTES_PER_SECOND: f64 = 64.0 * (1 << 20) as f64;
-
 /// Chunk buffers kept for reuse after a flush.
 const SPARE_CHUNKS: usize = 4;
 
@@ -58,7 +58,7 @@ pub(crate) struct State {
     /// megabytes again after every flush.
     spare: Vec<Vec<u8>>,
     /// Bytes appended and not yet durable (pending plus in flight): bounded by the config.
-    buffered: usize,
+    pub(crate) buffered: usize,
     /// End of everything appended.
     pub(crate) append: LogPosition,
     /// End of everything durable.
@@ -66,6 +66,9 @@ pub(crate) struct State {
     /// End of the last commit record appended.
     pub(crate) last_commit: LogPosition,
     pub(crate) last_append: Instant,
+    /// When `durable` last moved (or the log opened): lazy commits wait at most
+    /// `lazy_flush_interval` past it.
+    pub(crate) last_sync: Instant,
     pub(crate) flushing: bool,
     poisoned: Option<String>,
     pub(crate) closing: bool,
@@ -84,10 +87,7 @@ pub(crate) struct Shared {
     /// Wakes the background thread.
     pub(crate) background_wakeup: Condvar,
     io: Mutex<GenerationWriter>,
-    prepared: Mutex<Option<Arc<dyn FileHandle>>>,
-    /// Whether the last generation filled faster than `STREAMING_BYTES_PER_SECOND`: then the
-    /// next one is prepared without zeros (see `Fill`).
-    streaming: AtomicBool,
+    pub(crate) closer: Closer,
     checkpoint: Mutex<CheckpointFile>,
     next_transaction: AtomicU64,
     flushes: AtomicU64,
@@ -101,6 +101,7 @@ pub(crate) struct Shared {
 pub struct Log {
     shared: Arc<Shared>,
     background: Option<JoinHandle<()>>,
+    closer: Option<JoinHandle<()>>,
     torn_bytes: usize,
 }
 
@@ -125,6 +126,7 @@ impl Log {
             durable: end,
             last_commit: LogPosition::default(),
             last_append: Instant::now(),
+            last_sync: Instant::now(),
             flushing: false,
             poisoned: None,
             closing: false,
@@ -138,8 +140,13 @@ impl Log {
             changed: Condvar::new(),
             background_wakeup: Condvar::new(),
             io: Mutex::new(writer),
-            prepared: Mutex::new(None),
-            streaming: AtomicBool::new(false),
+            closer: Closer::new(
+                Arc::clone(&config.file_system),
+                directory.to_owned(),
+                config.base_name,
+                header,
+                config.background,
+            ),
             checkpoint: Mutex::new(checkpoint),
             next_transaction: AtomicU64::new(super::now_micros()),
             flushes: AtomicU64::new(0),
@@ -149,14 +156,18 @@ impl Log {
             bytes: AtomicU64::new(0),
             config,
         });
-        let background = if shared.config.background {
-            Some(super::background::spawn(Arc::clone(&shared)))
+        let (background, closer) = if shared.config.background {
+            (
+                Some(super::background::spawn(Arc::clone(&shared))),
+                Some(super::background::spawn_closer(Arc::clone(&shared))),
+            )
         } else {
-            None
+            (None, None)
         };
         let log = Self {
             shared,
             background,
+            closer,
             torn_bytes,
         };
         let mut start = Vec::new();
@@ -204,9 +215,10 @@ impl Log {
         self.shared.state.lock().durable
     }
 
-    /// The generation being written.
+    /// The generation of the current file `E00.log`. The writer may already be filling the
+    /// next one, which becomes current once this one is closed and renamed.
     pub fn current_generation(&self) -> u32 {
-        self.shared.io.lock().header.generation
+        self.shared.closer.installed().generation
     }
 
     /// Size of every generation of this stream (fixed when the stream was created). Unlike
@@ -215,9 +227,9 @@ impl Log {
         self.shared.generation_bytes
     }
 
-    /// The header of the generation being written (waits for a flush in progress).
+    /// The header of the current file `E00.log` (see [`Log::current_generation`]).
     pub fn current_header(&self) -> GenerationHeader {
-        self.shared.io.lock().header
+        self.shared.closer.installed()
     }
 
     /// The largest record (framing included) this log accepts: it must fit in the log buffer
@@ -324,7 +336,7 @@ impl Log {
                 reason: format!("beyond the durable end {durable}"),
             });
         }
-        let timeline = self.shared.io.lock().header.timeline;
+        let timeline = self.shared.closer.installed().timeline;
         self.shared.checkpoint.lock().advance(position, timeline)
     }
 
@@ -369,6 +381,11 @@ impl Log {
         self.shared.state.lock().closing = true;
         self.shared.background_wakeup.notify_all();
         if let Some(handle) = self.background.take() {
+            let _ = handle.join();
+        }
+        // After the background thread: it may still have led a flush that handed over a close.
+        self.shared.closer.stop();
+        if let Some(handle) = self.closer.take() {
             let _ = handle.join();
         }
     }
@@ -418,7 +435,7 @@ impl Shared {
             if state.flushing {
                 self.changed.wait(state);
             } else {
-                self.lead_flush(state);
+                self.lead_flush(state, false);
             }
         }
         check_usable(state)
@@ -437,14 +454,15 @@ impl Shared {
             if state.flushing {
                 self.changed.wait(state);
             } else {
-                self.lead_flush(state);
+                self.lead_flush(state, true);
             }
         }
     }
 
-    /// Takes everything buffered, writes and syncs it outside the state lock, and publishes
-    /// the result. Called with the state locked and no flush running.
-    pub(crate) fn lead_flush(&self, state: &mut MutexGuard<'_, State>) {
+    /// Takes everything buffered and writes it outside the state lock; with `sync`, also
+    /// makes it durable and publishes the new durable end. Called with the state locked and no
+    /// flush running.
+    pub(crate) fn lead_flush(&self, state: &mut MutexGuard<'_, State>, sync: bool) {
         assert!(!state.flushing, "one leader at a time");
         // After a failure the writer's position is unknown: nothing more may be written.
         if state.poisoned.is_some() {
@@ -457,7 +475,7 @@ impl Shared {
         let bytes: usize = chunks.iter().map(|chunk| chunk.bytes.len()).sum();
         let result = MutexGuard::unlocked(state, || {
             let mut io = self.io.lock();
-            self.write_chunks(&mut io, &chunks, target.generation)
+            self.write_chunks(&mut io, &chunks, target.generation, sync)
         });
         state.flushing = false;
         state.buffered -= bytes;
@@ -471,10 +489,12 @@ impl Shared {
             }
         }
         match result {
-            Ok(()) => {
+            Ok(()) if sync => {
                 assert!(target >= state.durable, "durability only moves forward");
                 state.durable = target;
+                state.last_sync = Instant::now();
             }
+            Ok(()) => {}
             Err(error) => state.poisoned = Some(error.to_string()),
         }
         self.changed.notify_all();
@@ -485,92 +505,77 @@ impl Shared {
         io: &mut GenerationWriter,
         chunks: &[Chunk],
         target_generation: u32,
+        sync: bool,
     ) -> Result<(), LogError> {
-        let mut unsynced = false;
         for chunk in chunks {
             while io.header.generation < chunk.generation {
                 self.roll(io)?;
             }
             assert_eq!(io.stream_end(), chunk.start as u64, "chunks are contiguous");
             io.write(&chunk.bytes)?;
-            unsynced = true;
-        }
-        if unsynced {
-            io.sync()?;
-            self.syncs.fetch_add(1, Ordering::Relaxed);
-            self.flushes.fetch_add(1, Ordering::Relaxed);
         }
         while io.header.generation < target_generation {
             self.roll(io)?;
         }
+        if !sync {
+            io.start_writeback()?;
+        }
+        if sync {
+            // Nothing of a generation counts before it is installed as `E00.log`.
+            self.closer.wait_installed()?;
+            if io.is_unsynced() {
+                io.sync()?;
+                self.syncs.fetch_add(1, Ordering::Relaxed);
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         Ok(())
     }
 
-    /// Closes the current generation and installs the next (see `roll.rs` for the steps).
+    /// Writes the partial block of the current generation home, moves the writer to the
+    /// prepared next generation and hands the rest of the roll to the closer.
     fn roll(&self, io: &mut GenerationWriter) -> Result<(), LogError> {
-        let fs = self.config.file_system.as_ref();
-        let base = self.config.base_name;
-        io.finish()?;
-        let streaming = io.fill_rate() > STREAMING_BYTES_PER_SECOND;
-        self.streaming.store(streaming, Ordering::Relaxed);
-        let digest = io.digest()?;
+        let next_file = self.closer.begin()?;
+        let result = self.hand_over(io, next_file);
+        if result.is_err() {
+            self.closer.abandon();
+        }
+        result
+    }
+
+    /// Steps 1 to 3 of the roll (see `roll.rs`) on the writer's side, except the sync of the
+    /// finished generation, which the closer does with step 4.
+    fn hand_over(
+        &self,
+        io: &mut GenerationWriter,
+        next_file: Arc<dyn FileHandle>,
+    ) -> Result<(), LogError> {
+        io.complete()?;
+        io.start_writeback()?;
+        self.closer.note_fill_rate(io.fill_rate());
         let previous = io.header;
-        // Held until the prepared file is renamed: the background preparer must not create a
-        // new `E00tmp.log` (removing this one) while this roll still uses the name.
-        let mut prepared_slot = self.prepared.lock();
-        let prepared = match prepared_slot.take() {
-            Some(file) => file,
-            None => prepare_next(
-                fs,
-                &self.directory,
-                base,
-                self.generation_bytes,
-                self.fill(),
-            )?,
-        };
-        let header = GenerationHeader {
+        let next = GenerationHeader {
             generation: previous.generation + 1,
             created_micros: super::now_micros().max(previous.created_micros + 1),
             previous_created_micros: previous.created_micros,
-            previous_digest: digest,
+            // Read back from the page cache: the same bytes the disk is being sent.
+            previous_digest: io.digest()?,
             ..previous
         };
-        let prepared_path = path_of(&self.directory, &base.prepared());
-        write_header(prepared.as_ref(), &prepared_path, &header)?;
-        install(fs, &self.directory, base, Some(previous.generation))?;
-        drop(prepared_slot);
-        *io = GenerationWriter::new(io.path.clone(), prepared, header, Vec::new(), None, 0, 0);
+        // Synced before any segment of the next generation is written into the file, so this
+        // sync waits for one segment, not for the data written after it.
+        let prepared_path = path_of(&self.directory, &self.config.base_name.prepared());
+        write_header(next_file.as_ref(), &prepared_path, &next)?;
+        let fresh = GenerationWriter::new(io.path.clone(), next_file, next, Vec::new(), None, 0, 0);
+        let closing = std::mem::replace(io, fresh);
         self.syncs.fetch_add(2, Ordering::Relaxed);
         self.rolls.fetch_add(1, Ordering::Relaxed);
-        self.background_wakeup.notify_all();
-        Ok(())
+        self.closer.submit(CloseJob { closing, next })
     }
 
     /// Prepares the next generation file if none is ready.
     pub(crate) fn prepare_if_needed(&self) -> Result<(), LogError> {
-        let mut prepared = self.prepared.lock();
-        if prepared.is_none() {
-            let fs = self.config.file_system.as_ref();
-            // Not read from `self.io`: a roll holds that lock while it waits for `prepared`.
-            let size = self.generation_bytes;
-            *prepared = Some(prepare_next(
-                fs,
-                &self.directory,
-                self.config.base_name,
-                size,
-                self.fill(),
-            )?);
-        }
-        Ok(())
-    }
-
-    /// How the next generation is to be prepared.
-    fn fill(&self) -> Fill {
-        if self.streaming.load(Ordering::Relaxed) {
-            Fill::Allocated
-        } else {
-            Fill::Zeros
-        }
+        self.closer.prepare_if_needed()
     }
 
     /// Whether the current generation holds a durable commit and nothing was appended for

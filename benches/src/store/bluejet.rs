@@ -4,7 +4,7 @@
 use super::engine::{Scan, Session, Snapshot, StoreResult, StoreUnderTest};
 use super::workload::Record;
 use super::CACHE_BYTES;
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::db::{Database, Entries, Options};
 use std::path::Path;
 
 const TABLE: &str = "kv";
@@ -83,7 +83,7 @@ impl Session for BlueJetSession<'_> {
         body(&mut BlueJetSnapshot {
             get: |key: &[u8]| -> StoreResult<Option<Vec<u8>>> { Ok(table.get(key)?) },
             scan: |start: &[u8], count: usize| -> StoreResult<Scan> {
-                scan_entries(table.range(start..)?, count)
+                scan_entries(table.entries(start..)?, count)
             },
         })
     }
@@ -118,18 +118,16 @@ where
     }
 }
 
-/// Visits up to `count` of `entries`, asking for none beyond them.
-fn scan_entries<E: std::error::Error>(
-    entries: impl IntoIterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
-    count: usize,
-) -> StoreResult<Scan> {
+/// Visits up to `count` of `entries`, asking for none beyond them. Values are looked at in
+/// place, as redb's guards are: neither engine copies them here.
+fn scan_entries<'r>(entries: Entries<'r>, count: usize) -> StoreResult<Scan> {
     let mut scan = Scan::default();
     if count == 0 {
         return Ok(scan);
     }
     for entry in entries {
-        let (_key, value) = entry?;
-        scan.add(value.len());
+        let entry = entry?;
+        scan.add(entry.value()?.len());
         if scan.entries == count {
             break;
         }

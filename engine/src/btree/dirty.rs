@@ -5,6 +5,7 @@
 //! allocates no page it later drops, and its leaves land on ascending pages.
 
 use super::node::Node;
+use crate::log::LogPosition;
 use crate::page::allocator::Allocator;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -24,8 +25,18 @@ pub struct DirtyPages {
     pub allocated: HashSet<u64>,
     /// Pages of committed state this transaction stopped using.
     pub retired: Vec<u64>,
+    /// Nodes recent commits wrote, still decoded, by page number, with the log position
+    /// sealed into their page: the branches of recent commits and every node of the last
+    /// one. A transaction that copies one of those pages again (the root, the branches above
+    /// its leaf, the catalog: commits keep copying them) takes the node instead of decoding
+    /// the page. At most [`RECENT_NODES`] nodes.
+    pub recent: HashMap<u64, (LogPosition, Node)>,
     next_temporary: u64,
 }
+
+/// Most nodes kept decoded in [`DirtyPages::recent`]: with a node at most about twice a page,
+/// 4 MiB at the default page size.
+pub const RECENT_NODES: usize = 256;
 
 impl DirtyPages {
     /// A temporary number for a new or copied node.
@@ -73,6 +84,29 @@ impl DirtyPages {
         let page = self.allocate(allocator);
         self.assigned.push((page, node));
         page
+    }
+
+    /// The decoded node of committed `page`, if the last commit left it here and `page`
+    /// still holds what that commit sealed (`sealed` is the position in the page).
+    pub fn take_recent(&mut self, page: u64, sealed: LogPosition) -> Option<Node> {
+        match self.recent.remove(&page) {
+            Some((position, node)) if position == sealed => Some(node),
+            _ => None,
+        }
+    }
+
+    /// Keeps the nodes a commit sealed at `end` decoded (see [`DirtyPages::recent`]).
+    pub fn keep_recent(&mut self, end: LogPosition, sealed: Vec<(u64, Node)>) {
+        // A leaf is copied again only if the next commit hits the same one; branches near
+        // the root are copied by most commits.
+        self.recent.retain(|_, (_, node)| !node.is_leaf());
+        if self.recent.len() + sealed.len() > RECENT_NODES {
+            self.recent.clear();
+        }
+        if sealed.len() <= RECENT_NODES {
+            self.recent
+                .extend(sealed.into_iter().map(|(page, node)| (page, (end, node))));
+        }
     }
 
     /// Drops every change, returning the pages allocated.

@@ -16,7 +16,9 @@
 
 use super::keys::Keys;
 use crate::log::LogPosition;
+use crate::page::cache::PageBytes;
 use crate::page::format::{self, PageType, PAGE_HEADER_BYTES};
+use std::sync::Arc;
 
 /// Where a long value lives: a chain of long-value pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,13 +137,15 @@ impl Node {
     }
 
     /// Encodes the node as page `number`, sealed with `lsn`.
-    pub fn encode(&self, page_size: usize, number: u64, lsn: LogPosition) -> Vec<u8> {
+    pub fn encode(&self, page_size: usize, number: u64, lsn: LogPosition) -> PageBytes {
         debug_assert_eq!(self.size, self.computed_size());
         assert!(self.size <= page_size, "node of {} bytes", self.size);
-        let mut page = vec![0u8; page_size];
+        // Encoded straight into the shared buffer the cache keeps: no second copy.
+        let mut shared: PageBytes = std::iter::repeat_n(0u8, page_size).collect();
+        let page = Arc::get_mut(&mut shared).expect("a new page has one owner");
         let mut end = page_size;
         for (index, key) in self.keys.iter().enumerate() {
-            end = self.encode_cell(&mut page, end, index, key);
+            end = self.encode_cell(page, end, index, key);
             let slot = PAGE_HEADER_BYTES + SLOT_BYTES * index;
             page[slot..slot + 2].copy_from_slice(&(end as u16).to_le_bytes());
             page[slot + 2..slot + 6].copy_from_slice(&slot_prefix(key).to_be_bytes());
@@ -153,12 +157,12 @@ impl Node {
         let page_type = match &self.body {
             Body::Leaf(_) => PageType::Leaf,
             Body::Branch(children) => {
-                format::set_link(&mut page, children[0]);
+                format::set_link(page, children[0]);
                 PageType::Branch
             }
         };
-        format::seal(&mut page, page_type, self.keys.len() as u16, number, lsn);
-        page
+        format::seal(page, page_type, self.keys.len() as u16, number, lsn);
+        shared
     }
 
     /// Writes cell `index` to end just before `end`; returns where it starts.

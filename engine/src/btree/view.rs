@@ -147,7 +147,12 @@ impl<'a> NodeView<'a> {
 
     /// Decodes the whole node for change.
     pub fn to_node(&self) -> Node {
-        let keys = super::keys::Keys::from_keys((0..self.count).map(|index| self.key(index)));
+        // Key bytes are at most the page's size: reserving that much is one allocation.
+        let keys = super::keys::Keys::from_keys_sized(
+            (0..self.count).map(|index| self.key(index)),
+            self.count,
+            self.page.len(),
+        );
         let body = if self.leaf {
             Body::Leaf((0..self.count).map(|i| self.value(i).to_value()).collect())
         } else {

@@ -58,7 +58,14 @@ impl<'a> TreeWriter<'a> {
         if self.dirty.nodes.contains_key(&page) {
             return Ok(page);
         }
-        let node = NodeView::new(&self.store.tree_page(page)?).to_node();
+        let bytes = self.store.tree_page(page)?;
+        let node = match self
+            .dirty
+            .take_recent(page, crate::page::format::lsn(&bytes))
+        {
+            Some(node) => node,
+            None => NodeView::new(&bytes).to_node(),
+        };
         let copy = self.dirty.temporary();
         self.dirty.nodes.insert(copy, node);
         self.dirty.free(self.allocator, page);

@@ -30,6 +30,6 @@ pub use gate::{CommitGate, Gate};
 pub use open::read_header_copies;
 pub use options::Options;
 pub use passive::{GenerationReplay, PassiveDatabase, PassiveOrigin};
-pub use read::{Range, ReadTable, ReadTransaction};
+pub use read::{Entries, Entry, Range, ReadTable, ReadTransaction};
 pub use recovery::ReplayReport;
 pub use write::{Committed, WriteTable, WriteTransaction};

@@ -7,8 +7,10 @@ use super::write::owned_bounds;
 use super::DbError;
 use crate::btree::cursor::{self, Cursor, Direction};
 use crate::btree::view::NodeView;
+use crate::btree::view::ValueRef;
 use crate::btree::{after_start, before_end};
 use crate::page::cache::PageBytes;
+use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
@@ -147,9 +149,78 @@ impl<'r> ReadTable<'r> {
         })
     }
 
+    /// The entries within `range`, like [`ReadTable::range`], but without copying: each
+    /// [`Entry`] borrows its key and (inline) value from the cached leaf page.
+    ///
+    /// ```
+    /// # use bluejet_engine::db::{Database, Options};
+    /// # let directory = tempfile::tempdir().unwrap();
+    /// # let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let mut write = db.begin_write().unwrap();
+    /// write.insert("t", b"a", b"one").unwrap();
+    /// write.insert("t", b"b", b"two").unwrap();
+    /// write.commit().unwrap();
+    /// let read = db.begin_read().unwrap();
+    /// let table = read.open_table("t").unwrap();
+    /// let mut lengths = 0;
+    /// for entry in table.entries(&b"a"[..]..).unwrap() {
+    ///     let entry = entry.unwrap();
+    ///     lengths += entry.key().len() + entry.value().unwrap().len();
+    /// }
+    /// assert_eq!(lengths, 8);
+    /// ```
+    pub fn entries<'k>(&self, range: impl RangeBounds<&'k [u8]>) -> Result<Entries<'r>, DbError> {
+        Ok(Entries(self.range(range)?))
+    }
+
     /// The first entry at or after `key`.
     pub fn seek(&self, key: &[u8]) -> Result<Option<super::KeyValue>, DbError> {
         self.range(key..)?.next().transpose()
+    }
+}
+
+/// One entry of [`Entries`]: its key and value, read in place from the leaf page it holds.
+pub struct Entry<'r> {
+    inner: &'r Inner,
+    leaf: PageBytes,
+    index: usize,
+}
+
+impl Entry<'_> {
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        NodeView::new(&self.leaf).key(self.index)
+    }
+
+    /// The value: borrowed from the page when stored inline, read (and decompressed) from its
+    /// long-value pages otherwise.
+    pub fn value(&self) -> Result<Cow<'_, [u8]>, DbError> {
+        match NodeView::new(&self.leaf).value(self.index) {
+            ValueRef::Inline(bytes) => Ok(Cow::Borrowed(bytes)),
+            long => cursor::value_bytes(&self.inner.store, long).map(Cow::Owned),
+        }
+    }
+}
+
+/// Entries of a range without copies (see [`ReadTable::entries`]); `.rev()` walks them
+/// descending. Yields an error once, then ends.
+pub struct Entries<'r>(Range<'r>);
+
+impl<'r> Iterator for Entries<'r> {
+    type Item = Result<Entry<'r>, DbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.0.inner;
+        let found = self.0.advance(Direction::Forward)?;
+        Some(found.map(|(leaf, index)| Entry { inner, leaf, index }))
+    }
+}
+
+impl DoubleEndedIterator for Entries<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let inner = self.0.inner;
+        let found = self.0.advance(Direction::Backward)?;
+        Some(found.map(|(leaf, index)| Entry { inner, leaf, index }))
     }
 }
 
@@ -166,10 +237,9 @@ pub struct Range<'r> {
     done: bool,
 }
 
-type Entry = Result<(Vec<u8>, Vec<u8>), DbError>;
-
 impl Range<'_> {
-    fn step(&mut self, direction: Direction) -> Result<Option<super::KeyValue>, DbError> {
+    /// The next entry's leaf and index from `direction`'s end.
+    fn step(&mut self, direction: Direction) -> Result<Option<(PageBytes, usize)>, DbError> {
         let store = &self.inner.store;
         let (cursor, other, bound, other_yielded) = match direction {
             Direction::Forward => (
@@ -225,15 +295,14 @@ impl Range<'_> {
         if met || !inside {
             return Ok(None);
         }
-        let entry = (key.to_vec(), cursor::value_bytes(store, view.value(index))?);
         match direction {
             Direction::Forward => self.front_yielded = true,
             Direction::Backward => self.back_yielded = true,
         }
-        Ok(Some(entry))
+        Ok(Some((leaf.clone(), index)))
     }
 
-    fn advance(&mut self, direction: Direction) -> Option<Entry> {
+    fn advance(&mut self, direction: Direction) -> Option<Result<(PageBytes, usize), DbError>> {
         if self.done {
             return None;
         }
@@ -259,16 +328,28 @@ fn as_ref(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-impl Iterator for Range<'_> {
-    type Item = Entry;
+impl Range<'_> {
+    fn owned(&mut self, direction: Direction) -> Option<Result<super::KeyValue, DbError>> {
+        let store = &self.inner.store;
+        let found = self.advance(direction)?;
+        Some(found.and_then(|(leaf, index)| {
+            let view = NodeView::new(&leaf);
+            let value = cursor::value_bytes(store, view.value(index))?;
+            Ok((view.key(index).to_vec(), value))
+        }))
+    }
+}
 
-    fn next(&mut self) -> Option<Entry> {
-        self.advance(Direction::Forward)
+impl Iterator for Range<'_> {
+    type Item = Result<super::KeyValue, DbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.owned(Direction::Forward)
     }
 }
 
 impl DoubleEndedIterator for Range<'_> {
-    fn next_back(&mut self) -> Option<Entry> {
-        self.advance(Direction::Backward)
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.owned(Direction::Backward)
     }
 }

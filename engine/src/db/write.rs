@@ -514,12 +514,14 @@ fn seal_pages(inner: &Inner, state: &mut WriterState, end: LogPosition) -> Resul
         "a changed node outside every tree"
     );
     state.dirty.nodes.clear();
-    for (number, node) in state.dirty.assigned.drain(..) {
-        let page = node.encode(page_size, number, end);
-        if let Err(error) = inner.store.commit_page(number, page) {
+    let assigned = std::mem::take(&mut state.dirty.assigned);
+    for (number, node) in &assigned {
+        let page = node.encode(page_size, *number, end);
+        if let Err(error) = inner.store.commit_page(*number, page) {
             first_error.get_or_insert(error);
         }
     }
+    state.dirty.keep_recent(end, assigned);
     for (number, mut page) in state.dirty.long.drain() {
         long::seal(&mut page, number, end);
         if let Err(error) = inner.store.commit_page(number, page) {

@@ -85,12 +85,11 @@ impl PageStore {
 
     /// Puts a page a transaction committed into the cache; it reaches the file at eviction
     /// or at the next checkpoint.
-    pub fn commit_page(&self, number: u64, page: Vec<u8>) -> Result<(), DbError> {
+    pub fn commit_page(&self, number: u64, page: impl Into<PageBytes>) -> Result<(), DbError> {
+        let page: PageBytes = page.into();
         debug_assert!(format::verify(&page, number).is_ok());
         self.cache
-            .insert_unwritten(number, Arc::from(page), &|number, page| {
-                self.write_back(number, page)
-            })
+            .insert_unwritten(number, page, &|number, page| self.write_back(number, page))
     }
 
     /// Writes an unwritten page: its change must be in the durable log first.

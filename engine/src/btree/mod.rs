@@ -2,6 +2,7 @@
 
 pub mod cursor;
 pub mod dirty;
+pub mod inline;
 pub mod keys;
 pub mod node;
 pub mod repack;

@@ -14,6 +14,7 @@
 //! `count + 1` children: the leftmost is the header's link field, and the child of key `i`
 //! holds the keys `>= key i` (and `< key i+1`).
 
+use super::inline::InlineBytes;
 use super::keys::Keys;
 use crate::log::LogPosition;
 use crate::page::cache::PageBytes;
@@ -37,7 +38,7 @@ pub struct LongRef {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     /// Stored in the leaf.
-    Inline(Vec<u8>),
+    Inline(InlineBytes),
     /// Stored out of line.
     Long(LongRef),
 }
@@ -138,11 +139,17 @@ impl Node {
 
     /// Encodes the node as page `number`, sealed with `lsn`.
     pub fn encode(&self, page_size: usize, number: u64, lsn: LogPosition) -> PageBytes {
+        self.encode_into(std::iter::repeat_n(0u8, page_size).collect(), number, lsn)
+    }
+
+    /// Encodes into `shared`, a zeroed page buffer nobody else holds (the cache keeps it as
+    /// it is: no second copy).
+    pub fn encode_into(&self, mut shared: PageBytes, number: u64, lsn: LogPosition) -> PageBytes {
+        let page_size = shared.len();
         debug_assert_eq!(self.size, self.computed_size());
         assert!(self.size <= page_size, "node of {} bytes", self.size);
-        // Encoded straight into the shared buffer the cache keeps: no second copy.
-        let mut shared: PageBytes = std::iter::repeat_n(0u8, page_size).collect();
-        let page = Arc::get_mut(&mut shared).expect("a new page has one owner");
+        let page = Arc::get_mut(&mut shared).expect("a blank page has one owner");
+        debug_assert!(page.iter().all(|&byte| byte == 0), "a blank page is zeroed");
         let mut end = page_size;
         for (index, key) in self.keys.iter().enumerate() {
             end = self.encode_cell(page, end, index, key);
@@ -410,7 +417,7 @@ mod tests {
         let mut node = Node::empty_leaf();
         node.keys = Keys::from_vec(vec![b"a".to_vec(), b"bb".to_vec()]);
         node.body = Body::Leaf(vec![
-            Value::Inline(b"one".to_vec()),
+            Value::Inline(b"one".to_vec().into()),
             Value::Long(LongRef {
                 first_page: 9,
                 length: 100_000,

@@ -3,7 +3,9 @@
 //! Every page read from the file is validated once ([`validate`]) before it enters the
 //! cache; after that the accessors index it without further checks.
 
+use super::inline::InlineBytes;
 use super::node::{slot_prefix, Body, LongRef, Node, Value, SLOT_BYTES};
+use crate::page::cache::PageBytes;
 use crate::page::format::{self, read_u16, read_u32, read_u64, PageType, PAGE_HEADER_BYTES};
 
 /// A value as stored in a leaf, borrowed.
@@ -19,7 +21,7 @@ impl ValueRef<'_> {
     /// The owned form.
     pub fn to_value(self) -> Value {
         match self {
-            ValueRef::Inline(bytes) => Value::Inline(bytes.to_vec()),
+            ValueRef::Inline(bytes) => Value::Inline(bytes.to_vec().into()),
             ValueRef::Long(long) => Value::Long(long),
         }
     }
@@ -146,7 +148,27 @@ impl<'a> NodeView<'a> {
     }
 
     /// Decodes the whole node for change.
+    /// The decoded node of `page`, its inline values ranges of `page` rather than copies.
+    pub fn to_node_shared(page: &PageBytes) -> Node {
+        NodeView::new(page).decode_with(|value| match value {
+            ValueRef::Inline(bytes) => {
+                // The value lies inside the page: its offset there is a plain difference.
+                let start = bytes.as_ptr() as usize - page.as_ptr() as usize;
+                Value::Inline(InlineBytes::Shared(
+                    PageBytes::clone(page),
+                    start..start + bytes.len(),
+                ))
+            }
+            ValueRef::Long(long) => Value::Long(long),
+        })
+    }
+
+    /// The decoded node, values copied.
     pub fn to_node(&self) -> Node {
+        self.decode_with(ValueRef::to_value)
+    }
+
+    fn decode_with(&self, value: impl Fn(ValueRef<'a>) -> Value) -> Node {
         // Key bytes are at most the page's size: reserving that much is one allocation.
         let keys = super::keys::Keys::from_keys_sized(
             (0..self.count).map(|index| self.key(index)),
@@ -154,7 +176,7 @@ impl<'a> NodeView<'a> {
             self.page.len(),
         );
         let body = if self.leaf {
-            Body::Leaf((0..self.count).map(|i| self.value(i).to_value()).collect())
+            Body::Leaf((0..self.count).map(|i| value(self.value(i))).collect())
         } else {
             Body::Branch((0..=self.count).map(|index| self.child(index)).collect())
         };

@@ -64,7 +64,7 @@ impl<'a> TreeWriter<'a> {
             .take_recent(page, crate::page::format::lsn(&bytes))
         {
             Some(node) => node,
-            None => NodeView::new(&bytes).to_node(),
+            None => NodeView::to_node_shared(&bytes),
         };
         let copy = self.dirty.temporary();
         self.dirty.nodes.insert(copy, node);

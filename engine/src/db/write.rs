@@ -192,7 +192,7 @@ impl<'db> WriteTransaction<'db> {
     fn store_value(&mut self, value: &[u8]) -> Value {
         let page_size = self.inner.store.page_size();
         if value.len() <= max_inline_value_bytes(page_size) {
-            return Value::Inline(value.to_vec());
+            return Value::Inline(value.to_vec().into());
         }
         let (stored, compressed) = long::prepare(value, self.inner.options.compression);
         let state = self.state();
@@ -241,7 +241,7 @@ impl<'db> WriteTransaction<'db> {
 
     fn value_bytes(&self, value: Value) -> Result<Vec<u8>, DbError> {
         match value {
-            Value::Inline(bytes) => Ok(bytes),
+            Value::Inline(bytes) => Ok(bytes.into_vec()),
             Value::Long(long) => {
                 let path = self.inner.store.file().path();
                 long::read(long, &|page| self.long_page(page), path)
@@ -445,7 +445,7 @@ impl<'db> WriteTransaction<'db> {
             let root = self.catalog_root;
             let (root, _) =
                 self.tree()
-                    .insert(root, name.as_bytes(), Value::Inline(meta.encode()))?;
+                    .insert(root, name.as_bytes(), Value::Inline(meta.encode().into()))?;
             self.catalog_root = root;
         }
         let root = self.catalog_root;
@@ -507,7 +507,6 @@ impl Drop for WriteTransaction<'_> {
 }
 
 fn seal_pages(inner: &Inner, state: &mut WriterState, end: LogPosition) -> Result<(), DbError> {
-    let page_size = inner.store.page_size();
     let mut first_error = None;
     debug_assert!(
         state.dirty.nodes.is_empty(),
@@ -516,7 +515,7 @@ fn seal_pages(inner: &Inner, state: &mut WriterState, end: LogPosition) -> Resul
     state.dirty.nodes.clear();
     let assigned = std::mem::take(&mut state.dirty.assigned);
     for (number, node) in &assigned {
-        let page = node.encode(page_size, *number, end);
+        let page = node.encode_into(inner.store.blank_page(), *number, end);
         if let Err(error) = inner.store.commit_page(*number, page) {
             first_error.get_or_insert(error);
         }

@@ -4,9 +4,14 @@
 //! write), so a reader holding a page never sees it change. A page committed but not yet in
 //! the file is *unwritten*; evicting it writes it first (the caller's write-back honours the
 //! write-ahead rule). Memory: at most `capacity` bytes of pages plus one page per shard in
-//! flight.
+//! flight, plus up to [`SPARE_PAGES`] page buffers kept for reuse.
+//!
+//! Pages that leave the cache with nobody else holding them are kept (up to
+//! [`SPARE_PAGES`]) and handed out again by [`PageCache::blank`]: a commit then encodes its
+//! pages into recycled buffers instead of allocating and freeing 8 KiB per page, which with
+//! many committing threads is a malloc arena handing memory between threads.
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry::{Occupied, Vacant};
 use std::collections::VecDeque;
@@ -14,6 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const SHARDS: usize = 16;
+
+/// Page buffers kept for reuse (2 MiB at the default page size).
+pub const SPARE_PAGES: usize = 256;
 
 /// One cached page: its bytes, already checked or sealed.
 pub type PageBytes = Arc<[u8]>;
@@ -35,6 +43,8 @@ struct Shard {
 pub struct PageCache {
     shards: Vec<RwLock<Shard>>,
     pages_per_shard: usize,
+    page_size: usize,
+    spare: Mutex<Vec<PageBytes>>,
 }
 
 /// Writes an unwritten page back before it leaves the cache.
@@ -47,6 +57,33 @@ impl PageCache {
         Self {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             pages_per_shard: pages / SHARDS,
+            page_size,
+            spare: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A zeroed page buffer nobody else holds: a recycled one if any, else a new one.
+    pub fn blank(&self) -> PageBytes {
+        let recycled = self.spare.lock().pop();
+        match recycled {
+            Some(mut page) => {
+                Arc::get_mut(&mut page)
+                    .expect("a spare page has one owner")
+                    .fill(0);
+                page
+            }
+            None => std::iter::repeat_n(0u8, self.page_size).collect(),
+        }
+    }
+
+    /// Keeps a page that left the cache for reuse, if nobody else holds it.
+    fn recycle(&self, mut page: PageBytes) {
+        if page.len() != self.page_size || Arc::get_mut(&mut page).is_none() {
+            return;
+        }
+        let mut spare = self.spare.lock();
+        if spare.len() < SPARE_PAGES {
+            spare.push(page);
         }
     }
 
@@ -102,7 +139,8 @@ impl PageCache {
             // A committed copy replaces what is cached; a copy read from the file never
             // replaces one already cached (which is at least as new).
             Occupied(mut occupied) if unwritten => {
-                occupied.insert(entry);
+                let replaced = occupied.insert(entry);
+                self.recycle(replaced.page);
             }
             Occupied(occupied) => occupied.get().referenced.store(true, Ordering::Relaxed),
             Vacant(vacant) => {
@@ -139,7 +177,9 @@ impl PageCache {
                     return Err(error);
                 }
             }
-            shard.map.remove(&number);
+            if let Some(removed) = shard.map.remove(&number) {
+                self.recycle(removed.page);
+            }
         }
         if shard.clock.len() > 2 * shard.map.len() + 64 {
             let Shard { map, clock } = shard;

@@ -85,6 +85,12 @@ impl PageStore {
 
     /// Puts a page a transaction committed into the cache; it reaches the file at eviction
     /// or at the next checkpoint.
+    /// A zeroed page buffer to encode a page into (recycled when the cache has one).
+    pub fn blank_page(&self) -> PageBytes {
+        self.cache.blank()
+    }
+
+    /// Caches a committed page (unwritten until a checkpoint or an eviction writes it).
     pub fn commit_page(&self, number: u64, page: impl Into<PageBytes>) -> Result<(), DbError> {
         let page: PageBytes = page.into();
         debug_assert!(format::verify(&page, number).is_ok());

@@ -34,9 +34,10 @@ pub struct DirtyPages {
     next_temporary: u64,
 }
 
-/// Most nodes kept decoded in [`DirtyPages::recent`]: with a node at most about twice a page,
-/// 4 MiB at the default page size.
-pub const RECENT_NODES: usize = 256;
+/// Most nodes kept decoded in [`DirtyPages::recent`]: every branch of a tree of a few million
+/// entries. A branch node takes at most about twice a page, so at most 16 MiB at the default
+/// page size (the last commit's leaves also keep the page their values point into).
+pub const RECENT_NODES: usize = 1024;
 
 impl DirtyPages {
     /// A temporary number for a new or copied node.

@@ -41,8 +41,11 @@ struct State {
     prepared: Option<Arc<dyn FileHandle>>,
     /// Someone is creating `E00tmp.log`.
     preparing: bool,
-    /// A roll owns `E00tmp.log`: from taking it until its generation is installed.
+    /// A roll owns `E00tmp.log`: from taking it until its generation is installed and the
+    /// next `E00tmp.log` prepared.
     rolling: bool,
+    /// A close was handed over and its generation is not installed yet.
+    installing: bool,
     /// A close handed over and not yet started by the closer thread.
     job: Option<CloseJob>,
     /// The header of the generation installed as `E00.log`.
@@ -87,6 +90,7 @@ impl Closer {
                 prepared: None,
                 preparing: false,
                 rolling: false,
+                installing: false,
                 job: None,
                 installed,
                 failed: None,
@@ -177,6 +181,7 @@ impl Closer {
             let mut state = self.state.lock();
             assert!(state.rolling && state.job.is_none(), "one close at a time");
             state.job = Some(job);
+            state.installing = true;
             self.changed.notify_all();
             return Ok(());
         }
@@ -189,10 +194,11 @@ impl Closer {
         outcome
     }
 
-    /// Waits until no close is in progress: everything the writer rolled past is installed.
+    /// Waits until everything the writer rolled past is installed (not for the preparing of
+    /// the next `E00tmp.log` that follows).
     pub fn wait_installed(&self) -> Result<(), LogError> {
         let mut state = self.state.lock();
-        while state.rolling {
+        while state.installing {
             self.changed.wait(&mut state);
         }
         failure(&mut state)
@@ -212,23 +218,28 @@ impl Closer {
                 }
             };
             let next = job.next;
-            // The next file is prepared before the roll is done, so the writer finds it ready
-            // when it fills the generation just installed. A failure to prepare is reported
-            // by the roll that tries again.
             let result = self.close(job);
-            let prepared = result.as_ref().ok().and_then(|()| self.prepare().ok());
-            let mut state = self.state.lock();
-            state.rolling = false;
-            match result {
-                Ok(()) => {
-                    state.installed = next;
-                    state.prepared = prepared;
+            let installed = result.is_ok();
+            {
+                let mut state = self.state.lock();
+                state.installing = false;
+                match result {
+                    Ok(()) => state.installed = next,
+                    Err(error) => {
+                        state.failed_reason = Some(error.to_string());
+                        state.failed = Some(error);
+                    }
                 }
-                Err(error) => {
-                    state.failed_reason = Some(error.to_string());
-                    state.failed = Some(error);
-                }
+                self.changed.notify_all();
             }
+            // The roll keeps the name until the next file is prepared, so the writer finds
+            // it ready when it fills the generation just installed (and nobody else creates
+            // `E00tmp.log` meanwhile). A failure to prepare is reported by the roll that
+            // tries again.
+            let prepared = installed.then(|| self.prepare().ok()).flatten();
+            let mut state = self.state.lock();
+            state.prepared = prepared;
+            state.rolling = false;
             self.changed.notify_all();
         }
     }

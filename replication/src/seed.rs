@@ -120,7 +120,9 @@ fn catch_up(
     config: &ReplicaConfig,
     position: LogPosition,
 ) -> Result<u32, ReplError> {
-    if active.log().current_generation() == position.generation {
+    // `current_generation` names the installed `E00.log`; the writer may be a generation
+    // ahead, so anything at or past it is still open.
+    if position.generation >= active.log().current_generation() {
         active.log().roll()?;
     }
     let mut replica = Replica::open(config.clone())?;

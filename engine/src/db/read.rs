@@ -332,11 +332,16 @@ impl Range<'_> {
     fn owned(&mut self, direction: Direction) -> Option<Result<super::KeyValue, DbError>> {
         let store = &self.inner.store;
         let found = self.advance(direction)?;
-        Some(found.and_then(|(leaf, index)| {
+        let entry = found.and_then(|(leaf, index)| {
             let view = NodeView::new(&leaf);
             let value = cursor::value_bytes(store, view.value(index))?;
             Ok((view.key(index).to_vec(), value))
-        }))
+        });
+        // A value that cannot be read ends the range too: an error once, then the end.
+        if entry.is_err() {
+            self.done = true;
+        }
+        Some(entry)
     }
 }
 

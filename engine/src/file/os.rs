@@ -29,6 +29,7 @@ impl FileHandle for OsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+    #[cfg(target_os = "linux")]
     fn start_writeback(&self, offset: u64, length: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {

@@ -164,15 +164,15 @@ impl GenerationWriter {
         Ok(())
     }
 
-    /// Starts writing the home segments written so far to the disk, without waiting.
-    pub fn start_writeback(&mut self) -> Result<(), LogError> {
+    /// Starts writing the home segments written so far to the disk, without waiting. Only
+    /// a hint: a failure is ignored here (a real I/O error shows at the sync, which is fatal).
+    pub fn start_writeback(&mut self) {
         let range = std::mem::replace(&mut self.writeback, 0..0);
-        if range.is_empty() {
-            return Ok(());
+        if !range.is_empty() {
+            let _ = self
+                .file
+                .start_writeback(range.start, range.end - range.start);
         }
-        self.file
-            .start_writeback(range.start, range.end - range.start)
-            .map_err(|e| LogError::io(&self.path, "start log writeback", e))
     }
 
     fn write_shadow(&mut self, partial: &[u8]) -> Result<(), LogError> {

@@ -518,7 +518,7 @@ impl Shared {
             self.roll(io)?;
         }
         if !sync {
-            io.start_writeback()?;
+            io.start_writeback();
         }
         if sync {
             // Nothing of a generation counts before it is installed as `E00.log`.
@@ -551,7 +551,7 @@ impl Shared {
         next_file: Arc<dyn FileHandle>,
     ) -> Result<(), LogError> {
         io.complete()?;
-        io.start_writeback()?;
+        io.start_writeback();
         self.closer.note_fill_rate(io.fill_rate());
         let previous = io.header;
         let next = GenerationHeader {

@@ -54,7 +54,8 @@ fn compare(database: &Database, config: &ReplicaConfig) -> Result<Comparison, To
     };
     database.log().wait_durable(position)?;
     // The copy replays closed generations only: close the snapshot's.
-    if database.log().current_generation() == position.generation {
+    // At or past the installed `E00.log` (the writer may be one ahead): still open.
+    if position.generation >= database.log().current_generation() {
         database.log().roll()?;
     }
     let mut replica = Replica::open(config.clone()).map_err(|error| match error {

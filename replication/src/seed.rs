@@ -120,11 +120,7 @@ fn catch_up(
     config: &ReplicaConfig,
     position: LogPosition,
 ) -> Result<u32, ReplError> {
-    // `current_generation` names the installed `E00.log`; the writer may be a generation
-    // ahead, so anything at or past it is still open.
-    if position.generation >= active.log().current_generation() {
-        active.log().roll()?;
-    }
+    active.log().close_through(position)?;
     let mut replica = Replica::open(config.clone())?;
     replica.catch_up(position, Duration::from_secs(60))?;
     let replayed = replica

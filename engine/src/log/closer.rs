@@ -250,8 +250,8 @@ impl Closer {
         self.changed.notify_all();
     }
 
-    /// The rest of steps 1 and 4 of the roll (see `roll.rs`): sync the finished generation,
-    /// then install it and the next.
+    /// Step 4 of the roll (see `roll.rs`): sync the finished generation, then install it and
+    /// the next.
     fn close(&self, job: CloseJob) -> Result<(), LogError> {
         let CloseJob { mut closing, next } = job;
         closing.sync()?;

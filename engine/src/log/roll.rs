@@ -2,17 +2,17 @@
 //!
 //! A roll, in order (each step durable before the next, so a crash anywhere leaves a directory
 //! that reopens to the same log):
-//! 1. the partial block of `E00.log` goes to its home segment; sync;
-//! 2. the digest of the finished file is computed by reading it back;
+//! 1. the partial block of `E00.log` goes to its home segment;
+//! 2. the digest of the finished file is computed by reading it back (from the page cache);
 //! 3. the header of the next generation is written into the prepared `E00tmp.log`; sync;
-//! 4. rename `E00.log` to `E00` + 8 hex digits `.log`, rename `E00tmp.log` to `E00.log`;
-//!    sync the directory;
+//! 4. sync `E00.log`; rename it to `E00` + 8 hex digits `.log`, rename `E00tmp.log` to
+//!    `E00.log`; sync the directory;
 //! 5. a new `E00tmp.log` is prepared (allocated and, unless the log is streaming, filled with
 //!    zeros and synced; its directory entry becomes durable with the next install).
 //!
-//! The writer does the first half of step 1 and then writes the next generation's segments
-//! into `E00tmp.log` at once; the rest runs in the closer thread when the background threads
-//! run (see `closer.rs`).
+//! The writer does steps 1 to 3 and then writes the next generation's segments into
+//! `E00tmp.log` at once; steps 4 and 5 run in the closer thread when the background threads
+//! run (see `closer.rs`). Nothing of the next generation counts as durable before step 4.
 
 use super::directory::path_of;
 use super::header::HEADER_BYTES;

@@ -57,7 +57,8 @@ pub(crate) struct State {
     /// Emptied chunk buffers kept for reuse, so appenders do not allocate (and fault in)
     /// megabytes again after every flush.
     spare: Vec<Vec<u8>>,
-    /// Bytes appended and not yet durable (pending plus in flight): bounded by the config.
+    /// Bytes appended and not yet written (pending plus in flight): bounded by the config.
+    /// (A flush that does not sync frees its bytes here once written.)
     pub(crate) buffered: usize,
     /// End of everything appended.
     pub(crate) append: LogPosition,
@@ -322,6 +323,16 @@ impl Log {
         Ok(closing)
     }
 
+    /// Closes the generation holding `position` if it is still open (it is at or past the
+    /// installed `E00.log`: the writer may be one generation ahead), so that a copy replaying
+    /// closed generations reaches `position`. Everything appended before is durable on return.
+    pub fn close_through(&self, position: LogPosition) -> Result<(), LogError> {
+        if position.generation >= self.current_generation() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
     /// The checkpoint in force.
     pub fn checkpoint(&self) -> Checkpoint {
         self.shared.checkpoint.lock().current()
@@ -519,15 +530,14 @@ impl Shared {
         }
         if !sync {
             io.start_writeback();
+            return Ok(());
         }
-        if sync {
-            // Nothing of a generation counts before it is installed as `E00.log`.
-            self.closer.wait_installed()?;
-            if io.is_unsynced() {
-                io.sync()?;
-                self.syncs.fetch_add(1, Ordering::Relaxed);
-                self.flushes.fetch_add(1, Ordering::Relaxed);
-            }
+        // Nothing of a generation counts before it is installed as `E00.log`.
+        self.closer.wait_installed()?;
+        if io.is_unsynced() {
+            io.sync()?;
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            self.flushes.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -543,8 +553,8 @@ impl Shared {
         result
     }
 
-    /// Steps 1 to 3 of the roll (see `roll.rs`) on the writer's side, except the sync of the
-    /// finished generation, which the closer does with step 4.
+    /// Steps 1 to 3 of the roll (see `roll.rs`), on the writer's side; the closer does the
+    /// rest.
     fn hand_over(
         &self,
         io: &mut GenerationWriter,

@@ -54,10 +54,7 @@ fn compare(database: &Database, config: &ReplicaConfig) -> Result<Comparison, To
     };
     database.log().wait_durable(position)?;
     // The copy replays closed generations only: close the snapshot's.
-    // At or past the installed `E00.log` (the writer may be one ahead): still open.
-    if position.generation >= database.log().current_generation() {
-        database.log().roll()?;
-    }
+    database.log().close_through(position)?;
     let mut replica = Replica::open(config.clone()).map_err(|error| match error {
         ReplError::Locked { .. } => ToolError::Failure(format!(
             "{error}: stop it (`bluejet repl run`) before verifying"

@@ -2,8 +2,8 @@
 //!
 //! Each case runs a deterministic workload (commits of mail-sized values, durable and lazy,
 //! explicit rolls, rolls when a generation fills) and cuts it at one operation: from there on
-//! every disk operation fails, then the disk crashes with a seed that decides, sector by
-//! sector, which unsynced writes survive, and which directory operations. The log is
+//! every disk operation fails, then the disk crashes with a seed that decides, page by page
+//! and sector by sector, which unsynced writes survive, and which directory operations. The log is
 //! reopened and must hold every acknowledged commit intact and no transaction partly; it is
 //! then written again and reopened again, which must also hold.
 

@@ -6,8 +6,8 @@
 //! 20–100 KiB, checkpoints, clean close and reopen) on small options, so the page cache
 //! evicts, checkpoints run inline and the log rolls often. The model is a map of
 //! (table, key) to value per commit. The case is cut at one disk operation: from there on
-//! every operation fails, then the disk crashes with the seed deciding, sector by sector,
-//! which unsynced writes survive. The reopened database must hold exactly the state after
+//! every operation fails, then the disk crashes with the seed deciding, page by page and
+//! sector by sector, which unsynced writes survive. The reopened database must hold exactly the state after
 //! some commit at or after the newest one known durable: every durable commit whole, no
 //! aborted or uncommitted change, lazy commits as a prefix in commit order. The file must
 //! then pass the integrity check, and a second round of writes, crashed again, must hold too.

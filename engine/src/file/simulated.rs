@@ -4,8 +4,9 @@
 //! crash). `sync_data` makes a file's written image durable; `sync_directory` makes the
 //! creations, renames and removals in that directory durable, in the order they happened.
 //! [`SimulatedFileSystem::crash`] throws away everything that was not synced, and, with a
-//! seeded generator, may instead keep, drop or garble each unsynced write sector by sector
-//! and in any order, and keep any prefix of the unsynced directory operations. Handles opened
+//! seeded generator, may instead keep or drop each 4 KiB page of an unsynced write whole, or
+//! keep, drop or garble it sector by sector, in any order, and keep any prefix of the unsynced
+//! directory operations. Handles opened
 //! before a crash fail afterwards. [`SimulatedFileSystem::fail_at`] fails the Nth operation.
 
 use super::{FileHandle, FileSystem, OpenMode};
@@ -19,6 +20,8 @@ use std::sync::Arc;
 
 /// The size of the unit a torn write tears at.
 pub const SECTOR_BYTES: usize = 512;
+/// Unit of the kernel's writeback: a page survives a crash whole, not at all, or torn.
+pub const PAGE_BYTES: usize = 4096;
 
 /// How an injected fault behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,8 +176,8 @@ impl SimulatedFileSystem {
         Self::finish_crash(&mut state);
     }
 
-    /// A crash where every unsynced write is, per sector and in a random order, kept, dropped
-    /// or garbled, and a random prefix of the unsynced directory operations is kept.
+    /// A crash where every unsynced write is, per page or sector and in a random order, kept,
+    /// dropped or garbled, and a random prefix of the unsynced directory operations is kept.
     pub fn crash(&self, seed: u64) {
         let mut random = Pcg64::seed_from_u64(seed);
         let mut state = self.state.lock();
@@ -236,7 +239,11 @@ fn shuffle<T>(items: &mut [T], random: &mut Pcg64) {
     }
 }
 
-/// Applies one unsynced write to a crashed image: each sector is kept, dropped or garbled.
+/// Applies one unsynced write to a crashed image: page by page (4 KiB, as the kernel writes
+/// back), each page kept whole, dropped whole, or torn (each sector kept, dropped or garbled),
+/// a third of the time each. Whole pages matter: a later page that survives whole while an
+/// earlier one is torn is the case recovery must not take for damage, and with sectors alone a
+/// multi-sector segment would almost never survive.
 fn apply_torn(image: &mut Vec<u8>, write: PendingWrite, random: &mut Pcg64) {
     match write {
         PendingWrite::Length(length) => {
@@ -245,16 +252,28 @@ fn apply_torn(image: &mut Vec<u8>, write: PendingWrite, random: &mut Pcg64) {
             }
         }
         PendingWrite::Data { offset, bytes } => {
-            for (index, chunk) in bytes.chunks(SECTOR_BYTES).enumerate() {
-                let start = offset + index * SECTOR_BYTES;
-                match random.random_range(0..10u32) {
-                    0..=3 => write_into(image, start, chunk),
-                    4..=7 => {}
-                    _ => {
-                        let garbage: Vec<u8> = (0..chunk.len()).map(|_| random.random()).collect();
-                        write_into(image, start, &garbage);
-                    }
+            for (index, page) in bytes.chunks(PAGE_BYTES).enumerate() {
+                let start = offset + index * PAGE_BYTES;
+                match random.random_range(0..3u32) {
+                    0 => write_into(image, start, page),
+                    1 => {}
+                    _ => tear_into(image, start, page, random),
                 }
+            }
+        }
+    }
+}
+
+/// Writes `bytes` at `offset` sector by sector, each kept, dropped or garbled.
+fn tear_into(image: &mut Vec<u8>, offset: usize, bytes: &[u8], random: &mut Pcg64) {
+    for (index, chunk) in bytes.chunks(SECTOR_BYTES).enumerate() {
+        let start = offset + index * SECTOR_BYTES;
+        match random.random_range(0..10u32) {
+            0..=3 => write_into(image, start, chunk),
+            4..=7 => {}
+            _ => {
+                let garbage: Vec<u8> = (0..chunk.len()).map(|_| random.random()).collect();
+                write_into(image, start, &garbage);
             }
         }
     }

@@ -40,15 +40,17 @@ fn run(shared: &Shared) {
             continue;
         }
         let behind = state.append > state.durable;
+        let may_sync = !state.syncing;
         // Lazy commits become durable within the interval; a buffer past half full is
-        // written (not synced) so appenders keep filling the other half.
-        if behind && state.last_sync.elapsed() >= interval {
+        // written (not synced) so appenders keep filling the other half, even while a sync
+        // is in flight.
+        if may_sync && behind && state.last_sync.elapsed() >= interval {
             shared.lead_flush(&mut state, true);
         } else if state.buffered > half_buffer {
             shared.lead_flush(&mut state, false);
-        } else if behind {
+        } else if may_sync && behind {
             shared.lead_flush(&mut state, true);
-        } else if shared.idle_roll_due(&state) {
+        } else if may_sync && shared.idle_roll_due(&state) {
             let next = LogPosition::new(state.append.generation + 1, 0);
             state.append = next;
             shared.lead_flush(&mut state, true);

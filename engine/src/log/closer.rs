@@ -1,10 +1,10 @@
 //! Closing generations behind the writer, so a roll does not stop the log.
 //!
 //! When the writer fills `E00.log` (generation g) it writes g's partial block home, digests
-//! g, writes and syncs g+1's header into the prepared `E00tmp.log`, and goes on writing g+1's
-//! segments into it at once. The closer then finishes the roll of `roll.rs` with the larger
-//! disk waits off the writer's path: sync g, rename both files and sync the directory, and
-//! prepare the next `E00tmp.log`. Invariants:
+//! g, writes g+1's header into the prepared `E00tmp.log`, and goes on writing g+1's segments
+//! into it at once. The closer then finishes the roll of `roll.rs` with every disk wait off
+//! the writer's path: sync g, sync g+1's header, rename both files and sync the directory,
+//! and prepare the next `E00tmp.log`. Invariants:
 //! - one close at a time: the writer waits for the previous close before it takes the next
 //!   prepared file (so the name `E00tmp.log` belongs to one generation at a time);
 //! - nothing in g+1 counts as durable before g+1 is installed: a flush that syncs waits for
@@ -14,8 +14,9 @@
 //! Without the background thread (tests on the simulated disk, which must be repeatable) the
 //! writer runs each close itself, in the same order.
 
+use super::directory::path_of;
 use super::generation_writer::GenerationWriter;
-use super::roll::{install, prepare_next, Fill};
+use super::roll::{install, prepare_next, sync_header, Fill};
 use super::{BaseName, GenerationHeader};
 use crate::error::LogError;
 use crate::file::{FileHandle, FileSystem};
@@ -29,11 +30,12 @@ use std::sync::Arc;
 /// below it (about 25 MiB/s at 24,000 commits of 1 KiB a second).
 const STREAMING_BYTES_PER_SECOND: f64 = 64.0 * (1 << 20) as f64;
 
-/// A roll the writer handed over: the finished writer of g, and the header of g+1, already
-/// durable in `E00tmp.log`.
+/// A roll the writer handed over: the finished writer of g, and `E00tmp.log` with the header
+/// of g+1 written (not yet synced).
 pub(crate) struct CloseJob {
     pub closing: GenerationWriter,
     pub next: GenerationHeader,
+    pub next_file: Arc<dyn FileHandle>,
 }
 
 struct State {
@@ -250,11 +252,18 @@ impl Closer {
         self.changed.notify_all();
     }
 
-    /// Step 4 of the roll (see `roll.rs`): sync the finished generation, then install it and
-    /// the next.
+    /// Step 4 of the roll (see `roll.rs`): sync the finished generation and the next one's
+    /// header, then install both.
     fn close(&self, job: CloseJob) -> Result<(), LogError> {
-        let CloseJob { mut closing, next } = job;
+        let CloseJob {
+            mut closing,
+            next,
+            next_file,
+        } = job;
+        // The finished generation first: its data was sent to the disk before the header.
         closing.sync()?;
+        let prepared = path_of(&self.directory, &self.base.prepared());
+        sync_header(next_file.as_ref(), &prepared)?;
         assert_eq!(
             next.generation,
             closing.header.generation + 1,

@@ -1,14 +1,18 @@
 //! Writes the record stream of the current generation into its segments.
 //!
 //! The partial block scheme: a complete block goes to its home segment, which is written once
-//! and never again. A partly filled block goes to a shadow segment: always the shadow that
-//! does *not* hold the last synced copy, so no write ever touches the only durable copy of
-//! acknowledged bytes, however many unsynced flushes come between two syncs. The partial block
-//! reaches its home segment when it fills up, or at a roll when the generation closes.
+//! and never again. A partly filled block goes to a shadow segment, never to one that holds
+//! the last synced copy or the copy a sync in flight is making durable, so no write ever
+//! touches the only durable copy of acknowledged bytes. When both shadows are taken that way,
+//! the partial block waits in memory until the sync ends. It reaches its home segment when it
+//! fills up, or at a roll when the generation closes.
 //!
-//! Every segment carries the writer's flush sequence, which moves on at each sync: segments
-//! written between two syncs share one sequence, so a segment with a lower sequence than the
-//! newest in the file was durable (see `scan.rs`).
+//! Every segment carries two sequences. Its *flush sequence* is the writer's sequence, which
+//! moves on when a sync starts, so everything a sync covers has a lower sequence than anything
+//! written while it runs. Its *synced sequence* is the highest sequence whose sync had
+//! finished: a segment of a later block with a sequence at or below it was durable (see
+//! `scan.rs`). A sync may run while the writer goes on writing (see [`SyncTicket`]); at most
+//! one does.
 
 use super::scan::{home_capacity, shadow_slots};
 use super::segment::{self, SegmentHeader, PAYLOAD_BYTES, SEGMENT_BYTES};
@@ -18,23 +22,59 @@ use crate::file::FileHandle;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Where a generation's stream ends, as opening found it.
+pub(crate) struct StreamEnd {
+    /// Stream bytes.
+    pub bytes: u64,
+    /// The partial block (empty if the stream ends on a block boundary).
+    pub tail: Vec<u8>,
+    /// The shadow slot the partial block was read from, if any.
+    pub shadow: Option<u32>,
+    /// The highest flush sequence of any valid segment in the file.
+    pub newest_sequence: u64,
+    /// The highest synced sequence any valid segment names.
+    pub synced_sequence: u64,
+}
+
+/// A sync begun with [`GenerationWriter::begin_sync`]: the file to sync, and what becomes
+/// durable with it.
+pub(crate) struct SyncTicket {
+    pub file: Arc<dyn FileHandle>,
+    pub path: PathBuf,
+    generation: u32,
+    /// Every segment written before the sync began carries this sequence or a lower one.
+    sequence: u64,
+    /// The shadow slot holding the newest copy of the partial block, if one was written.
+    shadow: Option<u32>,
+    /// Whether anything was written since the previous sync began (else there is nothing to
+    /// sync).
+    pub needed: bool,
+}
+
 /// The writer of one generation file.
 pub(crate) struct GenerationWriter {
     pub path: PathBuf,
     pub file: Arc<dyn FileHandle>,
     pub header: GenerationHeader,
-    /// Bytes of the partial block (durable in `tail_shadow`, or empty).
+    /// Bytes of the partial block.
     tail: Vec<u8>,
     /// Index of the partial block.
     tail_block: u32,
     /// The shadow slot holding the last synced copy of the partial block: never written
-    /// before the next sync.
+    /// before the next sync ends.
     durable_shadow: Option<u32>,
-    /// The shadow slot written since the last sync, if any.
+    /// The shadow slot written since the last sync began, if any.
     written_shadow: Option<u32>,
-    /// Sequence of the last sync; segments written since carry the next one.
-    flush_sequence: u64,
-    /// Whether anything was written since the last sync.
+    /// The shadow slot the sync in flight makes durable: `Some(None)` for a sync in flight
+    /// that wrote no shadow.
+    in_flight: Option<Option<u32>>,
+    /// The partial block has bytes in no shadow (both were taken by syncs).
+    shadow_deferred: bool,
+    /// The sequence segments are written with now.
+    sequence: u64,
+    /// The highest sequence whose sync has finished.
+    synced: u64,
+    /// Whether anything was written since the last sync began.
     unsynced: bool,
     /// When this writer started, and the stream end then: how fast the generation fills
     /// decides how the next one is prepared.
@@ -48,35 +88,51 @@ pub(crate) struct GenerationWriter {
 }
 
 impl GenerationWriter {
-    /// A writer positioned at `stream_end`, whose partial block `tail` is durable in
-    /// `durable_shadow` (or empty), continuing after flush `flush_sequence`.
-    pub fn new(
+    /// A writer of an empty generation whose header is written.
+    pub fn new(path: PathBuf, file: Arc<dyn FileHandle>, header: GenerationHeader) -> Self {
+        let end = StreamEnd {
+            bytes: 0,
+            tail: Vec::new(),
+            shadow: None,
+            newest_sequence: 0,
+            synced_sequence: 0,
+        };
+        Self::resumed(path, file, header, end)
+    }
+
+    /// A writer continuing after `end` (see [`GenerationWriter::resume`], which must run
+    /// before anything else is written).
+    pub fn resumed(
         path: PathBuf,
         file: Arc<dyn FileHandle>,
         header: GenerationHeader,
-        tail: Vec<u8>,
-        durable_shadow: Option<u32>,
-        flush_sequence: u64,
-        stream_end: u64,
+        end: StreamEnd,
     ) -> Self {
-        let tail_block = (stream_end / PAYLOAD_BYTES as u64) as u32;
+        let tail_block = (end.bytes / PAYLOAD_BYTES as u64) as u32;
         assert_eq!(
-            tail.len() as u64,
-            stream_end % PAYLOAD_BYTES as u64,
+            end.tail.len() as u64,
+            end.bytes % PAYLOAD_BYTES as u64,
             "tail matches end"
+        );
+        assert!(
+            end.synced_sequence <= end.newest_sequence,
+            "synced sequences were written"
         );
         Self {
             path,
             file,
             header,
-            tail,
+            tail: end.tail,
             tail_block,
-            durable_shadow,
+            durable_shadow: end.shadow,
             written_shadow: None,
-            flush_sequence,
+            in_flight: None,
+            shadow_deferred: false,
+            sequence: end.newest_sequence + 1,
+            synced: end.synced_sequence,
             unsynced: false,
-            started: (std::time::Instant::now(), stream_end),
-            stream_end,
+            started: (std::time::Instant::now(), end.bytes),
+            stream_end: end.bytes,
             writeback: 0..0,
             scratch: Vec::new(),
         }
@@ -118,6 +174,8 @@ impl GenerationWriter {
             let (complete, remainder) = rest.split_at(rest.len() - rest.len() % PAYLOAD_BYTES);
             self.write_homes(&tail, complete)?;
             self.tail_block += 1 + (complete.len() / PAYLOAD_BYTES) as u32;
+            // The block that waited for a shadow is home now.
+            self.shadow_deferred = false;
             tail.clear();
             tail.extend_from_slice(remainder);
         }
@@ -144,7 +202,8 @@ impl GenerationWriter {
                 block,
                 used: payload.len() as u16,
                 shadow: false,
-                flush_sequence: self.flush_sequence + 1,
+                flush_sequence: self.sequence,
+                synced_sequence: self.synced,
             };
             let start = self.scratch.len();
             self.scratch.resize(start + SEGMENT_BYTES, 0);
@@ -175,25 +234,21 @@ impl GenerationWriter {
         }
     }
 
+    /// Writes the partial block to a free shadow, or leaves it in memory if both shadows are
+    /// taken (see the module notes).
     fn write_shadow(&mut self, partial: &[u8]) -> Result<(), LogError> {
-        let [first, second] = shadow_slots(self.header.generation_bytes as u64);
-        let slot = if self.durable_shadow == Some(first) {
-            second
-        } else {
-            first
+        let Some(slot) = self.free_shadow() else {
+            self.shadow_deferred = true;
+            return Ok(());
         };
-        debug_assert_ne!(
-            Some(slot),
-            self.durable_shadow,
-            "the durable copy is never rewritten"
-        );
         let header = SegmentHeader {
             generation: self.header.generation,
             slot,
             block: self.tail_block,
             used: partial.len() as u16,
             shadow: true,
-            flush_sequence: self.flush_sequence + 1,
+            flush_sequence: self.sequence,
+            synced_sequence: self.synced,
         };
         let mut bytes = vec![0u8; SEGMENT_BYTES];
         segment::encode(&mut bytes, &header, partial);
@@ -202,27 +257,87 @@ impl GenerationWriter {
             .write_at(&bytes, slot as u64 * SEGMENT_BYTES as u64)
             .map_err(|e| LogError::io(&self.path, "write log shadow segment", e))?;
         self.written_shadow = Some(slot);
+        self.shadow_deferred = false;
         Ok(())
     }
 
-    /// Whether anything was written since the last sync.
-    pub fn is_unsynced(&self) -> bool {
-        self.unsynced
+    /// A shadow slot that holds neither the last synced copy nor the one a sync in flight is
+    /// making durable.
+    fn free_shadow(&self) -> Option<u32> {
+        let taken =
+            |slot: u32| Some(slot) == self.durable_shadow || self.in_flight == Some(Some(slot));
+        shadow_slots(self.header.generation_bytes as u64)
+            .into_iter()
+            .find(|&slot| !taken(slot))
     }
 
-    /// Makes everything written durable. The shadow written since the last sync (if any) then
-    /// holds the durable copy of the partial block, and later writes carry the next sequence.
-    pub fn sync(&mut self) -> Result<(), LogError> {
-        self.file
-            .sync_data()
-            .map_err(|e| LogError::io(&self.path, "sync log", e))?;
-        if self.unsynced {
-            self.flush_sequence += 1;
-            self.unsynced = false;
+    /// Starts a sync of everything written so far; the caller syncs the ticket's file (the
+    /// writer may go on writing meanwhile) and then calls [`GenerationWriter::end_sync`].
+    /// One sync at a time.
+    pub fn begin_sync(&mut self) -> Result<SyncTicket, LogError> {
+        assert!(self.in_flight.is_none(), "one sync at a time");
+        if self.shadow_deferred {
+            // With no sync in flight a shadow is free.
+            let tail = std::mem::take(&mut self.tail);
+            let written = self.write_shadow(&tail);
+            self.tail = tail;
+            written?;
         }
-        if let Some(slot) = self.written_shadow.take() {
+        assert!(
+            !self.shadow_deferred,
+            "the partial block is on disk before a sync"
+        );
+        let ticket = SyncTicket {
+            file: Arc::clone(&self.file),
+            path: self.path.clone(),
+            generation: self.header.generation,
+            sequence: self.sequence,
+            shadow: self.written_shadow.take(),
+            needed: self.unsynced,
+        };
+        // Segments written from now on are not covered by this sync: a new sequence.
+        self.sequence += 1;
+        self.unsynced = false;
+        self.in_flight = Some(ticket.shadow);
+        Ok(ticket)
+    }
+
+    /// Ends a sync begun with [`GenerationWriter::begin_sync`], after the file was synced.
+    /// A ticket of another generation (this writer took over after a roll) changes nothing:
+    /// the closer syncs the generation it was for.
+    pub fn end_sync(&mut self, ticket: SyncTicket) {
+        if ticket.generation != self.header.generation {
+            return;
+        }
+        assert_eq!(self.in_flight, Some(ticket.shadow), "the sync in flight");
+        self.in_flight = None;
+        if let Some(slot) = ticket.shadow {
             self.durable_shadow = Some(slot);
         }
+        assert!(
+            ticket.sequence < self.sequence,
+            "sequences move on at each sync"
+        );
+        self.synced = self.synced.max(ticket.sequence);
+    }
+
+    /// Makes everything written durable, waiting for it: at a roll (for the closer, which may
+    /// take over a writer with a sync still in flight: this sync covers it too) and at open.
+    pub fn sync(&mut self) -> Result<(), LogError> {
+        assert!(
+            self.in_flight.is_none() || !self.shadow_deferred,
+            "a shadow written now could take the slot of the sync in flight"
+        );
+        if let Some(shadow) = self.in_flight.take() {
+            // The sync in flight covers this shadow; the one below covers it as well.
+            self.written_shadow = self.written_shadow.or(shadow);
+        }
+        let ticket = self.begin_sync()?;
+        ticket
+            .file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, "sync log", e))?;
+        self.end_sync(ticket);
         Ok(())
     }
 
@@ -234,6 +349,8 @@ impl GenerationWriter {
             self.write_homes(&tail, &[])?;
             self.tail = tail;
         }
+        // The home segment now holds the whole block: no shadow is needed any more.
+        self.shadow_deferred = false;
         Ok(())
     }
 
@@ -278,7 +395,9 @@ impl GenerationWriter {
         }
         self.zero_slots(image, &past_end)?;
         if !partial {
-            return Ok(());
+            // What the file holds may have been written and never synced before the log was
+            // opened again: synced now, so that new segments may name its sequences synced.
+            return self.sync();
         }
         let tail = std::mem::take(&mut self.tail);
         self.write_shadow(&tail)?;
@@ -314,5 +433,102 @@ impl GenerationWriter {
                 .map_err(|e| LogError::io(&self.path, "sync log", e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::simulated::SimulatedFileSystem;
+    use crate::file::{FileSystem, OpenMode};
+    use crate::log::record::frame_into;
+    use crate::log::roll::{sync_header, write_header};
+    use crate::log::scan::{scan, ScanMode};
+    use crate::log::{BaseName, StreamSignature};
+    use rand::{Rng, SeedableRng};
+    use rand_pcg::Pcg64;
+    use std::path::Path;
+
+    const GENERATION_BYTES: u64 = 128 << 10;
+    const PATH: &str = "/sim/E00.log";
+
+    fn writer(fs: &SimulatedFileSystem) -> GenerationWriter {
+        let path = PathBuf::from(PATH);
+        let file = fs.open(&path, OpenMode::CreateNew).unwrap();
+        file.allocate(GENERATION_BYTES).unwrap();
+        let header = GenerationHeader {
+            generation: 1,
+            signature: StreamSignature::generate(),
+            timeline: 1,
+            created_micros: 1,
+            previous_created_micros: 0,
+            previous_digest: 0,
+            segment_bytes: SEGMENT_BYTES as u32,
+            generation_bytes: GENERATION_BYTES as u32,
+            base_name: BaseName::default().bytes(),
+        };
+        write_header(file.as_ref(), &path, &header).unwrap();
+        sync_header(file.as_ref(), &path).unwrap();
+        fs.sync_directory(Path::new("/sim")).unwrap();
+        GenerationWriter::new(path, file, header)
+    }
+
+    /// Framed records (of a kind the scan skips) adding up to at least `bytes`.
+    fn records(random: &mut Pcg64, bytes: usize) -> Vec<u8> {
+        let mut stream = Vec::new();
+        while stream.len() < bytes {
+            let payload = vec![random.random::<u8>() | 1; random.random_range(1..3000)];
+            frame_into(&mut stream, 200, &payload);
+        }
+        stream
+    }
+
+    fn scan_after_crash(fs: &SimulatedFileSystem, seed: u64) -> Result<Vec<u8>, LogError> {
+        fs.crash(seed);
+        let image = fs.read_file(Path::new(PATH)).unwrap();
+        scan(Path::new(PATH), &image, ScanMode::Current).map(|scanned| scanned.stream)
+    }
+
+    /// Writes go on while a sync is in flight (with shadows held back when both are taken),
+    /// before and after the disk finished it. A crash then, or after the sync ended and more
+    /// was written, keeps everything the sync covered (once the disk finished it) and what was
+    /// synced before, shows nothing but a prefix of what was written, and is never taken for
+    /// damage.
+    #[test]
+    fn writing_during_a_sync_survives_a_crash_at_any_moment() {
+        for seed in 0..900u64 {
+            let fs = SimulatedFileSystem::new();
+            let mut random = Pcg64::seed_from_u64(seed);
+            let mut writer = writer(&fs);
+            let mut written = Vec::new();
+            let mut write = |writer: &mut GenerationWriter, random: &mut Pcg64| {
+                let size = random.random_range(0..20_000);
+                let piece = records(random, size);
+                writer.write(&piece).unwrap();
+                written.extend_from_slice(&piece);
+            };
+            write(&mut writer, &mut random);
+            writer.sync().unwrap();
+            let mut acknowledged = writer.stream_end();
+            write(&mut writer, &mut random);
+            let covered = writer.stream_end();
+            let ticket = writer.begin_sync().unwrap();
+            write(&mut writer, &mut random);
+            // Seed % 3: 0, the disk never finishes the sync; 1, it does, and the writer goes
+            // on before it learns so; 2, the writer learns so and goes on.
+            if seed % 3 > 0 {
+                ticket.file.sync_data().unwrap();
+                acknowledged = covered;
+                write(&mut writer, &mut random);
+                if seed % 3 == 2 {
+                    writer.end_sync(ticket);
+                    write(&mut writer, &mut random);
+                }
+            }
+            let stream = scan_after_crash(&fs, seed)
+                .unwrap_or_else(|error| panic!("seed {seed}: a crash taken for damage: {error}"));
+            assert!(written.starts_with(&stream), "seed {seed}: not a prefix");
+            assert!(stream.len() as u64 >= acknowledged, "seed {seed}: lost");
+        }
     }
 }

@@ -31,8 +31,9 @@ pub const FILE_TYPE_OFFSET: usize = 12;
 pub const FILE_TYPE_LOG: u8 = 1;
 /// File type of a checkpoint file.
 pub const FILE_TYPE_CHECKPOINT: u8 = 2;
-/// Current format version of log generations.
-pub const LOG_FORMAT_VERSION: u16 = 1;
+/// Current format version of log generations. Version 2: segments carry their synced
+/// sequence (bytes 32..40, reserved in version 1).
+pub const LOG_FORMAT_VERSION: u16 = 2;
 /// Encoded length of a generation header.
 pub const HEADER_BYTES: usize = 128;
 

@@ -2,8 +2,8 @@
 
 use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::directory::{path_of, read_image, LogDirectory};
-use super::generation_writer::GenerationWriter;
-use super::roll::{install, prepare_next, write_header, Fill};
+use super::generation_writer::{GenerationWriter, StreamEnd};
+use super::roll::{install, prepare_next, sync_header, write_header, Fill};
 use super::scan::{read_header, scan, ScanMode, TailSource};
 use super::segment::PAYLOAD_BYTES;
 use super::signature::now_micros;
@@ -40,22 +40,19 @@ pub(crate) fn open_stream(config: &LogConfig, directory: &Path) -> Result<Opened
     let file = fs
         .open(&current_path, OpenMode::ReadWrite)
         .map_err(|e| LogError::io(&current_path, "open current generation", e))?;
-    let end = scanned.stream.len() as u64;
-    let tail_start = (end - end % PAYLOAD_BYTES as u64) as usize;
-    let tail = scanned.stream[tail_start..].to_vec();
-    let last_shadow = match scanned.tail_source {
-        TailSource::Shadow(slot) => Some(slot),
-        TailSource::Home | TailSource::Nothing => None,
+    let bytes = scanned.stream.len() as u64;
+    let tail_start = (bytes - bytes % PAYLOAD_BYTES as u64) as usize;
+    let end = StreamEnd {
+        bytes,
+        tail: scanned.stream[tail_start..].to_vec(),
+        shadow: match scanned.tail_source {
+            TailSource::Shadow(slot) => Some(slot),
+            TailSource::Home | TailSource::Nothing => None,
+        },
+        newest_sequence: scanned.max_flush_sequence,
+        synced_sequence: scanned.synced_sequence,
     };
-    let mut writer = GenerationWriter::new(
-        current_path,
-        file,
-        header,
-        tail,
-        last_shadow,
-        scanned.max_flush_sequence,
-        end,
-    );
+    let mut writer = GenerationWriter::resumed(current_path, file, header, end);
     writer.resume(&image)?;
     Ok(Opened {
         writer,
@@ -145,6 +142,7 @@ fn create_current(
     )?;
     let path = path_of(directory, &config.base_name.prepared());
     write_header(file.as_ref(), &path, header)?;
+    sync_header(file.as_ref(), &path)?;
     install(fs, directory, config.base_name, None)
 }
 

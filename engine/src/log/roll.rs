@@ -4,15 +4,18 @@
 //! that reopens to the same log):
 //! 1. the partial block of `E00.log` goes to its home segment;
 //! 2. the digest of the finished file is computed by reading it back (from the page cache);
-//! 3. the header of the next generation is written into the prepared `E00tmp.log`; sync;
-//! 4. sync `E00.log`; rename it to `E00` + 8 hex digits `.log`, rename `E00tmp.log` to
-//!    `E00.log`; sync the directory;
+//! 3. the header of the next generation is written into the prepared `E00tmp.log`;
+//! 4. sync `E00.log`, then sync `E00tmp.log` (its header); rename `E00.log` to `E00` + 8 hex
+//!    digits `.log`, rename `E00tmp.log` to `E00.log`; sync the directory;
 //! 5. a new `E00tmp.log` is prepared (allocated and, unless the log is streaming, filled with
 //!    zeros and synced; its directory entry becomes durable with the next install).
 //!
 //! The writer does steps 1 to 3 and then writes the next generation's segments into
 //! `E00tmp.log` at once; steps 4 and 5 run in the closer thread when the background threads
-//! run (see `closer.rs`). Nothing of the next generation counts as durable before step 4.
+//! run (see `closer.rs`). Nothing of the next generation counts as durable before step 4. The
+//! sync of `E00tmp.log` in step 4 may also make some of the next generation's segments
+//! durable, which the writer does not count as a sync of its own: that is no more than the
+//! kernel's own writeback may do at any time, which the torn-tail rules allow for.
 
 use super::directory::path_of;
 use super::header::HEADER_BYTES;
@@ -83,7 +86,8 @@ fn write_zeros(file: &dyn FileHandle, path: &Path, generation_bytes: u64) -> Res
     Ok(())
 }
 
-/// Writes `header` into the prepared file and syncs it.
+/// Writes `header` into the prepared file, without syncing: [`sync_header`] must follow
+/// before the file is installed.
 pub(crate) fn write_header(
     file: &dyn FileHandle,
     path: &Path,
@@ -92,8 +96,14 @@ pub(crate) fn write_header(
     let mut slot = vec![0u8; SEGMENT_BYTES];
     slot[..HEADER_BYTES].copy_from_slice(&header.encode());
     file.write_at(&slot, 0)
-        .and_then(|()| file.sync_data())
         .map_err(|e| LogError::io(path, "write generation header", e))
+}
+
+/// Makes the header written by [`write_header`] durable (and whatever else was written into
+/// the prepared file since: it counts for nothing before the install).
+pub(crate) fn sync_header(file: &dyn FileHandle, path: &Path) -> Result<(), LogError> {
+    file.sync_data()
+        .map_err(|e| LogError::io(path, "sync generation header", e))
 }
 
 /// Step 4: the prepared file (with its header) becomes `E00.log`; the old `E00.log`, if

@@ -4,8 +4,10 @@
 //! is valid, every home segment after it is zero, both shadows are valid or zero, and the
 //! stream is a whole number of valid records. The *current* generation may end in a torn
 //! tail: the stream ends at the first block with no valid copy, then at the last complete
-//! record, except that a valid segment of an older flush after that point is damage, not a
-//! tail (it was durable, so it cannot be a write that never finished).
+//! record, except that a valid segment after that point known to have been durable (its flush
+//! sequence at or below the synced sequence some segment names) is damage, not a tail: the
+//! damaged block was written before it, so it was durable too and cannot be a write that
+//! never finished.
 
 use super::header::{GenerationHeader, HEADER_BYTES};
 use super::record::{read_record, RecordProblem};
@@ -40,6 +42,9 @@ pub struct GenerationScan {
     pub tail_source: TailSource,
     /// The highest flush sequence of any valid segment in the file.
     pub max_flush_sequence: u64,
+    /// The highest synced sequence any valid segment names: every segment with a sequence at
+    /// or below it was durable.
+    pub synced_sequence: u64,
     /// Valid home segments.
     pub home_segments: u32,
     /// Home segment slots in the file.
@@ -132,14 +137,20 @@ pub fn scan(path: &Path, image: &[u8], mode: ScanMode) -> Result<GenerationScan,
     }
     let shadows = read_shadows(&context)?;
     let mut walk = walk_blocks(&context, &shadows)?;
-    let newest = valid_segments(&context)
+    let valid = valid_segments(&context);
+    let newest = valid
         .iter()
-        .map(|(_, header)| header.flush_sequence)
+        .map(|(_, h)| h.flush_sequence)
+        .max()
+        .unwrap_or(0);
+    let synced = valid
+        .iter()
+        .map(|(_, h)| h.synced_sequence)
         .max()
         .unwrap_or(0);
     match mode {
         ScanMode::Closed => check_closed_end(&context, &walk)?,
-        ScanMode::Current => check_current_damage(&context, &walk, newest)?,
+        ScanMode::Current => check_current_damage(&context, &walk, &valid, synced)?,
     }
     let (torn_bytes, note) = cut_at_last_record(&context, &mut walk.stream)?;
     let damage_note = walk
@@ -152,6 +163,7 @@ pub fn scan(path: &Path, image: &[u8], mode: ScanMode) -> Result<GenerationScan,
         tail_note: note.or(damage_note),
         tail_source: walk.tail_source,
         max_flush_sequence: newest,
+        synced_sequence: synced,
         home_segments: walk.homes,
         home_capacity: home_capacity(expected),
         digest: crc32c::crc32c(image),
@@ -321,23 +333,29 @@ fn check_closed_end(context: &Context<'_>, walk: &Walk) -> Result<(), LogError> 
 }
 
 /// Current generation: the walk ended at a damaged home segment. That is a torn tail only if
-/// nothing after it carries an older sequence than the newest: the sequence moves on at every
-/// sync, so a valid segment (home or shadow) of a later block with an older sequence was
-/// synced, and so was the damaged block written before it: that is damage and must not be cut
-/// off as a tail.
-fn check_current_damage(context: &Context<'_>, walk: &Walk, newest: u64) -> Result<(), LogError> {
+/// nothing after it is known to have been durable. A valid segment (home or shadow) of a later
+/// block whose flush sequence is at or below the highest synced sequence in the file was
+/// durable, and so was the damaged block, written before it with no higher sequence: that is
+/// damage and must not be cut off as a tail.
+fn check_current_damage(
+    context: &Context<'_>,
+    walk: &Walk,
+    valid: &[(u32, segment::SegmentHeader)],
+    synced: u64,
+) -> Result<(), LogError> {
     let Some((block, reason)) = &walk.damage else {
         return Ok(());
     };
-    let evidence = valid_segments(context)
-        .into_iter()
-        .find(|(_, header)| header.block > *block && header.flush_sequence < newest);
+    let evidence = valid
+        .iter()
+        .find(|(_, header)| header.block > *block && header.flush_sequence <= synced);
     match evidence {
         None => Ok(()),
         Some((slot, header)) => Err(context.bad(
             block + 1,
             format!(
-                "{reason}; segment {slot} holds block {} of the earlier flush {}, so this block was durable",
+                "{reason}; segment {slot} holds block {} of flush {}, which the file names synced \
+                 (through {synced}), so this block was durable",
                 header.block, header.flush_sequence
             ),
         )),

@@ -16,8 +16,11 @@
 //!  16  u32  block: which block of the record stream the payload holds
 //!  20  u16  used payload bytes (at most 4056)
 //!  22  u16  flags: bit 0 = shadow copy; other bits 0
-//!  24  u64  flush sequence: increases with every flush of the generation
-//!  32  [8]  reserved, 0
+//!  24  u64  flush sequence: the writer's sequence when the segment was written; it moves
+//!            on when a sync starts
+//!  32  u64  synced sequence: the highest sequence whose sync had finished when the segment
+//!            was written (every segment of this file with a sequence at or below it is
+//!            durable); always below the flush sequence
 //!  40  [4056] payload; bytes past `used` are 0
 //! ```
 
@@ -47,6 +50,9 @@ pub struct SegmentHeader {
     pub shadow: bool,
     /// The flush that wrote it.
     pub flush_sequence: u64,
+    /// Every segment of the file with a sequence at or below this one was durable when this
+    /// segment was written.
+    pub synced_sequence: u64,
 }
 
 /// What one segment slot holds.
@@ -69,6 +75,10 @@ pub fn encode(target: &mut [u8], header: &SegmentHeader, payload: &[u8]) {
         "payload length matches used"
     );
     assert!(payload.len() <= PAYLOAD_BYTES, "payload fits in a segment");
+    assert!(
+        header.synced_sequence < header.flush_sequence,
+        "a segment is written after the syncs it names"
+    );
     target.fill(0);
     target[4..8].copy_from_slice(&SEGMENT_MAGIC);
     target[8..12].copy_from_slice(&header.generation.to_le_bytes());
@@ -78,6 +88,7 @@ pub fn encode(target: &mut [u8], header: &SegmentHeader, payload: &[u8]) {
     let flags = if header.shadow { FLAG_SHADOW } else { 0 };
     target[22..24].copy_from_slice(&flags.to_le_bytes());
     target[24..32].copy_from_slice(&header.flush_sequence.to_le_bytes());
+    target[32..40].copy_from_slice(&header.synced_sequence.to_le_bytes());
     target[SEGMENT_HEADER_BYTES..SEGMENT_HEADER_BYTES + payload.len()].copy_from_slice(payload);
     let checksum = crc32c::crc32c(&target[4..]);
     target[0..4].copy_from_slice(&checksum.to_le_bytes());
@@ -129,6 +140,7 @@ fn fields(bytes: &[u8]) -> SegmentHeader {
         used: u16::from_le_bytes([bytes[20], bytes[21]]),
         shadow: flags & FLAG_SHADOW != 0,
         flush_sequence: super::header::u64_at(bytes, 24),
+        synced_sequence: super::header::u64_at(bytes, 32),
     }
 }
 
@@ -143,8 +155,11 @@ fn check_fields(bytes: &[u8], header: &SegmentHeader) -> Result<(), String> {
             "used length {used} out of range 1..={PAYLOAD_BYTES}"
         ));
     }
-    if bytes[32..40].iter().any(|&b| b != 0) {
-        return Err("reserved header bytes are not zero".into());
+    if header.synced_sequence >= header.flush_sequence {
+        return Err(format!(
+            "synced sequence {} not below the flush sequence {}",
+            header.synced_sequence, header.flush_sequence
+        ));
     }
     if bytes[SEGMENT_HEADER_BYTES + used..].iter().any(|&b| b != 0) {
         return Err("bytes past the used payload are not zero".into());
@@ -165,6 +180,7 @@ mod tests {
             used: 10,
             shadow: false,
             flush_sequence: 77,
+            synced_sequence: 75,
         };
         let mut bytes = vec![0u8; SEGMENT_BYTES];
         encode(&mut bytes, &header, b"0123456789");
@@ -186,6 +202,7 @@ mod tests {
             used: 100,
             shadow: false,
             flush_sequence: 1,
+            synced_sequence: 0,
         };
         let mut bytes = vec![0u8; SEGMENT_BYTES];
         encode(&mut bytes, &header, &[0xAB; 100]);

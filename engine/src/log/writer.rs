@@ -13,7 +13,7 @@
 use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::closer::{CloseJob, Closer};
 use super::directory::{path_of, LogDirectory};
-use super::generation_writer::GenerationWriter;
+use super::generation_writer::{GenerationWriter, SyncTicket};
 use super::open::{open_stream, Opened};
 use super::roll::write_header;
 use super::transaction::Transaction;
@@ -70,7 +70,10 @@ pub(crate) struct State {
     /// When `durable` last moved (or the log opened): lazy commits wait at most
     /// `lazy_flush_interval` past it.
     pub(crate) last_sync: Instant,
+    /// A flush is writing (one at a time).
     pub(crate) flushing: bool,
+    /// A sync is in flight (one at a time); flushes that only write may run meanwhile.
+    pub(crate) syncing: bool,
     poisoned: Option<String>,
     pub(crate) closing: bool,
 }
@@ -129,6 +132,7 @@ impl Log {
             last_append: Instant::now(),
             last_sync: Instant::now(),
             flushing: false,
+            syncing: false,
             poisoned: None,
             closing: false,
         };
@@ -462,42 +466,56 @@ impl Shared {
                 return Ok(());
             }
             check_usable(state)?;
-            if state.flushing {
-                self.changed.wait(state);
-            } else {
+            if !state.flushing && !state.syncing {
                 self.lead_flush(state, true);
+            } else if !state.flushing && !state.pending.is_empty() {
+                // A sync is in flight: write meanwhile, so the next sync has less to do.
+                self.lead_flush(state, false);
+            } else {
+                self.changed.wait(state);
             }
         }
     }
 
     /// Takes everything buffered and writes it outside the state lock; with `sync`, also
-    /// makes it durable and publishes the new durable end. Called with the state locked and no
-    /// flush running.
+    /// makes it durable and publishes the new durable end. Called with the state locked, no
+    /// flush running and, with `sync`, no sync in flight.
+    ///
+    /// The sync runs after the flush has given up its turn: while it waits for the disk,
+    /// appenders fill the buffer and flushes that only write go on (see `generation_writer.rs`
+    /// for why that is safe).
     pub(crate) fn lead_flush(&self, state: &mut MutexGuard<'_, State>, sync: bool) {
-        assert!(!state.flushing, "one leader at a time");
+        assert!(!state.flushing, "one flush at a time");
+        assert!(!(sync && state.syncing), "one sync at a time");
         // After a failure the writer's position is unknown: nothing more may be written.
         if state.poisoned.is_some() {
             self.changed.notify_all();
             return;
         }
         state.flushing = true;
+        state.syncing |= sync;
         let chunks = std::mem::take(&mut state.pending);
         let target = state.append;
-        let bytes: usize = chunks.iter().map(|chunk| chunk.bytes.len()).sum();
-        let result = MutexGuard::unlocked(state, || {
+        let written = MutexGuard::unlocked(state, || {
             let mut io = self.io.lock();
-            self.write_chunks(&mut io, &chunks, target.generation, sync)
-        });
-        state.flushing = false;
-        state.buffered -= bytes;
-        // Spare buffers are bounded too: together at most one log buffer's worth.
-        for mut chunk in chunks {
-            let kept: usize = state.spare.iter().map(Vec::capacity).sum();
-            let fits = kept + chunk.bytes.capacity() <= self.config.buffer_bytes;
-            if state.spare.len() < SPARE_CHUNKS && fits {
-                chunk.bytes.clear();
-                state.spare.push(chunk.bytes);
+            self.write_chunks(&mut io, &chunks, target.generation, sync)?;
+            if !sync {
+                return Ok(None);
             }
+            // Nothing of a generation counts before it is installed as `E00.log`.
+            self.closer.wait_installed()?;
+            io.begin_sync().map(Some)
+        });
+        self.release(state, chunks);
+        state.flushing = false;
+        self.changed.notify_all();
+        let result = match written {
+            Ok(Some(ticket)) => MutexGuard::unlocked(state, || self.finish_sync(ticket)),
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if sync {
+            state.syncing = false;
         }
         match result {
             Ok(()) if sync => {
@@ -511,6 +529,23 @@ impl Shared {
         self.changed.notify_all();
     }
 
+    /// Frees the buffer room of written chunks and keeps some of their buffers for reuse.
+    fn release(&self, state: &mut State, chunks: Vec<Chunk>) {
+        let bytes: usize = chunks.iter().map(|chunk| chunk.bytes.len()).sum();
+        state.buffered -= bytes;
+        // Spare buffers are bounded too: together at most one log buffer's worth.
+        for mut chunk in chunks {
+            let kept: usize = state.spare.iter().map(Vec::capacity).sum();
+            let fits = kept + chunk.bytes.capacity() <= self.config.buffer_bytes;
+            if state.spare.len() < SPARE_CHUNKS && fits {
+                chunk.bytes.clear();
+                state.spare.push(chunk.bytes);
+            }
+        }
+    }
+
+    /// Writes the chunks, rolling into the generations they belong to (and up to
+    /// `target_generation`). Without `sync`, hints the kernel to start writing them out.
     fn write_chunks(
         &self,
         io: &mut GenerationWriter,
@@ -530,15 +565,21 @@ impl Shared {
         }
         if !sync {
             io.start_writeback();
-            return Ok(());
         }
-        // Nothing of a generation counts before it is installed as `E00.log`.
-        self.closer.wait_installed()?;
-        if io.is_unsynced() {
-            io.sync()?;
+        Ok(())
+    }
+
+    /// Syncs what a ticket covers (outside every lock) and records it in the writer.
+    fn finish_sync(&self, ticket: SyncTicket) -> Result<(), LogError> {
+        if ticket.needed {
+            ticket
+                .file
+                .sync_data()
+                .map_err(|e| LogError::io(&ticket.path, "sync log", e))?;
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.flushes.fetch_add(1, Ordering::Relaxed);
         }
+        self.io.lock().end_sync(ticket);
         Ok(())
     }
 
@@ -572,15 +613,19 @@ impl Shared {
             previous_digest: io.digest()?,
             ..previous
         };
-        // Synced before any segment of the next generation is written into the file, so this
-        // sync waits for one segment, not for the data written after it.
+        // The closer syncs it, before the install: a sync here would wait behind everything
+        // of the finished generation still on its way to the disk.
         let prepared_path = path_of(&self.directory, &self.config.base_name.prepared());
         write_header(next_file.as_ref(), &prepared_path, &next)?;
-        let fresh = GenerationWriter::new(io.path.clone(), next_file, next, Vec::new(), None, 0, 0);
+        let fresh = GenerationWriter::new(io.path.clone(), Arc::clone(&next_file), next);
         let closing = std::mem::replace(io, fresh);
         self.syncs.fetch_add(2, Ordering::Relaxed);
         self.rolls.fetch_add(1, Ordering::Relaxed);
-        self.closer.submit(CloseJob { closing, next })
+        self.closer.submit(CloseJob {
+            closing,
+            next,
+            next_file,
+        })
     }
 
     /// Prepares the next generation file if none is ready.

@@ -1,6 +1,6 @@
 //! Building a transaction's records and committing them.
 
-use super::record::Record;
+use super::record::RecordRef;
 use super::writer::Log;
 use super::LogPosition;
 use crate::error::LogError;
@@ -43,7 +43,7 @@ impl<'a> Transaction<'a> {
             encoded: Vec::new(),
             boundaries: Vec::new(),
         };
-        transaction.push(&Record::Begin { transaction: id });
+        transaction.push(RecordRef::Begin { transaction: id });
         transaction
     }
 
@@ -57,19 +57,21 @@ impl<'a> Transaction<'a> {
         self.encoded.len()
     }
 
-    fn push(&mut self, record: &Record) {
+    fn push(&mut self, record: RecordRef<'_>) {
         record.encode_into(&mut self.encoded);
         self.boundaries.push(self.encoded.len());
     }
 
     /// Inserts or replaces `key` in `table`.
     pub fn put(&mut self, table: &str, key: &[u8], value: &[u8]) {
-        let transaction = self.id;
-        self.push(&Record::Put {
-            transaction,
-            table: table.into(),
-            key: key.into(),
-            value: value.into(),
+        // Room for the framing and the bincode lengths too, so the buffer grows at most once.
+        self.encoded
+            .reserve(64 + table.len() + key.len() + value.len());
+        self.push(RecordRef::Put {
+            transaction: self.id,
+            table,
+            key,
+            value,
         });
     }
 
@@ -80,51 +82,47 @@ impl<'a> Transaction<'a> {
         if value.len() <= chunk_bytes {
             return self.put(table, key, value);
         }
-        let transaction = self.id;
         for (index, piece) in value.chunks(chunk_bytes).enumerate() {
-            self.push(&Record::PutChunk {
-                transaction,
-                table: table.into(),
-                key: key.into(),
+            self.push(RecordRef::PutChunk {
+                transaction: self.id,
+                table,
+                key,
                 offset: (index * chunk_bytes) as u64,
                 total: value.len() as u64,
-                bytes: piece.into(),
+                bytes: piece,
             });
         }
     }
 
     /// Removes `key` from `table`.
     pub fn delete(&mut self, table: &str, key: &[u8]) {
-        let transaction = self.id;
-        self.push(&Record::Delete {
-            transaction,
-            table: table.into(),
-            key: key.into(),
+        self.push(RecordRef::Delete {
+            transaction: self.id,
+            table,
+            key,
         });
     }
 
     /// Creates `table`.
     pub fn create_table(&mut self, table: &str) {
-        let transaction = self.id;
-        self.push(&Record::CreateTable {
-            transaction,
-            table: table.into(),
+        self.push(RecordRef::CreateTable {
+            transaction: self.id,
+            table,
         });
     }
 
     /// Drops `table`.
     pub fn drop_table(&mut self, table: &str) {
-        let transaction = self.id;
-        self.push(&Record::DropTable {
-            transaction,
-            table: table.into(),
+        self.push(RecordRef::DropTable {
+            transaction: self.id,
+            table,
         });
     }
 
     /// Appends the records and a commit record; waits for durability if asked.
     pub fn commit(mut self, durability: Durability) -> Result<CommitInfo, LogError> {
         let time_micros = super::now_micros();
-        self.push(&Record::Commit {
+        self.push(RecordRef::Commit {
             transaction: self.id,
             time_micros,
         });
@@ -143,7 +141,7 @@ impl<'a> Transaction<'a> {
 
     /// Logs a rollback. Nothing of the transaction will be redone; nothing waits.
     pub fn abort(mut self) -> Result<(), LogError> {
-        self.push(&Record::Rollback {
+        self.push(RecordRef::Rollback {
             transaction: self.id,
         });
         self.log

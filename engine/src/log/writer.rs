@@ -86,8 +86,12 @@ pub(crate) struct Shared {
     /// Size of every generation file of this stream (fixed when the stream was created).
     generation_bytes: u64,
     pub(crate) state: Mutex<State>,
-    /// Wakes committers waiting for durability or buffer space.
+    /// Wakes committers waiting for durability (and appenders waiting for buffer room) when a
+    /// flush or a sync ends.
     changed: Condvar,
+    /// Wakes appenders waiting for buffer room when a flush has written (before its sync), so
+    /// committers waiting for durability are not woken for nothing.
+    room: Condvar,
     /// Wakes the background thread.
     pub(crate) background_wakeup: Condvar,
     io: Mutex<GenerationWriter>,
@@ -143,6 +147,7 @@ impl Log {
             generation_bytes: header.generation_bytes as u64,
             state: Mutex::new(state),
             changed: Condvar::new(),
+            room: Condvar::new(),
             background_wakeup: Condvar::new(),
             io: Mutex::new(writer),
             closer: Closer::new(
@@ -448,7 +453,7 @@ impl Shared {
         while state.buffered + length > self.config.buffer_bytes {
             check_usable(state)?;
             if state.flushing {
-                self.changed.wait(state);
+                self.room.wait(state);
             } else {
                 self.lead_flush(state, false);
             }
@@ -468,9 +473,6 @@ impl Shared {
             check_usable(state)?;
             if !state.flushing && !state.syncing {
                 self.lead_flush(state, true);
-            } else if !state.flushing && !state.pending.is_empty() {
-                // A sync is in flight: write meanwhile, so the next sync has less to do.
-                self.lead_flush(state, false);
             } else {
                 self.changed.wait(state);
             }
@@ -489,7 +491,7 @@ impl Shared {
         assert!(!(sync && state.syncing), "one sync at a time");
         // After a failure the writer's position is unknown: nothing more may be written.
         if state.poisoned.is_some() {
-            self.changed.notify_all();
+            self.notify_all();
             return;
         }
         state.flushing = true;
@@ -508,7 +510,7 @@ impl Shared {
         });
         self.release(state, chunks);
         state.flushing = false;
-        self.changed.notify_all();
+        self.room.notify_all();
         let result = match written {
             Ok(Some(ticket)) => MutexGuard::unlocked(state, || self.finish_sync(ticket)),
             Ok(None) => Ok(()),
@@ -526,7 +528,12 @@ impl Shared {
             Ok(()) => {}
             Err(error) => state.poisoned = Some(error.to_string()),
         }
+        self.notify_all();
+    }
+
+    fn notify_all(&self) {
         self.changed.notify_all();
+        self.room.notify_all();
     }
 
     /// Frees the buffer room of written chunks and keeps some of their buffers for reuse.

@@ -1,7 +1,9 @@
 //! The raw baselines a single thread gets from the disk, through the same file layer BlueJet
 //! writes through (`pwrite` via `write_all_at`, `fdatasync` via `sync_data`):
 //! - [`RecordFile::append_synced`]: append one record and sync, one at a time;
-//! - [`sequential_write`]: large writes to a new file and one sync at the end.
+//! - [`sequential_write`]: large writes to a new file and one sync at the end;
+//! - [`closed_files`]: the same bytes as files of one chunk each, every file closed durably
+//!   (what a log of generations of that size must at least do).
 
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode, OsFileSystem};
 use std::io;
@@ -100,5 +102,28 @@ pub fn sequential_write(path: &Path, chunk: &[u8], count: u64) -> io::Result<Dur
     let elapsed = start.elapsed();
     drop(file);
     fs.remove(path)?;
+    Ok(elapsed)
+}
+
+/// Writes `count` files of one `chunk` each into `directory`, each one closed durably the way
+/// a log closes a generation: created and allocated, written, synced, renamed to its final
+/// name, the directory synced. One thread, one file after another. Returns the time and
+/// removes the files afterwards.
+pub fn closed_files(directory: &Path, chunk: &[u8], count: u64) -> io::Result<Duration> {
+    let fs = OsFileSystem;
+    let temporary = directory.join("next.tmp");
+    let start = Instant::now();
+    for index in 0..count {
+        let file = fs.open(&temporary, OpenMode::CreateNew)?;
+        file.allocate(chunk.len() as u64)?;
+        file.write_at(chunk, 0)?;
+        file.sync_data()?;
+        fs.rename(&temporary, &directory.join(format!("{index}.closed")))?;
+        fs.sync_directory(directory)?;
+    }
+    let elapsed = start.elapsed();
+    for index in 0..count {
+        fs.remove(&directory.join(format!("{index}.closed")))?;
+    }
     Ok(elapsed)
 }

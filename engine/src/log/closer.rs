@@ -1,10 +1,10 @@
 //! Closing generations behind the writer, so a roll does not stop the log.
 //!
-//! When the writer fills `E00.log` (generation g) it writes g's partial block home, digests
-//! g, writes g+1's header into the prepared `E00tmp.log`, and goes on writing g+1's segments
-//! into it at once. The closer then finishes the roll of `roll.rs` with every disk wait off
-//! the writer's path: sync g, sync g+1's header, rename both files and sync the directory,
-//! and prepare the next `E00tmp.log`. Invariants:
+//! When the writer fills `E00.log` (generation g) it writes g's partial block home and goes on
+//! writing g+1's segments into the prepared `E00tmp.log` at once. The closer then finishes the
+//! roll of `roll.rs` with every read-back and disk wait off the writer's path: digest g, write
+//! g+1's header, sync g, sync the header, rename both files and sync the directory, and
+//! prepare the next `E00tmp.log`. Invariants:
 //! - one close at a time: the writer waits for the previous close before it takes the next
 //!   prepared file (so the name `E00tmp.log` belongs to one generation at a time);
 //! - nothing in g+1 counts as durable before g+1 is installed: a flush that syncs waits for
@@ -16,7 +16,7 @@
 
 use super::directory::path_of;
 use super::generation_writer::GenerationWriter;
-use super::roll::{install, prepare_next, sync_header, Fill};
+use super::roll::{install, prepare_next, sync_header, write_header, Fill};
 use super::{BaseName, GenerationHeader};
 use crate::error::LogError;
 use crate::file::{FileHandle, FileSystem};
@@ -30,8 +30,8 @@ use std::sync::Arc;
 /// below it (about 25 MiB/s at 24,000 commits of 1 KiB a second).
 const STREAMING_BYTES_PER_SECOND: f64 = 64.0 * (1 << 20) as f64;
 
-/// A roll the writer handed over: the finished writer of g, and `E00tmp.log` with the header
-/// of g+1 written (not yet synced).
+/// A roll the writer handed over: the finished writer of g, the header of g+1 (all but the
+/// digest of g) and `E00tmp.log`, which the writer is already filling with g+1's segments.
 pub(crate) struct CloseJob {
     pub closing: GenerationWriter,
     pub next: GenerationHeader,
@@ -187,11 +187,10 @@ impl Closer {
             self.changed.notify_all();
             return Ok(());
         }
-        let next = job.next;
         let result = self.close(job);
         let mut state = self.state.lock();
         state.rolling = false;
-        let outcome = result.map(|()| state.installed = next);
+        let outcome = result.map(|next| state.installed = next);
         self.changed.notify_all();
         outcome
     }
@@ -219,14 +218,13 @@ impl Closer {
                     None => return,
                 }
             };
-            let next = job.next;
             let result = self.close(job);
             let installed = result.is_ok();
             {
                 let mut state = self.state.lock();
                 state.installing = false;
                 match result {
-                    Ok(()) => state.installed = next,
+                    Ok(next) => state.installed = next,
                     Err(error) => {
                         state.failed_reason = Some(error.to_string());
                         state.failed = Some(error);
@@ -252,29 +250,36 @@ impl Closer {
         self.changed.notify_all();
     }
 
-    /// Step 4 of the roll (see `roll.rs`): sync the finished generation and the next one's
-    /// header, then install both.
-    fn close(&self, job: CloseJob) -> Result<(), LogError> {
+    /// Steps 2 to 4 of the roll (see `roll.rs`): digest the finished generation, write the
+    /// next one's header with it, sync both, install both; returns the installed header.
+    fn close(&self, job: CloseJob) -> Result<GenerationHeader, LogError> {
         let CloseJob {
             mut closing,
             next,
             next_file,
         } = job;
-        // The finished generation first: its data was sent to the disk before the header.
-        closing.sync()?;
-        let prepared = path_of(&self.directory, &self.base.prepared());
-        sync_header(next_file.as_ref(), &prepared)?;
         assert_eq!(
             next.generation,
             closing.header.generation + 1,
             "a close installs the generation after the one it closes"
         );
+        let next = GenerationHeader {
+            // Read back from the page cache: the same bytes the disk is being sent.
+            previous_digest: closing.digest()?,
+            ..next
+        };
+        let prepared = path_of(&self.directory, &self.base.prepared());
+        write_header(next_file.as_ref(), &prepared, &next)?;
+        // The finished generation first: its data was sent to the disk before the header.
+        closing.sync()?;
+        sync_header(next_file.as_ref(), &prepared)?;
         install(
             self.fs.as_ref(),
             &self.directory,
             self.base,
             Some(closing.header.generation),
-        )
+        )?;
+        Ok(next)
     }
 }
 

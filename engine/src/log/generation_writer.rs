@@ -193,7 +193,9 @@ impl GenerationWriter {
         let blocks = std::iter::once(first)
             .filter(|block| !block.is_empty())
             .chain(rest.chunks(PAYLOAD_BYTES));
-        self.scratch.clear();
+        // The buffer keeps its largest length: `encode` writes every byte of a segment, so
+        // no flush pays for zeroing it again.
+        let mut length = 0;
         for (index, payload) in blocks.enumerate() {
             let block = self.tail_block + index as u32;
             let header = SegmentHeader {
@@ -205,16 +207,22 @@ impl GenerationWriter {
                 flush_sequence: self.sequence,
                 synced_sequence: self.synced,
             };
-            let start = self.scratch.len();
-            self.scratch.resize(start + SEGMENT_BYTES, 0);
-            segment::encode(&mut self.scratch[start..], &header, payload);
+            if self.scratch.len() < length + SEGMENT_BYTES {
+                self.scratch.resize(length + SEGMENT_BYTES, 0);
+            }
+            segment::encode(
+                &mut self.scratch[length..length + SEGMENT_BYTES],
+                &header,
+                payload,
+            );
+            length += SEGMENT_BYTES;
         }
         let offset = (self.tail_block as u64 + 1) * SEGMENT_BYTES as u64;
         self.unsynced = true;
         self.file
-            .write_at(&self.scratch, offset)
+            .write_at(&self.scratch[..length], offset)
             .map_err(|e| LogError::io(&self.path, "write log segments", e))?;
-        let end = offset + self.scratch.len() as u64;
+        let end = offset + length as u64;
         if self.writeback.is_empty() {
             self.writeback = offset..end;
         } else {

@@ -10,9 +10,10 @@
 //! 5. a new `E00tmp.log` is prepared (allocated and, unless the log is streaming, filled with
 //!    zeros and synced; its directory entry becomes durable with the next install).
 //!
-//! The writer does steps 1 to 3 and then writes the next generation's segments into
-//! `E00tmp.log` at once; steps 4 and 5 run in the closer thread when the background threads
-//! run (see `closer.rs`). Nothing of the next generation counts as durable before step 4. The
+//! The writer does step 1 and then writes the next generation's segments into `E00tmp.log` at
+//! once (its header slot stays empty until step 3); steps 2 to 5 run in the closer thread when
+//! the background threads run (see `closer.rs`). Nothing of the next generation counts as
+//! durable before step 4. The
 //! sync of `E00tmp.log` in step 4 may also make some of the next generation's segments
 //! durable, which the writer does not count as a sync of its own: that is no more than the
 //! kernel's own writeback may do at any time, which the torn-tail rules allow for.

@@ -79,7 +79,8 @@ pub fn encode(target: &mut [u8], header: &SegmentHeader, payload: &[u8]) {
         header.synced_sequence < header.flush_sequence,
         "a segment is written after the syncs it names"
     );
-    target.fill(0);
+    // Every byte is written below (the header field by field, the payload, zeros after it),
+    // so a reused buffer needs no clearing first.
     target[4..8].copy_from_slice(&SEGMENT_MAGIC);
     target[8..12].copy_from_slice(&header.generation.to_le_bytes());
     target[12..16].copy_from_slice(&header.slot.to_le_bytes());
@@ -89,7 +90,9 @@ pub fn encode(target: &mut [u8], header: &SegmentHeader, payload: &[u8]) {
     target[22..24].copy_from_slice(&flags.to_le_bytes());
     target[24..32].copy_from_slice(&header.flush_sequence.to_le_bytes());
     target[32..40].copy_from_slice(&header.synced_sequence.to_le_bytes());
-    target[SEGMENT_HEADER_BYTES..SEGMENT_HEADER_BYTES + payload.len()].copy_from_slice(payload);
+    let (body, padding) = target[SEGMENT_HEADER_BYTES..].split_at_mut(payload.len());
+    body.copy_from_slice(payload);
+    padding.fill(0);
     let checksum = crc32c::crc32c(&target[4..]);
     target[0..4].copy_from_slice(&checksum.to_le_bytes());
 }

@@ -15,7 +15,6 @@ use super::closer::{CloseJob, Closer};
 use super::directory::{path_of, LogDirectory};
 use super::generation_writer::{GenerationWriter, SyncTicket};
 use super::open::{open_stream, Opened};
-use super::roll::write_header;
 use super::transaction::Transaction;
 use super::{GenerationHeader, LogConfig, LogPosition, Record, StreamSignature};
 use crate::error::LogError;
@@ -612,18 +611,17 @@ impl Shared {
         io.start_writeback();
         self.closer.note_fill_rate(io.fill_rate());
         let previous = io.header;
+        // The closer reads the finished generation back for the digest and writes this header
+        // with it into `E00tmp.log`: reading a generation back and syncing wait for the disk
+        // or the page cache, which the writer should not. The writer's own copy of the header
+        // never needs the digest.
         let next = GenerationHeader {
             generation: previous.generation + 1,
             created_micros: super::now_micros().max(previous.created_micros + 1),
             previous_created_micros: previous.created_micros,
-            // Read back from the page cache: the same bytes the disk is being sent.
-            previous_digest: io.digest()?,
+            previous_digest: 0,
             ..previous
         };
-        // The closer syncs it, before the install: a sync here would wait behind everything
-        // of the finished generation still on its way to the disk.
-        let prepared_path = path_of(&self.directory, &self.config.base_name.prepared());
-        write_header(next_file.as_ref(), &prepared_path, &next)?;
         let fresh = GenerationWriter::new(io.path.clone(), Arc::clone(&next_file), next);
         let closing = std::mem::replace(io, fresh);
         self.syncs.fetch_add(2, Ordering::Relaxed);

@@ -20,7 +20,8 @@
 //!
 //! `cargo bench -p bluejet-benches` ends with a table of all six figures, their ratios and
 //! the syncs per commit, then the target ratios again from paired rounds (baseline and
-//! BlueJet alternating), which hold up better when other work loads the machine.
+//! BlueJet alternating), which hold up better when other work loads the machine; in the
+//! bandwidth pair both sides write the same 128 MiB per round.
 //! `cargo test --benches` runs every benchmark once and skips both.
 
 use bluejet_benches::baseline::{closed_files, sequential_write, Preallocation, RecordFile};
@@ -115,10 +116,14 @@ const ROUND_TIME: Duration = Duration::from_millis(250);
 fn paired(root: &Path, record: &[u8], value: &[u8]) {
     std::fs::create_dir_all(root).expect("paired directory");
     println!();
-    println!("Paired rounds ({ROUNDS} x {ROUND_TIME:?} each side, alternating):");
+    println!(
+        "Paired rounds ({ROUNDS} per pair, sides alternating; {ROUND_TIME:?} a side, bandwidth \
+         {} MiB a side):",
+        PAIRED_VOLUME >> 20
+    );
     paired_single_thread(root, record, value);
     paired_concurrent(root, record, value);
-    paired_lazy(root, value);
+    paired_lazy(root, record.len() as u64, value);
 }
 
 /// Prints one paired comparison against its target.
@@ -185,16 +190,23 @@ fn paired_concurrent(root: &Path, record: &[u8], value: &[u8]) {
     workload.close().expect("close log");
 }
 
+/// Bytes each side writes per round of the paired bandwidth comparison.
+const PAIRED_VOLUME: u64 = 128 << 20;
+
 /// Ratio 6/5: lazy commits, one flush per batch, 16 MiB generations, against 1 MiB writes,
-/// one sync per batch.
-fn paired_lazy(root: &Path, value: &[u8]) {
+/// one sync per batch; both sides write the same volume in every round.
+fn paired_lazy(root: &Path, commit_bytes: u64, value: &[u8]) {
     let chunk = noise(CHUNK_BYTES);
     let path = root.join("sequential.raw");
     let workload = Workload::open_with(&root.join("lazy"), value.to_vec(), streaming_config())
         .expect("open log");
-    let comparison = Comparison::run(
+    let counts = (
+        PAIRED_VOLUME / CHUNK_BYTES as u64,
+        PAIRED_VOLUME / commit_bytes,
+    );
+    let comparison = Comparison::run_equal(
         ROUNDS,
-        ROUND_TIME,
+        counts,
         &mut |count| {
             let elapsed = sequential_write(&path, &chunk, count).expect("sequential write");
             (count * CHUNK_BYTES as u64, elapsed)

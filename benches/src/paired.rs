@@ -51,6 +51,33 @@ impl Comparison {
         comparison
     }
 
+    /// `rounds` rounds of one batch each side, of counts the caller chose to do the same
+    /// work (for bandwidth: the same bytes), the side going first alternating. Equal volumes
+    /// keep a write cache below the file system (the host's, on a virtual disk) from
+    /// favouring the side that happens to write less per batch.
+    pub fn run_equal(
+        rounds: usize,
+        (baseline_count, ours_count): (u64, u64),
+        baseline: &mut Batch<'_>,
+        ours: &mut Batch<'_>,
+    ) -> Self {
+        let rate = |batch: &mut Batch<'_>, count| {
+            let (units, taken) = batch(count);
+            units as f64 / taken.as_secs_f64()
+        };
+        let mut comparison = Self::default();
+        for round in 0..rounds {
+            if round % 2 == 0 {
+                comparison.baseline.push(rate(baseline, baseline_count));
+                comparison.ours.push(rate(ours, ours_count));
+            } else {
+                comparison.ours.push(rate(ours, ours_count));
+                comparison.baseline.push(rate(baseline, baseline_count));
+            }
+        }
+        comparison
+    }
+
     /// Per-round ratios ours / baseline, sorted.
     pub fn ratios(&self) -> Vec<f64> {
         let mut ratios: Vec<f64> = self

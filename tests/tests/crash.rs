@@ -200,9 +200,10 @@ fn a_crash_with_nothing_lost_leaves_everything() {
 
 /// Concurrent committers with the background thread on (lazy flushes, idle rolls, prepared
 /// generations), cut at an operation and crashed: the interleaving varies from run to run,
-/// the guarantee does not.
+/// the guarantee does not. Syncs take 300 µs to return, so writes overlap them.
 fn concurrent_case(seed: u64, cut: u64) {
     let fs = SimulatedFileSystem::new();
+    fs.set_sync_delay(std::time::Duration::from_micros(300));
     let config = LogConfig {
         background: true,
         idle_roll_interval: Some(std::time::Duration::from_millis(2)),
@@ -262,11 +263,13 @@ fn concurrent_committers_crashed_at_two_hundred_points_lose_nothing_acknowledged
 
 /// A streaming log with the background threads on: lazy commits filling the buffer (flushes
 /// that write without syncing, writeback started early), generations closed behind the writer
-/// by the closer thread, and a flush now and then that acknowledges everything before it. Cut
+/// by the closer thread, and a flush now and then that acknowledges everything before it
+/// (syncs take 300 µs to return, so writes and rolls overlap them). Cut
 /// at an operation and crashed: every acknowledged commit survives, nothing else appears.
 /// Returns the rolls and the disk operations of the run.
 fn streaming_case(seed: u64, cut: Option<u64>) -> (u64, u64) {
     let fs = SimulatedFileSystem::new();
+    fs.set_sync_delay(std::time::Duration::from_micros(300));
     let config = LogConfig {
         background: true,
         lazy_flush_interval: std::time::Duration::from_millis(1),

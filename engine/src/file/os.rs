@@ -1,6 +1,7 @@
 //! The real file system, through `std::fs`.
 
 use super::{FileHandle, FileSystem, OpenMode};
+use parking_lot::Mutex;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -11,23 +12,39 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsFileSystem;
 
-struct OsFile(File);
+struct OsFile {
+    file: File,
+    /// Why a sync of this handle failed, if one did. Held across each `fdatasync`, so two
+    /// syncs of one handle never run at once: Linux reports a writeback error to one sync
+    /// of an open file only, and the other, running alongside, could return success for data
+    /// that never reached the disk. After a failure every later sync fails too (an fsync
+    /// error is fatal for the handle; recovery happens from the log).
+    sync_failure: Mutex<Option<String>>,
+}
 
 impl FileHandle for OsFile {
     fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.0.read_at(buffer, offset)
+        self.file.read_at(buffer, offset)
     }
     fn write_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
-        self.0.write_all_at(data, offset)
+        self.file.write_all_at(data, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        let mut failure = self.sync_failure.lock();
+        if let Some(reason) = failure.as_ref() {
+            return Err(io::Error::other(format!(
+                "an earlier sync of this file failed: {reason}"
+            )));
+        }
+        self.file
+            .sync_data()
+            .inspect_err(|error| *failure = Some(error.to_string()))
     }
     fn set_len(&self, length: u64) -> io::Result<()> {
-        self.0.set_len(length)
+        self.file.set_len(length)
     }
     fn size(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
     #[cfg(target_os = "linux")]
     fn start_writeback(&self, offset: u64, length: u64) -> io::Result<()> {
@@ -38,11 +55,11 @@ impl FileHandle for OsFile {
         // The one `unsafe` in the engine: `sync_file_range` has no safe wrapper in std or
         // rustix.
         #[allow(unsafe_code)]
-        // SAFETY: the descriptor is open for as long as `self.0` lives, and
+        // SAFETY: the descriptor is open for as long as `self.file` lives, and
         // `sync_file_range` only reads its integer arguments.
         let result = unsafe {
             libc::sync_file_range(
-                self.0.as_raw_fd(),
+                self.file.as_raw_fd(),
                 offset,
                 length,
                 libc::SYNC_FILE_RANGE_WRITE,
@@ -55,11 +72,11 @@ impl FileHandle for OsFile {
     }
     fn allocate(&self, length: u64) -> io::Result<()> {
         use rustix::fs::{fallocate, FallocateFlags};
-        match fallocate(&self.0, FallocateFlags::empty(), 0, length) {
+        match fallocate(&self.file, FallocateFlags::empty(), 0, length) {
             Ok(()) => Ok(()),
             // A file system without fallocate still gets the size; space is then taken as
             // the log is written.
-            Err(rustix::io::Errno::OPNOTSUPP) => self.0.set_len(length),
+            Err(rustix::io::Errno::OPNOTSUPP) => self.file.set_len(length),
             Err(errno) => Err(errno.into()),
         }
     }
@@ -78,7 +95,10 @@ impl FileSystem for OsFileSystem {
                 options.write(true).create_new(true);
             }
         }
-        Ok(Arc::new(OsFile(options.open(path)?)))
+        Ok(Arc::new(OsFile {
+            file: options.open(path)?,
+            sync_failure: Mutex::new(None),
+        }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)

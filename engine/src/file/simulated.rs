@@ -91,6 +91,9 @@ struct State {
     operations: u64,
     fault: Option<(u64, FaultMode)>,
     syncs: u64,
+    /// How long a sync takes to return after it took its snapshot (see
+    /// [`SimulatedFileSystem::set_sync_delay`]).
+    sync_delay: std::time::Duration,
 }
 
 impl State {
@@ -158,6 +161,13 @@ impl SimulatedFileSystem {
     /// How many operations were counted so far.
     pub fn operations(&self) -> u64 {
         self.state.lock().operations
+    }
+
+    /// Makes every `sync_data` return `delay` after it made the file durable (outside the
+    /// disk's lock), so that other threads' writes overlap a sync in flight as they do on a
+    /// real disk; a sync still covers only what was written before it began.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.state.lock().sync_delay = delay;
     }
 
     /// How many `sync_data` calls succeeded so far.
@@ -325,6 +335,11 @@ impl FileHandle for SimulatedFile {
         inode.durable = inode.written.clone();
         inode.pending.clear();
         state.syncs += 1;
+        let delay = state.sync_delay;
+        drop(state);
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         Ok(())
     }
 

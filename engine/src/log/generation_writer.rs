@@ -128,6 +128,7 @@ impl GenerationWriter {
             written_shadow: None,
             in_flight: None,
             shadow_deferred: false,
+            // Bounded by `segment::MAX_FLUSH_SEQUENCE`, checked when the segment was read.
             sequence: end.newest_sequence + 1,
             synced: end.synced_sequence,
             unsynced: false,
@@ -385,14 +386,21 @@ impl GenerationWriter {
 
 impl GenerationWriter {
     /// After reopening: clears everything past the end of the log and makes the partial block
-    /// durable in a fresh shadow, in three synced steps, each leaving a file that reopens to
-    /// the same end:
+    /// durable in a fresh shadow, in synced steps, each leaving a file that reopens to the
+    /// same end:
+    /// 0. sync what was read: it came from the page cache and may hold writes never synced
+    ///    (a process that died, not the machine), and the steps below overwrite slots that
+    ///    may hold the only durable copy of acknowledged bytes (a shadow, superseded in the
+    ///    cache by a newer copy that is not yet on disk);
     /// 1. zero the home segments after the partial block (and both shadows if there is no
     ///    partial block): nothing there was ever acknowledged;
     /// 2. write the partial block to the shadow it was not read from, with a flush sequence
     ///    above any in the file, so it wins over every other copy;
     /// 3. zero the partial block's home segment and the other shadow, both superseded.
     pub fn resume(&mut self, image: &[u8]) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.path, "sync log read at open", e))?;
         let capacity = home_capacity(self.header.generation_bytes as u64);
         let shadows = shadow_slots(self.header.generation_bytes as u64);
         let partial = !self.tail.is_empty();
@@ -403,8 +411,8 @@ impl GenerationWriter {
         }
         self.zero_slots(image, &past_end)?;
         if !partial {
-            // What the file holds may have been written and never synced before the log was
-            // opened again: synced now, so that new segments may name its sequences synced.
+            // Everything in the file is durable (step 0): a sync on the books, so that new
+            // segments name its sequences synced.
             return self.sync();
         }
         let tail = std::mem::take(&mut self.tail);
@@ -447,11 +455,11 @@ impl GenerationWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::file::simulated::SimulatedFileSystem;
+    use crate::file::simulated::{FaultMode, SimulatedFileSystem};
     use crate::file::{FileSystem, OpenMode};
     use crate::log::record::frame_into;
     use crate::log::roll::{sync_header, write_header};
-    use crate::log::scan::{scan, ScanMode};
+    use crate::log::scan::{scan, ScanMode, TailSource};
     use crate::log::{BaseName, StreamSignature};
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64;
@@ -495,6 +503,62 @@ mod tests {
         fs.crash(seed);
         let image = fs.read_file(Path::new(PATH)).unwrap();
         scan(Path::new(PATH), &image, ScanMode::Current).map(|scanned| scanned.stream)
+    }
+
+    /// The previous writer wrote past its last sync and died (the machine did not); the log
+    /// is opened again from the page cache, and the machine loses power while `resume` runs
+    /// (an operation fails, then the disk crashes). The bytes acknowledged before survive:
+    /// `resume` syncs what it read before it overwrites anything. Both shapes of the end are
+    /// covered: the unsynced write completed the block (its home is the end, and `resume`
+    /// zeroes both shadows, one holding the only durable copy), or it went to the other
+    /// shadow (and `resume` writes the block back into the durable one).
+    #[test]
+    fn a_crash_while_reopening_after_a_process_died_keeps_what_was_acknowledged() {
+        for unsynced in [PAYLOAD_BYTES - 1000, 500] {
+            for failing in 1..8u64 {
+                for seed in 0..100u64 {
+                    let fs = SimulatedFileSystem::new();
+                    let mut writer = writer(&fs);
+                    let mut first = Vec::new();
+                    frame_into(&mut first, 200, &[7; 988]);
+                    writer.write(&first).unwrap();
+                    writer.sync().unwrap();
+                    let acknowledged = writer.stream_end();
+                    let mut more = Vec::new();
+                    frame_into(&mut more, 200, &vec![9; unsynced - 12]);
+                    writer.write(&more).unwrap();
+                    drop(writer);
+                    let image = fs.read_file(Path::new(PATH)).unwrap();
+                    let mut reopened = reopen(&fs, &image);
+                    fs.fail_at(fs.operations() + failing, FaultMode::Persistent);
+                    let _ = reopened.resume(&image);
+                    let stream = scan_after_crash(&fs, seed).unwrap();
+                    assert!(
+                        stream.len() as u64 >= acknowledged,
+                        "unsynced {unsynced}, failing {failing}, seed {seed}: lost"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A writer for the file as `image` shows it, the way `open.rs` makes one.
+    fn reopen(fs: &SimulatedFileSystem, image: &[u8]) -> GenerationWriter {
+        let scanned = scan(Path::new(PATH), image, ScanMode::Current).unwrap();
+        let bytes = scanned.stream.len() as u64;
+        let tail_start = (bytes - bytes % PAYLOAD_BYTES as u64) as usize;
+        let end = StreamEnd {
+            bytes,
+            tail: scanned.stream[tail_start..].to_vec(),
+            shadow: match scanned.tail_source {
+                TailSource::Shadow(slot) => Some(slot),
+                TailSource::Home | TailSource::Nothing => None,
+            },
+            newest_sequence: scanned.max_flush_sequence,
+            synced_sequence: scanned.synced_sequence,
+        };
+        let file = fs.open(Path::new(PATH), OpenMode::ReadWrite).unwrap();
+        GenerationWriter::resumed(PathBuf::from(PATH), file, scanned.header, end)
     }
 
     /// Writes go on while a sync is in flight (with shadows held back when both are taken),

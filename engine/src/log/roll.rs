@@ -1,7 +1,8 @@
 //! Creating generations: preparing `E00tmp.log` ahead, and the roll that closes `E00.log`.
 //!
-//! A roll, in order (each step durable before the next, so a crash anywhere leaves a directory
-//! that reopens to the same log):
+//! A roll, in order (the header and the finished generation are durable before the renames,
+//! and the renames before anything of the next generation counts, so a crash anywhere leaves
+//! a directory that reopens to the same log):
 //! 1. the partial block of `E00.log` goes to its home segment;
 //! 2. the digest of the finished file is computed by reading it back (from the page cache);
 //! 3. the header of the next generation is written into the prepared `E00tmp.log`;

@@ -34,6 +34,9 @@ pub const PAYLOAD_BYTES: usize = SEGMENT_BYTES - SEGMENT_HEADER_BYTES;
 pub const SEGMENT_MAGIC: [u8; 4] = *b"BJLS";
 /// Flag bit: the segment is a shadow copy of a partial block.
 pub const FLAG_SHADOW: u16 = 1;
+/// No flush sequence is above this (a bound on what is read, so that counting on from the
+/// newest sequence in a file cannot overflow; a generation never sees 2^62 syncs).
+pub const MAX_FLUSH_SEQUENCE: u64 = 1 << 62;
 
 /// The fields of a valid segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +81,10 @@ pub fn encode(target: &mut [u8], header: &SegmentHeader, payload: &[u8]) {
     assert!(
         header.synced_sequence < header.flush_sequence,
         "a segment is written after the syncs it names"
+    );
+    assert!(
+        header.flush_sequence <= MAX_FLUSH_SEQUENCE,
+        "flush sequence bound"
     );
     // Every byte is written below (the header field by field, the payload, zeros after it),
     // so a reused buffer needs no clearing first.
@@ -156,6 +163,12 @@ fn check_fields(bytes: &[u8], header: &SegmentHeader) -> Result<(), String> {
     if used == 0 || used > PAYLOAD_BYTES {
         return Err(format!(
             "used length {used} out of range 1..={PAYLOAD_BYTES}"
+        ));
+    }
+    if header.flush_sequence > MAX_FLUSH_SEQUENCE {
+        return Err(format!(
+            "flush sequence {} over the bound {MAX_FLUSH_SEQUENCE}",
+            header.flush_sequence
         ));
     }
     if header.synced_sequence >= header.flush_sequence {

@@ -401,6 +401,8 @@ impl GenerationWriter {
         self.file
             .sync_data()
             .map_err(|e| LogError::io(&self.path, "sync log read at open", e))?;
+        // Every sequence in the file is durable now, and new segments may say so.
+        self.synced = self.sequence - 1;
         let capacity = home_capacity(self.header.generation_bytes as u64);
         let shadows = shadow_slots(self.header.generation_bytes as u64);
         let partial = !self.tail.is_empty();
@@ -411,9 +413,7 @@ impl GenerationWriter {
         }
         self.zero_slots(image, &past_end)?;
         if !partial {
-            // Everything in the file is durable (step 0): a sync on the books, so that new
-            // segments name its sequences synced.
-            return self.sync();
+            return Ok(());
         }
         let tail = std::mem::take(&mut self.tail);
         self.write_shadow(&tail)?;

@@ -38,17 +38,9 @@ impl Comparison {
         baseline: &mut Batch<'_>,
         ours: &mut Batch<'_>,
     ) -> Self {
-        let mut comparison = Self::default();
-        for round in 0..rounds {
-            if round % 2 == 0 {
-                comparison.baseline.push(rate_for(target, baseline));
-                comparison.ours.push(rate_for(target, ours));
-            } else {
-                comparison.ours.push(rate_for(target, ours));
-                comparison.baseline.push(rate_for(target, baseline));
-            }
-        }
-        comparison
+        Self::alternate(rounds, &mut || rate_for(target, baseline), &mut || {
+            rate_for(target, ours)
+        })
     }
 
     /// `rounds` rounds of one batch each side, of counts the caller chose to do the same
@@ -65,14 +57,25 @@ impl Comparison {
             let (units, taken) = batch(count);
             units as f64 / taken.as_secs_f64()
         };
+        Self::alternate(rounds, &mut || rate(baseline, baseline_count), &mut || {
+            rate(ours, ours_count)
+        })
+    }
+
+    /// Measures both sides `rounds` times, the side going first alternating.
+    fn alternate(
+        rounds: usize,
+        baseline: &mut dyn FnMut() -> f64,
+        ours: &mut dyn FnMut() -> f64,
+    ) -> Self {
         let mut comparison = Self::default();
         for round in 0..rounds {
             if round % 2 == 0 {
-                comparison.baseline.push(rate(baseline, baseline_count));
-                comparison.ours.push(rate(ours, ours_count));
+                comparison.baseline.push(baseline());
+                comparison.ours.push(ours());
             } else {
-                comparison.ours.push(rate(ours, ours_count));
-                comparison.baseline.push(rate(baseline, baseline_count));
+                comparison.ours.push(ours());
+                comparison.baseline.push(baseline());
             }
         }
         comparison

@@ -14,7 +14,7 @@
 //! `scan.rs`). A sync may run while the writer goes on writing (see [`SyncTicket`]); at most
 //! one does.
 
-use super::scan::{home_capacity, shadow_slots};
+use super::scan::{home_capacity, shadow_slots, GenerationScan, TailSource};
 use super::segment::{self, SegmentHeader, PAYLOAD_BYTES, SEGMENT_BYTES};
 use super::GenerationHeader;
 use crate::error::LogError;
@@ -34,6 +34,24 @@ pub(crate) struct StreamEnd {
     pub newest_sequence: u64,
     /// The highest synced sequence any valid segment names.
     pub synced_sequence: u64,
+}
+
+impl StreamEnd {
+    /// Where the stream of a scanned current generation ends.
+    pub fn of_scan(scanned: &GenerationScan) -> Self {
+        let bytes = scanned.stream.len() as u64;
+        let tail_start = (bytes - bytes % PAYLOAD_BYTES as u64) as usize;
+        Self {
+            bytes,
+            tail: scanned.stream[tail_start..].to_vec(),
+            shadow: match scanned.tail_source {
+                TailSource::Shadow(slot) => Some(slot),
+                TailSource::Home | TailSource::Nothing => None,
+            },
+            newest_sequence: scanned.max_flush_sequence,
+            synced_sequence: scanned.synced_sequence,
+        }
+    }
 }
 
 /// A sync begun with [`GenerationWriter::begin_sync`]: the file to sync, and what becomes
@@ -459,7 +477,7 @@ mod tests {
     use crate::file::{FileSystem, OpenMode};
     use crate::log::record::frame_into;
     use crate::log::roll::{sync_header, write_header};
-    use crate::log::scan::{scan, ScanMode, TailSource};
+    use crate::log::scan::{scan, ScanMode};
     use crate::log::{BaseName, StreamSignature};
     use rand::{Rng, SeedableRng};
     use rand_pcg::Pcg64;
@@ -545,19 +563,8 @@ mod tests {
     /// A writer for the file as `image` shows it, the way `open.rs` makes one.
     fn reopen(fs: &SimulatedFileSystem, image: &[u8]) -> GenerationWriter {
         let scanned = scan(Path::new(PATH), image, ScanMode::Current).unwrap();
-        let bytes = scanned.stream.len() as u64;
-        let tail_start = (bytes - bytes % PAYLOAD_BYTES as u64) as usize;
-        let end = StreamEnd {
-            bytes,
-            tail: scanned.stream[tail_start..].to_vec(),
-            shadow: match scanned.tail_source {
-                TailSource::Shadow(slot) => Some(slot),
-                TailSource::Home | TailSource::Nothing => None,
-            },
-            newest_sequence: scanned.max_flush_sequence,
-            synced_sequence: scanned.synced_sequence,
-        };
         let file = fs.open(Path::new(PATH), OpenMode::ReadWrite).unwrap();
+        let end = StreamEnd::of_scan(&scanned);
         GenerationWriter::resumed(PathBuf::from(PATH), file, scanned.header, end)
     }
 

@@ -4,8 +4,7 @@ use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::directory::{path_of, read_image, LogDirectory};
 use super::generation_writer::{GenerationWriter, StreamEnd};
 use super::roll::{install, prepare_next, sync_header, write_header, Fill};
-use super::scan::{read_header, scan, ScanMode, TailSource};
-use super::segment::PAYLOAD_BYTES;
+use super::scan::{read_header, scan, ScanMode};
 use super::signature::now_micros;
 use super::{GenerationHeader, LogConfig, LogPosition, MAX_GENERATION_BYTES};
 use crate::error::LogError;
@@ -40,18 +39,7 @@ pub(crate) fn open_stream(config: &LogConfig, directory: &Path) -> Result<Opened
     let file = fs
         .open(&current_path, OpenMode::ReadWrite)
         .map_err(|e| LogError::io(&current_path, "open current generation", e))?;
-    let bytes = scanned.stream.len() as u64;
-    let tail_start = (bytes - bytes % PAYLOAD_BYTES as u64) as usize;
-    let end = StreamEnd {
-        bytes,
-        tail: scanned.stream[tail_start..].to_vec(),
-        shadow: match scanned.tail_source {
-            TailSource::Shadow(slot) => Some(slot),
-            TailSource::Home | TailSource::Nothing => None,
-        },
-        newest_sequence: scanned.max_flush_sequence,
-        synced_sequence: scanned.synced_sequence,
-    };
+    let end = StreamEnd::of_scan(&scanned);
     let mut writer = GenerationWriter::resumed(current_path, file, header, end);
     writer.resume(&image)?;
     Ok(Opened {

@@ -600,8 +600,7 @@ impl Shared {
         result
     }
 
-    /// Steps 1 to 3 of the roll (see `roll.rs`), on the writer's side; the closer does the
-    /// rest.
+    /// Step 1 of the roll (see `roll.rs`), on the writer's side; the closer does the rest.
     fn hand_over(
         &self,
         io: &mut GenerationWriter,

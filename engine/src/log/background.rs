@@ -1,5 +1,6 @@
-//! The log's threads: the background thread (lazy flushes, idle rolls, preparing the next
-//! generation) and the closer (see `closer.rs`).
+//! The log's threads: the background thread (lazy syncs, idle rolls, preparing the next
+//! generation), the write-behind thread (writes a buffer past half full) and the closer
+//! (see `closer.rs`).
 
 use super::writer::Shared;
 use super::LogPosition;
@@ -24,7 +25,6 @@ pub(crate) fn spawn_closer(shared: Arc<Shared>) -> JoinHandle<()> {
 
 fn run(shared: &Shared) {
     let interval = shared.config.lazy_flush_interval;
-    let half_buffer = shared.config.buffer_bytes / 2;
     loop {
         // A failure to prepare is retried at the roll, which reports it.
         let _ = shared.prepare_if_needed();
@@ -33,27 +33,47 @@ fn run(shared: &Shared) {
             return;
         }
         shared.background_wakeup.wait_for(&mut state, interval);
+        // A write in progress ends within a buffer's worth of writing: waiting for it keeps
+        // the lazy bound, where waiting another interval would stretch it.
+        while state.flushing && !state.closing {
+            shared.room.wait(&mut state);
+        }
         if state.closing {
             return;
         }
-        if state.flushing {
-            continue;
-        }
         let behind = state.append > state.durable;
         let may_sync = !state.syncing;
-        // Lazy commits become durable within the interval; a buffer past half full is
-        // written (not synced) so appenders keep filling the other half, even while a sync
-        // is in flight.
-        if may_sync && behind && state.last_sync.elapsed() >= interval {
-            shared.lead_flush(&mut state, true);
-        } else if state.buffered > half_buffer {
-            shared.lead_flush(&mut state, false);
-        } else if may_sync && behind {
+        // Lazy commits become durable within the interval.
+        if may_sync && behind {
             shared.lead_flush(&mut state, true);
         } else if may_sync && shared.idle_roll_due(&state) {
             let next = LogPosition::new(state.append.generation + 1, 0);
             state.append = next;
             shared.lead_flush(&mut state, true);
+        }
+    }
+}
+
+/// Starts the write-behind thread; it stops when the log is closing.
+pub(crate) fn spawn_write_behind(shared: Arc<Shared>) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("bluejet-log-write".into())
+        .spawn(move || write_behind(&shared))
+        .expect("spawn the log write-behind thread")
+}
+
+/// Writes the buffer (without syncing) whenever it is past half full and no flush runs, so
+/// appenders keep filling the other half instead of writing it themselves, even while the
+/// background thread waits for a sync.
+fn write_behind(shared: &Shared) {
+    let half_buffer = shared.config.buffer_bytes / 2;
+    let mut state = shared.state.lock();
+    while !state.closing {
+        // After a failure nothing is written any more (and the buffer never empties).
+        if state.buffered > half_buffer && !state.flushing && !state.poisoned() {
+            shared.lead_flush(&mut state, false);
+        } else {
+            shared.write_wakeup.wait(&mut state);
         }
     }
 }

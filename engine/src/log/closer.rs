@@ -8,7 +8,8 @@
 //! - one close at a time: the writer waits for the previous close before it takes the next
 //!   prepared file (so the name `E00tmp.log` belongs to one generation at a time);
 //! - nothing in g+1 counts as durable before g+1 is installed: a flush that syncs waits for
-//!   the close first ([`Closer::wait_installed`]);
+//!   the close first ([`Closer::wait_installed`]), after it has written and given up its
+//!   turn, so other flushes write meanwhile;
 //! - nobody prepares a new `E00tmp.log` while a close owns the name.
 //!
 //! Without the background thread (tests on the simulated disk, which must be repeatable) the
@@ -203,6 +204,13 @@ impl Closer {
             self.changed.wait(&mut state);
         }
         failure(&mut state)
+    }
+
+    /// Whether every close handed over is installed (without waiting); an error if one failed.
+    pub fn all_installed(&self) -> Result<bool, LogError> {
+        let mut state = self.state.lock();
+        failure(&mut state)?;
+        Ok(!state.installing)
     }
 
     /// The closer thread: runs handed-over closes until [`Closer::stop`].

@@ -7,8 +7,9 @@
 //! leader. So N concurrent committers share one fdatasync instead of paying N.
 //!
 //! A flush that only makes room in a full buffer (nobody waits for durability) writes without
-//! syncing; the background thread syncs at least every `lazy_flush_interval`. A full
-//! generation is closed behind the writer (see `closer.rs`).
+//! syncing: the write-behind thread starts one whenever the buffer passes half full, so
+//! appenders rarely write themselves; the background thread syncs at least every
+//! `lazy_flush_interval`. A full generation is closed behind the writer (see `closer.rs`).
 
 use super::checkpoint::{Checkpoint, CheckpointFile};
 use super::closer::{CloseJob, Closer};
@@ -77,6 +78,13 @@ pub(crate) struct State {
     pub(crate) closing: bool,
 }
 
+impl State {
+    /// Whether a write or sync failed: then nothing more may be written.
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned.is_some()
+    }
+}
+
 pub(crate) struct Shared {
     pub(crate) config: LogConfig,
     directory: PathBuf,
@@ -90,9 +98,11 @@ pub(crate) struct Shared {
     changed: Condvar,
     /// Wakes appenders waiting for buffer room when a flush has written (before its sync), so
     /// committers waiting for durability are not woken for nothing.
-    room: Condvar,
+    pub(crate) room: Condvar,
     /// Wakes the background thread.
     pub(crate) background_wakeup: Condvar,
+    /// Wakes the write-behind thread: the buffer passed half full, or a flush ended.
+    pub(crate) write_wakeup: Condvar,
     io: Mutex<GenerationWriter>,
     pub(crate) closer: Closer,
     checkpoint: Mutex<CheckpointFile>,
@@ -107,7 +117,8 @@ pub(crate) struct Shared {
 /// An open log stream, writable. Shareable between threads (`&Log` is enough to commit).
 pub struct Log {
     shared: Arc<Shared>,
-    background: Option<JoinHandle<()>>,
+    /// The background and write-behind threads (see `background.rs`).
+    background: Vec<JoinHandle<()>>,
     closer: Option<JoinHandle<()>>,
     torn_bytes: usize,
 }
@@ -148,6 +159,7 @@ impl Log {
             changed: Condvar::new(),
             room: Condvar::new(),
             background_wakeup: Condvar::new(),
+            write_wakeup: Condvar::new(),
             io: Mutex::new(writer),
             closer: Closer::new(
                 Arc::clone(&config.file_system),
@@ -167,11 +179,14 @@ impl Log {
         });
         let (background, closer) = if shared.config.background {
             (
-                Some(super::background::spawn(Arc::clone(&shared))),
+                vec![
+                    super::background::spawn(Arc::clone(&shared)),
+                    super::background::spawn_write_behind(Arc::clone(&shared)),
+                ],
                 Some(super::background::spawn_closer(Arc::clone(&shared))),
             )
         } else {
-            (None, None)
+            (Vec::new(), None)
         };
         let log = Self {
             shared,
@@ -292,10 +307,10 @@ impl Log {
             begin.get_or_insert(position);
             start = end;
         }
-        // Past half the buffer, the background thread flushes while appenders go on filling
+        // Past half the buffer, the write-behind thread flushes while appenders go on filling
         // the other half.
         if state.buffered > self.shared.config.buffer_bytes / 2 && !state.flushing {
-            self.shared.background_wakeup.notify_one();
+            self.shared.write_wakeup.notify_one();
         }
         let end = state.append;
         if is_commit {
@@ -399,7 +414,8 @@ impl Log {
     fn stop_background(&mut self) {
         self.shared.state.lock().closing = true;
         self.shared.background_wakeup.notify_all();
-        if let Some(handle) = self.background.take() {
+        self.shared.write_wakeup.notify_all();
+        for handle in self.background.drain(..) {
             let _ = handle.join();
         }
         // After the background thread: it may still have led a flush that handed over a close.
@@ -499,21 +515,15 @@ impl Shared {
         let target = state.append;
         let written = MutexGuard::unlocked(state, || {
             let mut io = self.io.lock();
-            self.write_chunks(&mut io, &chunks, target.generation, sync)?;
-            if !sync {
-                return Ok(None);
-            }
-            // Nothing of a generation counts before it is installed as `E00.log`.
-            self.closer.wait_installed()?;
-            io.begin_sync().map(Some)
+            self.write_chunks(&mut io, &chunks, target.generation, sync)
         });
         self.release(state, chunks);
         state.flushing = false;
         self.room.notify_all();
+        self.write_wakeup.notify_one();
         let result = match written {
-            Ok(Some(ticket)) => MutexGuard::unlocked(state, || self.finish_sync(ticket)),
-            Ok(None) => Ok(()),
-            Err(error) => Err(error),
+            Ok(()) if sync => MutexGuard::unlocked(state, || self.sync_written()),
+            other => other,
         };
         if sync {
             state.syncing = false;
@@ -573,6 +583,23 @@ impl Shared {
             io.start_writeback();
         }
         Ok(())
+    }
+
+    /// Makes everything written so far durable. Nothing of a generation counts before it is
+    /// installed as `E00.log`, and the close that installs a generation syncs the one before
+    /// it; so the sync waits for every close handed over, without holding the writer, which
+    /// goes on writing meanwhile (a close can take several device flushes).
+    fn sync_written(&self) -> Result<(), LogError> {
+        let ticket = loop {
+            self.closer.wait_installed()?;
+            // Rolls hand closes over under `io`: with it held, none can start between the
+            // check and the ticket.
+            let mut io = self.io.lock();
+            if self.closer.all_installed()? {
+                break io.begin_sync()?;
+            }
+        };
+        self.finish_sync(ticket)
     }
 
     /// Syncs what a ticket covers (outside every lock) and records it in the writer.

@@ -4,7 +4,8 @@
 //! and the renames before anything of the next generation counts, so a crash anywhere leaves
 //! a directory that reopens to the same log):
 //! 1. the partial block of `E00.log` goes to its home segment;
-//! 2. the digest of the finished file is computed by reading it back (from the page cache);
+//! 2. the digest of the finished file is computed: the home segments the writer wrote in order
+//!    count by the crc it took as it wrote them, the rest is read back (from the page cache);
 //! 3. the header of the next generation is written into the prepared `E00tmp.log`;
 //! 4. sync `E00.log`, then sync `E00tmp.log` (its header); rename `E00.log` to `E00` + 8 hex
 //!    digits `.log`, rename `E00tmp.log` to `E00.log`; sync the directory;

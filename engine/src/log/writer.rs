@@ -600,6 +600,11 @@ impl Shared {
             // check and the ticket.
             let mut io = self.io.lock();
             if self.closer.all_installed()? {
+                assert_eq!(
+                    self.closer.installed().generation,
+                    io.header.generation,
+                    "a sync covers the installed generation, every one before it closed"
+                );
                 break io.begin_sync()?;
             }
         };

@@ -436,3 +436,42 @@ fn a_checkpoint_update_cut_anywhere_leaves_the_old_or_the_new_checkpoint() {
         }
     }
 }
+
+/// A durable commit completes while another thread streams lazy commits as fast as it can:
+/// the write-behind thread then rolls in nearly every flush, and a sync that waited for
+/// "no close pending" could wait for ever. Closes are slow here (every sync takes 2 ms).
+#[test]
+fn durable_commits_complete_while_the_log_streams() {
+    let fs = SimulatedFileSystem::new();
+    fs.set_sync_delay(Duration::from_millis(2));
+    let config = LogConfig {
+        background: true,
+        buffer_bytes: 64 << 10,
+        ..sim_config(&fs)
+    };
+    let log = Log::open(Path::new(DIRECTORY), config).unwrap();
+    let streaming = std::sync::atomic::AtomicBool::new(true);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut index = 1_000_000;
+            while streaming.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut transaction = log.transaction();
+                transaction.put("stream", &u64::to_be_bytes(index), &[7; 2000]);
+                transaction.commit(Durability::Lazy).unwrap();
+                index += 1;
+            }
+        });
+        scope.spawn(|| {
+            for index in 0..20 {
+                commit(&log, index, 500);
+            }
+            done.send(()).unwrap();
+        });
+        let outcome = finished.recv_timeout(Duration::from_secs(60));
+        streaming.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(outcome.is_ok(), "durable commits starved while streaming");
+    });
+    assert!(log.stats().rolls >= 3, "the stream rolled");
+    log.close().unwrap();
+}

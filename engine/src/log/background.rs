@@ -33,8 +33,9 @@ fn run(shared: &Shared) {
             return;
         }
         shared.background_wakeup.wait_for(&mut state, interval);
-        // A write in progress ends within a buffer's worth of writing: waiting for it keeps
-        // the lazy bound, where waiting another interval would stretch it.
+        // A write in progress ends after a buffer's worth of writing (and the rolls in it):
+        // waiting for it keeps the lazy bound, where waiting another interval would stretch
+        // it.
         while state.flushing && !state.closing {
             shared.room.wait(&mut state);
         }

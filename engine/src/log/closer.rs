@@ -8,7 +8,7 @@
 //! - one close at a time: the writer waits for the previous close before it takes the next
 //!   prepared file (so the name `E00tmp.log` belongs to one generation at a time);
 //! - nothing in g+1 counts as durable before g+1 is installed: a flush that syncs waits for
-//!   the close first ([`Closer::wait_installed`]), after it has written and given up its
+//!   the close first ([`Closer::wait_install_after`]), after it has written and given up its
 //!   turn, so other flushes write meanwhile;
 //! - nobody prepares a new `E00tmp.log` while a close owns the name.
 //!
@@ -191,26 +191,34 @@ impl Closer {
         let result = self.close(job);
         let mut state = self.state.lock();
         state.rolling = false;
+        // The caller gets the error; everyone after it sees the log as failed, as with the
+        // closer thread.
+        if let Err(error) = &result {
+            state.failed_reason = Some(error.to_string());
+        }
         let outcome = result.map(|next| state.installed = next);
         self.changed.notify_all();
         outcome
     }
 
-    /// Waits until everything the writer rolled past is installed (not for the preparing of
-    /// the next `E00tmp.log` that follows).
-    pub fn wait_installed(&self) -> Result<(), LogError> {
+    /// The installed generation, and whether a close handed over is still pending (without
+    /// waiting); an error if a close failed.
+    pub fn install_state(&self) -> Result<(u32, bool), LogError> {
         let mut state = self.state.lock();
-        while state.installing {
+        failure(&mut state)?;
+        Ok((state.installed.generation, state.installing))
+    }
+
+    /// Waits until no close is pending or a generation after `seen` is installed.
+    pub fn wait_install_after(&self, seen: u32) -> Result<(), LogError> {
+        let mut state = self.state.lock();
+        while state.installing
+            && state.installed.generation <= seen
+            && state.failed_reason.is_none()
+        {
             self.changed.wait(&mut state);
         }
         failure(&mut state)
-    }
-
-    /// Whether every close handed over is installed (without waiting); an error if one failed.
-    pub fn all_installed(&self) -> Result<bool, LogError> {
-        let mut state = self.state.lock();
-        failure(&mut state)?;
-        Ok(!state.installing)
     }
 
     /// The closer thread: runs handed-over closes until [`Closer::stop`].

@@ -31,7 +31,8 @@ pub struct LogConfig {
     /// Close a generation holding a durable commit after this long without appends
     /// (default 5 s); `None` turns idle rolls off.
     pub idle_roll_interval: Option<Duration>,
-    /// Run the background thread (lazy flushes, idle rolls, preparing the next generation).
+    /// Run the background threads: lazy syncs, idle rolls and preparing the next generation;
+    /// write-behind of a buffer past half full; closing full generations.
     /// Tests that want determinism turn it off; the log then does all of it inline.
     pub background: bool,
     /// Timeline of a new stream (default 1).

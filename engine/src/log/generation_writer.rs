@@ -592,7 +592,6 @@ mod tests {
         }
     }
 
-    /// A writer for the file as `image` shows it, the way `open.rs` makes one.
     /// The digest a close records is the crc32c of the whole file as written, whether the
     /// generation filled up, was closed part full with its partial block home and stale
     /// shadows, or was reopened first (when the writer knows no prefix of its homes).
@@ -632,6 +631,7 @@ mod tests {
         }
     }
 
+    /// A writer for the file as `image` shows it, the way `open.rs` makes one.
     fn reopen(fs: &SimulatedFileSystem, image: &[u8]) -> GenerationWriter {
         let scanned = scan(Path::new(PATH), image, ScanMode::Current).unwrap();
         let file = fs.open(Path::new(PATH), OpenMode::ReadWrite).unwrap();

@@ -67,9 +67,6 @@ pub(crate) struct State {
     /// End of the last commit record appended.
     pub(crate) last_commit: LogPosition,
     pub(crate) last_append: Instant,
-    /// When `durable` last moved (or the log opened): lazy commits wait at most
-    /// `lazy_flush_interval` past it.
-    pub(crate) last_sync: Instant,
     /// A flush is writing (one at a time).
     pub(crate) flushing: bool,
     /// A sync is in flight (one at a time); flushes that only write may run meanwhile.
@@ -101,7 +98,8 @@ pub(crate) struct Shared {
     pub(crate) room: Condvar,
     /// Wakes the background thread.
     pub(crate) background_wakeup: Condvar,
-    /// Wakes the write-behind thread: the buffer passed half full, or a flush ended.
+    /// Wakes the write-behind thread: the buffer passed half full, or a flush ended with it
+    /// still past half full.
     pub(crate) write_wakeup: Condvar,
     io: Mutex<GenerationWriter>,
     pub(crate) closer: Closer,
@@ -144,7 +142,6 @@ impl Log {
             durable: end,
             last_commit: LogPosition::default(),
             last_append: Instant::now(),
-            last_sync: Instant::now(),
             flushing: false,
             syncing: false,
             poisoned: None,
@@ -415,6 +412,8 @@ impl Log {
         self.shared.state.lock().closing = true;
         self.shared.background_wakeup.notify_all();
         self.shared.write_wakeup.notify_all();
+        // The background thread may be waiting for a flush to end.
+        self.shared.room.notify_all();
         for handle in self.background.drain(..) {
             let _ = handle.join();
         }
@@ -526,7 +525,7 @@ impl Shared {
             self.write_wakeup.notify_one();
         }
         let result = match written {
-            Ok(()) if sync => MutexGuard::unlocked(state, || self.sync_written()),
+            Ok(()) if sync => MutexGuard::unlocked(state, || self.sync_through(target)),
             other => other,
         };
         if sync {
@@ -536,7 +535,6 @@ impl Shared {
             Ok(()) if sync => {
                 assert!(target >= state.durable, "durability only moves forward");
                 state.durable = target;
-                state.last_sync = Instant::now();
             }
             Ok(()) => {}
             Err(error) => state.poisoned = Some(error.to_string()),
@@ -589,24 +587,35 @@ impl Shared {
         Ok(())
     }
 
-    /// Makes everything written so far durable. Nothing of a generation counts before it is
-    /// installed as `E00.log`, and the close that installs a generation syncs the one before
-    /// it; so the sync waits for every close handed over, without holding the writer, which
-    /// goes on writing meanwhile (a close can take several device flushes).
-    fn sync_written(&self) -> Result<(), LogError> {
+    /// Makes everything up to `target` (written) durable. Nothing of a generation counts
+    /// before it is installed as `E00.log`, and the close that installs a generation syncs
+    /// the one before it. So: once a generation past the target's is installed, the target
+    /// is durable already; once the writer's generation is installed with no close pending,
+    /// a sync of it makes the target durable; otherwise wait for the next install, holding
+    /// nothing, so the writer goes on meanwhile (a close takes several device flushes). At
+    /// most two installs are waited for, however fast the writer rolls.
+    fn sync_through(&self, target: LogPosition) -> Result<(), LogError> {
         let ticket = loop {
-            self.closer.wait_installed()?;
             // Rolls hand closes over under `io`: with it held, none can start between the
             // check and the ticket.
             let mut io = self.io.lock();
-            if self.closer.all_installed()? {
+            let (installed, pending) = self.closer.install_state()?;
+            assert!(
+                target.generation <= io.header.generation,
+                "a flush writes its target before it syncs"
+            );
+            if installed > target.generation {
+                return Ok(());
+            }
+            if !pending {
                 assert_eq!(
-                    self.closer.installed().generation,
-                    io.header.generation,
-                    "a sync covers the installed generation, every one before it closed"
+                    installed, io.header.generation,
+                    "with no close pending the writer's generation is installed"
                 );
                 break io.begin_sync()?;
             }
+            drop(io);
+            self.closer.wait_install_after(installed)?;
         };
         self.finish_sync(ticket)
     }

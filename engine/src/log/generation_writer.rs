@@ -94,9 +94,10 @@ pub(crate) struct GenerationWriter {
     synced: u64,
     /// Whether anything was written since the last sync began.
     unsynced: bool,
-    /// When this writer started, and the stream end then: how fast the generation fills
-    /// decides how the next one is prepared.
-    started: (std::time::Instant, u64),
+    /// The stream end when this writer started, and the syncs since that had something to
+    /// sync: the bytes a sync covers decide how the next generation is prepared.
+    started_at: u64,
+    syncs: u64,
     /// Stream bytes written so far.
     stream_end: u64,
     /// File offsets of the home segments written and not yet handed to the disk by
@@ -155,7 +156,8 @@ impl GenerationWriter {
             sequence: end.newest_sequence + 1,
             synced: end.synced_sequence,
             unsynced: false,
-            started: (std::time::Instant::now(), end.bytes),
+            started_at: end.bytes,
+            syncs: 0,
             stream_end: end.bytes,
             writeback: 0..0,
             written_homes: (end.bytes == 0).then_some((0, 0)),
@@ -168,11 +170,9 @@ impl GenerationWriter {
         self.stream_end
     }
 
-    /// Bytes a second written into this generation since the writer started.
-    pub fn fill_rate(&self) -> f64 {
-        let (when, end) = self.started;
-        let seconds = when.elapsed().as_secs_f64().max(1e-9);
-        (self.stream_end - end) as f64 / seconds
+    /// Stream bytes written per sync since the writer started (all of them if none synced).
+    pub fn bytes_per_sync(&self) -> u64 {
+        (self.stream_end - self.started_at) / self.syncs.max(1)
     }
 
     /// Stream bytes this generation can hold.
@@ -343,6 +343,7 @@ impl GenerationWriter {
             shadow: self.written_shadow.take(),
             needed: self.unsynced,
         };
+        self.syncs += u64::from(ticket.needed);
         // Segments written from now on are not covered by this sync: a new sequence.
         self.sequence += 1;
         self.unsynced = false;
@@ -590,6 +591,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// How the next generation is prepared follows the bytes a sync covered: syncs with
+    /// nothing to sync do not count, and a writer that never synced counts all it wrote.
+    #[test]
+    fn bytes_per_sync_counts_the_syncs_that_wrote() {
+        let fs = SimulatedFileSystem::new();
+        let mut writer = writer(&fs);
+        let mut random = Pcg64::seed_from_u64(7);
+        let stream = records(&mut random, 60_000);
+        writer.write(&stream[..30_000]).unwrap();
+        assert_eq!(writer.bytes_per_sync(), 30_000);
+        writer.sync().unwrap();
+        writer.sync().unwrap();
+        writer.write(&stream[30_000..40_000]).unwrap();
+        writer.sync().unwrap();
+        assert_eq!(writer.bytes_per_sync(), 20_000);
     }
 
     /// The digest a close records is the crc32c of the whole file as written, whether the

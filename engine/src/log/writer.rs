@@ -653,7 +653,7 @@ impl Shared {
     ) -> Result<(), LogError> {
         io.complete()?;
         io.start_writeback();
-        self.closer.note_fill_rate(io.fill_rate());
+        self.closer.note_bytes_per_sync(io.bytes_per_sync());
         let previous = io.header;
         // The closer reads the finished generation back for the digest and writes this header
         // with it into `E00tmp.log`: reading a generation back and syncing wait for the disk

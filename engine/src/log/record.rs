@@ -211,7 +211,18 @@ fn payload_options() -> impl bincode::Options {
 impl Record {
     /// The kind code of this record.
     pub fn kind(&self) -> u8 {
-        self.borrowed().kind()
+        match self {
+            Record::Begin { .. } => kind::BEGIN,
+            Record::Commit { .. } => kind::COMMIT,
+            Record::Rollback { .. } => kind::ROLLBACK,
+            Record::Put { .. } => kind::PUT,
+            Record::Delete { .. } => kind::DELETE,
+            Record::CreateTable { .. } => kind::CREATE_TABLE,
+            Record::DropTable { .. } => kind::DROP_TABLE,
+            Record::Start { .. } => kind::START,
+            Record::Stop { .. } => kind::STOP,
+            Record::PutChunk { .. } => kind::PUT_CHUNK,
+        }
     }
 
     /// The transaction the record belongs to, if any.
@@ -239,82 +250,14 @@ impl Record {
     /// assert_eq!(raw.decode().unwrap(), Some(Record::Begin { transaction: 1 }));
     /// ```
     pub fn encode_into(&self, target: &mut Vec<u8>) {
-        self.borrowed().encode_into(target);
-    }
-
-    /// The same record, borrowing its data.
-    fn borrowed(&self) -> RecordRef<'_> {
-        match self {
-            Record::Begin { transaction } => RecordRef::Begin {
-                transaction: *transaction,
-            },
-            Record::Commit {
-                transaction,
-                time_micros,
-            } => RecordRef::Commit {
-                transaction: *transaction,
-                time_micros: *time_micros,
-            },
-            Record::Rollback { transaction } => RecordRef::Rollback {
-                transaction: *transaction,
-            },
-            Record::Put {
-                transaction,
-                table,
-                key,
-                value,
-            } => RecordRef::Put {
-                transaction: *transaction,
-                table,
-                key,
-                value,
-            },
-            Record::Delete {
-                transaction,
-                table,
-                key,
-            } => RecordRef::Delete {
-                transaction: *transaction,
-                table,
-                key,
-            },
-            Record::CreateTable { transaction, table } => RecordRef::CreateTable {
-                transaction: *transaction,
-                table,
-            },
-            Record::DropTable { transaction, table } => RecordRef::DropTable {
-                transaction: *transaction,
-                table,
-            },
-            Record::Start { time_micros } => RecordRef::Start {
-                time_micros: *time_micros,
-            },
-            Record::Stop { time_micros } => RecordRef::Stop {
-                time_micros: *time_micros,
-            },
-            Record::PutChunk {
-                transaction,
-                table,
-                key,
-                offset,
-                total,
-                bytes,
-            } => RecordRef::PutChunk {
-                transaction: *transaction,
-                table,
-                key,
-                offset: *offset,
-                total: *total,
-                bytes,
-            },
-        }
+        encode_framed(target, self.kind(), self);
     }
 }
 
 /// A record to append, borrowing its table name, key and value: a transaction encodes what
 /// its caller passed straight into its buffer, with no owned copy in between. Same variants,
 /// in the same order and with the same fields, as [`Record`], so the encoding is the same
-/// (every [`Record`] is encoded through this type).
+/// (a test checks it byte for byte).
 #[derive(Clone, Copy, Debug, Serialize)]
 pub(crate) enum RecordRef<'a> {
     Begin {
@@ -385,33 +328,40 @@ impl RecordRef<'_> {
 
     /// Appends the framed record to `target`, serialising the payload in place.
     pub fn encode_into(&self, target: &mut Vec<u8>) {
-        use bincode::Options;
-        let start = target.len();
-        target.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
-        // Serialising plain data into a Vec cannot fail.
-        payload_options()
-            .serialize_into(&mut *target, self)
-            .expect("records serialise");
-        let (header, payload) = target[start..].split_at_mut(RECORD_HEADER_BYTES);
-        assert!(payload.len() <= MAX_RECORD_PAYLOAD_BYTES, "payload bound");
-        header[0] = self.kind();
-        header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        let checksum = crc32c::crc32c_append(crc32c::crc32c(&header[..8]), payload);
-        header[8..12].copy_from_slice(&checksum.to_le_bytes());
+        encode_framed(target, self.kind(), self);
     }
 }
 
-/// Appends a framed record of `kind` with `payload` to `target`.
-pub fn frame_into(target: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+/// Appends a framed record of `kind` whose payload is `record` serialised, in place (no
+/// payload buffer in between).
+fn encode_framed(target: &mut Vec<u8>, kind: u8, record: &impl Serialize) {
+    use bincode::Options;
+    let start = target.len();
+    target.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
+    // Serialising plain data into a Vec cannot fail.
+    payload_options()
+        .serialize_into(&mut *target, record)
+        .expect("records serialise");
+    seal_frame(&mut target[start..], kind);
+}
+
+/// Fills in the header of `frame`: a record header (zeros) followed by its whole payload.
+fn seal_frame(frame: &mut [u8], kind: u8) {
     assert_ne!(kind, 0, "kind 0 is not a record");
+    let (header, payload) = frame.split_at_mut(RECORD_HEADER_BYTES);
     assert!(payload.len() <= MAX_RECORD_PAYLOAD_BYTES, "payload bound");
-    let mut header = [0u8; RECORD_HEADER_BYTES];
     header[0] = kind;
     header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     let checksum = crc32c::crc32c_append(crc32c::crc32c(&header[..8]), payload);
     header[8..12].copy_from_slice(&checksum.to_le_bytes());
-    target.extend_from_slice(&header);
+}
+
+/// Appends a framed record of `kind` with `payload` to `target`.
+pub fn frame_into(target: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+    let start = target.len();
+    target.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
     target.extend_from_slice(payload);
+    seal_frame(&mut target[start..], kind);
 }
 
 /// Frames the record at the start of `stream`.
@@ -458,11 +408,49 @@ pub fn read_record(stream: &[u8]) -> Result<RawRecord<'_>, RecordProblem> {
 mod tests {
     use super::*;
 
-    /// Every kind is encoded through `RecordRef` exactly as the owned `Record` serialises, and
-    /// decodes back.
+    /// Every kind is encoded from borrowed data (`RecordRef`, what transactions append)
+    /// exactly as the owned `Record`, and decodes back.
     #[test]
     fn every_kind_round_trips() {
-        let table = "messages".to_string();
+        let (table, value) = ("messages", vec![7; 1000]);
+        let borrowed = [
+            RecordRef::Begin { transaction: 1 },
+            RecordRef::Commit {
+                transaction: 2,
+                time_micros: 3,
+            },
+            RecordRef::Rollback { transaction: 4 },
+            RecordRef::Put {
+                transaction: 5,
+                table,
+                key: b"key",
+                value: &value,
+            },
+            RecordRef::Delete {
+                transaction: 6,
+                table,
+                key: b"gone",
+            },
+            RecordRef::CreateTable {
+                transaction: 7,
+                table,
+            },
+            RecordRef::DropTable {
+                transaction: 8,
+                table,
+            },
+            RecordRef::Start { time_micros: 9 },
+            RecordRef::Stop { time_micros: 10 },
+            RecordRef::PutChunk {
+                transaction: 11,
+                table,
+                key: b"big",
+                offset: 12,
+                total: 13,
+                bytes: &[1, 2, 3],
+            },
+        ];
+        let table = table.to_string();
         let records = [
             Record::Begin { transaction: 1 },
             Record::Commit {
@@ -474,7 +462,7 @@ mod tests {
                 transaction: 5,
                 table: table.clone(),
                 key: b"key".to_vec(),
-                value: vec![7; 1000],
+                value: value.clone(),
             },
             Record::Delete {
                 transaction: 6,
@@ -501,17 +489,14 @@ mod tests {
             },
         ];
         let mut stream = Vec::new();
-        for record in &records {
+        for record in &borrowed {
             record.encode_into(&mut stream);
         }
-        // Byte for byte what serialising the owned record and framing it gives.
         let mut owned = Vec::new();
         for record in &records {
-            use bincode::Options;
-            let payload = payload_options().serialize(record).unwrap();
-            frame_into(&mut owned, record.kind(), &payload);
+            record.encode_into(&mut owned);
         }
-        assert_eq!(owned, stream);
+        assert_eq!(owned, stream, "byte for byte the same");
         let mut offset = 0;
         for record in &records {
             let raw = read_record(&stream[offset..]).unwrap();

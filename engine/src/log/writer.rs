@@ -16,8 +16,9 @@ use super::closer::{CloseJob, Closer};
 use super::directory::{path_of, LogDirectory};
 use super::generation_writer::{GenerationWriter, SyncTicket};
 use super::open::{open_stream, Opened};
+use super::record::RecordRef;
 use super::transaction::Transaction;
-use super::{GenerationHeader, LogConfig, LogPosition, Record, StreamSignature};
+use super::{GenerationHeader, LogConfig, LogPosition, StreamSignature};
 use crate::error::LogError;
 use crate::file::FileHandle;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -192,7 +193,7 @@ impl Log {
             torn_bytes,
         };
         let mut start = Vec::new();
-        Record::Start {
+        RecordRef::Start {
             time_micros: super::now_micros(),
         }
         .encode_into(&mut start);
@@ -398,7 +399,7 @@ impl Log {
     /// returns the end of the log.
     pub fn close(mut self) -> Result<LogPosition, LogError> {
         let mut stop = Vec::new();
-        Record::Stop {
+        RecordRef::Stop {
             time_micros: super::now_micros(),
         }
         .encode_into(&mut stop);

@@ -24,7 +24,10 @@ pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError>
     let (file, read) = open_file(directory, &options)?;
     let fs = Arc::clone(&options.log.file_system);
     let fresh_log = check_log_present(fs.as_ref(), directory, &options, &read.header)?;
-    let log = Arc::new(Log::open(directory, options.log.clone()).map_err(recovery::missing_or)?);
+    // The log's threads start only after replay: a flush rolling the generation recovery is
+    // reading would rename it under the reader.
+    let log = Log::open_paused(directory, options.log.clone()).map_err(recovery::missing_or)?;
+    let log = Arc::new(log);
     let mut read = read;
     if fresh_log && read.header.state == DbState::CleanShutdown {
         adopt_new_stream(&mut read.header, &log);
@@ -37,6 +40,9 @@ pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError>
     let inner = assemble(directory, options, store, link, read, allocator);
     let report = recovery::replay(&inner, header.checkpoint)?;
     *inner.replay.lock() = report;
+    if let LogLink::Active(log) = &inner.log {
+        log.start_background();
+    }
     super::checkpoint::run(&inner, DbState::DirtyShutdown)?;
     Ok(inner)
 }
@@ -49,7 +55,7 @@ pub(crate) fn open_file(
 ) -> Result<(DatabaseFile, HeaderRead), DbError> {
     options.validate()?;
     let fs = Arc::clone(&options.log.file_system);
-    fs.create_directory(directory)
+    fs.create_directory_durably(directory)
         .map_err(|error| DbError::io(directory, "creating the directory", error))?;
     let path = directory.join(DATABASE_FILE_NAME);
     if !fs.exists(&path) {
@@ -58,6 +64,9 @@ pub(crate) fn open_file(
     let handle = fs
         .open(&path, OpenMode::ReadWrite)
         .map_err(|error| DbError::io(&path, "opening", error))?;
+    handle
+        .reread_from_device()
+        .map_err(|error| DbError::io(&path, "rereading from the disk", error))?;
     let read = read_header_copies(&handle, &path)?;
     let file = DatabaseFile::new(handle, &path, read.header.page_size as usize)?;
     check_length(&file, &read.header)?;

@@ -16,7 +16,7 @@ use super::read::ReadTransaction;
 use super::recovery::{Batch, Gatherer, ReplayReport};
 use super::write::WriteTransaction;
 use super::{DbError, KeyValue, Options, DATABASE_FILE_NAME};
-use crate::log::directory::{path_of, read_image};
+use crate::log::directory::{path_of, read_image, LogDirectory};
 use crate::log::record::read_record;
 use crate::log::scan::{scan, ScanMode};
 use crate::log::verify::{check_shipped, ShippedExpectation};
@@ -164,6 +164,15 @@ impl PassiveDatabase {
         read: crate::page::db_header::HeaderRead,
     ) -> Result<Self, DbError> {
         let header = read.header.clone();
+        let fs = options.log.file_system.as_ref();
+        let base = options.log.base_name;
+        if fs.exists(log_directory) {
+            LogDirectory::list(fs, log_directory, base)?.reread_from_device(
+                fs,
+                log_directory,
+                base,
+            )?;
+        }
         let allocator = load_allocator(&file, &header)?;
         let store = PageStore::new(file, options.cache_bytes, WriteAhead::Replayed);
         let link = LogLink::Passive(PassiveLog {

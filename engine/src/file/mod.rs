@@ -41,6 +41,16 @@ pub trait FileHandle: Send + Sync {
         Ok(())
     }
 
+    /// Makes later reads of this file return what the disk holds: writes back what is dirty
+    /// (a sync, which fails if the disk does), then evicts the file's cached pages. After a
+    /// failed sync Linux marks the unwritten pages clean: reads keep returning bytes the disk
+    /// never got, and a later sync succeeds without writing them. Opening a database or a log
+    /// calls this on every file it trusts, so nothing unconfirmed is taken for durable, in
+    /// this process or the next (design.md, "Bytes never confirmed durable").
+    fn reread_from_device(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+
     /// Reads exactly `buffer.len()` bytes at `offset`, failing with `UnexpectedEof` otherwise.
     fn read_exact_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<()> {
         let mut done = 0;
@@ -85,4 +95,23 @@ pub trait FileSystem: Send + Sync {
     fn create_directory(&self, directory: &Path) -> io::Result<()>;
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> bool;
+
+    /// Creates `directory` and its missing parents durably: each new directory is an entry in
+    /// its parent, lost at a power failure unless the parent is synced after it, so every
+    /// parent that gained one is synced, outermost first.
+    fn create_directory_durably(&self, directory: &Path) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut current = Some(directory);
+        while let Some(path) = current.filter(|path| !self.exists(path)) {
+            missing.push(path);
+            current = path.parent();
+        }
+        self.create_directory(directory)?;
+        for created in missing.into_iter().rev() {
+            if let Some(parent) = created.parent() {
+                self.sync_directory(parent)?;
+            }
+        }
+        Ok(())
+    }
 }

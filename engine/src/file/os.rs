@@ -70,6 +70,14 @@ impl FileHandle for OsFile {
             _ => Err(io::Error::last_os_error()),
         }
     }
+    #[cfg(target_os = "linux")]
+    fn reread_from_device(&self) -> io::Result<()> {
+        self.sync_data()?;
+        // Clean pages only are evicted, which after the sync is all of them (unless another
+        // process keeps the file mapped, which BlueJet never does).
+        rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
     fn allocate(&self, length: u64) -> io::Result<()> {
         use rustix::fs::{fallocate, FallocateFlags};
         match fallocate(&self.file, FallocateFlags::empty(), 0, length) {

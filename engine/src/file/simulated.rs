@@ -8,6 +8,16 @@
 //! keep, drop or garble it sector by sector, in any order, and keep any prefix of the unsynced
 //! directory operations. Handles opened
 //! before a crash fail afterwards. [`SimulatedFileSystem::fail_at`] fails the Nth operation.
+//!
+//! Three behaviours of real disks and of Linux go beyond dropping unsynced writes:
+//! - **A failed sync lies afterwards** (Linux): the writes it should have made durable are
+//!   marked clean without reaching the disk. Reads keep returning them, a later sync succeeds
+//!   without writing them, and a crash loses them. Only
+//!   [`FileHandle::reread_from_device`] (evicting the cached pages) shows what the disk holds.
+//! - **A synced write can be lost** ([`SimulatedFileSystem::lose_synced_write`]): a sector or
+//!   a page of it reads back as zeros or as what it replaced.
+//! - **A directory is an entry in its parent**: a created directory (and everything in it)
+//!   is lost at a crash unless its parent was synced after the creation.
 
 use super::{FileHandle, FileSystem, OpenMode};
 use parking_lot::Mutex;
@@ -42,9 +52,67 @@ enum PendingWrite {
 
 #[derive(Default)]
 struct Inode {
+    /// What reads return (the page cache).
     written: Vec<u8>,
+    /// What the disk holds.
     durable: Vec<u8>,
+    /// Writes not yet on the disk, oldest first. `durable` with these applied in order is
+    /// `written`, unless a failed sync dropped some (then `written` holds bytes the disk
+    /// never will).
     pending: Vec<PendingWrite>,
+    /// The latest synced writes (bounded), for [`SimulatedFileSystem::lose_synced_write`].
+    synced: Vec<SyncedWrite>,
+    /// Successful syncs of this file that made a data write durable.
+    data_syncs: u64,
+}
+
+/// A write a sync made durable, with the bytes it replaced on the disk.
+#[derive(Clone, Debug)]
+struct SyncedWrite {
+    offset: usize,
+    replaced: Vec<u8>,
+    /// `Inode::data_syncs` of the sync that made it durable.
+    sync: u64,
+}
+
+/// Synced writes remembered per file.
+const SYNCED_HISTORY: usize = 256;
+
+impl Inode {
+    /// Applies the pending writes to the disk image (a successful sync).
+    fn make_durable(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let writes_data = pending
+            .iter()
+            .any(|write| matches!(write, PendingWrite::Data { .. }));
+        if writes_data {
+            self.data_syncs += 1;
+        }
+        for write in pending {
+            match write {
+                PendingWrite::Length(length) => self.durable.resize(length, 0),
+                PendingWrite::Data { offset, bytes } => {
+                    let replaced = (offset..offset + bytes.len())
+                        .map(|at| self.durable.get(at).copied().unwrap_or(0))
+                        .collect();
+                    write_into(&mut self.durable, offset, &bytes);
+                    self.synced.push(SyncedWrite {
+                        offset,
+                        replaced,
+                        sync: self.data_syncs,
+                    });
+                }
+            }
+        }
+        let excess = self.synced.len().saturating_sub(SYNCED_HISTORY);
+        self.synced.drain(..excess);
+    }
+
+    /// A sync failed, with Linux's semantics: the dirty pages are marked clean and never
+    /// written; reads still return them until they are evicted.
+    fn fail_sync(&mut self) {
+        self.pending.clear();
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +120,8 @@ enum DirectoryOperation {
     Link(PathBuf, usize),
     Rename(PathBuf, PathBuf),
     Remove(PathBuf),
+    /// A directory created (an entry in its parent).
+    MakeDirectory(PathBuf),
 }
 
 impl DirectoryOperation {
@@ -59,12 +129,16 @@ impl DirectoryOperation {
         match self {
             DirectoryOperation::Link(path, _)
             | DirectoryOperation::Rename(path, _)
-            | DirectoryOperation::Remove(path) => path.parent(),
+            | DirectoryOperation::Remove(path)
+            | DirectoryOperation::MakeDirectory(path) => path.parent(),
         }
     }
 
-    fn apply(&self, names: &mut BTreeMap<PathBuf, usize>) {
+    fn apply(&self, names: &mut BTreeMap<PathBuf, usize>, directories: &mut BTreeSet<PathBuf>) {
         match self {
+            DirectoryOperation::MakeDirectory(path) => {
+                directories.insert(path.clone());
+            }
             DirectoryOperation::Link(path, inode) => {
                 names.insert(path.clone(), *inode);
             }
@@ -87,10 +161,17 @@ struct State {
     durable_names: BTreeMap<PathBuf, usize>,
     pending_directory: Vec<DirectoryOperation>,
     directories: BTreeSet<PathBuf>,
+    /// Directories whose creation is durable (synced in their parent).
+    durable_directories: BTreeSet<PathBuf>,
     epoch: u64,
     operations: u64,
     fault: Option<(u64, FaultMode)>,
     syncs: u64,
+    /// `sync_data` calls so far, successful or not.
+    sync_attempts: u64,
+    /// The `sync_data` call (by `sync_attempts`) that fails, once (see
+    /// [`SimulatedFileSystem::fail_sync_at`]).
+    sync_fault: Option<u64>,
     /// How long a sync takes to return after it took its snapshot (see
     /// [`SimulatedFileSystem::set_sync_delay`]).
     sync_delay: std::time::Duration,
@@ -153,6 +234,14 @@ impl SimulatedFileSystem {
         self.state.lock().fault = Some((operation, mode));
     }
 
+    /// Fails the `nth` call of `sync_data` from now on (1 is the next), once, as Linux fails
+    /// an fsync on a write-back error: EIO, the unsynced writes of that file are dropped from
+    /// the disk's future but reads keep returning them.
+    pub fn fail_sync_at(&self, nth: u64) {
+        let mut state = self.state.lock();
+        state.sync_fault = Some(state.sync_attempts + nth);
+    }
+
     /// Removes an injected fault.
     pub fn clear_fault(&self) {
         self.state.lock().fault = None;
@@ -203,16 +292,86 @@ impl SimulatedFileSystem {
         }
         let pending = std::mem::take(&mut state.pending_directory);
         let kept = random.random_range(0..=pending.len());
+        let State {
+            durable_names,
+            durable_directories,
+            ..
+        } = &mut *state;
         for operation in &pending[..kept] {
-            operation.apply(&mut state.durable_names);
+            operation.apply(durable_names, durable_directories);
         }
         Self::finish_crash(&mut state);
     }
 
     fn finish_crash(state: &mut State) {
+        // A directory whose entry in its parent was lost takes everything below it along. (A
+        // directory never created through `create_directory` came with the disk.)
+        let lost: BTreeSet<PathBuf> = state
+            .directories
+            .difference(&state.durable_directories)
+            .cloned()
+            .collect();
+        let survives = |path: &Path| path.ancestors().all(|ancestor| !lost.contains(ancestor));
+        state.durable_names.retain(|path, _| survives(path));
+        state.durable_directories.retain(|path| survives(path));
+        state.directories = state.durable_directories.clone();
         state.names = state.durable_names.clone();
         state.epoch += 1;
         state.fault = None;
+        state.sync_fault = None;
+    }
+
+    /// Loses one synced write of a file whose path `select` accepts, as a disk that
+    /// acknowledged a write it then lost: one of its sectors or pages reads back as zeros, or
+    /// as the bytes it replaced. Only writes of a sync followed by a later sync of data to
+    /// the same file are chosen (the loss of the newest write of a file cannot be told from a
+    /// crash before it, by any reader). Returns the file and the byte range lost, if any
+    /// write could be chosen.
+    pub fn lose_synced_write(
+        &self,
+        seed: u64,
+        select: impl Fn(&Path) -> bool,
+    ) -> Option<(PathBuf, std::ops::Range<usize>)> {
+        let mut random = Pcg64::seed_from_u64(seed);
+        let mut state = self.state.lock();
+        let choices: Vec<(PathBuf, usize, usize)> = state
+            .names
+            .iter()
+            .filter(|(path, _)| select(path))
+            .flat_map(|(path, &inode)| {
+                let node = &state.inodes[inode];
+                node.synced
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, write)| write.sync < node.data_syncs)
+                    .map(move |(index, _)| (path.clone(), inode, index))
+            })
+            .collect();
+        if choices.is_empty() {
+            return None;
+        }
+        let (path, inode, index) = choices[random.random_range(0..choices.len())].clone();
+        let node = &mut state.inodes[inode];
+        let write = node.synced[index].clone();
+        let unit = if random.random_bool(0.5) {
+            SECTOR_BYTES
+        } else {
+            PAGE_BYTES
+        };
+        let units = write.replaced.len().div_ceil(unit);
+        let first = random.random_range(0..units) * unit;
+        let last = (first + unit).min(write.replaced.len());
+        let bytes = match random.random_bool(0.5) {
+            true => vec![0; last - first],
+            false => write.replaced[first..last].to_vec(),
+        };
+        let range = write.offset + first..write.offset + last;
+        for image in [&mut node.durable, &mut node.written] {
+            if image.len() >= range.end {
+                image[range.clone()].copy_from_slice(&bytes);
+            }
+        }
+        Some((path, range))
     }
 
     /// The written content of a file, if it exists (for tests that damage files).
@@ -225,6 +384,12 @@ impl SimulatedFileSystem {
     /// Replaces a file's content, durably (for tests that damage files).
     pub fn write_file_durably(&self, path: &Path, bytes: &[u8]) {
         let mut state = self.state.lock();
+        let mut ancestor = path.parent();
+        while let Some(directory) = ancestor {
+            state.directories.insert(directory.to_owned());
+            state.durable_directories.insert(directory.to_owned());
+            ancestor = directory.parent();
+        }
         let inode = match state.names.get(path) {
             Some(&inode) => inode,
             None => {
@@ -330,10 +495,19 @@ impl FileHandle for SimulatedFile {
 
     fn sync_data(&self) -> io::Result<()> {
         let mut state = self.state.lock();
-        state.tick(false)?;
-        let inode = state.inode(self.epoch, self.inode)?;
-        inode.durable = inode.written.clone();
-        inode.pending.clear();
+        state.sync_attempts += 1;
+        let failing = match state.tick(false) {
+            Err(error) => Some(error),
+            Ok(()) if state.sync_fault == Some(state.sync_attempts) => {
+                Some(io::Error::from_raw_os_error(5))
+            }
+            Ok(()) => None,
+        };
+        if let Some(error) = failing {
+            state.inode(self.epoch, self.inode)?.fail_sync();
+            return Err(error);
+        }
+        state.inode(self.epoch, self.inode)?.make_durable();
         state.syncs += 1;
         let delay = state.sync_delay;
         drop(state);
@@ -355,6 +529,14 @@ impl FileHandle for SimulatedFile {
     fn size(&self) -> io::Result<u64> {
         let mut state = self.state.lock();
         Ok(state.inode(self.epoch, self.inode)?.written.len() as u64)
+    }
+
+    fn reread_from_device(&self) -> io::Result<()> {
+        self.sync_data()?;
+        let mut state = self.state.lock();
+        let inode = state.inode(self.epoch, self.inode)?;
+        inode.written = inode.durable.clone();
+        Ok(())
     }
 }
 
@@ -432,8 +614,13 @@ impl FileSystem for SimulatedFileSystem {
         let (synced, kept): (Vec<_>, Vec<_>) = pending
             .into_iter()
             .partition(|operation| operation.directory() == Some(directory));
+        let State {
+            durable_names,
+            durable_directories,
+            ..
+        } = &mut *state;
         for operation in &synced {
-            operation.apply(&mut state.durable_names);
+            operation.apply(durable_names, durable_directories);
         }
         state.pending_directory = kept;
         Ok(())
@@ -442,9 +629,24 @@ impl FileSystem for SimulatedFileSystem {
     fn create_directory(&self, directory: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
         let mut path = Some(directory);
+        let mut created = Vec::new();
         while let Some(current) = path {
-            state.directories.insert(current.to_owned());
+            if state.directories.insert(current.to_owned()) {
+                created.push(current.to_owned());
+            }
             path = current.parent();
+        }
+        // Outermost first, as `mkdir -p` creates them; a root has no parent to record it in.
+        for current in created.into_iter().rev() {
+            match current.parent() {
+                Some(_) => {
+                    let operation = DirectoryOperation::MakeDirectory(current);
+                    state.pending_directory.push(operation);
+                }
+                None => {
+                    state.durable_directories.insert(current);
+                }
+            }
         }
         Ok(())
     }

@@ -40,6 +40,33 @@ impl LogDirectory {
         Ok(found)
     }
 
+    /// Makes every file of the stream read back from the disk, not from cached pages a failed
+    /// sync may have left holding bytes the disk never got (see
+    /// [`FileHandle::reread_from_device`]). Run before anything of the stream is read at open.
+    pub fn reread_from_device(
+        &self,
+        fs: &dyn FileSystem,
+        directory: &Path,
+        base: BaseName,
+    ) -> Result<(), LogError> {
+        let fixed = [
+            (self.current, base.current()),
+            (self.prepared, base.prepared()),
+            (self.checkpoint, base.checkpoint()),
+        ];
+        let present = fixed.into_iter().filter(|(here, _)| *here);
+        let names = present
+            .map(|(_, name)| name)
+            .chain(self.closed.values().cloned());
+        for name in names {
+            let path = path_of(directory, &name);
+            fs.open(&path, OpenMode::Read)
+                .and_then(|file| file.reread_from_device())
+                .map_err(|e| LogError::io(&path, "reread from the disk", e))?;
+        }
+        Ok(())
+    }
+
     /// The highest closed generation.
     pub fn last_closed(&self) -> Option<u32> {
         self.closed.keys().next_back().copied()

@@ -22,9 +22,10 @@ pub(crate) struct Opened {
 /// Opens (creating if needed) the stream in `directory`.
 pub(crate) fn open_stream(config: &LogConfig, directory: &Path) -> Result<Opened, LogError> {
     let fs = config.file_system.as_ref();
-    fs.create_directory(directory)
+    fs.create_directory_durably(directory)
         .map_err(|e| LogError::io(directory, "create directory", e))?;
     let listing = LogDirectory::list(fs, directory, config.base_name)?;
+    listing.reread_from_device(fs, directory, config.base_name)?;
     if !listing.current {
         establish_current(config, directory, &listing)?;
     }

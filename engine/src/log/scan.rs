@@ -332,34 +332,39 @@ fn check_closed_end(context: &Context<'_>, walk: &Walk) -> Result<(), LogError> 
     Ok(())
 }
 
-/// Current generation: the walk ended at a damaged home segment. That is a torn tail only if
-/// nothing after it is known to have been durable. A valid segment (home or shadow) of a later
-/// block whose flush sequence is at or below the highest synced sequence in the file was
-/// durable, and so was the damaged block, written before it with no higher sequence: that is
-/// damage and must not be cut off as a tail.
+/// Current generation: where the walk ended (a damaged or empty home segment, a shadow, a
+/// partial home) is a torn tail only if nothing after it is known to have been durable. A
+/// valid segment (home or shadow) of a later block whose flush sequence is at or below the
+/// highest synced sequence in the file was durable, and so was every block before it, written
+/// no later: that is damage (a lost or zeroed write) and must not be cut off as a tail.
 fn check_current_damage(
     context: &Context<'_>,
     walk: &Walk,
     valid: &[(u32, segment::SegmentHeader)],
     synced: u64,
 ) -> Result<(), LogError> {
-    let Some((block, reason)) = &walk.damage else {
-        return Ok(());
-    };
     let evidence = valid
         .iter()
-        .find(|(_, header)| header.block > *block && header.flush_sequence <= synced);
-    match evidence {
-        None => Ok(()),
-        Some((slot, header)) => Err(context.bad(
-            block + 1,
-            format!(
-                "{reason}; segment {slot} holds block {} of flush {}, which the file names synced \
-                 (through {synced}), so this block was durable",
-                header.block, header.flush_sequence
-            ),
-        )),
-    }
+        .find(|(_, header)| header.block >= walk.end_block && header.flush_sequence <= synced);
+    let Some((slot, header)) = evidence else {
+        return Ok(());
+    };
+    let (block, reason) = match (&walk.damage, walk.tail_source) {
+        (Some((block, reason)), _) => (*block, reason.clone()),
+        (None, TailSource::Shadow(shadow)) => (
+            walk.end_block - 1,
+            format!("its block ends in shadow segment {shadow}, not in this home segment"),
+        ),
+        (None, _) => (walk.end_block, "empty (never written)".to_owned()),
+    };
+    Err(context.bad(
+        block + 1,
+        format!(
+            "{reason}; segment {slot} holds block {} of flush {}, which the file names synced \
+             (through {synced}), so this block was durable",
+            header.block, header.flush_sequence
+        ),
+    ))
 }
 
 /// Cuts the stream after its last complete record; returns the bytes cut and why.

@@ -116,9 +116,9 @@ pub(crate) struct Shared {
 /// An open log stream, writable. Shareable between threads (`&Log` is enough to commit).
 pub struct Log {
     shared: Arc<Shared>,
-    /// The background and write-behind threads (see `background.rs`).
-    background: Vec<JoinHandle<()>>,
-    closer: Option<JoinHandle<()>>,
+    /// The background and write-behind threads (see `background.rs`), once started.
+    background: Mutex<Vec<JoinHandle<()>>>,
+    closer: Mutex<Option<JoinHandle<()>>>,
     torn_bytes: usize,
 }
 
@@ -126,6 +126,15 @@ impl Log {
     /// Opens the stream in `directory`, creating it if there is none. An existing stream is
     /// read to its true end (a torn tail is cut off and cleared) and continues there.
     pub fn open(directory: &Path, config: LogConfig) -> Result<Self, LogError> {
+        let log = Self::open_paused(directory, config)?;
+        log.start_background();
+        Ok(log)
+    }
+
+    /// Opens the stream without starting its threads, so that nothing flushes, rolls or
+    /// closes a generation while recovery still reads the stream (a roll renames `E00.log`
+    /// under the reader). [`Log::start_background`] starts them; no flush may run before.
+    pub(crate) fn open_paused(directory: &Path, config: LogConfig) -> Result<Self, LogError> {
         config.validate()?;
         let Opened {
             writer,
@@ -175,21 +184,10 @@ impl Log {
             bytes: AtomicU64::new(0),
             config,
         });
-        let (background, closer) = if shared.config.background {
-            (
-                vec![
-                    super::background::spawn(Arc::clone(&shared)),
-                    super::background::spawn_write_behind(Arc::clone(&shared)),
-                ],
-                Some(super::background::spawn_closer(Arc::clone(&shared))),
-            )
-        } else {
-            (Vec::new(), None)
-        };
         let log = Self {
             shared,
-            background,
-            closer,
+            background: Mutex::new(Vec::new()),
+            closer: Mutex::new(None),
             torn_bytes,
         };
         let mut start = Vec::new();
@@ -199,6 +197,20 @@ impl Log {
         .encode_into(&mut start);
         log.append_records(&start, &[start.len()], false)?;
         Ok(log)
+    }
+
+    /// Starts the background, write-behind and closer threads (when the config asks for
+    /// them); a second call does nothing.
+    pub(crate) fn start_background(&self) {
+        let mut closer = self.closer.lock();
+        if !self.shared.config.background || closer.is_some() {
+            return;
+        }
+        *closer = Some(super::background::spawn_closer(Arc::clone(&self.shared)));
+        self.background.lock().extend([
+            super::background::spawn(Arc::clone(&self.shared)),
+            super::background::spawn_write_behind(Arc::clone(&self.shared)),
+        ]);
     }
 
     /// Starts a transaction. Its records are appended when it commits.
@@ -415,12 +427,12 @@ impl Log {
         self.shared.write_wakeup.notify_all();
         // The background thread may be waiting for a flush to end.
         self.shared.room.notify_all();
-        for handle in self.background.drain(..) {
+        for handle in self.background.get_mut().drain(..) {
             let _ = handle.join();
         }
         // After the background thread: it may still have led a flush that handed over a close.
         self.shared.closer.stop();
-        if let Some(handle) = self.closer.take() {
+        if let Some(handle) = self.closer.get_mut().take() {
             let _ = handle.join();
         }
     }

@@ -39,16 +39,25 @@ type State = BTreeMap<(&'static str, Vec<u8>), Arc<[u8]>>;
 /// What the database holds, as read back.
 type Found = BTreeMap<(String, Vec<u8>), Vec<u8>>;
 
+thread_local! {
+    /// Whether the cases of this test (each test runs on its own thread) run with the
+    /// database's and the log's background threads: the checkpointer, the log's flusher,
+    /// write-behind and closer, and idle rolls.
+    static THREADS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn options(fs: &SimulatedFileSystem) -> Options {
+    let threads = THREADS.with(std::cell::Cell::get);
     Options {
         page_size: 4096,
         cache_bytes: 1 << 20,
         checkpoint_depth_bytes: 1 << 20,
-        background: false,
+        background: threads,
         log: LogConfig {
             generation_bytes: 128 << 10,
-            background: false,
-            idle_roll_interval: None,
+            background: threads,
+            lazy_flush_interval: std::time::Duration::from_millis(1),
+            idle_roll_interval: threads.then_some(std::time::Duration::from_millis(5)),
             file_system: Arc::new(fs.clone()),
             ..LogConfig::default()
         },
@@ -466,6 +475,100 @@ fn a_thousand_crash_points_keep_exactly_a_committed_prefix() {
 #[ignore = "long: 20,000 crash points; run with --ignored"]
 fn twenty_thousand_crash_points() {
     run_crash_points(1_000_000, 20_000);
+}
+
+/// The same with every background thread running, so the closer, the write-behind thread,
+/// idle rolls, the checkpointer and an open while the log rolls are crashed too. The threads'
+/// timing is not seeded: a failure names its seed and cut, which reproduce the workload and
+/// the crash, though not always the threads' interleaving.
+#[test]
+fn two_hundred_crash_points_with_the_background_threads() {
+    THREADS.with(|threads| threads.set(true));
+    run_crash_points(500_000, 200);
+}
+
+#[test]
+#[ignore = "long: 5,000 crash points with the background threads; run with --ignored"]
+fn five_thousand_crash_points_with_the_background_threads() {
+    THREADS.with(|threads| threads.set(true));
+    run_crash_points(3_000_000, 5_000);
+}
+
+/// Linux's fsync failure: the `nth` sync fails and its writes are marked clean without
+/// reaching the disk, though reads still return them. The process goes on: it reopens (no
+/// crash), writes again, and then the power fails. Every acknowledged commit must survive,
+/// including those after the reopen.
+fn sync_failure_case(seed: u64, nth: u64) {
+    let fs = SimulatedFileSystem::new();
+    let context = format!("seed {seed}, sync {nth} fails, reopen, power loss");
+    let mut workload = Workload::new(&fs, seed, &context);
+    fs.fail_sync_at(nth);
+    let db = workload.run(None, STEPS);
+    drop(db);
+    // A run that ended before its nth sync tests nothing more, and must not fail later.
+    fs.clear_fault();
+    let (db, state) = recover_and_check(&fs, &workload.history, &context);
+    workload.history = History::starting_at(state);
+    let errors = workload.errors;
+    let db = workload.run(Some(db), STEPS_AFTER_RECOVERY);
+    assert_eq!(
+        workload.errors, errors,
+        "{context}: an error after the reopen"
+    );
+    fs.crash_clean();
+    drop(db);
+    recover_and_check(&fs, &workload.history, &context);
+}
+
+#[test]
+fn a_failed_sync_then_a_reopen_then_a_power_loss_loses_no_acknowledged_commit() {
+    let fs = SimulatedFileSystem::new();
+    let mut workload = Workload::new(&fs, 11, "counting syncs");
+    drop(workload.run(None, STEPS));
+    let syncs = fs.syncs();
+    for index in 0..150 {
+        sync_failure_case(11 + index, 1 + index * syncs / 150);
+    }
+}
+
+/// A synced write is lost after the crash (a sector or page of a log or checkpoint file reads
+/// back as zeros or as what it replaced): the reopen must refuse with the damage named, or
+/// hold every acknowledged commit.
+fn lost_write_case(seed: u64, cut: u64) {
+    let fs = SimulatedFileSystem::new();
+    let context = format!("seed {seed} cut {cut}, a synced write lost");
+    let mut workload = Workload::new(&fs, seed, &context);
+    fs.fail_at(cut, FaultMode::Persistent);
+    let db = workload.run(None, STEPS);
+    fs.crash(seed);
+    drop(db);
+    let log_file = |path: &Path| {
+        path.extension()
+            .is_some_and(|extension| extension == "log" || extension == "chk")
+    };
+    let Some((lost, range)) = fs.lose_synced_write(seed, log_file) else {
+        return;
+    };
+    let context = format!("{context} ({} bytes {range:?})", lost.display());
+    match open(&fs) {
+        Ok(db) => {
+            drop(db);
+            recover_and_check(&fs, &workload.history, &context);
+        }
+        Err(error) => assert!(
+            error.is_damage() && error.to_string().contains("/sim/db/E00"),
+            "{context}: refused without naming the damage: {error}"
+        ),
+    }
+}
+
+#[test]
+fn two_hundred_lost_synced_writes_are_refused_or_harmless() {
+    let total = operations_of_full_run(900_000);
+    for seed in 900_000..900_200u64 {
+        let cut = 1 + (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7) % (total + total / 10);
+        lost_write_case(seed, cut);
+    }
 }
 
 /// What follows the injected fault.

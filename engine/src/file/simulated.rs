@@ -108,6 +108,16 @@ impl Inode {
         self.synced.drain(..excess);
     }
 
+    /// Whether a later synced write covers part of synced write `index`: losing it then
+    /// shows nothing of it, and reverting its bytes would undo the later write instead.
+    fn overwritten_later(&self, index: usize) -> bool {
+        let write = &self.synced[index];
+        let range = write.offset..write.offset + write.replaced.len();
+        self.synced[index + 1..].iter().any(|later| {
+            later.offset < range.end && range.start < later.offset + later.replaced.len()
+        })
+    }
+
     /// A sync failed, with Linux's semantics: the dirty pages are marked clean and never
     /// written; reads still return them until they are evicted.
     fn fail_sync(&mut self) {
@@ -242,9 +252,11 @@ impl SimulatedFileSystem {
         state.sync_fault = Some(state.sync_attempts + nth);
     }
 
-    /// Removes an injected fault.
+    /// Removes the injected faults (of `fail_at` and `fail_sync_at`).
     pub fn clear_fault(&self) {
-        self.state.lock().fault = None;
+        let mut state = self.state.lock();
+        state.fault = None;
+        state.sync_fault = None;
     }
 
     /// How many operations were counted so far.
@@ -325,7 +337,8 @@ impl SimulatedFileSystem {
     /// acknowledged a write it then lost: one of its sectors or pages reads back as zeros, or
     /// as the bytes it replaced. Only writes of a sync followed by a later sync of data to
     /// the same file are chosen (the loss of the newest write of a file cannot be told from a
-    /// crash before it, by any reader). Returns the file and the byte range lost, if any
+    /// crash before it, by any reader), and of those only writes no later synced write
+    /// overlaps. Returns the file and the byte range lost, if any
     /// write could be chosen.
     pub fn lose_synced_write(
         &self,
@@ -343,7 +356,9 @@ impl SimulatedFileSystem {
                 node.synced
                     .iter()
                     .enumerate()
-                    .filter(|(_, write)| write.sync < node.data_syncs)
+                    .filter(|(index, write)| {
+                        write.sync < node.data_syncs && !node.overwritten_later(*index)
+                    })
                     .map(move |(index, _)| (path.clone(), inode, index))
             })
             .collect();

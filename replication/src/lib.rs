@@ -30,6 +30,7 @@ pub mod identity;
 pub mod inspect;
 pub mod layout;
 pub mod lock;
+pub mod private_files;
 pub mod replay;
 pub mod replica;
 pub mod restore;

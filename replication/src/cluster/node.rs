@@ -23,6 +23,7 @@ use crate::error::ReplError;
 use crate::events::{Event, EventLog};
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
+use crate::private_files::create_directory_durably;
 use crate::service::ReplicationService;
 use crate::status::CopyStatus;
 use bluejet_engine::db::{Database, Gate};
@@ -111,8 +112,7 @@ impl Node {
     /// Starts the node's control loop.
     pub fn start(config: NodeConfig) -> Result<Self, ReplError> {
         let fs = Arc::clone(&config.options.log.file_system);
-        fs.create_directory(&config.instance)
-            .map_err(|error| ReplError::io(&config.instance, "creating", error))?;
+        create_directory_durably(fs.as_ref(), &config.instance)?;
         let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
         let events = EventLog::new(fs, &ReplicaLayout::new(&config.instance).events());
         let shared = Arc::new(Shared {

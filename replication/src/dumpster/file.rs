@@ -3,6 +3,7 @@
 
 use super::format::{self, Record, FRAME_BYTES, HEADER_BYTES};
 use crate::error::ReplError;
+use crate::private_files::create_directory_durably;
 use crate::sealed;
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
 use std::path::{Path, PathBuf};
@@ -164,15 +165,5 @@ impl RecordFile {
 
 /// Creates `directory` if missing and makes its entry durable in the parent.
 fn ensure_directory(fs: &dyn FileSystem, directory: &Path) -> Result<(), ReplError> {
-    if fs.exists(directory) {
-        return Ok(());
-    }
-    fs.create_directory(directory)
-        .map_err(|error| ReplError::io(directory, "creating", error))?;
-    let parent = match directory.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs.sync_directory(parent)
-        .map_err(|error| ReplError::io(parent, "syncing", error))
+    create_directory_durably(fs, directory)
 }

@@ -14,6 +14,18 @@ fn bluejet(arguments: &[&str]) -> Output {
         .expect("run bluejet")
 }
 
+/// Runs `bluejet` under a umask of 0, which removes no permission bits: the modes of what
+/// it creates are exactly the ones it asks for.
+fn bluejet_with_umask_0(arguments: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 0 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_bluejet"))
+        .args(arguments)
+        .output()
+        .expect("run bluejet through sh")
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -40,7 +52,7 @@ fn demo_cluster() -> &'static Path {
         }
         let directory = parent.join(format!("demo-cluster-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&directory);
-        let output = bluejet(&[
+        let output = bluejet_with_umask_0(&[
             "demo",
             "--dir",
             directory.to_str().unwrap(),
@@ -216,6 +228,45 @@ fn damage_table_root(directory: &Path, table: &str) -> u64 {
 
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// Every file and directory under `root` whose mode is not 0600 (files) or 0700
+/// (directories), with its mode; and how many entries there were.
+fn wrong_modes(root: &Path) -> (Vec<(PathBuf, u32)>, usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    let mut pending = vec![root.to_owned()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let entry = entry.unwrap();
+            let metadata = entry.metadata().unwrap();
+            let expected = if metadata.is_dir() {
+                pending.push(entry.path());
+                0o700
+            } else {
+                0o600
+            };
+            seen += 1;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode != expected {
+                wrong.push((entry.path(), mode));
+            }
+        }
+    }
+    (wrong, seen)
+}
+
+#[test]
+fn the_demo_creates_every_file_0600_and_directory_0700_under_umask_0() {
+    let directory = demo_cluster();
+    let (wrong, seen) = wrong_modes(directory);
+    assert!(seen > 30, "only {seen} entries in {}", directory.display());
+    assert_eq!(wrong, Vec::new());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(directory).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700, "the --dir directory the demo created");
 }
 
 #[test]

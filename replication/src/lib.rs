@@ -25,6 +25,7 @@ pub mod control;
 pub mod dumpster;
 pub mod error;
 pub mod events;
+pub mod file_name;
 pub mod generation_file;
 pub mod identity;
 pub mod inspect;

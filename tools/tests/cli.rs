@@ -2,6 +2,7 @@
 //! on databases made here through the engine, damage and misuse.
 
 use bluejet_engine::db::{Database, Options};
+use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::DatabaseImage;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -1244,6 +1245,8 @@ fn backup_verify_restore_and_truncate() {
     );
     assert_eq!(truncated["oldest_kept"], Value::Null, "{truncated}");
 
+    forged_names_fail_verify_and_restore(root.path(), &full);
+
     let mut bytes = std::fs::read(full.join("bluejet.db")).unwrap();
     bytes[10_000] ^= 1;
     std::fs::write(full.join("bluejet.db"), bytes).unwrap();
@@ -1251,6 +1254,73 @@ fn backup_verify_restore_and_truncate() {
     assert!(stdout.contains("bluejet.db: crc32c"), "{stdout}");
     expect(&["backup", "--replica", replica_arg], 2);
     expect(&["restore", arg(&full)], 2);
+}
+
+/// A copy of the backup `full` whose manifest is resealed naming a generation by a path out
+/// of the backup (`..`, then absolute) fails `backup verify` and `restore` (exit 1, naming
+/// the manifest and the name), and the restore writes nothing anywhere. The generation is
+/// where the forged names point, so only the names are wrong.
+fn forged_names_fail_verify_and_restore(root: &Path, full: &Path) {
+    use bluejet_replication::backup_manifest::{Manifest, MANIFEST_NAME};
+    let manifest = Manifest::read(&OsFileSystem, full).unwrap();
+    let generation = manifest
+        .files
+        .iter()
+        .find(|f| f.generation.is_some())
+        .unwrap();
+    let outside = root.join("outside");
+    let escape = root.join("escape");
+    for place in [&outside, &escape] {
+        std::fs::create_dir_all(place).unwrap();
+        std::fs::copy(full.join(&generation.name), place.join(&generation.name)).unwrap();
+    }
+    for (label, name) in [
+        ("parent", format!("../../escape/{}", generation.name)),
+        (
+            "absolute",
+            outside.join(&generation.name).display().to_string(),
+        ),
+    ] {
+        // `root/forged/LABEL/../../escape` is `root/escape`.
+        let forged = root.join("forged").join(label);
+        std::fs::create_dir_all(&forged).unwrap();
+        for entry in std::fs::read_dir(full).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), forged.join(entry.file_name())).unwrap();
+        }
+        let mut changed = manifest.clone();
+        for file in &mut changed.files {
+            if file.name == generation.name {
+                file.name = name.clone();
+            }
+        }
+        let holder = forged.join(MANIFEST_NAME);
+        bluejet_replication::sealed::write(&OsFileSystem, &holder, &changed).unwrap();
+        let output = expect(&["backup", "verify", arg(&forged)], 1);
+        let message = text(&output.stderr);
+        assert!(
+            message.contains(&holder.display().to_string()) && message.contains(&name),
+            "{message}"
+        );
+        // Its staging directory `TARGET/restore-logs`, with `../../escape`, would write
+        // `root/restores/LABEL/escape`.
+        let target = root.join("restores").join(label).join("t1");
+        let output = expect(&["restore", arg(&forged), "--to", arg(&target)], 1);
+        assert!(
+            text(&output.stderr).contains(&name),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(!target.exists());
+        assert!(!root.join("restores").join(label).join("escape").exists());
+        for place in [&outside, &escape] {
+            assert_eq!(
+                std::fs::read_dir(place).unwrap().count(),
+                1,
+                "only the copy"
+            );
+        }
+    }
 }
 
 /// Writes the cluster files of nodes `a` (bootstrap) and `b` in `root`, sharing a witness

@@ -393,6 +393,12 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     let gate = shared.new_gate();
     gate.lease_until(record.lease_until_micros);
     let options = shared.gated_options(&gate, record.epoch);
+    // The engine creates a missing database directory but does not sync it into the
+    // instance directory: a bootstrap's database must not vanish in a crash.
+    create_directory_durably(
+        shared.config.options.log.file_system.as_ref(),
+        &shared.config.database(),
+    )?;
     let db = Database::open(&shared.config.database(), options)?;
     shared.event("active", Some(record.epoch), "the node holds the database");
     *shared.state.write() = NodeState::Active(ActiveState {

@@ -30,7 +30,7 @@ pub struct Loaded {
 impl RecordFile {
     /// Opens the file in `directory`, creating the directory and the file if needed.
     pub fn open(fs: Arc<dyn FileSystem>, directory: &Path) -> Result<Loaded, ReplError> {
-        ensure_directory(fs.as_ref(), directory)?;
+        create_directory_durably(fs.as_ref(), directory)?;
         let path = directory.join(format::DUMPSTER_FILE_NAME);
         let temporary = sealed::temporary_path(&path);
         if fs.exists(&temporary) {
@@ -161,9 +161,4 @@ impl RecordFile {
             reason,
         }
     }
-}
-
-/// Creates `directory` if missing and makes its entry durable in the parent.
-fn ensure_directory(fs: &dyn FileSystem, directory: &Path) -> Result<(), ReplError> {
-    create_directory_durably(fs, directory)
 }

@@ -15,6 +15,7 @@ use crate::events::EventLog;
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
 use crate::lock::ReplicaLock;
+use crate::private_files::create_directory_durably;
 use crate::replay::replay_available;
 use crate::replica::ReplicaConfig;
 use crate::sealed;
@@ -230,13 +231,7 @@ pub(crate) fn prepare_target(fs: &dyn FileSystem, to: &Path) -> Result<(), Backu
         }
         return Ok(());
     }
-    fs.create_directory(to)
-        .map_err(|error| BackupError::io(to, "creating", error))?;
-    if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs.sync_directory(parent)
-            .map_err(|error| BackupError::io(parent, "syncing", error))?;
-    }
-    Ok(())
+    Ok(create_directory_durably(fs, to)?)
 }
 
 /// Opens the passive copy, replays every inspected generation, checkpoints and closes it.

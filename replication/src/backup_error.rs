@@ -1,6 +1,7 @@
 //! The error type of backups, restores and truncation.
 
 use crate::error::ReplError;
+use crate::file_name::BadFileName;
 use bluejet_engine::{DbError, LogError};
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,12 @@ impl BackupError {
 impl From<DbError> for BackupError {
     fn from(error: DbError) -> Self {
         Self::Repl(ReplError::Db(error))
+    }
+}
+
+impl From<BadFileName> for BackupError {
+    fn from(error: BadFileName) -> Self {
+        Self::Repl(ReplError::BadFileName(error))
     }
 }
 

@@ -5,6 +5,9 @@
 //! written last: a directory without a valid manifest is not a backup.
 
 use crate::backup_error::BackupError;
+use crate::file_name::{
+    check_base_name, check_database_name, check_generation_name, path_in, BadFileName,
+};
 use crate::sealed;
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::{LogPosition, StreamSignature};
@@ -130,7 +133,21 @@ impl Manifest {
                 manifest.format
             )));
         }
+        manifest.check_names(&path)?;
         Ok(manifest)
+    }
+
+    /// Every name the manifest (read from `path`) gives is one its format allows: the base
+    /// name, `bluejet.db` for the database file, and each generation's own name.
+    fn check_names(&self, path: &Path) -> Result<(), BadFileName> {
+        let base = check_base_name(path, &self.base_name)?;
+        for file in &self.files {
+            match file.generation {
+                Some(generation) => check_generation_name(path, &file.name, base, generation)?,
+                None => check_database_name(path, &file.name)?,
+            }
+        }
+        Ok(())
     }
 
     /// Writes the manifest into `directory` (atomically, synced).
@@ -211,7 +228,9 @@ pub fn copy_files(
     let mut files = Vec::new();
     let mut renames = Vec::new();
     for (source, name, generation) in sources {
-        let target = directory.join(name);
+        // Names come from a verified manifest or a replica's listing; checked again here,
+        // where they become files to write, so none can land outside `directory`.
+        let target = path_in(directory, name)?;
         let (bytes, crc32c) = copy_to_temporary(fs, source, &target)?;
         renames.push((sealed::temporary_path(&target), target));
         files.push(BackupFile {

@@ -32,6 +32,9 @@ pub enum ReplError {
         /// What is wrong.
         reason: String,
     },
+    /// A file names a file its format does not allow (a path, `..`, or an unknown name).
+    #[error(transparent)]
+    BadFileName(#[from] crate::file_name::BadFileName),
     /// The directory is not a (complete) replica.
     #[error("{path} is not a replica: {reason}")]
     NotAReplica {

@@ -1,6 +1,7 @@
 //! `replica.json`: which stream the replica follows and where its seed started.
 
 use crate::error::ReplError;
+use crate::file_name::check_base_name;
 use crate::layout::ReplicaLayout;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
@@ -30,12 +31,16 @@ impl ReplicaIdentity {
         Ok(BaseName::new(&self.base_name)?)
     }
 
-    /// Reads the identity of the replica; `NotAReplica` if there is none.
+    /// Reads the identity of the replica; `NotAReplica` if there is none, `BadFileName` if
+    /// its base name is not one (every generation name is built from it).
     pub fn read(fs: &dyn FileSystem, layout: &ReplicaLayout) -> Result<Self, ReplError> {
-        sealed::read(fs, &layout.identity())?.ok_or_else(|| ReplError::NotAReplica {
+        let path = layout.identity();
+        let identity: Self = sealed::read(fs, &path)?.ok_or_else(|| ReplError::NotAReplica {
             path: layout.root.clone(),
             reason: "no replica.json: it was never seeded, or its seed did not complete".into(),
-        })
+        })?;
+        check_base_name(&path, &identity.base_name)?;
+        Ok(identity)
     }
 
     /// Writes the identity.

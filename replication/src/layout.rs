@@ -14,6 +14,7 @@
 //! ```
 
 use crate::error::ReplError;
+use crate::private_files::create_directory_durably;
 use bluejet_engine::db::DATABASE_FILE_NAME;
 use bluejet_engine::file::FileSystem;
 use std::path::{Path, PathBuf};
@@ -88,14 +89,12 @@ impl ReplicaLayout {
         ]
     }
 
-    /// Creates the directories (and the root).
+    /// Creates the directories (and the root), each durable in its parent.
     pub fn create(&self, fs: &dyn FileSystem) -> Result<(), ReplError> {
         for directory in self.directories() {
-            fs.create_directory(&directory)
-                .map_err(|error| ReplError::io(&directory, "creating", error))?;
+            create_directory_durably(fs, &directory)?;
         }
-        fs.sync_directory(&self.root)
-            .map_err(|error| ReplError::io(&self.root, "syncing", error))
+        Ok(())
     }
 
     /// Whether `name` in `directory` (one of this layout's) is a file replication writes.

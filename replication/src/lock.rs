@@ -1,7 +1,9 @@
 //! One replication service per replica: an exclusive advisory lock on `replica/lock`.
 
 use crate::error::ReplError;
+use crate::private_files::FILE_MODE;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Held while a service (or a seed) works on a replica; released when dropped.
@@ -22,6 +24,7 @@ impl ReplicaLock {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(FILE_MODE)
             .open(path)
             .map_err(|error| ReplError::io(path, "opening", error))?;
         rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(

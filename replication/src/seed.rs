@@ -15,6 +15,7 @@ use crate::events::EventLog;
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
 use crate::lock::ReplicaLock;
+use crate::private_files::create_directory_durably;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::status::{CopyState, CopyStatus};
 use crate::verify::{self, ContentDigest, TableDigest};
@@ -49,8 +50,7 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     let started = Instant::now();
     let fs = config.fs();
     let layout = config.layout();
-    fs.create_directory(&layout.root)
-        .map_err(|error| ReplError::io(&layout.root, "creating", error))?;
+    create_directory_durably(fs.as_ref(), &layout.root)?;
     let lock = ReplicaLock::acquire(&layout.lock())?;
     let removed = prepare(fs.as_ref(), &layout)?;
     let events = EventLog::new(Arc::clone(&fs), &layout.events());

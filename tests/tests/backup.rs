@@ -4,12 +4,16 @@
 mod common;
 
 use bluejet_engine::db::{Database, Options};
+use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::log::BaseName;
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::backup::{self, BackupHistory};
 use bluejet_replication::backup_error::BackupError;
-use bluejet_replication::backup_manifest::BackupKind;
+use bluejet_replication::backup_manifest::{copy_files, BackupKind, Manifest, MANIFEST_NAME};
 use bluejet_replication::backup_verify::verify;
+use bluejet_replication::identity::ReplicaIdentity;
 use bluejet_replication::restore::restore;
+use bluejet_replication::sealed;
 use bluejet_replication::seed::seed;
 use bluejet_replication::truncate::{
     decide, gather, space_warning, truncate_active, truncate_replica,
@@ -391,4 +395,184 @@ fn a_replica_truncated_after_a_backup_keeps_replicating_and_backing_up() {
     let restored = restore(&chain, &target, None, Options::default()).unwrap();
     assert_eq!(restored.position, incremental.manifest.position);
     assert_eq!(restored_digest(&target), source.states[&restored.position]);
+}
+
+/// Reseals the manifest of the backup in `directory` with `change` applied, as someone able
+/// to write the backup could: the checksum then matches the forged content.
+fn reseal(directory: &Path, change: impl FnOnce(&mut Manifest)) {
+    let mut manifest = Manifest::read(&OsFileSystem, directory).unwrap();
+    change(&mut manifest);
+    sealed::write(&OsFileSystem, &directory.join(MANIFEST_NAME), &manifest).unwrap();
+}
+
+/// The name the error refuses, if it is a refused file name held by `holder`.
+fn refused_name(error: &BackupError, holder: &Path) -> Option<String> {
+    match error {
+        BackupError::Repl(ReplError::BadFileName(bad)) if bad.holder == holder => {
+            Some(bad.name.clone())
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn a_manifest_resealed_with_an_escaping_name_fails_verify_and_restore_writes_nothing_outside() {
+    let mut source = Source::new();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let config = source.seed(replica_dir.path());
+    source.write(300);
+    source.catch_up(&config);
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let original = root.join("backups/original");
+    let full = backup::full(&config, &original).unwrap();
+    let generation = full.manifest.last_generation.unwrap();
+    let name = BaseName::default().closed(generation);
+
+    // From the backup `root/backups/forged`, `../../escape/NAME` is `root/escape/NAME`; from
+    // the staging directory `root/restores/t1/restore-logs` it is `root/restores/escape/NAME`.
+    let absolute = root.join("absolute").join(&name);
+    for (label, forged) in [
+        ("parent", format!("../../escape/{name}")),
+        ("absolute", absolute.display().to_string()),
+    ] {
+        let backup = root.join("backups").join(label);
+        copy_directory(&original, &backup);
+        // The forged name reads the real generation: only its name is wrong.
+        for place in [root.join("escape"), root.join("absolute")] {
+            std::fs::create_dir_all(&place).unwrap();
+            std::fs::copy(original.join(&name), place.join(&name)).unwrap();
+        }
+        reseal(&backup, |manifest| {
+            let file = manifest
+                .files
+                .iter_mut()
+                .find(|file| file.generation == Some(generation))
+                .unwrap();
+            file.name = forged.clone();
+        });
+        let holder = backup.join(MANIFEST_NAME);
+
+        let error = verify(&OsFileSystem, &backup).unwrap_err();
+        assert_eq!(
+            refused_name(&error, &holder),
+            Some(forged.clone()),
+            "{error}"
+        );
+        assert!(error.to_string().contains(&forged), "{error}");
+
+        let target = root.join("restores").join(label).join("t1");
+        let error = restore(
+            std::slice::from_ref(&backup),
+            &target,
+            None,
+            Options::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused_name(&error, &holder),
+            Some(forged.clone()),
+            "{error}"
+        );
+        assert!(!target.exists(), "nothing restored from a forged backup");
+        assert!(
+            !root.join("restores").join(label).join("escape").exists(),
+            "nothing written outside the target"
+        );
+        assert!(!PathBuf::from(format!("{}.tmp", absolute.display())).exists());
+    }
+
+    // Names the format does not allow, even plain ones, are refused as well.
+    for (label, change) in [
+        (
+            "renamed",
+            Box::new(|m: &mut Manifest| m.files[0].name = "other.db".into())
+                as Box<dyn FnOnce(&mut Manifest)>,
+        ),
+        (
+            "wrong-generation",
+            Box::new(move |m: &mut Manifest| {
+                let file = m
+                    .files
+                    .iter_mut()
+                    .find(|f| f.generation == Some(generation))
+                    .unwrap();
+                file.name = BaseName::default().closed(generation + 1);
+            }),
+        ),
+        (
+            "base",
+            Box::new(|m: &mut Manifest| m.base_name = "../".into()),
+        ),
+    ] {
+        let backup = root.join("backups").join(label);
+        copy_directory(&original, &backup);
+        reseal(&backup, change);
+        let error = verify(&OsFileSystem, &backup).unwrap_err();
+        assert!(
+            refused_name(&error, &backup.join(MANIFEST_NAME)).is_some(),
+            "{label}: {error}"
+        );
+    }
+}
+
+#[test]
+fn a_replica_identity_resealed_with_a_bad_base_name_is_refused_naming_it() {
+    let mut source = Source::new();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let config = source.seed(replica_dir.path());
+    let layout = config.layout();
+    let mut identity = ReplicaIdentity::read(&OsFileSystem, &layout).unwrap();
+    identity.base_name = "../".into();
+    identity.write(&OsFileSystem, &layout).unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let error = backup::full(&config, &backups.path().join("full")).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            BackupError::Repl(ReplError::BadFileName(bad))
+                if bad.holder == layout.identity() && bad.name == "../"
+        ),
+        "{error}"
+    );
+    match Replica::open(config) {
+        Err(ReplError::BadFileName(bad)) => assert_eq!(bad.holder, layout.identity()),
+        Err(error) => panic!("{error}"),
+        Ok(_) => panic!("a replica with a forged base name opened"),
+    }
+}
+
+/// Copies the files of `from` (no subdirectories) into the new directory `to`.
+fn copy_directory(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn copying_into_a_backup_or_restore_refuses_a_name_leaving_the_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let source = root.path().join("source.log");
+    std::fs::write(&source, b"a generation").unwrap();
+    let directory = root.path().join("target");
+    std::fs::create_dir(&directory).unwrap();
+    let outside = root.path().join("outside.log");
+    for name in ["../outside.log".to_owned(), outside.display().to_string()] {
+        let error = copy_files(
+            &OsFileSystem,
+            &directory,
+            &[(source.clone(), name.clone(), Some(1))],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&error, BackupError::Repl(ReplError::BadFileName(bad))
+                if bad.holder == directory && bad.name == name),
+            "{error}"
+        );
+    }
+    assert!(!outside.exists());
+    assert!(!root.path().join("outside.log.tmp").exists());
+    assert_eq!(std::fs::read_dir(&directory).unwrap().count(), 0);
 }

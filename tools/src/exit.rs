@@ -82,6 +82,7 @@ impl From<ReplError> for ToolError {
             ReplError::Log(error) => error.into(),
             // A damaged replica file, a generation unlike the active's, content that differs.
             ReplError::BadReplicaFile { .. }
+            | ReplError::BadFileName(_)
             | ReplError::DifferentContent { .. }
             | ReplError::Mismatch(_) => ToolError::Damage(error.to_string()),
             // Not a replica, locked, refused, timed out, I/O.

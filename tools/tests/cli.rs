@@ -2,6 +2,7 @@
 //! on databases made here through the engine, damage and misuse.
 
 use bluejet_engine::db::{Database, Options};
+use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::DatabaseImage;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,18 @@ fn bluejet(arguments: &[&str]) -> Output {
         .args(arguments)
         .output()
         .expect("run bluejet")
+}
+
+/// Runs `bluejet` under a umask of 0, which removes no permission bits: the modes of what
+/// it creates are exactly the ones it asks for.
+fn bluejet_with_umask_0(arguments: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 0 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_bluejet"))
+        .args(arguments)
+        .output()
+        .expect("run bluejet through sh")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -40,7 +53,7 @@ fn demo_cluster() -> &'static Path {
         }
         let directory = parent.join(format!("demo-cluster-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&directory);
-        let output = bluejet(&[
+        let output = bluejet_with_umask_0(&[
             "demo",
             "--dir",
             directory.to_str().unwrap(),
@@ -216,6 +229,45 @@ fn damage_table_root(directory: &Path, table: &str) -> u64 {
 
 fn arg(path: &Path) -> &str {
     path.to_str().unwrap()
+}
+
+/// Every file and directory under `root` whose mode is not 0600 (files) or 0700
+/// (directories), with its mode; and how many entries there were.
+fn wrong_modes(root: &Path) -> (Vec<(PathBuf, u32)>, usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    let mut pending = vec![root.to_owned()];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let entry = entry.unwrap();
+            let metadata = entry.metadata().unwrap();
+            let expected = if metadata.is_dir() {
+                pending.push(entry.path());
+                0o700
+            } else {
+                0o600
+            };
+            seen += 1;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode != expected {
+                wrong.push((entry.path(), mode));
+            }
+        }
+    }
+    (wrong, seen)
+}
+
+#[test]
+fn the_demo_creates_every_file_0600_and_directory_0700_under_umask_0() {
+    let directory = demo_cluster();
+    let (wrong, seen) = wrong_modes(directory);
+    assert!(seen > 30, "only {seen} entries in {}", directory.display());
+    assert_eq!(wrong, Vec::new());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(directory).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700, "the --dir directory the demo created");
 }
 
 #[test]
@@ -1193,6 +1245,8 @@ fn backup_verify_restore_and_truncate() {
     );
     assert_eq!(truncated["oldest_kept"], Value::Null, "{truncated}");
 
+    forged_names_fail_verify_and_restore(root.path(), &full);
+
     let mut bytes = std::fs::read(full.join("bluejet.db")).unwrap();
     bytes[10_000] ^= 1;
     std::fs::write(full.join("bluejet.db"), bytes).unwrap();
@@ -1200,6 +1254,73 @@ fn backup_verify_restore_and_truncate() {
     assert!(stdout.contains("bluejet.db: crc32c"), "{stdout}");
     expect(&["backup", "--replica", replica_arg], 2);
     expect(&["restore", arg(&full)], 2);
+}
+
+/// A copy of the backup `full` whose manifest is resealed naming a generation by a path out
+/// of the backup (`..`, then absolute) fails `backup verify` and `restore` (exit 1, naming
+/// the manifest and the name), and the restore writes nothing anywhere. The generation is
+/// where the forged names point, so only the names are wrong.
+fn forged_names_fail_verify_and_restore(root: &Path, full: &Path) {
+    use bluejet_replication::backup_manifest::{Manifest, MANIFEST_NAME};
+    let manifest = Manifest::read(&OsFileSystem, full).unwrap();
+    let generation = manifest
+        .files
+        .iter()
+        .find(|f| f.generation.is_some())
+        .unwrap();
+    let outside = root.join("outside");
+    let escape = root.join("escape");
+    for place in [&outside, &escape] {
+        std::fs::create_dir_all(place).unwrap();
+        std::fs::copy(full.join(&generation.name), place.join(&generation.name)).unwrap();
+    }
+    for (label, name) in [
+        ("parent", format!("../../escape/{}", generation.name)),
+        (
+            "absolute",
+            outside.join(&generation.name).display().to_string(),
+        ),
+    ] {
+        // `root/forged/LABEL/../../escape` is `root/escape`.
+        let forged = root.join("forged").join(label);
+        std::fs::create_dir_all(&forged).unwrap();
+        for entry in std::fs::read_dir(full).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), forged.join(entry.file_name())).unwrap();
+        }
+        let mut changed = manifest.clone();
+        for file in &mut changed.files {
+            if file.name == generation.name {
+                file.name = name.clone();
+            }
+        }
+        let holder = forged.join(MANIFEST_NAME);
+        bluejet_replication::sealed::write(&OsFileSystem, &holder, &changed).unwrap();
+        let output = expect(&["backup", "verify", arg(&forged)], 1);
+        let message = text(&output.stderr);
+        assert!(
+            message.contains(&holder.display().to_string()) && message.contains(&name),
+            "{message}"
+        );
+        // Its staging directory `TARGET/restore-logs`, with `../../escape`, would write
+        // `root/restores/LABEL/escape`.
+        let target = root.join("restores").join(label).join("t1");
+        let output = expect(&["restore", arg(&forged), "--to", arg(&target)], 1);
+        assert!(
+            text(&output.stderr).contains(&name),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(!target.exists());
+        assert!(!root.join("restores").join(label).join("escape").exists());
+        for place in [&outside, &escape] {
+            assert_eq!(
+                std::fs::read_dir(place).unwrap().count(),
+                1,
+                "only the copy"
+            );
+        }
+    }
 }
 
 /// Writes the cluster files of nodes `a` (bootstrap) and `b` in `root`, sharing a witness

@@ -4,7 +4,7 @@ use super::{FileHandle, FileSystem, OpenMode};
 use parking_lot::Mutex;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -100,7 +100,9 @@ impl FileSystem for OsFileSystem {
                 options.write(true);
             }
             OpenMode::CreateNew => {
-                options.write(true).create_new(true);
+                // Files hold mail: readable by their owner only, whatever the umask (which
+                // can only remove bits from 0600).
+                options.write(true).create_new(true).mode(0o600);
             }
         }
         Ok(Arc::new(OsFile {
@@ -131,7 +133,11 @@ impl FileSystem for OsFileSystem {
         File::open(directory)?.sync_all()
     }
     fn create_directory(&self, directory: &Path) -> io::Result<()> {
-        fs::create_dir_all(directory)
+        // Directories of mail files: owner only, whatever the umask, as for files.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(directory)
     }
     fn exists(&self, path: &Path) -> bool {
         path.exists()

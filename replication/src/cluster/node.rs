@@ -23,6 +23,7 @@ use crate::error::ReplError;
 use crate::events::{Event, EventLog};
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
+use crate::private_files::create_directory_durably;
 use crate::service::ReplicationService;
 use crate::status::CopyStatus;
 use bluejet_engine::db::{Database, Gate};
@@ -111,8 +112,7 @@ impl Node {
     /// Starts the node's control loop.
     pub fn start(config: NodeConfig) -> Result<Self, ReplError> {
         let fs = Arc::clone(&config.options.log.file_system);
-        fs.create_directory(&config.instance)
-            .map_err(|error| ReplError::io(&config.instance, "creating", error))?;
+        create_directory_durably(fs.as_ref(), &config.instance)?;
         let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
         let events = EventLog::new(fs, &ReplicaLayout::new(&config.instance).events());
         let shared = Arc::new(Shared {
@@ -393,6 +393,12 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     let gate = shared.new_gate();
     gate.lease_until(record.lease_until_micros);
     let options = shared.gated_options(&gate, record.epoch);
+    // The engine creates a missing database directory but does not sync it into the
+    // instance directory: a bootstrap's database must not vanish in a crash.
+    create_directory_durably(
+        shared.config.options.log.file_system.as_ref(),
+        &shared.config.database(),
+    )?;
     let db = Database::open(&shared.config.database(), options)?;
     shared.event("active", Some(record.epoch), "the node holds the database");
     *shared.state.write() = NodeState::Active(ActiveState {

@@ -4,6 +4,7 @@
 
 use super::node::Shared;
 use crate::error::ReplError;
+use crate::private_files::create_directory_durably;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
 use bluejet_engine::log::now_micros;
@@ -60,8 +61,7 @@ fn write<T: Serialize>(
     content: &T,
 ) -> Result<(), ReplError> {
     let directory = directory(instance);
-    fs.create_directory(&directory)
-        .map_err(|error| ReplError::io(&directory, "creating", error))?;
+    create_directory_durably(fs, &directory)?;
     sealed::write(fs, &directory.join(name), content)
 }
 

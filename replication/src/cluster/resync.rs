@@ -15,6 +15,7 @@ use crate::error::ReplError;
 use crate::generation_file::{count_commits, read_header};
 use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
+use crate::private_files::create_directory_durably;
 use crate::sealed;
 use bluejet_engine::db::{read_header_copies, DATABASE_FILE_NAME};
 use bluejet_engine::file::{FileSystem, OpenMode};
@@ -170,13 +171,8 @@ fn move_divergent(
     base: BaseName,
     select: impl Fn(Option<u32>) -> bool,
 ) -> Result<Vec<DivergentFile>, ReplError> {
-    fs.create_directory(aside)
-        .map_err(|error| ReplError::io(aside, "creating", error))?;
     // The directory's own entry must be durable before files move into it.
-    if let Some(parent) = aside.parent() {
-        fs.sync_directory(parent)
-            .map_err(|error| ReplError::io(parent, "syncing", error))?;
-    }
+    create_directory_durably(fs, aside)?;
     let names = fs
         .list(database)
         .map_err(|error| ReplError::io(database, "listing", error))?;

@@ -3,6 +3,7 @@
 
 use super::format::{self, Record, FRAME_BYTES, HEADER_BYTES};
 use crate::error::ReplError;
+use crate::private_files::create_directory_durably;
 use crate::sealed;
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ pub struct Loaded {
 impl RecordFile {
     /// Opens the file in `directory`, creating the directory and the file if needed.
     pub fn open(fs: Arc<dyn FileSystem>, directory: &Path) -> Result<Loaded, ReplError> {
-        ensure_directory(fs.as_ref(), directory)?;
+        create_directory_durably(fs.as_ref(), directory)?;
         let path = directory.join(format::DUMPSTER_FILE_NAME);
         let temporary = sealed::temporary_path(&path);
         if fs.exists(&temporary) {
@@ -160,19 +161,4 @@ impl RecordFile {
             reason,
         }
     }
-}
-
-/// Creates `directory` if missing and makes its entry durable in the parent.
-fn ensure_directory(fs: &dyn FileSystem, directory: &Path) -> Result<(), ReplError> {
-    if fs.exists(directory) {
-        return Ok(());
-    }
-    fs.create_directory(directory)
-        .map_err(|error| ReplError::io(directory, "creating", error))?;
-    let parent = match directory.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs.sync_directory(parent)
-        .map_err(|error| ReplError::io(parent, "syncing", error))
 }

@@ -8,8 +8,10 @@ use crate::image::{self, Entries};
 use crate::output;
 use crate::progress::Progress;
 use bluejet_engine::db::{Database, Durability, Options};
+use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::DatabaseImage;
 use bluejet_engine::page::DbState;
+use bluejet_replication::private_files::create_directory_durably;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -129,6 +131,8 @@ fn copy(source: &DatabaseImage, destination: &Path) -> Result<Outcome, ToolError
         page_size: source.page_size(),
         ..Options::default()
     };
+    // The engine creates the directory too, but does not sync it into its parent.
+    create_directory_durably(&OsFileSystem, destination)?;
     let database = Database::open(destination, options)?;
     let progress = Progress::new("compacting {bar:30} {pos}/{len} entries, {eta} left");
     let mut outcome = Outcome::default();

@@ -19,8 +19,10 @@ use crate::output;
 use crate::problem::verdict_line;
 use crate::records::position_json;
 use bluejet_engine::db::DATABASE_FILE_NAME;
+use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::{integrity, space, IntegrityReport, SpaceReport};
 use bluejet_engine::log::BaseName;
+use bluejet_replication::private_files::create_directory_durably;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -543,8 +545,7 @@ impl Place {
             return Ok(Place::Temporary(directory));
         };
         let created = !path.exists();
-        std::fs::create_dir_all(path)
-            .map_err(|error| ToolError::Failure(format!("{}: {error}", path.display())))?;
+        create_directory_durably(&OsFileSystem, path)?;
         let occupied = std::fs::read_dir(path)
             .map_err(|error| ToolError::Failure(format!("{}: {error}", path.display())))?
             .next()

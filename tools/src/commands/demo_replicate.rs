@@ -6,6 +6,7 @@
 use crate::exit::ToolError;
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode, OsFileSystem};
 use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
+use bluejet_replication::private_files::create_directory_durably;
 use bluejet_replication::{CopyState, CopyStatus};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -121,7 +122,7 @@ pub struct Cluster {
 impl Cluster {
     /// The cluster in `root` (nothing started yet).
     pub fn new(root: &Path) -> Result<Self, ToolError> {
-        std::fs::create_dir_all(root.join(WITNESS))?;
+        create_directory_durably(&OsFileSystem, &root.join(WITNESS))?;
         let links = [Link::new(), Link::new()];
         Ok(Self {
             root: root.to_owned(),

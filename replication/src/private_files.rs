@@ -14,7 +14,7 @@
 
 use crate::error::ReplError;
 use bluejet_engine::file::FileSystem;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The mode of every file holding mail or replication state: owner read and write.
 pub const FILE_MODE: u32 = 0o600;
@@ -22,40 +22,12 @@ pub const FILE_MODE: u32 = 0o600;
 pub const DIRECTORY_MODE: u32 = 0o700;
 
 /// Creates `directory` and its missing parents through `fs`, and makes each new level
-/// durable by syncing its parent (the deepest first). A directory that exists already is
-/// left as it is (nothing to sync).
+/// durable by syncing its parent (the deepest first; see
+/// [`FileSystem::create_directory_durably`]). A directory that exists already is left as it
+/// is (nothing to sync).
 pub fn create_directory_durably(fs: &dyn FileSystem, directory: &Path) -> Result<(), ReplError> {
-    let missing = missing_levels(fs, directory);
-    if missing.is_empty() {
-        return Ok(());
-    }
-    fs.create_directory(directory)
-        .map_err(|error| ReplError::io(directory, "creating", error))?;
-    for level in &missing {
-        let parent = parent_of(level);
-        fs.sync_directory(&parent)
-            .map_err(|error| ReplError::io(&parent, "syncing", error))?;
-    }
-    Ok(())
-}
-
-/// `directory` and those of its ancestors that do not exist, the deepest first.
-fn missing_levels(fs: &dyn FileSystem, directory: &Path) -> Vec<PathBuf> {
-    let mut missing = Vec::new();
-    let mut level = Some(directory);
-    while let Some(current) = level.filter(|l| !l.as_os_str().is_empty() && !fs.exists(l)) {
-        missing.push(current.to_owned());
-        level = current.parent();
-    }
-    missing
-}
-
-/// The directory whose listing holds `path`'s entry (`.` for a relative single name).
-fn parent_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    }
+    fs.create_directory_durably(directory)
+        .map_err(|error| ReplError::io(directory, "creating durably", error))
 }
 
 #[cfg(test)]
@@ -63,6 +35,7 @@ mod tests {
     use super::*;
     use bluejet_engine::file::OsFileSystem;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
 
     #[test]
     fn every_new_level_is_created_private() {
@@ -127,16 +100,5 @@ mod tests {
         fs.synced.lock().clear();
         create_directory_durably(&fs, &root.path().join("a/b")).unwrap();
         assert!(fs.synced.lock().is_empty(), "nothing new, nothing synced");
-    }
-
-    #[test]
-    fn the_missing_levels_are_listed_deepest_first() {
-        let root = tempfile::tempdir().unwrap();
-        let deep = root.path().join("x/y");
-        assert_eq!(
-            missing_levels(&OsFileSystem, &deep),
-            vec![deep.clone(), root.path().join("x")]
-        );
-        assert_eq!(parent_of(Path::new("single")), PathBuf::from("."));
     }
 }

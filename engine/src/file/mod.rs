@@ -97,20 +97,29 @@ pub trait FileSystem: Send + Sync {
     fn exists(&self, path: &Path) -> bool;
 
     /// Creates `directory` and its missing parents durably: each new directory is an entry in
-    /// its parent, lost at a power failure unless the parent is synced after it, so every
-    /// parent that gained one is synced, outermost first.
+    /// its parent, lost at a power failure unless the parent is synced after it, so the parent
+    /// of every level created is synced, the deepest first. An existing directory is left as it
+    /// is.
     fn create_directory_durably(&self, directory: &Path) -> io::Result<()> {
         let mut missing = Vec::new();
-        let mut current = Some(directory);
-        while let Some(path) = current.filter(|path| !self.exists(path)) {
-            missing.push(path);
-            current = path.parent();
+        let mut level = Some(directory);
+        while let Some(current) =
+            level.filter(|path| !path.as_os_str().is_empty() && !self.exists(path))
+        {
+            missing.push(current);
+            level = current.parent();
+        }
+        if missing.is_empty() {
+            return Ok(());
         }
         self.create_directory(directory)?;
-        for created in missing.into_iter().rev() {
-            if let Some(parent) = created.parent() {
-                self.sync_directory(parent)?;
-            }
+        for created in missing {
+            // A relative single name's entry is in the working directory.
+            let parent = match created.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            self.sync_directory(parent)?;
         }
         Ok(())
     }

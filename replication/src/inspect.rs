@@ -222,14 +222,7 @@ impl Inspector {
         let count = entry.0;
         if count <= self.max_attempts {
             let target = self.layout.quarantine().join(format!("{name}.{count}"));
-            self.fs
-                .rename(path, &target)
-                .map_err(|error| ReplError::io(path, "quarantining", error))?;
-            for directory in [self.layout.quarantine(), self.layout.incoming()] {
-                self.fs
-                    .sync_directory(&directory)
-                    .map_err(|error| ReplError::io(&directory, "syncing", error))?;
-            }
+            self.quarantine_file(path, &target)?;
         } else {
             self.remove_incoming(path)?;
         }
@@ -261,13 +254,24 @@ impl Inspector {
             return Ok(());
         }
         let target = self.layout.quarantine().join(format!("{name}.duplicate"));
-        self.fs
-            .rename(&path, &target)
-            .map_err(|error| ReplError::io(&path, "quarantining", error))?;
+        self.quarantine_file(&path, &target)?;
         round.rejected.push((
             generation,
             format!("a different copy of generation {generation}, already accepted"),
         ));
+        Ok(())
+    }
+
+    /// Moves an incoming file into the quarantine, durably in both directories.
+    fn quarantine_file(&self, path: &Path, target: &Path) -> Result<(), ReplError> {
+        self.fs
+            .rename(path, target)
+            .map_err(|error| ReplError::io(path, "quarantining", error))?;
+        for directory in [self.layout.quarantine(), self.layout.incoming()] {
+            self.fs
+                .sync_directory(&directory)
+                .map_err(|error| ReplError::io(&directory, "syncing", error))?;
+        }
         Ok(())
     }
 

@@ -43,6 +43,7 @@
 mod commands;
 mod exit;
 mod image;
+mod live;
 mod mail;
 mod output;
 mod problem;
@@ -53,7 +54,7 @@ use bluejet_engine::log::BaseName;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use exit::{ToolError, Verdict};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -453,6 +454,9 @@ fn parse_base(text: &str) -> Result<BaseName, String> {
 }
 
 fn run(command: Command) -> Result<Verdict, ToolError> {
+    if let Some((path, json)) = inspected(&command) {
+        live::announce(path, json);
+    }
     match command {
         Command::Header(args) => commands::header::run(&args.path, args.json),
         Command::Checksum(args) => commands::checksum::run(&args.path, args.json),
@@ -514,6 +518,26 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
                 json: args.json,
             })
         }
+    }
+}
+
+/// The path a read-only inspection reads (it may be live), and whether it prints JSON.
+fn inspected(command: &Command) -> Option<(&Path, bool)> {
+    match command {
+        Command::Header(args)
+        | Command::Checksum(args)
+        | Command::Integrity(args)
+        | Command::Space(args) => Some((&args.path, args.json)),
+        Command::Dump(args) => Some((&args.path, args.json)),
+        Command::Log {
+            action: LogAction::Dump(args),
+        }
+        | Command::Ml(args) => Some((&args.path, args.json)),
+        Command::Checkpoint {
+            action: CheckpointAction::Dump(args),
+        }
+        | Command::Mk(args) => Some((&args.path, args.json)),
+        _ => None,
     }
 }
 

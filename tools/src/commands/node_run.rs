@@ -44,6 +44,7 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
             config.witness.display()
         )));
     }
+    crate::live::refuse_held_instance(&config.instance)?;
     let signals = super::repl_run::stop_signals()?;
     let events = ReplicaLayout::new(&config.instance).events();
     let mut watcher = EventWatcher::new(&events);

@@ -25,7 +25,7 @@
 //! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
 //! bluejet truncate --active DIR [--replica DIR]... [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
-//! bluejet node run --config FILE [--duration SECONDS] [--json]
+//! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--json]
 //! bluejet cluster status --config FILE [--json]
 //! bluejet cluster move --config FILE --to NODE --comment TEXT [--validate-only]
 //!                      [--timeout SECONDS] [--json]
@@ -164,6 +164,9 @@ struct NodeRunArgs {
     /// Stop after this long instead of waiting for Ctrl-C.
     #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
     duration: Option<Duration>,
+    /// Commit RATE small transactions a second while this node is active (a test load).
+    #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    load: Option<u32>,
 }
 
 /// Options of `cluster move`.
@@ -502,6 +505,7 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             config: args.file.config,
             duration: args.duration,
             json: args.file.json,
+            load: args.load,
         }),
         Command::Cluster { action } => run_cluster(action),
         Command::Backup(args) => run_backup(args),

@@ -1227,6 +1227,11 @@ struct Nodes(Vec<std::process::Child>);
 
 impl Nodes {
     fn start(configs: &[&Path]) -> Self {
+        Self::start_with(configs, &[])
+    }
+
+    /// With `extra` arguments for every node (`--load RATE`).
+    fn start_with(configs: &[&Path], extra: &[&str]) -> Self {
         Self(
             configs
                 .iter()
@@ -1235,6 +1240,7 @@ impl Nodes {
                         .args(["node", "run", "--config", arg(config)])
                         // A safety net: the test stops them with SIGINT long before.
                         .args(["--duration", "120", "--json"])
+                        .args(extra)
                         .stdout(std::process::Stdio::piped())
                         .stderr(std::process::Stdio::piped())
                         .spawn()
@@ -1585,14 +1591,16 @@ fn expect_live(arguments: &[&str], pids: &[u32]) {
 fn every_command_on_a_running_cluster_refuses_or_reads_live() {
     let root = tempfile::tempdir().unwrap();
     let (a, b) = cluster_files(root.path());
-    let nodes = Nodes::start(&[&a, &b]);
+    // Under load: the active commits 200 transactions a second throughout.
+    let nodes = Nodes::start_with(&[&a, &b], &["--load", "200"]);
     let pids: Vec<u32> = nodes.0.iter().map(std::process::Child::id).collect();
-    wait_for_cluster(&a, "a active and b passive with a copy", |status| {
+    wait_for_cluster(&a, "a active and b passive replaying its load", |status| {
         cluster_node(status, "a")["heartbeat"]["role"] == "Active"
             && cluster_node(status, "b")["heartbeat"]["role"] == "Passive"
-            && cluster_node(status, "b")["copy"]["state"]
-                .as_str()
-                .is_some_and(|state| state != "Seeding" && state != "Failed")
+            && cluster_node(status, "b")["copy"]["state"] == "Healthy"
+            && cluster_node(status, "b")["copy"]["replayed_position"]["generation"]
+                .as_u64()
+                .is_some_and(|generation| generation >= 2)
     });
     let path = |relative: &str| root.path().join(relative).display().to_string();
     let (a_dir, b_dir, a_db, b_db) = (path("a"), path("b"), path("a/database"), path("b/database"));
@@ -1675,10 +1683,20 @@ fn every_command_on_a_running_cluster_refuses_or_reads_live() {
     expect(&["integrity", &a_db], 0);
     let output = expect(&["header", &a_db], 0);
     assert!(text(&output.stderr).is_empty(), "{}", text(&output.stderr));
-    Database::open(Path::new(&a_db), Options::default())
+    let database = Database::open(Path::new(&a_db), Options::default()).unwrap();
+    let loaded = database
+        .begin_read()
         .unwrap()
-        .close()
-        .unwrap();
+        .open_table("load")
+        .unwrap()
+        .len();
+    assert!(loaded > 100, "{loaded} load commits");
+    database.close().unwrap();
+    // And b's copy still matches it entry for entry.
+    expect(
+        &["repl", "verify", "--active", &a_db, "--replica", &b_dir],
+        0,
+    );
     assert!(!Path::new(&fresh).join("database/bluejet.db").exists());
     assert!(!Path::new(&copied).join("bluejet.db").exists());
 }

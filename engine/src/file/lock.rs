@@ -23,9 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const LOCK_FILE_NAME: &str = "bluejet.lock";
 
 /// Attempts at taking a lock another process only probes: a probe holds a shared lock for
-/// microseconds, and must never make an owner's open fail.
-const ATTEMPTS: u32 = 10;
-const ATTEMPT_PAUSE: Duration = Duration::from_millis(5);
+/// microseconds, and must never make an owner's open fail. Kept short: a refusal is still
+/// "at once", and callers that poll a lock (a node waiting for a seed) see it as it is.
+const ATTEMPTS: u32 = 3;
+const ATTEMPT_PAUSE: Duration = Duration::from_millis(1);
 /// A holder record longer than this is not ours.
 const MAX_RECORD_BYTES: u64 = 4096;
 
@@ -98,7 +99,7 @@ pub struct OwnershipLock {
 
 impl OwnershipLock {
     /// Wraps what keeps the lock held (an open file, an in-memory entry).
-    pub fn new(path: &Path, guard: Box<dyn Send + Sync>) -> Self {
+    pub(crate) fn new(path: &Path, guard: Box<dyn Send + Sync>) -> Self {
         Self {
             path: path.to_owned(),
             _guard: guard,

@@ -62,11 +62,17 @@ pub enum ReplError {
     /// The passive's content differs from the active's.
     #[error("verification failed: {0}")]
     Mismatch(String),
-    /// Another process holds the replica.
-    #[error("{path} is in use by another replication service")]
+    /// Another process (or handle) holds the replica or its database.
+    #[error(
+        "{} is in use by {}: stop it first (or work through it)",
+        .path.display(),
+        bluejet_engine::file::lock::describe(.holder)
+    )]
     Locked {
-        /// The lock file.
+        /// The lock file, or the database directory that is held.
         path: PathBuf,
+        /// Who holds it, if its record could be read.
+        holder: Option<bluejet_engine::file::Holder>,
     },
     /// Waiting for a condition took too long.
     #[error("timed out: {0}")]

@@ -10,13 +10,13 @@
 //!   incoming/       generations as shipped, not yet inspected (E0000000007.log[.zst])
 //!   logs/           inspected generations, the passive's log (E0000000007.log)
 //!   quarantine/     generations that failed inspection (E0000000007.log.1, .2, ...)
-//!   database/       the passive copy (bluejet.db)
+//!   database/       the passive copy (bluejet.db; bluejet.lock held by its owner)
 //! ```
 
 use crate::error::ReplError;
 use crate::private_files::create_directory_durably;
 use bluejet_engine::db::DATABASE_FILE_NAME;
-use bluejet_engine::file::FileSystem;
+use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use std::path::{Path, PathBuf};
 
 /// Paths of one replica directory.
@@ -125,7 +125,9 @@ impl ReplicaLayout {
                 || name.starts_with("diverged-");
         }
         if directory == self.database() {
-            return name == DATABASE_FILE_NAME || name == format!("{DATABASE_FILE_NAME}.tmp");
+            return name == DATABASE_FILE_NAME
+                || name == format!("{DATABASE_FILE_NAME}.tmp")
+                || name == LOCK_FILE_NAME;
         }
         if directory == self.quarantine() {
             return name

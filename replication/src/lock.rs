@@ -1,37 +1,46 @@
-//! One replication service per replica: an exclusive advisory lock on `replica/lock`.
+//! One writer per replica: an exclusive lock on `replica/lock`, through the engine's
+//! ownership lock (`flock`, with the holder's identity written into the file).
 
 use crate::error::ReplError;
-use crate::private_files::FILE_MODE;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use bluejet_engine::db::probe_directory;
+use bluejet_engine::file::lock::{os_lock, LockAttempt, LockProbe, OwnershipLock};
+use bluejet_engine::file::OsFileSystem;
 use std::path::Path;
 
-/// Held while a service (or a seed) works on a replica; released when dropped.
+/// Held while a service (or a seed, backup, truncation) works on a replica; released when
+/// dropped.
 #[derive(Debug)]
 pub struct ReplicaLock {
-    _file: File,
+    _lock: OwnershipLock,
 }
 
 impl ReplicaLock {
-    /// Takes the lock at `path`, failing with [`ReplError::Locked`] if another process (or
-    /// another handle in this one) holds it. A replica on a simulated file system, whose
-    /// directory is not on the real disk, is not locked.
+    /// Takes the lock at `path` (`replica/lock`), failing with [`ReplError::Locked`] naming
+    /// the holder if another process (or another handle in this one) holds it, or holds the
+    /// replica's database directory (an active database, or a passive copy open elsewhere).
+    /// A replica on a simulated file system, whose directory is not on the real disk, is not
+    /// locked.
     pub fn acquire(path: &Path) -> Result<Option<Self>, ReplError> {
-        if !path.parent().is_some_and(Path::is_dir) {
+        let Some(root) = path.parent().filter(|root| root.is_dir()) else {
             return Ok(None);
+        };
+        let attempt = os_lock(path).map_err(|error| ReplError::io(path, "locking", error))?;
+        let lock = match attempt {
+            LockAttempt::Taken(lock) => lock,
+            LockAttempt::Held(holder) => {
+                return Err(ReplError::Locked {
+                    path: path.to_owned(),
+                    holder,
+                })
+            }
+        };
+        let database = crate::layout::ReplicaLayout::new(root).database();
+        if let LockProbe::Held(holder) = probe_directory(&OsFileSystem, &database)? {
+            return Err(ReplError::Locked {
+                path: database,
+                holder,
+            });
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(FILE_MODE)
-            .open(path)
-            .map_err(|error| ReplError::io(path, "opening", error))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |_| ReplError::Locked {
-                path: path.to_owned(),
-            },
-        )?;
-        Ok(Some(Self { _file: file }))
+        Ok(Some(Self { _lock: lock }))
     }
 }

@@ -6,7 +6,8 @@
 //! whatever the umask. The engine's [`OsFileSystem`](bluejet_engine::file::OsFileSystem)
 //! creates every file (`OpenMode::CreateNew`) and directory with those modes; a umask only
 //! removes bits, so a umask of 0 still yields `0600` and `0700`. The few files opened on the
-//! real file system directly (the replica lock) use [`FILE_MODE`].
+//! real file system directly use [`FILE_MODE`] (the ownership lock files, engine side, are
+//! created 0600 too).
 //!
 //! A new directory's entry lives in its parent, and a crash can lose it (with every file
 //! already synced into it) until the parent is synced. [`create_directory_durably`] creates
@@ -85,6 +86,19 @@ mod tests {
         }
         fn exists(&self, path: &Path) -> bool {
             OsFileSystem.exists(path)
+        }
+        fn lock_exclusive(
+            &self,
+            path: &Path,
+            holder: &bluejet_engine::file::lock::Holder,
+        ) -> std::io::Result<bluejet_engine::file::lock::LockAttempt> {
+            OsFileSystem.lock_exclusive(path, holder)
+        }
+        fn probe_lock(
+            &self,
+            path: &Path,
+        ) -> std::io::Result<bluejet_engine::file::lock::LockProbe> {
+            OsFileSystem.probe_lock(path)
         }
     }
 

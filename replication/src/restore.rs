@@ -14,8 +14,8 @@ use crate::backup::prepare_target;
 use crate::backup_error::BackupError;
 use crate::backup_manifest::{copy_files, BackupKind, Manifest};
 use crate::backup_verify::verify;
-use bluejet_engine::db::{Options, PassiveDatabase, DATABASE_FILE_NAME};
-use bluejet_engine::file::FileSystem;
+use bluejet_engine::db::{DbError, Options, PassiveDatabase, DATABASE_FILE_NAME};
+use bluejet_engine::file::{FileSystem, LockProbe};
 use bluejet_engine::log::{BaseName, LogPosition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,7 @@ pub fn restore(
 ) -> Result<RestoreReport, BackupError> {
     let fs = options.log.file_system.clone();
     let fs = fs.as_ref();
+    refuse_owned(fs, target)?;
     let manifests = verified_chain(fs, backups)?;
     let last = check_range(&manifests, backups, to_generation)?;
     prepare_target(fs, target)?;
@@ -65,6 +66,19 @@ pub fn restore(
         generations,
         transactions,
     })
+}
+
+/// A target a database is open in (a running node's, say) is refused naming its owner,
+/// before anything is written there.
+fn refuse_owned(fs: &dyn FileSystem, target: &Path) -> Result<(), BackupError> {
+    match bluejet_engine::db::probe_directory(fs, target)? {
+        LockProbe::Free => Ok(()),
+        LockProbe::Held(holder) => Err(DbError::InUse {
+            directory: target.to_owned(),
+            holder,
+        }
+        .into()),
+    }
 }
 
 /// Verifies every backup and that they form a chain; returns their manifests.

@@ -19,8 +19,8 @@ use crate::private_files::create_directory_durably;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::status::{CopyState, CopyStatus};
 use crate::verify::{self, ContentDigest, TableDigest};
-use bluejet_engine::db::{Database, KeyValue, PassiveDatabase, PassiveOrigin};
-use bluejet_engine::file::FileSystem;
+use bluejet_engine::db::{lock_directory, Database, KeyValue, PassiveDatabase, PassiveOrigin};
+use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use bluejet_engine::log::{now_micros, LogPosition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,9 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     let layout = config.layout();
     create_directory_durably(fs.as_ref(), &layout.root)?;
     let lock = ReplicaLock::acquire(&layout.lock())?;
+    // Held before anything is removed: a database open there (an active node's, a running
+    // copy) is refused, not cleared.
+    let owner = lock_directory(fs.as_ref(), &layout.database())?;
     let removed = prepare(fs.as_ref(), &layout)?;
     let events = EventLog::new(Arc::clone(&fs), &layout.events());
     events.record("seeding", None, format!("from {}", config.active.display()));
@@ -67,8 +70,13 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     };
     let mut options = config.options.clone();
     options.log.base_name = active.log().config().base_name;
-    let passive =
-        PassiveDatabase::create(&layout.database(), &layout.logs(), options.clone(), origin)?;
+    let passive = PassiveDatabase::create_owned(
+        owner,
+        &layout.database(),
+        &layout.logs(),
+        options.clone(),
+        origin,
+    )?;
     let tables = copy_tables(&read, &passive)?;
     drop(read);
     passive.checkpoint()?;
@@ -232,6 +240,10 @@ fn survey(
         }
         for name in list(&directory)? {
             let path = directory.join(&name);
+            if name == LOCK_FILE_NAME {
+                // Never removed: a new file would be a second lock beside a holder's.
+                continue;
+            }
             if layout.is_known(&directory, &name) {
                 known.push(path);
             } else {

@@ -2,7 +2,7 @@
 //! lazy commits, the buffer bound, the checkpoint, truncation and injected faults.
 
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
+use bluejet_engine::file::{FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode};
 use bluejet_engine::log::{BaseName, Durability, Log, LogConfig, LogPosition};
 use bluejet_engine::LogError;
 use bluejet_tests::{recover, value_for};
@@ -89,6 +89,12 @@ impl FileSystem for SlowSync {
     }
     fn exists(&self, path: &Path) -> bool {
         self.inner.exists(path)
+    }
+    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
+        self.inner.lock_exclusive(path, holder)
+    }
+    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
+        self.inner.probe_lock(path)
     }
 }
 

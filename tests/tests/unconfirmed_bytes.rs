@@ -10,6 +10,7 @@
 //! - A new database directory, lost at a power failure unless its parent was synced.
 
 use bluejet_engine::db::{Database, DbError, Options};
+use bluejet_engine::file::lock::{Holder, LockAttempt, LockProbe};
 use bluejet_engine::file::simulated::SimulatedFileSystem;
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
 use bluejet_engine::log::LogConfig;
@@ -171,6 +172,12 @@ impl FileSystem for SlowOpens {
     }
     fn exists(&self, path: &Path) -> bool {
         self.inner.exists(path)
+    }
+    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
+        self.inner.lock_exclusive(path, holder)
+    }
+    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
+        self.inner.probe_lock(path)
     }
 }
 

@@ -25,7 +25,7 @@
 //! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
 //! bluejet truncate --active DIR [--replica DIR]... [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
-//! bluejet node run --config FILE [--duration SECONDS] [--json]
+//! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--json]
 //! bluejet cluster status --config FILE [--json]
 //! bluejet cluster move --config FILE --to NODE --comment TEXT [--validate-only]
 //!                      [--timeout SECONDS] [--json]
@@ -43,6 +43,7 @@
 mod commands;
 mod exit;
 mod image;
+mod live;
 mod mail;
 mod output;
 mod problem;
@@ -53,7 +54,7 @@ use bluejet_engine::log::BaseName;
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use exit::{ToolError, Verdict};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -163,6 +164,9 @@ struct NodeRunArgs {
     /// Stop after this long instead of waiting for Ctrl-C.
     #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
     duration: Option<Duration>,
+    /// Commit RATE small transactions a second while this node is active (a test load).
+    #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    load: Option<u32>,
 }
 
 /// Options of `cluster move`.
@@ -453,6 +457,9 @@ fn parse_base(text: &str) -> Result<BaseName, String> {
 }
 
 fn run(command: Command) -> Result<Verdict, ToolError> {
+    if let Some((path, json)) = inspected(&command) {
+        live::announce(path, json);
+    }
     match command {
         Command::Header(args) => commands::header::run(&args.path, args.json),
         Command::Checksum(args) => commands::checksum::run(&args.path, args.json),
@@ -498,6 +505,7 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             config: args.file.config,
             duration: args.duration,
             json: args.file.json,
+            load: args.load,
         }),
         Command::Cluster { action } => run_cluster(action),
         Command::Backup(args) => run_backup(args),
@@ -514,6 +522,26 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
                 json: args.json,
             })
         }
+    }
+}
+
+/// The path a read-only inspection reads (it may be live), and whether it prints JSON.
+fn inspected(command: &Command) -> Option<(&Path, bool)> {
+    match command {
+        Command::Header(args)
+        | Command::Checksum(args)
+        | Command::Integrity(args)
+        | Command::Space(args) => Some((&args.path, args.json)),
+        Command::Dump(args) => Some((&args.path, args.json)),
+        Command::Log {
+            action: LogAction::Dump(args),
+        }
+        | Command::Ml(args) => Some((&args.path, args.json)),
+        Command::Checkpoint {
+            action: CheckpointAction::Dump(args),
+        }
+        | Command::Mk(args) => Some((&args.path, args.json)),
+        _ => None,
     }
 }
 

@@ -27,8 +27,10 @@ pub fn write_line(line: &str) {
 
 /// Prints one JSON document on stdout.
 pub fn print_json(document: &Value) {
+    let mut document = document.clone();
+    crate::live::mark(&mut document);
     // Serialising a `Value` cannot fail.
-    let text = serde_json::to_string_pretty(document).unwrap_or_default();
+    let text = serde_json::to_string_pretty(&document).unwrap_or_default();
     write_line(&text);
 }
 

@@ -1149,7 +1149,7 @@ fn repl_run_stops_on_a_signal_and_holds_the_replica() {
     let output = repl(&["verify", "--active", active, "--replica", replica], 3);
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("in use by another replication service"),
+        stderr.contains(&format!("is in use by pid {} on host ", child.id())),
         "{stderr}"
     );
     let killed = Command::new("kill")
@@ -1348,6 +1348,11 @@ struct Nodes(Vec<std::process::Child>);
 
 impl Nodes {
     fn start(configs: &[&Path]) -> Self {
+        Self::start_with(configs, &[])
+    }
+
+    /// With `extra` arguments for every node (`--load RATE`).
+    fn start_with(configs: &[&Path], extra: &[&str]) -> Self {
         Self(
             configs
                 .iter()
@@ -1356,6 +1361,7 @@ impl Nodes {
                         .args(["node", "run", "--config", arg(config)])
                         // A safety net: the test stops them with SIGINT long before.
                         .args(["--duration", "120", "--json"])
+                        .args(extra)
                         .stdout(std::process::Stdio::piped())
                         .stderr(std::process::Stdio::piped())
                         .spawn()
@@ -1670,4 +1676,148 @@ fn cluster_usage_errors_exit_2_and_a_missing_config_exits_3() {
     let stderr = text(&expect(&["node", "run", "--config", a_arg, "--duration", "1"], 3).stderr);
     assert!(stderr.contains("witness directory"), "{stderr}");
     assert!(!root.path().join("witness").exists());
+}
+
+/// `bluejet ARGUMENTS...` on a live cluster must be refused with exit 3, naming the holder
+/// (one of `pids`) and saying what to do.
+fn expect_refused(arguments: &[&str], pids: &[u32]) {
+    let output = expect(arguments, 3);
+    let stderr = text(&output.stderr);
+    assert!(
+        pids.iter()
+            .any(|pid| stderr.contains(&format!("is in use by pid {pid} on host "))),
+        "{arguments:?}: {stderr}"
+    );
+    assert!(stderr.contains("stop"), "{arguments:?}: {stderr}");
+}
+
+/// An inspection of a live path goes on read-only and says it is live: on stderr in text,
+/// as `"live"` (naming the holder) in JSON.
+fn expect_live(arguments: &[&str], pids: &[u32]) {
+    let output = bluejet(arguments);
+    let stderr = text(&output.stderr);
+    assert!(matches!(code(&output), 0 | 1), "{arguments:?}: {stderr}");
+    assert!(
+        stderr.contains("is live: in use by pid") && stderr.contains("may be inconsistent"),
+        "{arguments:?}: {stderr}"
+    );
+    let mut json_arguments = arguments.to_vec();
+    json_arguments.push("--json");
+    let document = json(&bluejet(&json_arguments));
+    let pid = document["live"]["holder"]["pid"].as_u64().unwrap_or(0) as u32;
+    assert!(pids.contains(&pid), "{json_arguments:?}: {document}");
+}
+
+#[test]
+fn every_command_on_a_running_cluster_refuses_or_reads_live() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = cluster_files(root.path());
+    // Under load: the active commits 200 transactions a second throughout.
+    let nodes = Nodes::start_with(&[&a, &b], &["--load", "200"]);
+    let pids: Vec<u32> = nodes.0.iter().map(std::process::Child::id).collect();
+    wait_for_cluster(&a, "a active and b passive replaying its load", |status| {
+        cluster_node(status, "a")["heartbeat"]["role"] == "Active"
+            && cluster_node(status, "b")["heartbeat"]["role"] == "Passive"
+            && cluster_node(status, "b")["copy"]["state"] == "Healthy"
+            && cluster_node(status, "b")["copy"]["replayed_position"]["generation"]
+                .as_u64()
+                .is_some_and(|generation| generation >= 2)
+    });
+    let path = |relative: &str| root.path().join(relative).display().to_string();
+    let (a_dir, b_dir, a_db, b_db) = (path("a"), path("b"), path("a/database"), path("b/database"));
+    let (fresh, copied) = (path("fresh"), path("copied"));
+    let empty = path("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (a_config, b_config) = (arg(&a), arg(&b));
+    let refused: [&[&str]; 16] = [
+        &["node", "run", "--config", a_config, "--duration", "1"],
+        &["node", "run", "--config", b_config, "--duration", "1"],
+        &["restore", &empty, "--to", &a_db],
+        &["restore", &empty, "--to", &b_db],
+        &["recover", &a_db],
+        &["recover", &b_db],
+        &["compact", &a_db, &copied],
+        &["repl", "seed", "--active", &a_db, "--replica", &fresh],
+        &["repl", "seed", "--active", &a_db, "--replica", &b_dir],
+        &["repl", "verify", "--active", &a_db, "--replica", &b_dir],
+        &[
+            "repl",
+            "run",
+            "--active",
+            &a_db,
+            "--replica",
+            &b_dir,
+            "--duration",
+            "1",
+        ],
+        &["backup", "--replica", &b_dir, "--to", &path("backup-b")],
+        &["backup", "--replica", &a_dir, "--to", &path("backup-a")],
+        &[
+            "truncate",
+            "--active",
+            &a_db,
+            "--replica",
+            &b_dir,
+            "--circular",
+        ],
+        &[
+            "truncate",
+            "--active",
+            &b_db,
+            "--replica",
+            &a_dir,
+            "--circular",
+        ],
+        &["repl", "verify", "--active", &b_db, "--replica", &a_dir],
+    ];
+    for arguments in refused {
+        expect_refused(arguments, &pids);
+    }
+    let inspections: [&[&str]; 9] = [
+        &["header", &a_db],
+        &["checksum", &a_db],
+        &["integrity", &a_db],
+        &["space", &a_db],
+        &["log", "dump", &a_db],
+        &["checkpoint", "dump", &a_db],
+        &["header", &b_db],
+        &["log", "dump", &path("b/logs")],
+        &["space", &b_db],
+    ];
+    for arguments in inspections {
+        expect_live(arguments, &pids);
+    }
+    let dump = bluejet(&["dump", &a_db, "no-such-table"]);
+    assert!(
+        text(&dump.stderr).contains("is live"),
+        "{}",
+        text(&dump.stderr)
+    );
+
+    // Nothing was damaged: the nodes stop cleanly, the active's log verifies, and its
+    // database opens and checks out.
+    for output in nodes.stop() {
+        assert_eq!(code(&output), 0, "{}", text(&output.stderr));
+    }
+    let stdout = text(&expect(&["log", "dump", &a_db], 0).stdout);
+    assert!(stdout.contains("integrity check passed"), "{stdout}");
+    expect(&["integrity", &a_db], 0);
+    let output = expect(&["header", &a_db], 0);
+    assert!(text(&output.stderr).is_empty(), "{}", text(&output.stderr));
+    let database = Database::open(Path::new(&a_db), Options::default()).unwrap();
+    let loaded = database
+        .begin_read()
+        .unwrap()
+        .open_table("load")
+        .unwrap()
+        .len();
+    assert!(loaded > 100, "{loaded} load commits");
+    database.close().unwrap();
+    // And b's copy still matches it entry for entry.
+    expect(
+        &["repl", "verify", "--active", &a_db, "--replica", &b_dir],
+        0,
+    );
+    assert!(!Path::new(&fresh).join("database/bluejet.db").exists());
+    assert!(!Path::new(&copied).join("bluejet.db").exists());
 }

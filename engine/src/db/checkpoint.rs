@@ -175,6 +175,7 @@ pub(crate) fn close_clean(inner: Inner) -> Result<(), DbError> {
         mut store,
         log,
         header,
+        owner,
         ..
     } = inner;
     drop(store.take_log());
@@ -200,5 +201,8 @@ pub(crate) fn close_clean(inner: Inner) -> Result<(), DbError> {
     store
         .file()
         .write_at(&clean.encode(slot), HEADER_OFFSETS[slot as usize])?;
-    store.file().sync()
+    let synced = store.file().sync();
+    // Released only once the clean header is durable: no other owner writes before.
+    drop(owner);
+    synced
 }

@@ -8,6 +8,7 @@ use super::version::{Snapshots, Version};
 use super::write::WriteTransaction;
 use super::{DbError, Options};
 use crate::btree::dirty::DirtyPages;
+use crate::file::OwnershipLock;
 use crate::log::{Log, LogPosition};
 use crate::page::allocator::Allocator;
 use crate::page::{DbHeader, DbState, PageStore};
@@ -77,6 +78,9 @@ pub(crate) struct Inner {
     pub commits: AtomicU64,
     pub checkpoints: AtomicU64,
     pub replay: Mutex<ReplayReport>,
+    /// The directory's ownership lock, held as long as this database is (`None` only once
+    /// handed on, by a passive copy becoming active).
+    pub owner: Option<OwnershipLock>,
 }
 
 pub(crate) struct WriterState {
@@ -97,8 +101,21 @@ impl Database {
     /// Opens the database in `directory`, creating it if there is none. After a crash the
     /// log is replayed from the checkpoint: every committed transaction is present, none
     /// partly.
+    ///
+    /// The directory's ownership lock is taken first and held until close or drop: while
+    /// it is held, by this process or another, a second open fails at once with
+    /// [`DbError::InUse`] naming the holder.
     pub fn open(directory: &Path, options: Options) -> Result<Self, DbError> {
-        let inner = Arc::new(super::open::open(directory, options)?);
+        Self::open_owned(directory, options, None)
+    }
+
+    /// Opens with the ownership lock already held (`None`: take it).
+    pub(crate) fn open_owned(
+        directory: &Path,
+        options: Options,
+        owner: Option<OwnershipLock>,
+    ) -> Result<Self, DbError> {
+        let inner = Arc::new(super::open::open(directory, options, owner)?);
         let checkpointer = inner
             .options
             .background

@@ -104,6 +104,19 @@ pub enum DbError {
     /// An earlier failure left the in-memory state unreliable; reopen to recover from the log.
     #[error("the database is unusable after an earlier failure: {0}")]
     Poisoned(String),
+    /// Another owner holds the directory: an open database or passive copy, in another
+    /// process or in this one.
+    #[error(
+        "{} is in use by {}: stop it before opening this database for writing",
+        .directory.display(),
+        crate::file::lock::describe(.holder)
+    )]
+    InUse {
+        /// The database directory.
+        directory: PathBuf,
+        /// Who holds it, if its record could be read.
+        holder: Option<crate::file::Holder>,
+    },
     /// The commit gate refused the commit (a node without its lease, a database moved to
     /// another node); nothing of the transaction was committed.
     #[error("commit refused: {0}")]

@@ -7,7 +7,7 @@ use super::recovery::{self, ReplayReport};
 use super::version::{Snapshots, Version};
 use super::{DbError, Options};
 use crate::btree::dirty::DirtyPages;
-use crate::file::{FileSystem, OpenMode};
+use crate::file::{FileSystem, OpenMode, OwnershipLock};
 use crate::log::directory::LogDirectory;
 use crate::log::{Log, LogPosition, StreamSignature};
 use crate::page::allocator::Allocator;
@@ -20,7 +20,16 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::Arc;
 
 /// Opens (or creates) the database in `directory`.
-pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError> {
+pub(crate) fn open(
+    directory: &Path,
+    options: Options,
+    owner: Option<OwnershipLock>,
+) -> Result<Inner, DbError> {
+    options.validate()?;
+    let owner = match owner {
+        Some(owner) => owner,
+        None => super::owner::lock_directory(options.log.file_system.as_ref(), directory)?,
+    };
     let (file, read) = open_file(directory, &options)?;
     let fs = Arc::clone(&options.log.file_system);
     let fresh_log = check_log_present(fs.as_ref(), directory, &options, &read.header)?;
@@ -37,7 +46,7 @@ pub(crate) fn open(directory: &Path, options: Options) -> Result<Inner, DbError>
     let allocator = load_allocator(&file, &header)?;
     let store = PageStore::new(file, options.cache_bytes, WriteAhead::Log(Arc::clone(&log)));
     let link = LogLink::Active(log);
-    let inner = assemble(directory, options, store, link, read, allocator);
+    let inner = assemble(directory, options, store, link, read, allocator, owner);
     let report = recovery::replay(&inner, header.checkpoint)?;
     *inner.replay.lock() = report;
     if let LogLink::Active(log) = &inner.log {
@@ -80,6 +89,7 @@ pub(crate) fn assemble(
     log: LogLink,
     read: HeaderRead,
     (allocator, chain): (Allocator, Vec<u64>),
+    owner: OwnershipLock,
 ) -> Inner {
     let header = read.header;
     let mut chains = [Vec::new(), Vec::new()];
@@ -113,6 +123,7 @@ pub(crate) fn assemble(
         commits: AtomicU64::new(0),
         checkpoints: AtomicU64::new(0),
         replay: Mutex::new(ReplayReport::default()),
+        owner: Some(owner),
     }
 }
 

@@ -16,6 +16,7 @@ use super::read::ReadTransaction;
 use super::recovery::{Batch, Gatherer, ReplayReport};
 use super::write::WriteTransaction;
 use super::{DbError, KeyValue, Options, DATABASE_FILE_NAME};
+use crate::file::OwnershipLock;
 use crate::log::directory::{path_of, read_image, LogDirectory};
 use crate::log::record::read_record;
 use crate::log::scan::{scan, ScanMode};
@@ -109,6 +110,20 @@ impl PassiveDatabase {
         options: Options,
         origin: PassiveOrigin,
     ) -> Result<Self, DbError> {
+        let owner = super::owner::lock_directory(options.log.file_system.as_ref(), directory)?;
+        Self::create_owned(owner, directory, log_directory, options, origin)
+    }
+
+    /// [`create`](Self::create) with the directory's ownership lock already taken (by
+    /// [`lock_directory`](super::lock_directory)), for a caller that must hold it while it
+    /// clears the directory first.
+    pub fn create_owned(
+        owner: OwnershipLock,
+        directory: &Path,
+        log_directory: &Path,
+        options: Options,
+        origin: PassiveOrigin,
+    ) -> Result<Self, DbError> {
         let path = directory.join(DATABASE_FILE_NAME);
         if options.log.file_system.exists(&path) {
             return Err(DbError::InvalidOptions(format!(
@@ -124,12 +139,14 @@ impl PassiveDatabase {
         header.checkpoint = origin.position;
         header.last_consistent = origin.position;
         header.log_required = (origin.position.generation, origin.position.generation);
-        let passive = Self::assemble(directory, log_directory, options, file, read)?;
+        let passive = Self::assemble(directory, log_directory, options, file, read, owner)?;
         checkpoint::run(&passive.inner, DbState::DirtyShutdown)?;
         Ok(passive)
     }
 
-    /// Opens the passive copy in `directory`; replay resumes at its checkpoint.
+    /// Opens the passive copy in `directory`; replay resumes at its checkpoint. Like
+    /// [`Database::open`](super::Database::open), it holds the directory's ownership lock
+    /// until closed or dropped, and fails with [`DbError::InUse`] while another holds it.
     pub fn open(directory: &Path, log_directory: &Path, options: Options) -> Result<Self, DbError> {
         let path = directory.join(DATABASE_FILE_NAME);
         if !options.log.file_system.exists(&path) {
@@ -139,6 +156,7 @@ impl PassiveDatabase {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no database file"),
             ));
         }
+        let owner = super::owner::lock_directory(options.log.file_system.as_ref(), directory)?;
         let (file, read) = open_file(directory, &options)?;
         // A cleanly closed active database may rejoin as a passive copy of its stream: its
         // header still names the stream, and its checkpoint is where it ended.
@@ -153,7 +171,7 @@ impl PassiveDatabase {
                 read.header.state
             )));
         }
-        Self::assemble(directory, log_directory, options, file, read)
+        Self::assemble(directory, log_directory, options, file, read, owner)
     }
 
     fn assemble(
@@ -162,6 +180,7 @@ impl PassiveDatabase {
         options: Options,
         file: crate::page::file::DatabaseFile,
         read: crate::page::db_header::HeaderRead,
+        owner: OwnershipLock,
     ) -> Result<Self, DbError> {
         let header = read.header.clone();
         let fs = options.log.file_system.as_ref();
@@ -181,7 +200,7 @@ impl PassiveDatabase {
             generation_bytes: AtomicU64::new(options.log.generation_bytes),
             newest_generation: AtomicU32::new(header.log_required.1),
         });
-        let inner = assemble(directory, options, store, link, read, allocator);
+        let inner = assemble(directory, options, store, link, read, allocator, owner);
         let previous = read_previous(&inner, log_directory, header.checkpoint.generation);
         Ok(Self {
             inner,
@@ -421,7 +440,7 @@ impl PassiveDatabase {
     /// carries the new timeline, so the old active's later generations can never be taken
     /// for it. A transaction begun in the last replayed generation and never committed in
     /// it is dropped. The last replayed generation must have been replayed whole.
-    pub fn activate(self, timeline: u64) -> Result<super::Database, DbError> {
+    pub fn activate(mut self, timeline: u64) -> Result<super::Database, DbError> {
         let next = self.next_position();
         let last = next.generation.saturating_sub(1);
         if next.offset != 0 || last < 1 || self.cursor.lock().previous.is_none() {
@@ -440,9 +459,11 @@ impl PassiveDatabase {
         let mut options = self.inner.options.clone();
         self.adopt_last_generation(last)?;
         self.write_active_header(next, last)?;
+        // Handed on, so no other opener slips in between the copy and the database.
+        let owner = self.inner.owner.take();
         drop(self);
         options.log.timeline = timeline;
-        super::Database::open(&directory, options)
+        super::Database::open_owned(&directory, options, owner)
     }
 
     /// Copies the last replayed generation into the copy's directory, where the new

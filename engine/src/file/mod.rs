@@ -5,9 +5,11 @@
 //! "durable" image of every file and can crash, dropping, reordering or garbling writes that
 //! were never synced, and can fail the Nth operation.
 
+pub mod lock;
 mod os;
 pub mod simulated;
 
+pub use lock::{Holder, LockAttempt, LockProbe, OwnershipLock, LOCK_FILE_NAME};
 pub use os::OsFileSystem;
 
 use std::io;
@@ -123,4 +125,11 @@ pub trait FileSystem: Send + Sync {
         }
         Ok(())
     }
+    /// Takes the exclusive ownership lock `path` (a file, created if missing) without
+    /// waiting, and records `holder` in it. Another handle on it, in this process or
+    /// another, is refused until the lock is dropped or its process dies.
+    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt>;
+    /// Whether the lock `path` is held, and by whom: writes and creates nothing, and takes
+    /// nothing an owner could be refused for.
+    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe>;
 }

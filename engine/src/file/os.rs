@@ -142,4 +142,14 @@ impl FileSystem for OsFileSystem {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+    fn lock_exclusive(
+        &self,
+        path: &Path,
+        holder: &super::Holder,
+    ) -> io::Result<super::LockAttempt> {
+        super::lock::os_lock_exclusive(path, holder)
+    }
+    fn probe_lock(&self, path: &Path) -> io::Result<super::LockProbe> {
+        super::lock::os_probe(path)
+    }
 }

@@ -223,6 +223,8 @@ impl State {
 #[derive(Clone, Default)]
 pub struct SimulatedFileSystem {
     state: Arc<Mutex<State>>,
+    /// Ownership locks, in memory (they are not files on this disk).
+    locks: Arc<super::lock::SimulatedLocks>,
 }
 
 struct SimulatedFile {
@@ -669,5 +671,20 @@ impl FileSystem for SimulatedFileSystem {
     fn exists(&self, path: &Path) -> bool {
         let state = self.state.lock();
         state.names.contains_key(path) || state.directories.contains(path)
+    }
+
+    /// A lock taken before a simulated crash counts as released by it.
+    fn lock_exclusive(
+        &self,
+        path: &Path,
+        holder: &super::Holder,
+    ) -> io::Result<super::LockAttempt> {
+        let epoch = self.state.lock().epoch;
+        Ok(self.locks.lock(path, holder, epoch))
+    }
+
+    fn probe_lock(&self, path: &Path) -> io::Result<super::LockProbe> {
+        let epoch = self.state.lock().epoch;
+        Ok(self.locks.probe(path, epoch))
     }
 }

@@ -423,6 +423,11 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
         let Ok(_lock) = crate::lock::ReplicaLock::acquire(&layout.lock()) else {
             return Ok(());
         };
+        if fs.exists(&layout.identity()) {
+            // A seed finished between the look above and the lock: the copy is whole, and
+            // rejoining would move it aside. The next round starts it.
+            return Ok(());
+        }
         let status = CopyStatus::read(fs.as_ref(), &layout, shared.config.failover_after * 5);
         if matches!(status, Ok(Some(status)) if status.state == crate::status::CopyState::Seeding) {
             return Ok(());

@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 use bluejet_engine::db::Options;
-use bluejet_engine::file::{FileHandle, FileSystem, OpenMode, OsFileSystem};
+use bluejet_engine::file::{
+    FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode, OsFileSystem,
+};
 use bluejet_replication::verify::{ContentDigest, TableDigest};
 use bluejet_replication::ReplicaConfig;
 use std::collections::BTreeMap;
@@ -102,5 +104,13 @@ impl FileSystem for Link {
     }
     fn exists(&self, path: &Path) -> bool {
         self.check().is_ok() && OsFileSystem.exists(path)
+    }
+    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
+        self.check()?;
+        OsFileSystem.lock_exclusive(path, holder)
+    }
+    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
+        self.check()?;
+        OsFileSystem.probe_lock(path)
     }
 }

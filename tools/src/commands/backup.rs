@@ -14,7 +14,12 @@ use std::path::Path;
 /// The exit code of a backup error: damage 1, a refusal 2, anything else as replication's.
 pub fn tool_error(error: BackupError) -> ToolError {
     match error {
-        BackupError::Repl(error) => error.into(),
+        BackupError::Repl(error) => crate::live::explain(
+            error,
+            "Backups, restores and truncation need these files to themselves: stop the service \
+             holding them (`bluejet repl run` or the node) first; a restore goes into a new \
+             directory.",
+        ),
         BackupError::Refused { .. } => ToolError::Usage(error.to_string()),
         BackupError::Damaged { .. } => ToolError::Damage(error.to_string()),
     }

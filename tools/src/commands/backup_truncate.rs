@@ -41,7 +41,13 @@ struct Outcome {
 /// Decides and truncates.
 pub fn run(options: &TruncateOptions) -> Result<Verdict, ToolError> {
     let active = image::database_directory(&options.active)?;
-    let database = Database::open(&active, Options::default())?;
+    let database = Database::open(&active, Options::default()).map_err(|error| {
+        crate::live::explain(
+            error,
+            "A running node truncates its own log every few seconds; to truncate by hand, stop \
+             it first.",
+        )
+    })?;
     let outcome = truncate(&database, options);
     database.close()?;
     let outcome = outcome?;

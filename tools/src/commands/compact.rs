@@ -7,7 +7,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::image::{self, Entries};
 use crate::output;
 use crate::progress::Progress;
-use bluejet_engine::db::{Database, Durability, Options};
+use bluejet_engine::db::{lock_directory, Database, Durability, Options};
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::DatabaseImage;
 use bluejet_engine::page::DbState;
@@ -72,6 +72,15 @@ impl Outcome {
 
 /// Compacts the database in `source` into the new directory `destination`.
 pub fn run(source: &Path, destination: &Path, json: bool) -> Result<Verdict, ToolError> {
+    // Held throughout: compaction is offline, and a database opened meanwhile would change
+    // under the copy.
+    let _owner =
+        lock_directory(&OsFileSystem, &image::database_directory(source)?).map_err(|error| {
+            crate::live::explain(
+                error,
+                "Compaction is offline: stop the node holding it first.",
+            )
+        })?;
     let original = image::open(source)?;
     refuse_unclean(source, &original)?;
     check_destination(destination)?;

@@ -4,7 +4,9 @@
 //! the demo makes a failover lossy: the passive stops copying while the active goes on.
 
 use crate::exit::ToolError;
-use bluejet_engine::file::{FileHandle, FileSystem, OpenMode, OsFileSystem};
+use bluejet_engine::file::{
+    FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode, OsFileSystem,
+};
 use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
 use bluejet_replication::private_files::create_directory_durably;
 use bluejet_replication::{CopyState, CopyStatus};
@@ -81,6 +83,14 @@ impl FileSystem for Link {
     }
     fn exists(&self, path: &Path) -> bool {
         self.check(path).is_ok() && OsFileSystem.exists(path)
+    }
+    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
+        self.check(path)?;
+        OsFileSystem.lock_exclusive(path, holder)
+    }
+    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
+        self.check(path)?;
+        OsFileSystem.probe_lock(path)
     }
 }
 

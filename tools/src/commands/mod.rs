@@ -21,6 +21,7 @@ pub mod integrity;
 pub mod log_directory;
 pub mod log_dump;
 pub mod log_file;
+pub mod node_load;
 pub mod node_run;
 pub mod recover;
 pub mod repl_control;

@@ -15,7 +15,7 @@ use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::CopyState;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How often the node's status is looked at.
@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Print the final status as JSON.
     pub json: bool,
+    /// Commit this many small transactions a second while active (a test load).
+    pub load: Option<u32>,
 }
 
 /// Runs the node until told to stop; exit 1 if it ends as a Failed copy.
@@ -44,10 +46,14 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
             config.witness.display()
         )));
     }
+    crate::live::refuse_held_instance(&config.instance)?;
     let signals = super::repl_run::stop_signals()?;
     let events = ReplicaLayout::new(&config.instance).events();
     let mut watcher = EventWatcher::new(&events);
-    let node = Node::start(config)?;
+    let node = Arc::new(Node::start(config)?);
+    let load = options
+        .load
+        .map(|rate| super::node_load::spawn(Arc::clone(&node), rate));
     let name = node.name().to_owned();
     eprintln!(
         "bluejet: node {name} running in {}, peer {} in {}, witness {} (Ctrl-C stops)",
@@ -81,7 +87,11 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     };
     let last = node.status();
     let failovers = node.failovers();
-    node.stop();
+    drop(load);
+    match Arc::try_unwrap(node) {
+        Ok(node) => node.stop(),
+        Err(_) => return Err(ToolError::Failure("the node is still in use".into())),
+    }
     for line in watcher.new_events() {
         eprintln!("bluejet: {name}: {line}");
     }

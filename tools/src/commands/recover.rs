@@ -17,7 +17,13 @@ pub fn run(path: &Path, json: bool) -> Result<Verdict, ToolError> {
     // Checked first: `Database::open` would create a database where there is none.
     let directory = image::database_directory(path)?;
     let before = image::open(&directory)?.header.header.state;
-    let database = Database::open(&directory, Options::default())?;
+    let database = Database::open(&directory, Options::default()).map_err(|error| {
+        crate::live::explain(
+            error,
+            "Recovery is for a database nobody has open: a running node needs none; stop it \
+             first.",
+        )
+    })?;
     let report = database.replay_report();
     database.close()?;
     let after = image::open(&directory)?.header.header.state;

@@ -16,7 +16,13 @@ use std::path::Path;
 pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolError> {
     // Checked first: opening the active would create a database where there is none.
     let active = image::database_directory(active)?;
-    let report = seed_directory(&ReplicaConfig::new(&active, replica))?;
+    let report = seed_directory(&ReplicaConfig::new(&active, replica)).map_err(|error| {
+        crate::live::explain(
+            error,
+            "Seeding needs the active closed and the copy unused: a running cluster node seeds \
+             its peer itself; otherwise stop what holds them first.",
+        )
+    })?;
     if json {
         output::print_json(&json!({
             "kind": "repl-seed",

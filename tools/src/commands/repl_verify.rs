@@ -12,6 +12,8 @@ use crate::records::position_json;
 use bluejet_engine::db::{Database, Options};
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::control::Control;
+use bluejet_replication::layout::ReplicaLayout;
+use bluejet_replication::lock::ReplicaLock;
 use bluejet_replication::verify::{differences, digest, ContentDigest};
 use bluejet_replication::{CopyState, ReplError, Replica, ReplicaConfig};
 use serde_json::json;
@@ -33,7 +35,9 @@ struct Comparison {
 pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolError> {
     // Checked first: opening the active would create a database where there is none.
     let active = image::database_directory(active)?;
-    let database = Database::open(&active, Options::default())?;
+    // Checked before the active is touched: a copy in use is refused as a whole.
+    drop(ReplicaLock::acquire(&ReplicaLayout::new(replica).lock()).map_err(verify_refused)?);
+    let database = Database::open(&active, Options::default()).map_err(verify_refused)?;
     let compared = compare(&database, &ReplicaConfig::new(&active, replica));
     database.close()?;
     let compared = compared?;
@@ -43,6 +47,14 @@ pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolErr
         print_text(&compared);
     }
     Ok(Verdict::from_problems(compared.differences.len()))
+}
+
+fn verify_refused(error: impl Into<ReplError>) -> ToolError {
+    crate::live::explain(
+        error,
+        "Verification opens the active and the copy: stop the node (or `bluejet repl run`) \
+         holding them first.",
+    )
 }
 
 /// Digests the active's snapshot, brings the copy up to it, digests the passive.
@@ -55,12 +67,7 @@ fn compare(database: &Database, config: &ReplicaConfig) -> Result<Comparison, To
     database.log().wait_durable(position)?;
     // The copy replays closed generations only: close the snapshot's.
     database.log().close_through(position)?;
-    let mut replica = Replica::open(config.clone()).map_err(|error| match error {
-        ReplError::Locked { .. } => ToolError::Failure(format!(
-            "{error}: stop it (`bluejet repl run`) before verifying"
-        )),
-        error => error.into(),
-    })?;
+    let mut replica = Replica::open(config.clone()).map_err(verify_refused)?;
     let passive = caught_up_digest(&mut replica, position);
     let (state, message) = match &passive {
         Ok(passive) if differences(&active, passive).is_empty() => {

@@ -1,0 +1,397 @@
+//! Ownership locks: one writer per directory, across processes and within one.
+//!
+//! On the real disk a lock is `flock(2)` (`LOCK_EX | LOCK_NB`) on a lock file that is never
+//! removed; the kernel releases it when the holder closes it or dies. `flock` belongs to the
+//! open file description, so a second open of the same file conflicts even in the process
+//! that holds the first. Once taken, the file is rewritten with the holder's identity (one
+//! JSON line), which a refused opener and a read-only inspection read to name the holder.
+//! The simulated disk keeps its locks in memory (see [`SimulatedLocks`]).
+
+use super::{FileSystem, OsFileSystem};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The ownership lock file of a database directory (active database or passive copy).
+pub const LOCK_FILE_NAME: &str = "bluejet.lock";
+
+/// Attempts at taking a lock another process only probes: a probe holds a shared lock for
+/// microseconds, and must never make an owner's open fail. Kept short: a refusal is still
+/// "at once", and callers that poll a lock (a node waiting for a seed) see it as it is.
+const ATTEMPTS: u32 = 3;
+const ATTEMPT_PAUSE: Duration = Duration::from_millis(1);
+/// A holder record longer than this is not ours.
+const MAX_RECORD_BYTES: u64 = 4096;
+
+/// Who holds a lock: written into the lock file once it is taken (informational only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The holding process.
+    pub pid: u32,
+    /// The host it runs on.
+    pub host: String,
+    /// When it took the lock, RFC 3339 UTC.
+    pub since: String,
+    /// When it took the lock, µs since the Unix epoch.
+    pub since_micros: u64,
+    /// The program: the executable's name and its subcommand (`bluejet node run`).
+    pub program: String,
+}
+
+impl Holder {
+    /// This process, now.
+    pub fn current() -> Self {
+        let since_micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_micros() as u64);
+        Self {
+            pid: std::process::id(),
+            host: host_name(),
+            since: rfc3339(since_micros),
+            since_micros,
+            program: program(),
+        }
+    }
+
+    /// The record as stored: one JSON line.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+
+    /// A stored record; `None` if it is empty (being written) or not a holder record.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "pid {} on host {} since {} ({})",
+            self.pid, self.host, self.since, self.program
+        )
+    }
+}
+
+/// The holder as a phrase, also when its record could not be read.
+pub fn describe(holder: &Option<Holder>) -> String {
+    match holder {
+        Some(holder) => holder.to_string(),
+        None => "another process or handle (its holder record is not readable yet)".into(),
+    }
+}
+
+/// A lock taken: held until dropped (or the process dies).
+pub struct OwnershipLock {
+    path: PathBuf,
+    _guard: Box<dyn Send + Sync>,
+}
+
+impl OwnershipLock {
+    /// Wraps what keeps the lock held (an open file, an in-memory entry).
+    pub(crate) fn new(path: &Path, guard: Box<dyn Send + Sync>) -> Self {
+        Self {
+            path: path.to_owned(),
+            _guard: guard,
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl fmt::Debug for OwnershipLock {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("OwnershipLock")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// The outcome of [`FileSystem::lock_exclusive`].
+#[derive(Debug)]
+pub enum LockAttempt {
+    /// Taken; this process now holds it.
+    Taken(OwnershipLock),
+    /// Held by someone else (another process, or another handle in this one).
+    Held(Option<Holder>),
+}
+
+/// The outcome of [`FileSystem::probe_lock`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockProbe {
+    /// Nobody holds it (or there is no lock file).
+    Free,
+    /// Held, by this holder if its record could be read.
+    Held(Option<Holder>),
+}
+
+/// Takes the lock at `path` for this process through `fs`.
+pub fn lock(fs: &dyn FileSystem, path: &Path) -> io::Result<LockAttempt> {
+    fs.lock_exclusive(path, &Holder::current())
+}
+
+/// Takes the lock at `path` on the real disk (the lock file is created if missing).
+pub(super) fn os_lock_exclusive(path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    if !try_flock(&file)? {
+        return Ok(LockAttempt::Held(read_record(&file)));
+    }
+    // Informational: a crash in between leaves a short record, read as "not readable".
+    file.set_len(0)?;
+    file.write_all_at(&holder.encode(), 0)?;
+    file.sync_data()?;
+    let guard = HeldFile(file);
+    Ok(LockAttempt::Taken(OwnershipLock::new(
+        path,
+        Box::new(guard),
+    )))
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`, tried a few times so a concurrent probe cannot refuse it.
+fn try_flock(file: &File) -> io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    for attempt in 0..ATTEMPTS {
+        match flock(file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) if attempt + 1 < ATTEMPTS => {
+                std::thread::sleep(ATTEMPT_PAUSE)
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(false)
+}
+
+/// Whether the lock at `path` on the real disk is held, and by whom. Opens the file
+/// read-only, writes nothing, creates nothing; a shared lock tells whether an exclusive one
+/// is held and is released at once.
+pub(super) fn os_probe(path: &Path) -> io::Result<LockProbe> {
+    use rustix::fs::{flock, FlockOperation};
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(LockProbe::Free),
+        Err(error) => return Err(error),
+    };
+    match flock(&file, FlockOperation::NonBlockingLockShared) {
+        Ok(()) => {
+            flock(&file, FlockOperation::Unlock)?;
+            Ok(LockProbe::Free)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(LockProbe::Held(read_record(&file))),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+fn read_record(file: &File) -> Option<Holder> {
+    let mut bytes = Vec::new();
+    let mut reader = file;
+    reader
+        .by_ref()
+        .take(MAX_RECORD_BYTES)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Holder::decode(&bytes)
+}
+
+/// Keeps the lock file open (and so locked); empties the record before the lock goes, so a
+/// stale record is never read as a holder's.
+struct HeldFile(File);
+
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        let _ = self.0.set_len(0);
+    }
+}
+
+/// The simulated disk's locks: held paths, each with the disk's crash epoch it was taken
+/// in (a simulated crash ends the process that held it) and a token naming its holder.
+#[derive(Default)]
+pub struct SimulatedLocks {
+    held: Mutex<BTreeMap<PathBuf, (u64, u64, Holder)>>,
+    next_token: Mutex<u64>,
+}
+
+impl SimulatedLocks {
+    /// Takes `path` unless it is held in `epoch`.
+    pub fn lock(self: &Arc<Self>, path: &Path, holder: &Holder, epoch: u64) -> LockAttempt {
+        let mut held = self.held.lock();
+        if let Some((held_epoch, _, holder)) = held.get(path) {
+            if *held_epoch == epoch {
+                return LockAttempt::Held(Some(holder.clone()));
+            }
+        }
+        let token = {
+            let mut next = self.next_token.lock();
+            *next += 1;
+            *next
+        };
+        held.insert(path.to_owned(), (epoch, token, holder.clone()));
+        let guard = SimulatedGuard {
+            locks: Arc::clone(self),
+            path: path.to_owned(),
+            token,
+        };
+        LockAttempt::Taken(OwnershipLock::new(path, Box::new(guard)))
+    }
+
+    /// Whether `path` is held in `epoch`.
+    pub fn probe(&self, path: &Path, epoch: u64) -> LockProbe {
+        match self.held.lock().get(path) {
+            Some((held_epoch, _, holder)) if *held_epoch == epoch => {
+                LockProbe::Held(Some(holder.clone()))
+            }
+            _ => LockProbe::Free,
+        }
+    }
+}
+
+struct SimulatedGuard {
+    locks: Arc<SimulatedLocks>,
+    path: PathBuf,
+    token: u64,
+}
+
+impl Drop for SimulatedGuard {
+    fn drop(&mut self) {
+        let mut held = self.locks.held.lock();
+        // Only this holder's entry: after a crash the path may be held by a new one.
+        if held
+            .get(&self.path)
+            .is_some_and(|entry| entry.1 == self.token)
+        {
+            held.remove(&self.path);
+        }
+    }
+}
+
+/// The host name, as the kernel has it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The executable's name and its subcommand words (up to two, before the first option).
+fn program() -> String {
+    let mut arguments = std::env::args();
+    let executable = arguments
+        .next()
+        .map(|path| {
+            Path::new(&path)
+                .file_name()
+                .map_or(path.clone(), |name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let words: Vec<String> = arguments
+        .take_while(|word| !word.starts_with('-'))
+        .take(2)
+        .collect();
+    std::iter::once(executable)
+        .chain(words)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// µs since the Unix epoch as RFC 3339 UTC with microseconds.
+pub fn rfc3339(micros: u64) -> String {
+    let seconds = micros / 1_000_000;
+    let days = (seconds / 86_400) as i64;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let in_day = seconds % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        in_day / 3600,
+        in_day / 60 % 60,
+        in_day % 60,
+        micros % 1_000_000
+    )
+}
+
+/// Takes the lock at `path` on the real disk, for callers that hold no [`FileSystem`].
+pub fn os_lock(path: &Path) -> io::Result<LockAttempt> {
+    lock(&OsFileSystem, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(1), "1970-01-01T00:00:00.000001Z");
+        assert_eq!(rfc3339(951_782_400_000_000), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn a_second_handle_in_one_process_is_refused_and_named() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LOCK_FILE_NAME);
+        let LockAttempt::Taken(first) = os_lock(&path).unwrap() else {
+            panic!("the first lock must be taken");
+        };
+        match os_lock(&path).unwrap() {
+            LockAttempt::Held(Some(holder)) => assert_eq!(holder.pid, std::process::id()),
+            other => panic!("expected held with a holder, got {other:?}"),
+        }
+        assert!(matches!(os_probe(&path).unwrap(), LockProbe::Held(Some(_))));
+        drop(first);
+        assert_eq!(os_probe(&path).unwrap(), LockProbe::Free);
+        assert!(matches!(os_lock(&path).unwrap(), LockAttempt::Taken(_)));
+    }
+
+    #[test]
+    fn a_probe_writes_nothing_and_creates_nothing() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LOCK_FILE_NAME);
+        assert_eq!(os_probe(&path).unwrap(), LockProbe::Free);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn simulated_locks_end_with_a_crash() {
+        let locks = Arc::new(SimulatedLocks::default());
+        let path = Path::new("/db/bluejet.lock");
+        let holder = Holder::current();
+        let first = locks.lock(path, &holder, 0);
+        assert!(matches!(first, LockAttempt::Taken(_)));
+        assert!(matches!(locks.lock(path, &holder, 0), LockAttempt::Held(_)));
+        let after_crash = locks.lock(path, &holder, 1);
+        drop(first);
+        assert!(matches!(locks.probe(path, 1), LockProbe::Held(_)));
+        drop(after_crash);
+        assert_eq!(locks.probe(path, 1), LockProbe::Free);
+    }
+}

@@ -216,14 +216,24 @@ fn base_of(history: &BackupHistory, layout: &ReplicaLayout) -> Result<BaseBackup
 /// Creates `to` if needed; refuses a directory that already holds anything.
 pub(crate) fn prepare_target(fs: &dyn FileSystem, to: &Path) -> Result<(), BackupError> {
     if fs.exists(to) {
-        let names = fs
+        let mut names = fs
             .list(to)
             .map_err(|error| BackupError::io(to, "listing", error))?;
+        // The file layer lists regular files only; on the real disk a subdirectory or a
+        // symbolic link makes the target not empty too (found: a cluster's root directory
+        // was taken as an empty restore target).
+        if let Ok(entries) = std::fs::read_dir(to) {
+            names = entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+        }
         if !names.is_empty() {
             return Err(BackupError::refused(
                 to,
                 format!(
-                    "not empty ({} file(s), such as {}): choose a new directory",
+                    "not empty ({} entries, such as {}): choose a new directory",
                     names.len(),
                     names[0]
                 ),

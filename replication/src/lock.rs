@@ -20,7 +20,40 @@ impl ReplicaLock {
     /// replica's database directory (an active database, or a passive copy open elsewhere).
     /// A replica on a simulated file system, whose directory is not on the real disk, is not
     /// locked.
+    ///
+    /// The directory must already be a replica (hold `replica.json`): nothing is created in a
+    /// directory that is not (found: a typo'd `--replica` left a `lock` file in a live
+    /// database directory, and a later seed there refused). Seeding uses
+    /// [`ReplicaLock::acquire_new`].
     pub fn acquire(path: &Path) -> Result<Option<Self>, ReplError> {
+        let Some(root) = path.parent().filter(|root| root.is_dir()) else {
+            return Ok(None);
+        };
+        // A live database there is named first: that is what the operator needs to know.
+        let database = crate::layout::ReplicaLayout::new(root).database();
+        if let LockProbe::Held(holder) = probe_directory(&OsFileSystem, &database)? {
+            return Err(ReplError::Locked {
+                path: database,
+                holder,
+            });
+        }
+        let identity = crate::layout::ReplicaLayout::new(root).identity();
+        match std::fs::symlink_metadata(&identity) {
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReplError::NotAReplica {
+                    path: root.to_owned(),
+                    reason: "it holds no replica.json".into(),
+                });
+            }
+            Err(error) => return Err(ReplError::io(&identity, "reading", error)),
+        }
+        Self::acquire_new(path)
+    }
+
+    /// [`ReplicaLock::acquire`] for a directory about to become a replica (a seed, a node's
+    /// own instance directory).
+    pub fn acquire_new(path: &Path) -> Result<Option<Self>, ReplError> {
         let Some(root) = path.parent().filter(|root| root.is_dir()) else {
             return Ok(None);
         };

@@ -51,7 +51,7 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     let fs = config.fs();
     let layout = config.layout();
     create_directory_durably(fs.as_ref(), &layout.root)?;
-    let lock = ReplicaLock::acquire(&layout.lock())?;
+    let lock = ReplicaLock::acquire_new(&layout.lock())?;
     // Held before anything is removed: a database open there (an active node's, a running
     // copy) is refused, not cleared.
     let owner = lock_directory(fs.as_ref(), &layout.database())?;

@@ -131,6 +131,18 @@ fn full_and_incremental_backups_verify_and_restore() {
     );
     drop(held);
 
+    // A target holding only a directory or a link is not empty (found: a cluster's root was
+    // taken as an empty target).
+    let occupied = backups.path().join("occupied");
+    std::fs::create_dir_all(occupied.join("a")).unwrap();
+    let error = backup::full(&config, &occupied).unwrap_err();
+    assert!(error.to_string().contains("not empty"), "{error}");
+    let linked = backups.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink("/nonexistent", linked.join("bluejet.db")).unwrap();
+    let error = backup::full(&config, &linked).unwrap_err();
+    assert!(error.to_string().contains("not empty"), "{error}");
+
     let full_dir = backups.path().join("full");
     let full = backup::full(&config, &full_dir).unwrap();
     let manifest = &full.manifest;

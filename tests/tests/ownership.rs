@@ -161,3 +161,18 @@ fn the_lock_ends_with_its_process() {
         Some(&b"value"[..])
     );
 }
+
+/// Found by an adversarial operator: `repl run`, `repl verify` and `backup` pointed at a
+/// directory that is not a replica (a live database directory, a typo) created a `lock` file
+/// there before refusing; a later seed of that directory then refused.
+#[test]
+fn locking_a_directory_that_is_not_a_replica_creates_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let lock = directory.path().join("lock");
+    let error = bluejet_replication::lock::ReplicaLock::acquire(&lock).unwrap_err();
+    assert!(
+        matches!(error, bluejet_replication::ReplError::NotAReplica { .. }),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 0);
+}

@@ -11,7 +11,7 @@ use std::path::Path;
 /// Takes the ownership lock of `directory` (creating the directory if needed), or fails at
 /// once with [`DbError::InUse`] naming the holder.
 pub fn lock_directory(fs: &dyn FileSystem, directory: &Path) -> Result<OwnershipLock, DbError> {
-    fs.create_directory(directory)
+    fs.create_directory_durably(directory)
         .map_err(|error| DbError::io(directory, "creating the directory", error))?;
     let path = directory.join(LOCK_FILE_NAME);
     match lock::lock(fs, &path).map_err(|error| DbError::io(&path, "locking", error))? {

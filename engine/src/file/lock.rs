@@ -1,10 +1,12 @@
 //! Ownership locks: one writer per directory, across processes and within one.
 //!
-//! On the real disk a lock is `flock(2)` (`LOCK_EX | LOCK_NB`) on a lock file that is never
-//! removed; the kernel releases it when the holder closes it or dies. `flock` belongs to the
-//! open file description, so a second open of the same file conflicts even in the process
-//! that holds the first. Once taken, the file is rewritten with the holder's identity (one
-//! JSON line), which a refused opener and a read-only inspection read to name the holder.
+//! On the real disk a lock is `flock(2)` (`LOCK_EX | LOCK_NB`) on the directory holding the
+//! lock file (a directory cannot be deleted or replaced while it holds the database, unlike a
+//! file); the kernel releases it when the holder closes it or dies. `flock` belongs to the
+//! open file description, so a second open of the same directory conflicts even in the
+//! process that holds the first. Once taken, the lock file is rewritten with the holder's
+//! identity (one JSON line), which a refused opener and a read-only inspection read to name
+//! the holder; it is opened without following links, and only if it is a regular file.
 //! The simulated disk keeps its locks in memory (see [`SimulatedLocks`]).
 
 use super::{FileSystem, OsFileSystem};
@@ -65,6 +67,12 @@ impl Holder {
         let mut line = serde_json::to_vec(self).unwrap_or_default();
         line.push(b'\n');
         line
+    }
+
+    /// Whether the process the record names may still run: on this host, its pid must
+    /// exist (`/proc/PID`); on another host, nothing here can tell.
+    pub fn may_be_alive(&self) -> bool {
+        self.host != host_name() || Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     /// A stored record; `None` if it is empty (being written) or not a holder record.
@@ -144,26 +152,59 @@ pub fn lock(fs: &dyn FileSystem, path: &Path) -> io::Result<LockAttempt> {
     fs.lock_exclusive(path, &Holder::current())
 }
 
-/// Takes the lock at `path` on the real disk (the lock file is created if missing).
+/// Takes the lock at `path` on the real disk. The `flock` is on the lock file's *directory*,
+/// which an operator cannot delete while it holds the database (found: deleting a locked
+/// `bluejet.lock` let the next opener lock a new file of the same name beside the live owner);
+/// the lock file only carries the holder's record, and is opened without following a
+/// symbolic link and only if it is a regular file.
 pub(super) fn os_lock_exclusive(path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
-    let file = OpenOptions::new()
+    let directory = open_directory(path)?;
+    if !try_flock(&directory)? {
+        return Ok(LockAttempt::Held(read_record_at(path)));
+    }
+    let record = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !try_flock(&file)? {
-        return Ok(LockAttempt::Held(read_record(&file)));
-    }
+    require_regular(&record, path)?;
     // Informational: a crash in between leaves a short record, read as "not readable".
-    file.set_len(0)?;
-    file.write_all_at(&holder.encode(), 0)?;
-    file.sync_data()?;
-    let guard = HeldFile(file);
+    record.set_len(0)?;
+    record.write_all_at(&holder.encode(), 0)?;
+    record.sync_data()?;
+    let guard = HeldFile {
+        record,
+        _directory: directory,
+    };
     Ok(LockAttempt::Taken(OwnershipLock::new(
         path,
         Box::new(guard),
+    )))
+}
+
+/// The directory holding the lock file `path`, opened read-only: the object `flock` locks.
+fn open_directory(path: &Path) -> io::Result<File> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(directory)
+}
+
+/// A lock file that is a FIFO, a device or a directory is not ours: refuse it, naming it.
+fn require_regular(file: &File, path: &Path) -> io::Result<()> {
+    if file.metadata()?.is_file() {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{} is not a regular file: a lock file must be",
+        path.display()
     )))
 }
 
@@ -183,44 +224,57 @@ fn try_flock(file: &File) -> io::Result<bool> {
     Ok(false)
 }
 
-/// Whether the lock at `path` on the real disk is held, and by whom. Opens the file
+/// Whether the lock at `path` on the real disk is held, and by whom. Opens the directory
 /// read-only, writes nothing, creates nothing; a shared lock tells whether an exclusive one
 /// is held and is released at once.
 pub(super) fn os_probe(path: &Path) -> io::Result<LockProbe> {
     use rustix::fs::{flock, FlockOperation};
-    let file = match File::open(path) {
-        Ok(file) => file,
+    let directory = match open_directory(path) {
+        Ok(directory) => directory,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(LockProbe::Free),
         Err(error) => return Err(error),
     };
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
+    match flock(&directory, FlockOperation::NonBlockingLockShared) {
         Ok(()) => {
-            flock(&file, FlockOperation::Unlock)?;
+            flock(&directory, FlockOperation::Unlock)?;
             Ok(LockProbe::Free)
         }
-        Err(rustix::io::Errno::WOULDBLOCK) => Ok(LockProbe::Held(read_record(&file))),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(LockProbe::Held(read_record_at(path))),
         Err(errno) => Err(errno.into()),
     }
 }
 
-fn read_record(file: &File) -> Option<Holder> {
+/// The holder record at `path`, if it is a regular file holding one: never follows a link,
+/// never blocks on a FIFO, reads at most `MAX_RECORD_BYTES`. A record naming a process of
+/// this host that no longer runs is stale (the lock is held by something else) and is not
+/// reported as the holder.
+fn read_record_at(path: &Path) -> Option<Holder> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    require_regular(&file, path).ok()?;
     let mut bytes = Vec::new();
-    let mut reader = file;
+    let mut reader = &file;
     reader
         .by_ref()
         .take(MAX_RECORD_BYTES)
         .read_to_end(&mut bytes)
         .ok()?;
-    Holder::decode(&bytes)
+    Holder::decode(&bytes).filter(Holder::may_be_alive)
 }
 
-/// Keeps the lock file open (and so locked); empties the record before the lock goes, so a
-/// stale record is never read as a holder's.
-struct HeldFile(File);
+/// Keeps the directory open (and so locked) and the record file; empties the record before
+/// the lock goes, so a stale record is never read as a holder's.
+struct HeldFile {
+    record: File,
+    _directory: File,
+}
 
 impl Drop for HeldFile {
     fn drop(&mut self) {
-        let _ = self.0.set_len(0);
+        let _ = self.record.set_len(0);
     }
 }
 
@@ -370,6 +424,71 @@ mod tests {
         drop(first);
         assert_eq!(os_probe(&path).unwrap(), LockProbe::Free);
         assert!(matches!(os_lock(&path).unwrap(), LockAttempt::Taken(_)));
+    }
+
+    /// Found by an adversarial operator: deleting a held `bluejet.lock` let a second process
+    /// lock a new file of the same name and write into the live database.
+    #[test]
+    fn deleting_the_lock_file_does_not_free_the_lock() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LOCK_FILE_NAME);
+        let LockAttempt::Taken(_held) = os_lock(&path).unwrap() else {
+            panic!("the first lock must be taken");
+        };
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(os_lock(&path).unwrap(), LockAttempt::Held(_)));
+        assert!(matches!(os_probe(&path).unwrap(), LockProbe::Held(_)));
+    }
+
+    /// Found: a `bluejet.lock` that is a symbolic link was followed, and its target truncated.
+    #[test]
+    fn a_symbolic_link_as_lock_file_is_refused_and_its_target_untouched() {
+        let directory = tempfile::tempdir().unwrap();
+        let victim = directory.path().join("victim.txt");
+        std::fs::write(&victim, b"IMPORTANT").unwrap();
+        let database = directory.path().join("db");
+        std::fs::create_dir(&database).unwrap();
+        let path = database.join(LOCK_FILE_NAME);
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        assert!(os_lock(&path).is_err(), "a link is not a lock file");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"IMPORTANT");
+    }
+
+    /// Found: a FIFO as lock file made a read-only inspection hang in `open`.
+    #[test]
+    fn a_fifo_as_lock_file_neither_hangs_nor_is_taken() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LOCK_FILE_NAME);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(os_probe(&path).unwrap(), LockProbe::Free);
+        assert!(os_lock(&path).is_err(), "a FIFO is not a lock file");
+        assert_eq!(read_record_at(&path), None);
+    }
+
+    /// A record naming a process of this host that no longer runs is not shown as the
+    /// holder of a lock something else holds.
+    #[test]
+    fn a_dead_holders_record_is_not_named() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LOCK_FILE_NAME);
+        let dead = Holder {
+            pid: i32::MAX as u32,
+            ..Holder::current()
+        };
+        std::fs::write(&path, dead.encode()).unwrap();
+        let other = open_directory(&path).unwrap();
+        assert!(try_flock(&other).unwrap());
+        assert_eq!(os_probe(&path).unwrap(), LockProbe::Held(None));
+        let alive = Holder::current();
+        std::fs::write(&path, alive.encode()).unwrap();
+        assert_eq!(os_probe(&path).unwrap(), LockProbe::Held(Some(alive)));
     }
 
     #[test]

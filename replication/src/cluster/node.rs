@@ -420,7 +420,7 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
     if !fs.exists(&layout.identity()) {
         // A seed by the active holds the lock while it fills this directory (and says
         // Seeding in the status, for a share where locks do not reach): wait for it.
-        let Ok(_lock) = crate::lock::ReplicaLock::acquire(&layout.lock()) else {
+        let Ok(_lock) = crate::lock::ReplicaLock::acquire_new(&layout.lock()) else {
             return Ok(());
         };
         if fs.exists(&layout.identity()) {

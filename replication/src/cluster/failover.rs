@@ -92,20 +92,31 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         return refuse(shared, &loss, allowed);
     }
     let comment = format!("failover from {}", record.owner);
+    // The new lease runs from the moment the request starts (the gate's monotonic clock).
+    let lease_started = Instant::now();
     let acquired = shared
         .witness
         .acquire(&shared.config.name, shared.config.lease, &comment);
     match acquired {
-        Ok(new) => take_over(shared, new, Some((record.owner, loss, forced))),
+        Ok(new) => take_over(
+            shared,
+            new,
+            Some(lease_started),
+            Some((record.owner, loss, forced)),
+        ),
         Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => restart_service(shared),
     }
 }
 
 /// Activates this node's copy at `record`'s epoch: after a failover (`failed` says from
-/// whom, the loss and whether it was forced) or as the target of a move.
+/// whom, the loss and whether it was forced) or as the target of a move. `lease_started`:
+/// when this node started the request that granted `record`'s lease (monotonic); without
+/// it (a lease granted by the peer's transfer) the lease is renewed once the database is
+/// open, and commits wait for that.
 pub(crate) fn take_over(
     shared: &Shared,
     record: WitnessRecord,
+    lease_started: Option<Instant>,
     failed: Option<(String, Loss, bool)>,
 ) -> Result<(), ReplError> {
     let started = Instant::now();
@@ -117,7 +128,9 @@ pub(crate) fn take_over(
     }
     let layout = ReplicaLayout::new(&shared.config.instance);
     let gate = shared.new_gate();
-    gate.lease_until(record.lease_until_micros);
+    if let Some(started) = lease_started {
+        gate.renewed(started, shared.config.lease);
+    }
     let options = shared.gated_options(&gate, record.epoch);
     let fs = shared.config.options.log.file_system.as_ref();
     let current = layout.database().join(options.log.base_name.current());
@@ -149,6 +162,12 @@ pub(crate) fn take_over(
         rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
         retention: Default::default(),
     });
+    if lease_started.is_none() {
+        if let NodeState::Active(active) = &*shared.state.read() {
+            // A failed renewal is retried by the next round of the loop.
+            let _ = super::switchover::keep_lease(shared, active);
+        }
+    }
     Ok(())
 }
 

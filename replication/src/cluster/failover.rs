@@ -160,6 +160,19 @@ pub(crate) fn take_over(
         let position = passive.replayed();
         (passive.activate(record.epoch)?, position)
     };
+    if lease_started.is_none() {
+        // A lease granted by the peer's transfer: this node's own lease starts with its
+        // own request. A failed renewal is retried by the next round of the loop.
+        let config = &shared.config;
+        let started = gate.now();
+        let end = db.log().durable_position();
+        let renewed = shared
+            .witness
+            .renew(&config.name, record.epoch, config.lease, end);
+        if renewed.is_ok() {
+            gate.renewed(started, config.lease);
+        }
+    }
     retire_identity(shared, &layout)?;
     let report = report(shared, &record, failed, position, started);
     shared.event(&report.kind, Some(record.epoch), &describe(&report));
@@ -171,12 +184,6 @@ pub(crate) fn take_over(
         rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
         retention: Default::default(),
     });
-    if lease_started.is_none() {
-        if let NodeState::Active(active) = &*shared.state.read() {
-            // A failed renewal is retried by the next round of the loop.
-            let _ = super::switchover::keep_lease(shared, active);
-        }
-    }
     Ok(())
 }
 

@@ -489,3 +489,146 @@ fn without_a_common_generation_the_old_active_is_reseeded() {
     a.stop();
     b.stop();
 }
+
+/// The peer's directory seen through a link on which some files cannot be read (an
+/// `E00.log` the share refuses, a heartbeat that stopped arriving), everything else as the
+/// link has it.
+#[derive(Debug, Default)]
+struct Veiled {
+    link: std::sync::Arc<Link>,
+    hidden: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Veiled {
+    fn hide(&self, names: &[&'static str]) {
+        self.hidden.lock().unwrap().extend_from_slice(names);
+    }
+
+    fn check(&self, path: &Path) -> std::io::Result<()> {
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("");
+        match self.hidden.lock().unwrap().contains(&name) {
+            true => Err(std::io::Error::other("unreadable on the share")),
+            false => Ok(()),
+        }
+    }
+}
+
+impl bluejet_engine::file::FileSystem for Veiled {
+    fn open(
+        &self,
+        path: &Path,
+        mode: bluejet_engine::file::OpenMode,
+    ) -> std::io::Result<std::sync::Arc<dyn bluejet_engine::file::FileHandle>> {
+        self.check(path)?;
+        self.link.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.link.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.link.remove(path)
+    }
+    fn list(&self, directory: &Path) -> std::io::Result<Vec<String>> {
+        self.link.list(directory)
+    }
+    fn sync_directory(&self, directory: &Path) -> std::io::Result<()> {
+        self.link.sync_directory(directory)
+    }
+    fn create_directory(&self, directory: &Path) -> std::io::Result<()> {
+        self.link.create_directory(directory)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.link.exists(path)
+    }
+    fn lock_exclusive(
+        &self,
+        path: &Path,
+        holder: &bluejet_engine::file::Holder,
+    ) -> std::io::Result<bluejet_engine::file::LockAttempt> {
+        self.link.lock_exclusive(path, holder)
+    }
+    fn probe_lock(&self, path: &Path) -> std::io::Result<bluejet_engine::file::LockProbe> {
+        self.link.probe_lock(path)
+    }
+}
+
+/// Finding 2 of issue 14: with the old active's `E00.log` unreadable, the loss was measured
+/// against the generation of its last heartbeat or renewal. That generation rolled and was
+/// shipped, commits went into the next one, and the failover called itself lossless: the
+/// dumpster was never asked to resubmit them.
+#[test]
+fn an_unreadable_current_generation_makes_the_failover_lossy_and_the_dumpster_resubmits() {
+    let _serial = serial();
+    use bluejet_replication::dumpster::deliver_once;
+    use bluejet_replication::dumpster::{DumpsterLimits, TransportDumpster};
+    let root = tempfile::tempdir().unwrap();
+    remember(root.path());
+    let (config_a, links_a) = linked(config("a", "b", root.path(), true));
+    let a = Node::start(config_a).unwrap();
+    wait_until("a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    let veiled = std::sync::Arc::new(Veiled::default());
+    let mut config_b = config("b", "a", root.path(), false);
+    config_b.dial = MountDial::BestAvailability(12);
+    config_b.peer_fs = veiled.clone();
+    let b = Node::start(config_b).unwrap();
+    wait_until("b passive", Duration::from_secs(20), || {
+        b.role() == Role::Passive
+    });
+    let mut dumpster = TransportDumpster::new(None, DumpsterLimits::default()).unwrap();
+    let mut acknowledged = transport(&a, &mut dumpster, 0..100);
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    dumpster
+        .trim_replayed(b.status().copy.unwrap().safe_before_micros)
+        .unwrap();
+
+    // b's last word from a: a heartbeat and a renewal in a's current generation G. Then a's
+    // renewals fail (its lease still runs), its heartbeats and `E00.log` no longer reach b.
+    veiled.hide(&["heartbeat.json", "E00.log"]);
+    links_a.witness.set_cut(true);
+    // G closes (b ships it: closed generations still reach it), commits go into G + 1.
+    a.with_database(|db| db.log().roll().unwrap()).unwrap();
+    let late = transport(&a, &mut dumpster, 100..120);
+    assert_eq!(late.len(), 20, "a's lease was still valid");
+    acknowledged.extend(late);
+    a.kill();
+
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    let report = b.failovers()[0].clone();
+    assert!(
+        !report.lossless,
+        "commits after the last known end: {report:?}"
+    );
+    assert!(report.current_unread, "{report:?}");
+    let (start, _) = report
+        .lost_window_micros
+        .expect("a lossy failover has a window");
+    let resubmitted = dumpster
+        .resubmit(start, |message| {
+            b.with_database(|db| deliver_once(db, "messages", &message.message_id, &message.body))
+                .expect("b is active")
+        })
+        .unwrap();
+    assert_eq!(resubmitted.stored, 20, "{resubmitted:?}");
+    let stored: Vec<String> = b
+        .with_database(|db| {
+            let read = db.begin_read().unwrap();
+            let table = read.open_table("messages").unwrap();
+            table
+                .range(..)
+                .unwrap()
+                .map(|entry| String::from_utf8(entry.unwrap().0).unwrap())
+                .collect()
+        })
+        .unwrap();
+    let mut expected = acknowledged;
+    expected.sort();
+    assert_eq!(stored, expected, "zero lost, zero duplicates");
+    b.stop();
+}

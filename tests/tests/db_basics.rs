@@ -361,3 +361,53 @@ fn the_older_header_copy_stays_whole_after_a_reopen_and_small_commits() {
         "content differs after falling back to the older header copy"
     );
 }
+
+/// A gate that admits every commit and confirms none (a node whose lease ended while the
+/// commit was on its way), or refuses them all.
+struct Fence {
+    admit: bool,
+}
+
+impl bluejet_engine::db::CommitGate for Fence {
+    fn admit(&self) -> Result<(), String> {
+        match self.admit {
+            true => Ok(()),
+            false => Err("no lease".into()),
+        }
+    }
+
+    fn confirm(&self) -> Result<(), String> {
+        Err("the lease may have ended".into())
+    }
+}
+
+#[test]
+fn a_commit_the_gate_cannot_confirm_is_not_acknowledged_and_a_refused_one_leaves_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let gated = |admit| Options {
+        commit_gate: bluejet_engine::db::Gate(Some(std::sync::Arc::new(Fence { admit }))),
+        ..options()
+    };
+    let db = Database::open(directory.path(), gated(true)).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("t", b"k", b"v").unwrap();
+    let error = write.commit().unwrap_err();
+    assert!(matches!(error, DbError::NotAcknowledged(_)), "{error}");
+    assert!(error.to_string().contains("retry"), "{error}");
+    // The commit is in this node's log: not an acknowledgement, but not undone either.
+    let read = db.begin_read().unwrap();
+    assert_eq!(
+        read.open_table("t").unwrap().get(b"k").unwrap(),
+        Some(b"v".to_vec())
+    );
+    drop(read);
+    db.close().unwrap();
+
+    let db = Database::open(directory.path(), gated(false)).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("t", b"other", b"v").unwrap();
+    let error = write.commit().unwrap_err();
+    assert!(matches!(error, DbError::CommitRefused(_)), "{error}");
+    let read = db.begin_read().unwrap();
+    assert_eq!(read.open_table("t").unwrap().get(b"other").unwrap(), None);
+}

@@ -121,6 +121,13 @@ pub enum DbError {
     /// another node); nothing of the transaction was committed.
     #[error("commit refused: {0}")]
     CommitRefused(String),
+    /// The commit reached this node's log (and the disk, if durable) but the commit gate
+    /// could not confirm it afterwards (the node's lease may have ended while the commit was
+    /// on its way): the commit is NOT acknowledged. It may survive or be lost with a
+    /// failover: the caller retries it, on whichever node is active (deliveries are
+    /// de-duplicated by message id, so a retry of a commit that survived changes nothing).
+    #[error("commit not acknowledged (retry it): {0}")]
+    NotAcknowledged(String),
 }
 
 impl DbError {

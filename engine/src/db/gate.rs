@@ -14,6 +14,15 @@ pub trait CommitGate: Send + Sync {
     /// An admitted commit's records are in the log (or the commit failed before): it is no
     /// longer in flight. Called once after every `admit` that returned `Ok`.
     fn appended(&self) {}
+
+    /// The commit is durable (or, with lazy durability, in the log): may it be acknowledged?
+    /// Called once more before `commit` returns `Ok`; `Err(reason)` makes the commit
+    /// [`DbError::NotAcknowledged`](super::DbError::NotAcknowledged) (a node whose lease may
+    /// have ended while the commit was on its way: the commit is in this node's log, but this
+    /// node may no longer own the database).
+    fn confirm(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// An optional gate, as kept in [`Options`](super::Options).
@@ -38,6 +47,14 @@ impl Gate {
     pub fn appended(&self) {
         if let Some(gate) = &self.0 {
             gate.appended();
+        }
+    }
+
+    /// Asks the gate whether a durable commit may be acknowledged, if there is one.
+    pub fn confirm(&self) -> Result<(), String> {
+        match &self.0 {
+            Some(gate) => gate.confirm(),
+            None => Ok(()),
         }
     }
 }

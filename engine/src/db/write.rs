@@ -405,6 +405,11 @@ impl<'db> WriteTransaction<'db> {
         }
         self.inner.snapshots.publish(Arc::clone(&version));
         let _ = self.inner.after_commit(end);
+        // Fencing after the fact: a commit that became durable after the node's lease may
+        // have ended is not acknowledged (its records stay in this node's log).
+        if let Err(reason) = gate.confirm() {
+            return Err(DbError::NotAcknowledged(reason));
+        }
         Ok(Committed {
             version: version.number,
             end,

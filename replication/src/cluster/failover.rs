@@ -36,9 +36,16 @@ pub struct FailoverReport {
     pub lossless: bool,
     /// The generations lost (first, last), if any.
     pub lost_generations: Option<(u32, u32)>,
-    /// The time window whose commits may be lost (µs since the Unix epoch): from the start
-    /// of the last generation copied to the old active's last heartbeat.
+    /// The time window whose commits may be lost (µs since the Unix epoch, the old
+    /// active's clock): from the start of the last generation copied, or the old active's
+    /// last known log end when that is later and inside a generation copied, to the old
+    /// owner's lease end. A lossy failover always has one: the dumpster resubmits from its
+    /// start.
     pub lost_window_micros: Option<(u64, u64)>,
+    /// The old active's current generation (`E00.log`) could not be read: the failover is
+    /// lossy even if everything it last said it had was copied (it may have rolled and
+    /// committed since), and `lost_generations` is a lower bound; the window bounds the loss.
+    pub current_unread: bool,
     /// An operator forced the mount past the dial.
     pub forced: bool,
     /// The content position the new active started from.
@@ -52,6 +59,8 @@ pub struct FailoverReport {
 pub(crate) struct Loss {
     lost: Option<(u32, u32)>,
     window: Option<(u64, u64)>,
+    /// The old active's `E00.log` could not be read.
+    current_unread: bool,
 }
 
 impl Loss {
@@ -92,20 +101,31 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         return refuse(shared, &loss, allowed);
     }
     let comment = format!("failover from {}", record.owner);
+    // The new lease runs from the moment the request starts (the gate's monotonic clock).
+    let lease_started = Instant::now();
     let acquired = shared
         .witness
         .acquire(&shared.config.name, shared.config.lease, &comment);
     match acquired {
-        Ok(new) => take_over(shared, new, Some((record.owner, loss, forced))),
+        Ok(new) => take_over(
+            shared,
+            new,
+            Some(lease_started),
+            Some((record.owner, loss, forced)),
+        ),
         Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => restart_service(shared),
     }
 }
 
 /// Activates this node's copy at `record`'s epoch: after a failover (`failed` says from
-/// whom, the loss and whether it was forced) or as the target of a move.
+/// whom, the loss and whether it was forced) or as the target of a move. `lease_started`:
+/// when this node started the request that granted `record`'s lease (monotonic); without
+/// it (a lease granted by the peer's transfer) the lease is renewed once the database is
+/// open, and commits wait for that.
 pub(crate) fn take_over(
     shared: &Shared,
     record: WitnessRecord,
+    lease_started: Option<Instant>,
     failed: Option<(String, Loss, bool)>,
 ) -> Result<(), ReplError> {
     let started = Instant::now();
@@ -117,7 +137,9 @@ pub(crate) fn take_over(
     }
     let layout = ReplicaLayout::new(&shared.config.instance);
     let gate = shared.new_gate();
-    gate.lease_until(record.lease_until_micros);
+    if let Some(started) = lease_started {
+        gate.renewed(started, shared.config.lease);
+    }
     let options = shared.gated_options(&gate, record.epoch);
     let fs = shared.config.options.log.file_system.as_ref();
     let current = layout.database().join(options.log.base_name.current());
@@ -138,6 +160,19 @@ pub(crate) fn take_over(
         let position = passive.replayed();
         (passive.activate(record.epoch)?, position)
     };
+    if lease_started.is_none() {
+        // A lease granted by the peer's transfer: this node's own lease starts with its
+        // own request. A failed renewal is retried by the next round of the loop.
+        let config = &shared.config;
+        let started = gate.now();
+        let end = db.log().durable_position();
+        let renewed = shared
+            .witness
+            .renew(&config.name, record.epoch, config.lease, end);
+        if renewed.is_ok() {
+            gate.renewed(started, config.lease);
+        }
+    }
     retire_identity(shared, &layout)?;
     let report = report(shared, &record, failed, position, started);
     shared.event(&report.kind, Some(record.epoch), &describe(&report));
@@ -170,6 +205,7 @@ fn report(
         lossless: loss.is_none_or(|loss| loss.lost.is_none()),
         lost_generations: loss.and_then(|loss| loss.lost),
         lost_window_micros: loss.and_then(|loss| loss.window),
+        current_unread: loss.is_some_and(|loss| loss.current_unread),
         forced,
         position,
         activation_ms: started.elapsed().as_millis() as u64,
@@ -183,9 +219,14 @@ fn describe(report: &FailoverReport) -> String {
             report.kind, report.from, report.position
         ),
         Some((first, last)) => format!(
-            "{} from {}: lossy, generations {first}..{last} lost{}",
+            "{} from {}: lossy, generations {first}..{last}{} lost{}",
             report.kind,
             report.from,
+            if report.current_unread {
+                " at least (its current generation could not be read)"
+            } else {
+                ""
+            },
             if report.forced {
                 " (forced by an operator)"
             } else {
@@ -211,6 +252,13 @@ fn copy_last_generations(replica: &mut Replica) {
 /// What is lost: the generations after the last one inspected here, up to the old active's
 /// last known end (its current generation counts if it held anything). The time window
 /// ends where the old owner's lease did: it could commit nothing after that.
+///
+/// When the old active's current generation cannot be read, what it did after its last
+/// known end is unknown: it may have rolled (the generation then shipped and inspected
+/// here) and committed into the next one before it said so again. Such a failover is
+/// always lossy, with at least the generation after the last inspected one, and a window
+/// that starts no later than the last known end: the dumpster resubmits everything
+/// acknowledged after it.
 fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
     let inspected = replica.board().inspected_through();
     let peer = shared.peer.lock().clone();
@@ -234,32 +282,42 @@ fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
         &shared.config.peer_database(),
         base,
     );
+    let current_unread = current.is_none();
     let last = match current {
         Some((generation, 0)) => generation
             .saturating_sub(1)
             .max(end.generation.saturating_sub(1)),
         Some((generation, _)) => generation.max(end.generation),
-        None => end.generation,
+        None => end.generation.max(inspected + 1),
     };
     if last <= inspected {
         return Loss {
             lost: None,
             window: None,
+            current_unread,
         };
     }
     let layout = ReplicaLayout::new(&shared.config.instance);
-    let path = layout
-        .logs()
-        .join(shared.config.options.log.base_name.closed(inspected));
+    let path = layout.logs().join(base.closed(inspected));
     let fs = shared.config.options.log.file_system.as_ref();
-    // The start of the last generation copied: conservative (earlier than its close).
+    // The start of the last generation copied: conservative (earlier than its close, so
+    // than every commit of a later generation).
     let fallback = beat
         .as_ref()
         .map_or(record.updated_micros, |beat| beat.current_started_micros);
-    let start = read_header(fs, &path).map_or(fallback, |header| header.created_micros);
+    let mut start = read_header(fs, &path).map_or(fallback, |header| header.created_micros);
+    // When everything the old active last said it had was copied, what is lost came after
+    // that: after its last heartbeat's time, which precedes the end it carries (the end at
+    // the witness has no such time; a newer end there is later than the heartbeat's).
+    if end.generation <= inspected {
+        if let Some(beat) = &beat {
+            start = start.max(beat.time_micros);
+        }
+    }
     Loss {
         lost: Some((inspected + 1, last)),
         window: Some((start, record.lease_until_micros)),
+        current_unread,
     }
 }
 

@@ -380,8 +380,10 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
             Some(record) => record,
             None => return Ok(()),
         };
-        return failover::take_over(shared, record, None);
+        return failover::take_over(shared, record, None, None);
     }
+    let gate = shared.new_gate();
+    let lease_started = gate.now();
     let record = shared
         .witness
         .acquire(
@@ -390,8 +392,7 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
             "bootstrap or restart",
         )
         .map_err(witness_error)?;
-    let gate = shared.new_gate();
-    gate.lease_until(record.lease_until_micros);
+    gate.renewed(lease_started, shared.config.lease);
     let options = shared.gated_options(&gate, record.epoch);
     // The engine creates a missing database directory but does not sync it into the
     // instance directory: a bootstrap's database must not vanish in a crash.
@@ -485,14 +486,16 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
 /// Renews the lease; returns why the node must give the database up, if it must.
 fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplError> {
     let config = &shared.config;
+    // The lease runs from the moment the request starts, on this node's monotonic clock.
+    let lease_started = active.gate.now();
     match shared.witness.renew(
         &config.name,
         active.epoch,
         config.lease,
         active.db.log().durable_position(),
     ) {
-        Ok(record) => {
-            active.gate.lease_until(record.lease_until_micros);
+        Ok(_) => {
+            active.gate.renewed(lease_started, config.lease);
             active.rolled_when_fenced.store(false, Ordering::Release);
         }
         Err(WitnessError::Held(record)) => {
@@ -503,17 +506,19 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         }
         Err(WitnessError::Unreachable(_)) => {
             if !active.gate.admitting() && !active.rolled_when_fenced.load(Ordering::Acquire) {
-                // Commits admitted before the lease lapsed reach the log first.
-                active.gate.drain();
-                // Fenced: close the generation, so that everything committed can be copied
-                // and a failover loses nothing.
-                active.db.log().roll()?;
-                active.rolled_when_fenced.store(true, Ordering::Release);
-                shared.event(
-                    "fenced",
-                    Some(active.epoch),
-                    "the lease lapsed: commits refused",
-                );
+                // Commits admitted before the lease lapsed reach the log first; while one
+                // has not, the roll waits for the next round (it would land after it).
+                if active.gate.drain() {
+                    // Fenced: close the generation, so that everything committed can be
+                    // copied and a failover loses nothing.
+                    active.db.log().roll()?;
+                    active.rolled_when_fenced.store(true, Ordering::Release);
+                    shared.event(
+                        "fenced",
+                        Some(active.epoch),
+                        "the lease lapsed: commits refused",
+                    );
+                }
             }
         }
     }
@@ -534,7 +539,9 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
 /// Gives the database up: commits are refused, the database is checkpointed and dropped
 /// (left dirty: it rejoins as a passive copy from its checkpoint).
 pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
-    // Commits are refused first, so that work holding the database lets go of it.
+    // Commits are refused first, so that work holding the database lets go of it. A
+    // commit still on its way to the log after the close's wait is never acknowledged
+    // (the gate revokes it), and the state's write lock below waits for it to finish.
     if let NodeState::Active(active) = &*shared.state.read() {
         active.gate.close(reason);
     }
@@ -613,7 +620,7 @@ fn passive_tick(shared: &Shared) -> Result<(), ReplError> {
             let mut beat = shared.heartbeat(Role::Active, record.epoch);
             beat.serving = false;
             shared.write_heartbeat(beat);
-            return failover::take_over(shared, record.clone(), None);
+            return failover::take_over(shared, record.clone(), None, None);
         }
     }
     read_peer(shared);

@@ -116,8 +116,17 @@ fn hand_over(shared: &Shared, request: &MoveRequest) -> Result<(u64, Duration), 
         return Err(ReplError::Timeout("the node is no longer active".into()));
     };
     let held = Instant::now();
-    // Waits for commits already admitted to reach the log: the roll then takes them all.
-    active.gate.pause();
+    // Waits for commits already admitted to reach the log: the roll then takes them all. A
+    // commit that does not reach it in time would land after the roll, on a node that gave
+    // the database up: the move is given up instead.
+    if !active.gate.pause() {
+        active.gate.resume();
+        return Err(ReplError::Timeout(
+            "a commit admitted before the move did not reach the log in time: the move is \
+             given up and commits resume"
+                .into(),
+        ));
+    }
     let result = (|| {
         let closed = active.db.log().roll()?;
         wait_replayed(shared, active, closed)?;
@@ -196,13 +205,16 @@ fn wait_replayed(shared: &Shared, active: &ActiveState, closed: u32) -> Result<(
 /// Renews the lease and writes a heartbeat during a long step of the node loop.
 pub(crate) fn keep_lease(shared: &Shared, active: &ActiveState) -> Result<(), ReplError> {
     let config = &shared.config;
+    // The heartbeat's time precedes its end (a failover's loss window starts there); the
+    // lease runs from the moment the request starts.
+    let mut beat = shared.heartbeat(Role::Active, active.epoch);
     let end = active.db.log().durable_position();
-    let record = shared
+    let lease_started = active.gate.now();
+    shared
         .witness
         .renew(&config.name, active.epoch, config.lease, end)
         .map_err(|error| ReplError::Timeout(error.to_string()))?;
-    active.gate.lease_until(record.lease_until_micros);
-    let mut beat = shared.heartbeat(Role::Active, active.epoch);
+    active.gate.renewed(lease_started, config.lease);
     beat.serving = true;
     beat.end = end;
     shared.write_heartbeat(beat);

@@ -30,6 +30,7 @@ fn config(fs: &SimulatedFileSystem) -> LogConfig {
 }
 
 /// What the workload had acknowledged when it stopped.
+#[derive(Default)]
 struct Acknowledged {
     /// Durable transactions: id -> puts.
     durable: BTreeMap<u64, Puts>,
@@ -125,10 +126,7 @@ fn check(fs: &SimulatedFileSystem, acknowledged: &Acknowledged, context: &str) {
 /// crash cleanly, reopen, check again.
 fn crash_case(seed: u64, cut: u64) {
     let fs = SimulatedFileSystem::new();
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     fs.fail_at(cut, FaultMode::Persistent);
     workload(&fs, seed, 60, &mut acknowledged);
     fs.crash(seed);
@@ -153,10 +151,7 @@ fn crash_case(seed: u64, cut: u64) {
 /// Operations of a full, uncut run of the workload.
 fn operations_of_full_run(seed: u64) -> u64 {
     let fs = SimulatedFileSystem::new();
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     workload(&fs, seed, 60, &mut acknowledged);
     assert_eq!(
         acknowledged.durable.len(),
@@ -190,10 +185,7 @@ fn twenty_thousand_crash_points() {
 /// commits more, and the power fails. Every acknowledged commit must survive.
 fn sync_failure_case(seed: u64, nth: u64) {
     let fs = SimulatedFileSystem::new();
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     let context = format!("seed {seed}, sync {nth} fails, reopen, power loss");
     fs.fail_sync_at(nth);
     workload(&fs, seed, 60, &mut acknowledged);
@@ -210,10 +202,7 @@ fn sync_failure_case(seed: u64, nth: u64) {
 #[test]
 fn a_failed_sync_then_a_reopen_then_a_power_loss_loses_no_acknowledged_commit() {
     let fs = SimulatedFileSystem::new();
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     workload(&fs, 5, 60, &mut acknowledged);
     let syncs = fs.syncs();
     for index in 0..300 {
@@ -226,10 +215,7 @@ fn a_failed_sync_then_a_reopen_then_a_power_loss_loses_no_acknowledged_commit() 
 /// with the damage named, or hold every acknowledged commit.
 fn lost_write_case(seed: u64, cut: u64) {
     let fs = SimulatedFileSystem::new();
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     fs.fail_at(cut, FaultMode::Persistent);
     workload(&fs, seed, 60, &mut acknowledged);
     fs.crash(seed);
@@ -263,10 +249,7 @@ fn five_hundred_lost_synced_writes_are_refused_or_harmless() {
 #[test]
 fn a_crash_with_nothing_lost_leaves_everything() {
     let fs = SimulatedFileSystem::new();
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     workload(&fs, 42, 60, &mut acknowledged);
     fs.crash_clean();
     check(&fs, &acknowledged, "clean crash");
@@ -354,10 +337,7 @@ fn streaming_case(seed: u64, cut: Option<u64>) -> (u64, u64) {
         fs.fail_at(cut, FaultMode::Persistent);
     }
     let mut random = Pcg64::seed_from_u64(seed ^ 0x57EA);
-    let mut acknowledged = Acknowledged {
-        durable: BTreeMap::new(),
-        attempted: BTreeMap::new(),
-    };
+    let mut acknowledged = Acknowledged::default();
     let mut rolls = 0;
     if let Ok(log) = Log::open(Path::new(DIRECTORY), config) {
         let mut unflushed = Vec::new();

@@ -36,7 +36,16 @@ fn config(name: &str, peer: &str, root: &Path, bootstrap: bool, fast: bool) -> N
         &root.join(peer),
         &root.join("witness"),
     );
-    config.bootstrap = bootstrap;
+    if bootstrap {
+        // `bluejet cluster init`, once: a restart finds the record there.
+        let _ = std::fs::create_dir_all(root.join("witness"));
+        let _ = bluejet_replication::cluster::witness::Witness::new(
+            std::sync::Arc::new(OsFileSystem),
+            &root.join("witness"),
+            Duration::ZERO,
+        )
+        .init(name, "bench");
+    }
     config.replica.thresholds.settle = Duration::ZERO;
     if fast {
         config.lease = Duration::from_millis(800);

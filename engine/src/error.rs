@@ -70,6 +70,22 @@ pub enum LogError {
         /// The timeline found.
         found: u64,
     },
+    /// The stream's newest generation is on a newer timeline than the one it was opened
+    /// with (`LogConfig::fence_timeline`): timelines never go back.
+    #[error(
+        "{path}: generation {generation} is on timeline {newest}, newer than timeline \
+         {requested} this log was opened with: timelines never go back"
+    )]
+    OlderTimeline {
+        /// The newest generation's file.
+        path: PathBuf,
+        /// The newest generation.
+        generation: u32,
+        /// Its timeline.
+        newest: u64,
+        /// The timeline asked for.
+        requested: u64,
+    },
     /// A file's name says one generation and its header another.
     #[error("{path}: the name says generation {named} but the header holds generation {inside}")]
     NameMismatch {
@@ -175,6 +191,7 @@ impl LogError {
                 | LogError::RecordTooLarge { .. }
                 | LogError::CheckpointBackwards { .. }
                 | LogError::PositionNotFound { .. }
+                | LogError::OlderTimeline { .. }
         )
     }
 

@@ -77,6 +77,15 @@ pub enum ReplError {
     /// Waiting for a condition took too long.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The witness cannot be used: it holds no record (never initialised, or the share is
+    /// not mounted), or a record older than one this node has seen.
+    #[error("witness {}: {reason}", .directory.display())]
+    Witness {
+        /// The witness directory.
+        directory: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A message given to the transport dumpster is out of bounds (id or body length).
     #[error("invalid message: {0}")]
     InvalidMessage(String),

@@ -120,6 +120,7 @@ impl ReplicaLayout {
                     | "quarantine"
                     | "database"
                     | "heartbeat.json"
+                    | "epoch.json"
                     | "requests"
             ) || name.ends_with(".json.tmp")
                 || name.starts_with("diverged-");

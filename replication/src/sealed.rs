@@ -18,22 +18,39 @@ const MAX_SEALED_BYTES: u64 = 1 << 20;
 
 /// Writes `content` to `path` atomically and durably.
 pub fn write<T: Serialize>(fs: &dyn FileSystem, path: &Path, content: &T) -> Result<(), ReplError> {
+    let bytes = seal(path, content)?;
+    write_file_atomically(fs, path, &bytes)
+}
+
+/// The bytes of `content` sealed (`path` names the file in errors).
+pub fn seal<T: Serialize>(path: &Path, content: &T) -> Result<Vec<u8>, ReplError> {
     let value = serde_json::to_value(content).map_err(|error| bad(path, error))?;
     let crc = crc32c::crc32c(&serde_json::to_vec(&value).map_err(|error| bad(path, error))?);
     let sealed = serde_json::json!({ "format": SEALED_FORMAT, "crc32c": crc, "content": value });
     let mut bytes = serde_json::to_vec_pretty(&sealed).map_err(|error| bad(path, error))?;
     bytes.push(b'\n');
-    write_file_atomically(fs, path, &bytes)
+    Ok(bytes)
 }
 
-/// Reads the sealed file at `path`; `Ok(None)` if there is none.
+/// Reads the sealed file at `path`; `Ok(None)` only if opening it says it does not exist
+/// (`NotFound`): any other failure is an error, never taken for absence.
 pub fn read<T: DeserializeOwned>(fs: &dyn FileSystem, path: &Path) -> Result<Option<T>, ReplError> {
-    if !fs.exists(path) {
-        return Ok(None);
-    }
-    let bytes = read_file(fs, path, MAX_SEALED_BYTES)?;
+    let bytes = match read_file(fs, path, MAX_SEALED_BYTES) {
+        Ok(bytes) => bytes,
+        Err(ReplError::Io {
+            operation: "opening",
+            source,
+            ..
+        }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    unseal(path, &bytes).map(Some)
+}
+
+/// Checks and decodes the bytes of a sealed file (`path` names it in errors).
+pub fn unseal<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, ReplError> {
     let sealed: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|error| bad(path, error))?;
+        serde_json::from_slice(bytes).map_err(|error| bad(path, error))?;
     let format = sealed.get("format").and_then(|f| f.as_u64());
     if format != Some(SEALED_FORMAT) {
         return Err(bad(
@@ -50,9 +67,7 @@ pub fn read<T: DeserializeOwned>(fs: &dyn FileSystem, path: &Path) -> Result<Opt
             format!("checksum {stored:?} does not match the content ({crc})"),
         ));
     }
-    serde_json::from_value(content)
-        .map(Some)
-        .map_err(|error| bad(path, error))
+    serde_json::from_value(content).map_err(|error| bad(path, error))
 }
 
 fn bad(path: &Path, reason: impl ToString) -> ReplError {
@@ -106,9 +121,11 @@ pub fn write_temporary(
     bytes: &[u8],
 ) -> Result<PathBuf, ReplError> {
     let temporary = temporary_path(path);
-    if fs.exists(&temporary) {
-        fs.remove(&temporary)
-            .map_err(|error| ReplError::io(&temporary, "removing", error))?;
+    match fs.remove(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ReplError::io(&temporary, "removing", error))
+        }
+        _ => {}
     }
     let file = fs
         .open(&temporary, OpenMode::CreateNew)

@@ -6,12 +6,23 @@ mod common;
 
 use bluejet_engine::db::Database;
 use bluejet_engine::file::OsFileSystem;
+use bluejet_replication::cluster::heartbeat::{self, Heartbeat};
 use bluejet_replication::cluster::requests::request_move;
+use bluejet_replication::cluster::witness::{InitError, Witness};
 use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
 use bluejet_replication::CopyState;
 use common::Link;
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// The witness of the cluster in `root`.
+fn witness(root: &Path) -> Witness {
+    Witness::new(
+        std::sync::Arc::new(OsFileSystem),
+        &root.join("witness"),
+        Duration::ZERO,
+    )
+}
 
 /// Fast timings for tests.
 fn config(name: &str, peer: &str, root: &Path, bootstrap: bool) -> NodeConfig {
@@ -23,7 +34,13 @@ fn config(name: &str, peer: &str, root: &Path, bootstrap: bool) -> NodeConfig {
         &root.join("witness"),
     );
     std::fs::create_dir_all(root.join("witness")).unwrap();
-    config.bootstrap = bootstrap;
+    if bootstrap {
+        // `bluejet cluster init`, once: a restart finds the record there.
+        match witness(root).init(name, "test") {
+            Ok(_) | Err(InitError::Exists(_)) => {}
+            Err(error) => panic!("{error}"),
+        }
+    }
     config.lease = Duration::from_millis(800);
     config.safety = Duration::from_millis(200);
     config.skew = Duration::from_millis(100);
@@ -631,4 +648,138 @@ fn an_unreadable_current_generation_makes_the_failover_lossy_and_the_dumpster_re
     expected.sort();
     assert_eq!(stored, expected, "zero lost, zero duplicates");
     b.stop();
+}
+
+/// Finding 1: an empty witness directory (an unmounted share's mount point) gave a second
+/// active at epoch 1. A node refuses a witness without a record, and one older than the
+/// highest epoch it has seen; its log refuses a timeline older than its newest generation's.
+#[test]
+fn a_witness_without_a_record_or_older_than_seen_is_refused() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    remember(root);
+    std::fs::create_dir_all(root.join("witness")).unwrap();
+    let error = Node::start(config("a", "b", root, false))
+        .err()
+        .expect("a node started against an empty witness directory");
+    assert!(
+        error.to_string().contains("holds no witness record"),
+        "{error}"
+    );
+    // The cluster goes through epochs 1..3 and a holds the database at epoch 3.
+    let witness = witness(root);
+    witness.init("a", "test").unwrap();
+    let lease = Duration::from_millis(800);
+    witness.transfer("a", 1, "b", lease, "move").unwrap();
+    witness.transfer("b", 2, "a", lease, "move back").unwrap();
+    let a = Node::start(config("a", "b", root, false)).unwrap();
+    wait_until("a active at epoch 3", Duration::from_secs(10), || {
+        a.status().epoch == 3 && a.status().serving
+    });
+    a.stop();
+    // The share is gone and someone initialises the empty mount point again.
+    std::fs::rename(root.join("witness"), root.join("witness-real")).unwrap();
+    std::fs::create_dir_all(root.join("witness")).unwrap();
+    witness.init("a", "by mistake").unwrap();
+    let error = Node::start(config("a", "b", root, false))
+        .err()
+        .expect("a node started against a witness older than it has seen");
+    assert!(error.to_string().contains("older than epoch 3"), "{error}");
+    // Even without its record of the epoch seen, a never serves: its log is on timeline 3.
+    std::fs::remove_file(root.join("a").join("epoch.json")).unwrap();
+    let a = Node::start(config("a", "b", root, false)).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_ne!(a.role(), Role::Active);
+    assert!(!a.status().serving);
+    a.stop();
+    let (events, _) =
+        bluejet_replication::events::read_events(&OsFileSystem, &root.join("a/events.jsonl"))
+            .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|event| event.message.contains("timelines never go back")),
+        "{events:?}"
+    );
+}
+
+/// Finding 1: the engine refuses to continue a stream on a timeline older than its newest
+/// generation's (it silently continued on the newer one).
+#[test]
+fn the_log_refuses_an_older_timeline() {
+    let root = tempfile::tempdir().unwrap();
+    let mut options = bluejet_engine::Options::default();
+    options.log.timeline = 3;
+    options.log.fence_timeline = true;
+    Database::open(root.path(), options.clone())
+        .unwrap()
+        .close()
+        .unwrap();
+    options.log.timeline = 1;
+    match Database::open(root.path(), options.clone()) {
+        Err(bluejet_engine::DbError::Log(bluejet_engine::LogError::OlderTimeline {
+            newest: 3,
+            requested: 1,
+            ..
+        })) => {}
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    // Tools that only read or repair open any timeline.
+    options.log.fence_timeline = false;
+    Database::open(root.path(), options)
+        .unwrap()
+        .close()
+        .unwrap();
+}
+
+/// Finding 1: an active that sees its peer's heartbeat say active at a higher epoch stops
+/// serving at once, and does not come back at its older epoch.
+#[test]
+fn a_peer_active_at_a_higher_epoch_fences_the_active() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    remember(root);
+    let a = Node::start(config("a", "b", root, true)).unwrap();
+    wait_until("a serving", Duration::from_secs(10), || a.status().serving);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, instance) = (stop.clone(), root.join("b"));
+        std::fs::create_dir_all(&instance).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let beat = Heartbeat {
+                    node: "b".into(),
+                    role: Role::Active,
+                    epoch: 5,
+                    serving: true,
+                    end: Default::default(),
+                    current_started_micros: 0,
+                    needs_seed: false,
+                    time_micros: bluejet_engine::log::now_micros(),
+                    retention: Vec::new(),
+                    log_warning: None,
+                };
+                heartbeat::write(&OsFileSystem, &instance, &beat).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    wait_until("a fenced", Duration::from_secs(2), || !a.status().serving);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ne!(a.role(), Role::Active, "a came back at its older epoch");
+    assert!(deliver(&a, 0, 1) == 0);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    a.stop();
+    let (events, _) =
+        bluejet_replication::events::read_events(&OsFileSystem, &root.join("a/events.jsonl"))
+            .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|event| event.kind == "demoted" && event.message.contains("active at epoch 5")),
+        "{events:?}"
+    );
 }

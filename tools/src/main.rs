@@ -136,6 +136,10 @@ enum NodeAction {
 
 #[derive(Debug, Subcommand)]
 enum ClusterAction {
+    /// Initialise a new cluster once: write the witness's first record (epoch 1, owned by
+    /// the node the cluster file names) into an existing, empty witness directory (exit 1
+    /// when it holds records already).
+    Init(ClusterInitArgs),
     /// The witness, both nodes' heartbeats and the passive's copy (exit 1 when unhealthy).
     Status(ClusterFileArgs),
     /// Move the database to the other node without loss (exit 1 when refused).
@@ -147,13 +151,22 @@ enum ClusterAction {
 /// A cluster file and the output format.
 #[derive(Debug, Args)]
 struct ClusterFileArgs {
-    /// The cluster file (JSON: name, instance, peer, peer_instance, witness, dial,
-    /// bootstrap).
+    /// The cluster file (JSON: name, instance, peer, peer_instance, witness, dial).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Options of `cluster init`.
+#[derive(Debug, Args)]
+struct ClusterInitArgs {
+    #[command(flatten)]
+    file: ClusterFileArgs,
+    /// Why: recorded in the witness's first record.
+    #[arg(long, value_name = "TEXT")]
+    comment: Option<String>,
 }
 
 /// Options of `node run`.
@@ -561,6 +574,9 @@ fn run_backup(args: BackupArgs) -> Result<Verdict, ToolError> {
 
 fn run_cluster(action: ClusterAction) -> Result<Verdict, ToolError> {
     match action {
+        ClusterAction::Init(args) => {
+            commands::cluster_init::run(&args.file.config, args.comment.as_deref(), args.file.json)
+        }
         ClusterAction::Status(args) => commands::cluster_status::run(&args.config, args.json),
         ClusterAction::Move(args) => {
             commands::cluster_move::run(&commands::cluster_move::MoveOptions {

@@ -1323,11 +1323,18 @@ fn forged_names_fail_verify_and_restore(root: &Path, full: &Path) {
     }
 }
 
-/// Writes the cluster files of nodes `a` (bootstrap) and `b` in `root`, sharing a witness
-/// directory there; returns their paths.
+/// Writes the cluster files of nodes `a` and `b` in `root`, sharing a witness directory
+/// there, and initialises the witness with `a` as its first owner; returns their paths.
 fn cluster_files(root: &Path) -> (PathBuf, PathBuf) {
+    let (a, b) = cluster_files_without_init(root);
+    expect(&["cluster", "init", "--config", arg(&a)], 0);
+    (a, b)
+}
+
+/// The cluster files of `cluster_files`, the witness directory left empty.
+fn cluster_files_without_init(root: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(root.join("witness")).unwrap();
-    let write = |name: &str, peer: &str, bootstrap: bool| {
+    let write = |name: &str, peer: &str| {
         let path = root.join(format!("{name}.json"));
         let file = serde_json::json!({
             "name": name,
@@ -1335,12 +1342,11 @@ fn cluster_files(root: &Path) -> (PathBuf, PathBuf) {
             "peer": peer,
             "peer_instance": root.join(peer),
             "witness": root.join("witness"),
-            "bootstrap": bootstrap,
         });
         std::fs::write(&path, file.to_string()).unwrap();
         path
     };
-    (write("a", "b", true), write("b", "a", false))
+    (write("a", "b"), write("b", "a"))
 }
 
 /// `bluejet node run` children, killed if a test fails before stopping them.
@@ -1557,10 +1563,61 @@ fn cluster_nodes_move_the_database_and_report_status() {
     assert!(b_log.contains("b: Active, epoch 2, serving"), "{b_log}");
 }
 
+/// Finding 1: a node started against an empty witness directory (an unmounted share's mount
+/// point) became a second active at epoch 1. Bootstrap is `cluster init`, once; a node
+/// refuses a witness without a record.
+#[test]
+fn cluster_init_is_once_and_a_node_refuses_an_empty_witness() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = cluster_files_without_init(root.path());
+    let witness = root.path().join("witness");
+    let refused = expect(&["node", "run", "--config", arg(&a), "--duration", "1"], 3);
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains(&witness.display().to_string()) && stderr.contains("cluster init"),
+        "{stderr}"
+    );
+    let init = json(&expect(
+        &[
+            "cluster",
+            "init",
+            "--config",
+            arg(&a),
+            "--comment",
+            "new",
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(
+        (init["epoch"].as_u64(), init["owner"].as_str()),
+        (Some(1), Some("a")),
+        "{init}"
+    );
+    let again = expect(&["cluster", "init", "--config", arg(&b)], 1);
+    assert!(
+        text(&again.stdout).contains("initialised already: a owns epoch 1"),
+        "{}",
+        text(&again.stdout)
+    );
+    let status = json(&bluejet(&[
+        "cluster",
+        "status",
+        "--config",
+        arg(&b),
+        "--json",
+    ]));
+    assert_eq!(status["witness"]["owner"], "a", "{status}");
+    // A witness directory that does not exist is never created.
+    std::fs::rename(&witness, root.path().join("elsewhere")).unwrap();
+    expect(&["cluster", "init", "--config", arg(&a)], 3);
+    assert!(!witness.exists());
+}
+
 #[test]
 fn cluster_usage_errors_exit_2_and_a_missing_config_exits_3() {
     let root = tempfile::tempdir().unwrap();
-    let (a, _) = cluster_files(root.path());
+    let (a, _) = cluster_files_without_init(root.path());
     let a_arg = arg(&a);
     let missing = root.path().join("missing.json");
     expect(&["cluster", "status", "--config", arg(&missing)], 3);

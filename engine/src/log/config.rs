@@ -37,6 +37,11 @@ pub struct LogConfig {
     pub background: bool,
     /// Timeline of a new stream (default 1).
     pub timeline: u64,
+    /// Refuse to open a stream whose newest generation is on a newer timeline than
+    /// `timeline` ([`LogError::OlderTimeline`]): timelines only move forward, and a writer
+    /// holding an older epoch must not continue a newer stream (default off: tools that
+    /// only read or repair open any timeline).
+    pub fence_timeline: bool,
     /// The file layer.
     pub file_system: Arc<dyn FileSystem>,
 }
@@ -51,6 +56,7 @@ impl Default for LogConfig {
             idle_roll_interval: Some(Duration::from_secs(5)),
             background: true,
             timeline: 1,
+            fence_timeline: false,
             file_system: Arc::new(OsFileSystem),
         }
     }
@@ -67,6 +73,7 @@ impl std::fmt::Debug for LogConfig {
             .field("idle_roll_interval", &self.idle_roll_interval)
             .field("background", &self.background)
             .field("timeline", &self.timeline)
+            .field("fence_timeline", &self.fence_timeline)
             .finish_non_exhaustive()
     }
 }

@@ -33,6 +33,7 @@ pub(crate) fn open_stream(config: &LogConfig, directory: &Path) -> Result<Opened
     let (_, image) = read_image(fs, &current_path, MAX_GENERATION_BYTES)?;
     let scanned = scan(&current_path, &image, ScanMode::Current)?;
     let header = scanned.header;
+    refuse_older_timeline(config, &current_path, &header)?;
     if let Some(last) = listing.last_closed() {
         check_link(config, directory, last, &current_path, &header)?;
     }
@@ -82,6 +83,7 @@ fn establish_current(
     let last_path = path_of(directory, &base.closed(last));
     let (_, image) = read_image(fs, &last_path, MAX_GENERATION_BYTES)?;
     let previous = read_header(&last_path, &image)?;
+    refuse_older_timeline(config, &last_path, &previous)?;
     // A failover continues a stream on a new timeline: the configured one when it is newer.
     let next = GenerationHeader {
         generation: last + 1,
@@ -95,6 +97,24 @@ fn establish_current(
         return install(fs, directory, base, None);
     }
     create_current(config, directory, &next)
+}
+
+/// With `fence_timeline`, refuses a stream whose newest generation (`header`) is on a newer
+/// timeline than the configured one.
+fn refuse_older_timeline(
+    config: &LogConfig,
+    path: &Path,
+    header: &GenerationHeader,
+) -> Result<(), LogError> {
+    if config.fence_timeline && header.timeline > config.timeline {
+        return Err(LogError::OlderTimeline {
+            path: path.to_owned(),
+            generation: header.generation,
+            newest: header.timeline,
+            requested: config.timeline,
+        });
+    }
+    Ok(())
 }
 
 /// Whether `E00tmp.log` already holds the header of `next` (a roll stopped between its

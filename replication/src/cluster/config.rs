@@ -59,9 +59,6 @@ pub struct NodeFile {
     /// `lossless`, `good[:N]` or `best[:N]` (default `good`).
     #[serde(default)]
     pub dial: Option<String>,
-    /// Whether this node takes the database when the witness has no owner yet.
-    #[serde(default)]
-    pub bootstrap: bool,
 }
 
 /// Everything a node needs.
@@ -80,8 +77,6 @@ pub struct NodeConfig {
     pub witness: PathBuf,
     /// The mount dial.
     pub dial: MountDial,
-    /// Take the database when the witness has no owner.
-    pub bootstrap: bool,
     /// Database options (its file system is this node's disk).
     pub options: Options,
     /// How the peer's instance is reached.
@@ -124,7 +119,6 @@ impl NodeConfig {
             peer_instance: peer_instance.to_owned(),
             witness: witness.to_owned(),
             dial: MountDial::GoodAvailability(6),
-            bootstrap: false,
             options: Options::default(),
             peer_fs: Arc::new(OsFileSystem),
             witness_fs: Arc::new(OsFileSystem),
@@ -149,7 +143,6 @@ impl NodeConfig {
             &file.peer_instance,
             &file.witness,
         );
-        config.bootstrap = file.bootstrap;
         if let Some(dial) = &file.dial {
             config.dial =
                 MountDial::parse(dial).ok_or_else(|| format!("unknown mount dial {dial:?}"))?;

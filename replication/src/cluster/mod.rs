@@ -14,6 +14,7 @@ pub mod node;
 pub mod requests;
 pub mod resync;
 pub mod retention;
+pub mod seen_epoch;
 pub mod switchover;
 pub mod witness;
 

@@ -11,14 +11,19 @@
 //!   peer's heartbeats stop or say it no longer serves;
 //! - **joining**: decides its role from the witness: owner → active; otherwise a passive
 //!   copy, resynchronising an old active database or asking for a seed.
+//!
+//! A node runs only against a witness that holds a record (`bluejet cluster init` writes
+//! the first), and never against one older than the highest epoch it has seen
+//! ([`SeenEpoch`]); an active that sees its peer active at a higher epoch stops serving.
 
 use super::config::NodeConfig;
 use super::failover::{self, FailoverReport};
 use super::heartbeat::{self, Heartbeat, Role};
 use super::lease::LeaseGate;
 use super::resync;
+use super::seen_epoch::SeenEpoch;
 use super::switchover;
-use super::witness::{Witness, WitnessError};
+use super::witness::{Witness, WitnessError, WitnessRecord};
 use crate::error::ReplError;
 use crate::events::{Event, EventLog};
 use crate::identity::ReplicaIdentity;
@@ -44,6 +49,8 @@ pub struct Node {
 pub(crate) struct Shared {
     pub config: NodeConfig,
     pub witness: Witness,
+    /// The highest epoch this node has seen.
+    pub seen: SeenEpoch,
     pub events: EventLog,
     stop: AtomicBool,
     crash: AtomicBool,
@@ -109,15 +116,21 @@ pub struct NodeStatus {
 }
 
 impl Node {
-    /// Starts the node's control loop.
+    /// Starts the node's control loop; refused when the witness cannot be read, holds no
+    /// record (`bluejet cluster init` writes the first) or holds one older than the highest
+    /// epoch this node has seen.
     pub fn start(config: NodeConfig) -> Result<Self, ReplError> {
         let fs = Arc::clone(&config.options.log.file_system);
         create_directory_durably(fs.as_ref(), &config.instance)?;
         let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
+        let seen = SeenEpoch::load(Arc::clone(&fs), &config.instance)?;
+        let record = witness.read_initialized()?;
+        seen.check_witness(record.epoch, witness.directory())?;
         let events = EventLog::new(fs, &ReplicaLayout::new(&config.instance).events());
         let shared = Arc::new(Shared {
             config,
             witness,
+            seen,
             events,
             stop: AtomicBool::new(false),
             crash: AtomicBool::new(false),
@@ -271,7 +284,34 @@ impl Shared {
             Arc::clone(gate) as Arc<dyn bluejet_engine::db::CommitGate>
         ));
         options.log.timeline = timeline;
+        // A log whose newest generation is on a newer timeline than this epoch is refused.
+        options.log.fence_timeline = true;
         options
+    }
+
+    /// The witness's record: refused when there is none, it cannot be read, or it is older
+    /// than the highest epoch this node has seen (recorded otherwise).
+    pub fn witness_record(&self) -> Result<WitnessRecord, ReplError> {
+        let record = self.witness.read_initialized()?;
+        self.seen
+            .check_witness(record.epoch, self.witness.directory())?;
+        Ok(record)
+    }
+
+    /// Why this node, at `epoch`, must stop serving: `beat` shows the peer active at a
+    /// higher epoch (recorded as seen).
+    pub fn peer_ahead(&self, beat: &Heartbeat, epoch: u64) -> Option<String> {
+        if beat.role != Role::Active || beat.epoch <= epoch {
+            return None;
+        }
+        let _ = self
+            .seen
+            .observe(beat.epoch, &format!("{}'s heartbeat", beat.node));
+        Some(format!(
+            "the peer {} says it is active at epoch {}, newer than this node's epoch {}: \
+             this node stops serving",
+            beat.node, beat.epoch, epoch
+        ))
     }
 
     /// A new lease gate for this node's timings.
@@ -352,20 +392,23 @@ fn tick(shared: &Shared) -> Result<(), ReplError> {
     }
 }
 
-/// Decides the role from the witness.
+/// Decides the role from the witness (and the peer's heartbeat: an epoch the peer is
+/// active at counts as seen).
 fn join(shared: &Shared) -> Result<(), ReplError> {
-    let record = match shared.witness.read() {
+    if let Some(beat) = read_peer(shared) {
+        shared.peer_ahead(&beat, 0);
+    }
+    let record = match shared.witness_record() {
         Ok(record) => record,
         Err(error) => {
             shared.write_heartbeat(shared.heartbeat(Role::Joining, 0));
             return Err(error);
         }
     };
-    let me = &shared.config.name;
-    match record {
-        Some(record) if &record.owner == me => become_active(shared),
-        None if shared.config.bootstrap => become_active(shared),
-        _ => become_passive(shared, record.map_or(0, |r| r.epoch)),
+    if record.owner == shared.config.name {
+        become_active(shared)
+    } else {
+        become_passive(shared, record.epoch)
     }
 }
 
@@ -376,10 +419,7 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     let fs = shared.config.options.log.file_system.as_ref();
     if fs.exists(&layout.identity()) {
         // A passive copy named owner (a move, or a restart in the middle of one).
-        let record = match shared.witness.read()? {
-            Some(record) => record,
-            None => return Ok(()),
-        };
+        let record = shared.witness_record()?;
         return failover::take_over(shared, record, None, None);
     }
     let gate = shared.new_gate();
@@ -389,13 +429,16 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
         .acquire(
             &shared.config.name,
             shared.config.lease,
-            "bootstrap or restart",
+            "restart of the owner",
         )
         .map_err(witness_error)?;
+    shared
+        .seen
+        .check_witness(record.epoch, shared.witness.directory())?;
     gate.renewed(lease_started, shared.config.lease);
     let options = shared.gated_options(&gate, record.epoch);
     // The engine creates a missing database directory but does not sync it into the
-    // instance directory: a bootstrap's database must not vanish in a crash.
+    // instance directory: a new cluster's database must not vanish in a crash.
     create_directory_durably(
         shared.config.options.log.file_system.as_ref(),
         &shared.config.database(),
@@ -459,26 +502,34 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
 }
 
 fn active_tick(shared: &Shared) -> Result<(), ReplError> {
+    let peer = read_peer(shared);
     let demote = {
         // A read lock: renewing must not wait for work the mail server does on the database.
         let state = shared.state.read();
         let NodeState::Active(active) = &*state else {
             return Ok(());
         };
-        let demote = renew(shared, active)?;
-        if demote.is_none() {
-            super::retention::maybe_truncate(shared, active);
+        // The peer active at a higher epoch: stop serving at once, whatever the witness says.
+        match peer
+            .as_ref()
+            .and_then(|beat| shared.peer_ahead(beat, active.epoch))
+        {
+            Some(reason) => Some(reason),
+            None => {
+                let demote = renew(shared, active)?;
+                if demote.is_none() {
+                    super::retention::maybe_truncate(shared, active);
+                }
+                demote
+            }
         }
-        demote
     };
     if let Some(reason) = demote {
         demote_to_joining(shared, &reason);
         return Ok(());
     }
-    if let Some(peer) = read_peer(shared) {
-        if peer.needs_seed {
-            seed_peer(shared)?;
-        }
+    if peer.is_some_and(|peer| peer.needs_seed) {
+        seed_peer(shared)?;
     }
     switchover::serve_requests(shared)
 }
@@ -499,6 +550,9 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
             active.rolled_when_fenced.store(false, Ordering::Release);
         }
         Err(WitnessError::Held(record)) => {
+            if record.epoch > active.epoch {
+                let _ = shared.seen.observe(record.epoch, "the witness");
+            }
             return Ok(Some(format!(
                 "the witness names {} owner at epoch {} (this node had epoch {})",
                 record.owner, record.epoch, active.epoch
@@ -603,25 +657,28 @@ pub(crate) fn read_peer(shared: &Shared) -> Option<Heartbeat> {
 }
 
 fn passive_tick(shared: &Shared) -> Result<(), ReplError> {
-    let record = shared.witness.read();
-    let epoch = match &record {
-        Ok(Some(record)) => record.epoch,
-        _ => 0,
-    };
+    let record = shared.witness_record();
+    let epoch = record.as_ref().map_or(0, |record| record.epoch);
     shared.write_heartbeat(shared.heartbeat(Role::Passive, epoch));
     if let NodeState::Passive(passive) = &mut *shared.state.write() {
         passive.epoch = passive.epoch.max(epoch);
     }
-    if let Ok(Some(record)) = &record {
-        if record.owner == shared.config.name {
-            // Owner without the database yet: say so, so that if taking over keeps
-            // failing the peer sees an active that does not serve, and fails over back
-            // once this node's lease lapses.
-            let mut beat = shared.heartbeat(Role::Active, record.epoch);
-            beat.serving = false;
-            shared.write_heartbeat(beat);
-            return failover::take_over(shared, record.clone(), None, None);
+    // Without a witness record this node accepts, no failover (and it says why).
+    let record = match record {
+        Ok(record) => record,
+        Err(error) => {
+            read_peer(shared);
+            return Err(error);
         }
+    };
+    if record.owner == shared.config.name {
+        // Owner without the database yet: say so, so that if taking over keeps failing the
+        // peer sees an active that does not serve, and fails over back once this node's
+        // lease lapses.
+        let mut beat = shared.heartbeat(Role::Active, record.epoch);
+        beat.serving = false;
+        shared.write_heartbeat(beat);
+        return failover::take_over(shared, record, None, None);
     }
     read_peer(shared);
     if peer_down(shared) {

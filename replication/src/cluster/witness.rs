@@ -1,35 +1,49 @@
 //! The file-share witness: the third vote, holding the cluster's epoch, its owner (the one
 //! node that may be active) and the owner's lease.
 //!
-//! `witness/witness.json` (sealed JSON) is changed only under `witness/witness.lock`, a file
-//! created exclusively (`O_EXCL`, atomic on local and network file systems) and removed
-//! afterwards; a lock older than `STALE_LOCK` is taken to belong to a dead process and
-//! broken. Every change that gives the database to a node increments the epoch, which is
-//! also the new timeline of its log: epochs fence, since a node that sees a newer epoch than
-//! its own knows it is no longer active.
+//! One file per epoch: `witness/epoch-<N>.json` (N zero-padded to 20 digits, sealed JSON)
+//! names the owner of epoch N. It is created exclusively (`O_EXCL`), written, synced and its
+//! directory synced, and never changed afterwards: whoever creates `epoch-<N+1>` first
+//! starts epoch N+1, and a writer that stalled between its decision and its creation finds
+//! the file there and is refused. The highest epoch whose file is whole and valid is the
+//! current one. Its owner's lease lives in `lease-<N>.json` (sealed), written only by the
+//! owner of epoch N under a unique temporary name (`lease-<N>.json.<random>.tmp`), synced and
+//! renamed: a stalled renewal can only rewrite the lease of its own, older epoch, which no
+//! longer counts. There is no lock, so no lock can be judged stale on two machines' clocks.
+//!
+//! The first record (`epoch-1`) is written once by `bluejet cluster init` ([`Witness::init`]);
+//! a witness directory without any record is an error for a node, never "no owner yet" (an
+//! unmounted share's mount point looks exactly like an empty directory). Every error but
+//! `NotFound` when reading the witness is an error, never absence.
 
 use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::{now_micros, LogPosition};
 use serde::{Deserialize, Serialize};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A lock file older than this is broken (by default).
-const STALE_LOCK: Duration = Duration::from_secs(10);
-/// Attempts to take the lock before giving up (a few milliseconds apart).
-const LOCK_ATTEMPTS: u32 = 200;
-/// A lock file: the µs time it was taken, then 16 random bytes.
-const LOCK_BYTES: usize = 24;
+/// Epoch files (and their leases) kept below the current epoch; older ones are pruned by
+/// the owner of the current epoch.
+const KEEP_EPOCHS: u64 = 4;
+/// Times the directory is listed again when a file listed is gone when read (pruned).
+const READ_ATTEMPTS: u32 = 5;
+/// The record of an older BlueJet (one file changed under a lock): refused.
+const LEGACY_RECORD: &str = "witness.json";
 
-/// 16 random bytes: a lock's token.
-fn rand_token() -> [u8; 16] {
-    bluejet_engine::log::StreamSignature::generate().id
+/// 16 random bytes, in hex: a temporary file's unique suffix.
+fn random_hex() -> String {
+    bluejet_engine::log::StreamSignature::generate()
+        .id
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
-/// The witness's record.
+/// The witness's record: the current epoch's owner with its lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WitnessRecord {
     /// Incremented at every change of owner.
@@ -48,19 +62,55 @@ pub struct WitnessRecord {
     pub owner_end: Option<LogPosition>,
 }
 
+/// `epoch-<N>.json`: who owns epoch N (written once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct EpochFile {
+    epoch: u64,
+    owner: String,
+    /// The lease granted with the epoch (0 from `cluster init`: none yet).
+    lease_until_micros: u64,
+    created_micros: u64,
+    comment: String,
+}
+
+/// `lease-<N>.json`: the owner of epoch N's latest renewal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct LeaseFile {
+    epoch: u64,
+    owner: String,
+    lease_until_micros: u64,
+    updated_micros: u64,
+    owner_end: Option<LogPosition>,
+}
+
 /// Why the witness refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
     /// Another node holds a lease that has not expired (or a newer epoch).
     #[error("the witness is held by {} (epoch {}) until {}", .0.owner, .0.epoch, .0.lease_until_micros)]
     Held(WitnessRecord),
-    /// The witness could not be read or written.
+    /// The witness could not be read or written, or holds no record.
     #[error(transparent)]
     Unreachable(#[from] ReplError),
 }
 
-/// A lock file seen without a whole stamp: when first and last seen, and its content.
-type UnreadableLock = (std::time::Instant, std::time::Instant, Vec<u8>);
+/// Why `cluster init` refused.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The witness directory already holds records (or files of an older format).
+    #[error("{0}")]
+    Exists(String),
+    /// The witness directory could not be read or written.
+    #[error(transparent)]
+    Unreachable(#[from] ReplError),
+}
+
+/// The witness directory as read: the current record and the highest epoch number of any
+/// epoch file, whole or not.
+struct View {
+    record: Option<WitnessRecord>,
+    highest: u64,
+}
 
 /// The witness directory, reached through a file system (a share).
 #[derive(Clone)]
@@ -69,10 +119,6 @@ pub struct Witness {
     directory: PathBuf,
     /// Largest clock difference assumed between any two nodes and the share.
     pub skew: Duration,
-    /// A lock file seen without a whole stamp: since when, and its content then.
-    unreadable: Arc<parking_lot::Mutex<Option<UnreadableLock>>>,
-    /// A lock older than this is taken to belong to a dead process (default 10 s).
-    pub stale_lock: Duration,
 }
 
 impl Witness {
@@ -82,22 +128,227 @@ impl Witness {
             fs,
             directory: directory.to_owned(),
             skew,
-            unreadable: Arc::default(),
-            stale_lock: STALE_LOCK,
         }
     }
 
-    fn record_path(&self) -> PathBuf {
-        self.directory.join("witness.json")
+    /// The witness directory.
+    pub fn directory(&self) -> &Path {
+        &self.directory
     }
 
-    /// The record (none before the first owner).
+    fn epoch_path(&self, epoch: u64) -> PathBuf {
+        self.directory.join(format!("epoch-{epoch:020}.json"))
+    }
+
+    fn lease_path(&self, epoch: u64) -> PathBuf {
+        self.directory.join(format!("lease-{epoch:020}.json"))
+    }
+
+    /// The current record; `None` only when the directory holds no epoch file at all (never
+    /// initialised, or the share is not mounted). An I/O error is an error.
     pub fn read(&self) -> Result<Option<WitnessRecord>, ReplError> {
-        sealed::read(self.fs.as_ref(), &self.record_path())
+        Ok(self.view()?.record)
+    }
+
+    /// The current record, or an error saying the witness holds none.
+    pub fn read_initialized(&self) -> Result<WitnessRecord, ReplError> {
+        self.read()?.ok_or_else(|| self.uninitialized())
+    }
+
+    /// The error of a witness directory without a record.
+    pub fn uninitialized(&self) -> ReplError {
+        ReplError::Witness {
+            directory: self.directory.clone(),
+            reason: "holds no witness record: is the share mounted? A new cluster is \
+                     initialised once with `bluejet cluster init`"
+                .into(),
+        }
+    }
+
+    /// The names in the witness directory.
+    fn list(&self) -> Result<Vec<String>, ReplError> {
+        self.fs.list(&self.directory).map_err(|error| {
+            let operation = if error.kind() == ErrorKind::NotFound {
+                "listing (it does not exist: is the share mounted?) the witness directory"
+            } else {
+                "listing the witness directory"
+            };
+            ReplError::io(&self.directory, operation, error)
+        })
+    }
+
+    /// Reads the directory: the highest whole epoch file with its lease.
+    fn view(&self) -> Result<View, ReplError> {
+        'listing: for _ in 0..READ_ATTEMPTS {
+            let names = self.list()?;
+            let mut epochs: Vec<u64> = names.iter().filter_map(|n| parse_epoch(n)).collect();
+            epochs.sort_unstable_by(|a, b| b.cmp(a));
+            let Some(&highest) = epochs.first() else {
+                if names.iter().any(|name| name == LEGACY_RECORD) {
+                    return Err(ReplError::Witness {
+                        directory: self.directory.clone(),
+                        reason: format!(
+                            "{LEGACY_RECORD} is the record of an older BlueJet; with both \
+                             nodes stopped, move it away and run `bluejet cluster init` \
+                             naming the node that held the database"
+                        ),
+                    });
+                }
+                return Ok(View {
+                    record: None,
+                    highest: 0,
+                });
+            };
+            let mut invalid = Vec::new();
+            for epoch in epochs {
+                let path = self.epoch_path(epoch);
+                let file: EpochFile = match sealed::read(self.fs.as_ref(), &path) {
+                    Ok(Some(file)) => file,
+                    // Pruned since the listing: list again.
+                    Ok(None) => continue 'listing,
+                    // Being created, or its creator died while writing it: it never counted.
+                    Err(ReplError::BadReplicaFile { reason, .. }) => {
+                        invalid.push(format!("epoch {epoch}: {reason}"));
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
+                if file.epoch != epoch {
+                    invalid.push(format!("epoch {epoch}: holds epoch {}", file.epoch));
+                    continue;
+                }
+                let lease: Option<LeaseFile> =
+                    sealed::read(self.fs.as_ref(), &self.lease_path(epoch))?;
+                let lease = lease.filter(|l| l.epoch == epoch && l.owner == file.owner);
+                let record = WitnessRecord {
+                    epoch,
+                    owner: file.owner,
+                    lease_until_micros: lease
+                        .as_ref()
+                        .map_or(file.lease_until_micros, |l| l.lease_until_micros),
+                    updated_micros: lease
+                        .as_ref()
+                        .map_or(file.created_micros, |l| l.updated_micros),
+                    comment: file.comment,
+                    owner_end: lease.and_then(|l| l.owner_end),
+                };
+                return Ok(View {
+                    record: Some(record),
+                    highest,
+                });
+            }
+            return Err(ReplError::Witness {
+                directory: self.directory.clone(),
+                reason: format!("no whole epoch file: {}", invalid.join("; ")),
+            });
+        }
+        Err(ReplError::Witness {
+            directory: self.directory.clone(),
+            reason: "its files kept changing while read".into(),
+        })
+    }
+
+    /// Writes the first record, epoch 1 owned by `owner`, into an existing witness directory
+    /// that holds no record: the one-time bootstrap of a cluster (`bluejet cluster init`).
+    pub fn init(&self, owner: &str, comment: &str) -> Result<WitnessRecord, InitError> {
+        let names = self.list()?;
+        let ours: Vec<&String> = names
+            .iter()
+            .filter(|name| {
+                parse_epoch(name).is_some()
+                    || name.starts_with("lease-")
+                    || name.as_str() == LEGACY_RECORD
+            })
+            .collect();
+        if !ours.is_empty() {
+            let current = match self.read() {
+                Ok(Some(record)) => format!(
+                    ": {} owns epoch {} ({})",
+                    record.owner, record.epoch, record.comment
+                ),
+                _ => String::new(),
+            };
+            return Err(InitError::Exists(format!(
+                "the witness {} is initialised already{current} (found {}): a cluster is \
+                 initialised once",
+                self.directory.display(),
+                ours.iter()
+                    .map(|name| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let now = now_micros();
+        let file = EpochFile {
+            epoch: 1,
+            owner: owner.to_owned(),
+            lease_until_micros: 0,
+            created_micros: now,
+            comment: comment.to_owned(),
+        };
+        match self.create_epoch(&file)? {
+            true => Ok(record_of(file)),
+            false => Err(InitError::Exists(format!(
+                "the witness {} was initialised by someone else meanwhile",
+                self.directory.display()
+            ))),
+        }
+    }
+
+    /// Creates `epoch-<N>.json` exclusively, writes, syncs it and syncs the directory.
+    /// `Ok(false)` if it exists already (another writer started that epoch first).
+    fn create_epoch(&self, file: &EpochFile) -> Result<bool, ReplError> {
+        let path = self.epoch_path(file.epoch);
+        let bytes = sealed::seal(&path, file)?;
+        let handle = match self.fs.open(&path, OpenMode::CreateNew) {
+            Ok(handle) => handle,
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => return Ok(false),
+            Err(error) => return Err(ReplError::io(&path, "creating", error)),
+        };
+        let written = handle
+            .write_at(&bytes, 0)
+            .and_then(|()| handle.sync_data())
+            .map_err(|error| ReplError::io(&path, "writing", error))
+            .and_then(|()| {
+                self.fs
+                    .sync_directory(&self.directory)
+                    .map_err(|error| ReplError::io(&self.directory, "syncing", error))
+            });
+        // A part-written file never counts; its number stays used.
+        written?;
+        Ok(true)
+    }
+
+    /// Writes the lease of `epoch` under a unique temporary name, synced, renamed.
+    fn write_lease(&self, lease: &LeaseFile) -> Result<(), ReplError> {
+        let path = self.lease_path(lease.epoch);
+        let bytes = sealed::seal(&path, lease)?;
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{}.tmp", random_hex()));
+        let temporary = PathBuf::from(name);
+        let handle = self
+            .fs
+            .open(&temporary, OpenMode::CreateNew)
+            .map_err(|error| ReplError::io(&temporary, "creating", error))?;
+        let written = handle
+            .write_at(&bytes, 0)
+            .and_then(|()| handle.sync_data())
+            .map_err(|error| ReplError::io(&temporary, "writing", error));
+        drop(handle);
+        if let Err(error) = written {
+            let _ = self.fs.remove(&temporary);
+            return Err(error);
+        }
+        sealed::publish(self.fs.as_ref(), &[(temporary, path)])
     }
 
     /// Extends `owner`'s lease at `epoch` to `lease` from now; refused if the epoch or the
     /// owner changed (this node was fenced out).
+    ///
+    /// The lease end is computed before the witness is read; the renewal counts only if the
+    /// epoch is still the current one when read again after the lease file was renamed in.
+    /// So a renewal that counts was in place before any newer epoch file was created, and
+    /// the creator of that newer epoch sees it ([`acquire`](Self::acquire) waits it out).
     pub fn renew(
         &self,
         owner: &str,
@@ -105,21 +356,44 @@ impl Witness {
         lease: Duration,
         end: LogPosition,
     ) -> Result<WitnessRecord, WitnessError> {
-        self.update(|record, now| match record {
-            Some(record) if record.owner == owner && record.epoch == epoch => Ok(WitnessRecord {
-                lease_until_micros: now + lease.as_micros() as u64,
-                updated_micros: now,
-                owner_end: Some(end),
-                ..record.clone()
-            }),
-            Some(record) => Err(WitnessError::Held(record.clone())),
-            None => Err(WitnessError::Held(vacant())),
-        })
+        self.extend(owner, epoch, lease, Some(end))
     }
 
-    /// Makes `owner` the owner with a fresh lease, if there is no owner, the owner is
-    /// `owner` already (its epoch is kept), or the owner's lease ended more than the clock
-    /// skew ago (a new epoch).
+    fn extend(
+        &self,
+        owner: &str,
+        epoch: u64,
+        lease: Duration,
+        end: Option<LogPosition>,
+    ) -> Result<WitnessRecord, WitnessError> {
+        let now = now_micros();
+        let current = self.current()?;
+        if current.owner != owner || current.epoch != epoch {
+            return Err(WitnessError::Held(current));
+        }
+        self.write_lease(&LeaseFile {
+            epoch,
+            owner: owner.to_owned(),
+            lease_until_micros: now + lease.as_micros() as u64,
+            updated_micros: now,
+            owner_end: end.or(current.owner_end),
+        })?;
+        let renewed = self.current()?;
+        if renewed.owner != owner || renewed.epoch != epoch {
+            return Err(WitnessError::Held(renewed));
+        }
+        self.prune(epoch);
+        Ok(renewed)
+    }
+
+    /// The current record; an uninitialised witness is unreachable.
+    fn current(&self) -> Result<WitnessRecord, WitnessError> {
+        Ok(self.read_initialized()?)
+    }
+
+    /// Makes `owner` the owner with a fresh lease, if the owner is `owner` already (its
+    /// epoch is kept: a restart) or the owner's lease ended more than the clock skew ago (a
+    /// new epoch, created exclusively).
     pub fn acquire(
         &self,
         owner: &str,
@@ -127,26 +401,55 @@ impl Witness {
         comment: &str,
     ) -> Result<WitnessRecord, WitnessError> {
         let skew = self.skew.as_micros() as u64;
-        self.update(|record, now| {
-            let free = record.is_none_or(|r| r.owner == owner || now > r.lease_until_micros + skew);
-            if !free {
-                return Err(WitnessError::Held(record.cloned().expect("held")));
+        let view = self.view()?;
+        let current = view.record.ok_or_else(|| self.uninitialized())?;
+        if current.owner == owner {
+            return self.extend(owner, current.epoch, lease, None);
+        }
+        if now_micros() <= current.lease_until_micros + skew {
+            return Err(WitnessError::Held(current));
+        }
+        let record = self.start_epoch(view.highest + 1, owner, lease, comment)?;
+        // A renewal of the old epoch that was in place before this epoch's file (see
+        // `renew`) may have extended its lease after it was read above: wait it out.
+        let old: Option<LeaseFile> =
+            sealed::read(self.fs.as_ref(), &self.lease_path(current.epoch))?;
+        if let Some(old) = old.filter(|old| old.epoch == current.epoch) {
+            let until = old.lease_until_micros + skew;
+            let now = now_micros();
+            if old.lease_until_micros > current.lease_until_micros && until > now {
+                std::thread::sleep(Duration::from_micros(until - now));
             }
-            // The owner itself (a restart) keeps its epoch; anyone else starts a new one.
-            let epoch = match record {
-                Some(r) if r.owner == owner => r.epoch,
-                Some(r) => r.epoch + 1,
-                None => 1,
-            };
-            Ok(WitnessRecord {
-                epoch,
-                owner: owner.to_owned(),
-                lease_until_micros: now + lease.as_micros() as u64,
-                updated_micros: now,
-                comment: comment.to_owned(),
-                owner_end: None,
-            })
-        })
+        }
+        Ok(record)
+    }
+
+    /// Creates epoch `epoch` for `owner` and checks that it is the current one.
+    fn start_epoch(
+        &self,
+        epoch: u64,
+        owner: &str,
+        lease: Duration,
+        comment: &str,
+    ) -> Result<WitnessRecord, WitnessError> {
+        let now = now_micros();
+        let file = EpochFile {
+            epoch,
+            owner: owner.to_owned(),
+            lease_until_micros: now + lease.as_micros() as u64,
+            created_micros: now,
+            comment: comment.to_owned(),
+        };
+        if !self.create_epoch(&file)? {
+            return Err(WitnessError::Held(self.current()?));
+        }
+        // A stalled writer may have created a number below one already in use (pruned
+        // since): the highest epoch wins, and this one is not it.
+        let current = self.current()?;
+        if current.epoch != epoch {
+            return Err(WitnessError::Held(current));
+        }
+        Ok(current)
     }
 
     /// Hands ownership from `from` (at `epoch`) to `to` at a new epoch (a planned move).
@@ -158,160 +461,68 @@ impl Witness {
         lease: Duration,
         comment: &str,
     ) -> Result<WitnessRecord, WitnessError> {
-        self.update(|record, now| match record {
-            Some(record) if record.owner == from && record.epoch == epoch => Ok(WitnessRecord {
-                epoch: epoch + 1,
-                owner: to.to_owned(),
-                lease_until_micros: now + lease.as_micros() as u64,
-                updated_micros: now,
-                comment: comment.to_owned(),
-                owner_end: None,
-            }),
-            Some(record) => Err(WitnessError::Held(record.clone())),
-            None => Err(WitnessError::Held(vacant())),
-        })
-    }
-
-    /// Reads, changes and writes the record under the lock.
-    fn update(
-        &self,
-        change: impl FnOnce(Option<&WitnessRecord>, u64) -> Result<WitnessRecord, WitnessError>,
-    ) -> Result<WitnessRecord, WitnessError> {
-        let token = self.lock()?;
-        let result = self.read().map_err(WitnessError::from).and_then(|record| {
-            let next = change(record.as_ref(), now_micros())?;
-            // The lock must still be this update's: a holder stalled past `STALE_LOCK` may
-            // have had it broken, and must not write over its successor.
-            if self.lock_content().as_deref() != Some(&token[..]) {
-                return Err(ReplError::Timeout("the witness lock was broken".into()).into());
-            }
-            sealed::write(self.fs.as_ref(), &self.record_path(), &next)?;
-            Ok(next)
-        });
-        let unlocked = self.unlock(&token);
-        let record = result?;
-        unlocked?;
-        Ok(record)
-    }
-
-    fn lock_path(&self) -> PathBuf {
-        self.directory.join("witness.lock")
-    }
-
-    /// The lock file's content, if it can be read.
-    fn lock_content(&self) -> Option<Vec<u8>> {
-        self.small_file(&self.lock_path())
-    }
-
-    /// The first 64 bytes (all a lock file holds) of the file at `path`, if it can be read.
-    fn small_file(&self, path: &Path) -> Option<Vec<u8>> {
-        let file = self.fs.open(path, OpenMode::Read).ok()?;
-        let length = file.size().ok()?.min(64) as usize;
-        let mut content = vec![0; length];
-        file.read_exact_at(&mut content, 0).ok()?;
-        Some(content)
-    }
-
-    /// Takes the lock: creates the lock file exclusively and writes a time stamp and a
-    /// random token into it. Returns the content written.
-    fn lock(&self) -> Result<[u8; LOCK_BYTES], ReplError> {
-        let path = self.lock_path();
-        let mut token = [0u8; LOCK_BYTES];
-        token[..8].copy_from_slice(&now_micros().to_le_bytes());
-        token[8..].copy_from_slice(&rand_token());
-        for _ in 0..LOCK_ATTEMPTS {
-            match self.fs.open(&path, OpenMode::CreateNew) {
-                Ok(file) => {
-                    let written = file.write_at(&token, 0).and_then(|()| file.sync_data());
-                    if let Err(error) = written {
-                        let _ = self.fs.remove(&path);
-                        return Err(ReplError::io(&path, "writing", error));
-                    }
-                    return Ok(token);
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    self.break_if_stale(&path);
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(error) => return Err(ReplError::io(&path, "creating", error)),
-            }
+        let view = self.view()?;
+        let current = view.record.ok_or_else(|| self.uninitialized())?;
+        if current.owner != from || current.epoch != epoch {
+            return Err(WitnessError::Held(current));
         }
-        Err(ReplError::Timeout(format!(
-            "{} stayed locked",
-            path.display()
-        )))
+        self.start_epoch(view.highest + 1, to, lease, comment)
     }
 
-    /// Breaks a lock whose time stamp is older than `STALE_LOCK`, or that has had no
-    /// readable stamp for that long as seen from here (its taker died between creating and
-    /// writing it). The lock is renamed aside first and removed only if the renamed file
-    /// is the one judged stale; a fresh lock renamed by mistake is put back.
-    fn break_if_stale(&self, path: &Path) {
-        let content = self.lock_content().unwrap_or_default();
-        let stale = match content.get(..8) {
-            Some(stamp) if content.len() == LOCK_BYTES => {
-                let stamp = u64::from_le_bytes(stamp.try_into().expect("8 bytes"));
-                now_micros().saturating_sub(stamp) > self.stale_lock.as_micros() as u64
-            }
-            _ => self.unreadable_for(&content) > self.stale_lock,
+    /// Removes the epoch and lease files more than `KEEP_EPOCHS` below `epoch`, and the
+    /// temporary lease files of older epochs: only the owner of `epoch`, the current one,
+    /// calls it. Failures are ignored (the next renewal tries again).
+    fn prune(&self, epoch: u64) {
+        let Ok(names) = self.fs.list(&self.directory) else {
+            return;
         };
-        if !stale {
-            return;
-        }
-        let aside = path.with_extension(format!(
-            "lock.broken-{:016x}",
-            u64::from_le_bytes(rand_token()[..8].try_into().expect("8 bytes"))
-        ));
-        if self.fs.rename(path, &aside).is_err() {
-            return;
-        }
-        if self.small_file(&aside).unwrap_or_default() == content {
-            let _ = self.fs.remove(&aside);
-        } else if !self.fs.exists(path) {
-            let _ = self.fs.rename(&aside, path);
-        }
-    }
-
-    /// How long a lock without a whole stamp has looked the same from here, watched without
-    /// a break (a sighting from another episode, or after a pause, starts the count anew).
-    fn unreadable_for(&self, content: &[u8]) -> Duration {
-        let now = std::time::Instant::now();
-        let mut seen = self.unreadable.lock();
-        match &mut *seen {
-            Some((first, last, same))
-                if same == content && last.elapsed() < Duration::from_millis(500) =>
-            {
-                *last = now;
-                first.elapsed()
-            }
-            _ => {
-                *seen = Some((now, now, content.to_vec()));
-                Duration::ZERO
+        for name in names {
+            let old = match parse_epoch(&name).or_else(|| parse_lease(&name)) {
+                Some(number) => number + KEEP_EPOCHS < epoch,
+                None => parse_lease_temporary(&name).is_some_and(|number| number < epoch),
+            };
+            if old {
+                let _ = self.fs.remove(&self.directory.join(name));
             }
         }
-    }
-
-    /// Removes the lock if it is still this update's.
-    fn unlock(&self, token: &[u8]) -> Result<(), ReplError> {
-        if self.lock_content().as_deref() != Some(token) {
-            return Ok(());
-        }
-        let path = self.lock_path();
-        self.fs
-            .remove(&path)
-            .map_err(|error| ReplError::io(&path, "removing", error))
     }
 }
 
-fn vacant() -> WitnessRecord {
+fn record_of(file: EpochFile) -> WitnessRecord {
     WitnessRecord {
-        epoch: 0,
-        owner: String::new(),
-        lease_until_micros: 0,
-        updated_micros: 0,
-        comment: "no owner yet".into(),
+        epoch: file.epoch,
+        owner: file.owner,
+        lease_until_micros: file.lease_until_micros,
+        updated_micros: file.created_micros,
+        comment: file.comment,
         owner_end: None,
     }
+}
+
+/// The number in `<prefix><digits><suffix>`.
+fn parse_number(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&number| number > 0)
+}
+
+/// N of `epoch-<N>.json`.
+fn parse_epoch(name: &str) -> Option<u64> {
+    parse_number(name, "epoch-", ".json")
+}
+
+/// N of `lease-<N>.json`.
+fn parse_lease(name: &str) -> Option<u64> {
+    parse_number(name, "lease-", ".json")
+}
+
+/// N of `lease-<N>.json.<random>.tmp`.
+fn parse_lease_temporary(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".tmp")?;
+    let (lease, _) = stem.rsplit_once('.')?;
+    parse_lease(lease)
 }
 
 #[cfg(test)]
@@ -320,9 +531,7 @@ mod tests {
     use bluejet_engine::file::OsFileSystem;
 
     fn witness(directory: &Path) -> Witness {
-        let mut witness = Witness::new(Arc::new(OsFileSystem), directory, Duration::ZERO);
-        witness.stale_lock = Duration::from_millis(200);
-        witness
+        Witness::new(Arc::new(OsFileSystem), directory, Duration::ZERO)
     }
 
     #[test]
@@ -330,7 +539,18 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let witness = witness(directory.path());
         let lease = Duration::from_millis(300);
-        let a = witness.acquire("a", lease, "bootstrap").unwrap();
+        assert!(matches!(witness.read(), Ok(None)));
+        assert!(matches!(
+            witness.acquire("a", lease, "x"),
+            Err(WitnessError::Unreachable(ReplError::Witness { .. }))
+        ));
+        let init = witness.init("a", "bootstrap").unwrap();
+        assert_eq!((init.epoch, init.owner.as_str()), (1, "a"));
+        assert!(matches!(
+            witness.init("b", "again"),
+            Err(InitError::Exists(_))
+        ));
+        let a = witness.acquire("a", lease, "start").unwrap();
         assert_eq!((a.epoch, a.owner.as_str()), (1, "a"));
         // The owner re-acquiring keeps its epoch; another node is refused while it is held.
         assert_eq!(witness.acquire("a", lease, "restart").unwrap().epoch, 1);
@@ -351,40 +571,210 @@ mod tests {
         ));
         let moved = witness.transfer("b", 2, "a", lease, "move").unwrap();
         assert_eq!((moved.epoch, moved.owner.as_str()), (3, "a"));
-        assert!(!directory.path().join("witness.lock").exists());
+        assert_eq!(witness.read().unwrap().unwrap(), moved);
+        // Only files of old epochs are pruned, by the owner of the newest.
+        for epoch in 4..=9 {
+            let owner = if epoch % 2 == 0 { "b" } else { "a" };
+            let from = if epoch % 2 == 0 { "a" } else { "b" };
+            witness
+                .transfer(from, epoch - 1, owner, lease, "m")
+                .unwrap();
+            witness.renew(owner, epoch, lease, end).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.first().unwrap(), &format!("epoch-{:020}.json", 5));
+        assert!(
+            !names.iter().any(|name| name.ends_with(".tmp")),
+            "{names:?}"
+        );
+    }
+
+    /// Finding 3: a writer that decided on epoch N, then stalled while its successor wrote
+    /// epoch N+1, must not replace N+1 (with the old lock-and-rename protocol the stalled
+    /// rename put the old record back over its successor's).
+    #[test]
+    fn a_stalled_writer_never_replaces_a_newer_epoch() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        let lease = Duration::from_millis(100);
+        witness.init("a", "init").unwrap();
+        witness
+            .renew("a", 1, lease, LogPosition::default())
+            .unwrap();
+        std::thread::sleep(lease + Duration::from_millis(20));
+        // b decides to take over epoch 1 (its view), then stalls before it writes.
+        let stalled_view = witness.view().unwrap();
+        assert_eq!(stalled_view.highest, 1);
+        // Meanwhile a (restarting, its lease lapsed) is moved to c... simulated by a
+        // failover of c, then c renews.
+        let c = witness.acquire("c", lease, "failover").unwrap();
+        assert_eq!(c.epoch, 2);
+        witness
+            .renew("c", 2, lease, LogPosition::default())
+            .unwrap();
+        // b wakes up and writes the epoch it decided on: refused, c keeps epoch 2.
+        let woke = witness.start_epoch(stalled_view.highest + 1, "b", lease, "stalled");
+        assert!(
+            matches!(woke, Err(WitnessError::Held(ref r)) if r.owner == "c"),
+            "{woke:?}"
+        );
+        // A stalled renewal of the old epoch lands after the new epoch: it counts for
+        // nothing, and the old owner's next renewal is refused.
+        witness
+            .write_lease(&LeaseFile {
+                epoch: 1,
+                owner: "a".into(),
+                lease_until_micros: now_micros() + 60_000_000,
+                updated_micros: now_micros(),
+                owner_end: None,
+            })
+            .unwrap();
+        let current = witness.read().unwrap().unwrap();
+        assert_eq!((current.epoch, current.owner.as_str()), (2, "c"));
+        assert!(matches!(
+            witness.renew("a", 1, lease, LogPosition::default()),
+            Err(WitnessError::Held(_))
+        ));
+        // If epoch 2's file had been pruned, a writer stalled since epoch 1 that creates it
+        // again does not win over epoch 3.
+        witness.transfer("c", 2, "a", lease, "move").unwrap();
+        std::fs::remove_file(witness.epoch_path(2)).unwrap();
+        let late = witness.start_epoch(2, "b", lease, "very stalled");
+        assert!(
+            matches!(late, Err(WitnessError::Held(ref r)) if r.epoch == 3),
+            "{late:?}"
+        );
+        assert_eq!(witness.read().unwrap().unwrap().owner, "a");
     }
 
     #[test]
-    fn a_stale_or_stampless_lock_is_broken_and_a_fresh_one_is_not() {
+    fn a_half_written_newest_epoch_does_not_count_and_its_number_is_skipped() {
         let directory = tempfile::tempdir().unwrap();
         let witness = witness(directory.path());
-        let lock = directory.path().join("witness.lock");
-        // A lock whose taker died before writing its stamp.
-        std::fs::write(&lock, b"").unwrap();
-        let started = std::time::Instant::now();
-        let record = witness.acquire("a", Duration::from_secs(1), "x").unwrap();
-        assert!(started.elapsed() >= witness.stale_lock, "broken too early");
-        assert_eq!(record.owner, "a");
-        // An old stamp is broken at once.
-        let mut old = (now_micros() - 60_000_000).to_le_bytes().to_vec();
-        old.extend_from_slice(&[7; 16]);
-        std::fs::write(&lock, &old).unwrap();
-        witness
-            .renew("a", 1, Duration::from_secs(1), LogPosition::default())
+        witness.init("a", "init").unwrap();
+        // A creator of epoch 2 died while writing it.
+        std::fs::write(witness.epoch_path(2), b"{\"form").unwrap();
+        assert_eq!(witness.read().unwrap().unwrap().epoch, 1);
+        let moved = witness
+            .transfer("a", 1, "b", Duration::from_secs(1), "move")
             .unwrap();
-        // A fresh lock held by someone else is waited for, never broken.
-        let mut fresh = now_micros().to_le_bytes().to_vec();
-        fresh.extend_from_slice(&[9; 16]);
-        std::fs::write(&lock, &fresh).unwrap();
-        let mut impatient = witness.clone();
-        impatient.stale_lock = Duration::from_secs(60);
-        assert!(impatient
-            .renew("a", 1, Duration::from_secs(1), LogPosition::default())
-            .is_err());
-        assert_eq!(
-            std::fs::read(&lock).unwrap(),
-            fresh,
-            "another holder's lock is left"
+        assert_eq!((moved.epoch, moved.owner.as_str()), (3, "b"));
+    }
+
+    #[test]
+    fn an_old_format_record_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        std::fs::write(directory.path().join(LEGACY_RECORD), b"{}").unwrap();
+        assert!(matches!(witness.read(), Err(ReplError::Witness { .. })));
+        assert!(matches!(witness.init("a", "x"), Err(InitError::Exists(_))));
+    }
+}
+
+#[cfg(test)]
+mod io_error_tests {
+    use super::*;
+    use bluejet_engine::file::{FileHandle, Holder, LockAttempt, LockProbe, OsFileSystem};
+    use std::io;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The real disk, except that while `failing` every read, listing and open fails with
+    /// `kind` and nothing "exists" (what `Path::exists` says on ESTALE or EIO).
+    struct Failing {
+        failing: AtomicBool,
+        kind: io::ErrorKind,
+    }
+
+    impl Failing {
+        fn check(&self) -> io::Result<()> {
+            match self.failing.load(Ordering::SeqCst) {
+                true => Err(io::Error::new(self.kind, "stale file handle")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl FileSystem for Failing {
+        fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+            self.check()?;
+            OsFileSystem.open(path, mode)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.check()?;
+            OsFileSystem.rename(from, to)
+        }
+        fn remove(&self, path: &Path) -> io::Result<()> {
+            self.check()?;
+            OsFileSystem.remove(path)
+        }
+        fn list(&self, directory: &Path) -> io::Result<Vec<String>> {
+            self.check()?;
+            OsFileSystem.list(directory)
+        }
+        fn sync_directory(&self, directory: &Path) -> io::Result<()> {
+            self.check()?;
+            OsFileSystem.sync_directory(directory)
+        }
+        fn create_directory(&self, directory: &Path) -> io::Result<()> {
+            self.check()?;
+            OsFileSystem.create_directory(directory)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.check().is_ok() && OsFileSystem.exists(path)
+        }
+        fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
+            self.check()?;
+            OsFileSystem.lock_exclusive(path, holder)
+        }
+        fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
+            self.check()?;
+            OsFileSystem.probe_lock(path)
+        }
+    }
+
+    /// Finding 1: an I/O error on the share (ESTALE, EIO) is the witness unreachable, never
+    /// a witness without a record (which the old code took for "no owner yet").
+    #[test]
+    fn an_io_error_is_unreachable_never_absence() {
+        for kind in [io::ErrorKind::Other, io::ErrorKind::TimedOut] {
+            let directory = tempfile::tempdir().unwrap();
+            let fs = Arc::new(Failing {
+                failing: AtomicBool::new(false),
+                kind,
+            });
+            let witness = Witness::new(fs.clone(), directory.path(), Duration::ZERO);
+            witness.init("a", "init").unwrap();
+            let lease = Duration::from_secs(1);
+            witness.acquire("a", lease, "start").unwrap();
+            fs.failing.store(true, Ordering::SeqCst);
+            assert!(witness.read().is_err(), "{kind:?} read as absence");
+            assert!(witness.read_initialized().is_err());
+            assert!(matches!(
+                witness.acquire("b", lease, "x"),
+                Err(WitnessError::Unreachable(ReplError::Io { .. }))
+            ));
+            assert!(matches!(
+                witness.renew("a", 1, lease, LogPosition::default()),
+                Err(WitnessError::Unreachable(ReplError::Io { .. }))
+            ));
+            assert!(matches!(
+                witness.init("b", "x"),
+                Err(InitError::Unreachable(_))
+            ));
+            fs.failing.store(false, Ordering::SeqCst);
+            assert_eq!(witness.read().unwrap().unwrap().owner, "a");
+        }
+        // A missing witness directory (an unmounted share's parent) is an error too.
+        let directory = tempfile::tempdir().unwrap();
+        let witness = Witness::new(
+            Arc::new(OsFileSystem),
+            &directory.path().join("missing"),
+            Duration::ZERO,
         );
+        assert!(witness.read().is_err());
     }
 }

@@ -104,7 +104,6 @@ fn config(root: &Path, index: usize, link: &Arc<Link>) -> NodeConfig {
         &root.join(peer),
         &root.join(WITNESS),
     );
-    config.bootstrap = index == 0;
     config.dial = DIAL;
     config.peer_fs = Arc::clone(link) as Arc<dyn FileSystem>;
     config.lease = Duration::from_millis(1500);
@@ -133,6 +132,15 @@ impl Cluster {
     /// The cluster in `root` (nothing started yet).
     pub fn new(root: &Path) -> Result<Self, ToolError> {
         create_directory_durably(&OsFileSystem, &root.join(WITNESS))?;
+        // The one-time bootstrap (`bluejet cluster init`): a is the first owner.
+        let witness = bluejet_replication::cluster::witness::Witness::new(
+            Arc::new(OsFileSystem),
+            &root.join(WITNESS),
+            Duration::ZERO,
+        );
+        witness
+            .init(NODES[0], "demo: a new cluster")
+            .map_err(|error| ToolError::Failure(error.to_string()))?;
         let links = [Link::new(), Link::new()];
         Ok(Self {
             root: root.to_owned(),

@@ -131,7 +131,7 @@ pub fn start(cluster: &Cluster, timeline: &Timeline) -> Result<(), ToolError> {
     cluster.start(0)?;
     let took = wait_until("a to become active", STEP, || cluster.serving() == Some(0))?;
     timeline.note(format!(
-        "a: active (bootstrap), serving {} ms after starting",
+        "a: active (first owner by cluster init), serving {} ms after starting",
         took.as_millis()
     ));
     Ok(())

@@ -1,0 +1,64 @@
+//! `bluejet cluster init --config FILE [--comment TEXT]`: the one-time bootstrap of a new
+//! cluster. Writes the witness's first record, epoch 1 owned by the node the cluster file
+//! names, into an existing witness directory. A node refuses to run against a witness
+//! without a record (an unmounted share's mount point looks exactly like an empty
+//! directory), so nothing else ever starts epoch 1. Exit 0 written, 1 refused (the witness
+//! holds records already), 3 when the witness directory does not exist or cannot be
+//! written.
+
+use super::cluster_file::ClusterFile;
+use crate::exit::{ToolError, Verdict};
+use crate::output;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_replication::cluster::witness::{InitError, Witness};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Writes the first witness record; see the module documentation.
+pub fn run(config: &Path, comment: Option<&str>, as_json: bool) -> Result<Verdict, ToolError> {
+    let cluster = ClusterFile::read(config)?;
+    let directory = &cluster.config.witness;
+    if !directory.is_dir() {
+        // Never made here: a witness created where the share should be mounted would be a
+        // second cluster's.
+        return Err(ToolError::Failure(format!(
+            "the witness directory {} does not exist (is the share mounted? it is never \
+             created by bluejet)",
+            directory.display()
+        )));
+    }
+    let owner = &cluster.file.name;
+    let comment = comment.unwrap_or("initialised by bluejet cluster init");
+    let witness = Witness::new(Arc::new(OsFileSystem), directory, cluster.config.skew);
+    let (ok, epoch, message) = match witness.init(owner, comment) {
+        Ok(record) => (
+            true,
+            Some(record.epoch),
+            format!(
+                "witness {} initialised: {owner} owns epoch {}; start {owner} first",
+                directory.display(),
+                record.epoch
+            ),
+        ),
+        Err(InitError::Exists(message)) => (false, None, message),
+        Err(InitError::Unreachable(error)) => return Err(error.into()),
+    };
+    if as_json {
+        output::print_json(&json!({
+            "kind": "cluster-init",
+            "witness": directory.display().to_string(),
+            "owner": owner,
+            "comment": comment,
+            "ok": ok,
+            "epoch": epoch,
+            "message": message,
+            "passed": ok,
+        }));
+    } else if ok {
+        crate::out!("{message}");
+    } else {
+        crate::out!("cluster init refused: {message}");
+    }
+    Ok(if ok { Verdict::Clean } else { Verdict::Damaged })
+}

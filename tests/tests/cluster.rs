@@ -258,6 +258,7 @@ fn mount_dial_refuses_a_lossy_failover_until_an_operator_forces_it() {
         &OsFileSystem,
         &root.path().join("b"),
         "accept the loss: the dumpster resubmits",
+        Duration::from_secs(30),
     )
     .unwrap();
     wait_until("b active", Duration::from_secs(20), || {
@@ -487,5 +488,45 @@ fn without_a_common_generation_the_old_active_is_reseeded() {
     assert_eq!(deliver(&b, 300, 50), 50);
     wait_until("a caught up", Duration::from_secs(20), || healthy(&a));
     a.stop();
+    b.stop();
+}
+
+#[test]
+fn an_expired_forced_mount_is_removed_and_never_forces_a_later_failover() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, links_b) = pair(root.path(), MountDial::Lossless);
+    assert_eq!(deliver(&a, 0, 100), 100);
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    // A forced mount nobody withdrew (its requester was killed): valid for 300 ms from when
+    // b first sees it, on b's own clock.
+    let request = bluejet_replication::cluster::requests::request_forced_mount(
+        &OsFileSystem,
+        &root.path().join("b"),
+        "left behind",
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    assert_ne!(request.id, 0);
+    let path = root.path().join("b/requests/mount.json");
+    wait_until("the request expired", Duration::from_secs(10), || {
+        !path.exists()
+    });
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("request-expired"), "{events}");
+    assert!(!events.contains("mount-forced"), "{events}");
+    // The lossy failover that follows is refused by the dial: nothing forces it any more.
+    links_b.peer.set_cut(true);
+    assert_eq!(deliver(&a, 100, 1500), 1500);
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        b.role(),
+        Role::Passive,
+        "the expired request forced nothing"
+    );
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("mount-refused"), "{events}");
     b.stop();
 }

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub fenced_since: Mutex<Option<Instant>>,
     /// The last error of the loop (not repeated in the event log).
     pub last_error: Mutex<Option<String>>,
+    /// When the node first saw each pending operator request (their expiry).
+    pub requests: super::requests::Seen,
 }
 
 /// A node's role with what it holds.
@@ -127,6 +129,7 @@ impl Node {
             peer_contact: Mutex::new(Instant::now()),
             fenced_since: Mutex::new(None),
             last_error: Mutex::new(None),
+            requests: Default::default(),
         });
         shared.event("node-started", None, "");
         let looping = Arc::clone(&shared);
@@ -340,6 +343,8 @@ fn run(shared: &Shared) {
 }
 
 fn tick(shared: &Shared) -> Result<(), ReplError> {
+    // Whatever the role: an operator request's expiry runs from when the node first sees it.
+    super::requests::sweep(shared);
     let role = match &*shared.state.read() {
         NodeState::Joining => Role::Joining,
         NodeState::Active(_) => Role::Active,

@@ -10,7 +10,7 @@ use crate::output;
 use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::{FailoverReport, Node, NodeStatus};
-use bluejet_replication::events::read_events;
+use bluejet_replication::events::EventFollower;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::CopyState;
 use serde_json::{json, Value};
@@ -199,39 +199,25 @@ fn failovers_json(reports: &[FailoverReport]) -> Value {
     )
 }
 
-/// Follows the node's event log and yields the cluster events added since the node started.
+/// Follows the node's event log and yields the cluster events added since the node started:
+/// reads only the lines appended since the last look, and follows the log's rotation.
 struct EventWatcher {
-    path: PathBuf,
-    /// The log's size when last read (read again only when it changes).
-    size: u64,
-    /// Events already seen.
-    seen: usize,
+    follower: EventFollower,
 }
 
 impl EventWatcher {
     fn new(path: &Path) -> Self {
-        let mut watcher = Self {
-            path: path.to_owned(),
-            size: 0,
-            seen: 0,
-        };
         // Those of earlier runs are not shown.
-        watcher.new_events();
-        watcher
+        Self {
+            follower: EventFollower::from_end(&OsFileSystem, path),
+        }
     }
 
     fn new_events(&mut self) -> Vec<String> {
-        let size = std::fs::metadata(&self.path).map_or(0, |metadata| metadata.len());
-        if size == self.size {
-            return Vec::new();
-        }
-        self.size = size;
-        let Ok((events, _)) = read_events(&OsFileSystem, &self.path) else {
+        let Ok((events, _)) = self.follower.poll(&OsFileSystem) else {
             return Vec::new();
         };
-        let fresh = events.get(self.seen..).unwrap_or_default();
-        self.seen = events.len();
-        fresh
+        events
             .iter()
             .filter(|event| event.node.is_some())
             .map(|event| {

@@ -276,10 +276,7 @@ pub fn read_events(fs: &dyn FileSystem, path: &Path) -> Result<(Vec<Event>, usiz
 }
 
 /// Reads the rotated log and then the current one, oldest event first.
-pub fn read_all_events(
-    fs: &dyn FileSystem,
-    path: &Path,
-) -> Result<(Vec<Event>, usize), ReplError> {
+pub fn read_all_events(fs: &dyn FileSystem, path: &Path) -> Result<(Vec<Event>, usize), ReplError> {
     let (mut events, mut bad) = read_events(fs, &rotated_path(path))?;
     let (newer, newer_bad) = read_events(fs, path)?;
     events.extend(newer);
@@ -392,7 +389,10 @@ fn read_from(fs: &dyn FileSystem, path: &Path, offset: u64) -> Result<(Vec<u8>, 
     }
     let mut bytes = vec![0; (size - offset) as usize];
     handle.read_exact_at(&mut bytes, offset).map_err(io)?;
-    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |end| end + 1);
+    let whole = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |end| end + 1);
     Ok((bytes, whole))
 }
 #[cfg(test)]
@@ -505,7 +505,10 @@ mod tests {
         assert_eq!(generations, (0..200).collect::<Vec<_>>());
         assert!(fs.exists(&rotated_path(&path)), "it rotated");
         // A torn line is left until it is whole.
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         std::io::Write::write_all(&mut file, b"{\"crc32c\": 1").unwrap();
         assert!(follower.poll(fs.as_ref()).unwrap().0.is_empty());
         log.record("after", None, "the torn line");

@@ -342,6 +342,18 @@ fn partitions_never_leave_two_actives() {
         if case != "peer link" {
             assert!(!a.status().serving, "{case}: a is fenced");
         }
+        if case == "witness" {
+            // The fenced event says why the lease could not be renewed.
+            let events = std::fs::read_to_string(root.path().join("a/events.jsonl")).unwrap();
+            let fenced = events
+                .lines()
+                .find(|line| line.contains("\"fenced\""))
+                .unwrap_or_else(|| panic!("no fenced event: {events}"));
+            assert!(
+                fenced.contains("renewing it on the witness failed") && fenced.contains("link cut"),
+                "{fenced}"
+            );
+        }
         a.kill();
         b.kill();
     }

@@ -1882,3 +1882,31 @@ fn an_interrupted_move_is_withdrawn_and_never_carried_out() {
     assert!(!a_log.contains("switchover"), "{a_log}");
     assert!(a_log.contains("withdrawn"), "{a_log}");
 }
+
+#[test]
+fn a_joining_node_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = cluster_files(root.path());
+    // a bootstraps (the witness names it owner), then its instance goes away.
+    let output = bluejet(&["node", "run", "--config", arg(&a), "--duration", "2"]);
+    assert_eq!(code(&output), 0, "{}", text(&output.stderr));
+    std::fs::rename(root.path().join("a"), root.path().join("a-away")).unwrap();
+    let output = bluejet(&[
+        "node",
+        "run",
+        "--config",
+        arg(&b),
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    let stderr = text(&output.stderr);
+    let document = json(&output);
+    assert_eq!(document["status"]["role"], "Joining", "{document}");
+    let reason = document["status"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("peer instance unreachable"), "{document}");
+    assert!(
+        stderr.contains("Joining (waiting for a seed from a"),
+        "{stderr}"
+    );
+}

@@ -138,7 +138,11 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
 
 /// Role, epoch, serving and copy state in a few words: what a change is printed for.
 fn summary(status: &NodeStatus) -> String {
-    let mut text = format!("{:?}, epoch {}", status.role, status.epoch);
+    let mut text = format!("{:?}", status.role);
+    if let Some(reason) = &status.reason {
+        text.push_str(&format!(" ({reason})"));
+    }
+    text.push_str(&format!(", epoch {}", status.epoch));
     if status.end.is_some() {
         text.push_str(if status.serving {
             ", serving"
@@ -181,6 +185,7 @@ pub fn status_json(status: &NodeStatus) -> Value {
         "epoch": status.epoch,
         "serving": status.serving,
         "end": status.end.map(position_json),
+        "reason": status.reason,
         "copy": status.copy.as_ref().map(repl_status::status_json),
     })
 }

@@ -6,6 +6,7 @@
 //!   status.json     copy status, rewritten by the service (sealed JSON)
 //!   control.json    suspended or not, with the operator's comment (sealed JSON)
 //!   events.jsonl    event log, one checksummed JSON object per line
+//!   events.1.jsonl  the previous event log, once `events.jsonl` reached its bound
 //!   lock            held (flock) by the running service
 //!   incoming/       generations as shipped, not yet inspected (E0000000007.log[.zst])
 //!   logs/           inspected generations, the passive's log (E0000000007.log)
@@ -114,6 +115,7 @@ impl ReplicaLayout {
                     | "control.json"
                     | "backups.json"
                     | "events.jsonl"
+                    | "events.1.jsonl"
                     | "lock"
                     | "incoming"
                     | "logs"

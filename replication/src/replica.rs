@@ -255,9 +255,31 @@ impl Board {
         seen.status.updated_micros = now;
         let status = seen.status.clone();
         drop(seen);
+        if let Err(error) = status.write(self.fs.as_ref(), &self.layout) {
+            // The file on disk now says something stale: the state says so (and the event
+            // log, if it can be written).
+            let failure = format!(
+                "{} cannot be written: {error}",
+                self.layout.status().display()
+            );
+            let mut seen = self.observations.lock();
+            seen.status_failure = Some(failure);
+            let (state, message) = self.machine.lock().evaluate(&seen, &self.thresholds, now);
+            seen.status.state = state;
+            seen.status.message = message.clone();
+            let status = seen.status.clone();
+            drop(seen);
+            self.note_state(state, &message);
+            return status;
+        }
+        self.observations.lock().status_failure = None;
         self.note_state(state, &message);
-        let _ = status.write(self.fs.as_ref(), &self.layout);
         status
+    }
+
+    /// The state and message last published, if any.
+    pub fn published(&self) -> Option<(CopyState, String)> {
+        self.published.lock().clone()
     }
 
     fn note_state(&self, state: CopyState, message: &str) {
@@ -276,14 +298,34 @@ impl Board {
         *published = Some((state, message.to_owned()));
     }
 
-    /// Writes a final status (a clean stop).
-    pub fn publish_final(&self, state: CopyState, message: &str) {
+    /// Writes a final status (a clean stop); an error if it cannot be written (the file
+    /// on disk is then stale).
+    pub fn publish_final(&self, state: CopyState, message: &str) -> Result<(), ReplError> {
         let mut status = self.observations.lock().status.clone();
         status.state = state;
         status.message = message.to_owned();
         status.updated_micros = now_micros();
         self.note_state(state, message);
-        let _ = status.write(self.fs.as_ref(), &self.layout);
+        status
+            .write(self.fs.as_ref(), &self.layout)
+            .inspect_err(|error| {
+                self.events.record(
+                    "status-failed",
+                    None,
+                    format!("the final status ({state:?}) cannot be written: {error}"),
+                );
+            })
+    }
+
+    /// Writes the status of a clean stop: Disabled, unless the copy was Failed, which it
+    /// stays, with its reason (a stop does not make a failure go away).
+    pub fn publish_stopped(&self, message: &str) -> Result<(), ReplError> {
+        match self.published() {
+            Some((CopyState::Failed, reason)) => {
+                self.publish_final(CopyState::Failed, &format!("{reason} ({message})"))
+            }
+            _ => self.publish_final(CopyState::Disabled, message),
+        }
     }
 }
 
@@ -441,8 +483,7 @@ impl Replica {
     /// Checkpoints the passive and writes a final status.
     pub fn close(self, state: CopyState, message: &str) -> Result<(), ReplError> {
         self.replayer.checkpoint()?;
-        self.board.publish_final(state, message);
-        Ok(())
+        self.board.publish_final(state, message)
     }
 
     pub(crate) fn into_parts(

@@ -3,11 +3,12 @@
 //!
 //! A stage that finishes work wakes the next one through its channel; each also looks for
 //! work every poll interval. Stopping drops the stop channel's sender, which wakes every
-//! thread; replay then checkpoints the passive and the status says Disabled.
+//! thread; replay then checkpoints the passive and the status says Disabled (or still Failed,
+//! with its reason, if the copy had failed).
 
 use crate::error::ReplError;
 use crate::replica::{Board, Replica, ReplicaConfig};
-use crate::status::{CopyState, CopyStatus};
+use crate::status::CopyStatus;
 use bluejet_engine::db::PassiveDatabase;
 use bluejet_engine::log::LogPosition;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
@@ -154,7 +155,9 @@ impl ReplicationService {
         }
     }
 
-    /// Stops every stage, checkpoints the passive and writes the status Disabled.
+    /// Stops every stage, checkpoints the passive and writes the final status: Disabled, or
+    /// Failed with its reason if the copy was Failed. An error if a stage failed or the
+    /// final status cannot be written.
     pub fn stop(mut self) -> Result<(), ReplError> {
         self.shutdown()
     }
@@ -170,12 +173,13 @@ impl ReplicationService {
                 first = result;
             }
         }
-        self.board
-            .publish_final(CopyState::Disabled, "the replication service stopped");
+        let written = self
+            .board
+            .publish_stopped("the replication service stopped");
         self.board
             .events
             .record("stopped", None, "replication service stopped");
-        first
+        first.and(written)
     }
 }
 

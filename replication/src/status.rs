@@ -211,6 +211,8 @@ pub struct Observations {
     pub inspect_failure: Option<String>,
     /// Replay failed (hard).
     pub replay_failure: Option<String>,
+    /// `status.json` could not be written (hard): the file on disk is stale.
+    pub status_failure: Option<String>,
     /// Which stages completed a round: ship, inspect, replay.
     pub rounds: [bool; 3],
     /// Suspended with this comment.
@@ -277,8 +279,9 @@ fn raw_state(
         return ((CopyState::Suspended, comment.clone()), true);
     }
     if let Some(failure) = observations
-        .replay_failure
+        .status_failure
         .as_ref()
+        .or(observations.replay_failure.as_ref())
         .or(observations.inspect_failure.as_ref())
     {
         return ((CopyState::Failed, failure.clone()), true);

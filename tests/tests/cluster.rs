@@ -275,6 +275,7 @@ fn mount_dial_refuses_a_lossy_failover_until_an_operator_forces_it() {
         &OsFileSystem,
         &root.path().join("b"),
         "accept the loss: the dumpster resubmits",
+        Duration::from_secs(30),
     )
     .unwrap();
     wait_until("b active", Duration::from_secs(20), || {
@@ -357,6 +358,18 @@ fn partitions_never_leave_two_actives() {
         }
         if case != "peer link" {
             assert!(!a.status().serving, "{case}: a is fenced");
+        }
+        if case == "witness" {
+            // The fenced event says why the lease could not be renewed.
+            let events = std::fs::read_to_string(root.path().join("a/events.jsonl")).unwrap();
+            let fenced = events
+                .lines()
+                .find(|line| line.contains("\"fenced\""))
+                .unwrap_or_else(|| panic!("no fenced event: {events}"));
+            assert!(
+                fenced.contains("renewing it on the witness failed") && fenced.contains("link cut"),
+                "{fenced}"
+            );
         }
         a.kill();
         b.kill();
@@ -782,4 +795,44 @@ fn a_peer_active_at_a_higher_epoch_fences_the_active() {
             .any(|event| event.kind == "demoted" && event.message.contains("active at epoch 5")),
         "{events:?}"
     );
+}
+
+#[test]
+fn an_expired_forced_mount_is_removed_and_never_forces_a_later_failover() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, links_b) = pair(root.path(), MountDial::Lossless);
+    assert_eq!(deliver(&a, 0, 100), 100);
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    // A forced mount nobody withdrew (its requester was killed): valid for 300 ms from when
+    // b first sees it, on b's own clock.
+    let request = bluejet_replication::cluster::requests::request_forced_mount(
+        &OsFileSystem,
+        &root.path().join("b"),
+        "left behind",
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    assert_ne!(request.id, 0);
+    let path = root.path().join("b/requests/mount.json");
+    wait_until("the request expired", Duration::from_secs(10), || {
+        !path.exists()
+    });
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("request-expired"), "{events}");
+    assert!(!events.contains("mount-forced"), "{events}");
+    // The lossy failover that follows is refused by the dial: nothing forces it any more.
+    links_b.peer.set_cut(true);
+    assert_eq!(deliver(&a, 100, 1500), 1500);
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        b.role(),
+        Role::Passive,
+        "the expired request forced nothing"
+    );
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("mount-refused"), "{events}");
+    b.stop();
 }

@@ -365,3 +365,70 @@ fn reseeding_refuses_a_healthy_copy_and_unknown_files() {
         "the old copy's files were removed"
     );
 }
+
+#[test]
+fn a_stop_after_a_failure_keeps_failed_with_its_reason() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let mut config = replica_config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let share = Link::new();
+    share.set_cut(true);
+    config.active_fs = share.clone();
+    let service = ReplicationService::start(config.clone()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let status = service.status();
+        if status.state == CopyState::Failed {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "never Failed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!failed.message.is_empty(), "{failed:?}");
+    service.stop().unwrap();
+    let status = bluejet_replication::CopyStatus::read(
+        config.fs().as_ref(),
+        &config.layout(),
+        Duration::from_secs(5),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(status.state, CopyState::Failed, "{status:?}");
+    assert!(status.message.contains(&failed.message), "{status:?}");
+    assert!(status.message.contains("stopped"), "{status:?}");
+}
+
+#[test]
+fn a_status_that_cannot_be_written_fails_the_copy_and_is_reported() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let config = replica_config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let mut replica = Replica::open(config.clone()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while replica.step().state != CopyState::Healthy {
+        assert!(std::time::Instant::now() < deadline, "never Healthy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // As a full disk would: status.json cannot be replaced.
+    let path = config.layout().status();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("in the way"), b"").unwrap();
+    let status = replica.step();
+    assert_eq!(status.state, CopyState::Failed, "{status:?}");
+    assert!(status.message.contains("cannot be written"), "{status:?}");
+    std::fs::remove_dir_all(&path).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while replica.step().state != CopyState::Healthy {
+        assert!(std::time::Instant::now() < deadline, "never Healthy again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("in the way"), b"").unwrap();
+    assert!(replica.close(CopyState::Disabled, "stopping").is_err());
+}

@@ -1878,3 +1878,92 @@ fn every_command_on_a_running_cluster_refuses_or_reads_live() {
     assert!(!Path::new(&fresh).join("database/bluejet.db").exists());
     assert!(!Path::new(&copied).join("bluejet.db").exists());
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`, `-TERM`) to `pid`.
+fn signal(name: &str, pid: u32) {
+    let sent = Command::new("kill")
+        .args([name, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+#[test]
+fn an_interrupted_move_is_withdrawn_and_never_carried_out() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, _b) = cluster_files(root.path());
+    let nodes = Nodes::start(&[&a, &_b]);
+    wait_for_cluster(&a, "a active and b passive with a copy", |status| {
+        status["witness"]["owner"] == "a"
+            && cluster_node(status, "a")["heartbeat"]["role"] == "Active"
+            && cluster_node(status, "b")["heartbeat"]["role"] == "Passive"
+            && cluster_node(status, "b")["copy"]["state"]
+                .as_str()
+                .is_some_and(|state| state != "Seeding" && state != "Failed")
+    });
+    // b cannot replay the move's last generation while stopped: a waits for it.
+    let b_pid = nodes.0[1].id();
+    signal("-STOP", b_pid);
+    let mover = Command::new(env!("CARGO_BIN_EXE_bluejet"))
+        .args(["cluster", "move", "--config", arg(&a), "--to", "b"])
+        .args(["--comment", "aborted by operator", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request = root.path().join("a/requests/move.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !request.exists() {
+        assert!(std::time::Instant::now() < deadline, "no request placed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // a takes the request within a round and waits for b.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    signal("-TERM", mover.id());
+    let output = mover.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(code(&output), 3, "{stderr}");
+    assert!(stderr.contains("withdrawn"), "{stderr}");
+    assert!(!request.exists(), "the request was withdrawn");
+    signal("-CONT", b_pid);
+    // Long enough for b to catch up and for a to have carried out a move still pending.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let status = wait_for_cluster(&a, "a active again", |status| {
+        cluster_node(status, "a")["heartbeat"]["role"] == "Active"
+            && cluster_node(status, "a")["heartbeat"]["serving"] == true
+    });
+    assert_eq!(status["witness"]["owner"], "a", "{status}");
+    assert_eq!(status["witness"]["epoch"], 1, "{status}");
+    let outputs = nodes.stop();
+    let a_log = text(&outputs[0].stderr);
+    assert!(!a_log.contains("switchover"), "{a_log}");
+    assert!(a_log.contains("withdrawn"), "{a_log}");
+}
+
+#[test]
+fn a_joining_node_says_why() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = cluster_files(root.path());
+    // a bootstraps (the witness names it owner), then its instance goes away.
+    let output = bluejet(&["node", "run", "--config", arg(&a), "--duration", "2"]);
+    assert_eq!(code(&output), 0, "{}", text(&output.stderr));
+    std::fs::rename(root.path().join("a"), root.path().join("a-away")).unwrap();
+    let output = bluejet(&[
+        "node",
+        "run",
+        "--config",
+        arg(&b),
+        "--duration",
+        "2",
+        "--json",
+    ]);
+    let stderr = text(&output.stderr);
+    let document = json(&output);
+    assert_eq!(document["status"]["role"], "Joining", "{document}");
+    let reason = document["status"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("peer instance unreachable"), "{document}");
+    assert!(
+        stderr.contains("Joining (waiting for a seed from a"),
+        "{stderr}"
+    );
+}

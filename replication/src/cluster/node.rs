@@ -64,6 +64,10 @@ pub(crate) struct Shared {
     pub fenced_since: Mutex<Option<Instant>>,
     /// The last error of the loop (not repeated in the event log).
     pub last_error: Mutex<Option<String>>,
+    /// When the node first saw each pending operator request (their expiry).
+    pub requests: super::requests::Seen,
+    /// Why the node is still Joining (what it waits for, or the error that stops it).
+    pub joining: Mutex<Option<String>>,
 }
 
 /// A node's role with what it holds.
@@ -113,6 +117,8 @@ pub struct NodeStatus {
     pub retention: Vec<String>,
     /// A warning that the log approaches its space budget.
     pub log_warning: Option<String>,
+    /// Why the node is still Joining, when it is.
+    pub reason: Option<String>,
 }
 
 impl Node {
@@ -140,6 +146,8 @@ impl Node {
             peer_contact: Mutex::new(Instant::now()),
             fenced_since: Mutex::new(None),
             last_error: Mutex::new(None),
+            requests: Default::default(),
+            joining: Mutex::new(None),
         });
         shared.event("node-started", None, "");
         let looping = Arc::clone(&shared);
@@ -215,6 +223,10 @@ impl Node {
             copy,
             retention,
             log_warning,
+            reason: match role {
+                Role::Joining => self.shared.joining.lock().clone(),
+                _ => None,
+            },
         }
     }
 
@@ -348,6 +360,7 @@ fn run(shared: &Shared) {
             Err(error) => {
                 // Recorded once while it repeats.
                 let message = error.to_string();
+                *shared.joining.lock() = Some(message.clone());
                 let mut last = shared.last_error.lock();
                 if last.as_deref() != Some(&message) {
                     shared.event("error", None, &message);
@@ -380,6 +393,8 @@ fn run(shared: &Shared) {
 }
 
 fn tick(shared: &Shared) -> Result<(), ReplError> {
+    // Whatever the role: an operator request's expiry runs from when the node first sees it.
+    super::requests::sweep(shared);
     let role = match &*shared.state.read() {
         NodeState::Joining => Role::Joining,
         NodeState::Active(_) => Role::Active,
@@ -465,6 +480,7 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
         // A seed by the active holds the lock while it fills this directory (and says
         // Seeding in the status, for a share where locks do not reach): wait for it.
         let Ok(_lock) = crate::lock::ReplicaLock::acquire_new(&layout.lock()) else {
+            *shared.joining.lock() = Some("a seed of this node's copy is in progress".into());
             return Ok(());
         };
         if fs.exists(&layout.identity()) {
@@ -474,11 +490,13 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
         }
         let status = CopyStatus::read(fs.as_ref(), &layout, shared.config.failover_after * 5);
         if matches!(status, Ok(Some(status)) if status.state == crate::status::CopyState::Seeding) {
+            *shared.joining.lock() = Some("a seed of this node's copy is in progress".into());
             return Ok(());
         }
         match resync::rejoin(shared, epoch)? {
             resync::Rejoin::Resynchronized => resynchronizing = true,
             resync::Rejoin::NeedsSeed => {
+                *shared.joining.lock() = Some(waiting_for_seed(shared));
                 let mut beat = shared.heartbeat(Role::Joining, epoch);
                 beat.needs_seed = true;
                 shared.write_heartbeat(beat);
@@ -558,7 +576,7 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
                 record.owner, record.epoch, active.epoch
             )));
         }
-        Err(WitnessError::Unreachable(_)) => {
+        Err(WitnessError::Unreachable(cause)) => {
             if !active.gate.admitting() && !active.rolled_when_fenced.load(Ordering::Acquire) {
                 // Commits admitted before the lease lapsed reach the log first; while one
                 // has not, the roll waits for the next round (it would land after it).
@@ -570,7 +588,10 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
                     shared.event(
                         "fenced",
                         Some(active.epoch),
-                        "the lease lapsed: commits refused",
+                        &format!(
+                            "the lease lapsed: commits refused (renewing it on the witness \
+                             failed: {cause})"
+                        ),
                     );
                 }
             }
@@ -629,6 +650,29 @@ fn seed_peer(shared: &Shared) -> Result<(), ReplError> {
         &format!("seeded {} at {:?}", shared.config.peer, report.position),
     );
     Ok(())
+}
+
+/// Why a node waiting for a seed is still waiting: what it can see of its peer.
+fn waiting_for_seed(shared: &Shared) -> String {
+    let (peer, instance) = (&shared.config.peer, &shared.config.peer_instance);
+    let fs = shared.config.peer_fs.as_ref();
+    if let Err(error) = fs.list(instance) {
+        return format!(
+            "waiting for a seed from {peer}: peer instance unreachable: {}: {error}",
+            instance.display()
+        );
+    }
+    match heartbeat::read(fs, instance) {
+        Err(error) => format!("waiting for a seed from {peer}: peer instance unreachable: {error}"),
+        Ok(None) => format!(
+            "waiting for a seed from {peer}: it has never written a heartbeat in {}",
+            instance.display()
+        ),
+        Ok(Some(beat)) => format!(
+            "waiting for a seed from {peer} (its last heartbeat says {:?} at epoch {})",
+            beat.role, beat.epoch
+        ),
+    }
 }
 
 /// Reads the peer's heartbeat, remembering the last one and when it changed.

@@ -20,18 +20,22 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves a pending move request, if any.
 pub(crate) fn serve_requests(shared: &Shared) -> Result<(), ReplError> {
-    let Some(request) = requests::take_move(shared) else {
+    let Some(request) = requests::pending_move(shared) else {
         return Ok(());
     };
     let result = match perform(shared, &request) {
         Ok(result) => result,
-        Err(error) => MoveResult {
-            id: request.id,
-            ok: false,
-            message: error.to_string(),
-            paused_ms: 0,
-            epoch: 0,
-        },
+        Err(error) => {
+            let message = error.to_string();
+            shared.event_with_comment("move-failed", None, &message, Some(&request.comment));
+            MoveResult {
+                id: request.id,
+                ok: false,
+                message,
+                paused_ms: 0,
+                epoch: 0,
+            }
+        }
     };
     requests::answer_move(shared, &result)
 }
@@ -129,7 +133,9 @@ fn hand_over(shared: &Shared, request: &MoveRequest) -> Result<(u64, Duration), 
     }
     let result = (|| {
         let closed = active.db.log().roll()?;
-        wait_replayed(shared, active, closed)?;
+        wait_replayed(shared, active, closed, request)?;
+        // The last moment the requester can call the move off.
+        requests::still_wanted(shared, request).map_err(ReplError::Timeout)?;
         shared
             .witness
             .transfer(
@@ -173,12 +179,19 @@ fn still_owner(shared: &Shared, epoch: u64) -> bool {
 }
 
 /// Waits until the peer's copy has replayed generation `closed` whole, renewing this
-/// node's lease meanwhile (the peer must not take the wait for a dead active).
-fn wait_replayed(shared: &Shared, active: &ActiveState, closed: u32) -> Result<(), ReplError> {
+/// node's lease meanwhile (the peer must not take the wait for a dead active). Gives up
+/// once the request is withdrawn or expires.
+fn wait_replayed(
+    shared: &Shared,
+    active: &ActiveState,
+    closed: u32,
+    request: &MoveRequest,
+) -> Result<(), ReplError> {
     let layout = ReplicaLayout::new(&shared.config.peer_instance);
     let deadline = Instant::now() + CATCH_UP_TIMEOUT;
     loop {
         keep_lease(shared, active)?;
+        requests::still_wanted(shared, request).map_err(ReplError::Timeout)?;
         let status = CopyStatus::read(
             shared.config.peer_fs.as_ref(),
             &layout,

@@ -5,7 +5,9 @@
 //! The request is a file the node takes at its next failover attempt, which it makes only
 //! once the active stopped and its lease ended. The command waits for NODE to take the
 //! database; a request not taken within `--timeout` is withdrawn, so that it cannot force
-//! some later, unrelated failover. Exit 0 mounted, 1 refused or not taken, 2 without
+//! some later, unrelated failover, and so is one not taken when the command is interrupted
+//! (SIGINT, SIGTERM). The request also carries the timeout: the node ignores it once that
+//! long has passed since it first saw it. Exit 0 mounted, 1 refused or not taken, 2 without
 //! `--force`, 3 on I/O errors.
 
 use super::cluster_file::{age_seconds, ClusterFile};
@@ -16,6 +18,7 @@ use bluejet_replication::cluster::requests;
 use bluejet_replication::cluster::Role;
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The options of `cluster mount`.
@@ -89,8 +92,16 @@ pub fn run(options: &MountOptions) -> Result<Verdict, ToolError> {
             }
         }
     }
-    requests::request_forced_mount(&OsFileSystem, &instance, &options.comment)?;
-    let request = requests::directory(&instance).join("mount.json");
+    // SIGINT or SIGTERM withdraws the request before the command exits: left behind, it
+    // would force some later, unrelated failover past the dial.
+    let interrupted = super::repl_run::interrupt_flag()?;
+    let placed = requests::request_forced_mount(
+        &OsFileSystem,
+        &instance,
+        &options.comment,
+        options.timeout,
+    )?;
+    let request = requests::directory(&instance).join(requests::MOUNT);
     let old_epoch = before.as_ref().map_or(0, |record| record.epoch);
     let deadline = Instant::now() + options.timeout;
     let outcome = loop {
@@ -112,7 +123,8 @@ pub fn run(options: &MountOptions) -> Result<Verdict, ToolError> {
                 };
             }
         }
-        if Instant::now() >= deadline {
+        let stop = interrupted.load(Ordering::Acquire);
+        if stop || Instant::now() >= deadline {
             if taken {
                 break Outcome {
                     taken,
@@ -125,16 +137,22 @@ pub fn run(options: &MountOptions) -> Result<Verdict, ToolError> {
                     ),
                 };
             }
-            let withdrawn = std::fs::remove_file(&request).is_ok();
+            let withdrawn =
+                requests::withdraw(&OsFileSystem, &instance, requests::MOUNT, placed.id)?;
+            let why = if stop {
+                format!("interrupted before {node} attempted a failover")
+            } else {
+                format!(
+                    "{node} did not attempt a failover within {:?} (is it running as a passive \
+                     copy, and has the active stopped?)",
+                    options.timeout
+                )
+            };
             break Outcome {
                 taken: !withdrawn,
                 ok: false,
                 epoch: None,
-                message: format!(
-                    "{node} did not attempt a failover within {:?} (is it running as a passive \
-                     copy, and has the active stopped?): the request was withdrawn",
-                    options.timeout
-                ),
+                message: format!("{why}: the request was withdrawn"),
             };
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -2,16 +2,20 @@
 //! active node (the witness's owner) to move the database to its peer without losing
 //! anything, like `Move-ActiveMailboxDatabase`; `--validate-only` only asks whether it would.
 //! Exit 0 done (or allowed), 1 refused, 3 when the active cannot be reached or does not answer.
+//!
+//! The request carries a random id and the timeout; unanswered within the timeout, or on
+//! SIGINT or SIGTERM, it is withdrawn (removed durably) before the command exits (3), and the
+//! node abandons a move whose request is gone, up to the hand-over of the witness.
 
 use super::cluster_file::{age_seconds, ClusterFile};
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_replication::cluster::requests::{self, MoveResult};
+use bluejet_replication::cluster::requests::{self, MoveOutcome, MoveResult};
 use bluejet_replication::cluster::Role;
-use bluejet_replication::ReplError;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The options of `cluster move`.
@@ -57,21 +61,21 @@ pub fn run(options: &MoveOptions) -> Result<Verdict, ToolError> {
         );
     }
     check_running(&cluster, &from, &active)?;
-    let answer = requests::request_move(
+    // SIGINT or SIGTERM withdraws the request before the command exits: a request left
+    // behind would be carried out by the node, long after the operator gave up.
+    let interrupted = super::repl_run::interrupt_flag()?;
+    let answer = requests::request_move_until(
         &OsFileSystem,
         &active,
         &options.to,
         &options.comment,
         options.validate_only,
         options.timeout,
-    );
+        &|| interrupted.load(Ordering::Acquire),
+    )?;
     let result = match answer {
-        Ok(result) => result,
-        Err(error @ ReplError::Timeout(_)) => {
-            withdraw(&active);
-            return Err(error.into());
-        }
-        Err(error) => return Err(error.into()),
+        MoveOutcome::Answered(result) => result,
+        MoveOutcome::Withdrawn(message) => return Err(ToolError::Failure(message)),
     };
     print(options, &from, &result);
     Ok(if result.ok {
@@ -99,12 +103,6 @@ fn check_running(cluster: &ClusterFile, name: &str, instance: &Path) -> Result<(
             instance.display()
         ))),
     }
-}
-
-/// Removes an unanswered request, so that the node does not carry it out later.
-fn withdraw(active: &Path) {
-    let path = requests::directory(active).join("move.json");
-    let _ = std::fs::remove_file(path);
 }
 
 fn refused(options: &MoveOptions, from: &str, message: String) -> Result<Verdict, ToolError> {

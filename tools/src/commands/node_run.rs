@@ -10,7 +10,7 @@ use crate::output;
 use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::{FailoverReport, Node, NodeStatus};
-use bluejet_replication::events::read_events;
+use bluejet_replication::events::EventFollower;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::CopyState;
 use serde_json::{json, Value};
@@ -138,7 +138,11 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
 
 /// Role, epoch, serving and copy state in a few words: what a change is printed for.
 fn summary(status: &NodeStatus) -> String {
-    let mut text = format!("{:?}, epoch {}", status.role, status.epoch);
+    let mut text = format!("{:?}", status.role);
+    if let Some(reason) = &status.reason {
+        text.push_str(&format!(" ({reason})"));
+    }
+    text.push_str(&format!(", epoch {}", status.epoch));
     if status.end.is_some() {
         text.push_str(if status.serving {
             ", serving"
@@ -181,6 +185,7 @@ pub fn status_json(status: &NodeStatus) -> Value {
         "epoch": status.epoch,
         "serving": status.serving,
         "end": status.end.map(position_json),
+        "reason": status.reason,
         "copy": status.copy.as_ref().map(repl_status::status_json),
     })
 }
@@ -199,39 +204,25 @@ fn failovers_json(reports: &[FailoverReport]) -> Value {
     )
 }
 
-/// Follows the node's event log and yields the cluster events added since the node started.
+/// Follows the node's event log and yields the cluster events added since the node started:
+/// reads only the lines appended since the last look, and follows the log's rotation.
 struct EventWatcher {
-    path: PathBuf,
-    /// The log's size when last read (read again only when it changes).
-    size: u64,
-    /// Events already seen.
-    seen: usize,
+    follower: EventFollower,
 }
 
 impl EventWatcher {
     fn new(path: &Path) -> Self {
-        let mut watcher = Self {
-            path: path.to_owned(),
-            size: 0,
-            seen: 0,
-        };
         // Those of earlier runs are not shown.
-        watcher.new_events();
-        watcher
+        Self {
+            follower: EventFollower::from_end(&OsFileSystem, path),
+        }
     }
 
     fn new_events(&mut self) -> Vec<String> {
-        let size = std::fs::metadata(&self.path).map_or(0, |metadata| metadata.len());
-        if size == self.size {
-            return Vec::new();
-        }
-        self.size = size;
-        let Ok((events, _)) = read_events(&OsFileSystem, &self.path) else {
+        let Ok((events, _)) = self.follower.poll(&OsFileSystem) else {
             return Vec::new();
         };
-        let fresh = events.get(self.seen..).unwrap_or_default();
-        self.seen = events.len();
-        fresh
+        events
             .iter()
             .filter(|event| event.node.is_some())
             .map(|event| {

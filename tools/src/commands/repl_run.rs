@@ -8,7 +8,8 @@ use crate::output;
 use bluejet_replication::{ReplicaConfig, ReplicationService};
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// How often the status line is printed.
@@ -80,6 +81,16 @@ pub fn stop_signals() -> Result<mpsc::Receiver<()>, ToolError> {
     })
     .map_err(|error| ToolError::Failure(format!("installing the signal handler: {error}")))?;
     Ok(receiver)
+}
+
+/// A flag set once SIGINT or SIGTERM arrives (the process then goes on: the command
+/// withdraws what it asked for and exits).
+pub fn interrupt_flag() -> Result<Arc<AtomicBool>, ToolError> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = Arc::clone(&flag);
+    ctrlc::set_handler(move || set.store(true, Ordering::Release))
+        .map_err(|error| ToolError::Failure(format!("installing the signal handler: {error}")))?;
+    Ok(flag)
 }
 
 /// Prints a status line every second until a signal or the deadline; says which.

@@ -61,11 +61,12 @@ pub fn state_text(status: &CopyStatus) -> String {
     }
 }
 
-/// One line, for a running service: state, queues, last replayed generation, loss window.
+/// One line, for a running service: state and its reason, queues, last replayed
+/// generation, loss window.
 pub fn one_line(status: &CopyStatus) -> String {
     format!(
-        "{:?}, copy queue {}, replay queue {}, replayed through {}, loss window {} ({:.1} s)",
-        status.state,
+        "{}, copy queue {}, replay queue {}, replayed through {}, loss window {} ({:.1} s)",
+        state_text(status),
         status.copy_queue,
         status.replay_queue,
         status.last_replayed.map_or("-".to_owned(), |mark| format!(
@@ -173,4 +174,23 @@ pub fn document(replica: &Path, status: &CopyStatus) -> Value {
         "status": status_json(status),
         "passed": verdict(status) == Verdict::Clean,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_says_why() {
+        let status = CopyStatus {
+            state: CopyState::Failed,
+            message: "generation 7 failed inspection 3 times".into(),
+            ..CopyStatus::default()
+        };
+        let line = one_line(&status);
+        assert!(
+            line.starts_with("Failed: generation 7 failed inspection 3 times, copy queue 0"),
+            "{line}"
+        );
+    }
 }

@@ -64,6 +64,9 @@ pub struct ShipRound {
     /// When generation `needed` was started on the active: changes since then are not yet
     /// inspected here.
     pub exposed_since: Option<u64>,
+    /// The next generation this copy needs, deleted on the active (truncated) before it was
+    /// copied here: it can never arrive, and the copy must be reseeded.
+    pub deleted_on_active: Option<u32>,
 }
 
 /// A generation copied under its temporary name, synced, not yet renamed.
@@ -129,6 +132,15 @@ impl Shipper {
         round.exposed_since = self.started_time(needed, &listing.closed);
         let incoming = list_generations(self.fs.as_ref(), &self.layout.incoming(), self.base)?;
         let inspected = list_generations(self.fs.as_ref(), &self.layout.logs(), self.base)?;
+        // Truncation deletes a prefix: the needed generation is gone when it is neither on
+        // the active nor here while a later one is on the active.
+        let later = listing.closed.range(needed + 1..).next().is_some()
+            || round
+                .current_generation
+                .is_some_and(|current| current > needed);
+        if later && !listing.closed.contains_key(&needed) && !incoming.contains_key(&needed) {
+            round.deleted_on_active = Some(needed);
+        }
         self.verified
             .retain(|generation| incoming.contains_key(generation));
         self.different

@@ -365,6 +365,38 @@ fn truncation_keeps_what_a_passive_or_a_backup_needs() {
     );
 }
 
+/// Issue 14, finding 6: generations a copy still needs deleted on the active (a truncation
+/// that did not know the copy) make the copy Failed, naming the generation, never Healthy.
+#[test]
+fn a_copy_whose_next_generation_was_deleted_on_the_active_is_failed() {
+    let mut source = Source::new();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let config = source.seed(replica_dir.path());
+    source.write(100);
+    source.catch_up(&config);
+    let mut replica = Replica::open(config.clone()).unwrap();
+    let needed = replica.step().last_replayed.unwrap().generation + 1;
+    source.write(300);
+    source.active.checkpoint().unwrap();
+    source.active.checkpoint().unwrap();
+    // Truncated as if there were no copy (circular, none named).
+    let decision = decide(&gather(&source.active, &[], true).unwrap());
+    let deleted = truncate_active(&source.active, &decision).unwrap();
+    assert!(deleted.contains(&needed), "{deleted:?}");
+    let mut status = replica.step();
+    for _ in 0..5 {
+        status = replica.step();
+    }
+    assert_eq!(status.state, CopyState::Failed, "{status:?}");
+    assert_eq!(
+        status.message,
+        format!("generation {needed} was deleted on the active: reseed")
+    );
+    let events = std::fs::read_to_string(config.replica.join("events.jsonl")).unwrap();
+    assert!(events.contains("generation-deleted"), "{events}");
+    replica.close(CopyState::Disabled, "test").unwrap();
+}
+
 #[test]
 fn a_replica_truncated_after_a_backup_keeps_replicating_and_backing_up() {
     let mut source = Source::new();

@@ -31,9 +31,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Messages delivered this long before the start of the loss window are resubmitted too:
-/// the transport's and the log's clocks may differ a little, and duplicates are harmless.
-pub const RESUBMIT_MARGIN_MICROS: u64 = 1_000_000;
+/// The one clock margin of the dumpster, used on both sides: the transport stamps a message
+/// with its own clock, while the trim point and the loss window are times of the active's
+/// log. A trim to `T` keeps every message delivered at or after `T` minus this margin, and a
+/// resubmission from `S` takes every message delivered at or after `S` minus this margin. So
+/// as long as the transport's clock and the active's differ by less than this (either way),
+/// a message committed in a generation the passive has not replayed is never trimmed, and is
+/// resubmitted after a lossy failover. Keeping a little more and resubmitting a few
+/// duplicates is harmless ([`deliver_once`] drops them).
+pub const CLOCK_MARGIN_MICROS: u64 = 1_000_000;
+/// The margin a resubmission takes before the loss window: [`CLOCK_MARGIN_MICROS`].
+pub const RESUBMIT_MARGIN_MICROS: u64 = CLOCK_MARGIN_MICROS;
 /// Possible losses tracked by id; more are only counted.
 pub const MAX_TRACKED_LOSSES: usize = 10_000;
 /// Dead bytes in the file (trimmed or evicted messages) that start a compaction, at least.
@@ -88,7 +96,8 @@ pub struct DumpsterStats {
     pub oldest_micros: Option<u64>,
     /// The newest delivery time seen.
     pub newest_micros: u64,
-    /// The newest replayed-through time reported.
+    /// The newest replayed-through time reported (messages delivered from this time minus
+    /// [`CLOCK_MARGIN_MICROS`] on are kept).
     pub trimmed_through_micros: u64,
     /// Messages evicted while not known replayed (tracked and untracked).
     pub possibly_lost: u64,
@@ -231,9 +240,11 @@ impl TransportDumpster {
         self.enforce_limits(self.state.newest_micros)
     }
 
-    /// The passive has replayed everything delivered before `replayed_through_micros`: drops
-    /// those messages. Pass the close time of the last replayed generation (the creation
-    /// time of the one after it), not the time it was replayed.
+    /// The passive has replayed everything committed on the active before
+    /// `replayed_through_micros` (the active's clock): drops the messages delivered before
+    /// that time minus [`CLOCK_MARGIN_MICROS`] (the transport's clock may be behind). Pass the
+    /// close time of the last replayed generation (the creation time of the one after it;
+    /// `safe_before_micros` in the copy's status), not the time it was replayed.
     pub fn trim_replayed(&mut self, replayed_through_micros: u64) -> Result<(), ReplError> {
         if replayed_through_micros <= self.state.trimmed_through {
             return Ok(());

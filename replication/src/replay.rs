@@ -45,6 +45,23 @@ pub struct ReplayOptions {
     pub checkpoint_interval: Duration,
     /// After a failure, retry no more often than this (default 2 s).
     pub retry_after: Duration,
+    /// What happens to `logs/` after each checkpoint (default: truncated once backed up).
+    pub log_retention: ReplicaLogRetention,
+}
+
+/// How a running copy bounds its `logs/`: after each checkpoint of the passive copy it
+/// deletes the generations below `min(checkpoint generation − 1, covered + 1)`, `covered`
+/// being what the replica's newest backup covers (no backup condition when circular). The
+/// generation before the checkpoint's stays: activation and a reopen chain to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReplicaLogRetention {
+    /// Keep every generation.
+    Keep,
+    /// Delete what is replayed, checkpointed and covered by a backup.
+    #[default]
+    AfterBackup,
+    /// Circular logging: delete what is replayed and checkpointed.
+    Circular,
 }
 
 impl Default for ReplayOptions {
@@ -54,6 +71,7 @@ impl Default for ReplayOptions {
             checkpoint_bytes: 8 << 20,
             checkpoint_interval: Duration::from_secs(10),
             retry_after: Duration::from_secs(2),
+            log_retention: ReplicaLogRetention::default(),
         }
     }
 }
@@ -76,6 +94,8 @@ pub struct ReplayRound {
     pub waiting: u32,
     /// Whether a checkpoint was taken.
     pub checkpointed: bool,
+    /// Generations deleted from `logs/` after it (see [`ReplicaLogRetention`]).
+    pub logs_deleted: Vec<u32>,
     /// Replay failed: the copy is Failed with this message.
     pub failure: Option<String>,
 }
@@ -186,8 +206,36 @@ impl Replayer {
             }
             self.last_checkpoint = Instant::now();
             round.checkpointed = true;
+            round.logs_deleted = self.truncate_logs(passive.replayed().generation);
         }
         Ok(round)
+    }
+
+    /// Deletes from `logs/` what the retention rule allows once the passive's checkpoint is
+    /// in `checkpoint_generation`; the generations deleted (none when it cannot tell).
+    fn truncate_logs(&self, checkpoint_generation: u32) -> Vec<u32> {
+        let covered = match self.replay.log_retention {
+            ReplicaLogRetention::Keep => return Vec::new(),
+            ReplicaLogRetention::Circular => None,
+            ReplicaLogRetention::AfterBackup => {
+                let fs = self.options.log.file_system.as_ref();
+                match crate::backup::BackupHistory::read(fs, &self.layout) {
+                    Ok(history) => Some(history.covers_through().map_or(0, |g| g + 1)),
+                    Err(_) => return Vec::new(),
+                }
+            }
+        };
+        let mut limit = checkpoint_generation.saturating_sub(1);
+        if let Some(covered) = covered {
+            limit = limit.min(covered);
+        }
+        crate::truncate::delete_replica_logs(
+            self.options.log.file_system.as_ref(),
+            &self.layout,
+            self.base,
+            limit,
+        )
+        .unwrap_or_default()
     }
 
     fn fail(&mut self, mut round: ReplayRound, message: String) -> ReplayRound {

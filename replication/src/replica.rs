@@ -125,7 +125,9 @@ impl Board {
             self.resynchronizing.store(false, Ordering::Release);
             return None;
         }
-        let hard = seen.replay_failure.is_some() || seen.inspect_failure.is_some();
+        let hard = seen.replay_failure.is_some()
+            || seen.inspect_failure.is_some()
+            || seen.source_failure.is_some();
         (!hard && state != CopyState::Suspended).then_some(CopyState::Resynchronizing)
     }
 
@@ -172,6 +174,17 @@ impl Board {
                 self.events.record("copy-failed", None, problem.clone());
             }
         }
+        let source_failure = round
+            .deleted_on_active
+            .map(|generation| format!("generation {generation} was deleted on the active: reseed"));
+        if source_failure.is_some() && seen.source_failure != source_failure {
+            self.events.record(
+                "generation-deleted",
+                round.deleted_on_active,
+                source_failure.clone().unwrap_or_default(),
+            );
+        }
+        seen.source_failure = source_failure;
         seen.stage_problems[0] = round.problem;
     }
 

@@ -64,6 +64,9 @@ pub struct ShipRound {
     /// When generation `needed` was started on the active: changes since then are not yet
     /// inspected here.
     pub exposed_since: Option<u64>,
+    /// The next generation this copy needs, deleted on the active (truncated) before it was
+    /// copied here: it can never arrive, and the copy must be reseeded.
+    pub deleted_on_active: Option<u32>,
 }
 
 /// A generation copied under its temporary name, synced, not yet renamed.
@@ -129,6 +132,18 @@ impl Shipper {
         round.exposed_since = self.started_time(needed, &listing.closed);
         let incoming = list_generations(self.fs.as_ref(), &self.layout.incoming(), self.base)?;
         let inspected = list_generations(self.fs.as_ref(), &self.layout.logs(), self.base)?;
+        // Truncation deletes a prefix: the needed generation was truncated away when it is
+        // neither on the active nor here, no older one is on the active, and a later one is
+        // (a generation missing between others is a gap, which may yet be repaired).
+        let later = listing.closed.range(needed + 1..).next().is_some()
+            || round
+                .current_generation
+                .is_some_and(|current| current > needed);
+        let older = listing.closed.range(..needed).next().is_some();
+        let absent = !listing.closed.contains_key(&needed) && !incoming.contains_key(&needed);
+        if later && !older && absent {
+            round.deleted_on_active = Some(needed);
+        }
         self.verified
             .retain(|generation| incoming.contains_key(generation));
         self.different

@@ -6,7 +6,8 @@
 //! Healthy. Soft problems (queues, a gap, a copy being retried, lost contact) change the
 //! state only after they have lasted `settle`, and so does their end: a gap filled a moment
 //! later does not make the state flap. Hard problems (a generation failing inspection three
-//! times, a replay error, a divergent stream) and operator actions apply at once.
+//! times, a replay error, a divergent stream, a needed generation deleted on the active)
+//! and operator actions apply at once.
 
 use crate::error::ReplError;
 use crate::layout::ReplicaLayout;
@@ -213,6 +214,8 @@ pub struct Observations {
     pub replay_failure: Option<String>,
     /// `status.json` could not be written (hard): the file on disk is stale.
     pub status_failure: Option<String>,
+    /// The active no longer has a generation this copy needs (hard: a reseed is needed).
+    pub source_failure: Option<String>,
     /// Which stages completed a round: ship, inspect, replay.
     pub rounds: [bool; 3],
     /// Suspended with this comment.
@@ -283,6 +286,7 @@ fn raw_state(
         .as_ref()
         .or(observations.replay_failure.as_ref())
         .or(observations.inspect_failure.as_ref())
+        .or(observations.source_failure.as_ref())
     {
         return ((CopyState::Failed, failure.clone()), true);
     }

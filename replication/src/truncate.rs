@@ -275,7 +275,24 @@ pub fn truncate_replica(
     if !circular {
         limit = limit.min(covered.map_or(0, |g| g.saturating_add(1)));
     }
-    let listing = LogDirectory::list(fs, &layout.logs(), identity.base()?)?;
+    let deleted = delete_replica_logs(fs, &layout, identity.base()?, limit)?;
+    Ok(ReplicaTruncation {
+        checkpoint_generation: checkpoint.generation,
+        backup_covers_through: covered,
+        deleted,
+    })
+}
+
+/// Deletes the closed generations below `limit` from the replica's `logs/` (the caller
+/// holds the replica: its lock, or the running service that holds it); the generations
+/// deleted.
+pub fn delete_replica_logs(
+    fs: &dyn FileSystem,
+    layout: &ReplicaLayout,
+    base: BaseName,
+    limit: u32,
+) -> Result<Vec<u32>, BackupError> {
+    let listing = LogDirectory::list(fs, &layout.logs(), base)?;
     let mut deleted = Vec::new();
     for (&generation, name) in listing.closed.range(..limit) {
         let path = layout.logs().join(name);
@@ -287,9 +304,5 @@ pub fn truncate_replica(
         fs.sync_directory(&layout.logs())
             .map_err(|error| BackupError::io(&layout.logs(), "syncing", error))?;
     }
-    Ok(ReplicaTruncation {
-        checkpoint_generation: checkpoint.generation,
-        backup_covers_through: covered,
-        deleted,
-    })
+    Ok(deleted)
 }

@@ -377,6 +377,96 @@ fn truncation_keeps_what_a_passive_or_a_backup_needs() {
     );
 }
 
+/// Issue 14, finding 6: generations a copy still needs deleted on the active (a truncation
+/// that did not know the copy) make the copy Failed, naming the generation, never Healthy.
+#[test]
+fn a_copy_whose_next_generation_was_deleted_on_the_active_is_failed() {
+    let mut source = Source::new();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let config = source.seed(replica_dir.path());
+    source.write(100);
+    source.catch_up(&config);
+    let mut replica = Replica::open(config.clone()).unwrap();
+    let needed = replica.step().last_replayed.unwrap().generation + 1;
+    source.write(300);
+    source.active.checkpoint().unwrap();
+    source.active.checkpoint().unwrap();
+    // Truncated as if there were no copy (circular, none named).
+    let decision = decide(&gather(&source.active, &[], true).unwrap());
+    let deleted = truncate_active(&source.active, &decision).unwrap();
+    assert!(deleted.contains(&needed), "{deleted:?}");
+    let mut status = replica.step();
+    for _ in 0..5 {
+        status = replica.step();
+    }
+    assert_eq!(status.state, CopyState::Failed, "{status:?}");
+    assert_eq!(
+        status.message,
+        format!("generation {needed} was deleted on the active: reseed")
+    );
+    let events = std::fs::read_to_string(config.replica.join("events.jsonl")).unwrap();
+    assert!(events.contains("generation-deleted"), "{events}");
+    replica.close(CopyState::Disabled, "test").unwrap();
+}
+
+/// Issue 14, finding 6: a running copy truncates its own `logs/` once a generation is
+/// replayed, checkpointed and backed up (or at once with circular logging), keeping the
+/// generation before its checkpoint's.
+#[test]
+fn a_running_copy_bounds_its_logs_once_backed_up_or_circular() {
+    use bluejet_replication::replay::ReplicaLogRetention;
+    for circular in [false, true] {
+        let mut source = Source::new();
+        let replica_dir = tempfile::tempdir().unwrap();
+        let mut config = source.seed(replica_dir.path());
+        config.replay.checkpoint_interval = Duration::ZERO;
+        if circular {
+            config.replay.log_retention = ReplicaLogRetention::Circular;
+        }
+        source.write(300);
+        source.catch_up(&config);
+        let covered = if circular {
+            None
+        } else {
+            let backups = tempfile::tempdir().unwrap();
+            let full = backup::full(&config, &backups.path().join("full")).unwrap();
+            Some(full.manifest.covers_through())
+        };
+        source.write(100);
+        let logs = config.replica.join("logs");
+        let mut replica = Replica::open(config.clone()).unwrap();
+        replica
+            .catch_up(source.end(), Duration::from_secs(30))
+            .unwrap();
+        source.write(20);
+        replica
+            .catch_up(source.end(), Duration::from_secs(30))
+            .unwrap();
+        let status = replica.step();
+        assert_eq!(status.state, CopyState::Healthy, "{status:?}");
+        let replayed = status.last_replayed.unwrap().generation;
+        let oldest = std::fs::read_dir(&logs)
+            .unwrap()
+            .filter_map(|entry| {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_prefix("E00")?
+                    .strip_suffix(".log")?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .min()
+            .unwrap();
+        match covered {
+            Some(covered) => assert_eq!(oldest, covered + 1, "circular {circular}"),
+            None => assert!(
+                oldest + 2 >= replayed && oldest < replayed,
+                "{oldest} {replayed}"
+            ),
+        }
+        replica.close(CopyState::Disabled, "test").unwrap();
+    }
+}
+
 #[test]
 fn a_replica_truncated_after_a_backup_keeps_replicating_and_backing_up() {
     let mut source = Source::new();

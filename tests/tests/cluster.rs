@@ -836,3 +836,85 @@ fn an_expired_forced_mount_is_removed_and_never_forces_a_later_failover() {
     assert!(events.contains("mount-refused"), "{events}");
     b.stop();
 }
+
+/// The digest of the passive copy kept in `instance` (the node stopped).
+fn passive_digest(instance: &Path) -> bluejet_replication::verify::ContentDigest {
+    let passive = bluejet_engine::db::PassiveDatabase::open(
+        &instance.join("database"),
+        &instance.join("logs"),
+        bluejet_engine::db::Options::default(),
+    )
+    .unwrap();
+    let digest = bluejet_replication::verify::digest(&passive.begin_read().unwrap()).unwrap();
+    drop(passive);
+    digest
+}
+
+/// Issue 14, finding 9: a fenced roll leaves an empty generation after the last one shipped;
+/// the old active's clean stop then checkpoints inside it. Nothing was committed after the
+/// common generation, so the old active resynchronises (no reseed), and its report lists no
+/// generation as divergent.
+#[test]
+fn an_empty_generation_after_the_common_one_is_no_divergence() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
+    assert_eq!(deliver(&a, 0, 300), 300);
+    a.with_database(|db| db.log().roll().unwrap());
+    wait_until("b replayed everything", Duration::from_secs(20), || {
+        healthy(&b)
+    });
+    // a loses the witness: fenced, it rolls (a generation without commits); b takes over
+    // with everything a committed.
+    links_a.witness.set_cut(true);
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    assert_eq!(message_count(&b), 300, "{:?}", b.failovers());
+    let events = std::fs::read_to_string(root.path().join("a/events.jsonl")).unwrap();
+    assert!(events.contains("fenced"), "{events}");
+    // a stops (its clean close checkpoints past the fenced roll) and comes back.
+    a.stop();
+    let a = restart_a(root.path());
+    wait_until("a passive", Duration::from_secs(20), || {
+        a.role() == Role::Passive
+    });
+    assert_eq!(deliver(&b, 300, 100), 100);
+    let last = b
+        .with_database(|db| {
+            db.log().roll().unwrap();
+            db.log().current_header().generation - 1
+        })
+        .unwrap();
+    wait_until("a resynchronized", Duration::from_secs(30), || {
+        healthy(&a)
+            && a.status().copy.is_some_and(|copy| {
+                copy.last_replayed
+                    .is_some_and(|mark| mark.generation >= last)
+            })
+    });
+    let events = std::fs::read_to_string(root.path().join("a/events.jsonl")).unwrap();
+    assert!(!events.contains("reseed-needed"), "{events}");
+    assert!(events.contains("resynchronizing"), "{events}");
+    let epoch = b.failovers()[0].epoch;
+    let path = bluejet_replication::cluster::resync::report_path(&root.path().join("a"), epoch);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let common = report["content"]["common_generation"].as_u64().unwrap();
+    let divergent = report["content"]["files"].as_array().unwrap();
+    assert!(divergent.is_empty(), "nothing diverged: {text}");
+    for file in report["content"]["without_commits"].as_array().unwrap() {
+        assert!(
+            file["generation"].as_u64().is_none_or(|g| g > common),
+            "{text}"
+        );
+    }
+    // The copy holds exactly b's content.
+    let expected = b
+        .with_database(|db| bluejet_replication::verify::digest(&db.begin_read().unwrap()))
+        .unwrap()
+        .unwrap();
+    a.stop();
+    b.stop();
+    assert_eq!(passive_digest(&root.path().join("a")), expected);
+}

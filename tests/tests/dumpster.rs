@@ -3,8 +3,8 @@
 
 use bluejet_engine::db::{Database, Options};
 use bluejet_replication::dumpster::{
-    deliver_once, Delivery, DumpsterLimits, TransportDumpster, DUMPSTER_FILE_NAME,
-    RESUBMIT_MARGIN_MICROS,
+    deliver_once, Delivery, DumpsterLimits, TransportDumpster, CLOCK_MARGIN_MICROS,
+    DUMPSTER_FILE_NAME, RESUBMIT_MARGIN_MICROS,
 };
 use bluejet_replication::ReplError;
 use std::convert::Infallible;
@@ -94,8 +94,13 @@ fn a_message_larger_than_the_limit_is_not_kept_and_counts_as_possibly_lost() {
     dumpster.record(&id(1), &[0; 500], BASE).unwrap();
     assert_eq!(dumpster.stats().messages, 0);
     assert_eq!(dumpster.stats().possibly_lost, 1);
-    // Once the passive reports it replayed, it was not lost after all.
-    dumpster.trim_replayed(BASE + 1).unwrap();
+    // Once the passive reports it replayed (past the clock margin), it was not lost after
+    // all.
+    dumpster.trim_replayed(BASE + CLOCK_MARGIN_MICROS).unwrap();
+    assert_eq!(dumpster.stats().possibly_lost, 1, "within the margin");
+    dumpster
+        .trim_replayed(BASE + CLOCK_MARGIN_MICROS + 1)
+        .unwrap();
     assert_eq!(dumpster.stats().possibly_lost, 0);
 }
 
@@ -117,11 +122,13 @@ fn trim_drops_what_the_passive_replayed() {
             .record(&id(i), &body(i), BASE + i * SECOND)
             .unwrap();
     }
+    // Replayed through 4 s: the 1 s clock margin keeps message 3 too.
     dumpster.trim_replayed(BASE + 4 * SECOND).unwrap();
-    assert_eq!(ids(&dumpster), (4..10).map(id).collect::<Vec<_>>());
+    assert_eq!(CLOCK_MARGIN_MICROS, SECOND);
+    assert_eq!(ids(&dumpster), (3..10).map(id).collect::<Vec<_>>());
     // An older report changes nothing.
     dumpster.trim_replayed(BASE + 2 * SECOND).unwrap();
-    assert_eq!(dumpster.stats().messages, 6);
+    assert_eq!(dumpster.stats().messages, 7);
     assert_eq!(dumpster.stats().trimmed_through_micros, BASE + 4 * SECOND);
     dumpster.trim_replayed(BASE + 100 * SECOND).unwrap();
     assert_eq!(dumpster.stats().messages, 0);
@@ -140,6 +147,35 @@ fn resubmit_takes_the_window_with_a_margin_in_delivery_order() {
     let seen = count_resubmit(&dumpster, BASE + 3 * SECOND);
     assert_eq!(RESUBMIT_MARGIN_MICROS, SECOND);
     assert_eq!(seen, (8..20).map(id).collect::<Vec<_>>());
+}
+
+/// The transport's clock is behind the active's: a message committed in a generation the
+/// passive has not replayed carries a delivery time before that generation's start (the
+/// trim point). The clock margin keeps it, so a lossy failover resubmits it.
+#[test]
+fn a_transport_clock_behind_the_active_loses_nothing_to_a_trim() {
+    let behind = SECOND / 2;
+    let mut dumpster = TransportDumpster::new(None, DumpsterLimits::default()).unwrap();
+    // Active's clock: messages 0..10 committed at 0..9 s in generations the passive
+    // replayed, which closed at 10 s; messages 10..20 at 10.05..10.5 s in the next
+    // generation, which the passive never got. The transport stamps each half a second early.
+    for i in 0..20 {
+        let committed = match i {
+            0..10 => BASE + i * SECOND,
+            _ => BASE + 10 * SECOND + (i - 9) * SECOND / 20,
+        };
+        dumpster
+            .record(&id(i), &body(i), committed - behind)
+            .unwrap();
+    }
+    let closed = BASE + 10 * SECOND;
+    dumpster.trim_replayed(closed).unwrap();
+    assert_eq!(dumpster.stats().possibly_lost, 0);
+    // The failover's loss window starts where the passive's log ends.
+    let seen = count_resubmit(&dumpster, closed);
+    for i in 10..20 {
+        assert!(seen.contains(&id(i)), "message {i} was trimmed: {seen:?}");
+    }
 }
 
 #[test]
@@ -189,7 +225,8 @@ fn persists_across_reopen() {
     drop(dumpster);
     let dumpster = TransportDumpster::new(Some(&path), limits(1 << 20, 3)).unwrap();
     assert_eq!(ids(&dumpster), (16..20).map(id).collect::<Vec<_>>());
-    assert_eq!(dumpster.stats().possibly_lost, 11);
+    // Messages 4..16 (the trim to 5 s keeps 4 s on, the clock margin).
+    assert_eq!(dumpster.stats().possibly_lost, 12);
 }
 
 #[test]
@@ -279,7 +316,10 @@ fn compaction_keeps_the_content_and_bounds_the_file() {
             .record(&id(i), &[b'm'; 4000], BASE + i * 1000)
             .unwrap();
         if i % 100 == 99 {
-            dumpster.trim_replayed(BASE + (i - 20) * 1000).unwrap();
+            // The trim point runs 20 messages behind, plus the clock margin kept.
+            dumpster
+                .trim_replayed(BASE + (i - 20) * 1000 + CLOCK_MARGIN_MICROS)
+                .unwrap();
         }
     }
     let stats = dumpster.stats();
@@ -374,7 +414,11 @@ fn lossy_failover_resubmits_the_window_without_losses_or_double_deliveries() {
     // The passive reported replaying up to message CUT - 30; it holds up to CUT - 1 when
     // the active fails (the generations after were lost).
     dumpster.trim_replayed(time(CUT - 30)).unwrap();
-    assert_eq!(dumpster.stats().messages as u64, MESSAGES - (CUT - 30));
+    let margin = CLOCK_MARGIN_MICROS / SPACING;
+    assert_eq!(
+        dumpster.stats().messages as u64,
+        MESSAGES - (CUT - 30 - margin)
+    );
     let new_active = Database::open(&root.path().join("new-active"), db_options()).unwrap();
     for i in 0..CUT {
         deliver_once(&new_active, TABLE, &id(i), &body(i)).unwrap();
@@ -391,7 +435,7 @@ fn lossy_failover_resubmits_the_window_without_losses_or_double_deliveries() {
         })
         .unwrap();
     // The 1 s margin covers 10 messages before the cut: resubmitted, dropped as duplicates.
-    let margin = RESUBMIT_MARGIN_MICROS / SPACING;
+    assert_eq!(RESUBMIT_MARGIN_MICROS, CLOCK_MARGIN_MICROS);
     assert_eq!(report.window_start_micros, time(CUT));
     assert_eq!(report.resubmitted_from_micros, time(CUT - margin));
     assert_eq!(report.resubmitted, MESSAGES - CUT + margin);

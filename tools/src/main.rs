@@ -23,7 +23,7 @@
 //! bluejet backup --replica DIR --to DIR [--incremental] [--json]
 //! bluejet backup verify DIR [--json]
 //! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
-//! bluejet truncate --active DIR [--replica DIR]... [--circular]
+//! bluejet truncate --active DIR (--config FILE | --replica DIR... | --standalone) [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
 //! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--json]
 //! bluejet cluster status --config FILE [--json]
@@ -274,6 +274,13 @@ struct TruncateArgs {
     /// Every replica of the active (repeat the option).
     #[arg(long, value_name = "DIR")]
     replica: Vec<PathBuf>,
+    /// The cluster file: every node's copy other than the active's is a replica.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The database has no copy at all (required when neither --config nor --replica is
+    /// given).
+    #[arg(long, conflicts_with_all = ["replica", "config"])]
+    standalone: bool,
     /// Circular logging: delete without waiting for a backup.
     #[arg(long)]
     circular: bool,
@@ -529,6 +536,8 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             commands::backup_truncate::run(&commands::backup_truncate::TruncateOptions {
                 active: args.active,
                 replicas: args.replica,
+                config: args.config,
+                standalone: args.standalone,
                 circular: args.circular,
                 budget: args.budget,
                 warn_at: args.warn_at,

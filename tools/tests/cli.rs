@@ -1967,3 +1967,104 @@ fn a_joining_node_says_why() {
         "{stderr}"
     );
 }
+
+/// Issue 14, finding 6: `truncate` must know every copy. Without `--config`, `--replica` or
+/// `--standalone` it refuses; with the cluster file it finds the peer's copy and keeps what
+/// that copy has not replayed.
+#[test]
+fn truncate_refuses_without_knowing_every_copy() {
+    let root = tempfile::tempdir().unwrap();
+    let (config_a, _) = cluster_files(root.path());
+    let active = root.path().join("a").join("database");
+    let replica = root.path().join("b");
+    let database = Database::open(&active, Options::default()).unwrap();
+    fill(&database, 0, 20);
+    database.log().roll().unwrap();
+    database.close().unwrap();
+    repl(
+        &["seed", "--active", arg(&active), "--replica", arg(&replica)],
+        0,
+    );
+    for round in 0..4 {
+        let database = Database::open(&active, Options::default()).unwrap();
+        fill(&database, 100 + round * 20, 20);
+        database.log().roll().unwrap();
+        database.checkpoint().unwrap();
+        database.close().unwrap();
+    }
+    let refused = expect(&["truncate", "--active", arg(&active), "--circular"], 2);
+    assert!(
+        text(&refused.stderr).contains("--config"),
+        "{}",
+        text(&refused.stderr)
+    );
+    expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&active),
+            "--standalone",
+            "--replica",
+            arg(&replica),
+        ],
+        2,
+    );
+    let kept = json(&expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&active),
+            "--config",
+            arg(&config_a),
+            "--circular",
+            "--json",
+        ],
+        0,
+    ));
+    let replicas = kept["replicas"].as_array().unwrap();
+    assert_eq!(replicas.len(), 1, "{kept}");
+    assert!(
+        replicas[0]["replica"].as_str().unwrap().ends_with("b"),
+        "{kept}"
+    );
+    // Only what the copy has replayed goes.
+    let through = replicas[0]["replayed_through"].as_u64().unwrap();
+    assert_eq!(kept["oldest_kept"].as_u64(), Some(through + 1), "{kept}");
+    let deleted = kept["deleted"].as_array().unwrap();
+    assert!(
+        deleted.iter().all(|g| g.as_u64().unwrap() <= through),
+        "{kept}"
+    );
+    // Not a node's database: bad usage.
+    let other = root.path().join("other");
+    Database::open(&other, Options::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&other),
+            "--config",
+            arg(&config_a),
+        ],
+        2,
+    );
+    // A database without copies says so.
+    let standalone = json(&expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&active),
+            "--standalone",
+            "--circular",
+            "--json",
+        ],
+        0,
+    ));
+    assert!(
+        !standalone["deleted"].as_array().unwrap().is_empty(),
+        "{standalone}"
+    );
+}

@@ -417,6 +417,37 @@ impl PassiveDatabase {
         self.checkpoint().map(|_| ())
     }
 
+    /// Moves the copy's checkpoint back to `to`, the start of a generation at or before the
+    /// checkpoint, and closes the copy (nothing replayed in between). Only for a caller that
+    /// has checked that no transaction committed between `to` and the checkpoint, so that
+    /// the file holds exactly the state at `to` as well: an old active whose log after `to`
+    /// holds no commit (an empty generation from a fenced roll, a Start or Stop record)
+    /// rejoining a new active whose log continues differently from `to`. Replay then
+    /// resumes at `to` in the new active's generations.
+    pub fn rewind_and_close(self, to: LogPosition) -> Result<(), DbError> {
+        let inner = &self.inner;
+        inner.check_usable()?;
+        let mut header_state = inner.header.lock();
+        let previous = header_state.header.clone();
+        let replayed_nothing = self.cursor.lock().next == previous.checkpoint;
+        if to.offset != 0 || to > previous.checkpoint || !replayed_nothing {
+            return Err(DbError::InvalidOptions(format!(
+                "a copy rewinds only to the start of a generation at or before its checkpoint \
+                 {:?}, before replaying anything (asked for {to:?})",
+                previous.checkpoint
+            )));
+        }
+        let header = DbHeader {
+            sequence: previous.sequence + 1,
+            checkpoint: to,
+            last_consistent: to,
+            log_required: (to.generation, to.generation),
+            ..previous
+        };
+        let chain = header_state.chains[header_state.slot as usize].clone();
+        checkpoint::write_header(inner, &mut header_state, header, chain)
+    }
+
     /// Ends replay for good: checkpoints and writes a clean header that needs no log.
     /// `Database::open` then starts a new log stream over it (a restored copy).
     pub fn close_clean(self) -> Result<(), DbError> {

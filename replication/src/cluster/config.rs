@@ -168,6 +168,9 @@ impl NodeConfig {
         replica.node = Some(self.name.clone());
         replica.active_fs = Arc::clone(&self.peer_fs);
         replica.options.log.file_system = Arc::clone(&self.options.log.file_system);
+        if self.circular_logging {
+            replica.replay.log_retention = crate::replay::ReplicaLogRetention::Circular;
+        }
         replica
     }
 

@@ -7,8 +7,12 @@
 //! The common point: the new active's first generation on a newer timeline names the
 //! digest of the generation before it (its anchor). If this node's copy of the anchor has
 //! that digest, every generation up to it is common history. The database can continue
-//! from there if its header's checkpoint is not past the anchor's end: its file holds
-//! exactly the state at that checkpoint.
+//! from there if its header's checkpoint is not past the anchor's end (its file holds
+//! exactly the state at that checkpoint), or if this node's log holds no commit between the
+//! anchor's end and the checkpoint (an empty generation left by a fenced roll, the Start and
+//! Stop records of a restart): the file then holds the state at the anchor's end as well,
+//! and its checkpoint is moved back there before replay resumes in the new active's
+//! generations. Only what holds commits after the common point is reported as divergent.
 
 use super::node::Shared;
 use crate::error::ReplError;
@@ -17,7 +21,7 @@ use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
 use crate::private_files::create_directory_durably;
 use crate::sealed;
-use bluejet_engine::db::{read_header_copies, DATABASE_FILE_NAME};
+use bluejet_engine::db::{read_header_copies, PassiveDatabase, DATABASE_FILE_NAME};
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::directory::LogDirectory;
 use bluejet_engine::log::scan::{scan, ScanMode};
@@ -55,8 +59,15 @@ pub struct DivergenceReport {
     pub epoch: u64,
     /// The last common generation, if any.
     pub common_generation: Option<u32>,
-    /// What was moved aside.
+    /// The files that diverged: after the common generation (or with none known) and
+    /// holding commits the new active does not have.
     pub files: Vec<DivergentFile>,
+    /// Files after the common generation moved aside that hold no commit (an empty
+    /// generation from a fenced roll, the prepared file, the checkpoint file): nothing in
+    /// them diverged.
+    pub without_commits: Vec<DivergentFile>,
+    /// Common generations moved aside only because the database is reseeded.
+    pub common: Vec<DivergentFile>,
     /// Why.
     pub reason: String,
 }
@@ -76,40 +87,62 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
     drop(handle);
     let base = shared.config.options.log.base_name;
     let common = common_generation(shared, &header, base)?;
-    let usable = common.filter(|&anchor| header.checkpoint <= LogPosition::new(anchor + 1, 0));
+    let resume = common.map(|anchor| LogPosition::new(anchor + 1, 0));
+    // Commits between the anchor's end and the checkpoint are in the database file but not
+    // on the new active: only those make the file unusable.
+    let committed_after = match resume {
+        Some(resume) if header.checkpoint > resume => {
+            commits_between(fs, &database, base, resume, header.checkpoint)
+        }
+        _ => Some(0),
+    };
+    let usable = resume.filter(|_| committed_after == Some(0));
     let aside = shared.config.instance.join(format!("diverged-{epoch}"));
     match usable {
-        Some(anchor) => {
+        Some(resume) => {
+            let anchor = resume.generation - 1;
             let files = move_divergent(fs, &database, &aside, base, |g| {
                 g.is_none_or(|g| g > anchor)
             })?;
-            write_report(
-                fs,
-                &aside,
-                epoch,
-                Some(anchor),
-                files,
-                "diverged after the common generation",
-            )?;
-            become_replica(shared, &header, anchor, base)?;
+            let reason = if header.checkpoint > resume {
+                format!(
+                    "no commit after the common generation {anchor} (the checkpoint {:?} \
+                     follows only records without commits): continuing from its end",
+                    header.checkpoint
+                )
+            } else {
+                "diverged after the common generation".to_owned()
+            };
+            write_report(fs, &aside, epoch, Some(anchor), files, &reason)?;
+            if header.checkpoint > resume {
+                rewind(shared, &database, resume)?;
+            }
+            let seeded_at = header.checkpoint.min(resume);
+            become_replica(shared, &header, seeded_at, anchor, base)?;
             shared.event(
                 "resynchronizing",
                 Some(epoch),
                 &format!(
-                    "continuing from the checkpoint {:?}; generations after {anchor} moved to {}",
-                    header.checkpoint,
+                    "continuing from the checkpoint {seeded_at:?}; generations after {anchor} \
+                     moved to {}",
                     aside.display()
                 ),
             );
             Ok(Rejoin::Resynchronized)
         }
         None => {
-            let reason = match common {
-                Some(anchor) => format!(
-                    "the database's checkpoint {:?} is past the common generation {anchor}",
+            let reason = match (common, committed_after) {
+                (Some(anchor), Some(commits)) => format!(
+                    "the database's checkpoint {:?} is past the common generation {anchor}, \
+                     with {commits} commits after it",
                     header.checkpoint
                 ),
-                None => "no common generation with the new active".to_owned(),
+                (Some(anchor), None) => format!(
+                    "the database's checkpoint {:?} is past the common generation {anchor}, \
+                     and this node's log between them cannot be read",
+                    header.checkpoint
+                ),
+                (None, _) => "no common generation with the new active".to_owned(),
             };
             let files = move_divergent(fs, &database, &aside, base, |_| true)?;
             move_file(fs, &file, &aside.join(DATABASE_FILE_NAME))?;
@@ -118,6 +151,52 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
             Ok(Rejoin::NeedsSeed)
         }
     }
+}
+
+/// Commit records in this node's log from `from` (a generation's start) up to `to`; `None`
+/// when a generation in between is missing or cannot be read (nothing can be proven).
+fn commits_between(
+    fs: &dyn FileSystem,
+    database: &Path,
+    base: BaseName,
+    from: LogPosition,
+    to: LogPosition,
+) -> Option<u64> {
+    use bluejet_engine::log::record::{kind, read_record};
+    let mut commits = 0;
+    for generation in from.generation..=to.generation {
+        let closed = database.join(base.closed(generation));
+        let (path, mode) = match fs.exists(&closed) {
+            true => (closed, ScanMode::Closed),
+            false => (database.join(base.current()), ScanMode::Current),
+        };
+        let image =
+            crate::sealed::read_file(fs, &path, bluejet_engine::log::MAX_GENERATION_BYTES).ok()?;
+        let scanned = scan(&path, &image, mode).ok()?;
+        if scanned.header.generation != generation {
+            return None;
+        }
+        let end = match generation == to.generation {
+            true => (to.offset as usize).min(scanned.stream.len()),
+            false => scanned.stream.len(),
+        };
+        let mut offset = 0;
+        while offset < end {
+            let Ok(record) = read_record(&scanned.stream[offset..]) else {
+                break;
+            };
+            commits += (record.kind == kind::COMMIT) as u64;
+            offset += record.encoded_len();
+        }
+    }
+    Some(commits)
+}
+
+/// Moves the database's checkpoint back to `to` (nothing was committed in between).
+fn rewind(shared: &Shared, database: &Path, to: LogPosition) -> Result<(), ReplError> {
+    let passive = PassiveDatabase::open(database, database, shared.config.options.clone())?;
+    passive.rewind_and_close(to)?;
+    Ok(())
 }
 
 /// The last generation this node's log shares with the new active's: the anchor the new
@@ -234,15 +313,27 @@ fn write_report(
     aside: &Path,
     epoch: u64,
     common_generation: Option<u32>,
-    files: Vec<DivergentFile>,
+    moved: Vec<DivergentFile>,
     reason: &str,
 ) -> Result<(), ReplError> {
-    let report = DivergenceReport {
+    let mut report = DivergenceReport {
         epoch,
         common_generation,
-        files,
+        files: Vec::new(),
+        without_commits: Vec::new(),
+        common: Vec::new(),
         reason: reason.to_owned(),
     };
+    for file in moved {
+        let common = matches!((file.generation, common_generation), (Some(g), Some(c)) if g <= c);
+        if common {
+            report.common.push(file);
+        } else if file.commits > 0 {
+            report.files.push(file);
+        } else {
+            report.without_commits.push(file);
+        }
+    }
     sealed::write(fs, &aside.join("report.json"), &report)
 }
 
@@ -251,6 +342,7 @@ fn write_report(
 fn become_replica(
     shared: &Shared,
     header: &DbHeader,
+    seeded_at: LogPosition,
     anchor: u32,
     base: BaseName,
 ) -> Result<(), ReplError> {
@@ -272,7 +364,7 @@ fn become_replica(
         signature: header.log_signature,
         base_name: base.as_str().to_owned(),
         timeline: header.timeline,
-        seeded_at: header.checkpoint,
+        seeded_at,
         seeded_micros: now_micros(),
         active: shared.config.peer_database(),
     }

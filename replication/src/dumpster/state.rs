@@ -2,7 +2,7 @@
 //! reload from the file go through the same transitions.
 
 use super::format::{message_file_bytes, Record, FRAME_BYTES, HEADER_BYTES};
-use super::{EvictedMessage, Message, MAX_TRACKED_LOSSES};
+use super::{EvictedMessage, Message, CLOCK_MARGIN_MICROS, MAX_TRACKED_LOSSES};
 use std::collections::VecDeque;
 
 /// Kept messages, possible losses and counters.
@@ -49,11 +49,18 @@ impl State {
         self.messages.push_back(message);
     }
 
+    /// Messages delivered before this time (the transport's clock) are known replayed: the
+    /// newest trim point less the clock margin.
+    fn replayed_before(&self) -> u64 {
+        self.trimmed_through.saturating_sub(CLOCK_MARGIN_MICROS)
+    }
+
     fn trim(&mut self, through: u64) {
         self.trimmed_through = self.trimmed_through.max(through);
+        let cut = self.replayed_before();
         let (mut bytes, mut file_bytes) = (0, 0);
         self.messages.retain(|message| {
-            let keep = message.delivered_micros >= through;
+            let keep = message.delivered_micros >= cut;
             if !keep {
                 bytes += message_bytes(message);
                 file_bytes += message_file_bytes(message);
@@ -63,7 +70,7 @@ impl State {
         self.bytes -= bytes;
         self.file_bytes -= file_bytes;
         // An evicted message now known replayed was not lost after all.
-        self.lost.retain(|lost| lost.delivered_micros >= through);
+        self.lost.retain(|lost| lost.delivered_micros >= cut);
     }
 
     fn evict(&mut self, count: u32) {
@@ -81,7 +88,7 @@ impl State {
     }
 
     fn note_lost(&mut self, lost: EvictedMessage) {
-        if lost.delivered_micros < self.trimmed_through {
+        if lost.delivered_micros < self.replayed_before() {
             return;
         }
         if self.lost.len() >= MAX_TRACKED_LOSSES {

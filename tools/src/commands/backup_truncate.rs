@@ -1,8 +1,13 @@
-//! `bluejet truncate --active DIR --replica DIR...`: delete the active's closed generations
-//! that recovery, every passive copy and a backup no longer need (`--circular`: no backup
-//! needed), and say why the oldest one kept is kept. The active must not be open elsewhere.
+//! `bluejet truncate --active DIR (--config FILE | --replica DIR... | --standalone)`: delete
+//! the active's closed generations that recovery, every passive copy and a backup no longer
+//! need (`--circular`: no backup needed), and say why the oldest one kept is kept. The
+//! active must not be open elsewhere. Truncation must know every copy: from the cluster
+//! file (every node but the one whose database is the active), from `--replica`, or
+//! `--standalone` saying there is none; without one of them it refuses (a copy it did not
+//! know would lose generations it still needs and have to be reseeded).
 
 use super::backup::tool_error;
+use super::cluster_file::ClusterFile;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
@@ -12,14 +17,19 @@ use bluejet_replication::truncate::{
     decide, gather, log_bytes, space_warning, truncate_active, TruncationDecision, TruncationInput,
 };
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What `truncate` is asked.
+#[derive(Clone, Debug)]
 pub struct TruncateOptions {
     /// The active's directory.
     pub active: PathBuf,
-    /// Every replica of it.
+    /// Replicas of it named one by one.
     pub replicas: Vec<PathBuf>,
+    /// The cluster file: the nodes other than the active's are replicas.
+    pub config: Option<PathBuf>,
+    /// The database has no copy.
+    pub standalone: bool,
     /// Circular logging: no backup needed.
     pub circular: bool,
     /// The log's space budget in bytes (0: no warning).
@@ -41,6 +51,12 @@ struct Outcome {
 /// Decides and truncates.
 pub fn run(options: &TruncateOptions) -> Result<Verdict, ToolError> {
     let active = image::database_directory(&options.active)?;
+    let replicas = copies(options, &active)?;
+    let options = &TruncateOptions {
+        replicas,
+        config: None,
+        ..options.clone()
+    };
     let database = Database::open(&active, Options::default()).map_err(|error| {
         crate::live::explain(
             error,
@@ -57,6 +73,45 @@ pub fn run(options: &TruncateOptions) -> Result<Verdict, ToolError> {
         print_text(&outcome);
     }
     Ok(Verdict::Clean)
+}
+
+/// Every copy of the active in `active`: those named, and with a cluster file every node
+/// whose database is not `active`. Refuses when no copy is named and `--standalone` does
+/// not say there is none.
+fn copies(options: &TruncateOptions, active: &Path) -> Result<Vec<PathBuf>, ToolError> {
+    let mut replicas = options.replicas.clone();
+    if let Some(path) = &options.config {
+        let cluster = ClusterFile::read(path)?;
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        let mut found = false;
+        for (_, instance) in cluster.nodes() {
+            if same(&instance.join("database"), active) {
+                found = true;
+            } else {
+                replicas.push(instance.to_owned());
+            }
+        }
+        if !found {
+            return Err(ToolError::Usage(format!(
+                "{} is not the database of a node of {} (its nodes keep theirs in \
+                 INSTANCE/database)",
+                active.display(),
+                path.display()
+            )));
+        }
+    }
+    if replicas.is_empty() && !options.standalone {
+        return Err(ToolError::Usage(
+            "truncate must know every copy of the database: give --config FILE (the cluster \
+             file) or --replica DIR for each copy, or --standalone if it has none (a copy \
+             left out would lose generations it still needs and have to be reseeded)"
+                .into(),
+        ));
+    }
+    Ok(replicas)
 }
 
 fn truncate(database: &Database, options: &TruncateOptions) -> Result<Outcome, ToolError> {

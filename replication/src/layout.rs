@@ -123,6 +123,7 @@ impl ReplicaLayout {
                     | "database"
                     | "heartbeat.json"
                     | "epoch.json"
+                    | "node.lock"
                     | "requests"
             ) || name.ends_with(".json.tmp")
                 || name.starts_with("diverged-");

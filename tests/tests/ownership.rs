@@ -176,3 +176,29 @@ fn locking_a_directory_that_is_not_a_replica_creates_nothing() {
     );
     assert_eq!(std::fs::read_dir(directory.path()).unwrap().count(), 0);
 }
+
+/// Found by an adversarial operator: a hard-link "copy" of a live database (`cp -al`), its
+/// lock file removed, opened for recovery wrote into the live database's files through the
+/// shared inodes. A file BlueJet writes must have one name.
+#[test]
+fn a_hard_linked_copy_of_a_database_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let live = root.path().join("live");
+    let db = Database::open(&live, Options::default()).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write.insert("t", b"k", b"v").unwrap();
+    write.commit().unwrap();
+    let copy = root.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&live).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != LOCK_FILE_NAME {
+            std::fs::hard_link(entry.path(), copy.join(entry.file_name())).unwrap();
+        }
+    }
+    let error = Database::open(&copy, Options::default())
+        .err()
+        .expect("refused");
+    assert!(error.to_string().contains("hard links"), "{error}");
+    drop(db);
+}

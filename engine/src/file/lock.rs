@@ -199,11 +199,14 @@ fn open_directory(path: &Path) -> io::Result<File> {
 
 /// A lock file that is a FIFO, a device or a directory is not ours: refuse it, naming it.
 fn require_regular(file: &File, path: &Path) -> io::Result<()> {
-    if file.metadata()?.is_file() {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = file.metadata()?;
+    // A hard link elsewhere would let another directory's owner rewrite this record.
+    if metadata.is_file() && metadata.nlink() <= 1 {
         return Ok(());
     }
     Err(io::Error::other(format!(
-        "{} is not a regular file: a lock file must be",
+        "{} is not a regular file with one name: a lock file must be",
         path.display()
     )))
 }

@@ -90,6 +90,21 @@ impl FileHandle for OsFile {
     }
 }
 
+/// A file opened for writing must have one name: a hard link elsewhere (a `cp -al` "copy"
+/// of a live database) would let a writer that owns the other directory write into this
+/// database's files behind its ownership lock (found by an adversarial operator).
+fn refuse_shared_inode(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let links = file.metadata()?.nlink();
+    if links <= 1 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{} has {links} hard links: a file BlueJet writes must have one name (copy it instead)",
+        path.display()
+    )))
+}
+
 impl FileSystem for OsFileSystem {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         let mut options = OpenOptions::new();
@@ -105,8 +120,12 @@ impl FileSystem for OsFileSystem {
                 options.write(true).create_new(true).mode(0o600);
             }
         }
+        let file = options.open(path)?;
+        if mode == OpenMode::ReadWrite {
+            refuse_shared_inode(&file, path)?;
+        }
         Ok(Arc::new(OsFile {
-            file: options.open(path)?,
+            file,
             sync_failure: Mutex::new(None),
         }))
     }

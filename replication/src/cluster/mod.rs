@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod failover;
 pub mod heartbeat;
+pub mod instance_lock;
 pub mod lease;
 pub mod node;
 pub mod requests;

@@ -43,6 +43,9 @@ use std::time::Instant;
 pub struct Node {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// One node process per instance, for as long as this one runs (dropped after the
+    /// loop's thread has ended).
+    _instance_lock: Option<super::instance_lock::InstanceLock>,
 }
 
 /// What the loop and the node's handle share.
@@ -128,6 +131,7 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Self, ReplError> {
         let fs = Arc::clone(&config.options.log.file_system);
         create_directory_durably(fs.as_ref(), &config.instance)?;
+        let instance_lock = super::instance_lock::InstanceLock::acquire(&config.instance)?;
         let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
         let seen = SeenEpoch::load(Arc::clone(&fs), &config.instance)?;
         let record = witness.read_initialized()?;
@@ -158,6 +162,7 @@ impl Node {
         Ok(Self {
             shared,
             thread: Some(thread),
+            _instance_lock: instance_lock,
         })
     }
 

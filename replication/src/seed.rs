@@ -19,7 +19,9 @@ use crate::private_files::create_directory_durably;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::status::{CopyState, CopyStatus};
 use crate::verify::{self, ContentDigest, TableDigest};
-use bluejet_engine::db::{lock_directory, Database, KeyValue, PassiveDatabase, PassiveOrigin};
+use bluejet_engine::db::{
+    lock_directory, Database, KeyValue, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME,
+};
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use bluejet_engine::log::{now_micros, LogPosition};
 use serde::Serialize;
@@ -50,6 +52,7 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     let started = Instant::now();
     let fs = config.fs();
     let layout = config.layout();
+    refuse_nested(fs.as_ref(), &layout.root)?;
     create_directory_durably(fs.as_ref(), &layout.root)?;
     let lock = ReplicaLock::acquire_new(&layout.lock())?;
     // Held before anything is removed: a database open there (an active node's, a running
@@ -117,9 +120,36 @@ pub fn seed_directory(config: &ReplicaConfig) -> Result<SeedReport, ReplError> {
     let mut options = bluejet_engine::Options::default();
     options.log.file_system = Arc::clone(&config.active_fs);
     let active = Database::open(&config.active, options)?;
-    let report = seed(&active, config)?;
-    active.close()?;
+    // Closed cleanly whatever the seed's outcome (found: a refused seed left the active in
+    // dirty shutdown, needing a recovery).
+    let seeded = seed(&active, config);
+    let closed = active.close();
+    let report = seeded?;
+    closed?;
     Ok(report)
+}
+
+/// A copy is never made inside another replica or database directory (found: a seed into a
+/// live replica's `incoming/` succeeded, nesting a whole replica in the directory its node
+/// ships into).
+fn refuse_nested(fs: &dyn FileSystem, root: &Path) -> Result<(), ReplError> {
+    for ancestor in root.ancestors().skip(1) {
+        let layout = crate::layout::ReplicaLayout::new(ancestor);
+        let holder = [layout.identity(), ancestor.join(DATABASE_FILE_NAME)]
+            .into_iter()
+            .find(|marker| fs.exists(marker));
+        if let Some(marker) = holder {
+            return Err(ReplError::SeedRefused {
+                path: root.to_owned(),
+                reason: format!(
+                    "it lies inside {} (it holds {}): choose a directory of its own",
+                    ancestor.display(),
+                    marker.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Closes the snapshot's generation on the active and brings the copy up to it.

@@ -364,6 +364,19 @@ fn reseeding_refuses_a_healthy_copy_and_unknown_files() {
         !report.removed.is_empty(),
         "the old copy's files were removed"
     );
+
+    // Found by an adversarial operator: a seed into a replica's `incoming/` (or any
+    // directory below a replica or a database) nested a whole copy there. Refused, and
+    // nothing is created.
+    for inside in [
+        replica_dir.path().join("incoming").join("nested"),
+        active_dir.path().join("nested"),
+    ] {
+        let nested = replica_config(active_dir.path(), &inside);
+        let error = seed(&active, &nested).unwrap_err().to_string();
+        assert!(error.contains("lies inside"), "{error}");
+        assert!(!inside.exists(), "{}", inside.display());
+    }
 }
 
 #[test]

@@ -125,9 +125,11 @@ pub trait FileSystem: Send + Sync {
         }
         Ok(())
     }
-    /// Takes the exclusive ownership lock `path` (a file, created if missing) without
-    /// waiting, and records `holder` in it. Another handle on it, in this process or
-    /// another, is refused until the lock is dropped or its process dies.
+
+    /// Takes the exclusive ownership lock named by `path` without waiting, and records
+    /// `holder` in the file `path` (on the real disk the lock is a `flock` on `path`'s
+    /// directory; see [`lock`]). Another handle on it, in this process or another, is refused
+    /// until the lock is dropped or its process dies.
     fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt>;
     /// Whether the lock `path` is held, and by whom: writes and creates nothing, and takes
     /// nothing an owner could be refused for.

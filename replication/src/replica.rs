@@ -82,6 +82,10 @@ pub struct Board {
     observations: Mutex<Observations>,
     machine: Mutex<StateMachine>,
     published: Mutex<Option<(CopyState, String)>>,
+    /// Held while `status.json` is written: its writers (the status thread, a caller asking
+    /// for the status, the final close) share one temporary name (found: two concurrent
+    /// writes renamed each other's temporary away, and the copy showed Failed).
+    status_file: Mutex<()>,
     /// A copy rebuilt from an old active shows Resynchronizing until it has caught up.
     resynchronizing: std::sync::atomic::AtomicBool,
     /// The event log.
@@ -101,6 +105,7 @@ impl Board {
             observations: Mutex::new(Observations::default()),
             machine: Mutex::new(StateMachine::default()),
             published: Mutex::new(None),
+            status_file: Mutex::new(()),
             resynchronizing: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -268,7 +273,11 @@ impl Board {
         seen.status.updated_micros = now;
         let status = seen.status.clone();
         drop(seen);
-        if let Err(error) = status.write(self.fs.as_ref(), &self.layout) {
+        let written = {
+            let _writing = self.status_file.lock();
+            status.write(self.fs.as_ref(), &self.layout)
+        };
+        if let Err(error) = written {
             // The file on disk now says something stale: the state says so (and the event
             // log, if it can be written).
             let failure = format!(
@@ -319,6 +328,7 @@ impl Board {
         status.message = message.to_owned();
         status.updated_micros = now_micros();
         self.note_state(state, message);
+        let _writing = self.status_file.lock();
         status
             .write(self.fs.as_ref(), &self.layout)
             .inspect_err(|error| {

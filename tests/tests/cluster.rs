@@ -918,3 +918,30 @@ fn an_empty_generation_after_the_common_one_is_no_divergence() {
     b.stop();
     assert_eq!(passive_digest(&root.path().join("a")), expected);
 }
+
+/// Found by an adversarial operator: a forced mount whose requester was killed while the node
+/// was down was carried out when the node started, past a lossless dial. A request already
+/// in place when a node starts is dropped, with an event.
+#[test]
+fn a_request_left_while_the_node_was_down_is_dropped_at_start() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::Lossless);
+    b.stop();
+    bluejet_replication::cluster::requests::request_forced_mount(
+        &OsFileSystem,
+        &root.path().join("b"),
+        "left behind by a killed requester",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let mut config_b = config("b", "a", root.path(), false);
+    config_b.dial = MountDial::Lossless;
+    let b = Node::start(config_b).unwrap();
+    assert!(!root.path().join("b/requests/mount.json").exists());
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("request-dropped"), "{events}");
+    assert!(!events.contains("mount-forced"), "{events}");
+    b.stop();
+    a.stop();
+}

@@ -445,3 +445,32 @@ fn a_status_that_cannot_be_written_fails_the_copy_and_is_reported() {
     std::fs::write(path.join("in the way"), b"").unwrap();
     assert!(replica.close(CopyState::Disabled, "stopping").is_err());
 }
+
+/// Found by an adversarial operator: `status()` (which `node run` polls) and the service's
+/// status thread wrote `status.json` through one temporary name at once; one renamed the
+/// other's away, and the copy reported itself Failed ("status.json cannot be written").
+#[test]
+fn concurrent_status_writes_never_fail_the_copy() {
+    let active_dir = tempfile::tempdir().unwrap();
+    let replica_dir = tempfile::tempdir().unwrap();
+    let active = Database::open(active_dir.path(), active_options()).unwrap();
+    let config = replica_config(active_dir.path(), replica_dir.path());
+    seed(&active, &config).unwrap();
+    let service = ReplicationService::start(config).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                for _ in 0..300 {
+                    let status = service.status();
+                    assert!(
+                        !status.message.contains("cannot be written"),
+                        "{:?}: {}",
+                        status.state,
+                        status.message
+                    );
+                }
+            });
+        }
+    });
+    service.stop().unwrap();
+}

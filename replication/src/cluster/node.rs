@@ -154,6 +154,7 @@ impl Node {
             joining: Mutex::new(None),
         });
         shared.event("node-started", None, "");
+        super::requests::drop_stale(&shared);
         let looping = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("bluejet-node-{}", shared.config.name))

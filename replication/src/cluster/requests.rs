@@ -327,6 +327,31 @@ fn failed(removed: Result<(), ReplError>) -> String {
     }
 }
 
+/// Removes every request already in place when the node starts, with an event. A request is
+/// valid only while its requester waits, and a node that was down cannot tell for how long
+/// it waited (found: a forced mount whose requester had been killed was carried out when the
+/// node started 35 s later, past a lossless dial). A requester still waiting sees its request
+/// gone and reports it was not taken.
+pub(crate) fn drop_stale(shared: &Shared) {
+    let fs = node_fs(shared);
+    let instance = &shared.config.instance;
+    for name in [MOVE, MOUNT] {
+        let path = directory(instance).join(name);
+        if !fs.exists(&path) {
+            continue;
+        }
+        let removed = remove_durably(fs, instance, name);
+        shared.event(
+            "request-dropped",
+            None,
+            &format!(
+                "{name} was already there when the node started: removed, not carried out{}",
+                failed(removed)
+            ),
+        );
+    }
+}
+
 /// Looks at every pending request: starts the clock of new ones and removes expired or
 /// unreadable ones. Called every round of the node's loop, whatever its role.
 pub(crate) fn sweep(shared: &Shared) {

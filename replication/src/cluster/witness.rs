@@ -29,6 +29,12 @@ use std::time::Duration;
 /// Epoch files (and their leases) kept below the current epoch; older ones are pruned by
 /// the owner of the current epoch.
 const KEEP_EPOCHS: u64 = 4;
+/// The largest epoch a witness file may name: a larger number is junk, not an epoch (found: a
+/// junk `epoch-18446744073709551611.json` made the next epoch's arithmetic wrap, and the
+/// clean-up then removed every real epoch file). Far beyond any cluster's life.
+const MAX_EPOCH: u64 = 1 << 62;
+/// Digits of an epoch in a file name: exactly this many, zero-padded.
+const EPOCH_DIGITS: usize = 20;
 /// Times the directory is listed again when a file listed is gone when read (pruned).
 const READ_ATTEMPTS: u32 = 5;
 /// The record of an older BlueJet (one file changed under a lock): refused.
@@ -478,7 +484,7 @@ impl Witness {
         };
         for name in names {
             let old = match parse_epoch(&name).or_else(|| parse_lease(&name)) {
-                Some(number) => number + KEEP_EPOCHS < epoch,
+                Some(number) => number.saturating_add(KEEP_EPOCHS) < epoch,
                 None => parse_lease_temporary(&name).is_some_and(|number| number < epoch),
             };
             if old {
@@ -499,13 +505,18 @@ fn record_of(file: EpochFile) -> WitnessRecord {
     }
 }
 
-/// The number in `<prefix><digits><suffix>`.
+/// The number in `<prefix><digits><suffix>`: exactly `EPOCH_DIGITS` digits, as the witness
+/// writes them (found: a junk `epoch-99.json` parsed as 99, its padded name was then not
+/// found, and the witness read as "kept changing"), from 1 to `MAX_EPOCH`.
 fn parse_number(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
     let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+    if digits.len() != EPOCH_DIGITS || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok().filter(|&number| number > 0)
+    digits
+        .parse()
+        .ok()
+        .filter(|&number| (1..=MAX_EPOCH).contains(&number))
 }
 
 /// N of `epoch-<N>.json`.
@@ -532,6 +543,29 @@ mod tests {
 
     fn witness(directory: &Path) -> Witness {
         Witness::new(Arc::new(OsFileSystem), directory, Duration::ZERO)
+    }
+
+    /// Found by an adversarial operator: junk epoch names took the witness down.
+    #[test]
+    fn junk_epoch_names_are_not_epochs() {
+        assert_eq!(parse_epoch("epoch-99.json"), None);
+        assert_eq!(
+            parse_epoch(&format!("epoch-{:020}.json", u64::MAX - 4)),
+            None
+        );
+        assert_eq!(parse_epoch(&format!("epoch-{:020}.json", 0)), None);
+        assert_eq!(parse_epoch(&format!("epoch-{:020}.json", 7)), Some(7));
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        witness.init("a", "first").unwrap();
+        for junk in [
+            "epoch-99.json".to_owned(),
+            format!("epoch-{:020}.json", u64::MAX - 4),
+        ] {
+            std::fs::write(directory.path().join(junk), b"garbage").unwrap();
+        }
+        let record = witness.read().unwrap().unwrap();
+        assert_eq!((record.epoch, record.owner.as_str()), (1, "a"));
     }
 
     #[test]

@@ -501,6 +501,11 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
         }
         match resync::rejoin(shared, epoch)? {
             resync::Rejoin::Resynchronized => resynchronizing = true,
+            resync::Rejoin::Waiting => {
+                *shared.joining.lock() =
+                    Some("waiting for the new active's first generation of its epoch".into());
+                return Ok(());
+            }
             resync::Rejoin::NeedsSeed => {
                 *shared.joining.lock() = Some(waiting_for_seed(shared));
                 let mut beat = shared.heartbeat(Role::Joining, epoch);

@@ -37,6 +37,9 @@ pub(crate) enum Rejoin {
     Resynchronized,
     /// It has no usable copy: the active must seed it.
     NeedsSeed,
+    /// The new active has not yet written a generation of a newer timeline (it is still
+    /// activating): nothing can be compared yet; the next round tries again.
+    Waiting,
 }
 
 /// One file moved aside.
@@ -86,6 +89,9 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
     let header = read_header_copies(&handle, &file)?.header;
     drop(handle);
     let base = shared.config.options.log.base_name;
+    if peer_still_activating(shared, &header, base)? {
+        return Ok(Rejoin::Waiting);
+    }
     let common = common_generation(shared, &header, base)?;
     let resume = common.map(|anchor| LogPosition::new(anchor + 1, 0));
     // Commits between the anchor's end and the checkpoint are in the database file but not
@@ -217,6 +223,26 @@ fn common_generation(
     }
     let image = crate::sealed::read_file(fs, &mine, bluejet_engine::log::MAX_GENERATION_BYTES)?;
     Ok((crc32c::crc32c(&image) == first.previous_digest).then_some(anchor))
+}
+
+/// Whether the peer's log continues this database's stream but holds no generation of a
+/// newer timeline yet: the new active is still activating (found: every planned move
+/// reseeded the old active, which rejoined before its peer had rolled onto the new timeline
+/// and took the absence for "no common generation").
+fn peer_still_activating(
+    shared: &Shared,
+    header: &DbHeader,
+    base: BaseName,
+) -> Result<bool, ReplError> {
+    if first_newer_generation(shared, header.timeline, base)?.is_some() {
+        return Ok(false);
+    }
+    let fs = shared.config.peer_fs.as_ref();
+    let current = shared.config.peer_database().join(base.current());
+    if !fs.exists(&current) {
+        return Ok(false);
+    }
+    Ok(read_header(fs, &current)?.signature == header.log_signature)
 }
 
 /// The new active's first generation on a timeline newer than `timeline`.

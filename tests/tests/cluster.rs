@@ -169,6 +169,10 @@ fn switchover_is_lossless_and_the_old_active_rejoins() {
     assert!(b.failovers()[0].lossless);
     assert_eq!(deliver(&b, 300, 100), 100);
     wait_until("a caught up", Duration::from_secs(20), || healthy(&a));
+    // The old active continues from its own database: a planned move never reseeds it
+    // (found: it rejoined before b had rolled onto the new timeline and was reseeded).
+    let events = std::fs::read_to_string(root.path().join("a/events.jsonl")).unwrap();
+    assert!(!events.contains("reseed-needed"), "{events}");
     a.stop();
     b.stop();
 }

@@ -240,7 +240,8 @@ fn peer_still_activating(
     let fs = shared.config.peer_fs.as_ref();
     let current = shared.config.peer_database().join(base.current());
     if !fs.exists(&current) {
-        return Ok(false);
+        // Between its copy's last replay and its first generation as active.
+        return Ok(true);
     }
     Ok(read_header(fs, &current)?.signature == header.log_signature)
 }

@@ -1,6 +1,6 @@
 //! A seeded, deterministic, single-threaded simulation of the witness protocol and the
 //! leases, with the real code: two nodes, each with its own simulated clock (monotonic time
-//! at one rate, a wall clock offset and stepped within the configured skew), sharing one
+//! at about one rate, a wall clock offset and stepped within the configured skew), sharing one
 //! witness directory on a simulated disk that each node may fail to reach, driving the real
 //! [`Witness`] (acquire, renew), the real [`LeaseGate`] (admit, confirm) and the real
 //! [`SeenEpoch`] (on each node's own simulated disk, which crashes with the node).
@@ -60,6 +60,9 @@ struct Settings {
     /// Largest distance of a node's wall clock from true time (µs): half the skew keeps
     /// the two nodes within the skew of each other, as the design assumes.
     wall_offset: i64,
+    /// Largest drift of a node's monotonic clock from true time (parts per million): the
+    /// design allows a small fraction of `safety` over a lease.
+    drift_ppm: i64,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             heartbeat: 200 * MS,
             duration: 40 * SECOND,
             wall_offset: 250 * MS as i64,
+            drift_ppm: 1_000,
         }
     }
 }
@@ -170,6 +174,9 @@ struct Node {
     clock: Arc<TestClock>,
     /// The wall clock's offset from true time (µs).
     offset: i64,
+    /// The monotonic clock's drift (ppm), and the fraction of a µs it owes.
+    drift_ppm: i64,
+    drift_residue: i64,
     disk: SimulatedFileSystem,
     cut: Arc<AtomicBool>,
     witness: Witness,
@@ -211,6 +218,7 @@ impl Simulation {
             .map(|&name| {
                 let clock = Arc::new(TestClock::new());
                 let offset = random.random_range(-settings.wall_offset..=settings.wall_offset);
+                let drift_ppm = random.random_range(-settings.drift_ppm..=settings.drift_ppm);
                 // The test clock's wall time starts at the real one: set it exactly.
                 clock.step(WALL_START + offset - clock.wall_micros() as i64);
                 let cut = Arc::new(AtomicBool::new(false));
@@ -230,6 +238,8 @@ impl Simulation {
                     name,
                     clock,
                     offset,
+                    drift_ppm,
+                    drift_residue: 0,
                     disk,
                     cut,
                     witness,
@@ -274,10 +284,11 @@ impl Simulation {
             .and_then(|running| running.active.as_ref())
             .map_or("passive".to_owned(), |(epoch, _)| format!("epoch {epoch}"));
         self.trace.push_back(format!(
-            "{:>10.3} s  {}  [{epoch}, wall {:+} ms]  {}",
+            "{:>10.3} s  {}  [{epoch}, wall {:+} ms, {:+} ppm]  {}",
             self.now as f64 / SECOND as f64,
             node.name,
             node.offset / MS as i64,
+            node.drift_ppm,
             what.into()
         ));
     }
@@ -319,8 +330,15 @@ impl Simulation {
         while self.now < self.settings.duration && self.failure.is_none() {
             let step = self.random.random_range(1..=50 * MS);
             self.now += step;
-            for node in &self.nodes {
-                node.clock.advance(Duration::from_micros(step));
+            for node in &mut self.nodes {
+                // The monotonic clock drifts; the wall clock is kept at its offset from
+                // true time (NTP), so it is set back by the drift.
+                let owed = step as i64 * node.drift_ppm + node.drift_residue;
+                let (drift, residue) = (owed / 1_000_000, owed % 1_000_000);
+                node.drift_residue = residue;
+                node.clock
+                    .advance(Duration::from_micros((step as i64 + drift) as u64));
+                node.clock.step(-drift);
             }
             for index in 0..self.nodes.len() {
                 self.faults(index);

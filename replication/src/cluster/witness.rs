@@ -16,10 +16,11 @@
 //! unmounted share's mount point looks exactly like an empty directory). Every error but
 //! `NotFound` when reading the witness is an error, never absence.
 
+use super::clock::{Clock, SystemClock};
 use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::{now_micros, LogPosition};
+use bluejet_engine::log::LogPosition;
 use serde::{Deserialize, Serialize};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -125,16 +126,35 @@ pub struct Witness {
     directory: PathBuf,
     /// Largest clock difference assumed between any two nodes and the share.
     pub skew: Duration,
+    /// This node's wall clock: the lease ends it writes, and its decision to take over.
+    clock: Arc<dyn Clock>,
 }
 
 impl Witness {
-    /// The witness in `directory`.
+    /// The witness in `directory`, on the system's wall clock.
     pub fn new(fs: Arc<dyn FileSystem>, directory: &Path, skew: Duration) -> Self {
+        Self::with_clock(fs, directory, skew, Arc::new(SystemClock))
+    }
+
+    /// The witness in `directory`, seen from a node whose wall clock is `clock` (tests and
+    /// the simulation).
+    pub fn with_clock(
+        fs: Arc<dyn FileSystem>,
+        directory: &Path,
+        skew: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             fs,
             directory: directory.to_owned(),
             skew,
+            clock,
         }
+    }
+
+    /// The wall clock (µs since the Unix epoch).
+    fn now_micros(&self) -> u64 {
+        self.clock.wall_micros()
     }
 
     /// The witness directory.
@@ -284,7 +304,7 @@ impl Witness {
                     .join(", ")
             )));
         }
-        let now = now_micros();
+        let now = self.now_micros();
         let file = EpochFile {
             epoch: 1,
             owner: owner.to_owned(),
@@ -372,7 +392,7 @@ impl Witness {
         lease: Duration,
         end: Option<LogPosition>,
     ) -> Result<WitnessRecord, WitnessError> {
-        let now = now_micros();
+        let now = self.now_micros();
         let current = self.current()?;
         if current.owner != owner || current.epoch != epoch {
             return Err(WitnessError::Held(current));
@@ -412,7 +432,7 @@ impl Witness {
         if current.owner == owner {
             return self.extend(owner, current.epoch, lease, None);
         }
-        if now_micros() <= current.lease_until_micros + skew {
+        if self.now_micros() <= current.lease_until_micros + skew {
             return Err(WitnessError::Held(current));
         }
         let record = self.start_epoch(view.highest + 1, owner, lease, comment)?;
@@ -422,7 +442,7 @@ impl Witness {
             sealed::read(self.fs.as_ref(), &self.lease_path(current.epoch))?;
         if let Some(old) = old.filter(|old| old.epoch == current.epoch) {
             let until = old.lease_until_micros + skew;
-            let now = now_micros();
+            let now = self.now_micros();
             if old.lease_until_micros > current.lease_until_micros && until > now {
                 std::thread::sleep(Duration::from_micros(until - now));
             }
@@ -438,7 +458,7 @@ impl Witness {
         lease: Duration,
         comment: &str,
     ) -> Result<WitnessRecord, WitnessError> {
-        let now = now_micros();
+        let now = self.now_micros();
         let file = EpochFile {
             epoch,
             owner: owner.to_owned(),
@@ -540,6 +560,7 @@ fn parse_lease_temporary(name: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use bluejet_engine::file::OsFileSystem;
+    use bluejet_engine::log::now_micros;
 
     fn witness(directory: &Path) -> Witness {
         Witness::new(Arc::new(OsFileSystem), directory, Duration::ZERO)

@@ -162,6 +162,41 @@ pub(super) fn os_lock_exclusive(path: &Path, holder: &Holder) -> io::Result<Lock
     if !try_flock(&directory)? {
         return Ok(LockAttempt::Held(read_record_at(path)));
     }
+    let record = open_record(path)?;
+    write_record(&record, holder)?;
+    let guard = HeldFile {
+        record,
+        _directory: directory,
+    };
+    Ok(LockAttempt::Taken(OwnershipLock::new(
+        path,
+        Box::new(guard),
+    )))
+}
+
+/// Takes an exclusive `flock` on the file `path` itself (created 0600 if missing, a regular
+/// file with one name) and records this process in it: for locks that guard a process rather
+/// than a database directory (one `node run` per instance). Deleting the file by hand
+/// defeats such a lock, which is why databases are locked by their directory instead.
+pub fn os_lock_file(path: &Path) -> io::Result<LockAttempt> {
+    let record = open_record(path)?;
+    if !try_flock(&record)? {
+        return Ok(LockAttempt::Held(read_record_at(path)));
+    }
+    write_record(&record, &Holder::current())?;
+    let guard = HeldFile {
+        record: record.try_clone()?,
+        _directory: record,
+    };
+    Ok(LockAttempt::Taken(OwnershipLock::new(
+        path,
+        Box::new(guard),
+    )))
+}
+
+/// Opens (creating 0600) a holder record without following a link, never blocking on a FIFO,
+/// and only if it is a regular file with one name.
+fn open_record(path: &Path) -> io::Result<File> {
     let record = OpenOptions::new()
         .read(true)
         .write(true)
@@ -171,18 +206,15 @@ pub(super) fn os_lock_exclusive(path: &Path, holder: &Holder) -> io::Result<Lock
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
     require_regular(&record, path)?;
-    // Informational: a crash in between leaves a short record, read as "not readable".
+    Ok(record)
+}
+
+/// Replaces the record with `holder`, durably. Informational: a crash in between leaves a
+/// short record, read as "not readable".
+fn write_record(record: &File, holder: &Holder) -> io::Result<()> {
     record.set_len(0)?;
     record.write_all_at(&holder.encode(), 0)?;
-    record.sync_data()?;
-    let guard = HeldFile {
-        record,
-        _directory: directory,
-    };
-    Ok(LockAttempt::Taken(OwnershipLock::new(
-        path,
-        Box::new(guard),
-    )))
+    record.sync_data()
 }
 
 /// The directory holding the lock file `path`, opened read-only: the object `flock` locks.
@@ -268,8 +300,9 @@ fn read_record_at(path: &Path) -> Option<Holder> {
     Holder::decode(&bytes).filter(Holder::may_be_alive)
 }
 
-/// Keeps the directory open (and so locked) and the record file; empties the record before
-/// the lock goes, so a stale record is never read as a holder's.
+/// Keeps the locked descriptor open (the directory, or for a file lock the file itself) and
+/// the record file; empties the record before the lock goes, so a stale record is never read
+/// as a holder's.
 struct HeldFile {
     record: File,
     _directory: File,

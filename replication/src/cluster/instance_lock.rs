@@ -6,21 +6,16 @@
 //! second node process from running beside the first at all, whatever it finds on disk.
 
 use crate::error::ReplError;
-use bluejet_engine::file::Holder;
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use bluejet_engine::file::lock::{os_lock_file, LockAttempt, OwnershipLock};
 use std::path::Path;
 
 /// The lock file in an instance directory.
 pub const INSTANCE_LOCK_FILE: &str = "node.lock";
-/// A holder record longer than this is not ours.
-const MAX_RECORD_BYTES: u64 = 4096;
 
 /// Held while a node runs on an instance; released when dropped or when the process dies.
 #[derive(Debug)]
 pub struct InstanceLock {
-    _file: File,
+    _lock: OwnershipLock,
 }
 
 impl InstanceLock {
@@ -31,50 +26,13 @@ impl InstanceLock {
             return Ok(None);
         }
         let path = instance.join(INSTANCE_LOCK_FILE);
-        let io = |error| ReplError::io(&path, "locking the instance", error);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(io)?;
-        let metadata = file.metadata().map_err(io)?;
-        if !metadata.is_file() || metadata.nlink() > 1 {
-            return Err(io(std::io::Error::other(
-                "not a regular file with one name",
-            )));
+        let attempt = os_lock_file(&path)
+            .map_err(|error| ReplError::io(&path, "locking the instance", error))?;
+        match attempt {
+            LockAttempt::Taken(lock) => Ok(Some(Self { _lock: lock })),
+            LockAttempt::Held(holder) => Err(ReplError::Locked { path, holder }),
         }
-        use rustix::fs::{flock, FlockOperation};
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(ReplError::Locked {
-                    holder: read_holder(&file),
-                    path,
-                })
-            }
-            Err(errno) => return Err(io(errno.into())),
-        }
-        // Informational, as the database lock's record.
-        file.set_len(0).map_err(io)?;
-        file.write_all_at(&Holder::current().encode(), 0)
-            .map_err(io)?;
-        Ok(Some(Self { _file: file }))
     }
-}
-
-fn read_holder(file: &File) -> Option<Holder> {
-    let mut bytes = Vec::new();
-    let mut reader = file;
-    reader
-        .by_ref()
-        .take(MAX_RECORD_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    Holder::decode(&bytes).filter(Holder::may_be_alive)
 }
 
 #[cfg(test)]

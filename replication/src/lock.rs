@@ -30,13 +30,7 @@ impl ReplicaLock {
             return Ok(None);
         };
         // A live database there is named first: that is what the operator needs to know.
-        let database = crate::layout::ReplicaLayout::new(root).database();
-        if let LockProbe::Held(holder) = probe_directory(&OsFileSystem, &database)? {
-            return Err(ReplError::Locked {
-                path: database,
-                holder,
-            });
-        }
+        refuse_live_database(root)?;
         let identity = crate::layout::ReplicaLayout::new(root).identity();
         match std::fs::symlink_metadata(&identity) {
             Ok(_) => {}
@@ -67,13 +61,21 @@ impl ReplicaLock {
                 })
             }
         };
-        let database = crate::layout::ReplicaLayout::new(root).database();
-        if let LockProbe::Held(holder) = probe_directory(&OsFileSystem, &database)? {
-            return Err(ReplError::Locked {
-                path: database,
-                holder,
-            });
-        }
+        // Again under the lock: a database opened there since the first look.
+        refuse_live_database(root)?;
         Ok(Some(Self { _lock: lock }))
+    }
+}
+
+/// Refuses, naming its holder, while the replica's database directory is held (an active
+/// database, or a passive copy open elsewhere).
+fn refuse_live_database(root: &Path) -> Result<(), ReplError> {
+    let database = crate::layout::ReplicaLayout::new(root).database();
+    match probe_directory(&OsFileSystem, &database)? {
+        LockProbe::Held(holder) => Err(ReplError::Locked {
+            path: database,
+            holder,
+        }),
+        LockProbe::Free => Ok(()),
     }
 }

@@ -259,3 +259,43 @@ fn a_new_database_directory_survives_a_power_loss() {
     let db = Database::open(directory, options(Arc::new(fs.clone()), false)).unwrap();
     assert_eq!(get(&db, "key"), Some(b"acknowledged".to_vec()));
 }
+
+/// A sync of the open fails, its own reread first: the open fails with an I/O error naming
+/// the file, and the next open finds every acknowledged commit.
+#[test]
+fn an_open_whose_reread_fails_names_the_file_and_loses_nothing() {
+    let fs = SimulatedFileSystem::new();
+    let db = open(&fs).unwrap();
+    for key in 0..10 {
+        put(&db, &format!("key-{key}"), &[key as u8; 300]).unwrap();
+    }
+    drop(db);
+    fs.crash_clean();
+    // The first syncs of an open are its rereads (the database file first); later ones are
+    // the log's own. Whichever fails, the open fails naming the file, and nothing is lost.
+    for nth in 1..=6 {
+        fs.fail_sync_at(nth);
+        match open(&fs) {
+            Err(error) => {
+                let text = error.to_string();
+                assert!(text.contains(DIRECTORY), "sync {nth}: {text}");
+                if nth == 1 {
+                    assert!(
+                        text.contains("bluejet.db") && text.contains("reread"),
+                        "{text}"
+                    );
+                }
+            }
+            Ok(db) => drop(db),
+        }
+        fs.clear_fault();
+    }
+    let db = open(&fs).unwrap();
+    for key in 0..10 {
+        assert_eq!(
+            get(&db, &format!("key-{key}")),
+            Some(vec![key as u8; 300]),
+            "key {key}"
+        );
+    }
+}

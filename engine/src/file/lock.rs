@@ -166,7 +166,7 @@ pub(super) fn os_lock_exclusive(path: &Path, holder: &Holder) -> io::Result<Lock
     write_record(&record, holder)?;
     let guard = HeldFile {
         record,
-        _directory: directory,
+        _locked: directory,
     };
     Ok(LockAttempt::Taken(OwnershipLock::new(
         path,
@@ -186,7 +186,7 @@ pub fn os_lock_file(path: &Path) -> io::Result<LockAttempt> {
     write_record(&record, &Holder::current())?;
     let guard = HeldFile {
         record: record.try_clone()?,
-        _directory: record,
+        _locked: record,
     };
     Ok(LockAttempt::Taken(OwnershipLock::new(
         path,
@@ -305,7 +305,7 @@ fn read_record_at(path: &Path) -> Option<Holder> {
 /// as a holder's.
 struct HeldFile {
     record: File,
-    _directory: File,
+    _locked: File,
 }
 
 impl Drop for HeldFile {

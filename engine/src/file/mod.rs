@@ -3,7 +3,8 @@
 //! Production code uses [`OsFileSystem`]; tests use
 //! [`SimulatedFileSystem`](simulated::SimulatedFileSystem), which keeps a "written" and a
 //! "durable" image of every file and can crash, dropping, reordering or garbling writes that
-//! were never synced, and can fail the Nth operation.
+//! were never synced, can fail the Nth operation or a sync (with Linux's semantics), can lose a
+//! synced write, and loses directories whose parent was never synced.
 
 pub mod lock;
 mod os;

@@ -92,9 +92,10 @@ impl Inode {
             match write {
                 PendingWrite::Length(length) => self.durable.resize(length, 0),
                 PendingWrite::Data { offset, bytes } => {
-                    let replaced = (offset..offset + bytes.len())
-                        .map(|at| self.durable.get(at).copied().unwrap_or(0))
-                        .collect();
+                    // What the disk held there, zeros past its end.
+                    let end = (offset + bytes.len()).min(self.durable.len());
+                    let mut replaced = self.durable.get(offset..end).unwrap_or(&[]).to_vec();
+                    replaced.resize(bytes.len(), 0);
                     write_into(&mut self.durable, offset, &bytes);
                     self.synced.push(SyncedWrite {
                         offset,

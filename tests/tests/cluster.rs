@@ -949,3 +949,57 @@ fn a_request_left_while_the_node_was_down_is_dropped_at_start() {
     b.stop();
     a.stop();
 }
+
+/// Found by the cluster simulation: a passive that took the witness in a failover and
+/// crashed (or failed to open its copy) before reporting, reported on restart a lossless
+/// move, and the dumpster was never asked to resubmit what the failover lost. The
+/// measurement is persisted before the witness is asked, and the restarted owner reports it.
+#[test]
+fn a_failover_interrupted_after_taking_the_witness_reports_its_loss_on_restart() {
+    use bluejet_replication::cluster::loss::Loss;
+    use bluejet_replication::cluster::measured::{self, Measured};
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
+    assert_eq!(deliver(&a, 0, 50), 50);
+    let closed = a.with_database(|db| db.log().roll().unwrap()).unwrap();
+    wait_until("b replayed the commits", Duration::from_secs(20), || {
+        b.status().copy.is_some_and(|copy| {
+            (copy.last_replayed.as_ref()).is_some_and(|mark| mark.generation >= closed)
+        })
+    });
+    b.stop();
+    a.kill();
+    // What b's failover did before it stopped: it measured, persisted, took the witness.
+    let epoch = witness(root.path()).read_initialized().unwrap().epoch;
+    let loss = Loss {
+        lost: Some((7, 7)),
+        window: Some((1_000, 2_000)),
+        current_unread: false,
+    };
+    let measurement = Measured::new("a", epoch, &loss, false, 42);
+    let instance_b = root.path().join("b");
+    measured::write(&OsFileSystem, &instance_b, &measurement).unwrap();
+    wait_until("a's lease ended", Duration::from_secs(10), || {
+        witness(root.path())
+            .acquire("b", Duration::from_millis(800), &measurement.comment)
+            .is_ok()
+    });
+
+    let b = Node::start(config("b", "a", root.path(), false)).unwrap();
+    wait_until("b active", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    let report = b.failovers()[0].clone();
+    assert_eq!(report.kind, "failover", "{report:?}");
+    assert_eq!(report.from, "a");
+    assert!(!report.lossless, "{report:?}");
+    assert_eq!(report.lost_generations, Some((7, 7)));
+    assert_eq!(report.lost_window_micros, Some((1_000, 2_000)));
+    assert!(
+        !measured::path(&instance_b).exists(),
+        "removed once reported"
+    );
+    assert_eq!(message_count(&b), 50);
+    b.stop();
+}

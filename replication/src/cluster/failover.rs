@@ -9,6 +9,8 @@
 //! activated on a timeline equal to that epoch.
 
 use super::heartbeat::Role;
+use super::loss::{self, Loss, LossFacts};
+use super::measured::{self, Measured};
 use super::node::{ActiveState, NodeState, Shared};
 use super::requests;
 use super::witness::{WitnessError, WitnessRecord};
@@ -54,21 +56,6 @@ pub struct FailoverReport {
     pub activation_ms: u64,
 }
 
-/// The loss a failover would have.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Loss {
-    lost: Option<(u32, u32)>,
-    window: Option<(u64, u64)>,
-    /// The old active's `E00.log` could not be read.
-    current_unread: bool,
-}
-
-impl Loss {
-    fn generations(&self) -> u32 {
-        self.lost.map_or(0, |(first, last)| last - first + 1)
-    }
-}
-
 /// Tries a failover now; does nothing while the old owner's lease may still be valid, the
 /// witness cannot be reached (no quorum), or the dial refuses.
 pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
@@ -100,25 +87,36 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     if loss.generations() > allowed && !forced {
         return refuse(shared, &loss, allowed);
     }
-    let comment = format!("failover from {}", record.owner);
+    // The measurement is on disk before the witness is asked: a crash after the witness
+    // was taken must not forget what the failover lost (see `measured`).
+    let fs = shared.config.options.log.file_system.as_ref();
+    let instance = &shared.config.instance;
+    let measured = Measured::new(&record.owner, record.epoch, &loss, forced, nonce());
+    if let Err(error) = measured::write(fs, instance, &measured) {
+        restart_service(shared)?;
+        return Err(error);
+    }
     // The new lease runs from the moment the request starts (the gate's monotonic clock).
     let lease_started = Instant::now();
-    let acquired = shared
-        .witness
-        .acquire(&shared.config.name, shared.config.lease, &comment);
+    let acquired =
+        (shared.witness).acquire(&shared.config.name, shared.config.lease, &measured.comment);
     match acquired {
-        Ok(new) => take_over(
-            shared,
-            new,
-            Some(lease_started),
-            Some((record.owner, loss, forced)),
-        ),
-        Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => restart_service(shared),
+        Ok(new) => take_over(shared, new, Some(lease_started), Some(measured)),
+        Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => {
+            measured::remove(fs, instance)?;
+            restart_service(shared)
+        }
     }
 }
 
-/// Activates this node's copy at `record`'s epoch: after a failover (`failed` says from
-/// whom, the loss and whether it was forced) or as the target of a move. `lease_started`:
+/// A nonce naming one acquisition: the time and the process.
+fn nonce() -> u64 {
+    (now_micros() << 16) ^ u64::from(std::process::id())
+}
+
+/// Activates this node's copy at `record`'s epoch: after a failover (`failed`: its
+/// measurement; without it, one persisted for this epoch is used) or as the target of a
+/// move. `lease_started`:
 /// when this node started the request that granted `record`'s lease (monotonic); without
 /// it (a lease granted by the peer's transfer) the lease is renewed once the database is
 /// open, and commits wait for that.
@@ -126,9 +124,13 @@ pub(crate) fn take_over(
     shared: &Shared,
     record: WitnessRecord,
     lease_started: Option<Instant>,
-    failed: Option<(String, Loss, bool)>,
+    failed: Option<Measured>,
 ) -> Result<(), ReplError> {
     let started = Instant::now();
+    let failed = match failed {
+        Some(failed) => Some(failed),
+        None => persisted_measurement(shared, &record),
+    };
     stop_service(shared);
     {
         let mut replica = Replica::open(shared.config.replica_config())?;
@@ -173,10 +175,13 @@ pub(crate) fn take_over(
             gate.renewed(started, config.lease);
         }
     }
-    retire_identity(shared, &layout)?;
+    // The report is in the event log before the measurement is removed: a crash in
+    // between reports it again on restart (resubmitting is idempotent), never not at all.
     let report = report(shared, &record, failed, position, started);
     shared.event(&report.kind, Some(record.epoch), &describe(&report));
     shared.failovers.lock().push(report);
+    retire_identity(shared, &layout)?;
+    measured::remove(fs, &shared.config.instance)?;
     *shared.state.write() = NodeState::Active(ActiveState {
         db,
         gate,
@@ -190,19 +195,24 @@ pub(crate) fn take_over(
 fn report(
     shared: &Shared,
     record: &WitnessRecord,
-    failed: Option<(String, Loss, bool)>,
+    failed: Option<Measured>,
     position: LogPosition,
     started: Instant,
 ) -> FailoverReport {
     let (kind, from, loss, forced) = match failed {
-        Some((from, loss, forced)) => ("failover", from, Some(loss), forced),
+        Some(measured) => (
+            "failover",
+            measured.from.clone(),
+            Some(measured.loss()),
+            measured.forced,
+        ),
         None => ("move", shared.config.peer.clone(), None, false),
     };
     FailoverReport {
         kind: kind.into(),
         from,
         epoch: record.epoch,
-        lossless: loss.is_none_or(|loss| loss.lost.is_none()),
+        lossless: loss.is_none_or(|loss| loss.lost.is_none() && loss.window.is_none()),
         lost_generations: loss.and_then(|loss| loss.lost),
         lost_window_micros: loss.and_then(|loss| loss.window),
         current_unread: loss.is_some_and(|loss| loss.current_unread),
@@ -212,28 +222,57 @@ fn report(
     }
 }
 
+/// The measurement persisted by the failover that created `record`'s epoch, if this node
+/// made one. One that cannot be read still says a failover happened: its loss is taken as
+/// everything the dumpster holds (a window from 0), which resubmits harmlessly.
+fn persisted_measurement(shared: &Shared, record: &WitnessRecord) -> Option<Measured> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let instance = &shared.config.instance;
+    match measured::read_for(fs, instance, &record.comment) {
+        Ok(measured) => measured,
+        Err(error) => {
+            let message = format!("the failover's measurement cannot be read ({error}): the whole dumpster is resubmitted");
+            shared.event(
+                "failover-measurement-unreadable",
+                Some(record.epoch),
+                &message,
+            );
+            let loss = Loss {
+                lost: None,
+                window: Some((0, now_micros())),
+                current_unread: true,
+            };
+            Some(Measured::new("unknown", 0, &loss, false, 0))
+        }
+    }
+}
+
 fn describe(report: &FailoverReport) -> String {
-    match report.lost_generations {
-        None => format!(
+    if report.lossless {
+        return format!(
             "{} from {}: lossless, at {:?}",
             report.kind, report.from, report.position
-        ),
-        Some((first, last)) => format!(
-            "{} from {}: lossy, generations {first}..{last}{} lost{}",
-            report.kind,
-            report.from,
-            if report.current_unread {
-                " at least (its current generation could not be read)"
-            } else {
-                ""
-            },
-            if report.forced {
-                " (forced by an operator)"
-            } else {
-                ""
-            }
-        ),
+        );
     }
+    let generations = match report.lost_generations {
+        Some((first, last)) => format!("generations {first}..{last}"),
+        None => "unknown generations".to_owned(),
+    };
+    format!(
+        "{} from {}: lossy, {generations}{} lost{}",
+        report.kind,
+        report.from,
+        if report.current_unread {
+            " at least (its current generation could not be read)"
+        } else {
+            ""
+        },
+        if report.forced {
+            " (forced by an operator)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Ships and inspects until nothing more comes (the old active's last closed generations,
@@ -249,76 +288,30 @@ fn copy_last_generations(replica: &mut Replica) {
     }
 }
 
-/// What is lost: the generations after the last one inspected here, up to the old active's
-/// last known end (its current generation counts if it held anything). The time window
-/// ends where the old owner's lease did: it could commit nothing after that.
-///
-/// When the old active's current generation cannot be read, what it did after its last
-/// known end is unknown: it may have rolled (the generation then shipped and inspected
-/// here) and committed into the next one before it said so again. Such a failover is
-/// always lossy, with at least the generation after the last inspected one, and a window
-/// that starts no later than the last known end: the dumpster resubmits everything
-/// acknowledged after it.
+/// What is lost ([`loss::measure`]), from what this node knows of the old active: its last
+/// heartbeat, the witness's record, its `E00.log` if readable, and the copy here.
 fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
     let inspected = replica.board().inspected_through();
     let peer = shared.peer.lock().clone();
     let beat = peer
         .map(|(beat, _)| beat)
         .filter(|beat| beat.role == Role::Active && beat.node == record.owner);
-    // The newest of what the old active last said: in its heartbeat, or at the witness when
-    // it renewed its lease (which answers even when the peer's link is cut). Not knowing
-    // either, its current generation is taken as lost.
-    let end = [beat.as_ref().map(|beat| beat.end), record.owner_end]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(LogPosition::new(inspected + 1, 0));
-    // The old active may have committed into its current generation after it last said
-    // where its log ended: that generation is lost unless its `E00.log` can be read and
-    // holds no commit.
     let base = shared.config.options.log.base_name;
     let current = current_commits(
         shared.config.peer_fs.as_ref(),
         &shared.config.peer_database(),
         base,
     );
-    let current_unread = current.is_none();
-    let last = match current {
-        Some((generation, 0)) => generation
-            .saturating_sub(1)
-            .max(end.generation.saturating_sub(1)),
-        Some((generation, _)) => generation.max(end.generation),
-        None => end.generation.max(inspected + 1),
-    };
-    if last <= inspected {
-        return Loss {
-            lost: None,
-            window: None,
-            current_unread,
-        };
-    }
     let layout = ReplicaLayout::new(&shared.config.instance);
     let path = layout.logs().join(base.closed(inspected));
     let fs = shared.config.options.log.file_system.as_ref();
-    // The start of the last generation copied: conservative (earlier than its close, so
-    // than every commit of a later generation).
-    let fallback = beat
-        .as_ref()
-        .map_or(record.updated_micros, |beat| beat.current_started_micros);
-    let mut start = read_header(fs, &path).map_or(fallback, |header| header.created_micros);
-    // When everything the old active last said it had was copied, what is lost came after
-    // that: after its last heartbeat's time, which precedes the end it carries (the end at
-    // the witness has no such time; a newer end there is later than the heartbeat's).
-    if end.generation <= inspected {
-        if let Some(beat) = &beat {
-            start = start.max(beat.time_micros);
-        }
-    }
-    Loss {
-        lost: Some((inspected + 1, last)),
-        window: Some((start, record.lease_until_micros)),
-        current_unread,
-    }
+    loss::measure(&LossFacts {
+        inspected,
+        heartbeat: beat.as_ref(),
+        record,
+        current,
+        inspected_created_micros: read_header(fs, &path).ok().map(|h| h.created_micros),
+    })
 }
 
 fn refuse(shared: &Shared, loss: &Loss, allowed: u32) -> Result<(), ReplError> {

@@ -11,6 +11,8 @@ pub mod failover;
 pub mod heartbeat;
 pub mod instance_lock;
 pub mod lease;
+pub mod loss;
+pub mod measured;
 pub mod node;
 pub mod requests;
 pub mod resync;

@@ -443,6 +443,8 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
         let record = shared.witness_record()?;
         return failover::take_over(shared, record, None, None);
     }
+    // A failover's measurement left by a crash after its report: reported already.
+    super::measured::remove(fs, &shared.config.instance)?;
     let gate = shared.new_gate();
     let lease_started = gate.now();
     let record = shared

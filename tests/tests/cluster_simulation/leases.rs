@@ -1,4 +1,4 @@
-//! A seeded, deterministic, single-threaded simulation of the witness protocol and the
+//! The first layer: a simulation of the witness protocol and the
 //! leases, with the real code: two nodes, each with its own simulated clock (monotonic time
 //! at about one rate, a wall clock offset and stepped within the configured skew), sharing one
 //! witness directory on a simulated disk that each node may fail to reach, driving the real
@@ -23,9 +23,10 @@
 //! A failing seed panics with the seed and the last events; it replays exactly (one seeded
 //! generator, ordered collections, no real time read, no threads).
 
+use super::share::*;
 use bluejet_engine::db::CommitGate;
 use bluejet_engine::file::simulated::SimulatedFileSystem;
-use bluejet_engine::file::{FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode};
+use bluejet_engine::file::FileSystem;
 use bluejet_replication::cluster::clock::{Clock, TestClock};
 use bluejet_replication::cluster::lease::LeaseGate;
 use bluejet_replication::cluster::seen_epoch::SeenEpoch;
@@ -33,20 +34,10 @@ use bluejet_replication::cluster::witness::{Witness, WitnessError, WitnessRecord
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use std::collections::VecDeque;
-use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const WITNESS: &str = "/witness";
-const NAMES: [&str; 2] = ["a", "b"];
-/// The wall clocks start here (µs since the Unix epoch: 2026-01-01).
-const WALL_START: i64 = 1_767_225_600_000_000;
-const MS: u64 = 1_000;
-const SECOND: u64 = 1_000_000;
-/// Events kept for the trace of a failing seed.
-const TRACE: usize = 50;
 
 /// The timings (the node's defaults) and the bounds of the faults.
 #[derive(Clone, Copy, Debug)]
@@ -76,59 +67,6 @@ impl Default for Settings {
             wall_offset: 250 * MS as i64,
             drift_ppm: 1_000,
         }
-    }
-}
-
-/// The share as one node reaches it: every operation fails while the node is cut off.
-struct Share {
-    fs: SimulatedFileSystem,
-    cut: Arc<AtomicBool>,
-}
-
-impl Share {
-    fn check(&self) -> io::Result<()> {
-        match self.cut.load(Ordering::Relaxed) {
-            true => Err(io::Error::new(io::ErrorKind::TimedOut, "share unreachable")),
-            false => Ok(()),
-        }
-    }
-}
-
-impl FileSystem for Share {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
-        self.check()?;
-        self.fs.open(path, mode)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check()?;
-        self.fs.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.check()?;
-        self.fs.remove(path)
-    }
-    fn list(&self, directory: &Path) -> io::Result<Vec<String>> {
-        self.check()?;
-        self.fs.list(directory)
-    }
-    fn sync_directory(&self, directory: &Path) -> io::Result<()> {
-        self.check()?;
-        self.fs.sync_directory(directory)
-    }
-    fn create_directory(&self, directory: &Path) -> io::Result<()> {
-        self.check()?;
-        self.fs.create_directory(directory)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.check().is_ok() && self.fs.exists(path)
-    }
-    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
-        self.check()?;
-        self.fs.lock_exclusive(path, holder)
-    }
-    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
-        self.check()?;
-        self.fs.probe_lock(path)
     }
 }
 
@@ -302,7 +240,7 @@ impl Simulation {
         self.failure = Some(format!(
             "seed {}: {what}\nlast {} events (true time, node, state, action):\n{}\n\
              replay: SEED={} cargo test --release -p bluejet-tests --test \
-             cluster_simulation -- replay --ignored --nocapture",
+             cluster_simulation -- leases::replay --ignored --nocapture",
             self.seed,
             trace.len(),
             trace.join("\n"),
@@ -642,10 +580,6 @@ impl Simulation {
     }
 }
 
-fn instance(name: &str) -> std::path::PathBuf {
-    Path::new("/nodes").join(name)
-}
-
 fn describe(answer: &Result<WitnessRecord, WitnessError>) -> String {
     match answer {
         Ok(record) => format!("granted, {} owns epoch {}", record.owner, record.epoch),
@@ -703,7 +637,7 @@ fn two_thousand_seeds() {
     seeds(0..2_000);
 }
 
-/// `SEED=<n> cargo test --release -p bluejet-tests --test cluster_simulation -- replay
+/// `SEED=<n> cargo test --release -p bluejet-tests --test cluster_simulation -- leases::replay
 /// --ignored --nocapture` replays one seed.
 #[test]
 #[ignore]

@@ -169,6 +169,9 @@ struct Running {
     peer_beat: Option<Heartbeat>,
     /// A failover's measurement when it is not persisted.
     measured: Option<Measured>,
+    /// A planned move under way: the generation closed for it (origin) and the deadline
+    /// for the peer to copy it.
+    moving: Option<(u64, u64)>,
 }
 
 struct Node {
@@ -262,6 +265,7 @@ struct Outcome {
     resubmitted: u64,
     refused: u64,
     resyncs: u64,
+    moves: u64,
     trace: Vec<String>,
 }
 
@@ -392,6 +396,7 @@ impl Simulation {
             commits: Vec::new(),
             peer_beat: None,
             measured: None,
+            moving: None,
         });
         self.event(Some(index), "starts");
     }
@@ -501,7 +506,8 @@ impl Simulation {
                 let what = format!("wall clock stepped by {:+} ms", (offset - old) / MS as i64);
                 self.event(Some(index), what);
             }
-            35..=36 => {
+            35..=36 if self.nodes[index].active_epoch().is_some() => self.start_move(index),
+            37..=38 => {
                 self.nodes[index].forced = true;
                 self.event(Some(index), "an operator forces the next mount");
             }
@@ -547,6 +553,7 @@ impl Simulation {
         self.start_request(index);
         self.roll(index);
         self.ship(index);
+        self.serve_move(index);
     }
 
     /// Deliveries whose entry became durable ask the gate whether they may be acknowledged.
@@ -893,24 +900,42 @@ impl Simulation {
         self.event(Some(index), what);
     }
 
-    /// An active closes its current generation when full or old: synced whole.
+    /// An active closes its current generation when full or old.
     fn roll(&mut self, index: usize) {
-        let origin = self.next_origin;
-        let node = &mut self.nodes[index];
-        let wall = node.wall();
-        let Some(epoch) = node.active_epoch() else {
+        let node = &self.nodes[index];
+        let (wall, Some(current)) = (node.wall(), node.log.last()) else {
             return;
         };
-        let current = node.log.last_mut().unwrap();
         let full = current.entries.len() >= ROLL_ENTRIES;
-        if !full && wall.saturating_sub(current.created) < ROLL_AGE {
-            return;
+        if node.active_epoch().is_some()
+            && (full || wall.saturating_sub(current.created) >= ROLL_AGE)
+        {
+            self.close_current(index);
         }
+    }
+
+    /// Closes (and syncs whole) the active's current generation, starts the next; returns
+    /// the closed one's origin.
+    fn close_current(&mut self, index: usize) -> u64 {
+        let origin = self.next_origin;
+        self.next_origin += 1;
+        let node = &mut self.nodes[index];
+        let wall = node.wall();
+        let epoch = node.active_epoch().unwrap();
+        let current = node.log.last_mut().unwrap();
         current.closed = true;
         for entry in &mut current.entries {
             entry.durable = true;
         }
+        let closed = current.origin;
         let number = current.number + 1;
+        // The roll's sync makes the commits waiting for their own durable now.
+        let synced: BTreeSet<u64> = current.entries.iter().map(|entry| entry.message).collect();
+        let now = self.now;
+        let commits = node.running.as_mut().unwrap().commits.iter_mut();
+        for commit in commits.filter(|commit| synced.contains(&commit.message)) {
+            commit.durable = commit.durable.min(now);
+        }
         node.log.push(Generation {
             number,
             origin,
@@ -919,7 +944,76 @@ impl Simulation {
             closed: false,
             entries: Vec::new(),
         });
-        self.next_origin += 1;
+        closed
+    }
+
+    /// An operator's move to the peer (`cluster move`), as `switchover::hand_over` does it:
+    /// commits are held, the current generation closed, and the witness transferred once the
+    /// peer has copied it (else, after 30 s, commits resume).
+    fn start_move(&mut self, index: usize) {
+        let running = self.nodes[index].running.as_ref().unwrap();
+        let peer_follows = (self.nodes[1 - index].running.as_ref())
+            .is_some_and(|peer| matches!(peer.part, Part::Passive { .. }));
+        let Part::Active { gate, .. } = &running.part else {
+            return;
+        };
+        if running.moving.is_some() || !peer_follows || !gate.pause() {
+            return;
+        }
+        let closed = self.close_current(index);
+        let deadline = self.now + 30 * SECOND;
+        self.nodes[index].running.as_mut().unwrap().moving = Some((closed, deadline));
+        self.event(
+            Some(index),
+            "an operator moves the database to the peer: commits held",
+        );
+    }
+
+    fn serve_move(&mut self, index: usize) {
+        let settings = self.settings;
+        let copied_by_peer =
+            |origin: u64| self.nodes[1 - index].log.iter().any(|g| g.origin == origin);
+        let running = self.nodes[index].running.as_ref().unwrap();
+        let (Some((closed, deadline)), Part::Active { epoch, gate }) =
+            (running.moving, &running.part)
+        else {
+            return;
+        };
+        let (epoch, gate) = (*epoch, Arc::clone(gate));
+        if !copied_by_peer(closed) {
+            if self.now > deadline {
+                gate.resume();
+                self.nodes[index].running.as_mut().unwrap().moving = None;
+                self.event(Some(index), "the move is given up: commits resume");
+            }
+            return;
+        }
+        let (name, peer) = (self.nodes[index].name, self.nodes[1 - index].name);
+        let witness = &self.nodes[index].witness;
+        let transferred = witness.transfer(name, epoch, peer, settings.lease, "move");
+        let running = self.nodes[index].running.as_mut().unwrap();
+        running.moving = None;
+        let what = match transferred {
+            Ok(record) => {
+                gate.close("the database moved");
+                self.outcome.moves += 1;
+                running.part = Part::Joining {
+                    epoch: record.epoch,
+                };
+                format!("moved to {peer} at epoch {}", record.epoch)
+            }
+            Err(WitnessError::Held(record)) if record.epoch == epoch && record.owner == name => {
+                gate.resume();
+                "the move failed: still the owner, commits resume".to_owned()
+            }
+            Err(error) => {
+                gate.close("the move failed after the witness may have changed");
+                running.part = Part::Joining { epoch };
+                format!("the move failed ({error}): the database is given up")
+            }
+        };
+        self.event(Some(index), what);
+        self.check_witness();
     }
 
     fn answered(&mut self, index: usize, request: Request) {
@@ -947,6 +1041,15 @@ impl Simulation {
             return;
         }
         let ours = answer.is_ok() && record.owner == node.name;
+        // The node asks one thing at a time; an answer to a question asked in another part
+        // (a renewal sent before a move gave the database up) is only news of the epoch.
+        let stale = match &running.part {
+            Part::Active { epoch, .. } => request.kind != Kind::Renew || record.epoch != *epoch,
+            _ => request.kind != Kind::Attempt,
+        };
+        if stale && ours {
+            return;
+        }
         match (&running.part, ours) {
             (Part::Active { gate, .. }, true) => gate.renewed(request.started, self.settings.lease),
             (_, true) => self.take_over(index, &record, request.started),
@@ -1297,15 +1400,17 @@ fn seeds(range: std::ops::Range<u64>) {
         total.resubmitted += outcome.resubmitted;
         total.refused += outcome.refused;
         total.resyncs += outcome.resyncs;
+        total.moves += outcome.moves;
     }
     eprintln!(
         "seeds {range:?}: {} messages acknowledged, {} failovers ({} lossy, {} messages \
-         resubmitted), {} mounts refused by the dial, {} resynchronisations setting \
-         generations aside, in {:?}",
+         resubmitted), {} moves, {} mounts refused by the dial, {} resynchronisations \
+         setting generations aside, in {:?}",
         total.acknowledged,
         total.failovers,
         total.lossy,
         total.resubmitted,
+        total.moves,
         total.refused,
         total.resyncs,
         started.elapsed()
@@ -1313,6 +1418,7 @@ fn seeds(range: std::ops::Range<u64>) {
     let count = range.end - range.start;
     assert!(total.acknowledged > 100 * count);
     assert!(total.failovers > count && total.lossy > count / 4);
+    assert!(total.moves > count / 10);
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub const WALL_START: i64 = 1_767_225_600_000_000;
 pub const MS: u64 = 1_000;
 pub const SECOND: u64 = 1_000_000;
 /// Events kept for the trace of a failing seed.
-pub const TRACE: usize = 50;
+pub const TRACE: usize = 200;
 
 /// A node's instance directory on its own disk.
 pub fn instance(name: &str) -> std::path::PathBuf {

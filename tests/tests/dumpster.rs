@@ -579,3 +579,42 @@ fn a_crash_at_any_file_operation_keeps_every_acknowledged_change() {
         );
     }
 }
+
+/// A gate that refuses everything: a node whose lease ended.
+struct Fenced;
+
+impl bluejet_engine::db::CommitGate for Fenced {
+    fn admit(&self) -> Result<(), String> {
+        Err("this node's lease ended".into())
+    }
+}
+
+/// A fenced node does not answer "already stored": the record it holds may be in a log
+/// tail the new active lacks, and the transport would drop a message nobody resubmits.
+#[test]
+fn a_fenced_node_answers_no_duplicate() {
+    use bluejet_engine::db::{DbError, Gate};
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), Options::default()).unwrap();
+    assert_eq!(
+        deliver_once(&db, "mail", "<a@x>", b"hello").unwrap(),
+        Delivery::Stored
+    );
+    db.close().unwrap();
+    let options = Options {
+        commit_gate: Gate(Some(std::sync::Arc::new(Fenced))),
+        ..Options::default()
+    };
+    let db = Database::open(directory.path(), options).unwrap();
+    let answer = deliver_once(&db, "mail", "<a@x>", b"hello");
+    assert!(
+        matches!(answer, Err(DbError::CommitRefused(_))),
+        "{answer:?}"
+    );
+    let answer = deliver_once(&db, "mail", "<b@x>", b"new");
+    assert!(
+        matches!(answer, Err(DbError::CommitRefused(_))),
+        "{answer:?}"
+    );
+    db.close().unwrap();
+}

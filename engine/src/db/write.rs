@@ -346,6 +346,32 @@ impl<'db> WriteTransaction<'db> {
         Ok(true)
     }
 
+    /// Ends a transaction that changed nothing, with the commit gate's word that this node
+    /// may acknowledge now: what the transaction read is the owning node's durable state.
+    /// A cluster's duplicate check needs it: a node whose lease ended must not answer
+    /// "already stored" for a record in a log tail the new owner may lack. Refused like a
+    /// commit ([`DbError::CommitRefused`], [`DbError::NotAcknowledged`]).
+    ///
+    /// ```
+    /// use bluejet_engine::db::{Database, Options};
+    /// let directory = tempfile::tempdir().unwrap();
+    /// let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let read = db.begin_write().unwrap();
+    /// read.confirm_unchanged().unwrap();
+    /// db.close().unwrap();
+    /// ```
+    pub fn confirm_unchanged(mut self) -> Result<(), DbError> {
+        assert!(!self.changed, "confirm_unchanged after a change: commit it");
+        let checked = self.check_open().and_then(|()| {
+            let gate = &self.inner.options.commit_gate;
+            gate.admit().map_err(DbError::CommitRefused)?;
+            gate.appended();
+            gate.confirm().map_err(DbError::NotAcknowledged)
+        });
+        self.abort_in_memory();
+        checked
+    }
+
     /// Commits with the database's default durability.
     pub fn commit(self) -> Result<Committed, DbError> {
         let durability = self.inner.options.durability;

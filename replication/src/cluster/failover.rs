@@ -101,7 +101,15 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     let acquired =
         (shared.witness).acquire(&shared.config.name, shared.config.lease, &measured.comment);
     match acquired {
-        Ok(new) => take_over(shared, new, Some(lease_started), Some(measured)),
+        Ok(new) => {
+            // `acquire` may have waited out a renewal that landed after the record was read:
+            // the old owner could commit until then, so the window ends no earlier.
+            let mut measured = measured;
+            if let Some((_, end)) = &mut measured.window {
+                *end = (*end).max(now_micros());
+            }
+            take_over(shared, new, Some(lease_started), Some(measured))
+        }
         Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => {
             measured::remove(fs, instance)?;
             restart_service(shared)

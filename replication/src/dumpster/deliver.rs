@@ -12,7 +12,9 @@ pub enum Delivery {
 }
 
 /// Stores `body` under `message_id` in `table` unless the id is already there: the check and
-/// the insert are in one write transaction, so two deliveries of one id store it once.
+/// the insert are in one write transaction, so two deliveries of one id store it once. A
+/// duplicate is answered only with the commit gate's confirmation, as a commit would be
+/// (a node whose lease ended refuses it).
 ///
 /// ```
 /// use bluejet_engine::db::{Database, Options};
@@ -31,7 +33,10 @@ pub fn deliver_once(
 ) -> Result<Delivery, DbError> {
     let mut write = db.begin_write()?;
     if write.get(table, message_id.as_bytes())?.is_some() {
-        // Dropping the transaction aborts it: it changed nothing.
+        // "Already stored" only from a node that may still acknowledge: a fenced node's copy
+        // may be in a tail the new active lacks, and the transport would then drop a
+        // message nobody resubmits (found by the cluster simulation's model of duplicates).
+        write.confirm_unchanged()?;
         return Ok(Delivery::Duplicate);
     }
     write.insert(table, message_id.as_bytes(), body)?;

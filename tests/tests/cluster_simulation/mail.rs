@@ -1274,7 +1274,8 @@ impl Simulation {
                 epoch: *epoch,
                 message,
                 admitted: now,
-                durable: now + took,
+                // A duplicate needs no sync: the gate's word is all it waits for.
+                durable: if duplicate { now } else { now + took },
             });
             self.transport.queue.pop_front();
             self.transport.in_flight.insert(message);

@@ -203,7 +203,7 @@ pub(crate) fn serve(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
     let to = match destination(shared, &request.to) {
         Ok(to) => to,
         Err(reason) => {
-            let message = format!("backup to {:?} refused: {reason}", request.to);
+            let message = format!("{:?}: {reason}", request.to);
             refuse(shared, &request, epoch, &message);
             return Ok(());
         }

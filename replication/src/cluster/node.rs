@@ -566,8 +566,14 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
     if peer.is_some_and(|peer| peer.needs_seed) {
         seed_peer(shared)?;
     }
-    if let NodeState::Active(active) = &*shared.state.read() {
-        super::backup_request::refuse_at_active(shared, active.epoch);
+    // The epoch only: the state's lock is not held while the answer is written (a demotion
+    // waiting for it would make a second read in this thread wait too).
+    let epoch = match &*shared.state.read() {
+        NodeState::Active(active) => Some(active.epoch),
+        _ => None,
+    };
+    if let Some(epoch) = epoch {
+        super::backup_request::refuse_at_active(shared, epoch);
     }
     switchover::serve_requests(shared)
 }

@@ -161,9 +161,9 @@ pub(crate) fn remove_durably(
         .map_err(|error| ReplError::io(&directory, "syncing", error))
 }
 
-/// Withdraws the request `id` in `name` (`move.json`, `mount.json`, `backup.json`) of the node whose
-/// instance is `instance`: removes it durably unless it is another request. Returns whether
-/// the request was still there.
+/// Withdraws the request `id` in `name` (`move.json`, `mount.json`, `backup.json`) of the
+/// node whose instance is `instance`: removes it durably unless it is another request.
+/// Returns whether the request was still there.
 pub fn withdraw(
     fs: &dyn FileSystem,
     instance: &Path,

@@ -120,7 +120,7 @@ impl BackupHistory {
 }
 
 /// What a backup did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupReport {
     /// The backup directory.
     pub target: PathBuf,
@@ -152,10 +152,23 @@ pub fn incremental(config: &ReplicaConfig, to: &Path) -> Result<BackupReport, Ba
 }
 
 fn take(config: &ReplicaConfig, to: &Path, kind: BackupKind) -> Result<BackupReport, BackupError> {
+    let lock = ReplicaLock::acquire(&config.layout().lock())?;
+    take_held(config, to, kind, lock.as_ref())
+}
+
+/// Takes a backup of the replica of `config` into `to` while the caller holds the replica
+/// lock (`_held`; `None` on a simulated file system, which has no lock): a running cluster
+/// node pauses its replication service and holds the lock itself between the pause and the
+/// restart, so that no other process takes the replica meanwhile.
+pub fn take_held(
+    config: &ReplicaConfig,
+    to: &Path,
+    kind: BackupKind,
+    _held: Option<&ReplicaLock>,
+) -> Result<BackupReport, BackupError> {
     let fs = config.fs();
     let fs = fs.as_ref();
     let layout = config.layout();
-    let _lock = ReplicaLock::acquire(&layout.lock())?;
     let identity = ReplicaIdentity::read(fs, &layout)?;
     let mut history = BackupHistory::read(fs, &layout)?;
     let base = match kind {

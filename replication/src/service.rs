@@ -158,11 +158,18 @@ impl ReplicationService {
     /// Stops every stage, checkpoints the passive and writes the final status: Disabled, or
     /// Failed with its reason if the copy was Failed. An error if a stage failed or the
     /// final status cannot be written.
-    pub fn stop(mut self) -> Result<(), ReplError> {
-        self.shutdown()
+    pub fn stop(self) -> Result<(), ReplError> {
+        self.stop_because("the replication service stopped")
     }
 
-    fn shutdown(&mut self) -> Result<(), ReplError> {
+    /// [`stop`](Self::stop), with `message` as the final status's message (a cluster node
+    /// pausing its copy for a backup says so, so that `cluster status` tells the pause from
+    /// a stop).
+    pub fn stop_because(mut self, message: &str) -> Result<(), ReplError> {
+        self.shutdown(message)
+    }
+
+    fn shutdown(&mut self, message: &str) -> Result<(), ReplError> {
         drop(self.stop.take());
         let mut first = Ok(());
         for thread in self.threads.drain(..) {
@@ -173,9 +180,7 @@ impl ReplicationService {
                 first = result;
             }
         }
-        let written = self
-            .board
-            .publish_stopped("the replication service stopped");
+        let written = self.board.publish_stopped(message);
         self.board
             .events
             .record("stopped", None, "replication service stopped");
@@ -186,7 +191,7 @@ impl ReplicationService {
 impl Drop for ReplicationService {
     fn drop(&mut self) {
         if self.stop.is_some() {
-            let _ = self.shutdown();
+            let _ = self.shutdown("the replication service stopped");
         }
     }
 }

@@ -31,6 +31,8 @@
 //!                      [--timeout SECONDS] [--json]
 //! bluejet cluster mount --config FILE --node NODE --force --comment TEXT
 //!                       [--timeout SECONDS] [--json]
+//! bluejet cluster backup --config FILE [--node NODE] --to DIR [--incremental]
+//!                        [--timeout SECONDS] [--json]
 //! ```
 //!
 //! DB is a database directory or its `bluejet.db` file. A replica is a directory holding a
@@ -121,7 +123,7 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
-    /// Operate a two-node cluster: status, planned move, forced mount.
+    /// Operate a two-node cluster: status, planned move, forced mount, backup.
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
@@ -146,6 +148,9 @@ enum ClusterAction {
     Move(ClusterMoveArgs),
     /// Let a passive node fail over past the mount dial (exit 1 when refused or not taken).
     Mount(ClusterMountArgs),
+    /// Back up the running cluster's passive copy, taken by the passive node (exit 1 when
+    /// refused or failed).
+    Backup(ClusterBackupArgs),
 }
 
 /// A cluster file and the output format.
@@ -218,6 +223,28 @@ struct ClusterMountArgs {
     comment: String,
     /// How long to wait for the node to take the database before withdrawing the request.
     #[arg(long, value_name = "SECONDS", default_value = "30",
+          value_parser = commands::repl_run::parse_seconds)]
+    timeout: Duration,
+}
+
+/// Options of `cluster backup`.
+#[derive(Debug, Args)]
+struct ClusterBackupArgs {
+    #[command(flatten)]
+    file: ClusterFileArgs,
+    /// The passive node to take the backup (default: the node the witness does not name
+    /// owner).
+    #[arg(long, value_name = "NODE")]
+    node: Option<String>,
+    /// A new (or empty) directory for the backup, outside both instances and the witness.
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+    /// Only the generations after the copy's last backup.
+    #[arg(long)]
+    incremental: bool,
+    /// How long the node has to take the request (the backup itself is waited for while
+    /// the node runs).
+    #[arg(long, value_name = "SECONDS", default_value = "60",
           value_parser = commands::repl_run::parse_seconds)]
     timeout: Duration,
 }
@@ -603,6 +630,16 @@ fn run_cluster(action: ClusterAction) -> Result<Verdict, ToolError> {
                 node: args.node,
                 force: args.force,
                 comment: args.comment,
+                timeout: args.timeout,
+                json: args.file.json,
+            })
+        }
+        ClusterAction::Backup(args) => {
+            commands::cluster_backup::run(&commands::cluster_backup::BackupOptions {
+                config: args.file.config,
+                node: args.node,
+                to: args.to,
+                incremental: args.incremental,
                 timeout: args.timeout,
                 json: args.file.json,
             })

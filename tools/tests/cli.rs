@@ -8,12 +8,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn bluejet(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bluejet"))
-        .args(arguments)
-        .output()
-        .expect("run bluejet")
-}
+mod common;
+use common::{
+    arg, bluejet, cluster_files, cluster_files_without_init, cluster_node, code, expect, json,
+    signal, text, wait_for_cluster, Nodes,
+};
 
 /// Runs `bluejet` under a umask of 0, which removes no permission bits: the modes of what
 /// it creates are exactly the ones it asks for.
@@ -25,14 +24,6 @@ fn bluejet_with_umask_0(arguments: &[&str]) -> Output {
         .args(arguments)
         .output()
         .expect("run bluejet through sh")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().expect("exited, not killed")
 }
 
 /// The directory of one demo run (two nodes and a witness), kept for the tests that read
@@ -163,11 +154,6 @@ fn line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line starting {prefix:?}:\n{stdout}"))
 }
 
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", text(&output.stdout)))
-}
-
 /// A message-like value of about `size` bytes: text, so it compresses.
 fn value(index: u64, size: usize) -> Vec<u8> {
     let line =
@@ -225,10 +211,6 @@ fn damage_table_root(directory: &Path, table: &str) -> u64 {
     bytes[offset] ^= 0x40;
     std::fs::write(&path, bytes).unwrap();
     root
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// Every file and directory under `root` whose mode is not 0600 (files) or 0700
@@ -1165,19 +1147,6 @@ fn repl_run_stops_on_a_signal_and_holds_the_replica() {
     repl(&["verify", "--active", active, "--replica", replica], 0);
 }
 
-/// `bluejet ARGUMENTS...`, asserting the exit code; returns the output.
-fn expect(arguments: &[&str], expected: i32) -> Output {
-    let output = bluejet(arguments);
-    assert_eq!(
-        code(&output),
-        expected,
-        "{arguments:?}\n{}\n{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    output
-}
-
 #[test]
 fn backup_verify_restore_and_truncate() {
     let (root, active, replica) = active_and_replica();
@@ -1321,113 +1290,6 @@ fn forged_names_fail_verify_and_restore(root: &Path, full: &Path) {
             );
         }
     }
-}
-
-/// Writes the cluster files of nodes `a` and `b` in `root`, sharing a witness directory
-/// there, and initialises the witness with `a` as its first owner; returns their paths.
-fn cluster_files(root: &Path) -> (PathBuf, PathBuf) {
-    let (a, b) = cluster_files_without_init(root);
-    expect(&["cluster", "init", "--config", arg(&a)], 0);
-    (a, b)
-}
-
-/// The cluster files of `cluster_files`, the witness directory left empty.
-fn cluster_files_without_init(root: &Path) -> (PathBuf, PathBuf) {
-    std::fs::create_dir_all(root.join("witness")).unwrap();
-    let write = |name: &str, peer: &str| {
-        let path = root.join(format!("{name}.json"));
-        let file = serde_json::json!({
-            "name": name,
-            "instance": root.join(name),
-            "peer": peer,
-            "peer_instance": root.join(peer),
-            "witness": root.join("witness"),
-        });
-        std::fs::write(&path, file.to_string()).unwrap();
-        path
-    };
-    (write("a", "b"), write("b", "a"))
-}
-
-/// `bluejet node run` children, killed if a test fails before stopping them.
-struct Nodes(Vec<std::process::Child>);
-
-impl Nodes {
-    fn start(configs: &[&Path]) -> Self {
-        Self::start_with(configs, &[])
-    }
-
-    /// With `extra` arguments for every node (`--load RATE`).
-    fn start_with(configs: &[&Path], extra: &[&str]) -> Self {
-        Self(
-            configs
-                .iter()
-                .map(|config| {
-                    Command::new(env!("CARGO_BIN_EXE_bluejet"))
-                        .args(["node", "run", "--config", arg(config)])
-                        // A safety net: the test stops them with SIGINT long before.
-                        .args(["--duration", "120", "--json"])
-                        .args(extra)
-                        .stdout(std::process::Stdio::piped())
-                        .stderr(std::process::Stdio::piped())
-                        .spawn()
-                        .expect("start bluejet node run")
-                })
-                .collect(),
-        )
-    }
-
-    /// Stops every node with SIGINT; returns their outputs.
-    fn stop(mut self) -> Vec<Output> {
-        for child in &self.0 {
-            let signalled = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(signalled.success());
-        }
-        std::mem::take(&mut self.0)
-            .into_iter()
-            .map(|child| child.wait_with_output().unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Polls `cluster status --json` until `condition` holds; returns that status.
-fn wait_for_cluster(config: &Path, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let output = bluejet(&["cluster", "status", "--config", arg(config), "--json"]);
-        assert!(matches!(code(&output), 0 | 1), "{}", text(&output.stderr));
-        let status = json(&output);
-        if condition(&status) {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {status}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-}
-
-/// The entry of `name` in a `cluster status --json` document.
-fn cluster_node<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|node| node["name"] == name)
-        .unwrap_or_else(|| panic!("no node {name}: {status}"))
 }
 
 #[test]
@@ -1877,15 +1739,6 @@ fn every_command_on_a_running_cluster_refuses_or_reads_live() {
     );
     assert!(!Path::new(&fresh).join("database/bluejet.db").exists());
     assert!(!Path::new(&copied).join("bluejet.db").exists());
-}
-
-/// Sends `signal` (`-STOP`, `-CONT`, `-TERM`) to `pid`.
-fn signal(name: &str, pid: u32) {
-    let sent = Command::new("kill")
-        .args([name, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
 }
 
 #[test]

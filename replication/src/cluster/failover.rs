@@ -342,16 +342,21 @@ fn refuse(shared: &Shared, loss: &Loss, allowed: u32) -> Result<(), ReplError> {
 }
 
 fn stop_service(shared: &Shared) {
+    stop_service_because(shared, "the replication service stopped");
+}
+
+/// Stops the passive's replication service (if it runs), its final status saying `why`.
+pub(crate) fn stop_service_because(shared: &Shared, why: &str) {
     let service = match &mut *shared.state.write() {
         NodeState::Passive(passive) => passive.service.take(),
         _ => None,
     };
     if let Some(service) = service {
-        let _ = service.stop();
+        let _ = service.stop_because(why);
     }
 }
 
-fn restart_service(shared: &Shared) -> Result<(), ReplError> {
+pub(crate) fn restart_service(shared: &Shared) -> Result<(), ReplError> {
     let service = crate::service::ReplicationService::start(shared.config.replica_config())?;
     if let NodeState::Passive(passive) = &mut *shared.state.write() {
         passive.service = Some(service);

@@ -5,6 +5,7 @@
 //! witness names it owner and its lease there is valid ([`witness`], [`lease`]). See
 //! `docs/design.md` ("Cluster") for the files and the timing assumptions.
 
+pub mod backup_request;
 pub mod clock;
 pub mod config;
 pub mod failover;

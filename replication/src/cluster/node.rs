@@ -5,10 +5,12 @@
 //! - **active**: renews its lease on the witness (the lease gate refuses commits once it
 //!   lapses; a newer epoch there demotes the node), closes its current generation once when
 //!   it finds itself fenced (so the passive can copy everything committed), seeds the peer
-//!   when the peer asks, and carries out an operator's move request;
+//!   when the peer asks, carries out an operator's move request and refuses a backup
+//!   request (a backup is taken from the passive copy);
 //! - **passive**: runs the replication service from the peer's database directory, takes
-//!   the database when the witness names it owner (a move), and starts a failover when the
-//!   peer's heartbeats stop or say it no longer serves;
+//!   the database when the witness names it owner (a move), starts a failover when the
+//!   peer's heartbeats stop or say it no longer serves, and otherwise serves an operator's
+//!   backup request (the service paused meanwhile);
 //! - **joining**: decides its role from the witness: owner → active; otherwise a passive
 //!   copy, resynchronising an old active database or asking for a seed.
 //!
@@ -71,6 +73,8 @@ pub(crate) struct Shared {
     pub requests: super::requests::Seen,
     /// Why the node is still Joining (what it waits for, or the error that stops it).
     pub joining: Mutex<Option<String>>,
+    /// The backup a passive node is taking for an operator, while it runs.
+    pub backup: Mutex<Option<String>>,
 }
 
 /// A node's role with what it holds.
@@ -120,7 +124,7 @@ pub struct NodeStatus {
     pub retention: Vec<String>,
     /// A warning that the log approaches its space budget.
     pub log_warning: Option<String>,
-    /// Why the node is still Joining, when it is.
+    /// Why the node is still Joining, or the backup a passive node is taking.
     pub reason: Option<String>,
 }
 
@@ -152,6 +156,7 @@ impl Node {
             last_error: Mutex::new(None),
             requests: Default::default(),
             joining: Mutex::new(None),
+            backup: Mutex::new(None),
         });
         shared.event("node-started", None, "");
         super::requests::drop_stale(&shared);
@@ -231,7 +236,8 @@ impl Node {
             log_warning,
             reason: match role {
                 Role::Joining => self.shared.joining.lock().clone(),
-                _ => None,
+                Role::Passive => self.shared.backup.lock().clone(),
+                Role::Active => None,
             },
         }
     }
@@ -562,6 +568,15 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
     if peer.is_some_and(|peer| peer.needs_seed) {
         seed_peer(shared)?;
     }
+    // The epoch only: the state's lock is not held while the answer is written (a demotion
+    // waiting for it would make a second read in this thread wait too).
+    let epoch = match &*shared.state.read() {
+        NodeState::Active(active) => Some(active.epoch),
+        _ => None,
+    };
+    if let Some(epoch) = epoch {
+        super::backup_request::refuse_at_active(shared, epoch);
+    }
     switchover::serve_requests(shared)
 }
 
@@ -741,7 +756,9 @@ fn passive_tick(shared: &Shared) -> Result<(), ReplError> {
     if peer_down(shared) {
         return failover::attempt(shared);
     }
-    Ok(())
+    // Between two rounds, with the active up: a failover never waits behind a backup that
+    // has not started.
+    super::backup_request::serve(shared, record.epoch)
 }
 
 /// Whether the active peer has stopped: no new heartbeat for `failover_after`, or its

@@ -1,6 +1,7 @@
 //! Operator requests to a running node, as sealed JSON files in `instance/requests/`: a
-//! move (`move.json`, answered in `move-result.json`) to the active node, and a forced
-//! mount (`mount.json`) to the passive node.
+//! move (`move.json`, answered in `move-result.json`) to the active node, a forced
+//! mount (`mount.json`) and a backup (`backup.json`, see [`super::backup_request`]) to the
+//! passive node.
 //!
 //! Every request carries a random id and the requester's timeout, and is valid for that
 //! timeout measured on the node's own monotonic clock from when the node first saw it (no
@@ -75,7 +76,7 @@ pub struct MountRequest {
 }
 
 /// What a node needs of any request.
-trait Request: serde::de::DeserializeOwned {
+pub(crate) trait Request: serde::de::DeserializeOwned {
     fn id(&self) -> u64;
     fn timeout(&self) -> Duration;
 }
@@ -113,7 +114,7 @@ impl Seen {
         entry.1
     }
 
-    fn forget(&self, name: &'static str) {
+    pub(crate) fn forget(&self, name: &'static str) {
         self.0.lock().remove(name);
     }
 }
@@ -132,7 +133,7 @@ pub fn directory(instance: &Path) -> PathBuf {
     instance.join("requests")
 }
 
-fn write<T: Serialize>(
+pub(crate) fn write<T: Serialize>(
     fs: &dyn FileSystem,
     instance: &Path,
     name: &str,
@@ -145,7 +146,11 @@ fn write<T: Serialize>(
 
 /// Removes the request file `name` and syncs the directory, so that the removal survives a
 /// crash.
-fn remove_durably(fs: &dyn FileSystem, instance: &Path, name: &str) -> Result<(), ReplError> {
+pub(crate) fn remove_durably(
+    fs: &dyn FileSystem,
+    instance: &Path,
+    name: &str,
+) -> Result<(), ReplError> {
     let directory = directory(instance);
     let path = directory.join(name);
     if fs.exists(&path) {
@@ -156,9 +161,9 @@ fn remove_durably(fs: &dyn FileSystem, instance: &Path, name: &str) -> Result<()
         .map_err(|error| ReplError::io(&directory, "syncing", error))
 }
 
-/// Withdraws the request `id` in `name` (`move.json`, `mount.json`) of the node whose
-/// instance is `instance`: removes it durably unless it is another request. Returns whether
-/// the request was still there.
+/// Withdraws the request `id` in `name` (`move.json`, `mount.json`, `backup.json`) of the
+/// node whose instance is `instance`: removes it durably unless it is another request.
+/// Returns whether the request was still there.
 pub fn withdraw(
     fs: &dyn FileSystem,
     instance: &Path,
@@ -271,13 +276,13 @@ pub fn request_forced_mount(
     Ok(request)
 }
 
-fn node_fs(shared: &Shared) -> &dyn FileSystem {
+pub(crate) fn node_fs(shared: &Shared) -> &dyn FileSystem {
     shared.config.options.log.file_system.as_ref()
 }
 
 /// The pending request in `name`, if it is readable and not expired. An unreadable or
 /// expired request is removed, with an event saying why.
-fn look<T: Request>(shared: &Shared, name: &'static str) -> Option<T> {
+pub(crate) fn look<T: Request>(shared: &Shared, name: &'static str) -> Option<T> {
     let fs = node_fs(shared);
     let instance = &shared.config.instance;
     let request = match sealed::read::<T>(fs, &directory(instance).join(name)) {
@@ -320,7 +325,7 @@ fn look<T: Request>(shared: &Shared, name: &'static str) -> Option<T> {
     None
 }
 
-fn failed(removed: Result<(), ReplError>) -> String {
+pub(crate) fn failed(removed: Result<(), ReplError>) -> String {
     match removed {
         Ok(()) => String::new(),
         Err(error) => format!(" (the removal failed: {error})"),
@@ -335,7 +340,8 @@ fn failed(removed: Result<(), ReplError>) -> String {
 pub(crate) fn drop_stale(shared: &Shared) {
     let fs = node_fs(shared);
     let instance = &shared.config.instance;
-    for name in [MOVE, MOUNT] {
+    super::backup_request::drop_unfinished(shared);
+    for name in [MOVE, MOUNT, super::backup_request::BACKUP] {
         let path = directory(instance).join(name);
         if !fs.exists(&path) {
             continue;
@@ -357,6 +363,7 @@ pub(crate) fn drop_stale(shared: &Shared) {
 pub(crate) fn sweep(shared: &Shared) {
     let _ = look::<MoveRequest>(shared, MOVE);
     let _ = look::<MountRequest>(shared, MOUNT);
+    let _ = look::<super::backup_request::BackupRequest>(shared, super::backup_request::BACKUP);
 }
 
 /// The node's pending move request, if valid and not answered yet. It stays in place while

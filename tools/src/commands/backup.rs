@@ -1,6 +1,6 @@
 //! `bluejet backup --replica DIR --to DIR [--incremental]`: a full (or incremental) backup
 //! taken from a passive copy, with no load on the active. No replication service may hold
-//! the replica while it runs.
+//! the replica while it runs (a running cluster: `bluejet cluster backup`).
 
 use crate::exit::{ToolError, Verdict};
 use crate::output;
@@ -17,7 +17,8 @@ pub fn tool_error(error: BackupError) -> ToolError {
         BackupError::Repl(error) => crate::live::explain(
             error,
             "Backups, restores and truncation need these files to themselves: stop the service \
-             holding them (`bluejet repl run` or the node) first; a restore goes into a new \
+             holding them (`bluejet repl run` or the node) first; a running cluster's passive \
+             node takes a backup itself (`bluejet cluster backup`); a restore goes into a new \
              directory.",
         ),
         BackupError::Refused { .. } => ToolError::Usage(error.to_string()),
@@ -56,7 +57,8 @@ fn generations_text(first: Option<u32>, last: Option<u32>) -> String {
     }
 }
 
-fn print_text(report: &BackupReport) {
+/// The manifest summary of a backup taken, as text.
+pub fn print_text(report: &BackupReport) {
     let manifest = &report.manifest;
     crate::out!(
         "{:?} backup {} of {} into {}",
@@ -93,8 +95,13 @@ fn print_text(report: &BackupReport) {
 }
 
 fn print_json(report: &BackupReport) {
+    output::print_json(&report_json(report));
+}
+
+/// The manifest summary of a backup taken, as JSON.
+pub fn report_json(report: &BackupReport) -> serde_json::Value {
     let manifest = &report.manifest;
-    output::print_json(&json!({
+    json!({
         "kind": "backup",
         "backup_kind": manifest.kind,
         "id": manifest.id,
@@ -110,5 +117,5 @@ fn print_json(report: &BackupReport) {
         "bytes": report.bytes,
         "replayed_before": report.replayed_before,
         "passed": true,
-    }));
+    })
 }

@@ -5,6 +5,7 @@ pub mod backup_truncate;
 pub mod backup_verify;
 pub mod checkpoint_dump;
 pub mod checksum;
+pub mod cluster_backup;
 pub mod cluster_file;
 pub mod cluster_init;
 pub mod cluster_mount;

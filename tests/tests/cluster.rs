@@ -702,7 +702,9 @@ fn a_witness_without_a_record_or_older_than_seen_is_refused() {
     let error = Node::start(config("a", "b", root, false))
         .err()
         .expect("a node started against a witness older than it has seen");
-    assert!(error.to_string().contains("older than epoch 3"), "{error}");
+    // A new `cluster init` draws a new identity: refused for that first (the epoch check
+    // would refuse it too: epoch 1 is older than 3).
+    assert!(error.to_string().contains("belongs to cluster"), "{error}");
     // Even without its record of the epoch seen, a never serves: its log is on timeline 3.
     std::fs::remove_file(root.join("a").join("epoch.json")).unwrap();
     let a = Node::start(config("a", "b", root, false)).unwrap();
@@ -1001,5 +1003,55 @@ fn a_failover_interrupted_after_taking_the_witness_reports_its_loss_on_restart()
         "removed once reported"
     );
     assert_eq!(message_count(&b), 50);
+    b.stop();
+}
+
+/// A node of another cluster pointed at this witness (a copied configuration, a share
+/// swapped under it) could renew as the owner of the same name and block a failover. `cluster
+/// init` draws an identity that every epoch carries; a node keeps the first it sees and
+/// refuses a witness of another cluster.
+#[test]
+fn a_node_of_another_cluster_refuses_the_witness() {
+    use bluejet_replication::cluster::seen_epoch::SeenEpoch;
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    // Node a of another cluster ran once against that cluster's witness: it is bound to it.
+    std::fs::create_dir_all(other.path().join("witness")).unwrap();
+    let foreign = witness(other.path())
+        .init("a", "the other cluster")
+        .unwrap();
+    assert_eq!(foreign.cluster.len(), 32, "{foreign:?}");
+    let instance = root.path().join("a");
+    std::fs::create_dir_all(&instance).unwrap();
+    let seen = SeenEpoch::load(std::sync::Arc::new(OsFileSystem), &instance).unwrap();
+    seen.check_witness(1, &foreign.cluster, &other.path().join("witness"))
+        .unwrap();
+    assert_eq!(seen.cluster().as_deref(), Some(foreign.cluster.as_str()));
+    // Within one cluster, epochs still never go back (a witness restored from a backup).
+    seen.check_witness(5, &foreign.cluster, &other.path().join("witness"))
+        .unwrap();
+    let older = seen.check_witness(3, &foreign.cluster, &other.path().join("witness"));
+    let older = older.unwrap_err().to_string();
+    assert!(older.contains("older than epoch 5"), "{older}");
+
+    // This cluster's witness: another identity, which every later epoch keeps.
+    let error = Node::start(config("a", "b", root.path(), true))
+        .err()
+        .expect("a node of another cluster must not start");
+    let message = error.to_string();
+    assert!(message.contains("belongs to cluster"), "{message}");
+    let ours = witness(root.path()).read_initialized().unwrap();
+    assert_ne!(ours.cluster, foreign.cluster);
+    let moved = witness(root.path())
+        .transfer("a", 1, "b", Duration::from_secs(1), "move")
+        .unwrap();
+    assert_eq!((moved.epoch, &moved.cluster), (2, &ours.cluster));
+
+    // A fresh instance binds to this cluster and starts.
+    std::fs::remove_file(SeenEpoch::path(&instance)).unwrap();
+    let b = Node::start(config("b", "a", root.path(), false)).unwrap();
+    let seen_b = SeenEpoch::load(std::sync::Arc::new(OsFileSystem), &root.path().join("b"));
+    assert_eq!(seen_b.unwrap().cluster(), Some(ours.cluster.clone()));
     b.stop();
 }

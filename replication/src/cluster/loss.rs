@@ -63,6 +63,7 @@ impl Loss {
 ///     updated_micros: 5_000,
 ///     comment: String::new(),
 ///     owner_end: None,
+///     cluster: String::new(),
 /// };
 /// // Generation 7 was copied; the old active's E00.log is generation 8 and holds 2 commits.
 /// let facts = LossFacts {

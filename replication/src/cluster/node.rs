@@ -139,7 +139,7 @@ impl Node {
         let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
         let seen = SeenEpoch::load(Arc::clone(&fs), &config.instance)?;
         let record = witness.read_initialized()?;
-        seen.check_witness(record.epoch, witness.directory())?;
+        seen.check_witness(record.epoch, &record.cluster, witness.directory())?;
         let events = EventLog::new(fs, &ReplicaLayout::new(&config.instance).events());
         let shared = Arc::new(Shared {
             config,
@@ -317,8 +317,7 @@ impl Shared {
     /// than the highest epoch this node has seen (recorded otherwise).
     pub fn witness_record(&self) -> Result<WitnessRecord, ReplError> {
         let record = self.witness.read_initialized()?;
-        self.seen
-            .check_witness(record.epoch, self.witness.directory())?;
+        (self.seen).check_witness(record.epoch, &record.cluster, self.witness.directory())?;
         Ok(record)
     }
 
@@ -461,9 +460,8 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
             "restart of the owner",
         )
         .map_err(witness_error)?;
-    shared
-        .seen
-        .check_witness(record.epoch, shared.witness.directory())?;
+    let directory = shared.witness.directory();
+    (shared.seen).check_witness(record.epoch, &record.cluster, directory)?;
     gate.renewed(lease_started, shared.config.lease);
     let options = shared.gated_options(&gate, record.epoch);
     // The engine creates a missing database directory but does not sync it into the
@@ -591,6 +589,20 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         config.lease,
         active.db.log().durable_position(),
     ) {
+        // A witness of another cluster (its share swapped under the running node) is no
+        // renewal: the node stops serving, as when fenced.
+        Ok(record)
+            if shared
+                .seen
+                .cluster()
+                .is_some_and(|bound| bound != record.cluster) =>
+        {
+            return Ok(Some(format!(
+                "the witness belongs to cluster {:?}, not to this node's cluster {:?}",
+                record.cluster,
+                shared.seen.cluster().unwrap_or_default()
+            )));
+        }
         Ok(_) => {
             active.gate.renewed(lease_started, config.lease);
             active.rolled_when_fenced.store(false, Ordering::Release);

@@ -2,7 +2,9 @@
 //! atomically and synced): epochs only move forward. A witness record with a lower epoch
 //! (the share replaced, an empty directory initialised again, a record restored from a
 //! backup) is refused, and so is serving at all once the peer was seen active at a higher
-//! epoch.
+//! epoch. The file also binds the node to its cluster: the first witness identity it sees
+//! is kept, and a witness of another cluster (a misconfigured path, a share swapped under
+//! a running node) is refused, so a foreign node can neither renew nor take the database.
 
 use crate::error::ReplError;
 use crate::sealed;
@@ -22,13 +24,17 @@ struct SeenFile {
     source: String,
     /// When it was recorded (µs).
     updated_micros: u64,
+    /// The cluster's identity at the witness (absent before a witness with one was seen).
+    #[serde(default)]
+    cluster: Option<String>,
 }
 
 /// A node's highest epoch seen.
 pub struct SeenEpoch {
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
-    highest: Mutex<u64>,
+    /// The highest epoch and the cluster bound to.
+    seen: Mutex<(u64, Option<String>)>,
 }
 
 impl SeenEpoch {
@@ -41,53 +47,96 @@ impl SeenEpoch {
     pub fn load(fs: Arc<dyn FileSystem>, instance: &Path) -> Result<Self, ReplError> {
         let path = Self::path(instance);
         let seen: Option<SeenFile> = sealed::read(fs.as_ref(), &path)?;
+        let seen = seen.map_or((0, None), |seen| (seen.epoch, seen.cluster));
         Ok(Self {
             fs,
             path,
-            highest: Mutex::new(seen.map_or(0, |seen| seen.epoch)),
+            seen: Mutex::new(seen),
         })
     }
 
     /// The highest epoch seen.
     pub fn highest(&self) -> u64 {
-        *self.highest.lock()
+        self.seen.lock().0
+    }
+
+    /// The cluster this node is bound to, if it has seen one.
+    pub fn cluster(&self) -> Option<String> {
+        self.seen.lock().1.clone()
     }
 
     /// Records `epoch`, seen at `source`, if it is higher than any before (durably, before
     /// the node acts on it).
     pub fn observe(&self, epoch: u64, source: &str) -> Result<(), ReplError> {
-        let mut highest = self.highest.lock();
-        if epoch <= *highest {
+        let mut seen = self.seen.lock();
+        if epoch <= seen.0 {
             return Ok(());
         }
-        sealed::write(
-            self.fs.as_ref(),
-            &self.path,
-            &SeenFile {
-                epoch,
-                source: source.to_owned(),
-                updated_micros: now_micros(),
-            },
-        )?;
-        *highest = epoch;
+        self.write(epoch, seen.1.clone(), source)?;
+        seen.0 = epoch;
         Ok(())
     }
 
-    /// Refuses a witness record at `epoch` (in `directory`) older than the highest seen;
-    /// records it otherwise.
-    pub fn check_witness(&self, epoch: u64, directory: &Path) -> Result<(), ReplError> {
-        let highest = self.highest();
-        if epoch < highest {
-            return Err(ReplError::Witness {
-                directory: directory.to_owned(),
-                reason: format!(
-                    "its record is at epoch {epoch}, older than epoch {highest} this node has \
-                     seen (in {}): epochs never go back; is this the cluster's witness \
-                     directory, and is its share mounted?",
-                    self.path.display()
-                ),
-            });
+    fn write(&self, epoch: u64, cluster: Option<String>, source: &str) -> Result<(), ReplError> {
+        let file = SeenFile {
+            epoch,
+            source: source.to_owned(),
+            updated_micros: now_micros(),
+            cluster,
+        };
+        sealed::write(self.fs.as_ref(), &self.path, &file)
+    }
+
+    /// Refuses a witness record of another cluster than the one this node is bound to, or
+    /// at `epoch` older than the highest seen; records the epoch (and binds the cluster,
+    /// the first time) otherwise. An empty `cluster` (a witness from before identities)
+    /// binds nothing.
+    pub fn check_witness(
+        &self,
+        epoch: u64,
+        cluster: &str,
+        directory: &Path,
+    ) -> Result<(), ReplError> {
+        let refuse = |reason: String| ReplError::Witness {
+            directory: directory.to_owned(),
+            reason,
+        };
+        let mut seen = self.seen.lock();
+        if let Some(bound) = seen.1.as_deref().filter(|bound| *bound != cluster) {
+            return Err(refuse(format!(
+                "it belongs to cluster {} but this node belongs to cluster {bound} (in {}): \
+                 is this the cluster's witness directory, and is its share mounted?",
+                if cluster.is_empty() {
+                    "(none)"
+                } else {
+                    cluster
+                },
+                self.path.display()
+            )));
         }
-        self.observe(epoch, &format!("witness {}", directory.display()))
+        if epoch < seen.0 {
+            return Err(refuse(format!(
+                "its record is at epoch {epoch}, older than epoch {} this node has seen (in \
+                 {}): epochs never go back; is this the cluster's witness directory, and is \
+                 its share mounted?",
+                seen.0,
+                self.path.display()
+            )));
+        }
+        let bind = seen.1.is_none() && !cluster.is_empty();
+        if epoch > seen.0 || bind {
+            let bound = if bind {
+                Some(cluster.to_owned())
+            } else {
+                seen.1.clone()
+            };
+            self.write(
+                epoch,
+                bound.clone(),
+                &format!("witness {}", directory.display()),
+            )?;
+            *seen = (epoch, bound);
+        }
+        Ok(())
     }
 }

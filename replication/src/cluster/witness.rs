@@ -67,6 +67,11 @@ pub struct WitnessRecord {
     /// against when the owner's heartbeats cannot be read.
     #[serde(default)]
     pub owner_end: Option<LogPosition>,
+    /// The cluster's identity: 32 hex digits drawn by `cluster init` and carried by every
+    /// later epoch (empty in a witness initialised before it existed). A node keeps the
+    /// first it sees and refuses a witness of another cluster.
+    #[serde(default)]
+    pub cluster: String,
 }
 
 /// `epoch-<N>.json`: who owns epoch N (written once).
@@ -78,6 +83,9 @@ struct EpochFile {
     lease_until_micros: u64,
     created_micros: u64,
     comment: String,
+    /// The cluster's identity (from `cluster init`, copied into every later epoch).
+    #[serde(default)]
+    cluster: String,
 }
 
 /// `lease-<N>.json`: the owner of epoch N's latest renewal.
@@ -257,6 +265,7 @@ impl Witness {
                         .map_or(file.created_micros, |l| l.updated_micros),
                     comment: file.comment,
                     owner_end: lease.and_then(|l| l.owner_end),
+                    cluster: file.cluster,
                 };
                 return Ok(View {
                     record: Some(record),
@@ -311,6 +320,7 @@ impl Witness {
             lease_until_micros: 0,
             created_micros: now,
             comment: comment.to_owned(),
+            cluster: random_hex(),
         };
         match self.create_epoch(&file)? {
             true => Ok(record_of(file)),
@@ -435,7 +445,8 @@ impl Witness {
         if self.now_micros() <= current.lease_until_micros + skew {
             return Err(WitnessError::Held(current));
         }
-        let record = self.start_epoch(view.highest + 1, owner, lease, comment)?;
+        let next = (view.highest + 1, current.cluster.as_str());
+        let record = self.start_epoch(next, owner, lease, comment)?;
         // A renewal of the old epoch that was in place before this epoch's file (see
         // `renew`) may have extended its lease after it was read above: wait it out.
         let old: Option<LeaseFile> =
@@ -450,10 +461,10 @@ impl Witness {
         Ok(record)
     }
 
-    /// Creates epoch `epoch` for `owner` and checks that it is the current one.
+    /// Creates epoch `epoch` of `cluster` for `owner` and checks that it is the current one.
     fn start_epoch(
         &self,
-        epoch: u64,
+        (epoch, cluster): (u64, &str),
         owner: &str,
         lease: Duration,
         comment: &str,
@@ -465,6 +476,7 @@ impl Witness {
             lease_until_micros: now + lease.as_micros() as u64,
             created_micros: now,
             comment: comment.to_owned(),
+            cluster: cluster.to_owned(),
         };
         if !self.create_epoch(&file)? {
             return Err(WitnessError::Held(self.current()?));
@@ -492,7 +504,7 @@ impl Witness {
         if current.owner != from || current.epoch != epoch {
             return Err(WitnessError::Held(current));
         }
-        self.start_epoch(view.highest + 1, to, lease, comment)
+        self.start_epoch((view.highest + 1, &current.cluster), to, lease, comment)
     }
 
     /// Removes the epoch and lease files more than `KEEP_EPOCHS` below `epoch`, and the
@@ -522,6 +534,7 @@ fn record_of(file: EpochFile) -> WitnessRecord {
         updated_micros: file.created_micros,
         comment: file.comment,
         owner_end: None,
+        cluster: file.cluster,
     }
 }
 
@@ -672,7 +685,7 @@ mod tests {
             .renew("c", 2, lease, LogPosition::default())
             .unwrap();
         // b wakes up and writes the epoch it decided on: refused, c keeps epoch 2.
-        let woke = witness.start_epoch(stalled_view.highest + 1, "b", lease, "stalled");
+        let woke = witness.start_epoch((stalled_view.highest + 1, ""), "b", lease, "stalled");
         assert!(
             matches!(woke, Err(WitnessError::Held(ref r)) if r.owner == "c"),
             "{woke:?}"
@@ -698,7 +711,7 @@ mod tests {
         // again does not win over epoch 3.
         witness.transfer("c", 2, "a", lease, "move").unwrap();
         std::fs::remove_file(witness.epoch_path(2)).unwrap();
-        let late = witness.start_epoch(2, "b", lease, "very stalled");
+        let late = witness.start_epoch((2, ""), "b", lease, "very stalled");
         assert!(
             matches!(late, Err(WitnessError::Held(ref r)) if r.epoch == 3),
             "{late:?}"

@@ -467,7 +467,9 @@ impl Simulation {
         let node = &mut self.nodes[index];
         node.read_epoch = record.epoch;
         let running = node.running.as_mut().unwrap();
-        if let Err(error) = running.seen.check_witness(record.epoch, Path::new(WITNESS)) {
+        if let Err(error) =
+            (running.seen).check_witness(record.epoch, &record.cluster, Path::new(WITNESS))
+        {
             let what = format!("{}: {error}", node.name);
             self.violation(&what);
             return;

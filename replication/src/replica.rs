@@ -179,9 +179,12 @@ impl Board {
                 self.events.record("copy-failed", None, problem.clone());
             }
         }
-        let source_failure = round
-            .deleted_on_active
-            .map(|generation| format!("generation {generation} was deleted on the active: reseed"));
+        let source_failure = round.deleted_on_active.map(|generation| {
+            format!(
+                "generation {generation} was deleted on the active: reseed (stop this \
+                 node, move its instance's copy aside, start it: the active seeds it)"
+            )
+        });
         if source_failure.is_some() && seen.source_failure != source_failure {
             self.events.record(
                 "generation-deleted",
@@ -190,6 +193,7 @@ impl Board {
             );
         }
         seen.source_failure = source_failure;
+        seen.status.deleted_on_active = round.deleted_on_active;
         seen.stage_problems[0] = round.problem;
     }
 

@@ -148,6 +148,11 @@ impl Shipper {
             .retain(|generation| incoming.contains_key(generation));
         self.different
             .retain(|generation| incoming.contains_key(generation));
+        if round.deleted_on_active.is_some() {
+            // Nothing shipped can be replayed before a reseed: copying on would only fill
+            // the incoming area.
+            return Ok(round);
+        }
         let wanted = listing
             .closed
             .range(needed..)

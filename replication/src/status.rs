@@ -105,6 +105,10 @@ pub struct CopyStatus {
     pub last_contact_micros: u64,
     /// When this status was computed.
     pub updated_micros: u64,
+    /// The generation this copy needed next was deleted on the active: it is Failed and
+    /// needs a reseed; it ships nothing more and holds no generation on the active.
+    #[serde(default)]
+    pub deleted_on_active: Option<u32>,
 }
 
 impl Default for CopyStatus {
@@ -127,6 +131,7 @@ impl Default for CopyStatus {
             transferred_bytes: 0,
             last_contact_micros: 0,
             updated_micros: 0,
+            deleted_on_active: None,
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct ReplicaProgress {
     /// The newest generation it replayed; `None` when it has replayed none (or has no
     /// status).
     pub replayed_through: Option<u32>,
+    /// The generation it needed was deleted on the active: it needs a reseed, which copies
+    /// the database, so it holds no generation (keeping them for it would grow the active's
+    /// log without bound).
+    pub needs_reseed: Option<u32>,
 }
 
 /// Everything the decision depends on.
@@ -64,7 +68,7 @@ pub struct TruncationDecision {
 /// Decides what may be deleted (a pure function of `input`).
 pub fn decide(input: &TruncationInput) -> TruncationDecision {
     let mut limit = input.checkpoint.generation;
-    for replica in &input.replicas {
+    for replica in input.replicas.iter().filter(|r| r.needs_reseed.is_none()) {
         limit = limit.min(replica.replayed_through.map_or(0, |g| g.saturating_add(1)));
     }
     if !input.circular {
@@ -99,7 +103,7 @@ fn reasons(input: &TruncationInput, g: u32) -> Vec<String> {
             input.checkpoint.generation
         ));
     }
-    for replica in &input.replicas {
+    for replica in input.replicas.iter().filter(|r| r.needs_reseed.is_none()) {
         let path = replica.replica.display();
         match replica.replayed_through {
             None => reasons.push(format!(
@@ -135,7 +139,10 @@ pub fn replica_progress(
     let status = CopyStatus::read(fs, &layout, Duration::MAX)?;
     Ok(ReplicaProgress {
         replica: replica.to_owned(),
-        replayed_through: status.and_then(|s| s.last_replayed).map(|m| m.generation),
+        replayed_through: (status.as_ref())
+            .and_then(|s| s.last_replayed)
+            .map(|m| m.generation),
+        needs_reseed: status.and_then(|s| s.deleted_on_active),
     })
 }
 

@@ -365,6 +365,7 @@ fn truncation_keeps_what_a_passive_or_a_backup_needs() {
         replicas: vec![bluejet_replication::truncate::ReplicaProgress {
             replica: PathBuf::from("/x"),
             replayed_through: Some(4),
+            needs_reseed: None,
         }],
         backup_covers_through: None,
         circular: true,
@@ -400,12 +401,44 @@ fn a_copy_whose_next_generation_was_deleted_on_the_active_is_failed() {
         status = replica.step();
     }
     assert_eq!(status.state, CopyState::Failed, "{status:?}");
-    assert_eq!(
-        status.message,
-        format!("generation {needed} was deleted on the active: reseed")
+    assert!(
+        status.message.starts_with(&format!(
+            "generation {needed} was deleted on the active: reseed"
+        )),
+        "{status:?}"
     );
+    assert_eq!(status.deleted_on_active, Some(needed));
     let events = std::fs::read_to_string(config.replica.join("events.jsonl")).unwrap();
     assert!(events.contains("generation-deleted"), "{events}");
+
+    // Bounded on both sides: the copy ships nothing more (its incoming area would grow
+    // with every generation), and the active's retention no longer keeps generations for
+    // it (its log would grow without bound until a reseed).
+    let incoming = |config: &ReplicaConfig| {
+        std::fs::read_dir(config.replica.join("incoming"))
+            .unwrap()
+            .count()
+    };
+    let before = incoming(&config);
+    source.write(300);
+    for _ in 0..5 {
+        replica.step();
+    }
+    assert_eq!(
+        incoming(&config),
+        before,
+        "nothing shipped after the deletion"
+    );
+    source.active.checkpoint().unwrap();
+    source.active.checkpoint().unwrap();
+    let replicas = [config.replica.clone()];
+    let decision = decide(&gather(&source.active, &replicas, true).unwrap());
+    assert_eq!(
+        decision.delete_below,
+        source.active.log().checkpoint().position.generation,
+        "a copy that needs a reseed holds nothing: {decision:?}"
+    );
+    assert!(!decision.delete.is_empty());
     replica.close(CopyState::Disabled, "test").unwrap();
 }
 

@@ -1131,6 +1131,12 @@ impl Simulation {
         }
         let what = format!("active at epoch {}, own log: {own}", record.epoch);
         self.event(Some(index), what);
+        // An answer that took longer than the lease (a slow share) can make a node take
+        // an epoch already superseded: its gate's lease, counted from the request's start,
+        // has ended, it never serves, and its next renewal fences it. No loss to check.
+        if record.epoch < self.highest_epoch {
+            return;
+        }
         self.verify_losses(index, record, measured.as_ref());
         if let Some(measured) = measured {
             self.report(index, &measured);

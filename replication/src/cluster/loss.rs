@@ -76,6 +76,10 @@ impl Loss {
 /// let loss = measure(&facts);
 /// assert_eq!(loss.lost, Some((8, 8)));
 /// assert_eq!(loss.window, Some((4_000, 9_000)));
+///
+/// // Nothing copied yet and no heartbeat: nothing bounds the loss from below.
+/// let facts = LossFacts { inspected: 0, current: None, inspected_created_micros: None, ..facts };
+/// assert_eq!(measure(&facts).window, Some((0, 9_000)));
 /// ```
 pub fn measure(facts: &LossFacts) -> Loss {
     let inspected = facts.inspected;
@@ -108,9 +112,15 @@ pub fn measure(facts: &LossFacts) -> Loss {
         };
     }
     // The start of the last generation copied: conservative (earlier than its close, so
-    // than every commit of a later generation).
-    let fallback = beat.map_or(record.updated_micros, |beat| beat.current_started_micros);
-    let mut start = facts.inspected_created_micros.unwrap_or(fallback);
+    // than every commit of a later generation). Without it (nothing copied yet, or its
+    // header unreadable), the start of the first lost generation if the heartbeat names
+    // it; else nothing bounds the loss from below and the window starts at 0 (the whole
+    // dumpster is resubmitted). Not the record's last update: a renewal (or an owner's
+    // restart) postdates commits made before it (found by the cluster simulation).
+    let first_lost = beat
+        .filter(|beat| beat.end.generation == inspected + 1)
+        .map(|beat| beat.current_started_micros);
+    let mut start = (facts.inspected_created_micros).or(first_lost).unwrap_or(0);
     // When everything the old active last said it had was copied, what is lost came after
     // that: after its last heartbeat's time, which precedes the end it carries (the end at
     // the witness has no such time; a newer end there is later than the heartbeat's).

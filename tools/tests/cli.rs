@@ -1811,6 +1811,11 @@ fn a_joining_node_says_why() {
         "--json",
     ]);
     let stderr = text(&output.stderr);
+    assert_eq!(
+        code(&output),
+        1,
+        "a run that ends Joining did not do its job"
+    );
     let document = json(&output);
     assert_eq!(document["status"]["role"], "Joining", "{document}");
     let reason = document["status"]["reason"].as_str().unwrap_or_default();

@@ -89,3 +89,18 @@ impl ClusterFile {
 pub fn age_seconds(micros: u64) -> f64 {
     (now_micros() as f64 - micros as f64) / 1e6
 }
+
+/// Why `path`, named as the witness directory, is not a usable directory: it does not
+/// exist, is something else, or cannot be examined (an error is never taken for absence).
+pub fn witness_problem(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            format!("the witness directory {} does not exist", path.display())
+        }
+        Err(error) => format!(
+            "the witness directory {} cannot be examined: {error}",
+            path.display()
+        ),
+        Ok(_) => format!("the witness path {} is not a directory", path.display()),
+    }
+}

@@ -23,9 +23,8 @@ pub fn run(config: &Path, comment: Option<&str>, as_json: bool) -> Result<Verdic
         // Never made here: a witness created where the share should be mounted would be a
         // second cluster's.
         return Err(ToolError::Failure(format!(
-            "the witness directory {} does not exist (is the share mounted? it is never \
-             created by bluejet)",
-            directory.display()
+            "{} (is the share mounted? it is never created by bluejet)",
+            super::cluster_file::witness_problem(directory)
         )));
     }
     let owner = &cluster.file.name;

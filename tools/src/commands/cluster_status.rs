@@ -128,7 +128,12 @@ fn check(witness: Option<&WitnessRecord>, nodes: &[NodeView], problems: &mut Vec
         ));
     }
     let left = lease_left(record);
-    if left < 0.0 {
+    if record.lease_until_micros == 0 {
+        problems.push(format!(
+            "{} owns the new cluster but has not started yet (no lease)",
+            record.owner
+        ));
+    } else if left < 0.0 {
         problems.push(format!("{}'s lease ended {:.1} s ago", record.owner, -left));
     }
     for node in nodes {
@@ -189,7 +194,9 @@ fn lease_left(record: &WitnessRecord) -> f64 {
 
 fn witness_text(record: &WitnessRecord) -> String {
     let left = lease_left(record);
-    let lease = if left >= 0.0 {
+    let lease = if record.lease_until_micros == 0 {
+        "no lease yet (initialised by cluster init)".to_owned()
+    } else if left >= 0.0 {
         format!("lease {left:.1} s left")
     } else {
         format!("lease ended {:.1} s ago", -left)

@@ -9,7 +9,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::output;
 use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_replication::cluster::{FailoverReport, Node, NodeStatus};
+use bluejet_replication::cluster::{FailoverReport, Node, NodeStatus, Role};
 use bluejet_replication::events::EventFollower;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::CopyState;
@@ -34,7 +34,7 @@ pub struct RunOptions {
     pub load: Option<u32>,
 }
 
-/// Runs the node until told to stop; exit 1 if it ends as a Failed copy.
+/// Runs the node until told to stop; exit 1 if it ends as a Failed copy or Joining.
 pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     let cluster = ClusterFile::read(&options.config)?;
     let config = cluster.config.clone();
@@ -42,8 +42,8 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
         // Never made here: a node that created its own witness directory, because the share
         // was not mounted, would be a second cluster.
         return Err(ToolError::Failure(format!(
-            "the witness directory {} does not exist (is the share mounted?)",
-            config.witness.display()
+            "{} (is the share mounted?)",
+            super::cluster_file::witness_problem(&config.witness)
         )));
     }
     crate::live::refuse_held_instance(&config.instance)?;
@@ -95,11 +95,10 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     for line in watcher.new_events() {
         eprintln!("bluejet: {name}: {line}");
     }
-    let verdict = if last
-        .copy
-        .as_ref()
-        .is_some_and(|copy| copy.state == CopyState::Failed)
-    {
+    // A node that ends as a Failed copy, or still Joining (it never got to hold or copy
+    // the database, and its status says why), did not do its job: exit 1.
+    let failed_copy = (last.copy.as_ref()).is_some_and(|copy| copy.state == CopyState::Failed);
+    let verdict = if failed_copy || last.role == Role::Joining {
         Verdict::Damaged
     } else {
         Verdict::Clean

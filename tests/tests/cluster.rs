@@ -982,8 +982,11 @@ fn a_failover_interrupted_after_taking_the_witness_reports_its_loss_on_restart()
     let measurement = Measured::new("a", epoch, &loss, false, 42);
     let instance_b = root.path().join("b");
     measured::write(&OsFileSystem, &instance_b, &measurement).unwrap();
+    // One witness, as b's process would hold it: a's lease is over once b has seen its
+    // record unchanged for the lease plus the margin.
+    let seen_by_b = witness(root.path());
     wait_until("a's lease ended", Duration::from_secs(10), || {
-        witness(root.path())
+        (seen_by_b)
             .acquire("b", Duration::from_millis(800), &measurement.comment)
             .is_ok()
     });

@@ -87,7 +87,9 @@ pub struct NodeConfig {
     pub lease: Duration,
     /// Commits stop this long before the lease ends (default 500 ms).
     pub safety: Duration,
-    /// Largest clock difference assumed (default 500 ms).
+    /// The margin past another node's lease, on this node's monotonic clock, before it may
+    /// take the database: request latency and clock drift over a lease (default 500 ms).
+    /// Wall clocks are never compared across machines.
     pub skew: Duration,
     /// Heartbeat and control-loop period (default 200 ms).
     pub heartbeat_interval: Duration,

@@ -62,8 +62,9 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     let Ok(Some(record)) = shared.witness.read() else {
         return Ok(());
     };
-    let skew = shared.config.skew.as_micros() as u64;
-    if record.owner != shared.config.name && now_micros() <= record.lease_until_micros + skew {
+    // Judged on this node's monotonic clock, from when it first saw the record: never by
+    // comparing the old owner's wall clock with this node's.
+    if record.owner != shared.config.name && !shared.witness.lease_over(&record) {
         return Ok(());
     }
     stop_service(shared);

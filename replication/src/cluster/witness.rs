@@ -10,6 +10,9 @@
 //! owner of epoch N under a unique temporary name (`lease-<N>.json.<random>.tmp`), synced and
 //! renamed: a stalled renewal can only rewrite the lease of its own, older epoch, which no
 //! longer counts. There is no lock, so no lock can be judged stale on two machines' clocks.
+//! Nor is a lease judged on one: another node takes over only once the record has stayed
+//! unchanged, for the lease it grants plus a margin, on that node's own monotonic clock
+//! ([`Witness::lease_over`]).
 //!
 //! The first record (`epoch-1`) is written once by `bluejet cluster init` ([`Witness::init`]);
 //! a witness directory without any record is an error for a node, never "no owner yet" (an
@@ -21,11 +24,12 @@ use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::LogPosition;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Epoch files (and their leases) kept below the current epoch; older ones are pruned by
 /// the owner of the current epoch.
@@ -127,15 +131,27 @@ struct View {
     highest: u64,
 }
 
+/// A record as this node first saw it: its identity and when (this node's monotonic
+/// clock).
+struct Observed {
+    key: (u64, String, u64, u64),
+    since: Instant,
+}
+
 /// The witness directory, reached through a file system (a share).
 #[derive(Clone)]
 pub struct Witness {
     fs: Arc<dyn FileSystem>,
     directory: PathBuf,
-    /// Largest clock difference assumed between any two nodes and the share.
+    /// A margin added to every lease before another node may take over: scheduling,
+    /// request latency and the drift of monotonic clocks over a lease. (Wall clocks are
+    /// never compared across machines.)
     pub skew: Duration,
-    /// This node's wall clock: the lease ends it writes, and its decision to take over.
+    /// This node's clocks: the wall clock stamps the records (for people and for the loss
+    /// window), the monotonic clock decides when another node's lease is over.
     clock: Arc<dyn Clock>,
+    /// The current record and when this node first saw it, updated at every read.
+    observed: Arc<Mutex<Option<Observed>>>,
 }
 
 impl Witness {
@@ -157,7 +173,54 @@ impl Witness {
             directory: directory.to_owned(),
             skew,
             clock,
+            observed: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The same witness seen by a new process of this node: nothing observed yet (the
+    /// simulation restarts nodes with it).
+    pub fn restarted(&self) -> Self {
+        Self::with_clock(
+            Arc::clone(&self.fs),
+            &self.directory,
+            self.skew,
+            Arc::clone(&self.clock),
+        )
+    }
+
+    /// Notes `record` as seen now, unless it is the one seen before; returns when this
+    /// node first saw it.
+    fn observe(&self, record: &WitnessRecord) -> Instant {
+        let key = (
+            record.epoch,
+            record.owner.clone(),
+            record.updated_micros,
+            record.lease_until_micros,
+        );
+        let mut observed = self.observed.lock();
+        match observed.as_ref() {
+            Some(seen) if seen.key == key => seen.since,
+            _ => {
+                let since = self.clock.now();
+                *observed = Some(Observed { key, since });
+                since
+            }
+        }
+    }
+
+    /// Whether `record`'s lease is over as far as this node can tell, on its own monotonic
+    /// clock: the record has not changed since this node first saw it for longer than the
+    /// lease it grants plus `skew`. The owner's lease started (on the owner's monotonic
+    /// clock) before the record was written, hence before this node first saw it; so once
+    /// this returns true the owner has stopped admitting commits, whatever the two wall
+    /// clocks say. A node that has just started waits a full lease.
+    pub fn lease_over(&self, record: &WitnessRecord) -> bool {
+        let since = self.observe(record);
+        let granted = record
+            .lease_until_micros
+            .saturating_sub(record.updated_micros);
+        let waited = self.clock.now().saturating_duration_since(since);
+        waited > Duration::from_micros(granted) + self.skew
     }
 
     /// The wall clock (µs since the Unix epoch).
@@ -267,6 +330,7 @@ impl Witness {
                     owner_end: lease.and_then(|l| l.owner_end),
                     cluster: file.cluster,
                 };
+                self.observe(&record);
                 return Ok(View {
                     record: Some(record),
                     highest,
@@ -436,13 +500,13 @@ impl Witness {
         lease: Duration,
         comment: &str,
     ) -> Result<WitnessRecord, WitnessError> {
-        let skew = self.skew.as_micros() as u64;
+        let skew = self.skew;
         let view = self.view()?;
         let current = view.record.ok_or_else(|| self.uninitialized())?;
         if current.owner == owner {
             return self.extend(owner, current.epoch, lease, None);
         }
-        if self.now_micros() <= current.lease_until_micros + skew {
+        if !self.lease_over(&current) {
             return Err(WitnessError::Held(current));
         }
         let next = (view.highest + 1, current.cluster.as_str());
@@ -452,10 +516,10 @@ impl Witness {
         let old: Option<LeaseFile> =
             sealed::read(self.fs.as_ref(), &self.lease_path(current.epoch))?;
         if let Some(old) = old.filter(|old| old.epoch == current.epoch) {
-            let until = old.lease_until_micros + skew;
-            let now = self.now_micros();
-            if old.lease_until_micros > current.lease_until_micros && until > now {
-                std::thread::sleep(Duration::from_micros(until - now));
+            // Its request started before now: its lease is over a full lease from now.
+            if old.updated_micros > current.updated_micros {
+                let granted = old.lease_until_micros.saturating_sub(old.updated_micros);
+                std::thread::sleep(Duration::from_micros(granted) + skew);
             }
         }
         Ok(record)

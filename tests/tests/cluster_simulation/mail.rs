@@ -386,6 +386,8 @@ impl Simulation {
         let node = &mut self.nodes[index];
         let fs: Arc<dyn FileSystem> = Arc::new(node.disk.clone());
         let seen = SeenEpoch::load(fs, &instance(node.name)).unwrap();
+        // A new process has observed nothing at the witness.
+        node.witness = node.witness.restarted();
         node.machine_down = false;
         node.running = Some(Running {
             seen,
@@ -738,8 +740,7 @@ impl Simulation {
             node.running.as_ref().unwrap().part,
             Part::Passive { epoch } if epoch == record.epoch
         );
-        let skew = settings.skew.as_micros() as u64;
-        if !following || node.wall() <= record.lease_until_micros + skew {
+        if !following || !node.witness.lease_over(&record) {
             return Some(Err(WitnessError::Held(record)));
         }
         self.copy_closed(index);
@@ -1426,7 +1427,7 @@ fn seeds(range: std::ops::Range<u64>) {
     );
     let count = range.end - range.start;
     assert!(total.acknowledged > 100 * count);
-    assert!(total.failovers > count && total.lossy > count / 4);
+    assert!(total.failovers > count / 2 && total.lossy > count / 4);
     assert!(total.moves > count / 10);
 }
 

@@ -843,6 +843,36 @@ fn an_expired_forced_mount_is_removed_and_never_forces_a_later_failover() {
     b.stop();
 }
 
+/// Found by an adversarial test: a node paused (SIGSTOP) while a forced mount was
+/// requested saw the request for the first time long after its requester had given up, and
+/// carried it out 48 s later. A request also expires by the age its requester stamped.
+#[test]
+fn a_request_older_than_its_timeout_is_dropped_at_first_sight() {
+    use bluejet_replication::cluster::requests::MountRequest;
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::Lossless);
+    let requests = root.path().join("b/requests");
+    std::fs::create_dir_all(&requests).unwrap();
+    let path = requests.join("mount.json");
+    let request = MountRequest {
+        id: 9,
+        force: true,
+        comment: "written 40 s ago, valid for 30 s".into(),
+        timeout_ms: 30_000,
+        created_micros: bluejet_engine::log::now_micros() - 40_000_000,
+    };
+    bluejet_replication::sealed::write(&OsFileSystem, &path, &request).unwrap();
+    wait_until("the request dropped", Duration::from_secs(3), || {
+        !path.exists()
+    });
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(events.contains("request-expired"), "{events}");
+    assert!(!events.contains("mount-forced"), "{events}");
+    a.stop();
+    b.stop();
+}
+
 /// The digest of the passive copy kept in `instance` (the node stopped).
 fn passive_digest(instance: &Path) -> bluejet_replication::verify::ContentDigest {
     let passive = bluejet_engine::db::PassiveDatabase::open(
@@ -958,6 +988,26 @@ fn a_request_left_while_the_node_was_down_is_dropped_at_start() {
 /// measurement is persisted before the witness is asked, and the restarted owner reports it.
 #[test]
 fn a_failover_interrupted_after_taking_the_witness_reports_its_loss_on_restart() {
+    let report = interrupted_failover(true);
+    assert_eq!(report.lost_generations, Some((7, 7)));
+    assert_eq!(report.lost_window_micros, Some((1_000, 2_000)));
+}
+
+/// Found by an adversarial test: with the measurement gone (removed by hand, or by the old
+/// error path after a witness error that followed the epoch's creation), the restarted
+/// owner reported a lossless move although the witness says a failover took its epoch.
+/// Such a failover is reported lossy, with a window from 0 (the whole dumpster).
+#[test]
+fn a_failover_whose_measurement_is_gone_is_reported_lossy() {
+    let report = interrupted_failover(false);
+    assert_eq!(report.lost_generations, None);
+    let (start, _) = report.lost_window_micros.expect("a window");
+    assert_eq!(start, 0);
+}
+
+/// b takes the witness in a failover from a (as its node would, with a measurement on
+/// disk if `measured`) while stopped; then b starts: its report.
+fn interrupted_failover(write_measurement: bool) -> bluejet_replication::cluster::FailoverReport {
     use bluejet_replication::cluster::loss::Loss;
     use bluejet_replication::cluster::measured::{self, Measured};
     let _serial = serial();
@@ -981,7 +1031,9 @@ fn a_failover_interrupted_after_taking_the_witness_reports_its_loss_on_restart()
     };
     let measurement = Measured::new("a", epoch, &loss, false, 42);
     let instance_b = root.path().join("b");
-    measured::write(&OsFileSystem, &instance_b, &measurement).unwrap();
+    if write_measurement {
+        measured::write(&OsFileSystem, &instance_b, &measurement).unwrap();
+    }
     // One witness, as b's process would hold it: a's lease is over once b has seen its
     // record unchanged for the lease plus the margin.
     let seen_by_b = witness(root.path());
@@ -997,16 +1049,14 @@ fn a_failover_interrupted_after_taking_the_witness_reports_its_loss_on_restart()
     });
     let report = b.failovers()[0].clone();
     assert_eq!(report.kind, "failover", "{report:?}");
-    assert_eq!(report.from, "a");
     assert!(!report.lossless, "{report:?}");
-    assert_eq!(report.lost_generations, Some((7, 7)));
-    assert_eq!(report.lost_window_micros, Some((1_000, 2_000)));
     assert!(
         !measured::path(&instance_b).exists(),
         "removed once reported"
     );
     assert_eq!(message_count(&b), 50);
     b.stop();
+    report
 }
 
 /// A node of another cluster pointed at this witness (a copied configuration, a share

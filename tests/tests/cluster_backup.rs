@@ -308,6 +308,7 @@ fn a_stale_request_and_an_unfinished_answer_are_dropped_at_start() {
         to: to.display().to_string(),
         incremental: false,
         timeout_ms: 60_000,
+        created_micros: 0,
     };
     bluejet_replication::sealed::write(&OsFileSystem, &requests.join(BACKUP), &request).unwrap();
     let started = BackupAnswer {

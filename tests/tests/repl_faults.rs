@@ -823,11 +823,19 @@ fn passive_follows_an_active_under_concurrent_load_with_damaged_deliveries() {
     let done = std::sync::atomic::AtomicBool::new(false);
     let mut random = Pcg64::seed_from_u64(21);
     let mut damaged = Vec::new();
+    let damages = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             // The log rolls by itself as generations fill.
             for _ in 0..400 {
                 shared.lock().commit();
+            }
+            // Under load the shipper may not have caught a delivery to damage yet: go on
+            // (a bounded while) until it has, so the test always tests damage.
+            let until = Instant::now() + Duration::from_secs(10);
+            while damages.load(std::sync::atomic::Ordering::SeqCst) == 0 && Instant::now() < until {
+                shared.lock().commit();
+                std::thread::sleep(Duration::from_millis(1));
             }
             shared.lock().db.log().roll().unwrap();
             done.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -851,6 +859,7 @@ fn passive_follows_an_active_under_concurrent_load_with_damaged_deliveries() {
                     bytes[offset] ^= 1 << random.random_range(0..8);
                     std::fs::write(path, bytes).unwrap();
                     damaged.push(path.clone());
+                    damages.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
             replica.inspect();

@@ -1692,6 +1692,13 @@ fn every_command_on_a_running_cluster_refuses_or_reads_live() {
     for arguments in refused {
         expect_refused(arguments, &pids);
     }
+    // A running cluster is never initialised again (its witness files removed or not).
+    let init = expect(&["cluster", "init", "--config", a_config], 3);
+    assert!(
+        text(&init.stderr).contains("is running"),
+        "{}",
+        text(&init.stderr)
+    );
     let inspections: [&[&str]; 9] = [
         &["header", &a_db],
         &["checksum", &a_db],

@@ -347,7 +347,8 @@ impl<'db> WriteTransaction<'db> {
     }
 
     /// Ends a transaction that changed nothing, with the commit gate's word that this node
-    /// may acknowledge now: what the transaction read is the owning node's durable state.
+    /// may acknowledge now, once everything logged so far is durable: what the transaction
+    /// read is the owning node's durable state.
     /// A cluster's duplicate check needs it: a node whose lease ended must not answer
     /// "already stored" for a record in a log tail the new owner may lack. Refused like a
     /// commit ([`DbError::CommitRefused`], [`DbError::NotAcknowledged`]).
@@ -366,6 +367,11 @@ impl<'db> WriteTransaction<'db> {
             let gate = &self.inner.options.commit_gate;
             gate.admit().map_err(DbError::CommitRefused)?;
             gate.appended();
+            // What was read may come from a commit made visible while it waits for its
+            // sync (found by an adversarial test: a duplicate answered, then the first
+            // delivery failed on EIO): everything logged so far must be durable first.
+            let end = self.inner.log.writer().end_position();
+            self.inner.log.wait_durable(end)?;
             gate.confirm().map_err(DbError::NotAcknowledged)
         });
         self.abort_in_memory();

@@ -120,7 +120,17 @@ impl FileSystem for OsFileSystem {
                 options.write(true).create_new(true).mode(0o600);
             }
         }
+        // Never blocks in `open`: a FIFO (or a device) planted under a name BlueJet reads
+        // would hang it there (found by an adversarial test); it is refused below instead.
+        // Regular files ignore O_NONBLOCK.
+        options.custom_flags(libc::O_NONBLOCK);
         let file = options.open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
         if mode == OpenMode::ReadWrite {
             refuse_shared_inode(&file, path)?;
         }

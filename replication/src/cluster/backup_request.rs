@@ -45,6 +45,11 @@ pub struct BackupRequest {
     pub incremental: bool,
     /// How long the request is valid, from when the node first sees it (ms).
     pub timeout_ms: u64,
+    /// When the requester wrote it (µs, its wall clock; 0: unknown). A node also drops a
+    /// request older than its timeout (plus the margin) by its own wall clock: a node that
+    /// was paused sees a request for the first time long after its requester gave up.
+    #[serde(default)]
+    pub created_micros: u64,
 }
 
 /// The node's answer: first `finished: false` when it starts the backup, then the outcome.
@@ -68,6 +73,9 @@ impl Request for BackupRequest {
     }
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+    fn created_micros(&self) -> u64 {
+        self.created_micros
     }
 }
 
@@ -108,6 +116,7 @@ pub fn request_backup(
         to: to.to_owned(),
         incremental,
         timeout_ms: watch.timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        created_micros: bluejet_engine::log::now_micros(),
     };
     write(fs, passive, BACKUP, &request)?;
     let answer = || read_answer(fs, passive, request.id);

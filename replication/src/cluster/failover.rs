@@ -111,10 +111,16 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
             }
             take_over(shared, new, Some(lease_started), Some(measured))
         }
-        Err(WitnessError::Held(_)) | Err(WitnessError::Unreachable(_)) => {
+        // Refused: this node's epoch is not the current one (if its file was created at
+        // all), so the measurement names no epoch that will ever be taken over.
+        Err(WitnessError::Held(_)) => {
             measured::remove(fs, instance)?;
             restart_service(shared)
         }
+        // The epoch file may have been created before the error (a failed sync, a failed
+        // re-read): the witness may name this node owner at the next round, whose takeover
+        // needs the measurement. It is kept (found by an adversarial test).
+        Err(WitnessError::Unreachable(_)) => restart_service(shared),
     }
 }
 
@@ -234,26 +240,36 @@ fn report(
 /// The measurement persisted by the failover that created `record`'s epoch, if this node
 /// made one. One that cannot be read still says a failover happened: its loss is taken as
 /// everything the dumpster holds (a window from 0), which resubmits harmlessly.
+/// The measurement persisted by the failover that created `record`'s epoch, if this node
+/// made one. An epoch whose witness comment says this node took it in a failover
+/// ([`Measured::names_failover`]) is always reported as one: when its measurement cannot be
+/// read, or is gone (removed by hand, lost), its loss is taken as everything the dumpster
+/// holds (a window from 0), which resubmits harmlessly; never as a lossless move.
 fn persisted_measurement(shared: &Shared, record: &WitnessRecord) -> Option<Measured> {
     let fs = shared.config.options.log.file_system.as_ref();
     let instance = &shared.config.instance;
-    match measured::read_for(fs, instance, &record.comment) {
-        Ok(measured) => measured,
-        Err(error) => {
-            let message = format!("the failover's measurement cannot be read ({error}): the whole dumpster is resubmitted");
-            shared.event(
-                "failover-measurement-unreadable",
-                Some(record.epoch),
-                &message,
-            );
-            let loss = Loss {
-                lost: None,
-                window: Some((0, now_micros())),
-                current_unread: true,
-            };
-            Some(Measured::new("unknown", 0, &loss, false, 0))
-        }
-    }
+    let problem = match measured::read_for(fs, instance, &record.comment) {
+        Ok(Some(measured)) => return Some(measured),
+        Ok(None) if !Measured::names_failover(&record.comment) => return None,
+        Ok(None) => "is missing".to_owned(),
+        Err(error) => format!("cannot be read ({error})"),
+    };
+    let message = format!(
+        "the measurement of the failover that took epoch {} ({}) {problem}: the whole \
+         dumpster is resubmitted",
+        record.epoch, record.comment
+    );
+    shared.event(
+        "failover-measurement-unreadable",
+        Some(record.epoch),
+        &message,
+    );
+    let loss = Loss {
+        lost: None,
+        window: Some((0, now_micros())),
+        current_unread: true,
+    };
+    Some(Measured::new("unknown", 0, &loss, false, 0))
 }
 
 fn describe(report: &FailoverReport) -> String {
@@ -267,8 +283,15 @@ fn describe(report: &FailoverReport) -> String {
         Some((first, last)) => format!("generations {first}..{last}"),
         None => "unknown generations".to_owned(),
     };
+    // The window in µs, in the event log (durable): what a transport resubmits from, even
+    // if it reads it only after this process is gone.
+    let window = report
+        .lost_window_micros
+        .map_or(String::new(), |(start, end)| {
+            format!("; window {start}..{end} µs")
+        });
     format!(
-        "{} from {}: lossy, {generations}{} lost{}",
+        "{} from {}: lossy, {generations}{} lost{}{window}",
         report.kind,
         report.from,
         if report.current_unread {

@@ -16,6 +16,7 @@ use super::loss::Loss;
 use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
+use bluejet_engine::log::now_micros;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,12 @@ impl Measured {
         }
     }
 
+    /// Whether a witness comment was written by a failover's acquisition (one that made a
+    /// measurement first).
+    pub fn names_failover(comment: &str) -> bool {
+        comment.starts_with("failover from ") && comment.contains(" (measurement ")
+    }
+
     /// The loss measured.
     pub fn loss(&self) -> Loss {
         Loss {
@@ -68,9 +75,19 @@ pub fn path(instance: &Path) -> PathBuf {
     instance.join("failover.json")
 }
 
-/// Writes the measurement durably (before the witness is asked).
+/// Writes the measurement durably (before the witness is asked). Something else under its
+/// name (a directory, a FIFO: found by an adversarial test, it blocked every failover) is
+/// moved aside once, to `failover.json.aside-<µs>`, and the write tried again.
 pub fn write(fs: &dyn FileSystem, instance: &Path, measured: &Measured) -> Result<(), ReplError> {
-    sealed::write(fs, &path(instance), measured)
+    let path = path(instance);
+    let Err(error) = sealed::write(fs, &path, measured) else {
+        return Ok(());
+    };
+    let aside = instance.join(format!("failover.json.aside-{}", now_micros()));
+    if fs.rename(&path, &aside).is_err() {
+        return Err(error);
+    }
+    sealed::write(fs, &path, measured)
 }
 
 /// The measurement of the failover that created the epoch whose witness comment is
@@ -94,4 +111,44 @@ pub fn remove(fs: &dyn FileSystem, instance: &Path) -> Result<(), ReplError> {
     }
     fs.sync_directory(instance)
         .map_err(|error| ReplError::io(instance, "syncing", error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluejet_engine::file::OsFileSystem;
+
+    fn measurement() -> Measured {
+        let loss = Loss {
+            lost: Some((3, 4)),
+            window: Some((10, 20)),
+            current_unread: false,
+        };
+        Measured::new("a", 2, &loss, false, 1)
+    }
+
+    /// A directory or a FIFO under the file's name neither blocks a failover (the write
+    /// moves it aside) nor hangs a reader (an error, at once).
+    #[test]
+    fn junk_under_the_name_is_moved_aside_and_never_hangs_a_reader() {
+        let instance = tempfile::tempdir().unwrap();
+        let measured = measurement();
+        std::fs::create_dir(path(instance.path())).unwrap();
+        write(&OsFileSystem, instance.path(), &measured).unwrap();
+        let read = read_for(&OsFileSystem, instance.path(), &measured.comment).unwrap();
+        assert_eq!(read, Some(measured.clone()));
+        remove(&OsFileSystem, instance.path()).unwrap();
+
+        let fifo = path(instance.path());
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|status| status.success()) {
+            return; // no mkfifo here
+        }
+        let started = std::time::Instant::now();
+        assert!(read_for(&OsFileSystem, instance.path(), &measured.comment).is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        write(&OsFileSystem, instance.path(), &measured).unwrap();
+        let read = read_for(&OsFileSystem, instance.path(), &measured.comment).unwrap();
+        assert_eq!(read, Some(measured));
+    }
 }

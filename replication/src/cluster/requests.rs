@@ -45,6 +45,11 @@ pub struct MoveRequest {
     pub validate_only: bool,
     /// How long the request is valid, from when the node first sees it (ms).
     pub timeout_ms: u64,
+    /// When the requester wrote it (µs, its wall clock; 0: unknown). A node also drops a
+    /// request older than its timeout (plus the margin) by its own wall clock: a node that
+    /// was paused sees a request for the first time long after its requester gave up.
+    #[serde(default)]
+    pub created_micros: u64,
 }
 
 /// The answer to a move.
@@ -73,12 +78,18 @@ pub struct MountRequest {
     pub comment: String,
     /// How long the request is valid, from when the node first sees it (ms).
     pub timeout_ms: u64,
+    /// When the requester wrote it (µs, its wall clock; 0: unknown). A node also drops a
+    /// request older than its timeout (plus the margin) by its own wall clock: a node that
+    /// was paused sees a request for the first time long after its requester gave up.
+    #[serde(default)]
+    pub created_micros: u64,
 }
 
 /// What a node needs of any request.
 pub(crate) trait Request: serde::de::DeserializeOwned {
     fn id(&self) -> u64;
     fn timeout(&self) -> Duration;
+    fn created_micros(&self) -> u64;
 }
 
 impl Request for MoveRequest {
@@ -88,6 +99,9 @@ impl Request for MoveRequest {
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+    fn created_micros(&self) -> u64 {
+        self.created_micros
+    }
 }
 
 impl Request for MountRequest {
@@ -96,6 +110,9 @@ impl Request for MountRequest {
     }
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+    fn created_micros(&self) -> u64 {
+        self.created_micros
     }
 }
 
@@ -226,6 +243,7 @@ pub fn request_move_until(
         comment: comment.to_owned(),
         validate_only,
         timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        created_micros: bluejet_engine::log::now_micros(),
     };
     write(fs, active, MOVE, &request)?;
     let result_path = directory(active).join(MOVE_RESULT);
@@ -271,6 +289,7 @@ pub fn request_forced_mount(
         force: true,
         comment: comment.to_owned(),
         timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        created_micros: bluejet_engine::log::now_micros(),
     };
     write(fs, passive, MOUNT, &request)?;
     Ok(request)
@@ -306,7 +325,14 @@ pub(crate) fn look<T: Request>(shared: &Shared, name: &'static str) -> Option<T>
         }
     };
     let first_seen = shared.requests.first_seen(name, request.id());
-    if first_seen.elapsed() <= request.timeout() {
+    // Expired by either clock: this node's monotonic time since it first saw the request,
+    // or (a node paused before it could see it) the wall-clock age the requester stamped,
+    // with the cluster's margin. Dropping a valid request is the safe mistake.
+    let limit = request.timeout().saturating_add(shared.config.skew);
+    let created = request.created_micros();
+    let age = Duration::from_micros(bluejet_engine::log::now_micros().saturating_sub(created));
+    let stale = created != 0 && age > limit;
+    if first_seen.elapsed() <= request.timeout() && !stale {
         return Some(request);
     }
     let removed = remove_durably(fs, instance, name);
@@ -316,7 +342,7 @@ pub(crate) fn look<T: Request>(shared: &Shared, name: &'static str) -> Option<T>
         None,
         &format!(
             "{name} (request {:016x}) expired: not carried out within its timeout of {:?} \
-             from when this node first saw it; removed{}",
+             from when it was written or this node first saw it; removed{}",
             request.id(),
             request.timeout(),
             failed(removed)

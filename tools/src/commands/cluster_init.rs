@@ -4,7 +4,7 @@
 //! without a record (an unmounted share's mount point looks exactly like an empty
 //! directory), so nothing else ever starts epoch 1. Exit 0 written, 1 refused (the witness
 //! holds records already), 3 when the witness directory does not exist or cannot be
-//! written.
+//! written, or a node of the cluster file is running (a fresh heartbeat).
 
 use super::cluster_file::ClusterFile;
 use crate::exit::{ToolError, Verdict};
@@ -26,6 +26,23 @@ pub fn run(config: &Path, comment: Option<&str>, as_json: bool) -> Result<Verdic
             "{} (is the share mounted? it is never created by bluejet)",
             super::cluster_file::witness_problem(directory)
         )));
+    }
+    // A cluster whose witness files were removed while it runs must not be initialised
+    // again under it (found by an adversarial test: the passive was named owner, the active
+    // demoted, and the cluster stayed down).
+    for (node, instance) in cluster.nodes() {
+        if let Some(beat) = cluster
+            .heartbeat(instance)
+            .filter(|beat| cluster.is_fresh(beat))
+        {
+            return Err(ToolError::Failure(format!(
+                "node {node} is running ({:?} at epoch {}, heartbeat {:.1} s ago): a running \
+                 cluster is never initialised again; stop both nodes first",
+                beat.role,
+                beat.epoch,
+                super::cluster_file::age_seconds(beat.time_micros)
+            )));
+        }
     }
     let owner = &cluster.file.name;
     let comment = comment.unwrap_or("initialised by bluejet cluster init");

@@ -56,7 +56,8 @@ pub fn store(
     let id = delivery.message_key();
     let mut write = db.begin_write()?;
     if write.get(MESSAGES, id.as_bytes())?.is_some() {
-        // Dropping the transaction aborts it.
+        // As `deliver_once`: "already stored" only with the gate's word, once durable.
+        write.confirm_unchanged()?;
         return Ok(dumpster::Delivery::Duplicate);
     }
     write.insert(MESSAGES, id.as_bytes(), message)?;

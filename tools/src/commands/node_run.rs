@@ -157,9 +157,25 @@ fn summary(status: &NodeStatus) -> String {
 
 /// A failover or move the node carried out, in one line.
 pub fn failover_line(report: &FailoverReport) -> String {
-    let loss = match report.lost_generations {
-        None => "lossless".to_owned(),
-        Some((first, last)) => format!("lost generations {first}..{last}"),
+    let generations = match report.lost_generations {
+        Some((first, last)) => format!("generations {first}..{last}"),
+        None => "unknown generations".to_owned(),
+    };
+    let loss = match (report.lossless, report.lost_window_micros) {
+        (true, _) => "lossless".to_owned(),
+        (false, window) => format!(
+            "lossy, {generations}{} lost{}",
+            if report.current_unread {
+                " at least"
+            } else {
+                ""
+            },
+            window.map_or(String::new(), |(start, end)| format!(
+                ", window {}..{}",
+                output::time(start),
+                output::time(end)
+            ))
+        ),
     };
     format!(
         "{} from {} at epoch {}: {loss}{}, started at {}, activated in {} ms",

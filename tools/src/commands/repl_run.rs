@@ -116,10 +116,17 @@ fn watch(
     }
 }
 
-/// Parses a number of seconds (`2`, `0.5`) as a duration.
+/// The longest duration or timeout a command takes: a year. Larger values overflowed
+/// `Instant` arithmetic (a panic after a request was already written).
+pub const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Parses a number of seconds (`2`, `0.5`, at most [`MAX_SECONDS`]) as a duration.
 pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds > MAX_SECONDS {
+        return Err(format!("{text:?}: at most {MAX_SECONDS} seconds (a year)"));
+    }
     Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
 }

@@ -873,6 +873,34 @@ fn a_request_older_than_its_timeout_is_dropped_at_first_sight() {
     b.stop();
 }
 
+/// Found by an adversarial test: a copy an operator had suspended still failed over
+/// automatically. As ESE's activation-suspended copy, it is not activated automatically
+/// (a forced mount still may); resumed, it fails over.
+#[test]
+fn a_suspended_copy_is_not_activated_automatically() {
+    use bluejet_replication::control::Control;
+    use bluejet_replication::layout::ReplicaLayout;
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
+    assert_eq!(deliver(&a, 0, 20), 20);
+    let layout = ReplicaLayout::new(&root.path().join("b"));
+    Control::set(&OsFileSystem, &layout, true, "maintenance").unwrap();
+    a.kill();
+    std::thread::sleep(Duration::from_millis(3_000));
+    assert_eq!(b.role(), Role::Passive, "a suspended copy was activated");
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(
+        events.contains("the copy is suspended (maintenance)"),
+        "{events}"
+    );
+    Control::set(&OsFileSystem, &layout, false, "done").unwrap();
+    wait_until("b active once resumed", Duration::from_secs(20), || {
+        b.role() == Role::Active
+    });
+    b.stop();
+}
+
 /// The digest of the passive copy kept in `instance` (the node stopped).
 fn passive_digest(instance: &Path) -> bluejet_replication::verify::ContentDigest {
     let passive = bluejet_engine::db::PassiveDatabase::open(

@@ -67,6 +67,16 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     if record.owner != shared.config.name && !shared.witness.lease_over(&record) {
         return Ok(());
     }
+    // An operator suspended this copy: it is not activated automatically (ESE's
+    // activation-suspended copy), nor is anything shipped for it; a forced mount may.
+    let suspension = suspended(shared);
+    let forced_early = suspension.is_some() && requests::take_mount(shared);
+    if let Some(why) = suspension.filter(|_| !forced_early) {
+        let message =
+            format!("mount refused: {why}; an operator may resume the copy or force the mount");
+        note_refusal(shared, message);
+        return Ok(());
+    }
     stop_service(shared);
     let measured = (|| {
         let mut replica = Replica::open(shared.config.replica_config())?;
@@ -83,7 +93,7 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
             return Err(error);
         }
     };
-    let forced = requests::take_mount(shared);
+    let forced = forced_early || requests::take_mount(shared);
     let allowed = shared.config.dial.allowed();
     if loss.generations() > allowed && !forced {
         return refuse(shared, &loss, allowed);
@@ -346,6 +356,20 @@ fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
     })
 }
 
+/// Why this copy must not be activated automatically, if an operator suspended it (or its
+/// control file cannot be read: an error is never taken for "not suspended").
+fn suspended(shared: &Shared) -> Option<String> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let layout = ReplicaLayout::new(&shared.config.instance);
+    match crate::control::Control::read(fs, &layout) {
+        Ok(control) if control.suspended => {
+            Some(format!("the copy is suspended ({})", control.comment))
+        }
+        Ok(_) => None,
+        Err(error) => Some(format!("the copy's control file cannot be read ({error})")),
+    }
+}
+
 fn refuse(shared: &Shared, loss: &Loss, allowed: u32) -> Result<(), ReplError> {
     let message = format!(
         "mount refused: {} generations would be lost ({:?}), the dial {:?} allows {allowed}; \
@@ -354,15 +378,24 @@ fn refuse(shared: &Shared, loss: &Loss, allowed: u32) -> Result<(), ReplError> {
         loss.lost,
         shared.config.dial
     );
+    refuse_because(shared, message)
+}
+
+fn refuse_because(shared: &Shared, message: String) -> Result<(), ReplError> {
+    restart_service(shared)?;
+    note_refusal(shared, message);
+    Ok(())
+}
+
+/// Records a refused mount (the event once while the reason stays the same).
+fn note_refusal(shared: &Shared, message: String) {
     let repeated = matches!(&*shared.state.read(), NodeState::Passive(p) if p.refusal.as_deref() == Some(&message));
     if !repeated {
         shared.event("mount-refused", None, &message);
     }
-    restart_service(shared)?;
     if let NodeState::Passive(passive) = &mut *shared.state.write() {
         passive.refusal = Some(message);
     }
-    Ok(())
 }
 
 fn stop_service(shared: &Shared) {

@@ -821,11 +821,17 @@ fn an_expired_forced_mount_is_removed_and_never_forces_a_later_failover() {
     .unwrap();
     assert_ne!(request.id, 0);
     let path = root.path().join("b/requests/mount.json");
+    // The event follows the removal: wait for both (the test raced the event under load).
+    let events_path = root.path().join("b/events.jsonl");
+    let expired = || {
+        std::fs::read_to_string(&events_path)
+            .unwrap()
+            .contains("request-expired")
+    };
     wait_until("the request expired", Duration::from_secs(10), || {
-        !path.exists()
+        !path.exists() && expired()
     });
-    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
-    assert!(events.contains("request-expired"), "{events}");
+    let events = std::fs::read_to_string(&events_path).unwrap();
     assert!(!events.contains("mount-forced"), "{events}");
     // The lossy failover that follows is refused by the dial: nothing forces it any more.
     links_b.peer.set_cut(true);
@@ -863,11 +869,16 @@ fn a_request_older_than_its_timeout_is_dropped_at_first_sight() {
         created_micros: bluejet_engine::log::now_micros() - 40_000_000,
     };
     bluejet_replication::sealed::write(&OsFileSystem, &path, &request).unwrap();
+    let events_path = root.path().join("b/events.jsonl");
+    let expired = || {
+        std::fs::read_to_string(&events_path)
+            .unwrap()
+            .contains("request-expired")
+    };
     wait_until("the request dropped", Duration::from_secs(3), || {
-        !path.exists()
+        !path.exists() && expired()
     });
-    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
-    assert!(events.contains("request-expired"), "{events}");
+    let events = std::fs::read_to_string(&events_path).unwrap();
     assert!(!events.contains("mount-forced"), "{events}");
     a.stop();
     b.stop();

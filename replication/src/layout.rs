@@ -98,6 +98,16 @@ impl ReplicaLayout {
         Ok(())
     }
 
+    /// Whether `name`, in the root, belongs to the cluster node rather than to the copy: a
+    /// seed or a reseed keeps it (found by an adversarial test: a seed deleted the node's
+    /// `epoch.json`, and with it its cluster identity and the highest epoch it had seen).
+    pub fn is_node_file(name: &str) -> bool {
+        matches!(
+            name,
+            "epoch.json" | "heartbeat.json" | "node.lock" | "failover.json"
+        ) || name.starts_with("failover.json.aside-")
+    }
+
     /// Whether `name` in `directory` (one of this layout's) is a file replication writes.
     pub fn is_known(&self, directory: &Path, name: &str) -> bool {
         let generation_file = |name: &str| {
@@ -125,8 +135,10 @@ impl ReplicaLayout {
                     | "epoch.json"
                     | "node.lock"
                     | "requests"
+                    | "failover.json"
             ) || name.ends_with(".json.tmp")
-                || name.starts_with("diverged-");
+                || name.starts_with("diverged-")
+                || name.starts_with("failover.json.aside-");
         }
         if directory == self.database() {
             return name == DATABASE_FILE_NAME

@@ -260,6 +260,8 @@ fn survey(
         let path = layout.root.join(&name);
         if !layout.is_known(&layout.root, &name) {
             unknown.push(path);
+        } else if ReplicaLayout::is_node_file(&name) {
+            // The node's own: never the seed's to remove.
         } else if name.ends_with(".json") || name.ends_with(".tmp") {
             known.push(path);
         }

@@ -912,6 +912,22 @@ fn a_suspended_copy_is_not_activated_automatically() {
     b.stop();
 }
 
+/// Found by an adversarial test: the seed of a passive deleted the node's `epoch.json`,
+/// and with it its cluster identity and the highest epoch it had seen. A seed keeps the
+/// node's own files.
+#[test]
+fn a_seeded_passive_keeps_its_cluster_identity() {
+    use bluejet_replication::cluster::seen_epoch::SeenEpoch;
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::Lossless);
+    let cluster = witness(root.path()).read_initialized().unwrap().cluster;
+    let seen = SeenEpoch::load(std::sync::Arc::new(OsFileSystem), &root.path().join("b"));
+    assert_eq!(seen.unwrap().cluster(), Some(cluster));
+    a.stop();
+    b.stop();
+}
+
 /// The digest of the passive copy kept in `instance` (the node stopped).
 fn passive_digest(instance: &Path) -> bluejet_replication::verify::ContentDigest {
     let passive = bluejet_engine::db::PassiveDatabase::open(

@@ -102,6 +102,16 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     // was taken must not forget what the failover lost (see `measured`).
     let fs = shared.config.options.log.file_system.as_ref();
     let instance = &shared.config.instance;
+    // `acquire` may wait out a late renewal (a full lease and the margin) before it
+    // returns: a crash in that wait must not leave a window ending too early.
+    let mut loss = loss;
+    if let Some((_, end)) = &mut loss.window {
+        let granted = record
+            .lease_until_micros
+            .saturating_sub(record.updated_micros);
+        let margin = shared.config.skew.as_micros() as u64;
+        *end = (*end).max(now_micros() + granted + margin);
+    }
     let measured = Measured::new(&record.owner, record.epoch, &loss, forced, nonce());
     if let Err(error) = measured::write(fs, instance, &measured) {
         restart_service(shared)?;

@@ -140,6 +140,7 @@ impl Node {
         let seen = SeenEpoch::load(Arc::clone(&fs), &config.instance)?;
         let record = witness.read_initialized()?;
         seen.check_witness(record.epoch, &record.cluster, witness.directory())?;
+        witness.bind(seen.cluster());
         let events = EventLog::new(fs, &ReplicaLayout::new(&config.instance).events());
         let shared = Arc::new(Shared {
             config,
@@ -318,6 +319,7 @@ impl Shared {
     pub fn witness_record(&self) -> Result<WitnessRecord, ReplError> {
         let record = self.witness.read_initialized()?;
         (self.seen).check_witness(record.epoch, &record.cluster, self.witness.directory())?;
+        self.witness.bind(self.seen.cluster());
         Ok(record)
     }
 

@@ -152,6 +152,9 @@ pub struct Witness {
     clock: Arc<dyn Clock>,
     /// The current record and when this node first saw it, updated at every read.
     observed: Arc<Mutex<Option<Observed>>>,
+    /// The cluster this node belongs to, once known ([`bind`](Self::bind)): a witness of
+    /// another cluster is never written (no renewal, no epoch).
+    bound: Arc<Mutex<Option<String>>>,
 }
 
 impl Witness {
@@ -174,6 +177,31 @@ impl Witness {
             skew,
             clock,
             observed: Arc::new(Mutex::new(None)),
+            bound: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Binds this node to `cluster` (from its `epoch.json`): from now on a witness whose
+    /// record names another cluster is unreachable for writing (found by an adversarial
+    /// test: an active whose witness was swapped wrote a renewal into the foreign one).
+    pub fn bind(&self, cluster: Option<String>) {
+        *self.bound.lock() = cluster.filter(|cluster| !cluster.is_empty());
+    }
+
+    /// Refuses to write into a witness of another cluster than the one bound.
+    fn check_cluster(&self, record: &WitnessRecord) -> Result<(), WitnessError> {
+        match self.bound.lock().as_deref() {
+            Some(bound) if bound != record.cluster => {
+                Err(WitnessError::Unreachable(ReplError::Witness {
+                    directory: self.directory.clone(),
+                    reason: format!(
+                        "it belongs to cluster {:?}, this node to cluster {bound}: nothing \
+                         is written into it",
+                        record.cluster
+                    ),
+                }))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -468,6 +496,7 @@ impl Witness {
     ) -> Result<WitnessRecord, WitnessError> {
         let now = self.now_micros();
         let current = self.current()?;
+        self.check_cluster(&current)?;
         if current.owner != owner || current.epoch != epoch {
             return Err(WitnessError::Held(current));
         }
@@ -503,6 +532,7 @@ impl Witness {
         let skew = self.skew;
         let view = self.view()?;
         let current = view.record.ok_or_else(|| self.uninitialized())?;
+        self.check_cluster(&current)?;
         if current.owner == owner {
             return self.extend(owner, current.epoch, lease, None);
         }
@@ -565,6 +595,7 @@ impl Witness {
     ) -> Result<WitnessRecord, WitnessError> {
         let view = self.view()?;
         let current = view.record.ok_or_else(|| self.uninitialized())?;
+        self.check_cluster(&current)?;
         if current.owner != from || current.epoch != epoch {
             return Err(WitnessError::Held(current));
         }
@@ -866,6 +897,40 @@ mod io_error_tests {
             self.check()?;
             OsFileSystem.probe_lock(path)
         }
+    }
+
+    /// A node bound to its cluster writes nothing into another cluster's witness: no
+    /// renewal, no epoch (an active whose witness share was swapped under it).
+    #[test]
+    fn a_bound_node_writes_nothing_into_a_foreign_witness() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = Witness::new(Arc::new(OsFileSystem), directory.path(), Duration::ZERO);
+        let record = witness.init("a", "foreign cluster").unwrap();
+        witness.bind(Some("0123456789abcdef0123456789abcdef".into()));
+        let lease = Duration::from_secs(1);
+        let end = LogPosition::default();
+        for refused in [
+            witness.renew("a", record.epoch, lease, end),
+            witness.acquire("a", lease, "restart"),
+            witness.acquire("b", lease, "failover"),
+            witness.transfer("a", record.epoch, "b", lease, "move"),
+        ] {
+            assert!(
+                matches!(refused, Err(WitnessError::Unreachable(_))),
+                "{refused:?}"
+            );
+        }
+        let names: Vec<String> = std::fs::read_dir(directory.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec![format!("epoch-{:020}.json", 1)],
+            "nothing written"
+        );
+        witness.bind(Some(record.cluster.clone()));
+        witness.renew("a", record.epoch, lease, end).unwrap();
     }
 
     /// Finding 1: an I/O error on the share (ESTALE, EIO) is the witness unreachable, never

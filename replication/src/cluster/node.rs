@@ -591,20 +591,8 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         config.lease,
         active.db.log().durable_position(),
     ) {
-        // A witness of another cluster (its share swapped under the running node) is no
-        // renewal: the node stops serving, as when fenced.
-        Ok(record)
-            if shared
-                .seen
-                .cluster()
-                .is_some_and(|bound| bound != record.cluster) =>
-        {
-            return Ok(Some(format!(
-                "the witness belongs to cluster {:?}, not to this node's cluster {:?}",
-                record.cluster,
-                shared.seen.cluster().unwrap_or_default()
-            )));
-        }
+        // A witness of another cluster never answers a renewal: the node's `Witness` is
+        // bound to its cluster (`Witness::bind`) and refuses it as unreachable.
         Ok(_) => {
             active.gate.renewed(lease_started, config.lease);
             active.rolled_when_fenced.store(false, Ordering::Release);

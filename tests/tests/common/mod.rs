@@ -1,7 +1,9 @@
 //! Helpers the replication, backup and cluster tests share: the active's options, a
-//! replica's fast settings, a model's content digest, and a file system standing for a
-//! network link that can be cut.
+//! replica's fast settings, a model's content digest, a file system standing for a
+//! network link that can be cut, and (in `proxy`) a fault-injecting TCP proxy.
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use bluejet_engine::db::Options;
 use bluejet_engine::file::{

@@ -31,6 +31,7 @@ pub mod identity;
 pub mod inspect;
 pub mod layout;
 pub mod lock;
+pub mod net;
 pub mod private_files;
 pub mod replay;
 pub mod replica;

@@ -47,6 +47,9 @@ pub enum CertError {
     /// A validity out of range.
     #[error("validity of {0} days: must be 1 to {MAX_VALID_DAYS}")]
     Days(u32),
+    /// A validity that ends before it begins.
+    #[error("a validity must end after it begins")]
+    EmptyValidity,
     /// A file to write exists already.
     #[error("{} exists already: refusing to replace it", .0.display())]
     Exists(PathBuf),
@@ -92,6 +95,18 @@ impl Validity {
             not_after: now + Duration::from_secs(u64::from(days) * 86_400),
         })
     }
+
+    /// From `not_before` to `not_after`, which must come later. Either may be in the past:
+    /// an expired certificate, to test that peers refuse it.
+    pub fn between(not_before: SystemTime, not_after: SystemTime) -> Result<Self, CertError> {
+        if not_after <= not_before {
+            return Err(CertError::EmptyValidity);
+        }
+        Ok(Self {
+            not_before,
+            not_after,
+        })
+    }
 }
 
 /// The files [`make_cluster_certs`] wrote.
@@ -103,6 +118,8 @@ pub struct CertFiles {
     pub ca_key: PathBuf,
     /// Per node, in the order given: its name, certificate and key.
     pub nodes: Vec<(String, PathBuf, PathBuf)>,
+    /// When every certificate written (the CA's and the nodes') is valid.
+    pub validity: Validity,
 }
 
 impl CertFiles {
@@ -267,6 +284,7 @@ pub fn make_cluster_certs(
         ca_cert,
         ca_key,
         nodes: files,
+        validity,
     })
 }
 
@@ -402,5 +420,17 @@ mod tests {
         let error = make_cluster_certs(&dir, &names(&["a"]), 0).unwrap_err();
         assert!(matches!(error, CertError::Days(0)), "{error}");
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_validity_must_end_after_it_begins() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        let past = Validity::between(now - 2 * hour, now - hour).unwrap();
+        assert_eq!(past.not_after, now - hour);
+        for (from, to) in [(now, now), (now, now - hour)] {
+            let error = Validity::between(from, to).unwrap_err();
+            assert!(matches!(error, CertError::EmptyValidity), "{error}");
+        }
     }
 }

@@ -78,7 +78,8 @@ pub enum TlsError {
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    /// The peer's certificate does not chain to the cluster CA.
+    /// The peer's certificate does not chain to the cluster CA: issued by another CA, or
+    /// its signature does not verify under the cluster CA's key.
     #[error("the peer's certificate is not issued by the cluster CA")]
     UnknownIssuer,
     /// The peer's certificate names another node.
@@ -158,7 +159,9 @@ impl Refusal {
         expected: &str,
     ) -> Self {
         match certificate {
-            CertificateError::UnknownIssuer => Self::UnknownIssuer,
+            // Every cluster's CA has the same subject name, so a certificate from another
+            // cluster's CA finds ours as its issuer by name and fails on the signature.
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => Self::UnknownIssuer,
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => Self::Expired,
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 Self::NotYetValid

@@ -26,6 +26,8 @@
 //! bluejet truncate --active DIR (--config FILE | --replica DIR... | --standalone) [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
 //! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--json]
+//! bluejet cluster init --config FILE [--comment TEXT] [--json]
+//! bluejet cluster certs --dir DIR --nodes NODE,NODE... [--days N] [--json]
 //! bluejet cluster status --config FILE [--json]
 //! bluejet cluster move --config FILE --to NODE --comment TEXT [--validate-only]
 //!                      [--timeout SECONDS] [--json]
@@ -123,7 +125,7 @@ enum Command {
         #[command(subcommand)]
         action: NodeAction,
     },
-    /// Operate a two-node cluster: status, planned move, forced mount, backup.
+    /// Operate a two-node cluster: certificates, status, planned move, forced mount, backup.
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
@@ -142,6 +144,9 @@ enum ClusterAction {
     /// the node the cluster file names) into an existing, empty witness directory (exit 1
     /// when it holds records already).
     Init(ClusterInitArgs),
+    /// Make the cluster's TLS certificates once: a new cluster CA and a certificate and key
+    /// per node (exit 1 when a file exists already: nothing is replaced).
+    Certs(ClusterCertsArgs),
     /// The witness, both nodes' heartbeats and the passive's copy (exit 1 when unhealthy).
     Status(ClusterFileArgs),
     /// Move the database to the other node without loss (exit 1 when refused).
@@ -172,6 +177,30 @@ struct ClusterInitArgs {
     /// Why: recorded in the witness's first record.
     #[arg(long, value_name = "TEXT")]
     comment: Option<String>,
+}
+
+/// Options of `cluster certs`.
+#[derive(Debug, Args)]
+struct ClusterCertsArgs {
+    /// The certificate directory (created 0700 if missing).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// The nodes' names, comma-separated: plain DNS labels (letters, digits, '-', '_').
+    #[arg(
+        long,
+        value_name = "NODE,NODE...",
+        value_delimiter = ',',
+        required = true
+    )]
+    nodes: Vec<String>,
+    /// How long the certificates are valid, in days.
+    #[arg(long, value_name = "N", default_value_t = commands::cluster_certs::DEFAULT_DAYS,
+          value_parser = clap::value_parser!(u32)
+              .range(1..=i64::from(bluejet_replication::net::certs::MAX_VALID_DAYS)))]
+    days: u32,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options of `node run`.
@@ -612,6 +641,9 @@ fn run_cluster(action: ClusterAction) -> Result<Verdict, ToolError> {
     match action {
         ClusterAction::Init(args) => {
             commands::cluster_init::run(&args.file.config, args.comment.as_deref(), args.file.json)
+        }
+        ClusterAction::Certs(args) => {
+            commands::cluster_certs::run(&args.dir, &args.nodes, args.days, args.json)
         }
         ClusterAction::Status(args) => commands::cluster_status::run(&args.config, args.json),
         ClusterAction::Move(args) => {

@@ -1933,3 +1933,252 @@ fn truncate_refuses_without_knowing_every_copy() {
         "{standalone}"
     );
 }
+
+/// Every file of `dir` and its bytes, sorted by name.
+fn directory_contents(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(entry.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A TLS handshake over 127.0.0.1: `server` accepts `client` and the client sends one frame
+/// that the server reads back; every blocking call is bounded by timeouts.
+fn handshake_and_frame(dir: &Path, client: &str, server: &str) {
+    use bluejet_replication::net::frame::{read_frame, write_frame};
+    use bluejet_replication::net::{accept, connect, TlsIdentity};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+    let timeout = Some(Duration::from_secs(10));
+    let server_identity = TlsIdentity::load(dir, server).unwrap();
+    let client_identity = TlsIdentity::load(dir, client).unwrap();
+    let server_config = server_identity.server_config(client).unwrap();
+    let client_config = client_identity.client_config().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let expected = client.to_owned();
+    let serving = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(timeout).unwrap();
+        tcp.set_write_timeout(timeout).unwrap();
+        let mut stream = accept(&server_config, tcp, &expected).unwrap();
+        let frame = read_frame(&mut stream, 1024).unwrap();
+        (stream.peer_name().to_owned(), frame)
+    });
+    let tcp = TcpStream::connect_timeout(&address, Duration::from_secs(10)).unwrap();
+    tcp.set_read_timeout(timeout).unwrap();
+    tcp.set_write_timeout(timeout).unwrap();
+    let mut stream = connect(&client_config, tcp, server).unwrap();
+    assert_eq!(stream.peer_name(), server);
+    write_frame(&mut stream, 3, b"hello over tls").unwrap();
+    let (peer, frame) = serving.join().unwrap();
+    assert_eq!(peer, client);
+    assert_eq!(
+        (frame.kind, &frame.payload[..]),
+        (3, &b"hello over tls"[..])
+    );
+}
+
+#[test]
+fn cluster_certs_writes_working_certificates_with_their_modes() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("new/certs");
+    let output = bluejet_with_umask_0(&["cluster", "certs", "--dir", arg(&dir), "--nodes", "a,b"]);
+    let stdout = text(&output.stdout);
+    assert_eq!(code(&output), 0, "{stdout}\n{}", text(&output.stderr));
+    assert!(stdout.contains("valid 825 days"), "{stdout}");
+    let expected = [
+        ("ca.pem", 0o644),
+        ("ca.key", 0o600),
+        ("a.pem", 0o644),
+        ("a.key", 0o600),
+        ("b.pem", 0o644),
+        ("b.key", 0o600),
+    ];
+    for (name, expected_mode) in expected {
+        let path = dir.join(name);
+        assert_eq!(mode(&path), expected_mode, "{name}");
+        let listed = format!("  {expected_mode:04o}  {}  ", path.display());
+        assert!(stdout.contains(&listed), "{listed:?} in {stdout}");
+    }
+    assert_eq!(directory_contents(&dir).len(), 6);
+    assert_eq!(mode(&dir), 0o700, "the directory is private");
+    handshake_and_frame(&dir, "a", "b");
+    handshake_and_frame(&dir, "b", "a");
+}
+
+#[test]
+fn cluster_certs_json_lists_every_file_and_honours_days() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("certs");
+    let report = json(&expect(
+        &[
+            "cluster",
+            "certs",
+            "--dir",
+            arg(&dir),
+            "--nodes",
+            "mx-1,mx_2",
+            "--days",
+            "30",
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(
+        (
+            report["kind"].as_str(),
+            report["passed"].as_bool(),
+            report["days"].as_u64()
+        ),
+        (Some("cluster-certs"), Some(true), Some(30)),
+        "{report}"
+    );
+    let files = report["files"].as_array().unwrap();
+    let listed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|file| {
+            (
+                file["path"].as_str().unwrap(),
+                file["mode"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let names = [
+        "ca.pem", "ca.key", "mx-1.pem", "mx-1.key", "mx_2.pem", "mx_2.key",
+    ];
+    assert_eq!(listed.len(), names.len(), "{report}");
+    for ((path, listed_mode), name) in listed.iter().zip(names) {
+        assert_eq!(*path, dir.join(name).display().to_string());
+        assert_eq!(*listed_mode, format!("{:04o}", mode(&dir.join(name))));
+    }
+    assert!(listed
+        .iter()
+        .all(|(path, listed_mode)| !path.ends_with(".key") || *listed_mode == "0600"));
+    handshake_and_frame(&dir, "mx-1", "mx_2");
+}
+
+#[test]
+fn cluster_certs_never_replaces_a_file() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("certs");
+    expect(
+        &["cluster", "certs", "--dir", arg(&dir), "--nodes", "a,b"],
+        0,
+    );
+    let before = directory_contents(&dir);
+    // Again the same, a new node beside the old CA, or only a node's files that exist.
+    for nodes in ["a,b", "c", "b"] {
+        let refused = expect(
+            &["cluster", "certs", "--dir", arg(&dir), "--nodes", nodes],
+            1,
+        );
+        let stdout = text(&refused.stdout);
+        let named = dir.join("ca.pem").display().to_string();
+        assert!(
+            stdout.contains("cluster certs refused: ") && stdout.contains(&named),
+            "{nodes}: {stdout}"
+        );
+        assert_eq!(directory_contents(&dir), before, "{nodes}: nothing changed");
+    }
+    // A directory where only a node's key is left from before: refused naming it.
+    let other = root.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("b.key"), b"old key").unwrap();
+    let refused = json(&expect(
+        &[
+            "cluster",
+            "certs",
+            "--dir",
+            arg(&other),
+            "--nodes",
+            "a,b",
+            "--json",
+        ],
+        1,
+    ));
+    let message = report_message(&refused);
+    assert!(
+        message.contains(&other.join("b.key").display().to_string()),
+        "{refused}"
+    );
+    assert_eq!(refused["passed"].as_bool(), Some(false), "{refused}");
+    assert_eq!(
+        directory_contents(&other),
+        vec![("b.key".to_owned(), b"old key".to_vec())]
+    );
+    handshake_and_frame(&dir, "a", "b");
+}
+
+fn report_message(report: &Value) -> &str {
+    report["message"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn cluster_certs_refuses_bad_names_and_days_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("certs");
+    let bad_nodes = [
+        "a,../x", "a/b", "..", "a.b", "-a", "a,", "a,A", "ca", "a b", "é",
+    ];
+    for nodes in bad_nodes {
+        let refused = expect(
+            &["cluster", "certs", "--dir", arg(&dir), "--nodes", nodes],
+            2,
+        );
+        let stderr = text(&refused.stderr);
+        assert!(stderr.starts_with("bluejet: "), "{nodes}: {stderr}");
+        assert!(!dir.exists(), "{nodes}: nothing written");
+    }
+    let named = expect(
+        &["cluster", "certs", "--dir", arg(&dir), "--nodes", "a,b/c"],
+        2,
+    );
+    assert!(
+        text(&named.stderr).contains("\"b/c\""),
+        "{}",
+        text(&named.stderr)
+    );
+    for days in ["0", "36501", "-1", "x"] {
+        expect(
+            &[
+                "cluster",
+                "certs",
+                "--dir",
+                arg(&dir),
+                "--nodes",
+                "a",
+                "--days",
+                days,
+            ],
+            2,
+        );
+    }
+    expect(&["cluster", "certs", "--dir", arg(&dir)], 2);
+    assert!(!dir.exists());
+    // A directory that cannot be made: a file stands in its place.
+    let file = root.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    expect(
+        &[
+            "cluster",
+            "certs",
+            "--dir",
+            arg(&file.join("certs")),
+            "--nodes",
+            "a",
+        ],
+        3,
+    );
+}

@@ -6,6 +6,7 @@ pub mod backup_verify;
 pub mod checkpoint_dump;
 pub mod checksum;
 pub mod cluster_backup;
+pub mod cluster_certs;
 pub mod cluster_file;
 pub mod cluster_init;
 pub mod cluster_mount;

@@ -8,8 +8,10 @@
 //! a bug) and otherwise returns whether the input *as given* decoded.
 
 pub mod db;
+pub mod net;
 
 pub use db::{db_open, page_decode};
+pub use net::frame_stream;
 
 use bluejet_engine::log::checkpoint::{
     self, CopyState, CHECKPOINT_COPY_BYTES, CHECKPOINT_COPY_STRIDE,

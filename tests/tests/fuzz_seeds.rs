@@ -6,7 +6,8 @@
 //! `cargo test -p bluejet-tests --test fuzz_seeds -- --ignored regenerate_seeds` writes the
 //! seeds anew from a real log (random stream signature and times, so the bytes change);
 //! `... -- --ignored regenerate_db_seeds` writes the base database of `db_open` and the seeds
-//! of the database targets.
+//! of the database targets; `... -- --ignored regenerate_frame_seeds` the seeds of `frame`
+//! (the same bytes every time).
 
 #[path = "../../fuzz/src/lib.rs"]
 mod checks;
@@ -17,7 +18,7 @@ use bluejet_engine::log::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
 use bluejet_engine::log::{Durability, Log, LogConfig, Record};
 use std::path::{Path, PathBuf};
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "generation_header",
     "segment",
     "record",
@@ -25,6 +26,7 @@ const TARGETS: [&str; 7] = [
     "checkpoint",
     "db_open",
     "page_decode",
+    "frame",
 ];
 
 fn corpus() -> PathBuf {
@@ -69,6 +71,7 @@ fn every_seed_runs_through_its_target() {
                 "checkpoint" => checks::checkpoint_file(data),
                 "db_open" => checks::db_open(data),
                 "page_decode" => checks::page_decode(data),
+                "frame" => checks::frame_stream(data),
                 "generation_scan" => {
                     let outcome = checks::generation_scan(data);
                     if name.starts_with("seed-valid-closed") {
@@ -448,5 +451,54 @@ fn write_page_decode_seeds(base: &[u8], page_size: usize) {
         "page_decode",
         "damaged-leaf",
         &flip(&page(catalog), 8 * 300 + 1),
+    );
+}
+
+/// Writes the seeds of `frame`: streams of wire frames, whole or damaged one way each.
+/// Ignored: run it by hand after a change of the frame's format.
+#[test]
+#[ignore = "writes fuzz/corpus/frame; run by hand after a format change"]
+fn regenerate_frame_seeds() {
+    use bluejet_replication::net::frame::encode_frame;
+    use bluejet_replication::net::wire::Writer;
+    let encode = |kind: u8, payload: &[u8]| encode_frame(kind, payload).expect("encode");
+    let mut message = Writer::new();
+    message
+        .u8(1)
+        .u16(2)
+        .u32(3)
+        .u64(u64::MAX)
+        .bytes(b"generation bytes")
+        .str("node-a");
+    let one = encode(1, &message.finish().expect("message"));
+    write_seed("frame", "valid-one-message", &one);
+    write_seed("frame", "valid-empty-payload", &encode(0, b""));
+    let limit = checks::net::LIMIT as usize;
+    let body: Vec<u8> = (0..limit).map(|i| (i * 31 % 251) as u8).collect();
+    let mut three = encode(2, b"");
+    three.extend(encode(200, &body[..100]));
+    three.extend(encode(7, &body));
+    write_seed("frame", "valid-three-frames-up-to-the-limit", &three);
+
+    let patched = |at: usize, value: &[u8]| {
+        let mut bytes = one.clone();
+        bytes[at..at + value.len()].copy_from_slice(value);
+        bytes
+    };
+    write_seed("frame", "damaged-bad-magic", &patched(0, b"HTTP"));
+    write_seed("frame", "damaged-bad-version", &patched(4, &[2]));
+    write_seed("frame", "damaged-bad-flags", &patched(6, &[0, 1]));
+    write_seed("frame", "damaged-bad-crc", &flip(&one, 8 * 20 + 1));
+    write_seed("frame", "damaged-truncated-header", &one[..10]);
+    write_seed("frame", "damaged-truncated-payload", &one[..one.len() - 3]);
+    let over = (checks::net::LIMIT + 1).to_le_bytes();
+    write_seed("frame", "damaged-over-the-limit", &patched(8, &over));
+    let mut cut_second = one.clone();
+    cut_second.extend(&encode(3, b"second")[..20]);
+    write_seed("frame", "damaged-second-frame-cut", &cut_second);
+    write_seed(
+        "frame",
+        "damaged-plaintext-http",
+        b"GET / HTTP/1.1\r\nHost: b\r\n\r\n",
     );
 }

@@ -152,7 +152,7 @@ pub fn incremental(config: &ReplicaConfig, to: &Path) -> Result<BackupReport, Ba
 }
 
 fn take(config: &ReplicaConfig, to: &Path, kind: BackupKind) -> Result<BackupReport, BackupError> {
-    let lock = ReplicaLock::acquire(&config.layout().lock())?;
+    let lock = ReplicaLock::acquire(config.fs().as_ref(), &config.layout().lock())?;
     take_held(config, to, kind, lock.as_ref())
 }
 

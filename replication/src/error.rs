@@ -86,6 +86,9 @@ pub enum ReplError {
         /// Why.
         reason: String,
     },
+    /// The network transport could not start (certificates, the listening address).
+    #[error("network: {0}")]
+    Network(#[from] crate::net::server::ServeError),
     /// A message given to the transport dumpster is out of bounds (id or body length).
     #[error("invalid message: {0}")]
     InvalidMessage(String),

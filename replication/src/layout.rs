@@ -55,6 +55,12 @@ impl ReplicaLayout {
         self.root.join("database")
     }
 
+    /// Block mode's files: log bytes received as the active wrote them
+    /// ([`crate::block_store`]).
+    pub fn blocks(&self) -> PathBuf {
+        self.root.join(crate::block_store::BLOCKS_DIRECTORY)
+    }
+
     /// The identity file.
     pub fn identity(&self) -> PathBuf {
         self.root.join("replica.json")
@@ -136,6 +142,7 @@ impl ReplicaLayout {
                     | "node.lock"
                     | "requests"
                     | "failover.json"
+                    | "blocks"
             ) || name.ends_with(".json.tmp")
                 || name.starts_with("diverged-")
                 || name.starts_with("failover.json.aside-");
@@ -144,6 +151,10 @@ impl ReplicaLayout {
             return name == DATABASE_FILE_NAME
                 || name == format!("{DATABASE_FILE_NAME}.tmp")
                 || name == LOCK_FILE_NAME;
+        }
+        if directory == self.blocks() {
+            let name = name.strip_suffix(".tmp").unwrap_or(name);
+            return name.ends_with(".blocks") || name.ends_with(".blocks.end");
         }
         if directory == self.quarantine() {
             return name

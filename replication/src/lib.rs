@@ -20,6 +20,7 @@ pub mod backup;
 pub mod backup_error;
 pub mod backup_manifest;
 pub mod backup_verify;
+pub mod block_store;
 pub mod cluster;
 pub mod control;
 pub mod dumpster;

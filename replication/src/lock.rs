@@ -3,8 +3,8 @@
 
 use crate::error::ReplError;
 use bluejet_engine::db::probe_directory;
-use bluejet_engine::file::lock::{os_lock, LockAttempt, LockProbe, OwnershipLock};
-use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::file::lock::{lock, LockAttempt, LockProbe, OwnershipLock};
+use bluejet_engine::file::FileSystem;
 use std::path::Path;
 
 /// Held while a service (or a seed, backup, truncation) works on a replica; released when
@@ -18,40 +18,36 @@ impl ReplicaLock {
     /// Takes the lock at `path` (`replica/lock`), failing with [`ReplError::Locked`] naming
     /// the holder if another process (or another handle in this one) holds it, or holds the
     /// replica's database directory (an active database, or a passive copy open elsewhere).
-    /// A replica on a simulated file system, whose directory is not on the real disk, is not
-    /// locked.
+    /// The lock is taken through `fs`, the replica's file system: on a peer reached over the
+    /// network it is held by the peer's server for this connection. A replica directory that
+    /// does not exist yet is not locked.
     ///
     /// The directory must already be a replica (hold `replica.json`): nothing is created in a
     /// directory that is not (found: a typo'd `--replica` left a `lock` file in a live
     /// database directory, and a later seed there refused). Seeding uses
     /// [`ReplicaLock::acquire_new`].
-    pub fn acquire(path: &Path) -> Result<Option<Self>, ReplError> {
-        let Some(root) = path.parent().filter(|root| root.is_dir()) else {
+    pub fn acquire(fs: &dyn FileSystem, path: &Path) -> Result<Option<Self>, ReplError> {
+        let Some(root) = path.parent().filter(|root| fs.exists(root)) else {
             return Ok(None);
         };
         // A live database there is named first: that is what the operator needs to know.
-        refuse_live_database(root)?;
-        let identity = crate::layout::ReplicaLayout::new(root).identity();
-        match std::fs::symlink_metadata(&identity) {
-            Ok(_) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ReplError::NotAReplica {
-                    path: root.to_owned(),
-                    reason: "it holds no replica.json".into(),
-                });
-            }
-            Err(error) => return Err(ReplError::io(&identity, "reading", error)),
+        refuse_live_database(fs, root)?;
+        if !fs.exists(&crate::layout::ReplicaLayout::new(root).identity()) {
+            return Err(ReplError::NotAReplica {
+                path: root.to_owned(),
+                reason: "it holds no replica.json".into(),
+            });
         }
-        Self::acquire_new(path)
+        Self::acquire_new(fs, path)
     }
 
     /// [`ReplicaLock::acquire`] for a directory about to become a replica (a seed, a node's
     /// own instance directory).
-    pub fn acquire_new(path: &Path) -> Result<Option<Self>, ReplError> {
-        let Some(root) = path.parent().filter(|root| root.is_dir()) else {
+    pub fn acquire_new(fs: &dyn FileSystem, path: &Path) -> Result<Option<Self>, ReplError> {
+        let Some(root) = path.parent().filter(|root| fs.exists(root)) else {
             return Ok(None);
         };
-        let attempt = os_lock(path).map_err(|error| ReplError::io(path, "locking", error))?;
+        let attempt = lock(fs, path).map_err(|error| ReplError::io(path, "locking", error))?;
         let lock = match attempt {
             LockAttempt::Taken(lock) => lock,
             LockAttempt::Held(holder) => {
@@ -62,16 +58,16 @@ impl ReplicaLock {
             }
         };
         // Again under the lock: a database opened there since the first look.
-        refuse_live_database(root)?;
+        refuse_live_database(fs, root)?;
         Ok(Some(Self { _lock: lock }))
     }
 }
 
 /// Refuses, naming its holder, while the replica's database directory is held (an active
 /// database, or a passive copy open elsewhere).
-fn refuse_live_database(root: &Path) -> Result<(), ReplError> {
+fn refuse_live_database(fs: &dyn FileSystem, root: &Path) -> Result<(), ReplError> {
     let database = crate::layout::ReplicaLayout::new(root).database();
-    match probe_directory(&OsFileSystem, &database)? {
+    match probe_directory(fs, &database)? {
         LockProbe::Held(holder) => Err(ReplError::Locked {
             path: database,
             holder,

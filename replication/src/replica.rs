@@ -390,7 +390,7 @@ impl Replica {
     pub fn open(config: ReplicaConfig) -> Result<Self, ReplError> {
         let layout = config.layout();
         let fs = config.fs();
-        let lock = ReplicaLock::acquire(&layout.lock())?;
+        let lock = ReplicaLock::acquire(fs.as_ref(), &layout.lock())?;
         let identity = ReplicaIdentity::read(fs.as_ref(), &layout)?;
         layout.create(fs.as_ref())?;
         let mut options = config.options.clone();

@@ -54,7 +54,7 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     let layout = config.layout();
     refuse_nested(fs.as_ref(), &layout.root)?;
     create_directory_durably(fs.as_ref(), &layout.root)?;
-    let lock = ReplicaLock::acquire_new(&layout.lock())?;
+    let lock = ReplicaLock::acquire_new(fs.as_ref(), &layout.lock())?;
     // Held before anything is removed: a database open there (an active node's, a running
     // copy) is refused, not cleared.
     let owner = lock_directory(fs.as_ref(), &layout.database())?;
@@ -266,7 +266,7 @@ fn survey(
             known.push(path);
         }
     }
-    for directory in layout.directories() {
+    for directory in layout.directories().into_iter().chain([layout.blocks()]) {
         if !fs.exists(&directory) {
             continue;
         }

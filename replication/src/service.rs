@@ -124,6 +124,11 @@ impl ReplicationService {
         self.board.mark_resynchronizing();
     }
 
+    /// The last generation inspected (the copy holds every generation through it).
+    pub fn inspected_through(&self) -> u32 {
+        self.board.inspected_through()
+    }
+
     /// The status as last derived (publishing it now).
     pub fn status(&self) -> CopyStatus {
         self.board.publish()

@@ -270,7 +270,7 @@ pub fn truncate_replica(
     circular: bool,
 ) -> Result<ReplicaTruncation, BackupError> {
     let layout = ReplicaLayout::new(replica);
-    let _lock = crate::lock::ReplicaLock::acquire(&layout.lock())?;
+    let _lock = crate::lock::ReplicaLock::acquire(fs, &layout.lock())?;
     let identity = crate::identity::ReplicaIdentity::read(fs, &layout)?;
     let path = layout.database().join(DATABASE_FILE_NAME);
     let handle = fs

@@ -1083,6 +1083,7 @@ fn interrupted_failover(write_measurement: bool) -> bluejet_replication::cluster
         lost: Some((7, 7)),
         window: Some((1_000, 2_000)),
         current_unread: false,
+        from: None,
     };
     let measurement = Measured::new("a", epoch, &loss, false, 42);
     let instance_b = root.path().join("b");

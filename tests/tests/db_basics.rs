@@ -376,7 +376,7 @@ impl bluejet_engine::db::CommitGate for Fence {
         }
     }
 
-    fn confirm(&self) -> Result<(), String> {
+    fn confirm(&self, _end: bluejet_engine::log::LogPosition) -> Result<(), String> {
         Err("the lease may have ended".into())
     }
 }

@@ -169,7 +169,9 @@ fn the_lock_ends_with_its_process() {
 fn locking_a_directory_that_is_not_a_replica_creates_nothing() {
     let directory = tempfile::tempdir().unwrap();
     let lock = directory.path().join("lock");
-    let error = bluejet_replication::lock::ReplicaLock::acquire(&lock).unwrap_err();
+    let error =
+        bluejet_replication::lock::ReplicaLock::acquire(&bluejet_engine::file::OsFileSystem, &lock)
+            .unwrap_err();
     assert!(
         matches!(error, bluejet_replication::ReplError::NotAReplica { .. }),
         "{error}"

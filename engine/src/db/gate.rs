@@ -1,6 +1,7 @@
 //! The commit gate: what a cluster puts in front of every commit, so that a node that lost
 //! its lease (fencing) refuses commits, and a planned switchover can hold them.
 
+use crate::log::LogPosition;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,12 +16,14 @@ pub trait CommitGate: Send + Sync {
     /// longer in flight. Called once after every `admit` that returned `Ok`.
     fn appended(&self) {}
 
-    /// The commit is durable (or, with lazy durability, in the log): may it be acknowledged?
-    /// Called once more before `commit` returns `Ok`; `Err(reason)` makes the commit
+    /// The commit ending at `end` is durable (or, with lazy durability, in the log): may it
+    /// be acknowledged? A synchronous replica's gate waits here until the passive copy holds
+    /// `end`. Called once more before `commit` returns `Ok`; `Err(reason)` makes the commit
     /// [`DbError::NotAcknowledged`](super::DbError::NotAcknowledged) (a node whose lease may
     /// have ended while the commit was on its way: the commit is in this node's log, but this
     /// node may no longer own the database).
-    fn confirm(&self) -> Result<(), String> {
+    fn confirm(&self, end: LogPosition) -> Result<(), String> {
+        let _ = end;
         Ok(())
     }
 }
@@ -51,9 +54,9 @@ impl Gate {
     }
 
     /// Asks the gate whether a durable commit may be acknowledged, if there is one.
-    pub fn confirm(&self) -> Result<(), String> {
+    pub fn confirm(&self, end: LogPosition) -> Result<(), String> {
         match &self.0 {
-            Some(gate) => gate.confirm(),
+            Some(gate) => gate.confirm(end),
             None => Ok(()),
         }
     }

@@ -372,7 +372,7 @@ impl<'db> WriteTransaction<'db> {
             // delivery failed on EIO): everything logged so far must be durable first.
             let end = self.inner.log.writer().end_position();
             self.inner.log.wait_durable(end)?;
-            gate.confirm().map_err(DbError::NotAcknowledged)
+            gate.confirm(end).map_err(DbError::NotAcknowledged)
         });
         self.abort_in_memory();
         checked
@@ -439,7 +439,7 @@ impl<'db> WriteTransaction<'db> {
         let _ = self.inner.after_commit(end);
         // Fencing after the fact: a commit that became durable after the node's lease may
         // have ended is not acknowledged (its records stay in this node's log).
-        if let Err(reason) = gate.confirm() {
+        if let Err(reason) = gate.confirm(end) {
             return Err(DbError::NotAcknowledged(reason));
         }
         Ok(Committed {

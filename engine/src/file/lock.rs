@@ -107,7 +107,7 @@ pub struct OwnershipLock {
 
 impl OwnershipLock {
     /// Wraps what keeps the lock held (an open file, an in-memory entry).
-    pub(crate) fn new(path: &Path, guard: Box<dyn Send + Sync>) -> Self {
+    pub fn new(path: &Path, guard: Box<dyn Send + Sync>) -> Self {
         Self {
             path: path.to_owned(),
             _guard: guard,

@@ -42,6 +42,10 @@ pub struct LogConfig {
     /// holding an older epoch must not continue a newer stream (default off: tools that
     /// only read or repair open any timeline).
     pub fence_timeline: bool,
+    /// Size of the log tap's ring, the newest durable record-stream bytes kept in memory for
+    /// block-mode replication (see [`super::tap`]): 0 (the default) means no tap, and costs
+    /// nothing; at most [`super::tap::MAX_TAP_BYTES`].
+    pub tap_bytes: usize,
     /// The file layer.
     pub file_system: Arc<dyn FileSystem>,
 }
@@ -57,6 +61,7 @@ impl Default for LogConfig {
             background: true,
             timeline: 1,
             fence_timeline: false,
+            tap_bytes: 0,
             file_system: Arc::new(OsFileSystem),
         }
     }
@@ -74,6 +79,7 @@ impl std::fmt::Debug for LogConfig {
             .field("background", &self.background)
             .field("timeline", &self.timeline)
             .field("fence_timeline", &self.fence_timeline)
+            .field("tap_bytes", &self.tap_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +99,13 @@ impl LogConfig {
             return Err(LogError::InvalidConfig(format!(
                 "log buffer of {} bytes is below the minimum of 64 KiB",
                 self.buffer_bytes
+            )));
+        }
+        if self.tap_bytes > super::tap::MAX_TAP_BYTES {
+            return Err(LogError::InvalidConfig(format!(
+                "log tap of {} bytes is above the maximum of {} bytes",
+                self.tap_bytes,
+                super::tap::MAX_TAP_BYTES
             )));
         }
         if self.timeline == 0 {

@@ -17,6 +17,7 @@ use super::directory::{path_of, LogDirectory};
 use super::generation_writer::{GenerationWriter, SyncTicket};
 use super::open::{open_stream, Opened};
 use super::record::RecordRef;
+use super::tap::LogTap;
 use super::transaction::Transaction;
 use super::{GenerationHeader, LogConfig, LogPosition, StreamSignature};
 use crate::error::LogError;
@@ -105,6 +106,9 @@ pub(crate) struct Shared {
     io: Mutex<GenerationWriter>,
     pub(crate) closer: Closer,
     checkpoint: Mutex<CheckpointFile>,
+    /// The log tap, if the config asks for one: the writer copies what it writes into it and
+    /// publishes what each sync made durable.
+    tap: Option<Arc<LogTap>>,
     next_transaction: AtomicU64,
     flushes: AtomicU64,
     syncs: AtomicU64,
@@ -176,6 +180,7 @@ impl Log {
                 config.background,
             ),
             checkpoint: Mutex::new(checkpoint),
+            tap: (config.tap_bytes > 0).then(|| Arc::new(LogTap::new(config.tap_bytes, end))),
             next_transaction: AtomicU64::new(super::now_micros()),
             flushes: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
@@ -247,6 +252,14 @@ impl Log {
     /// End of everything durable.
     pub fn durable_position(&self) -> LogPosition {
         self.shared.state.lock().durable
+    }
+
+    /// The log tap, if [`LogConfig::tap_bytes`] asks for one: the newest durable bytes of the
+    /// record stream, in memory, for a replication server to follow (see
+    /// [`super::tap`]). Readers share it; it outlives the log (and then reports
+    /// [`super::TapRead::Stopped`] once drained).
+    pub fn tap(&self) -> Option<Arc<LogTap>> {
+        self.shared.tap.clone()
     }
 
     /// The generation of the current file `E00.log`. The writer may already be filling the
@@ -423,6 +436,9 @@ impl Log {
 
     fn stop_background(&mut self) {
         self.shared.state.lock().closing = true;
+        if let Some(tap) = &self.shared.tap {
+            tap.stop("log closed");
+        }
         self.shared.background_wakeup.notify_all();
         self.shared.write_wakeup.notify_all();
         // The background thread may be waiting for a flush to end.
@@ -548,9 +564,18 @@ impl Shared {
             Ok(()) if sync => {
                 assert!(target >= state.durable, "durability only moves forward");
                 state.durable = target;
+                // Here and only here: the sync that covers the bytes up to `target` succeeded.
+                if let Some(tap) = &self.tap {
+                    tap.publish(target);
+                }
             }
             Ok(()) => {}
-            Err(error) => state.poisoned = Some(error.to_string()),
+            Err(error) => {
+                if let Some(tap) = &self.tap {
+                    tap.stop(&format!("log poisoned: {error}"));
+                }
+                state.poisoned = Some(error.to_string());
+            }
         }
         self.notify_all();
     }
@@ -590,6 +615,13 @@ impl Shared {
             }
             assert_eq!(io.stream_end(), chunk.start as u64, "chunks are contiguous");
             io.write(&chunk.bytes)?;
+            // Written, not yet durable: readers of the tap see it once a sync publishes it.
+            if let Some(tap) = &self.tap {
+                tap.append(
+                    LogPosition::new(chunk.generation, chunk.start),
+                    &chunk.bytes,
+                );
+            }
         }
         while io.header.generation < target_generation {
             self.roll(io)?;
@@ -651,9 +683,15 @@ impl Shared {
     /// prepared next generation and hands the rest of the roll to the closer.
     fn roll(&self, io: &mut GenerationWriter) -> Result<(), LogError> {
         let next_file = self.closer.begin()?;
+        let (generation, length) = (io.header.generation, io.stream_end() as u32);
         let result = self.hand_over(io, next_file);
-        if result.is_err() {
-            self.closer.abandon();
+        match &result {
+            Err(_) => self.closer.abandon(),
+            Ok(()) => {
+                if let Some(tap) = &self.tap {
+                    tap.close_generation(generation, length);
+                }
+            }
         }
         result
     }

@@ -266,7 +266,7 @@ fn back_up_paused(
     let config = shared.config.replica_config();
     std::thread::scope(|scope| {
         let backing_up = scope.spawn(|| {
-            let lock = ReplicaLock::acquire(&config.layout().lock())?;
+            let lock = ReplicaLock::acquire(config.fs().as_ref(), &config.layout().lock())?;
             backup::take_held(&config, to, kind, lock.as_ref())
         });
         let mut beaten = Instant::now();

@@ -52,13 +52,28 @@ pub struct NodeFile {
     pub instance: PathBuf,
     /// The peer's name.
     pub peer: String,
-    /// The peer's instance directory, as this node reaches it.
+    /// The peer's instance directory, as this node reaches it (without `network`); with
+    /// `network`, the root its files are named under (default `/bluejet-peer/<peer>`).
+    #[serde(default)]
     pub peer_instance: PathBuf,
     /// The witness directory.
     pub witness: PathBuf,
     /// `lossless`, `good[:N]` or `best[:N]` (default `good`).
     #[serde(default)]
     pub dial: Option<String>,
+    /// Replication over TCP with mutual TLS instead of a shared directory.
+    #[serde(default)]
+    pub network: Option<super::network::NetworkFile>,
+    /// Synchronous commit over the network: `off` (default), `received` or `flushed`.
+    #[serde(default)]
+    pub synchronous: Option<String>,
+    /// How long a commit waits for the passive before the node degrades to asynchronous
+    /// commit (or, strict, refuses it), in ms (default 5000).
+    #[serde(default)]
+    pub synchronous_timeout_ms: Option<u64>,
+    /// Refuse commits the passive does not confirm instead of degrading (default false).
+    #[serde(default)]
+    pub synchronous_strict: Option<bool>,
 }
 
 /// Everything a node needs.
@@ -103,6 +118,11 @@ pub struct NodeConfig {
     pub log_budget_bytes: u64,
     /// How often the active deletes what no one needs any more (default 5 s).
     pub truncate_interval: Duration,
+    /// The network transport, when the peer is reached over TCP (its file system is then
+    /// `peer_fs`).
+    pub network: Option<super::network::Network>,
+    /// Synchronous commit with the passive (over the network only; default off).
+    pub synchronous: super::sync_commit::SyncSettings,
 }
 
 impl NodeConfig {
@@ -133,18 +153,36 @@ impl NodeConfig {
             circular_logging: false,
             log_budget_bytes: 1 << 30,
             truncate_interval: Duration::from_secs(5),
+            network: None,
+            synchronous: Default::default(),
         }
     }
 
     /// From a cluster file.
     pub fn from_file(file: &NodeFile) -> Result<Self, String> {
+        let peer_instance = match (&file.network, file.peer_instance.as_os_str().is_empty()) {
+            (_, false) => file.peer_instance.clone(),
+            (Some(_), true) => super::network::peer_root(&file.peer),
+            (None, true) => return Err("peer_instance is required without network".into()),
+        };
         let mut config = Self::new(
             &file.name,
             &file.instance,
             &file.peer,
-            &file.peer_instance,
+            &peer_instance,
             &file.witness,
         );
+        if let Some(network) = &file.network {
+            let network = super::network::Network::from_file(
+                network,
+                &file.name,
+                &file.peer,
+                &peer_instance,
+            )?;
+            config.peer_fs = Arc::clone(&network.peer) as Arc<dyn FileSystem>;
+            config.network = Some(network);
+        }
+        config.synchronous = synchronous_settings(file)?;
         if let Some(dial) = &file.dial {
             config.dial =
                 MountDial::parse(dial).ok_or_else(|| format!("unknown mount dial {dial:?}"))?;
@@ -185,4 +223,29 @@ impl NodeConfig {
         replica.options.log.file_system = Arc::clone(&self.peer_fs);
         replica
     }
+}
+
+/// The synchronous commit settings of a cluster file: refused without the network transport
+/// (block mode carries the passive's confirmations).
+fn synchronous_settings(file: &NodeFile) -> Result<super::sync_commit::SyncSettings, String> {
+    use super::sync_commit::{SyncLevel, SyncSettings};
+    let mut settings = SyncSettings::default();
+    if let Some(level) = &file.synchronous {
+        settings.level = SyncLevel::parse(level).ok_or_else(|| {
+            format!("synchronous {level:?}: expected \"off\", \"received\" or \"flushed\"")
+        })?;
+    }
+    if let Some(ms) = file.synchronous_timeout_ms {
+        if !(10..=600_000).contains(&ms) {
+            return Err(format!(
+                "synchronous_timeout_ms {ms} is not from 10 to 600000"
+            ));
+        }
+        settings.timeout = Duration::from_millis(ms);
+    }
+    settings.strict = file.synchronous_strict.unwrap_or(false);
+    if settings.level != SyncLevel::Off && file.network.is_none() {
+        return Err("synchronous commit needs the network transport (a \"network\" object)".into());
+    }
+    Ok(settings)
 }

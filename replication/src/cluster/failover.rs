@@ -48,6 +48,12 @@ pub struct FailoverReport {
     /// lossy even if everything it last said it had was copied (it may have rolled and
     /// committed since), and `lost_generations` is a lower bound; the window bounds the loss.
     pub current_unread: bool,
+    /// Block mode: the loss starts at this position of the old active's log (the copy held
+    /// everything before it); the first generation of `lost_generations` is partly lost.
+    pub lost_from: Option<LogPosition>,
+    /// Why a failover is lossless although the old active's current generation could not
+    /// be read: synchronous commit (see `cluster::sync_commit`).
+    pub synchronous_proof: Option<String>,
     /// An operator forced the mount past the dial.
     pub forced: bool,
     /// The content position the new active started from.
@@ -81,12 +87,13 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     let measured = (|| {
         let mut replica = Replica::open(shared.config.replica_config())?;
         copy_last_generations(&mut replica);
-        let loss = measure(shared, &replica, &record);
+        let (held, covered) = super::block_salvage::salvage(shared, &mut replica);
+        let loss = measure(shared, &replica, &record, held);
         replica.close(CopyState::Disabled, "failing over")?;
-        Ok::<_, ReplError>(loss)
+        Ok::<_, ReplError>((loss, covered))
     })();
-    let loss = match measured {
-        Ok(loss) => loss,
+    let (loss, covered) = match measured {
+        Ok(measured) => measured,
         Err(error) => {
             // Replication goes on while the failover cannot proceed.
             restart_service(shared)?;
@@ -95,7 +102,11 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
     };
     let forced = forced_early || requests::take_mount(shared);
     let allowed = shared.config.dial.allowed();
-    if loss.generations() > allowed && !forced {
+    // Synchronous commit with this node, as the record read says (checked again, final,
+    // once this node's epoch exists): nothing acknowledged is lost, whatever the dial.
+    let claimed = record.synchronous.as_deref() == Some(shared.config.name.as_str())
+        && covered >= shared.block_mode.lock().acknowledged.unwrap_or_default();
+    if loss.generations() > allowed && !forced && !claimed {
         return refuse(shared, &loss, allowed);
     }
     // The measurement is on disk before the witness is asked: a crash after the witness
@@ -129,6 +140,14 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
             if let Some((_, end)) = &mut measured.window {
                 *end = (*end).max(now_micros());
             }
+            if let Some(proof) = synchronous_proof(shared, &record, covered) {
+                // Best effort: a crash before this write reports the lossy measurement,
+                // whose resubmission is harmless.
+                let proven = measured.proven_lossless(&proof);
+                if measured::write(fs, instance, &proven).is_ok() {
+                    measured = proven;
+                }
+            }
             take_over(shared, new, Some(lease_started), Some(measured))
         }
         // Refused: this node's epoch is not the current one (if its file was created at
@@ -142,6 +161,30 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         // needs the measurement. It is kept (found by an adversarial test).
         Err(WitnessError::Unreachable(_)) => restart_service(shared),
     }
+}
+
+/// The proof that the failover lost no acknowledged commit, if there is one: the old
+/// owner's last renewal that counted (final once this node's epoch exists) claimed
+/// synchronous commit with this node, and the copy holds everything this node acknowledged
+/// to it.
+fn synchronous_proof(
+    shared: &Shared,
+    record: &WitnessRecord,
+    covered: LogPosition,
+) -> Option<String> {
+    let claim = shared.witness.final_claim(record.epoch).ok()??;
+    if claim != shared.config.name {
+        return None;
+    }
+    let acknowledged = shared.block_mode.lock().acknowledged.unwrap_or_default();
+    (covered >= acknowledged).then(|| {
+        format!(
+            "synchronous commit: {} acknowledged only what this node confirmed (its last \
+             renewal at epoch {} says so), and the copy holds everything before {covered}, \
+             at or after the last position confirmed, {acknowledged}",
+            record.owner, record.epoch
+        )
+    })
 }
 
 /// A nonce naming one acquisition: the time and the process.
@@ -217,6 +260,8 @@ pub(crate) fn take_over(
     shared.failovers.lock().push(report);
     retire_identity(shared, &layout)?;
     measured::remove(fs, &shared.config.instance)?;
+    // Acknowledgements of block mode are of the stream this node holds from now on.
+    shared.blocks.reset();
     *shared.state.write() = NodeState::Active(ActiveState {
         db,
         gate,
@@ -234,6 +279,7 @@ fn report(
     position: LogPosition,
     started: Instant,
 ) -> FailoverReport {
+    let failed_proof = failed.as_ref().and_then(|measured| measured.proof.clone());
     let (kind, from, loss, forced) = match failed {
         Some(measured) => (
             "failover",
@@ -251,6 +297,8 @@ fn report(
         lost_generations: loss.and_then(|loss| loss.lost),
         lost_window_micros: loss.and_then(|loss| loss.window),
         current_unread: loss.is_some_and(|loss| loss.current_unread),
+        lost_from: loss.and_then(|loss| loss.from),
+        synchronous_proof: failed_proof,
         forced,
         position,
         activation_ms: started.elapsed().as_millis() as u64,
@@ -288,20 +336,28 @@ fn persisted_measurement(shared: &Shared, record: &WitnessRecord) -> Option<Meas
         lost: None,
         window: Some((0, now_micros())),
         current_unread: true,
+        from: None,
     };
     Some(Measured::new("unknown", 0, &loss, false, 0))
 }
 
 fn describe(report: &FailoverReport) -> String {
     if report.lossless {
+        let proof = report
+            .synchronous_proof
+            .as_ref()
+            .map_or(String::new(), |proof| format!(" ({proof})"));
         return format!(
-            "{} from {}: lossless, at {:?}",
+            "{} from {}: lossless{proof}, at {:?}",
             report.kind, report.from, report.position
         );
     }
-    let generations = match report.lost_generations {
-        Some((first, last)) => format!("generations {first}..{last}"),
-        None => "unknown generations".to_owned(),
+    let generations = match (report.lost_generations, report.lost_from) {
+        (Some((_, last)), Some(from)) => {
+            format!("everything after {from} (held here from block mode) through generation {last}")
+        }
+        (Some((first, last)), None) => format!("generations {first}..{last}"),
+        (None, _) => "unknown generations".to_owned(),
     };
     // The window in µs, in the event log (durable): what a transport resubmits from, even
     // if it reads it only after this process is gone.
@@ -342,7 +398,12 @@ fn copy_last_generations(replica: &mut Replica) {
 
 /// What is lost ([`loss::measure`]), from what this node knows of the old active: its last
 /// heartbeat, the witness's record, its `E00.log` if readable, and the copy here.
-fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
+fn measure(
+    shared: &Shared,
+    replica: &Replica,
+    record: &WitnessRecord,
+    held: Option<LogPosition>,
+) -> Loss {
     let inspected = replica.board().inspected_through();
     let peer = shared.peer.lock().clone();
     let beat = peer
@@ -363,6 +424,7 @@ fn measure(shared: &Shared, replica: &Replica, record: &WitnessRecord) -> Loss {
         record,
         current,
         inspected_created_micros: read_header(fs, &path).ok().map(|h| h.created_micros),
+        held,
     })
 }
 

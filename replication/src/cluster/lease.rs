@@ -17,6 +17,7 @@
 
 use super::clock::{Clock, SystemClock};
 use bluejet_engine::db::CommitGate;
+use bluejet_engine::log::LogPosition;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ pub struct LeaseGate {
     /// waits for admitted commits to reach the log.
     pause_limit: Duration,
     clock: Arc<dyn Clock>,
+    /// Synchronous commit, when the node commits synchronously with its passive.
+    sync: Mutex<Option<Arc<super::sync_commit::SyncCommit>>>,
 }
 
 impl LeaseGate {
@@ -65,7 +68,18 @@ impl LeaseGate {
             safety,
             pause_limit,
             clock,
+            sync: Mutex::new(None),
         }
+    }
+
+    /// Makes every commit wait for the passive as `sync` says.
+    pub(crate) fn set_sync(&self, sync: Arc<super::sync_commit::SyncCommit>) {
+        *self.sync.lock() = Some(sync);
+    }
+
+    /// Synchronous commit, if the node commits synchronously.
+    pub fn sync(&self) -> Option<Arc<super::sync_commit::SyncCommit>> {
+        self.sync.lock().clone()
     }
 
     /// The gate's monotonic time: note it *before* sending a renewal (or acquisition)
@@ -184,7 +198,12 @@ impl CommitGate for LeaseGate {
         }
     }
 
-    fn confirm(&self) -> Result<(), String> {
+    fn confirm(&self, end: LogPosition) -> Result<(), String> {
+        // The passive first (group commit shares its round trip), then the lease, which may
+        // have ended meanwhile.
+        if let Some(sync) = self.sync() {
+            sync.wait(end)?;
+        }
         let state = self.state.lock();
         if let Some(reason) = &state.revoked {
             return Err(reason.clone());
@@ -258,7 +277,7 @@ mod tests {
         clock.step(3_600_000_000);
         assert!(gate.admit().is_ok());
         gate.appended();
-        assert!(gate.confirm().is_ok());
+        assert!(gate.confirm(LogPosition::default()).is_ok());
     }
 
     /// Finding 4 of issue 14: nothing checked the lease once a commit was durable, so a
@@ -277,8 +296,8 @@ mod tests {
                 self.1.advance(Duration::from_secs(2));
                 self.0.appended()
             }
-            fn confirm(&self) -> Result<(), String> {
-                self.0.confirm()
+            fn confirm(&self, end: LogPosition) -> Result<(), String> {
+                self.0.confirm(end)
             }
         }
         let clock = Arc::new(TestClock::new());
@@ -349,7 +368,7 @@ mod tests {
         assert!(!gate.close("the database moved to b"));
         // The stalled commit reaches the log at last: it is not acknowledged.
         gate.appended();
-        let refused = gate.confirm().unwrap_err();
+        let refused = gate.confirm(LogPosition::default()).unwrap_err();
         assert!(refused.contains("moved to b"), "{refused}");
     }
 }

@@ -21,6 +21,9 @@ pub struct LossFacts<'a> {
     pub current: Option<(u32, u64)>,
     /// When generation `inspected` was created (its header here), if it could be read.
     pub inspected_created_micros: Option<u64>,
+    /// Block mode: the copy holds the old active's log through this position, in generation
+    /// `inspected` (taken from the blocks received as the active wrote them).
+    pub held: Option<LogPosition>,
 }
 
 /// The loss a failover would have.
@@ -33,6 +36,9 @@ pub struct Loss {
     pub window: Option<(u64, u64)>,
     /// The old active's `E00.log` could not be read.
     pub current_unread: bool,
+    /// Block mode: the loss starts at this position (the copy holds everything before it,
+    /// in the first generation of `lost`).
+    pub from: Option<LogPosition>,
 }
 
 impl Loss {
@@ -64,6 +70,7 @@ impl Loss {
 ///     comment: String::new(),
 ///     owner_end: None,
 ///     cluster: String::new(),
+///     synchronous: None,
 /// };
 /// // Generation 7 was copied; the old active's E00.log is generation 8 and holds 2 commits.
 /// let facts = LossFacts {
@@ -72,6 +79,7 @@ impl Loss {
 ///     record: &record,
 ///     current: Some((8, 2)),
 ///     inspected_created_micros: Some(4_000),
+///     held: None,
 /// };
 /// let loss = measure(&facts);
 /// assert_eq!(loss.lost, Some((8, 8)));
@@ -93,6 +101,9 @@ pub fn measure(facts: &LossFacts) -> Loss {
         .flatten()
         .max()
         .unwrap_or(LogPosition::new(inspected + 1, 0));
+    if let (Some(held), None) = (facts.held, facts.current) {
+        return measure_held(facts, held, end);
+    }
     // The old active may have committed into its current generation after it last said
     // where its log ended: that generation is lost unless its `E00.log` can be read and
     // holds no commit.
@@ -109,6 +120,7 @@ pub fn measure(facts: &LossFacts) -> Loss {
             lost: None,
             window: None,
             current_unread,
+            from: None,
         };
     }
     // The start of the last generation copied: conservative (earlier than its close, so
@@ -133,5 +145,25 @@ pub fn measure(facts: &LossFacts) -> Loss {
         lost: Some((inspected + 1, last)),
         window: Some((start, record.lease_until_micros)),
         current_unread,
+        from: None,
+    }
+}
+
+/// The loss when block mode left the copy holding the old active's log through `held`, and
+/// its current generation cannot be read: whatever it wrote after `held` may be lost (its
+/// last word on its end, `end`, is a lower bound of how far it wrote). The window starts
+/// when `held`'s generation was created (every lost commit is later), or at the last
+/// heartbeat when the end it carried is held here (the commits before it are).
+fn measure_held(facts: &LossFacts, held: LogPosition, end: LogPosition) -> Loss {
+    debug_assert_eq!(held.generation, facts.inspected);
+    let mut start = facts.inspected_created_micros.unwrap_or(0);
+    if let Some(beat) = facts.heartbeat.filter(|beat| beat.end <= held) {
+        start = start.max(beat.time_micros);
+    }
+    Loss {
+        lost: Some((held.generation, end.generation.max(held.generation))),
+        window: Some((start, facts.record.lease_until_micros)),
+        current_unread: true,
+        from: Some(held),
     }
 }

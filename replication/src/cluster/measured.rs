@@ -35,8 +35,14 @@ pub struct Measured {
     pub window: Option<(u64, u64)>,
     /// The old active's `E00.log` could not be read.
     pub current_unread: bool,
+    /// Block mode: where the loss starts (the copy held everything before).
+    #[serde(default)]
+    pub lost_from: Option<bluejet_engine::log::LogPosition>,
     /// An operator forced the mount past the dial.
     pub forced: bool,
+    /// Why the failover lost no acknowledged commit after all (synchronous commit).
+    #[serde(default)]
+    pub proof: Option<String>,
 }
 
 impl Measured {
@@ -50,7 +56,9 @@ impl Measured {
             lost: loss.lost,
             window: loss.window,
             current_unread: loss.current_unread,
+            lost_from: loss.from,
             forced,
+            proof: None,
         }
     }
 
@@ -60,12 +68,25 @@ impl Measured {
         comment.starts_with("failover from ") && comment.contains(" (measurement ")
     }
 
+    /// This measurement, proven lossless by `proof`.
+    pub fn proven_lossless(&self, proof: &str) -> Self {
+        Self {
+            lost: None,
+            window: None,
+            current_unread: false,
+            lost_from: None,
+            proof: Some(proof.to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// The loss measured.
     pub fn loss(&self) -> Loss {
         Loss {
             lost: self.lost,
             window: self.window,
             current_unread: self.current_unread,
+            from: self.lost_from,
         }
     }
 }
@@ -123,6 +144,7 @@ mod tests {
             lost: Some((3, 4)),
             window: Some((10, 20)),
             current_unread: false,
+            from: None,
         };
         Measured::new("a", 2, &loss, false, 1)
     }

@@ -6,6 +6,9 @@
 //! `docs/design.md` ("Cluster") for the files and the timing assumptions.
 
 pub mod backup_request;
+pub mod block_follow;
+mod block_salvage;
+mod block_source;
 pub mod clock;
 pub mod config;
 pub mod failover;
@@ -14,12 +17,14 @@ pub mod instance_lock;
 pub mod lease;
 pub mod loss;
 pub mod measured;
+pub mod network;
 pub mod node;
 pub mod requests;
 pub mod resync;
 pub mod retention;
 pub mod seen_epoch;
 pub mod switchover;
+pub mod sync_commit;
 pub mod witness;
 
 pub use config::{MountDial, NodeConfig, NodeFile};

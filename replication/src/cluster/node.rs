@@ -45,10 +45,21 @@ use std::time::Instant;
 pub struct Node {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// Block mode's follower, when the peer is reached over the network.
+    follower: Option<JoinHandle<()>>,
     /// One node process per instance, for as long as this one runs (dropped after the
     /// loop's thread has ended).
     _instance_lock: Option<super::instance_lock::InstanceLock>,
+    /// Serves this node's instance to its peer over the network, when configured (stopped
+    /// before the loop's thread ends its role).
+    server: Mutex<Option<crate::net::server::Server>>,
+    /// Where the server listens (kept after it stops).
+    listen_addr: Option<std::net::SocketAddr>,
 }
+
+/// The log tap of a node replicating over the network: generations of the default size
+/// several times over, so that a passive a little behind still reads from memory.
+pub const DEFAULT_TAP_BYTES: usize = 16 << 20;
 
 /// What the loop and the node's handle share.
 pub(crate) struct Shared {
@@ -75,6 +86,12 @@ pub(crate) struct Shared {
     pub joining: Mutex<Option<String>>,
     /// The backup a passive node is taking for an operator, while it runs.
     pub backup: Mutex<Option<String>>,
+    /// Block mode, as the active: how far the passive has synced what it was sent.
+    pub blocks: Arc<super::block_source::Acknowledged>,
+    /// Block mode, as the passive: how the copy receives the log.
+    pub block_mode: Mutex<super::block_follow::BlockModeStatus>,
+    /// Held while block files are written or taken by a failover.
+    pub blocks_busy: Mutex<()>,
 }
 
 /// A node's role with what it holds.
@@ -126,13 +143,25 @@ pub struct NodeStatus {
     pub log_warning: Option<String>,
     /// Why the node is still Joining, or the backup a passive node is taking.
     pub reason: Option<String>,
+    /// How the peer is reached: `share` (a shared directory) or `tcp` (mutual TLS).
+    pub transport: String,
+    /// Over TCP, as a passive copy: file or block mode, why, and the bytes in flight.
+    pub block_mode: Option<super::block_follow::BlockModeStatus>,
+    /// Over TCP, as the active: how far the passive has synced what block mode sent it.
+    pub peer_flushed: Option<LogPosition>,
+    /// As the active committing synchronously: the level, state and why.
+    pub synchronous: Option<super::sync_commit::SyncStatus>,
 }
 
 impl Node {
     /// Starts the node's control loop; refused when the witness cannot be read, holds no
     /// record (`bluejet cluster init` writes the first) or holds one older than the highest
     /// epoch this node has seen.
-    pub fn start(config: NodeConfig) -> Result<Self, ReplError> {
+    pub fn start(mut config: NodeConfig) -> Result<Self, ReplError> {
+        if config.network.is_some() && config.options.log.tap_bytes == 0 {
+            // Block mode reads the log's newest bytes from memory as it writes them.
+            config.options.log.tap_bytes = DEFAULT_TAP_BYTES;
+        }
         let fs = Arc::clone(&config.options.log.file_system);
         create_directory_durably(fs.as_ref(), &config.instance)?;
         let instance_lock = super::instance_lock::InstanceLock::acquire(&config.instance)?;
@@ -158,7 +187,14 @@ impl Node {
             requests: Default::default(),
             joining: Mutex::new(None),
             backup: Mutex::new(None),
+            blocks: Default::default(),
+            block_mode: Default::default(),
+            blocks_busy: Mutex::new(()),
         });
+        let server = match &shared.config.network {
+            Some(network) => Some(super::network::serve(&shared, network)?),
+            None => None,
+        };
         shared.event("node-started", None, "");
         super::requests::drop_stale(&shared);
         let looping = Arc::clone(&shared);
@@ -166,11 +202,27 @@ impl Node {
             .name(format!("bluejet-node-{}", shared.config.name))
             .spawn(move || run(&looping))
             .expect("spawning the node thread");
+        let follower = shared.config.network.as_ref().map(|network| {
+            let following = Arc::clone(&shared);
+            let client = Arc::clone(&network.blocks);
+            std::thread::Builder::new()
+                .name(format!("bluejet-blocks-{}", shared.config.name))
+                .spawn(move || super::block_follow::run(&following, &client))
+                .expect("spawning the block-mode thread")
+        });
         Ok(Self {
             shared,
             thread: Some(thread),
+            follower,
             _instance_lock: instance_lock,
+            listen_addr: server.as_ref().map(|server| server.local_addr()),
+            server: Mutex::new(server),
         })
+    }
+
+    /// The address this node serves its peer on, when it replicates over the network.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen_addr
     }
 
     /// The node's name.
@@ -240,6 +292,20 @@ impl Node {
                 Role::Passive => self.shared.backup.lock().clone(),
                 Role::Active => None,
             },
+            transport: if self.shared.config.network.is_some() {
+                "tcp"
+            } else {
+                "share"
+            }
+            .into(),
+            block_mode: (self.shared.config.network.is_some() && role == Role::Passive)
+                .then(|| self.shared.block_mode.lock().clone()),
+            peer_flushed: (self.shared.config.network.is_some() && role == Role::Active)
+                .then(|| self.shared.blocks.flushed()),
+            synchronous: match &*state {
+                NodeState::Active(active) => active.gate.sync().map(|sync| sync.status()),
+                _ => None,
+            },
         }
     }
 
@@ -252,7 +318,15 @@ impl Node {
     /// closes its database; a passive node stops replication.
     pub fn stop(mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.join_threads();
+    }
+
+    /// Waits for the loop's thread, then the follower's (which stops with it).
+    fn join_threads(&mut self) {
         if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(thread) = self.follower.take() {
             let _ = thread.join();
         }
     }
@@ -260,24 +334,36 @@ impl Node {
     /// Stops as a crash would: the loop ends, the database is dropped without a checkpoint
     /// or a clean header, and nothing more is written (heartbeats stop).
     pub fn kill(mut self) {
+        self.crash();
+        self.join_threads();
+    }
+
+    /// [`kill`](Self::kill) from any thread, while others still hold the node: returns
+    /// before the loop's thread has ended (dropping the node waits for it). Commits not yet
+    /// acknowledged are not.
+    pub fn crash(&self) {
+        // A crashed node serves nothing more.
+        self.server.lock().take();
         self.shared.crash.store(true, Ordering::Release);
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // The server first: a stopped node serves its files to no one.
+        self.server.lock().take();
         self.shared.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.join_threads();
     }
 }
 
 impl Shared {
+    /// Whether the node is stopping (or crashing).
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
     /// Records a cluster event with this node's name and epoch.
     pub fn event(&self, kind: &str, epoch: Option<u64>, message: &str) {
         self.event_with_comment(kind, epoch, message, None);
@@ -341,7 +427,17 @@ impl Shared {
 
     /// A new lease gate for this node's timings.
     pub fn new_gate(&self) -> Arc<LeaseGate> {
-        Arc::new(LeaseGate::new(self.config.safety, self.config.lease * 4))
+        let gate = Arc::new(LeaseGate::new(self.config.safety, self.config.lease * 4));
+        let settings = self.config.synchronous;
+        if settings.level != super::sync_commit::SyncLevel::Off && self.config.network.is_some() {
+            let sync = super::sync_commit::SyncCommit::new(
+                settings,
+                &self.config.peer,
+                Arc::clone(&self.blocks),
+            );
+            gate.set_sync(Arc::new(sync));
+        }
+        gate
     }
 
     pub fn write_heartbeat(&self, heartbeat: Heartbeat) {
@@ -368,6 +464,13 @@ impl Shared {
 
 fn run(shared: &Shared) {
     while !shared.stop.load(Ordering::Acquire) {
+        if let Some(network) = &shared.config.network {
+            // The peer is refused at the next handshake if it holds an older epoch.
+            network.peer.saw_epoch(shared.seen.highest());
+            if let Some(cluster) = shared.seen.cluster() {
+                network.peer.set_cluster(&cluster);
+            }
+        }
         match tick(shared) {
             Ok(()) => *shared.last_error.lock() = None,
             Err(error) => {
@@ -474,6 +577,8 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     )?;
     let db = Database::open(&shared.config.database(), options)?;
     shared.event("active", Some(record.epoch), "the node holds the database");
+    // Acknowledgements of block mode are of the stream this node holds from now on.
+    shared.blocks.reset();
     *shared.state.write() = NodeState::Active(ActiveState {
         db,
         gate,
@@ -493,7 +598,7 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
     if !fs.exists(&layout.identity()) {
         // A seed by the active holds the lock while it fills this directory (and says
         // Seeding in the status, for a share where locks do not reach): wait for it.
-        let Ok(_lock) = crate::lock::ReplicaLock::acquire_new(&layout.lock()) else {
+        let Ok(_lock) = crate::lock::ReplicaLock::acquire_new(fs.as_ref(), &layout.lock()) else {
             *shared.joining.lock() = Some("a seed of this node's copy is in progress".into());
             return Ok(());
         };
@@ -585,17 +690,29 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
     let config = &shared.config;
     // The lease runs from the moment the request starts, on this node's monotonic clock.
     let lease_started = active.gate.now();
-    match shared.witness.renew(
+    let sync = active.gate.sync();
+    // Read before the durable position: a claim is made only for commits the passive had
+    // confirmed when it was decided.
+    let claim = sync.as_ref().and_then(|sync| sync.claim());
+    let durable = active.db.log().durable_position();
+    match shared.witness.renew_claiming(
         &config.name,
         active.epoch,
         config.lease,
-        active.db.log().durable_position(),
+        durable,
+        claim.as_deref(),
     ) {
         // A witness of another cluster never answers a renewal: the node's `Witness` is
         // bound to its cluster (`Witness::bind`) and refuses it as unreachable.
         Ok(_) => {
             active.gate.renewed(lease_started, config.lease);
             active.rolled_when_fenced.store(false, Ordering::Release);
+            if let Some(sync) = &sync {
+                sync.renewed(claim.as_deref(), durable, active.db.log().end_position());
+                for change in sync.take_changes() {
+                    shared.event("synchronous", Some(active.epoch), &change);
+                }
+            }
         }
         Err(WitnessError::Held(record)) => {
             if record.epoch > active.epoch {

@@ -76,6 +76,11 @@ pub struct WitnessRecord {
     /// first it sees and refuses a witness of another cluster.
     #[serde(default)]
     pub cluster: String,
+    /// Synchronous commit: the node every commit the owner acknowledged is on (it claims it
+    /// at a renewal once the node has synced everything, and clears it by a renewal before
+    /// it acknowledges a commit the node has not confirmed). `None`: no such promise.
+    #[serde(default)]
+    pub synchronous: Option<String>,
 }
 
 /// `epoch-<N>.json`: who owns epoch N (written once).
@@ -100,6 +105,8 @@ struct LeaseFile {
     lease_until_micros: u64,
     updated_micros: u64,
     owner_end: Option<LogPosition>,
+    #[serde(default)]
+    synchronous: Option<String>,
 }
 
 /// Why the witness refused.
@@ -107,7 +114,7 @@ struct LeaseFile {
 pub enum WitnessError {
     /// Another node holds a lease that has not expired (or a newer epoch).
     #[error("the witness is held by {} (epoch {}) until {}", .0.owner, .0.epoch, .0.lease_until_micros)]
-    Held(WitnessRecord),
+    Held(Box<WitnessRecord>),
     /// The witness could not be read or written, or holds no record.
     #[error(transparent)]
     Unreachable(#[from] ReplError),
@@ -355,8 +362,9 @@ impl Witness {
                         .as_ref()
                         .map_or(file.created_micros, |l| l.updated_micros),
                     comment: file.comment,
-                    owner_end: lease.and_then(|l| l.owner_end),
+                    owner_end: lease.as_ref().and_then(|l| l.owner_end),
                     cluster: file.cluster,
+                    synchronous: lease.and_then(|l| l.synchronous),
                 };
                 self.observe(&record);
                 return Ok(View {
@@ -484,7 +492,30 @@ impl Witness {
         lease: Duration,
         end: LogPosition,
     ) -> Result<WitnessRecord, WitnessError> {
-        self.extend(owner, epoch, lease, Some(end))
+        self.extend(owner, epoch, lease, Some(end), None)
+    }
+
+    /// [`renew`](Self::renew), recording `synchronous`: the node every commit acknowledged
+    /// so far is on (see [`WitnessRecord::synchronous`]).
+    pub fn renew_claiming(
+        &self,
+        owner: &str,
+        epoch: u64,
+        lease: Duration,
+        end: LogPosition,
+        synchronous: Option<&str>,
+    ) -> Result<WitnessRecord, WitnessError> {
+        self.extend(owner, epoch, lease, Some(end), synchronous)
+    }
+
+    /// What the last renewal of `epoch` that counted claimed of synchronous commit. Read
+    /// after a newer epoch was created, it is final: a renewal counts only if it was in place
+    /// before the newer epoch's file ([`renew`](Self::renew)).
+    pub fn final_claim(&self, epoch: u64) -> Result<Option<String>, WitnessError> {
+        let lease: Option<LeaseFile> = sealed::read(self.fs.as_ref(), &self.lease_path(epoch))?;
+        Ok(lease
+            .filter(|lease| lease.epoch == epoch)
+            .and_then(|lease| lease.synchronous))
     }
 
     fn extend(
@@ -493,12 +524,13 @@ impl Witness {
         epoch: u64,
         lease: Duration,
         end: Option<LogPosition>,
+        synchronous: Option<&str>,
     ) -> Result<WitnessRecord, WitnessError> {
         let now = self.now_micros();
         let current = self.current()?;
         self.check_cluster(&current)?;
         if current.owner != owner || current.epoch != epoch {
-            return Err(WitnessError::Held(current));
+            return Err(WitnessError::Held(Box::new(current)));
         }
         self.write_lease(&LeaseFile {
             epoch,
@@ -506,10 +538,11 @@ impl Witness {
             lease_until_micros: now + lease.as_micros() as u64,
             updated_micros: now,
             owner_end: end.or(current.owner_end),
+            synchronous: synchronous.map(str::to_owned),
         })?;
         let renewed = self.current()?;
         if renewed.owner != owner || renewed.epoch != epoch {
-            return Err(WitnessError::Held(renewed));
+            return Err(WitnessError::Held(Box::new(renewed)));
         }
         self.prune(epoch);
         Ok(renewed)
@@ -534,10 +567,10 @@ impl Witness {
         let current = view.record.ok_or_else(|| self.uninitialized())?;
         self.check_cluster(&current)?;
         if current.owner == owner {
-            return self.extend(owner, current.epoch, lease, None);
+            return self.extend(owner, current.epoch, lease, None, None);
         }
         if !self.lease_over(&current) {
-            return Err(WitnessError::Held(current));
+            return Err(WitnessError::Held(Box::new(current)));
         }
         let next = (view.highest + 1, current.cluster.as_str());
         let record = self.start_epoch(next, owner, lease, comment)?;
@@ -573,13 +606,13 @@ impl Witness {
             cluster: cluster.to_owned(),
         };
         if !self.create_epoch(&file)? {
-            return Err(WitnessError::Held(self.current()?));
+            return Err(WitnessError::Held(Box::new(self.current()?)));
         }
         // A stalled writer may have created a number below one already in use (pruned
         // since): the highest epoch wins, and this one is not it.
         let current = self.current()?;
         if current.epoch != epoch {
-            return Err(WitnessError::Held(current));
+            return Err(WitnessError::Held(Box::new(current)));
         }
         Ok(current)
     }
@@ -597,7 +630,7 @@ impl Witness {
         let current = view.record.ok_or_else(|| self.uninitialized())?;
         self.check_cluster(&current)?;
         if current.owner != from || current.epoch != epoch {
-            return Err(WitnessError::Held(current));
+            return Err(WitnessError::Held(Box::new(current)));
         }
         self.start_epoch((view.highest + 1, &current.cluster), to, lease, comment)
     }
@@ -630,6 +663,7 @@ fn record_of(file: EpochFile) -> WitnessRecord {
         comment: file.comment,
         owner_end: None,
         cluster: file.cluster,
+        synchronous: None,
     }
 }
 
@@ -794,6 +828,7 @@ mod tests {
                 lease_until_micros: now_micros() + 60_000_000,
                 updated_micros: now_micros(),
                 owner_end: None,
+                synchronous: None,
             })
             .unwrap();
         let current = witness.read().unwrap().unwrap();

@@ -360,7 +360,10 @@ impl Simulation {
         running.commits = waiting;
         let seen = running.seen.highest();
         for commit in durable {
-            match commit.gate.confirm() {
+            match commit
+                .gate
+                .confirm(bluejet_engine::log::LogPosition::default())
+            {
                 Ok(()) => self.acknowledge(index, &commit, seen),
                 Err(_) => self.event(
                     index,
@@ -449,7 +452,8 @@ impl Simulation {
         let request = running.request.take().unwrap();
         let answer = request.answer.unwrap();
         let record = match &answer {
-            Ok(record) | Err(WitnessError::Held(record)) => Some(record.clone()),
+            Ok(record) => Some(record.clone()),
+            Err(WitnessError::Held(record)) => Some((**record).clone()),
             Err(WitnessError::Unreachable(_)) => None,
         };
         self.event(

@@ -575,7 +575,10 @@ impl Simulation {
                 entry.durable = true;
             }
             self.transport.in_flight.remove(&commit.message);
-            match commit.gate.confirm() {
+            match commit
+                .gate
+                .confirm(bluejet_engine::log::LogPosition::default())
+            {
                 Ok(()) => self.acknowledge(index, &commit, seen),
                 Err(_) => {
                     self.transport.queue.push_back(commit.message);
@@ -741,7 +744,7 @@ impl Simulation {
             Part::Passive { epoch } if epoch == record.epoch
         );
         if !following || !node.witness.lease_over(&record) {
-            return Some(Err(WitnessError::Held(record)));
+            return Some(Err(WitnessError::Held(Box::new(record))));
         }
         self.copy_closed(index);
         let loss = self.measure(index, &record);
@@ -753,7 +756,7 @@ impl Simulation {
                 loss.lost, self.dial
             );
             self.event(Some(index), what);
-            return Some(Err(WitnessError::Held(record)));
+            return Some(Err(WitnessError::Held(Box::new(record))));
         }
         let measured = Measured {
             from: 1 - index,
@@ -803,6 +806,7 @@ impl Simulation {
             record,
             current,
             inspected_created_micros: node.log.last().map(|generation| generation.created),
+            held: None,
         };
         let loss = (self.settings.measure)(&facts);
         let what = format!(
@@ -1022,7 +1026,8 @@ impl Simulation {
         let what = format!("{:?} answered: {}", request.kind, describe(&answer));
         self.event(Some(index), what);
         let record = match &answer {
-            Ok(record) | Err(WitnessError::Held(record)) => record.clone(),
+            Ok(record) => record.clone(),
+            Err(WitnessError::Held(record)) => (**record).clone(),
             Err(WitnessError::Unreachable(_)) => return,
         };
         let node = &mut self.nodes[index];

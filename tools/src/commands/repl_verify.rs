@@ -36,7 +36,13 @@ pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolErr
     // Checked first: opening the active would create a database where there is none.
     let active = image::database_directory(active)?;
     // Checked before the active is touched: a copy in use is refused as a whole.
-    drop(ReplicaLock::acquire(&ReplicaLayout::new(replica).lock()).map_err(verify_refused)?);
+    drop(
+        ReplicaLock::acquire(
+            &bluejet_engine::file::OsFileSystem,
+            &ReplicaLayout::new(replica).lock(),
+        )
+        .map_err(verify_refused)?,
+    );
     let database = Database::open(&active, Options::default()).map_err(verify_refused)?;
     let compared = compare(&database, &ReplicaConfig::new(&active, replica));
     database.close()?;

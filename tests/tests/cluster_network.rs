@@ -1,0 +1,531 @@
+//! A cluster whose nodes replicate over TCP with mutual TLS (no shared directory between
+//! them but the witness), through fault-injecting proxies on 127.0.0.1: seeding, healthy
+//! copy, a planned move, a failover, cuts and stalls, and refused peers.
+
+mod common;
+
+use bluejet_engine::db::Database;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_replication::cluster::network::{peer_root, Network, NetworkFile};
+use bluejet_replication::cluster::requests::request_move;
+use bluejet_replication::cluster::sync_commit::{SyncLevel, SyncSettings};
+use bluejet_replication::cluster::witness::{InitError, Witness};
+use bluejet_replication::cluster::{Node, NodeConfig, Role};
+use bluejet_replication::net::certs::make_cluster_certs;
+use bluejet_replication::CopyState;
+use common::proxy::{Faults, Proxy};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The scenarios depend on timings: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Two proxies: clients reach `a` through `to[0]` and `b` through `to[1]`.
+struct Net {
+    to: [Proxy; 2],
+}
+
+impl Net {
+    fn start(root: &Path) -> Self {
+        make_cluster_certs(&root.join("certs"), &["a".into(), "b".into()], 30).unwrap();
+        let nowhere = "127.0.0.1:9".parse().unwrap();
+        Self {
+            to: [Proxy::start(nowhere), Proxy::start(nowhere)],
+        }
+    }
+
+    fn proxy(&self, node: &str) -> &Proxy {
+        &self.to[usize::from(node == "b")]
+    }
+}
+
+/// Fast timings, the peer over the network through `net`.
+fn config(name: &str, peer: &str, root: &Path, net: &Net, certs: &Path) -> NodeConfig {
+    let peer_instance = peer_root(peer);
+    let mut config = NodeConfig::new(
+        name,
+        &root.join(name),
+        peer,
+        &peer_instance,
+        &root.join("witness"),
+    );
+    let file = NetworkFile {
+        listen: "127.0.0.1:0".into(),
+        peer_address: net.proxy(peer).addr().to_string(),
+        certs: certs.to_owned(),
+    };
+    let network = Network::from_file(&file, name, peer, &peer_instance).unwrap();
+    config.peer_fs = network.peer.clone();
+    config.network = Some(network);
+    config.lease = Duration::from_millis(800);
+    config.safety = Duration::from_millis(200);
+    config.skew = Duration::from_millis(100);
+    config.heartbeat_interval = Duration::from_millis(50);
+    config.failover_after = Duration::from_millis(600);
+    config.options.log.generation_bytes = 128 << 10;
+    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
+    config.replica.poll_interval = Duration::from_millis(10);
+    config.replica.status_interval = Duration::from_millis(50);
+    config.replica.thresholds.settle = Duration::ZERO;
+    config.replica.replay.retry_after = Duration::from_millis(50);
+    config
+}
+
+fn init_witness(root: &Path, owner: &str) {
+    std::fs::create_dir_all(root.join("witness")).unwrap();
+    let witness = Witness::new(
+        Arc::new(OsFileSystem),
+        &root.join("witness"),
+        Duration::ZERO,
+    );
+    match witness.init(owner, "test") {
+        Ok(_) | Err(InitError::Exists(_)) => {}
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// Starts a node, its configuration adjusted by `adjust`, and points its proxy at its
+/// server.
+fn start_with(
+    name: &str,
+    peer: &str,
+    root: &Path,
+    net: &Net,
+    adjust: impl FnOnce(&mut NodeConfig),
+) -> Node {
+    let mut config = config(name, peer, root, net, &root.join("certs"));
+    adjust(&mut config);
+    let node = Node::start(config).unwrap();
+    net.proxy(name)
+        .set_target(node.listen_addr().expect("serving"));
+    node
+}
+
+/// Prints both nodes' event logs (on a failure).
+fn dump_events(root: &Path) {
+    for node in ["a", "b"] {
+        let path = root.join(node).join("events.jsonl");
+        let (events, _) =
+            bluejet_replication::events::read_events(&OsFileSystem, &path).unwrap_or_default();
+        for event in events {
+            eprintln!("{node}: {} {:?} {}", event.kind, event.epoch, event.message);
+        }
+    }
+}
+
+fn wait_until(root: &Path, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        if Instant::now() > deadline {
+            dump_events(root);
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn deliver(node: &Node, first: u32, count: u32) -> u32 {
+    let mut delivered = 0;
+    for i in first..first + count {
+        let stored = node.with_database(|db: &Database| {
+            let mut write = db.begin_write()?;
+            write.insert("messages", format!("msg-{i:06}").as_bytes(), &[b'm'; 300])?;
+            write.commit()
+        });
+        if matches!(stored, Some(Ok(_))) {
+            delivered += 1;
+        }
+    }
+    delivered
+}
+
+fn message_count(node: &Node) -> u64 {
+    node.with_database(|db| {
+        let read = db.begin_read().unwrap();
+        read.open_table("messages").map(|t| t.len()).unwrap_or(0)
+    })
+    .unwrap()
+}
+
+fn healthy(node: &Node) -> bool {
+    node.status().copy.is_some_and(|copy| {
+        copy.state == CopyState::Healthy && copy.copy_queue == 0 && copy.replay_queue == 0
+    })
+}
+
+/// Whether `passive` has replayed every generation `active` closed (not only says Healthy:
+/// a status can be Healthy from before the active's last generations were listed).
+fn caught_up(active: &Node, passive: &Node) -> bool {
+    let closed = active
+        .with_database(|db| db.log().current_generation() - 1)
+        .unwrap_or(u32::MAX);
+    healthy(passive)
+        && passive
+            .status()
+            .copy
+            .and_then(|copy| copy.last_replayed)
+            .is_some_and(|mark| mark.generation >= closed)
+}
+
+/// `a` active, `b` seeded over the network and Healthy.
+fn pair(root: &Path, net: &Net) -> (Node, Node) {
+    pair_with(root, net, |_| {})
+}
+
+/// [`pair`] with both configurations adjusted by `adjust`.
+fn pair_with(root: &Path, net: &Net, adjust: impl Fn(&mut NodeConfig)) -> (Node, Node) {
+    init_witness(root, "a");
+    let a = start_with("a", "b", root, net, &adjust);
+    wait_until(root, "a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    let b = start_with("b", "a", root, net, &adjust);
+    wait_until(root, "b passive", Duration::from_secs(30), || {
+        b.role() == Role::Passive
+    });
+    wait_until(root, "b healthy", Duration::from_secs(30), || healthy(&b));
+    (a, b)
+}
+
+#[test]
+fn a_copy_seeded_and_fed_over_tls_moves_and_fails_over_like_one_on_a_share() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let net = Net::start(root);
+    let (a, b) = pair(root, &net);
+    assert_eq!(deliver(&a, 0, 300), 300);
+    a.with_database(|db| db.log().roll().unwrap());
+    wait_until(root, "b caught up", Duration::from_secs(30), || {
+        caught_up(&a, &b)
+    });
+
+    let result = request_move(
+        &OsFileSystem,
+        &root.join("a"),
+        "b",
+        "patching a",
+        false,
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|error| {
+        dump_events(root);
+        panic!("{error}")
+    });
+    assert!(result.ok, "{result:?}");
+    wait_until(root, "b active", Duration::from_secs(30), || {
+        b.role() == Role::Active
+    });
+    wait_until(root, "a passive", Duration::from_secs(30), || {
+        a.role() == Role::Passive
+    });
+    assert_eq!(message_count(&b), 300);
+    assert!(b.failovers()[0].lossless);
+
+    assert_eq!(deliver(&b, 300, 200), 200);
+    b.with_database(|db| db.log().roll().unwrap());
+    wait_until(root, "a caught up", Duration::from_secs(30), || {
+        caught_up(&b, &a)
+    });
+    b.kill();
+    wait_until(root, "a active again", Duration::from_secs(30), || {
+        a.role() == Role::Active
+    });
+    let report = a.failovers().last().cloned().unwrap();
+    assert_eq!(report.kind, "failover");
+    assert_eq!(message_count(&a), 500, "{report:?}");
+    a.stop();
+}
+
+#[test]
+fn cuts_and_stalls_of_the_network_only_delay_the_copy() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let net = Net::start(root);
+    let (a, b) = pair(root, &net);
+    // Connections to a cut at random points while generations are copied.
+    net.proxy("a").set_faults(Faults {
+        cut_after: Some((2_000, 400_000)),
+        seed: 11,
+        ..Faults::default()
+    });
+    for round in 0..4 {
+        assert_eq!(deliver(&a, round * 200, 200), 200);
+        a.with_database(|db| db.log().roll().unwrap());
+    }
+    // A stall (no byte moves, connections stay open) ends in a request timeout, not a hang.
+    net.proxy("a").set_faults(Faults {
+        stall: true,
+        ..Faults::default()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    net.proxy("a").set_faults(Faults::default());
+    net.proxy("a").cut_all();
+    wait_until(root, "b caught up", Duration::from_secs(60), || {
+        caught_up(&a, &b)
+    });
+    // Everything was closed and copied: the failover loses nothing.
+    a.kill();
+    wait_until(root, "b active", Duration::from_secs(30), || {
+        b.role() == Role::Active
+    });
+    if message_count(&b) != 800 {
+        dump_events(root);
+    }
+    assert_eq!(message_count(&b), 800, "{:?}", b.failovers());
+    b.stop();
+}
+
+/// Whether `node` (a passive copy) receives the log in block mode.
+fn in_block_mode(node: &Node) -> bool {
+    node.status()
+        .block_mode
+        .is_some_and(|status| status.mode == "block")
+}
+
+/// Eight writers deliver into `node` until `stop`, each a message every 2 ms at most (a
+/// steady load, not a saturating one: on two cores a passive replaying a saturating load
+/// falls behind whatever the transport); every acknowledged message with the time (µs) its
+/// commit returned.
+fn deliver_steadily(node: &Node, stop: &std::sync::atomic::AtomicBool) -> Vec<(String, u64)> {
+    use std::sync::atomic::Ordering;
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                scope.spawn(move || {
+                    let mut acknowledged = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(Ordering::Acquire) {
+                        let key = format!("w{writer}-{i:06}");
+                        i += 1;
+                        let stored = node.with_database(|db: &Database| {
+                            let mut write = db.begin_write()?;
+                            write.insert("messages", key.as_bytes(), &[b'm'; 300])?;
+                            write.commit()
+                        });
+                        match stored {
+                            Some(Ok(_)) => acknowledged.push((key, now_micros())),
+                            Some(Err(_)) => {}
+                            None => break,
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    acknowledged
+                })
+            })
+            .collect();
+        writers
+            .into_iter()
+            .flat_map(|writer| writer.join().unwrap())
+            .collect()
+    })
+}
+
+fn now_micros() -> u64 {
+    bluejet_engine::log::now_micros()
+}
+
+#[test]
+fn block_mode_follows_the_active_and_a_failover_loses_only_what_was_in_flight() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let net = Net::start(root);
+    let (a, b) = pair(root, &net);
+    wait_until(root, "b in block mode", Duration::from_secs(30), || {
+        in_block_mode(&b)
+    });
+    let stop = AtomicBool::new(false);
+    let (acknowledged, killed_at) = std::thread::scope(|scope| {
+        let writing = scope.spawn(|| deliver_steadily(&a, &stop));
+        std::thread::sleep(Duration::from_millis(1500));
+        let status = b.status().block_mode.unwrap();
+        // kill -9: the writers' last commits are in flight.
+        let killed_at = now_micros();
+        a.crash();
+        stop.store(true, Ordering::Release);
+        (writing.join().unwrap(), (killed_at, status))
+    });
+    drop(a);
+    let (killed_at, status) = killed_at;
+    if status.mode != "block" {
+        dump_events(root);
+    }
+    assert_eq!(status.mode, "block", "{status:?}");
+    wait_until(root, "b active", Duration::from_secs(30), || {
+        b.role() == Role::Active
+    });
+    let report = b.failovers().last().cloned().unwrap();
+    let present: std::collections::HashSet<Vec<u8>> = b
+        .with_database(|db| {
+            let read = db.begin_read().unwrap();
+            let table = read.open_table("messages").unwrap();
+            table
+                .range(..)
+                .unwrap()
+                .map(|entry| entry.unwrap().0)
+                .collect()
+        })
+        .unwrap();
+    let missing: Vec<&(String, u64)> = acknowledged
+        .iter()
+        .filter(|(key, _)| !present.contains(key.as_bytes()))
+        .collect();
+    if !missing.is_empty() {
+        // Asynchronous block mode: the loss is reported, after what the copy held, and
+        // every acknowledged commit missing lies inside the reported window.
+        let (start, end) = report
+            .lost_window_micros
+            .expect("a lossy failover has a window");
+        assert!(report.lost_from.is_some(), "{report:?}");
+        for (key, at) in &missing {
+            assert!(
+                (start..=end).contains(at),
+                "{key} acknowledged at {at} is missing, outside the window {start}..{end}"
+            );
+        }
+    }
+    let newest_missing = missing.iter().map(|(_, at)| *at).min();
+    eprintln!(
+        "block mode: {} acknowledged, {} missing after the failover (oldest missing {} ms \
+         before the kill); report {report:?}",
+        acknowledged.len(),
+        missing.len(),
+        newest_missing.map_or(0, |at| killed_at.saturating_sub(at) / 1000)
+    );
+    assert!(acknowledged.len() > 100, "{}", acknowledged.len());
+    b.stop();
+}
+
+/// Synchronous commit (`flushed`, degrading after 500 ms) on both nodes.
+fn synchronous(config: &mut NodeConfig) {
+    config.synchronous = SyncSettings {
+        level: SyncLevel::Flushed,
+        timeout: Duration::from_millis(500),
+        strict: false,
+    };
+}
+
+fn sync_state(node: &Node) -> String {
+    node.status()
+        .synchronous
+        .map_or_else(|| "none".into(), |status| status.state)
+}
+
+/// Acknowledged messages missing from `node`.
+fn missing_on(node: &Node, acknowledged: &[(String, u64)]) -> Vec<String> {
+    let present: std::collections::HashSet<Vec<u8>> = node
+        .with_database(|db| {
+            let read = db.begin_read().unwrap();
+            let table = read.open_table("messages").unwrap();
+            table
+                .range(..)
+                .unwrap()
+                .map(|entry| entry.unwrap().0)
+                .collect()
+        })
+        .unwrap();
+    acknowledged
+        .iter()
+        .filter(|(key, _)| !present.contains(key.as_bytes()))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+#[test]
+fn a_synchronous_failover_under_load_loses_no_acknowledged_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let _serial = serial();
+    for round in 0..3 {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let net = Net::start(root);
+        let (a, b) = pair_with(root, &net, synchronous);
+        wait_until(root, "a synchronous", Duration::from_secs(30), || {
+            sync_state(&a) == "synchronous"
+        });
+        let stop = AtomicBool::new(false);
+        let acknowledged = std::thread::scope(|scope| {
+            let writing = scope.spawn(|| deliver_steadily(&a, &stop));
+            std::thread::sleep(Duration::from_millis(1000 + 250 * round));
+            a.crash();
+            stop.store(true, Ordering::Release);
+            writing.join().unwrap()
+        });
+        drop(a);
+        wait_until(root, "b active", Duration::from_secs(30), || {
+            b.role() == Role::Active
+        });
+        let report = b.failovers().last().cloned().unwrap();
+        let missing = missing_on(&b, &acknowledged);
+        if !missing.is_empty() || !report.lossless {
+            dump_events(root);
+        }
+        assert!(
+            missing.is_empty(),
+            "round {round}: {} missing: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        assert!(report.lossless, "round {round}: {report:?}");
+        assert!(report.synchronous_proof.is_some(), "{report:?}");
+        eprintln!(
+            "synchronous round {round}: {} acknowledged, 0 missing; {report:?}",
+            acknowledged.len()
+        );
+        b.stop();
+    }
+}
+
+#[test]
+fn a_cut_passive_degrades_synchronous_commit_and_it_comes_back() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let net = Net::start(root);
+    let (a, b) = pair_with(root, &net, synchronous);
+    wait_until(root, "a synchronous", Duration::from_secs(30), || {
+        sync_state(&a) == "synchronous"
+    });
+    assert_eq!(deliver(&a, 0, 20), 20);
+    // The passive cannot reach the active: commits wait 500 ms, then go on asynchronously
+    // once the witness no longer says they are synchronous.
+    net.proxy("a").set_faults(Faults {
+        refuse: true,
+        ..Faults::default()
+    });
+    net.proxy("a").cut_all();
+    let started = Instant::now();
+    assert_eq!(deliver(&a, 20, 20), 20);
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(sync_state(&a), "asynchronous");
+    let status = a.status().synchronous.unwrap();
+    assert!(status.reason.contains("did not confirm"), "{status:?}");
+    // Back: the passive catches up and commits are synchronous again.
+    net.proxy("a").set_faults(Faults::default());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sync_state(&a) != "synchronous" {
+        deliver(&a, 1000, 1);
+        if Instant::now() > deadline {
+            dump_events(root);
+            panic!(
+                "not synchronous again: {:?} / {:?} / a's passive flushed {:?}",
+                a.status().synchronous,
+                b.status().block_mode,
+                a.status().peer_flushed
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(b);
+    a.stop();
+}

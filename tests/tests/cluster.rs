@@ -779,6 +779,9 @@ fn a_peer_active_at_a_higher_epoch_fences_the_active() {
                     time_micros: bluejet_engine::log::now_micros(),
                     retention: Vec::new(),
                     log_warning: None,
+                    transport: None,
+                    block_mode: None,
+                    synchronous: None,
                 };
                 heartbeat::write(&OsFileSystem, &instance, &beat).unwrap();
                 std::thread::sleep(Duration::from_millis(20));

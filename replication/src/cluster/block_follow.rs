@@ -25,7 +25,7 @@ const MAX_REQUEST_BYTES: u32 = 1 << 20;
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
 /// How the copy receives the log, for the status.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BlockModeStatus {
     /// `block` (log writes received as they happen) or `file` (closed generations only).
     pub mode: String,

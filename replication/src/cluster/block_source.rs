@@ -11,7 +11,6 @@ use std::time::Duration;
 
 /// The answer to `request`, waiting at most its wait for new durable bytes.
 pub(crate) fn answer(shared: &Shared, request: &Tail) -> TailAnswer {
-    shared.blocks.acknowledged(request.flushed);
     let unavailable = |reason: String| TailAnswer::Unavailable { reason };
     // The tap and the header are taken under the state's lock, which is let go before the
     // wait: a demotion must never wait for a passive's long poll.
@@ -29,6 +28,16 @@ pub(crate) fn answer(shared: &Shared, request: &Tail) -> TailAnswer {
             .config
             .database()
             .join(base.closed(request.from.generation));
+        // The passive cannot hold more than this log made durable: an acknowledgement past
+        // it (a confused or hostile peer) is not believed beyond it.
+        let durable = log.durable_position();
+        if request.flushed > durable {
+            // One text, so that the event log coalesces a repeating peer.
+            let message = "the passive acknowledged a position past this log's durable end: \
+                           not believed beyond it";
+            shared.event("block-acknowledgement-refused", Some(active.epoch), message);
+        }
+        shared.blocks.acknowledged(request.flushed.min(durable));
         (tap, log.current_header(), path)
     };
     let wait = Duration::from_millis(u64::from(request.wait_ms));

@@ -45,6 +45,15 @@ pub struct Heartbeat {
     /// A warning that the active's log approaches its space budget.
     #[serde(default)]
     pub log_warning: Option<String>,
+    /// How the node reaches its peer: `share` or `tcp` (absent in older heartbeats).
+    #[serde(default)]
+    pub transport: Option<String>,
+    /// Over TCP, as a passive copy: block or file mode, why, bytes in flight.
+    #[serde(default)]
+    pub block_mode: Option<super::block_follow::BlockModeStatus>,
+    /// As an active committing synchronously: level, state, why, since when.
+    #[serde(default)]
+    pub synchronous: Option<super::sync_commit::SyncStatus>,
 }
 
 /// The heartbeat file of the node whose instance directory is `instance`.

@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     pub block_mode: Mutex<super::block_follow::BlockModeStatus>,
     /// Held while block files are written or taken by a failover.
     pub blocks_busy: Mutex<()>,
+    /// Synchronous commit's status as of the last renewal (for the heartbeat).
+    pub sync_status: Mutex<Option<super::sync_commit::SyncStatus>>,
 }
 
 /// A node's role with what it holds.
@@ -190,6 +192,7 @@ impl Node {
             blocks: Default::default(),
             block_mode: Default::default(),
             blocks_busy: Mutex::new(()),
+            sync_status: Mutex::new(None),
         });
         let server = match &shared.config.network {
             Some(network) => Some(super::network::serve(&shared, network)?),
@@ -223,6 +226,11 @@ impl Node {
     /// The address this node serves its peer on, when it replicates over the network.
     pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
         self.listen_addr
+    }
+
+    /// As the active over TCP: how far the passive has synced what block mode sent it.
+    pub fn peer_flushed(&self) -> Option<LogPosition> {
+        (self.shared.config.network.is_some()).then(|| self.shared.blocks.flushed())
     }
 
     /// The node's name.
@@ -458,6 +466,21 @@ impl Shared {
             time_micros: now_micros(),
             retention: Vec::new(),
             log_warning: None,
+            transport: Some(self.transport().into()),
+            block_mode: (self.config.network.is_some() && role == Role::Passive)
+                .then(|| self.block_mode.lock().clone()),
+            synchronous: (role == Role::Active)
+                .then(|| self.sync_status.lock().clone())
+                .flatten(),
+        }
+    }
+
+    /// `tcp` when the peer is reached over the network, else `share`.
+    pub fn transport(&self) -> &'static str {
+        if self.config.network.is_some() {
+            "tcp"
+        } else {
+            "share"
         }
     }
 }
@@ -713,6 +736,7 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
                     shared.event("synchronous", Some(active.epoch), &change);
                 }
             }
+            *shared.sync_status.lock() = sync.map(|sync| sync.status());
         }
         Err(WitnessError::Held(record)) => {
             if record.epoch > active.epoch {

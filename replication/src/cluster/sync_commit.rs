@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The synchronous commit level of a database.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncLevel {
     /// Commits return when durable on the active (the passive follows asynchronously).
@@ -70,7 +70,7 @@ impl Default for SyncSettings {
 }
 
 /// Where synchronous commit stands, for the status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SyncStatus {
     /// The level configured.
     pub level: SyncLevel,

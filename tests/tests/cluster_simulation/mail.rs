@@ -662,6 +662,9 @@ impl Simulation {
                     time_micros: wall,
                     retention: Vec::new(),
                     log_warning: None,
+                    transport: None,
+                    block_mode: None,
+                    synchronous: None,
                 });
                 Kind::Renew
             }

@@ -152,17 +152,29 @@ fn summary(status: &NodeStatus) -> String {
     if let Some(copy) = &status.copy {
         text.push_str(&format!(", copy {}", repl_status::state_text(copy)));
     }
+    if let Some(mode) = &status.block_mode {
+        text.push_str(&format!(", {} mode over {}", mode.mode, status.transport));
+    }
+    if let Some(sync) = &status.synchronous {
+        text.push_str(&format!(", commit {} ({})", sync.state, sync.reason));
+    }
     text
 }
 
 /// A failover or move the node carried out, in one line.
 pub fn failover_line(report: &FailoverReport) -> String {
-    let generations = match report.lost_generations {
-        Some((first, last)) => format!("generations {first}..{last}"),
-        None => "unknown generations".to_owned(),
+    let generations = match (report.lost_generations, report.lost_from) {
+        (Some((_, last)), Some(from)) => {
+            format!("everything after {from} (held from block mode) through generation {last}")
+        }
+        (Some((first, last)), None) => format!("generations {first}..{last}"),
+        (None, _) => "unknown generations".to_owned(),
     };
     let loss = match (report.lossless, report.lost_window_micros) {
-        (true, _) => "lossless".to_owned(),
+        (true, _) => match &report.synchronous_proof {
+            Some(proof) => format!("lossless ({proof})"),
+            None => "lossless".to_owned(),
+        },
         (false, window) => format!(
             "lossy, {generations}{} lost{}",
             if report.current_unread {
@@ -202,6 +214,10 @@ pub fn status_json(status: &NodeStatus) -> Value {
         "end": status.end.map(position_json),
         "reason": status.reason,
         "copy": status.copy.as_ref().map(repl_status::status_json),
+        "transport": status.transport,
+        "block_mode": status.block_mode,
+        "peer_flushed": status.peer_flushed.map(position_json),
+        "synchronous": status.synchronous,
     })
 }
 

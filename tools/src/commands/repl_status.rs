@@ -7,6 +7,7 @@ use crate::output;
 use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
+use bluejet_replication::cluster::heartbeat::Heartbeat;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::status::GenerationMark;
 use bluejet_replication::{CopyState, CopyStatus};
@@ -21,11 +22,20 @@ pub const STALE: Duration = Duration::from_secs(10);
 /// Prints the status of the replica in `replica`: exit 0 unless the copy is Failed (1).
 pub fn run(replica: &Path, json: bool) -> Result<Verdict, ToolError> {
     let status = read(replica)?;
+    // A cluster node's instance: its heartbeat says how it reaches its peer.
+    let beat = bluejet_replication::cluster::heartbeat::read(&OsFileSystem, replica)
+        .ok()
+        .flatten();
     if json {
-        output::print_json(&document(replica, &status));
+        let mut document = document(replica, &status);
+        document["transport"] = transport_json(beat.as_ref());
+        output::print_json(&document);
     } else {
         crate::out!("replica: {}", replica.display());
-        for line in lines(&status) {
+        for line in lines(&status)
+            .into_iter()
+            .chain(transport_lines(beat.as_ref()))
+        {
             crate::out!("{line}");
         }
     }
@@ -142,6 +152,47 @@ pub fn lines(status: &CopyStatus) -> Vec<String> {
         ),
         field("updated", time_with_age(status.updated_micros, now)),
     ]
+}
+
+/// How a cluster node's copy receives the log, from its heartbeat: transport, mode and why,
+/// bytes in flight (nothing for a replica that is not a node's instance).
+pub fn transport_lines(beat: Option<&Heartbeat>) -> Vec<String> {
+    let Some(beat) = beat else {
+        return Vec::new();
+    };
+    let field = |name: &str, value: String| format!("  {name:<20} {value}");
+    let mut lines = vec![field(
+        "transport",
+        beat.transport.clone().unwrap_or_else(|| "share".into()),
+    )];
+    if let Some(mode) = &beat.block_mode {
+        lines.push(field("mode", format!("{} ({})", mode.mode, mode.reason)));
+        lines.push(field(
+            "bytes in flight",
+            output::bytes(mode.bytes_in_flight),
+        ));
+        if let Some(received) = mode.received {
+            lines.push(field("received", received.to_string()));
+        }
+    }
+    if let Some(sync) = &beat.synchronous {
+        lines.push(field(
+            "synchronous",
+            format!("{:?}: {} ({})", sync.level, sync.state, sync.reason).to_lowercase(),
+        ));
+    }
+    lines
+}
+
+/// [`transport_lines`] as JSON (`null` for a replica that is not a node's instance).
+pub fn transport_json(beat: Option<&Heartbeat>) -> Value {
+    beat.map_or(Value::Null, |beat| {
+        json!({
+            "transport": beat.transport.clone().unwrap_or_else(|| "share".into()),
+            "block_mode": beat.block_mode,
+            "synchronous": beat.synchronous,
+        })
+    })
 }
 
 /// The status as JSON: every field of `status.json`, the compression ratio and ages.

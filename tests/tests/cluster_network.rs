@@ -529,3 +529,114 @@ fn a_cut_passive_degrades_synchronous_commit_and_it_comes_back() {
     drop(b);
     a.stop();
 }
+
+/// Files under `root`, relative, except the event log and the heartbeat (which a running
+/// node rewrites).
+fn files_under(root: &Path) -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(directory) = stack.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                if !name.starts_with("events") && !name.starts_with("heartbeat") {
+                    found.insert(name);
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn strangers_at_a_nodes_port_are_refused_named_and_write_nothing() {
+    use bluejet_replication::net::{tls, TlsIdentity};
+    use std::io::{Read, Write};
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let net = Net::start(root);
+    // A third node of the same cluster CA, and a whole other cluster.
+    make_cluster_certs(
+        &root.join("same-ca"),
+        &["a".into(), "b".into(), "c".into()],
+        30,
+    )
+    .unwrap();
+    make_cluster_certs(&root.join("other-ca"), &["a".into(), "b".into()], 30).unwrap();
+    init_witness(root, "a");
+    let a = start_with("a", "b", root, &net, |config| {
+        let file = NetworkFile {
+            listen: "127.0.0.1:0".into(),
+            peer_address: "127.0.0.1:9".into(),
+            certs: root.join("same-ca"),
+        };
+        let network = Network::from_file(&file, "a", "b", &peer_root("b")).unwrap();
+        config.peer_fs = network.peer.clone();
+        config.network = Some(network);
+    });
+    wait_until(root, "a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    let address = a.listen_addr().unwrap();
+    let before = files_under(&root.join("a"));
+    let connect = || {
+        let tcp = std::net::TcpStream::connect(address).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp
+    };
+    // Plain TCP: an HTTP request, then garbage.
+    for junk in [&b"GET / HTTP/1.0\r\n\r\n"[..], &[0xff; 4096][..]] {
+        let mut tcp = connect();
+        let _ = tcp.write_all(junk);
+        let mut answer = Vec::new();
+        let _ = tcp.read_to_end(&mut answer);
+    }
+    // TLS with another cluster's certificate for b, and with this CA's certificate for c.
+    for (dir, node) in [("other-ca", "b"), ("same-ca", "c")] {
+        let identity = TlsIdentity::load(&root.join(dir), node).unwrap();
+        let outcome = tls::connect(&identity.client_config().unwrap(), connect(), "a");
+        if let Ok(mut stream) = outcome {
+            // TLS 1.3: the client learns of the refusal on its first read.
+            let mut byte = [0; 1];
+            assert!(
+                !matches!(stream.read(&mut byte), Ok(n) if n > 0),
+                "{node} from {dir} got an answer"
+            );
+        }
+    }
+    let refused = || {
+        let path = root.join("a").join("events.jsonl");
+        let (events, _) =
+            bluejet_replication::events::read_events(&OsFileSystem, &path).unwrap_or_default();
+        events
+            .into_iter()
+            .filter(|event| event.kind == "net-refused")
+            .map(|event| event.message)
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let messages = loop {
+        let messages = refused();
+        if messages.len() >= 4 {
+            break messages;
+        }
+        assert!(Instant::now() < deadline, "refusals named: {messages:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for message in &messages {
+        assert!(message.contains("127.0.0.1"), "{message}");
+    }
+    eprintln!("{messages:#?}");
+    assert_eq!(
+        files_under(&root.join("a")),
+        before,
+        "a refused peer wrote something"
+    );
+    assert_eq!(a.role(), Role::Active);
+    a.stop();
+}

@@ -57,6 +57,7 @@ pub(crate) fn run(shared: &Shared, client: &Arc<NetFileSystem>) {
         open: None,
         complete: 0,
     };
+    remember_acknowledged(shared, follower.store(shared));
     while !shared.stopping() {
         let Some(next) = next_needed(shared) else {
             follower.open = None;
@@ -73,6 +74,26 @@ pub(crate) fn run(shared: &Shared, client: &Arc<NetFileSystem>) {
             std::thread::sleep(RETRY_AFTER);
         }
     }
+}
+
+/// What this node may have acknowledged before it (re)started is at most what its block
+/// files hold: taken as acknowledged, so that a failover's proof of synchronous commit never
+/// rests on block files a restart replaced (the acknowledgements themselves are not kept).
+fn remember_acknowledged(shared: &Shared, store: &BlockStore) {
+    let held = store
+        .generations()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|generation| {
+            let (_, stream) = store.read(generation).ok()?;
+            Some(match store.completion(generation) {
+                Some(_) => LogPosition::new(generation + 1, 0),
+                None => LogPosition::new(generation, stream.len() as u32),
+            })
+        })
+        .max();
+    let mut status = shared.block_mode.lock();
+    status.acknowledged = status.acknowledged.max(held);
 }
 
 /// The generation the copy needs next (the one after the last inspected), while this node

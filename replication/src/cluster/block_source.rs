@@ -28,16 +28,20 @@ pub(crate) fn answer(shared: &Shared, request: &Tail) -> TailAnswer {
             .config
             .database()
             .join(base.closed(request.from.generation));
-        // The passive cannot hold more than this log made durable: an acknowledgement past
-        // it (a confused or hostile peer) is not believed beyond it.
-        let durable = log.durable_position();
-        if request.flushed > durable {
+        // A passive acknowledges what precedes the position it asks for next, and that
+        // position must be within this log's durable end: an acknowledgement past either (a
+        // confused peer) is not believed beyond them (found by an adversarial test: one far
+        // ahead of a request from the start kept commits "synchronous" that were not there).
+        let believed = request.flushed.min(request.from);
+        if request.flushed > request.from {
             // One text, so that the event log coalesces a repeating peer.
-            let message = "the passive acknowledged a position past this log's durable end: \
-                           not believed beyond it";
+            let message = "the passive acknowledged past the position it asked for: not \
+                           believed beyond it";
             shared.event("block-acknowledgement-refused", Some(active.epoch), message);
         }
-        shared.blocks.acknowledged(request.flushed.min(durable));
+        if request.from <= log.durable_position() {
+            shared.blocks.acknowledged(believed);
+        }
         (tap, log.current_header(), path)
     };
     let wait = Duration::from_millis(u64::from(request.wait_ms));
@@ -116,7 +120,8 @@ fn file_digest(shared: &Shared, path: &std::path::Path) -> Result<u32, String> {
         .map_err(|error| error.to_string())
 }
 
-/// How far the passive has synced what block mode sent it, as it last said.
+/// How far the passive has synced what block mode sent it, as it last said (and was
+/// believed: see [`answer`]).
 #[derive(Debug, Default)]
 pub(crate) struct Acknowledged {
     flushed: parking_lot::Mutex<LogPosition>,
@@ -151,7 +156,7 @@ impl Acknowledged {
         true
     }
 
-    /// Forgets the acknowledgements (a new epoch, a new stream).
+    /// Forgets the acknowledgements (a new epoch).
     pub(crate) fn reset(&self) {
         *self.flushed.lock() = LogPosition::default();
     }

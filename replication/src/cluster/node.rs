@@ -731,7 +731,7 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
             active.gate.renewed(lease_started, config.lease);
             active.rolled_when_fenced.store(false, Ordering::Release);
             if let Some(sync) = &sync {
-                sync.renewed(claim.as_deref(), durable, active.db.log().end_position());
+                sync.renewed(claim.as_deref(), durable, || active.db.log().end_position());
                 for change in sync.take_changes() {
                     shared.event("synchronous", Some(active.epoch), &change);
                 }

@@ -200,7 +200,9 @@ impl SyncCommit {
         }
         let mut state = self.state.lock();
         if let Mode::Resuming { from } = state.mode {
-            if self.acknowledged.flushed() >= from {
+            // From the start of an epoch (`from` 0): once the passive has answered at all.
+            let flushed = self.acknowledged.flushed();
+            if flushed >= from && flushed > LogPosition::default() {
                 Self::set(
                     &mut state,
                     Mode::Synchronous,
@@ -212,9 +214,16 @@ impl SyncCommit {
     }
 
     /// A renewal claiming `claimed` succeeded. Clearing the claim ends a degradation; an
-    /// asynchronous node whose passive has everything durable (`durable`) through `end`
-    /// (the log's end now) resumes: from now on commits wait again.
-    pub(crate) fn renewed(&self, claimed: Option<&str>, durable: LogPosition, end: LogPosition) {
+    /// asynchronous node whose passive has everything durable (`durable`) resumes: from now
+    /// on commits wait again, and the claim waits for the passive to have the log's end
+    /// (`end`, read once the state says so: a commit that saw the node asynchronous ends
+    /// before it).
+    pub(crate) fn renewed(
+        &self,
+        claimed: Option<&str>,
+        durable: LogPosition,
+        end: impl FnOnce() -> LogPosition,
+    ) {
         let mut state = self.state.lock();
         match state.mode {
             Mode::Degrading if claimed.is_none() => {
@@ -225,9 +234,13 @@ impl SyncCommit {
             Mode::Asynchronous if self.acknowledged.flushed() >= durable => {
                 Self::set(
                     &mut state,
-                    Mode::Resuming { from: end },
+                    Mode::Resuming {
+                        from: LogPosition::new(u32::MAX, u32::MAX),
+                    },
                     "the passive caught up: commits wait for it again",
                 );
+                // Under the state's lock: no commit reads the mode meanwhile.
+                state.mode = Mode::Resuming { from: end() };
             }
             _ => {}
         }
@@ -271,6 +284,10 @@ fn mode_name(mode: &Mode) -> &'static str {
 mod tests {
     use super::*;
 
+    fn acknowledge(acknowledged: &Acknowledged, position: LogPosition) {
+        acknowledged.acknowledged(position);
+    }
+
     fn sync(strict: bool) -> (Arc<Acknowledged>, SyncCommit) {
         let acknowledged = Arc::new(Acknowledged::default());
         let settings = SyncSettings {
@@ -287,7 +304,7 @@ mod tests {
     #[test]
     fn a_commit_waits_for_the_passive_and_the_claim_follows_it() {
         let (acknowledged, sync) = sync(false);
-        acknowledged.acknowledged(LogPosition::new(1, 10));
+        acknowledge(&acknowledged, LogPosition::new(1, 10));
         assert_eq!(sync.claim().as_deref(), Some("b"));
         sync.wait(LogPosition::new(1, 10)).unwrap();
         assert_eq!(sync.status().state, "synchronous");
@@ -296,7 +313,7 @@ mod tests {
     #[test]
     fn a_silent_passive_degrades_only_after_the_claim_is_cleared() {
         let (acknowledged, sync) = sync(false);
-        acknowledged.acknowledged(LogPosition::new(1, 0));
+        acknowledge(&acknowledged, LogPosition::new(1, 0));
         assert!(sync.claim().is_some());
         std::thread::scope(|scope| {
             let waiting = scope.spawn(|| sync.wait(LogPosition::new(1, 50)));
@@ -306,16 +323,16 @@ mod tests {
             }
             assert!(!waiting.is_finished());
             assert_eq!(sync.claim(), None);
-            sync.renewed(None, LogPosition::new(1, 50), LogPosition::new(1, 50));
+            sync.renewed(None, LogPosition::new(1, 50), || LogPosition::new(1, 50));
             waiting.join().unwrap().unwrap();
         });
         assert_eq!(sync.status().state, "asynchronous");
         // Caught up: resuming, then synchronous once the passive has the point.
-        acknowledged.acknowledged(LogPosition::new(1, 50));
-        sync.renewed(None, LogPosition::new(1, 50), LogPosition::new(1, 60));
+        acknowledge(&acknowledged, LogPosition::new(1, 50));
+        sync.renewed(None, LogPosition::new(1, 50), || LogPosition::new(1, 60));
         assert_eq!(sync.status().state, "resuming");
         assert_eq!(sync.claim(), None);
-        acknowledged.acknowledged(LogPosition::new(1, 60));
+        acknowledge(&acknowledged, LogPosition::new(1, 60));
         assert_eq!(sync.claim().as_deref(), Some("b"));
     }
 

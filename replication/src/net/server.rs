@@ -199,7 +199,9 @@ fn serve_connection(context: &Context, tcp: TcpStream, address: SocketAddr) {
     let refuse = |reason: String| {
         context.node.event(
             "net-refused",
-            &format!("peer at {address} refused: {reason}"),
+            // The address without its port: a stranger retrying from new ports makes one
+            // event repeated (the event log coalesces it), not one event per attempt.
+            &format!("peer at {} refused: {reason}", address.ip()),
         );
     };
     // No Nagle: a response is one small frame that a waiting peer (a synchronous commit)
@@ -293,7 +295,7 @@ fn greet(context: &Context, stream: &mut TlsStream) -> Result<(), String> {
 }
 
 /// Most files one connection keeps open at once.
-const MAX_OPEN_FILES: usize = 1024;
+const MAX_OPEN_FILES: usize = 128;
 
 /// What a connection holds on this node: released when it ends.
 #[derive(Default)]

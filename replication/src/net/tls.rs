@@ -30,6 +30,7 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The largest certificate or key file read: far above any real one, and a bound on what a
 /// misplaced file can make us read.
@@ -179,22 +180,34 @@ pub fn connect(
 }
 
 /// Drives the handshake to its end, then sends what it left queued (the client's Finished).
+/// The socket's read timeout bounds the whole handshake, not each read (found: a client
+/// sending a byte every 3 s held a connection, and with eight of them every slot, for as
+/// long as it liked).
 fn complete_handshake(
     connection: &mut impl Handshake,
     tcp: &mut TcpStream,
     peer: &str,
 ) -> Result<(), Refusal> {
+    let io = |error| Refusal::from_io(error, peer);
+    let per_read = tcp.read_timeout().map_err(io)?;
+    let deadline = Instant::now() + per_read.unwrap_or(DEFAULT_HANDSHAKE);
     while connection.is_handshaking() || connection.wants_write() {
-        let moved = connection
-            .drive(tcp)
-            .map_err(|error| Refusal::from_io(error, peer))?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Refusal::Timeout);
+        }
+        tcp.set_read_timeout(Some(left)).map_err(io)?;
+        let moved = connection.drive(tcp).map_err(io)?;
         // No progress and no error: the peer is gone (guards against spinning).
         if moved == (0, 0) && connection.is_handshaking() {
             return Err(Refusal::Closed(io::ErrorKind::UnexpectedEof));
         }
     }
-    Ok(())
+    tcp.set_read_timeout(per_read).map_err(io)
 }
+
+/// The whole handshake's bound when the socket has no read timeout.
+const DEFAULT_HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// What [`complete_handshake`] needs of either side's connection (rustls's own common type
 /// bounds its I/O on a private trait, so it cannot be named generically).

@@ -82,6 +82,15 @@ fn copies(options: &TruncateOptions, active: &Path) -> Result<Vec<PathBuf>, Tool
     let mut replicas = options.replicas.clone();
     if let Some(path) = &options.config {
         let cluster = ClusterFile::read(path)?;
+        if cluster.config.network.is_some() {
+            // Its peer's copy is reachable only through the peer's server, by a running node.
+            return Err(ToolError::Usage(format!(
+                "{}: the nodes replicate over the network, where only a running node reaches \
+                 its peer's copy: let the active node truncate its own log (it does, every few \
+                 seconds, keeping what its peer and its backups need)",
+                path.display()
+            )));
+        }
         let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
             (Ok(a), Ok(b)) => a == b,
             _ => a == b,

@@ -14,7 +14,6 @@
 use super::cluster_file::{age_seconds, ClusterFile};
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::backup_request::{self, BackupAnswer, BackupOutcome, Watch};
 use bluejet_replication::cluster::Role;
 use serde_json::json;
@@ -72,8 +71,13 @@ pub fn run(options: &BackupOptions) -> Result<Verdict, ToolError> {
                 .is_some_and(|beat| cluster.is_fresh(&beat))
         },
     };
-    let outcome =
-        backup_request::request_backup(&OsFileSystem, &instance, &to, options.incremental, &watch)?;
+    let outcome = backup_request::request_backup(
+        cluster.fs_for(&instance).as_ref(),
+        &instance,
+        &to,
+        options.incremental,
+        &watch,
+    )?;
     let answer = match outcome {
         BackupOutcome::Answered(answer) => answer,
         BackupOutcome::Withdrawn(message) => return Err(ToolError::Failure(message)),

@@ -3,7 +3,7 @@
 //! (`bluejet_replication::cluster::NodeFile`, JSON).
 
 use crate::exit::ToolError;
-use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::file::{FileSystem, OsFileSystem};
 use bluejet_engine::log::now_micros;
 use bluejet_replication::cluster::heartbeat::{self, Heartbeat};
 use bluejet_replication::cluster::witness::{Witness, WitnessRecord};
@@ -40,12 +40,23 @@ impl ClusterFile {
         Ok(Self { file, config })
     }
 
-    /// Both nodes: this one first, then its peer, each with its instance directory.
+    /// Both nodes: this one first, then its peer, each with its instance directory (the
+    /// peer's as this node reaches it: `/bluejet-peer/<peer>` over the network).
     pub fn nodes(&self) -> [(&str, &Path); 2] {
         [
             (&self.file.name, &self.file.instance),
-            (&self.file.peer, &self.file.peer_instance),
+            (&self.file.peer, &self.config.peer_instance),
         ]
+    }
+
+    /// The file system `instance` (one of [`nodes`](Self::nodes)) is reached through: the
+    /// peer's server, as this node, when the cluster replicates over the network.
+    pub fn fs_for(&self, instance: &Path) -> Arc<dyn FileSystem> {
+        if self.config.network.is_some() && instance == self.config.peer_instance {
+            Arc::clone(&self.config.peer_fs)
+        } else {
+            Arc::new(OsFileSystem)
+        }
     }
 
     /// The instance directory of the node called `name`; bad usage for any other name.
@@ -75,7 +86,9 @@ impl ClusterFile {
     /// The last heartbeat of the node whose instance is `instance` (none if it never wrote
     /// one, or the file cannot be read right now).
     pub fn heartbeat(&self, instance: &Path) -> Option<Heartbeat> {
-        heartbeat::read(&OsFileSystem, instance).ok().flatten()
+        heartbeat::read(self.fs_for(instance).as_ref(), instance)
+            .ok()
+            .flatten()
     }
 
     /// Whether `beat` is recent: younger than the failover timeout (older, the peer would

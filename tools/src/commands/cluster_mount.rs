@@ -13,7 +13,6 @@
 use super::cluster_file::{age_seconds, ClusterFile};
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::requests;
 use bluejet_replication::cluster::Role;
 use serde_json::json;
@@ -95,17 +94,14 @@ pub fn run(options: &MountOptions) -> Result<Verdict, ToolError> {
     // SIGINT or SIGTERM withdraws the request before the command exits: left behind, it
     // would force some later, unrelated failover past the dial.
     let interrupted = super::repl_run::interrupt_flag()?;
-    let placed = requests::request_forced_mount(
-        &OsFileSystem,
-        &instance,
-        &options.comment,
-        options.timeout,
-    )?;
+    let fs = cluster.fs_for(&instance);
+    let placed =
+        requests::request_forced_mount(fs.as_ref(), &instance, &options.comment, options.timeout)?;
     let request = requests::directory(&instance).join(requests::MOUNT);
     let old_epoch = before.as_ref().map_or(0, |record| record.epoch);
     let deadline = Instant::now() + options.timeout;
     let outcome = loop {
-        let taken = !request.exists();
+        let taken = !fs.exists(&request);
         if let Some(record) = cluster.witness()? {
             // Done once the node says so too: the witness names it before it has activated.
             let active = cluster.heartbeat(&instance).is_some_and(|beat| {
@@ -137,8 +133,7 @@ pub fn run(options: &MountOptions) -> Result<Verdict, ToolError> {
                     ),
                 };
             }
-            let withdrawn =
-                requests::withdraw(&OsFileSystem, &instance, requests::MOUNT, placed.id)?;
+            let withdrawn = requests::withdraw(fs.as_ref(), &instance, requests::MOUNT, placed.id)?;
             let why = if stop {
                 format!("interrupted before {node} attempted a failover")
             } else {

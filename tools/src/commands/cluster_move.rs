@@ -10,7 +10,6 @@
 use super::cluster_file::{age_seconds, ClusterFile};
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::requests::{self, MoveOutcome, MoveResult};
 use bluejet_replication::cluster::Role;
 use serde_json::json;
@@ -65,7 +64,7 @@ pub fn run(options: &MoveOptions) -> Result<Verdict, ToolError> {
     // behind would be carried out by the node, long after the operator gave up.
     let interrupted = super::repl_run::interrupt_flag()?;
     let answer = requests::request_move_until(
-        &OsFileSystem,
+        cluster.fs_for(&active).as_ref(),
         &active,
         &options.to,
         &options.comment,

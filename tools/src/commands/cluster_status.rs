@@ -9,7 +9,6 @@ use super::repl_status;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use crate::records::position_json;
-use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
 use bluejet_replication::cluster::heartbeat::Heartbeat;
 use bluejet_replication::cluster::witness::WitnessRecord;
@@ -101,7 +100,12 @@ fn view(
         None
     } else {
         let layout = ReplicaLayout::new(instance);
-        CopyStatus::read(&OsFileSystem, &layout, repl_status::STALE).unwrap_or_else(|error| {
+        CopyStatus::read(
+            cluster.fs_for(instance).as_ref(),
+            &layout,
+            repl_status::STALE,
+        )
+        .unwrap_or_else(|error| {
             problems.push(format!("{name}'s copy status cannot be read: {error}"));
             None
         })

@@ -59,7 +59,7 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
         "bluejet: node {name} running in {}, peer {} in {}, witness {} (Ctrl-C stops)",
         cluster.file.instance.display(),
         cluster.file.peer,
-        cluster.file.peer_instance.display(),
+        cluster.config.peer_instance.display(),
         cluster.file.witness.display()
     );
     let deadline = options.duration.map(|duration| Instant::now() + duration);

@@ -2182,3 +2182,112 @@ fn cluster_certs_refuses_bad_names_and_days_and_writes_nothing() {
         3,
     );
 }
+
+/// The cluster files of `cluster_files`, replicating over TCP with mutual TLS (certificates
+/// from `cluster certs`, two free ports on 127.0.0.1) and synchronous commit `flushed`.
+fn network_cluster_files(root: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(root.join("witness")).unwrap();
+    let certs = root.join("certs");
+    expect(
+        &["cluster", "certs", "--dir", arg(&certs), "--nodes", "a,b"],
+        0,
+    );
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let ports = [port(), port()];
+    let write = |name: &str, peer: &str, mine: u16, theirs: u16| {
+        let path = root.join(format!("{name}.json"));
+        let file = serde_json::json!({
+            "name": name,
+            "instance": root.join(name),
+            "peer": peer,
+            "witness": root.join("witness"),
+            "synchronous": "flushed",
+            "network": {
+                "listen": format!("127.0.0.1:{mine}"),
+                "peer_address": format!("127.0.0.1:{theirs}"),
+                "certs": certs,
+            },
+        });
+        std::fs::write(&path, file.to_string()).unwrap();
+        path
+    };
+    let files = (
+        write("a", "b", ports[0], ports[1]),
+        write("b", "a", ports[1], ports[0]),
+    );
+    expect(&["cluster", "init", "--config", arg(&files.0)], 0);
+    files
+}
+
+/// Found by an adversarial round: over the network the cluster commands read the peer's
+/// instance from the file's (absent) peer_instance. Through the peer's server they see it.
+#[test]
+fn a_cluster_over_tcp_reports_status_moves_and_shows_its_transport() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = network_cluster_files(root.path());
+    let nodes = Nodes::start_with(&[&a, &b], &["--load", "50"]);
+    let status = wait_for_cluster(&a, "a active and b a copy in block mode", |status| {
+        status["witness"]["owner"] == "a"
+            && cluster_node(status, "a")["heartbeat"]["role"] == "Active"
+            && cluster_node(status, "b")["heartbeat"]["role"] == "Passive"
+            && cluster_node(status, "b")["copy"]["state"] == "Healthy"
+    });
+    assert_eq!(status["witness"]["epoch"], 1, "{status}");
+    // b's file reaches a through a's server: the same cluster, seen from b.
+    let from_b = wait_for_cluster(&b, "a seen from b", |status| {
+        cluster_node(status, "a")["heartbeat"]["role"] == "Active"
+    });
+    assert_eq!(from_b["nodes"][0]["name"], "b", "{from_b}");
+    // repl status on b's instance says how it receives the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let output = bluejet(&["repl", "status", "--replica", arg(&root.path().join("b"))]);
+        let stdout = text(&output.stdout);
+        if stdout.contains("transport") && stdout.contains("tcp") && stdout.contains("block (") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{stdout}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // A move asked through b's file: the request goes into a's instance through a's server.
+    let moved = json(&expect(
+        &[
+            "cluster",
+            "move",
+            "--config",
+            arg(&b),
+            "--to",
+            "b",
+            "--comment",
+            "tcp",
+            "--json",
+        ],
+        0,
+    ));
+    assert_eq!(moved["ok"], true, "{moved}");
+    wait_for_cluster(&a, "b active at epoch 2", |status| {
+        status["witness"]["owner"] == "b"
+            && cluster_node(status, "b")["heartbeat"]["serving"] == true
+    });
+    let truncate = bluejet(&[
+        "truncate",
+        "--active",
+        arg(&root.path().join("b/database")),
+        "--config",
+        arg(&b),
+    ]);
+    assert_eq!(code(&truncate), 2, "{}", text(&truncate.stderr));
+    assert!(text(&truncate.stderr).contains("over the network"));
+    let outputs = nodes.stop();
+    let b_run = json(&outputs[1]);
+    assert_eq!(b_run["status"]["role"], "Active", "{b_run}");
+    assert_eq!(b_run["status"]["transport"], "tcp", "{b_run}");
+    assert_eq!(b_run["failovers"][0]["kind"], "move", "{b_run}");
+    assert_eq!(b_run["failovers"][0]["lossless"], true, "{b_run}");
+}

@@ -175,7 +175,10 @@ fn admit(context: &Arc<Context>, tcp: TcpStream, address: SocketAddr) {
     if context.live.load(Ordering::SeqCst) >= context.options.max_connections {
         context.node.event(
             "net-refused",
-            &format!("connection from {address} refused: already serving the most connections"),
+            &format!(
+                "connection from {} refused: already serving the most connections",
+                address.ip()
+            ),
         );
         return;
     }

@@ -649,5 +649,11 @@ fn strangers_at_a_nodes_port_are_refused_named_and_write_nothing() {
         "a refused peer wrote something"
     );
     assert_eq!(a.role(), Role::Active);
+    // Its own peer never asks for the log: the active says so (five failover timeouts).
+    wait_until(root, "a says b is silent", Duration::from_secs(20), || {
+        a.status()
+            .reason
+            .is_some_and(|reason| reason.contains("has not asked for the log"))
+    });
     a.stop();
 }

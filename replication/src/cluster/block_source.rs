@@ -11,6 +11,7 @@ use std::time::Duration;
 
 /// The answer to `request`, waiting at most its wait for new durable bytes.
 pub(crate) fn answer(shared: &Shared, request: &Tail) -> TailAnswer {
+    shared.blocks.touch();
     let unavailable = |reason: String| TailAnswer::Unavailable { reason };
     // The tap and the header are taken under the state's lock, which is let go before the
     // wait: a demotion must never wait for a passive's long poll.
@@ -126,6 +127,8 @@ fn file_digest(shared: &Shared, path: &std::path::Path) -> Result<u32, String> {
 pub(crate) struct Acknowledged {
     flushed: parking_lot::Mutex<LogPosition>,
     changed: parking_lot::Condvar,
+    /// When the passive last asked for the log (or this node became active).
+    last_request: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
 impl Acknowledged {
@@ -156,8 +159,20 @@ impl Acknowledged {
         true
     }
 
-    /// Forgets the acknowledgements (a new epoch).
+    /// Forgets the acknowledgements (a new epoch); the passive's silence counts from now.
     pub(crate) fn reset(&self) {
         *self.flushed.lock() = LogPosition::default();
+        self.touch();
+    }
+
+    /// The passive asked for the log now.
+    pub(crate) fn touch(&self) {
+        *self.last_request.lock() = Some(std::time::Instant::now());
+    }
+
+    /// How long the passive has not asked for the log (since this node became active, if
+    /// it never did).
+    pub(crate) fn silence(&self) -> Option<Duration> {
+        self.last_request.lock().map(|at| at.elapsed())
     }
 }

@@ -94,6 +94,9 @@ pub(crate) struct Shared {
     pub blocks_busy: Mutex<()>,
     /// Synchronous commit's status as of the last renewal (for the heartbeat).
     pub sync_status: Mutex<Option<super::sync_commit::SyncStatus>>,
+    /// As the active over TCP: why the passive seems unable to reach this node, while it
+    /// has not asked for the log for a while.
+    pub peer_silent: Mutex<Option<String>>,
 }
 
 /// A node's role with what it holds.
@@ -193,6 +196,7 @@ impl Node {
             block_mode: Default::default(),
             blocks_busy: Mutex::new(()),
             sync_status: Mutex::new(None),
+            peer_silent: Mutex::new(None),
         });
         let server = match &shared.config.network {
             Some(network) => Some(super::network::serve(&shared, network)?),
@@ -298,7 +302,7 @@ impl Node {
             reason: match role {
                 Role::Joining => self.shared.joining.lock().clone(),
                 Role::Passive => self.shared.backup.lock().clone(),
-                Role::Active => None,
+                Role::Active => self.shared.peer_silent.lock().clone(),
             },
             transport: if self.shared.config.network.is_some() {
                 "tcp"
@@ -704,8 +708,36 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
     };
     if let Some(epoch) = epoch {
         super::backup_request::refuse_at_active(shared, epoch);
+        note_peer_silence(shared, epoch);
     }
     switchover::serve_requests(shared)
+}
+
+/// Says, once per silence, that the passive has stopped asking for the log (found by an
+/// adversarial round: an active whose peer could not reach it said nothing at all).
+fn note_peer_silence(shared: &Shared, epoch: u64) {
+    if shared.config.network.is_none() {
+        return;
+    }
+    // Five failover timeouts (10 s by default): well past a reconnection.
+    let silent_after = shared.config.failover_after * 5;
+    let silence = shared.blocks.silence().unwrap_or_default();
+    let mut reported = shared.peer_silent.lock();
+    if silence < silent_after {
+        *reported = None;
+        return;
+    }
+    if reported.is_none() {
+        let message = format!(
+            "{} has not asked for the log for {} s: it is down, or cannot reach this node \
+             (its peer_address, the certificates, its network configuration); its copy falls \
+             behind",
+            shared.config.peer,
+            silence.as_secs()
+        );
+        shared.event("peer-silent", Some(epoch), &message);
+        *reported = Some(message);
+    }
 }
 
 /// Renews the lease; returns why the node must give the database up, if it must.

@@ -365,21 +365,7 @@ fn block_mode_follows_the_active_and_a_failover_loses_only_what_was_in_flight() 
         b.role() == Role::Active
     });
     let report = b.failovers().last().cloned().unwrap();
-    let present: std::collections::HashSet<Vec<u8>> = b
-        .with_database(|db| {
-            let read = db.begin_read().unwrap();
-            let table = read.open_table("messages").unwrap();
-            table
-                .range(..)
-                .unwrap()
-                .map(|entry| entry.unwrap().0)
-                .collect()
-        })
-        .unwrap();
-    let missing: Vec<&(String, u64)> = acknowledged
-        .iter()
-        .filter(|(key, _)| !present.contains(key.as_bytes()))
-        .collect();
+    let missing = missing_on(&b, &acknowledged);
     if !missing.is_empty() {
         // Asynchronous block mode: the loss is reported, after what the copy held, and
         // every acknowledged commit missing lies inside the reported window.
@@ -421,8 +407,8 @@ fn sync_state(node: &Node) -> String {
         .map_or_else(|| "none".into(), |status| status.state)
 }
 
-/// Acknowledged messages missing from `node`.
-fn missing_on(node: &Node, acknowledged: &[(String, u64)]) -> Vec<String> {
+/// Acknowledged messages missing from `node`, with the time each was acknowledged.
+fn missing_on(node: &Node, acknowledged: &[(String, u64)]) -> Vec<(String, u64)> {
     let present: std::collections::HashSet<Vec<u8>> = node
         .with_database(|db| {
             let read = db.begin_read().unwrap();
@@ -437,7 +423,7 @@ fn missing_on(node: &Node, acknowledged: &[(String, u64)]) -> Vec<String> {
     acknowledged
         .iter()
         .filter(|(key, _)| !present.contains(key.as_bytes()))
-        .map(|(key, _)| key.clone())
+        .cloned()
         .collect()
 }
 

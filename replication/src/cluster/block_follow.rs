@@ -48,6 +48,8 @@ struct Follower {
     open: Option<BlockFile>,
     /// The highest generation received whole.
     complete: u32,
+    /// Block files are removed through this generation (the copy holds it closed).
+    removed_through: u32,
 }
 
 /// Runs until the node stops: follows the active's log while this node is a passive copy.
@@ -56,6 +58,7 @@ pub(crate) fn run(shared: &Shared, client: &Arc<NetFileSystem>) {
         store: None,
         open: None,
         complete: 0,
+        removed_through: 0,
     };
     remember_acknowledged(shared, follower.store(shared));
     while !shared.stopping() {
@@ -114,9 +117,13 @@ impl Follower {
         let store = self.store(shared).clone();
         // Block files of generations the copy holds closed are not needed any more.
         let _busy = shared.blocks_busy.lock();
-        store
-            .remove_through(next - 1)
-            .map_err(|error| error.to_string())?;
+        // Listed and removed only when the copy has moved on, not at every request.
+        if next - 1 > self.removed_through {
+            store
+                .remove_through(next - 1)
+                .map_err(|error| error.to_string())?;
+            self.removed_through = next - 1;
+        }
         if self
             .open
             .as_ref()

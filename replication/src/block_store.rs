@@ -251,3 +251,102 @@ impl BlockFile {
         &self.header
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluejet_engine::file::OsFileSystem;
+    use bluejet_engine::log::record::{frame_into, kind};
+    use bluejet_engine::log::segment::SEGMENT_BYTES;
+    use bluejet_engine::log::StreamSignature;
+
+    const GENERATION_BYTES: u32 = 1 << 20;
+
+    fn header(generation: u32) -> GenerationHeader {
+        GenerationHeader {
+            generation,
+            signature: StreamSignature::generate(),
+            timeline: 1,
+            created_micros: 1,
+            previous_created_micros: 0,
+            previous_digest: 0,
+            segment_bytes: SEGMENT_BYTES as u32,
+            generation_bytes: GENERATION_BYTES,
+            base_name: BaseName::default().bytes(),
+        }
+    }
+
+    fn store(root: &Path) -> BlockStore {
+        BlockStore::new(Arc::new(OsFileSystem), root, BaseName::default())
+    }
+
+    fn records(count: usize) -> Vec<u8> {
+        let mut stream = Vec::new();
+        for i in 0..count {
+            frame_into(&mut stream, kind::COMMIT, &(i as u64).to_le_bytes());
+        }
+        stream
+    }
+
+    #[test]
+    fn a_torn_append_keeps_the_whole_records_before_it() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store(root.path());
+        let mut file = store.create(&header(7)).unwrap();
+        let whole = records(3);
+        file.append(&whole).unwrap();
+        // A crash in the middle of the next append: half a record, then garbage.
+        let next = records(1);
+        file.append(&next[..next.len() / 2]).unwrap();
+        file.append(&[0xee; 5]).unwrap();
+        let (read, stream) = store.read(7).unwrap();
+        assert_eq!(read.generation, 7);
+        assert_eq!(stream, whole);
+        assert_eq!(store.generations().unwrap(), vec![7]);
+    }
+
+    #[test]
+    fn a_file_named_for_another_generation_or_too_long_is_refused_by_name() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store(root.path());
+        store.create(&header(3)).unwrap();
+        std::fs::rename(store.path(3), store.path(4)).unwrap();
+        let error = store.read(4).unwrap_err().to_string();
+        assert!(
+            error.contains("generation 3") && error.contains(".blocks"),
+            "{error}"
+        );
+        let mut file = store.create(&header(5)).unwrap();
+        let too_long = vec![0; GENERATION_BYTES as usize];
+        assert!(file.append(&too_long).is_err());
+        // Grown behind the store's back: refused, nothing that large read.
+        let path = store.path(5);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(u64::from(GENERATION_BYTES) * 2)
+            .unwrap();
+        let error = store.read(5).unwrap_err().to_string();
+        assert!(error.contains("stream bytes"), "{error}");
+    }
+
+    #[test]
+    fn names_that_are_not_exactly_a_block_files_are_ignored() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store(root.path());
+        store.create(&header(0x1a)).unwrap();
+        let directory = root.path().join(BLOCKS_DIRECTORY);
+        for junk in [
+            "E000001a.blocks.x",
+            "E00000001a.blocks",
+            "X000001A.blocks",
+            "E00zzzzzz.blocks",
+        ] {
+            std::fs::write(directory.join(junk), b"junk").unwrap();
+        }
+        assert_eq!(store.generations().unwrap(), vec![0x1a]);
+        store.remove_through(0x1a).unwrap();
+        assert!(store.generations().unwrap().is_empty());
+    }
+}

@@ -124,7 +124,7 @@ fn file_digest(shared: &Shared, path: &std::path::Path) -> Result<u32, String> {
 /// How far the passive has synced what block mode sent it, as it last said (and was
 /// believed: see [`answer`]).
 #[derive(Debug, Default)]
-pub(crate) struct Acknowledged {
+pub struct Acknowledged {
     flushed: parking_lot::Mutex<LogPosition>,
     changed: parking_lot::Condvar,
     /// When the passive last asked for the log (or this node became active).
@@ -133,7 +133,7 @@ pub(crate) struct Acknowledged {
 
 impl Acknowledged {
     /// Records the passive's acknowledgement (it only moves forward).
-    pub(crate) fn acknowledged(&self, flushed: LogPosition) {
+    pub fn acknowledged(&self, flushed: LogPosition) {
         let mut held = self.flushed.lock();
         if flushed > *held {
             *held = flushed;
@@ -142,7 +142,7 @@ impl Acknowledged {
     }
 
     /// The passive's last acknowledgement.
-    pub(crate) fn flushed(&self) -> LogPosition {
+    pub fn flushed(&self) -> LogPosition {
         *self.flushed.lock()
     }
 

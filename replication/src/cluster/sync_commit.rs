@@ -13,7 +13,7 @@
 //! lossless, if it holds everything it acknowledged. Back to synchronous: once the passive
 //! has everything made durable up to a point after which commits wait for it again.
 
-use super::block_source::Acknowledged;
+pub use super::block_source::Acknowledged;
 use bluejet_engine::log::LogPosition;
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
@@ -103,6 +103,17 @@ struct State {
     changes: Vec<String>,
 }
 
+/// What a commit waiting for the passive may do now ([`SyncCommit::poll`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncDecision {
+    /// Acknowledge it: the passive holds it, or the node commits asynchronously.
+    Acknowledge,
+    /// Not yet: the passive has not confirmed it, or a degradation awaits the witness.
+    Wait,
+    /// Refuse it (strict synchronous commit), with the reason.
+    Refuse(String),
+}
+
 /// Synchronous commit on one active node, for one epoch.
 pub struct SyncCommit {
     settings: SyncSettings,
@@ -126,7 +137,7 @@ impl std::fmt::Debug for SyncCommit {
 impl SyncCommit {
     /// Synchronous commit with `peer`, whose acknowledgements arrive in `acknowledged`:
     /// resuming from the start (the claim is made once the passive has answered).
-    pub(crate) fn new(settings: SyncSettings, peer: &str, acknowledged: Arc<Acknowledged>) -> Self {
+    pub fn new(settings: SyncSettings, peer: &str, acknowledged: Arc<Acknowledged>) -> Self {
         Self {
             settings,
             peer: peer.to_owned(),
@@ -146,27 +157,64 @@ impl SyncCommit {
     /// Waits, as a commit ending at `end` is confirmed, for the passive to hold it; `Err`
     /// refuses the acknowledgement (strict, or the degradation could not be announced).
     pub fn wait(&self, end: LogPosition) -> Result<(), String> {
-        if self.settings.level == SyncLevel::Off {
-            return Ok(());
-        }
+        let started = Instant::now();
         loop {
-            let mode = self.state.lock().mode.clone();
-            match mode {
-                Mode::Asynchronous => return Ok(()),
-                Mode::Synchronous | Mode::Resuming { .. } => {
-                    if self.acknowledged.wait_for(end, self.settings.timeout) {
-                        return Ok(());
-                    }
-                    let reason = format!(
-                        "the passive {} did not confirm {end} within {:?}",
-                        self.peer, self.settings.timeout
-                    );
-                    if self.settings.strict {
-                        return Err(format!("synchronous commit (strict): {reason}"));
-                    }
-                    self.degrade(&reason);
+            match self.poll(end, started.elapsed()) {
+                SyncDecision::Acknowledge => return Ok(()),
+                SyncDecision::Refuse(reason) => return Err(reason),
+                SyncDecision::Wait if self.state.lock().mode == Mode::Degrading => {
+                    self.wait_degraded()?;
                 }
-                Mode::Degrading => self.wait_degraded()?,
+                SyncDecision::Wait => {
+                    let left = self.settings.timeout.saturating_sub(started.elapsed());
+                    self.acknowledged.wait_for(end, left);
+                }
+            }
+        }
+    }
+
+    /// What a commit ending at `end`, which has waited `waited` for the passive so far, may
+    /// do now, without blocking: [`wait`](Self::wait) is this in a loop, and a simulation
+    /// drives it on its own clock. Past the timeout it refuses (strict) or starts degrading.
+    ///
+    /// ```
+    /// use bluejet_engine::log::LogPosition;
+    /// use bluejet_replication::cluster::sync_commit::*;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let settings = SyncSettings { level: SyncLevel::Flushed, ..SyncSettings::default() };
+    /// let acknowledged = Arc::new(Acknowledged::default());
+    /// let sync = SyncCommit::new(settings, "b", Arc::clone(&acknowledged));
+    /// let end = LogPosition::new(1, 4096);
+    /// assert_eq!(sync.poll(end, Duration::ZERO), SyncDecision::Wait);
+    /// acknowledged.acknowledged(end);
+    /// assert_eq!(sync.poll(end, Duration::ZERO), SyncDecision::Acknowledge);
+    /// ```
+    pub fn poll(&self, end: LogPosition, waited: Duration) -> SyncDecision {
+        if self.settings.level == SyncLevel::Off {
+            return SyncDecision::Acknowledge;
+        }
+        let mode = self.state.lock().mode.clone();
+        match mode {
+            Mode::Asynchronous => SyncDecision::Acknowledge,
+            Mode::Degrading => SyncDecision::Wait,
+            Mode::Synchronous | Mode::Resuming { .. } => {
+                if self.acknowledged.flushed() >= end {
+                    return SyncDecision::Acknowledge;
+                }
+                if waited < self.settings.timeout {
+                    return SyncDecision::Wait;
+                }
+                let reason = format!(
+                    "the passive {} did not confirm {end} within {:?}",
+                    self.peer, self.settings.timeout
+                );
+                if self.settings.strict {
+                    return SyncDecision::Refuse(format!("synchronous commit (strict): {reason}"));
+                }
+                self.degrade(&reason);
+                SyncDecision::Wait
             }
         }
     }
@@ -194,7 +242,7 @@ impl SyncCommit {
 
     /// What the next renewal claims: the passive's name while every acknowledged commit is
     /// on it. Also moves a resuming node whose passive caught up to synchronous.
-    pub(crate) fn claim(&self) -> Option<String> {
+    pub fn claim(&self) -> Option<String> {
         if self.settings.level == SyncLevel::Off {
             return None;
         }
@@ -218,7 +266,7 @@ impl SyncCommit {
     /// on commits wait again, and the claim waits for the passive to have the log's end
     /// (`end`, read once the state says so: a commit that saw the node asynchronous ends
     /// before it).
-    pub(crate) fn renewed(
+    pub fn renewed(
         &self,
         claimed: Option<&str>,
         durable: LogPosition,
@@ -255,7 +303,7 @@ impl SyncCommit {
     }
 
     /// Changes since the last call, for the event log.
-    pub(crate) fn take_changes(&self) -> Vec<String> {
+    pub fn take_changes(&self) -> Vec<String> {
         std::mem::take(&mut self.state.lock().changes)
     }
 

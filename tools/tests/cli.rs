@@ -75,6 +75,10 @@ fn demo_cluster() -> &'static Path {
             "{stdout}"
         );
         assert!(line(&stdout, "move:").contains(": lossless,"), "{stdout}");
+        assert!(
+            line(&stdout, "failover 1:").contains(": lossless, proved by synchronous commit"),
+            "{stdout}"
+        );
         assert!(line(&stdout, "failover:").contains(": lossy, "), "{stdout}");
         assert!(
             line(&stdout, "resync:").contains("Resynchronizing → passive, Healthy"),
@@ -88,18 +92,20 @@ fn demo_cluster() -> &'static Path {
             line(&stdout, "passive:").ends_with("content identical to the active's"),
             "{stdout}"
         );
-        assert!(directory.join("a/database/bluejet.db").exists());
+        assert!(directory.join("b/database/bluejet.db").exists());
         assert!(
-            directory.join("b/replica.json").exists(),
-            "b is a passive copy"
+            directory.join("a/replica.json").exists(),
+            "a is a passive copy"
         );
-        let diverged = std::fs::read_dir(directory.join("b"))
+        let diverged = std::fs::read_dir(directory.join("a"))
             .unwrap()
             .flatten()
             .filter(|entry| entry.file_name().to_string_lossy().starts_with("diverged-"))
             .count();
+        // One for the move (its files after the common generation, holding no commit) and
+        // one for the lossy failover.
         assert_eq!(
-            diverged, 1,
+            diverged, 2,
             "the old active's divergent files are kept aside"
         );
         directory
@@ -120,11 +126,11 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// A copy of the demo's cluster in a fresh directory; returns it and the database
-/// directory of the final active node, `a`.
+/// directory of the final active node, `b`.
 fn demo_directory() -> (tempfile::TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     copy_tree(demo_cluster(), &root.path().join("demo"));
-    let database = root.path().join("demo").join("a").join("database");
+    let database = root.path().join("demo").join("b").join("database");
     (root, database)
 }
 
@@ -213,8 +219,8 @@ fn damage_table_root(directory: &Path, table: &str) -> u64 {
     root
 }
 
-/// Every file and directory under `root` whose mode is not 0600 (files) or 0700
-/// (directories), with its mode; and how many entries there were.
+/// Every file and directory under `root` whose mode is not 0600 (files; 0644 for
+/// certificates) or 0700 (directories), with its mode; and how many entries there were.
 fn wrong_modes(root: &Path) -> (Vec<(PathBuf, u32)>, usize) {
     use std::os::unix::fs::PermissionsExt;
     let mut wrong = Vec::new();
@@ -224,9 +230,13 @@ fn wrong_modes(root: &Path) -> (Vec<(PathBuf, u32)>, usize) {
         for entry in std::fs::read_dir(&directory).unwrap() {
             let entry = entry.unwrap();
             let metadata = entry.metadata().unwrap();
+            let certificate = entry.path().extension().is_some_and(|e| e == "pem");
             let expected = if metadata.is_dir() {
                 pending.push(entry.path());
                 0o700
+            } else if certificate {
+                // Certificates are public (`cluster certs`); their keys are not.
+                0o644
             } else {
                 0o600
             };
@@ -449,7 +459,16 @@ fn demo_json_in_a_temporary_directory() {
     assert_eq!(document["move"]["comment"], "moving to b to patch a");
     let failover = &document["failover"];
     assert_eq!(failover["kind"], "failover", "{failover}");
-    assert_eq!(failover["from"], "b", "{failover}");
+    assert_eq!(failover["from"], "a", "{failover}");
+    let synchronous = &document["synchronous_failover"];
+    assert_eq!(synchronous["from"], "b", "{synchronous}");
+    assert_eq!(synchronous["lossless"], true, "{synchronous}");
+    assert!(
+        synchronous["synchronous_proof"].is_string(),
+        "{synchronous}"
+    );
+    assert_eq!(synchronous["dumpster"]["stored"], 0, "{synchronous}");
+    assert_eq!(document["following"]["transport"], "tcp");
     assert_eq!(failover["lossy"], true, "{failover}");
     assert!(failover["lost_window_micros"].is_array(), "{failover}");
     assert!(failover["epoch"].as_u64().unwrap() > document["move"]["epoch"].as_u64().unwrap());

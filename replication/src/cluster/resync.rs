@@ -24,7 +24,7 @@ use crate::sealed;
 use bluejet_engine::db::{read_header_copies, PassiveDatabase, DATABASE_FILE_NAME};
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::directory::LogDirectory;
-use bluejet_engine::log::scan::{scan, ScanMode};
+use bluejet_engine::log::scan::{scan, GenerationScan, ScanMode};
 use bluejet_engine::log::{now_micros, BaseName, GenerationHeader, LogFileName, LogPosition};
 use bluejet_engine::page::DbHeader;
 use serde::Serialize;
@@ -92,7 +92,9 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
     if peer_still_activating(shared, &header, base)? {
         return Ok(Rejoin::Waiting);
     }
-    let common = common_generation(shared, &header, base)?;
+    let point = common_generation(shared, &header, base)?;
+    let common = point.as_ref().map(|point| point.generation);
+    let their_next = point.and_then(|point| point.their_next);
     let resume = common.map(|anchor| LogPosition::new(anchor + 1, 0));
     // Commits between the anchor's end and the checkpoint are in the database file but not
     // on the new active: only those make the file unusable.
@@ -107,9 +109,8 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
     match usable {
         Some(resume) => {
             let anchor = resume.generation - 1;
-            let files = move_divergent(fs, &database, &aside, base, |g| {
-                g.is_none_or(|g| g > anchor)
-            })?;
+            let select = |g: Option<u32>| g.is_none_or(|g| g > anchor);
+            let files = move_divergent(fs, &database, &aside, base, select, their_next.as_ref())?;
             let reason = if header.checkpoint > resume {
                 format!(
                     "no commit after the common generation {anchor} (the checkpoint {:?} \
@@ -150,7 +151,7 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
                 ),
                 (None, _) => "no common generation with the new active".to_owned(),
             };
-            let files = move_divergent(fs, &database, &aside, base, |_| true)?;
+            let files = move_divergent(fs, &database, &aside, base, |_| true, None)?;
             move_file(fs, &file, &aside.join(DATABASE_FILE_NAME))?;
             write_report(fs, &aside, epoch, common, files, &reason)?;
             shared.event("reseed-needed", Some(epoch), &reason);
@@ -205,24 +206,139 @@ fn rewind(shared: &Shared, database: &Path, to: LogPosition) -> Result<(), ReplE
     Ok(())
 }
 
+/// Generations a search for the common point looks back at most, below the anchor.
+const COMMON_SEARCH: u32 = 16;
+
+/// Where this node's log and the new active's meet.
+struct CommonPoint {
+    /// The last generation both hold.
+    generation: u32,
+    /// The new active's stream of the generation after it, when it was read: this node's
+    /// may continue it (block mode received part of it), and only its commits after that
+    /// are lost.
+    their_next: Option<(u32, Vec<u8>)>,
+}
+
 /// The last generation this node's log shares with the new active's: the anchor the new
 /// active's first newer-timeline generation chains to, if this node's copy of it matches.
+///
+/// After a failover in block mode it does not: the anchor is the generation the new active
+/// received in part, and the generations it received as blocks are not this node's files
+/// byte for byte (only their records are the same). The search then walks down the new
+/// active's chain: the common point is the last generation whose records both hold,
+/// provided that below it the two logs meet in a generation whose file has the digest the
+/// new active's chain names (the histories below are then the same). This node's files of
+/// the generations the same only in their records are replaced by the new active's, so that
+/// the new active's chain holds in the copy.
 fn common_generation(
     shared: &Shared,
     header: &DbHeader,
     base: BaseName,
-) -> Result<Option<u32>, ReplError> {
+) -> Result<Option<CommonPoint>, ReplError> {
     let Some(first) = first_newer_generation(shared, header.timeline, base)? else {
         return Ok(None);
     };
     let anchor = first.generation - 1;
     let fs = shared.config.options.log.file_system.as_ref();
-    let mine = shared.config.database().join(base.closed(anchor));
-    if !fs.exists(&mine) {
-        return Ok(None);
+    let peer_fs = shared.config.peer_fs.as_ref();
+    let mine = |generation: u32| shared.config.database().join(base.closed(generation));
+    let theirs = |generation: u32| shared.config.peer_database().join(base.closed(generation));
+    // The digest the new active's chain gives the generation looked at.
+    let mut expected = first.previous_digest;
+    let mut common: Option<CommonPoint> = None;
+    let mut adopt: Vec<(u32, Vec<u8>)> = Vec::new();
+    // The new active's stream of the generation looked at before (the one above).
+    let mut above: Option<(u32, Vec<u8>)> = None;
+    for generation in (anchor.saturating_sub(COMMON_SEARCH).max(1)..=anchor).rev() {
+        let mine_image = match read_generation(fs, &mine(generation)) {
+            Some(image) => Some(image),
+            // This node's current generation (it was active): it differs, and the walk
+            // goes on below it.
+            None if current_generation(fs, shared, base) == Some(generation) => None,
+            None => return Ok(None),
+        };
+        if mine_image
+            .as_ref()
+            .is_some_and(|image| crc32c::crc32c(image) == expected)
+        {
+            adopt_images(shared, fs, &adopt, mine)?;
+            return Ok(Some(common.unwrap_or(CommonPoint {
+                generation,
+                their_next: above,
+            })));
+        }
+        // Not the same file: block mode's copy, or a generation after the logs diverged.
+        let Some(their_image) = read_generation(peer_fs, &theirs(generation)) else {
+            return Ok(None);
+        };
+        let Ok(their_scan) = scan(&theirs(generation), &their_image, ScanMode::Closed) else {
+            return Ok(None);
+        };
+        let same = mine_image
+            .as_ref()
+            .is_some_and(|image| same_records(&mine(generation), image, &their_scan));
+        if same {
+            common.get_or_insert(CommonPoint {
+                generation,
+                their_next: above.take(),
+            });
+            adopt.push((generation, their_image));
+        } else if common.is_some() {
+            // Different below a generation with the same records: the chains cannot meet.
+            return Ok(None);
+        }
+        expected = their_scan.header.previous_digest;
+        above = Some((generation, their_scan.stream));
     }
-    let image = crate::sealed::read_file(fs, &mine, bluejet_engine::log::MAX_GENERATION_BYTES)?;
-    Ok((crc32c::crc32c(&image) == first.previous_digest).then_some(anchor))
+    Ok(None)
+}
+
+/// The generation of this node's `E00.log`, if it can be read.
+fn current_generation(fs: &dyn FileSystem, shared: &Shared, base: BaseName) -> Option<u32> {
+    let path = shared.config.database().join(base.current());
+    read_header(fs, &path).ok().map(|header| header.generation)
+}
+
+/// Replaces this node's files of `adopt`'s generations by the new active's images of them.
+fn adopt_images(
+    shared: &Shared,
+    fs: &dyn FileSystem,
+    adopt: &[(u32, Vec<u8>)],
+    mine: impl Fn(u32) -> PathBuf,
+) -> Result<(), ReplError> {
+    for (generation, image) in adopt {
+        let path = mine(*generation);
+        sealed::write_file_atomically(fs, &path, image)?;
+        shared.event(
+            "resync-adopted",
+            None,
+            &format!(
+                "generation {generation}: the new active's copy (the same records, received \
+                 in block mode) replaces {}",
+                path.display()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A closed generation's file, if it can be read (bounded by the largest generation).
+fn read_generation(fs: &dyn FileSystem, path: &Path) -> Option<Vec<u8>> {
+    if !fs.exists(path) {
+        return None;
+    }
+    sealed::read_file(fs, path, bluejet_engine::log::MAX_GENERATION_BYTES).ok()
+}
+
+/// Whether two images of a closed generation hold the same records under the same header
+/// (but for the digest it chains to, which block mode's copies rewrite).
+fn same_records(path: &Path, mine: &[u8], theirs: &GenerationScan) -> bool {
+    let Ok(mine) = scan(path, mine, ScanMode::Closed) else {
+        return false;
+    };
+    let mut their_header = theirs.header;
+    their_header.previous_digest = mine.header.previous_digest;
+    their_header == mine.header && theirs.stream == mine.stream
 }
 
 /// Whether the peer's log continues this database's stream but holds no generation of a
@@ -276,6 +392,7 @@ fn move_divergent(
     aside: &Path,
     base: BaseName,
     select: impl Fn(Option<u32>) -> bool,
+    their_next: Option<&(u32, Vec<u8>)>,
 ) -> Result<Vec<DivergentFile>, ReplError> {
     // The directory's own entry must be durable before files move into it.
     create_directory_durably(fs, aside)?;
@@ -293,17 +410,21 @@ fn move_divergent(
             continue;
         }
         let path = database.join(&name);
-        moved.push(describe(fs, &path, &name, generation));
+        moved.push(describe(fs, &path, &name, generation, their_next));
         move_file(fs, &path, &aside.join(&name))?;
     }
     Ok(moved)
 }
 
+/// A divergent file and its commits the new active never had: all of them, but in the
+/// generation after the common one when this file continues the new active's records of it
+/// (`their_next`: the generation and its stream there), only those after.
 fn describe(
     fs: &dyn FileSystem,
     path: &Path,
     name: &str,
     generation: Option<u32>,
+    their_next: Option<&(u32, Vec<u8>)>,
 ) -> DivergentFile {
     let image = crate::sealed::read_file(fs, path, bluejet_engine::log::MAX_GENERATION_BYTES).ok();
     let mode = if generation.is_some() {
@@ -314,9 +435,13 @@ fn describe(
     let scanned = image
         .as_ref()
         .and_then(|image| scan(path, image, mode).ok());
-    let commits = scanned
-        .as_ref()
-        .map_or(0, |scanned| count_commits(&scanned.stream));
+    let commits = scanned.as_ref().map_or(0, |scanned| {
+        let shared_prefix = their_next.filter(|(generation, stream)| {
+            *generation == scanned.header.generation && scanned.stream.starts_with(stream)
+        });
+        let skip = shared_prefix.map_or(0, |(_, stream)| stream.len());
+        count_commits(&scanned.stream[skip..])
+    });
     DivergentFile {
         name: name.to_owned(),
         generation: generation.or(scanned.as_ref().map(|s| s.header.generation)),

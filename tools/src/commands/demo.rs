@@ -7,8 +7,8 @@
 //! holds the same content, that the folder index agrees with the messages, and that the
 //! database file and its log pass their integrity checks.
 
-use super::demo_replicate::{Cluster, NODES, WITNESS};
-use super::demo_scenario::{self, Compared, Story, Timeline, MOVE_COMMENT};
+use super::demo_replicate::{Cluster, CERTS, NODES, WITNESS};
+use super::demo_scenario::{self, Compared, FailedOver, Story, Timeline, MOVE_COMMENT};
 use super::demo_verify::{self, Verified};
 use super::demo_write::{Delivered, Plan, Transport};
 use super::log_directory::{self, StreamCheck};
@@ -22,6 +22,7 @@ use bluejet_engine::db::DATABASE_FILE_NAME;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::{integrity, space, IntegrityReport, SpaceReport};
 use bluejet_engine::log::BaseName;
+use bluejet_replication::dumpster::ResubmitReport;
 use bluejet_replication::private_files::create_directory_durably;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -71,7 +72,28 @@ impl Run {
             + self.story.failed_over.resubmitted.possibly_lost.len()
             + self.story.failed_over.resubmitted.possibly_lost_untracked as usize
             + usize::from(!self.story.moved.lossless)
+            + synchronous_problems(&self.story.synchronous).len()
     }
+}
+
+/// What is wrong with the failover after synchronous commit: it must be proved lossless,
+/// and the dumpster's resubmission must find every message on the new active.
+fn synchronous_problems(failed: &FailedOver) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !failed.report.lossless || failed.report.synchronous_proof.is_none() {
+        problems.push(format!(
+            "the failover after synchronous commit was not proved lossless: {}",
+            demo_scenario::loss_text(&failed.report)
+        ));
+    }
+    if failed.resubmitted.stored > 0 {
+        problems.push(format!(
+            "the failover after synchronous commit lost {} acknowledged messages (the dumpster \
+             stored them again)",
+            failed.resubmitted.stored
+        ));
+    }
+    problems
 }
 
 /// Runs the demo.
@@ -189,6 +211,9 @@ fn print_summary(run: &Run) {
     for difference in &run.compared.differences {
         crate::out!("problem: passive copy: {difference}");
     }
+    for problem in synchronous_problems(&run.story.synchronous) {
+        crate::out!("problem: {problem}");
+    }
     for lost in &run.story.failed_over.resubmitted.possibly_lost {
         crate::out!(
             "problem: {} was evicted from the dumpster before the passive had it",
@@ -251,23 +276,39 @@ fn print_cluster(run: &Run) {
         moved.result.epoch,
         moved.rejoined.as_secs_f64()
     );
+    print_synchronous(story);
     let failed = &story.failed_over;
     crate::out!(
-        "failover:     b killed at {}, a serving {} ms later: {}, epoch {}",
+        "network cut:  {} commits {} ({}), {} ahead of its copy",
+        NODES[failed.from],
+        failed
+            .synchronous
+            .as_ref()
+            .map_or("asynchronous", |sync| sync.state.as_str()),
+        failed
+            .synchronous
+            .as_ref()
+            .map_or("", |sync| sync.reason.as_str()),
+        output::plural(
+            u64::from(
+                failed
+                    .killed_at
+                    .generation
+                    .saturating_sub(failed.copied.generation)
+            ),
+            "generation"
+        )
+    );
+    crate::out!(
+        "failover:     {} killed at {}, {} serving {} ms later: {}, epoch {}",
+        NODES[failed.from],
         failed.killed_at,
+        NODES[1 - failed.from],
         failed.outage.as_millis(),
         demo_scenario::loss_text(&failed.report),
         failed.report.epoch
     );
-    let resubmitted = &failed.resubmitted;
-    crate::out!(
-        "dumpster:     {} resubmitted: {} stored (lost by the failover), {} dropped as \
-         duplicates; {} possibly lost",
-        resubmitted.resubmitted,
-        resubmitted.stored,
-        resubmitted.duplicates,
-        resubmitted.possibly_lost.len() as u64 + resubmitted.possibly_lost_untracked
-    );
+    print_dumpster(&failed.resubmitted);
     let resync = &story.resynchronized;
     let states: Vec<&str> = resync
         .states
@@ -275,7 +316,8 @@ fn print_cluster(run: &Run) {
         .map(|(_, state)| state.as_str())
         .collect();
     crate::out!(
-        "resync:       b {} in {:.2} s; {}",
+        "resync:       {} {} in {:.2} s; {}",
+        NODES[failed.from],
         states.join(" → "),
         resync.healthy_after.as_secs_f64(),
         divergence_summary(resync.divergence.as_ref())
@@ -293,6 +335,59 @@ fn print_cluster(run: &Run) {
         } else {
             "content DIFFERS from the active's"
         }
+    );
+}
+
+/// The passive following in block mode, and the failover after synchronous commit.
+fn print_synchronous(story: &Story) {
+    let following = &story.following;
+    crate::out!(
+        "following:    b over TCP (mutual TLS), {}; a commits {}",
+        following
+            .block_mode
+            .as_ref()
+            .map_or("block mode unknown", |mode| mode.mode.as_str())
+            .to_owned()
+            + " mode",
+        following
+            .synchronous
+            .as_ref()
+            .map_or("asynchronously", |sync| sync.state.as_str())
+    );
+    let failed = &story.synchronous;
+    crate::out!(
+        "failover 1:   {} killed at {} (commits {}), {} serving {} ms later: {}, epoch {}",
+        NODES[failed.from],
+        failed.killed_at,
+        failed
+            .synchronous
+            .as_ref()
+            .map_or("asynchronous", |sync| sync.state.as_str()),
+        NODES[1 - failed.from],
+        failed.outage.as_millis(),
+        demo_scenario::loss_text(&failed.report),
+        failed.report.epoch
+    );
+    print_dumpster(&failed.resubmitted);
+    let rejoined = &story.rejoined;
+    let states: Vec<&str> = rejoined.states.iter().map(|(_, s)| s.as_str()).collect();
+    crate::out!(
+        "rejoin:       {} {} in {:.2} s; {}",
+        NODES[failed.from],
+        states.join(" → "),
+        rejoined.healthy_after.as_secs_f64(),
+        divergence_summary(rejoined.divergence.as_ref())
+    );
+}
+
+fn print_dumpster(resubmitted: &ResubmitReport) {
+    crate::out!(
+        "dumpster:     {} resubmitted: {} stored (lost by the failover), {} dropped as \
+         duplicates; {} possibly lost",
+        resubmitted.resubmitted,
+        resubmitted.stored,
+        resubmitted.duplicates,
+        resubmitted.possibly_lost.len() as u64 + resubmitted.possibly_lost_untracked
     );
 }
 
@@ -393,6 +488,11 @@ fn run_json(directory: &Path, run: &Run, timeline: &Timeline) -> Value {
     let (logical, stored) = logical_and_stored(&run.space);
     let mut problems: Vec<Value> = delivered.problems.iter().map(|p| json!(p)).collect();
     problems.extend(compared.differences.iter().map(|d| json!(d)));
+    problems.extend(
+        synchronous_problems(&story.synchronous)
+            .iter()
+            .map(|p| json!(p)),
+    );
     problems.extend(resubmitted.possibly_lost.iter().map(|lost| {
         json!(format!(
             "{} was evicted from the dumpster before the passive had it",
@@ -484,9 +584,17 @@ fn cluster_json(run: &Run) -> Value {
             "seconds": story.moved.took.as_secs_f64(),
             "rejoined_seconds": story.moved.rejoined.as_secs_f64(),
         },
+        "following": {
+            "transport": "tcp",
+            "block_mode": story.following.block_mode,
+            "synchronous": story.following.synchronous,
+        },
+        "synchronous_failover": failover_json(&story.synchronous),
+        "rejoin": resync_json(story.synchronous.from, &story.rejoined),
         "failover": {
             "from": failed.report.from,
-            "to": "a",
+            "to": NODES[1 - failed.from],
+            "synchronous": failed.synchronous,
             "kind": failed.report.kind,
             "lossy": !failed.report.lossless,
             "lost_generations": failed.report.lost_generations,
@@ -511,14 +619,7 @@ fn cluster_json(run: &Run) -> Value {
             "evicted_unreplayed_at_end": run.delivered.possibly_lost,
         },
         "resubmitted": resubmitted.resubmitted,
-        "resync": {
-            "node": "b",
-            "states": story.resynchronized.states.iter()
-                .map(|(at, state)| json!({ "seconds": at, "state": state }))
-                .collect::<Vec<_>>(),
-            "healthy_seconds": story.resynchronized.healthy_after.as_secs_f64(),
-            "divergence": story.resynchronized.divergence,
-        },
+        "resync": resync_json(failed.from, &story.resynchronized),
         "passive": {
             "node": NODES[1 - compared.active],
             "position": position_json(compared.position),
@@ -529,6 +630,38 @@ fn cluster_json(run: &Run) -> Value {
             "differences": compared.differences,
             "equal": compared.differences.is_empty(),
         },
+    })
+}
+
+/// A failover's fields of the JSON document, with its dumpster's resubmission.
+fn failover_json(failed: &FailedOver) -> Value {
+    let resubmitted = &failed.resubmitted;
+    json!({
+        "from": failed.report.from,
+        "to": NODES[1 - failed.from],
+        "synchronous": failed.synchronous,
+        "lossless": failed.report.lossless,
+        "synchronous_proof": failed.report.synchronous_proof,
+        "epoch": failed.report.epoch,
+        "outage_ms": failed.outage.as_millis() as u64,
+        "killed_at": position_json(failed.killed_at),
+        "dumpster": {
+            "resubmitted": resubmitted.resubmitted,
+            "stored": resubmitted.stored,
+            "duplicates_dropped": resubmitted.duplicates,
+        },
+    })
+}
+
+/// An old active's return as a passive copy.
+fn resync_json(index: usize, resync: &demo_scenario::Resynchronized) -> Value {
+    json!({
+        "node": NODES[index],
+        "states": resync.states.iter()
+            .map(|(at, state)| json!({ "seconds": at, "state": state }))
+            .collect::<Vec<_>>(),
+        "healthy_seconds": resync.healthy_after.as_secs_f64(),
+        "divergence": resync.divergence,
     })
 }
 
@@ -589,9 +722,10 @@ impl Place {
     }
 }
 
-/// Removes the nodes' instance directories and the witness, and nothing else.
+/// Removes the nodes' instance directories, the witness and the certificates, and nothing
+/// else.
 fn remove_cluster_files(directory: &Path) -> Result<(), ToolError> {
-    for name in NODES.iter().chain([&WITNESS]) {
+    for name in NODES.iter().chain([&WITNESS, &CERTS]) {
         let path = directory.join(name);
         if path.is_dir() {
             std::fs::remove_dir_all(&path)?;

@@ -1,18 +1,22 @@
 //! The demo's cluster: two in-process nodes, `a` and `b`, each with an instance directory,
-//! and a witness directory, all in the demo's directory. Each node reaches its peer through
-//! a [`Link`] whose replication network can be cut (heartbeats still pass), which is how
-//! the demo makes a failover lossy: the passive stops copying while the active goes on.
+//! a witness directory and the cluster's certificates, all in the demo's directory. The
+//! nodes replicate over TCP with mutual TLS, each peer reaching the other's server through
+//! a [`Relay`] the demo can cut (the network failing), and commit synchronously
+//! (`flushed`): a commit returns once the passive has synced it, and when the passive does
+//! not answer within [`SYNC_TIMEOUT`] the active degrades to asynchronous commit, which is
+//! how the demo makes a failover lossy.
 
+use super::demo_relay::Relay;
 use crate::exit::ToolError;
-use bluejet_engine::file::{
-    FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode, OsFileSystem,
-};
+use bluejet_engine::file::{FileSystem, OsFileSystem};
+use bluejet_replication::cluster::network::{peer_root, Network, NetworkFile};
+use bluejet_replication::cluster::sync_commit::{SyncLevel, SyncSettings};
+use bluejet_replication::cluster::witness::{Witness, WitnessRecord};
 use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
+use bluejet_replication::net::certs::make_cluster_certs;
 use bluejet_replication::private_files::create_directory_durably;
 use bluejet_replication::{CopyState, CopyStatus};
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -20,92 +24,40 @@ use std::time::{Duration, Instant};
 pub const NODES: [&str; 2] = ["a", "b"];
 /// The witness directory in the demo's directory.
 pub const WITNESS: &str = "witness";
+/// The certificates' directory in the demo's directory (`bluejet cluster certs`).
+pub const CERTS: &str = "certs";
 /// The mount dial: an automatic failover may lose this many generations (the transport's
 /// dumpster delivers their messages again).
 pub const DIAL: MountDial = MountDial::BestAvailability(12);
+/// How long a commit waits for the passive before the active degrades to asynchronous.
+pub const SYNC_TIMEOUT: Duration = Duration::from_millis(400);
 
-/// A node's view of its peer's instance directory over two networks: heartbeats always
-/// pass; the replication network (everything else: the log, the copy status) can be cut.
-pub struct Link {
-    cut: AtomicBool,
-}
-
-impl Link {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            cut: AtomicBool::new(false),
-        })
-    }
-
-    /// Cuts or restores the replication network.
-    pub fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, Ordering::SeqCst);
-    }
-
-    fn check(&self, path: &Path) -> io::Result<()> {
-        let heartbeat = path
-            .file_name()
-            .is_some_and(|name| name == "heartbeat.json");
-        if self.cut.load(Ordering::SeqCst) && !heartbeat {
-            return Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "the replication network is cut",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl FileSystem for Link {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
-        self.check(path)?;
-        OsFileSystem.open(path, mode)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(from)?;
-        OsFileSystem.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.check(path)?;
-        OsFileSystem.remove(path)
-    }
-    fn list(&self, directory: &Path) -> io::Result<Vec<String>> {
-        self.check(directory)?;
-        OsFileSystem.list(directory)
-    }
-    fn sync_directory(&self, directory: &Path) -> io::Result<()> {
-        self.check(directory)?;
-        OsFileSystem.sync_directory(directory)
-    }
-    fn create_directory(&self, directory: &Path) -> io::Result<()> {
-        self.check(directory)?;
-        OsFileSystem.create_directory(directory)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.check(path).is_ok() && OsFileSystem.exists(path)
-    }
-    fn lock_exclusive(&self, path: &Path, holder: &Holder) -> io::Result<LockAttempt> {
-        self.check(path)?;
-        OsFileSystem.lock_exclusive(path, holder)
-    }
-    fn probe_lock(&self, path: &Path) -> io::Result<LockProbe> {
-        self.check(path)?;
-        OsFileSystem.probe_lock(path)
-    }
-}
-
-/// A node's configuration in the demo: timings fast enough for a demo of seconds.
-fn config(root: &Path, index: usize, link: &Arc<Link>) -> NodeConfig {
+/// A node's configuration in the demo: timings fast enough for a demo of seconds, the peer
+/// reached through `relay`.
+fn config(root: &Path, index: usize, relay: &Relay) -> Result<NodeConfig, ToolError> {
     let (name, peer) = (NODES[index], NODES[1 - index]);
     let mut config = NodeConfig::new(
         name,
         &root.join(name),
         peer,
-        &root.join(peer),
+        &peer_root(peer),
         &root.join(WITNESS),
     );
+    let file = NetworkFile {
+        listen: "127.0.0.1:0".into(),
+        peer_address: relay.addr().to_string(),
+        certs: root.join(CERTS),
+    };
+    let network = Network::from_file(&file, name, peer, &peer_root(peer))
+        .map_err(|error| ToolError::Failure(format!("node {name}'s network: {error}")))?;
+    config.peer_fs = Arc::clone(&network.peer) as Arc<dyn FileSystem>;
+    config.network = Some(network);
+    config.synchronous = SyncSettings {
+        level: SyncLevel::Flushed,
+        timeout: SYNC_TIMEOUT,
+        strict: false,
+    };
     config.dial = DIAL;
-    config.peer_fs = Arc::clone(link) as Arc<dyn FileSystem>;
     config.lease = Duration::from_millis(1500);
     config.safety = Duration::from_millis(300);
     config.skew = Duration::from_millis(200);
@@ -117,14 +69,15 @@ fn config(root: &Path, index: usize, link: &Arc<Link>) -> NodeConfig {
     config.replica.status_interval = Duration::from_millis(50);
     config.replica.thresholds.settle = Duration::ZERO;
     config.replica.replay.retry_after = Duration::from_millis(50);
-    config
+    Ok(config)
 }
 
 /// The two nodes, as they come and go.
 pub struct Cluster {
     root: PathBuf,
     configs: [NodeConfig; 2],
-    links: [Arc<Link>; 2],
+    /// `relays[i]` stands in front of node `i`'s server.
+    relays: [Relay; 2],
     slots: [RwLock<Option<Arc<Node>>>; 2],
 }
 
@@ -133,19 +86,19 @@ impl Cluster {
     pub fn new(root: &Path) -> Result<Self, ToolError> {
         create_directory_durably(&OsFileSystem, &root.join(WITNESS))?;
         // The one-time bootstrap (`bluejet cluster init`): a is the first owner.
-        let witness = bluejet_replication::cluster::witness::Witness::new(
-            Arc::new(OsFileSystem),
-            &root.join(WITNESS),
-            Duration::ZERO,
-        );
+        let witness = Witness::new(Arc::new(OsFileSystem), &root.join(WITNESS), Duration::ZERO);
         witness
             .init(NODES[0], "demo: a new cluster")
             .map_err(|error| ToolError::Failure(error.to_string()))?;
-        let links = [Link::new(), Link::new()];
+        let names = NODES.map(str::to_owned);
+        make_cluster_certs(&root.join(CERTS), &names, 1)
+            .map_err(|error| ToolError::Failure(format!("the cluster's certificates: {error}")))?;
+        let relays = [Relay::start()?, Relay::start()?];
         Ok(Self {
             root: root.to_owned(),
-            configs: [config(root, 0, &links[0]), config(root, 1, &links[1])],
-            links,
+            // Each node reaches its peer through the relay in front of the peer.
+            configs: [config(root, 0, &relays[1])?, config(root, 1, &relays[0])?],
+            relays,
             slots: [RwLock::new(None), RwLock::new(None)],
         })
     }
@@ -160,14 +113,29 @@ impl Cluster {
         &self.configs[index]
     }
 
-    /// The link from node `index` to its peer.
-    pub fn link(&self, index: usize) -> &Link {
-        &self.links[index]
+    /// The witness's record now (the owner, its lease, its synchronous commit claim).
+    pub fn witness_record(&self) -> Result<WitnessRecord, ToolError> {
+        let witness = Witness::new(
+            Arc::new(OsFileSystem),
+            &self.root.join(WITNESS),
+            Duration::ZERO,
+        );
+        Ok(witness.read_initialized()?)
     }
 
-    /// Starts (or restarts) node `index`.
+    /// Cuts the network between the nodes (every connection, both ways) or restores it.
+    pub fn cut_network(&self, cut: bool) {
+        for relay in &self.relays {
+            relay.set_cut(cut);
+        }
+    }
+
+    /// Starts (or restarts) node `index`; its peer reaches it through its relay.
     pub fn start(&self, index: usize) -> Result<(), ToolError> {
         let node = Node::start(self.configs[index].clone())?;
+        if let Some(listening) = node.listen_addr() {
+            self.relays[index].set_target(listening);
+        }
         *self.slots[index].write().expect("slot") = Some(Arc::new(node));
         Ok(())
     }

@@ -1,17 +1,22 @@
-//! The demo's story, told while the transport delivers: `b` joins as `a`'s passive copy;
-//! the copy status; a planned move to `b`; a lossy failover back to `a` (the replication
-//! network to `a` is cut, `b` runs ahead and is killed) with the dumpster resubmitting
-//! what the new active lacks; `b` coming back as a resynchronised passive copy; and, once
-//! delivery stopped, the passive catching up and proved equal to the active.
+//! The demo's story, told while the transport delivers: `b` joins as `a`'s passive copy
+//! over TCP and follows its log in block mode, `a` committing synchronously; the copy
+//! status; a planned move to `b`; `b` killed while committing synchronously, and a lossless
+//! failover to `a` (the dumpster's resubmission finds nothing missing); `b` back as a
+//! passive copy; the network cut, `a` degrading to asynchronous commit and running ahead
+//! before it is killed, and a lossy failover to `b` with the dumpster resubmitting what
+//! the new active lacks; `a` back as a resynchronised passive copy; and, once delivery
+//! stopped, the passive catching up and proved equal to the active.
 
-use super::demo_replicate::{wait_until, Cluster, DIAL, NODES};
+use super::demo_replicate::{wait_until, Cluster, DIAL, NODES, SYNC_TIMEOUT};
 use super::demo_write::Transport;
 use super::repl_status;
 use crate::exit::ToolError;
 use crate::output;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::LogPosition;
+use bluejet_replication::cluster::block_follow::BlockModeStatus;
 use bluejet_replication::cluster::requests::{request_move, MoveResult};
+use bluejet_replication::cluster::sync_commit::SyncStatus;
 use bluejet_replication::cluster::{resync, FailoverReport, NodeStatus, Role};
 use bluejet_replication::dumpster::ResubmitReport;
 use bluejet_replication::verify::{differences, digest, ContentDigest};
@@ -86,14 +91,19 @@ pub struct Moved {
     pub rejoined: Duration,
 }
 
-/// The failover.
+/// A failover.
 pub struct FailedOver {
+    /// The node killed (the active then).
+    pub from: usize,
     /// The new active's report.
     pub report: FailoverReport,
-    /// The active's log end when the replication network was cut.
+    /// The active's log end when the step began (the network cut, or the kill when the
+    /// nodes committed synchronously).
     pub cut_at: LogPosition,
     /// What the copy had replayed then.
     pub copied: LogPosition,
+    /// The active's synchronous commit when it was killed: state and why.
+    pub synchronous: Option<SyncStatus>,
     /// The killed active's log end.
     pub killed_at: LogPosition,
     /// From the kill to the new active admitting commits.
@@ -118,12 +128,26 @@ pub struct Story {
     pub seeded: Duration,
     /// `b`'s copy status while mail flows.
     pub status: CopyStatus,
+    /// `b`'s block mode and `a`'s synchronous commit then.
+    pub following: Following,
     /// The move to `b`.
     pub moved: Moved,
-    /// The failover back to `a`.
+    /// `b` killed while committing synchronously: the lossless failover to `a`.
+    pub synchronous: FailedOver,
+    /// `b`'s return as `a`'s passive copy.
+    pub rejoined: Resynchronized,
+    /// The network cut, `a` killed: the lossy failover to `b`.
     pub failed_over: FailedOver,
-    /// `b`'s return.
+    /// `a`'s return.
     pub resynchronized: Resynchronized,
+}
+
+/// How the passive follows the active over the network.
+pub struct Following {
+    /// The passive's block mode: `block` or `file`, and why.
+    pub block_mode: Option<BlockModeStatus>,
+    /// The active's synchronous commit.
+    pub synchronous: Option<SyncStatus>,
 }
 
 /// Starts `a`; returns once it is active.
@@ -138,7 +162,7 @@ pub fn start(cluster: &Cluster, timeline: &Timeline) -> Result<(), ToolError> {
 }
 
 /// Tells the story while `transport` delivers (about `rate` messages per second); returns
-/// once `b` is a Healthy passive copy again and at least `messages` were delivered.
+/// once `a` is a Healthy passive copy again and at least `messages` were delivered.
 pub fn run(
     cluster: &Cluster,
     transport: &Transport<'_>,
@@ -151,9 +175,11 @@ pub fn run(
         cluster.healthy(1)
     })?;
     timeline.note(format!(
-        "b: seeded by a while mail flows; a Healthy passive copy after {:.2} s",
+        "b: seeded by a over TCP (mutual TLS) while mail flows; a Healthy passive copy after \
+         {:.2} s",
         seeded.as_secs_f64()
     ));
+    let following = follow(cluster, 0, timeline)?;
     std::thread::sleep(SHOW_STATUS_AFTER);
     let status = cluster
         .copy(1)
@@ -164,8 +190,10 @@ pub fn run(
         output::plural(transport.delivered(), "message")
     ));
     let moved = move_to_b(cluster, timeline)?;
-    let failed_over = fail_over(cluster, transport, timeline)?;
-    let resynchronized = restart_b(cluster, timeline, failed_over.report.epoch)?;
+    let synchronous = synchronous_failover(cluster, transport, timeline)?;
+    let rejoined = restart(cluster, timeline, 1, synchronous.report.epoch)?;
+    let failed_over = cut_failover(cluster, transport, timeline)?;
+    let resynchronized = restart(cluster, timeline, 0, failed_over.report.epoch)?;
     let remaining = messages.saturating_sub(transport.delivered()) as f64 / rate.max(0.1);
     let enough = STEP + Duration::from_secs_f64(remaining * 2.0);
     wait_until(
@@ -176,9 +204,48 @@ pub fn run(
     Ok(Story {
         seeded,
         status,
+        following,
         moved,
+        synchronous,
+        rejoined,
         failed_over,
         resynchronized,
+    })
+}
+
+/// Waits until `active` commits synchronously with its passive, which follows in block
+/// mode, and the witness says so (a failover then proves it lost nothing).
+fn follow(cluster: &Cluster, active: usize, timeline: &Timeline) -> Result<Following, ToolError> {
+    let (name, peer) = (NODES[active], NODES[1 - active]);
+    wait_until(
+        &format!("{name} to commit synchronously with {peer}, as its witness renewal says"),
+        STEP,
+        || {
+            cluster.witness_record().is_ok_and(|record| {
+                record.owner == name && record.synchronous.as_deref() == Some(peer)
+            })
+        },
+    )?;
+    let block_mode = cluster
+        .node(1 - active)
+        .and_then(|node| node.status().block_mode);
+    let synchronous = cluster
+        .node(active)
+        .and_then(|node| node.status().synchronous);
+    timeline.note(format!(
+        "{peer}: {}; {name}: {}",
+        block_mode.as_ref().map_or_else(
+            || "block mode unknown".to_owned(),
+            |mode| format!("{} mode ({})", mode.mode, mode.reason)
+        ),
+        synchronous.as_ref().map_or_else(
+            || "not synchronous".to_owned(),
+            |sync| format!("commits {} ({})", sync.state, sync.reason)
+        )
+    ));
+    Ok(Following {
+        block_mode,
+        synchronous,
     })
 }
 
@@ -231,69 +298,126 @@ fn move_to_b(cluster: &Cluster, timeline: &Timeline) -> Result<Moved, ToolError>
     })
 }
 
-/// Cuts `a`'s replication network, lets `b` run ahead, kills `b`, waits for `a`'s
-/// automatic failover and resubmits the dumpster's messages of the loss window.
-fn fail_over(
+/// Kills `b` while it commits synchronously with `a`: `a` takes over, and proves that it
+/// lost nothing acknowledged; the dumpster's resubmission finds every message there.
+fn synchronous_failover(
     cluster: &Cluster,
     transport: &Transport<'_>,
     timeline: &Timeline,
 ) -> Result<FailedOver, ToolError> {
-    let b = cluster
-        .node(1)
-        .ok_or_else(|| ToolError::Failure("b is not running".into()))?;
-    let end = || b.status().end.unwrap_or_default();
-    let copied = cluster
-        .copy(0)
-        .map_or_else(LogPosition::default, |copy| copy.replayed_position);
-    cluster.link(0).set_cut(true);
+    follow(cluster, 1, timeline)?;
+    let end = node_end(cluster, 1);
+    let copied = copied(cluster, 0);
+    let synchronous = cluster.node(1).and_then(|b| b.status().synchronous);
+    kill_and_take_over(cluster, transport, timeline, 1, (end, copied, synchronous))
+}
+
+/// Cuts the network while `a` is active: commits wait [`SYNC_TIMEOUT`] for `b`, then `a`
+/// degrades to asynchronous commit and runs ahead of its copy; `a` is killed, `b` takes over
+/// losing what it never received, and the dumpster resubmits it.
+fn cut_failover(
+    cluster: &Cluster,
+    transport: &Transport<'_>,
+    timeline: &Timeline,
+) -> Result<FailedOver, ToolError> {
+    follow(cluster, 0, timeline)?;
+    let end = || node_end(cluster, 0);
+    let copied = copied(cluster, 1);
+    cluster.cut_network(true);
     let cut_at = end();
     timeline.note(format!(
-        "network: the replication network to a is cut (heartbeats still pass): b's log ends at \
-         {cut_at}, a's copy has replayed it up to {copied}"
+        "network: cut between a and b: a's log ends at {cut_at}, b's copy has replayed it up \
+         to {copied}"
+    ));
+    let degraded = wait_until("a to degrade to asynchronous commit", STEP, || {
+        sync_state(cluster, 0).is_some_and(|sync| sync.state == "asynchronous")
+    })?;
+    let synchronous = sync_state(cluster, 0);
+    timeline.note(format!(
+        "a: commits asynchronous {} ms after the cut ({} ms timeout): {}",
+        degraded.as_millis(),
+        SYNC_TIMEOUT.as_millis(),
+        synchronous.as_ref().map_or("", |sync| sync.reason.as_str())
     ));
     // A few generations, or (when mail trickles in) whatever came in a while.
     let cut = Instant::now();
-    wait_until("b to run ahead of its copy", STEP, || {
+    wait_until("a to run ahead of its copy", STEP, || {
         let now = end();
         now.generation >= cut_at.generation + RUN_AHEAD
             || (cut.elapsed() >= RUN_AHEAD_AT_MOST && now > cut_at)
     })?;
-    drop(b);
-    let killed_at = cluster
-        .node(1)
-        .and_then(|b| b.status().end)
-        .unwrap_or_default();
-    cluster.kill(1);
+    let failed = kill_and_take_over(
+        cluster,
+        transport,
+        timeline,
+        0,
+        (cut_at, copied, synchronous),
+    );
+    cluster.cut_network(false);
+    timeline.note("network: restored".to_owned());
+    failed
+}
+
+/// The log end of node `index` (the origin when it is not running).
+fn node_end(cluster: &Cluster, index: usize) -> LogPosition {
+    cluster
+        .node(index)
+        .and_then(|node| node.status().end)
+        .unwrap_or_default()
+}
+
+/// What node `index`'s copy has replayed.
+fn copied(cluster: &Cluster, index: usize) -> LogPosition {
+    cluster
+        .copy(index)
+        .map_or_else(LogPosition::default, |copy| copy.replayed_position)
+}
+
+fn sync_state(cluster: &Cluster, index: usize) -> Option<SyncStatus> {
+    cluster
+        .node(index)
+        .and_then(|node| node.status().synchronous)
+}
+
+/// Kills the active `killed`, waits for its peer's automatic failover and resubmits the
+/// dumpster's messages of the loss window (without one, from what the passive was last
+/// known to have: all of them are found there). `before`: the active's end and the copy's
+/// when the step began, and the active's synchronous commit.
+fn kill_and_take_over(
+    cluster: &Cluster,
+    transport: &Transport<'_>,
+    timeline: &Timeline,
+    killed: usize,
+    before: (LogPosition, LogPosition, Option<SyncStatus>),
+) -> Result<FailedOver, ToolError> {
+    let (cut_at, copied, synchronous) = before;
+    let (name, peer) = (NODES[killed], NODES[1 - killed]);
+    let killed_at = node_end(cluster, killed);
+    cluster.kill(killed);
     timeline.note(format!(
-        "b: killed while active at {killed_at}, {} after the cut",
-        output::plural(
-            u64::from(killed_at.generation - cut_at.generation),
-            "generation"
-        )
+        "{name}: killed while active at {killed_at}, commits {}",
+        synchronous
+            .as_ref()
+            .map_or("asynchronous", |sync| sync.state.as_str())
     ));
-    let outage = wait_until("a to take over automatically", STEP, || {
-        cluster.serving() == Some(0)
+    let outage = wait_until(&format!("{peer} to take over automatically"), STEP, || {
+        cluster.serving() == Some(1 - killed)
     })?;
-    let a = cluster
-        .node(0)
-        .ok_or_else(|| ToolError::Failure("a is not running".into()))?;
-    let report = a
-        .failovers()
-        .pop()
-        .ok_or_else(|| ToolError::Failure("a serves without a failover report".into()))?;
-    drop(a);
+    let report = cluster
+        .node(1 - killed)
+        .and_then(|node| node.failovers().pop())
+        .ok_or_else(|| ToolError::Failure(format!("{peer} serves without a failover report")))?;
     timeline.note(format!(
-        "a: automatic failover from b, serving {} ms after the kill: {} (dial {DIAL:?}), epoch {}",
+        "{peer}: automatic failover from {name}, serving {} ms after the kill: {} (dial \
+         {DIAL:?}), epoch {}",
         outage.as_millis(),
         loss_text(&report),
         report.epoch
     ));
-    cluster.link(0).set_cut(false);
-    // Without a loss window, from what the passive was last known to have replayed.
     let window_start = report
         .lost_window_micros
         .map_or_else(|| transport.trimmed_through(), |(start, _)| start);
-    let resubmitted = transport.resubmit(0, window_start)?;
+    let resubmitted = transport.resubmit(1 - killed, window_start)?;
     timeline.note(format!(
         "dumpster: resubmitted {} delivered since {}: {} stored (lost by the failover), {} \
          dropped as duplicates",
@@ -303,9 +427,11 @@ fn fail_over(
         resubmitted.duplicates
     ));
     Ok(FailedOver {
+        from: killed,
         report,
         cut_at,
         copied,
+        synchronous,
         killed_at,
         outage,
         resubmitted,
@@ -320,41 +446,51 @@ pub fn loss_text(report: &FailoverReport) -> String {
             end.saturating_sub(start) as f64 / 1e6
         ),
         (Some((first, last)), None) => format!("lossy, generations {first}..{last} lost"),
+        _ if report.synchronous_proof.is_some() => "lossless, proved by synchronous commit".into(),
         _ => "lossless".to_owned(),
     }
 }
 
-/// Restarts `b`: it rejoins as `a`'s passive copy, resynchronising.
-fn restart_b(
+/// Restarts node `index`, a killed active: it rejoins as its peer's passive copy,
+/// resynchronising (or seeded again).
+fn restart(
     cluster: &Cluster,
     timeline: &Timeline,
+    index: usize,
     epoch: u64,
 ) -> Result<Resynchronized, ToolError> {
-    cluster.start(1)?;
-    timeline.note("b: restarted".to_owned());
+    let name = NODES[index];
+    cluster.start(index)?;
+    timeline.note(format!("{name}: restarted"));
     let restarted = Instant::now();
     let mut states: Vec<(f64, String)> = Vec::new();
-    let healthy_after = wait_until("b to resynchronise as a healthy passive copy", STEP, || {
-        // One look at the node, so that the last state recorded is the one that ends the wait.
-        let status = cluster.node(1).map(|node| node.status());
-        let (state, healthy) = match status {
-            Some(NodeStatus {
-                role: Role::Passive,
-                copy: Some(copy),
-                ..
-            }) => (
-                format!("passive, {:?}", copy.state),
-                copy.state == CopyState::Healthy && copy.copy_queue == 0 && copy.replay_queue == 0,
-            ),
-            Some(status) => (format!("{:?}", status.role).to_lowercase(), false),
-            None => ("starting".to_owned(), false),
-        };
-        if states.last().is_none_or(|(_, last)| *last != state) {
-            states.push((restarted.elapsed().as_secs_f64(), state));
-        }
-        healthy
-    })?;
-    let path = resync::report_path(&cluster.instance(1), epoch);
+    let healthy_after = wait_until(
+        &format!("{name} to resynchronise as a healthy passive copy"),
+        STEP,
+        || {
+            // One look at the node, so that the last state recorded is the one that ends the wait.
+            let status = cluster.node(index).map(|node| node.status());
+            let (state, healthy) = match status {
+                Some(NodeStatus {
+                    role: Role::Passive,
+                    copy: Some(copy),
+                    ..
+                }) => (
+                    format!("passive, {:?}", copy.state),
+                    copy.state == CopyState::Healthy
+                        && copy.copy_queue == 0
+                        && copy.replay_queue == 0,
+                ),
+                Some(status) => (format!("{:?}", status.role).to_lowercase(), false),
+                None => ("starting".to_owned(), false),
+            };
+            if states.last().is_none_or(|(_, last)| *last != state) {
+                states.push((restarted.elapsed().as_secs_f64(), state));
+            }
+            healthy
+        },
+    )?;
+    let path = resync::report_path(&cluster.instance(index), epoch);
     let divergence = bluejet_replication::sealed::read::<Value>(&OsFileSystem, &path)
         .ok()
         .flatten()
@@ -363,9 +499,9 @@ fn restart_b(
         .iter()
         .map(|(at, state)| format!("{state} ({at:.2} s)"))
         .collect();
-    timeline.note(format!("b: {}", transitions.join(" → ")));
+    timeline.note(format!("{name}: {}", transitions.join(" → ")));
     timeline.note(format!(
-        "b: {}",
+        "{name}: {}",
         divergence.as_ref().map_or_else(
             || "no divergent files".to_owned(),
             |report| divergence_text(report, &path)
@@ -393,11 +529,15 @@ pub fn divergence_text(report: &Value, path: &std::path::Path) -> String {
         (Some(first), Some(last)) => format!(" (generations {first}..{last})"),
         _ => String::new(),
     };
+    let after = match report["common_generation"].as_u64() {
+        Some(common) => format!("after common generation {common}"),
+        // Block mode's copies of the generations differ from the old active's files byte
+        // for byte, so no common generation is proved: the copy was seeded again.
+        None => "(no common generation proved: seeded again)".to_owned(),
+    };
     format!(
-        "{} after common generation {} kept aside{range}, holding {} the new active never had, \
-         in {}",
+        "{} {after} kept aside{range}, holding {} the new active never had, in {}",
         output::plural(files.len() as u64, "divergent log file"),
-        report["common_generation"],
         output::plural(commits, "commit"),
         path.parent().unwrap_or(path).display()
     )

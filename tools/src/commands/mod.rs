@@ -14,6 +14,7 @@ pub mod cluster_move;
 pub mod cluster_status;
 pub mod compact;
 pub mod demo;
+pub mod demo_relay;
 pub mod demo_replicate;
 pub mod demo_scenario;
 pub mod demo_verify;

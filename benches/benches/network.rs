@@ -9,7 +9,7 @@
 //! 4. file mode over TCP against the shared directory: how long a passive takes to copy and
 //!    replay the same generations.
 //!
-//! `cargo bench -p bluejet-benches --bench network`.
+//! `cargo bench -p bluejet-benches --bench network` (`-- committers`: only the second).
 
 use bluejet_benches::replication::BenchResult;
 use bluejet_benches::scratch::scratch_root;
@@ -324,9 +324,39 @@ fn catch_up(root: &Path, tcp: bool) -> BenchResult<Duration> {
     Ok(took)
 }
 
+/// 2, in paired rounds (the disk is noisy: each round measures both, back to back), with
+/// the median of the rounds' ratios.
+fn paired_throughput(fresh: &impl Fn() -> std::io::Result<tempfile::TempDir>) -> BenchResult<()> {
+    let mut ratios = Vec::new();
+    for round in 0..PAIRED_ROUNDS {
+        let off = throughput(fresh()?.path(), SyncLevel::Off)?;
+        let flushed = throughput(fresh()?.path(), SyncLevel::Flushed)?;
+        println!(
+            "8 committers, round {round}: synchronous flushed {flushed:.0}/s, off {off:.0}/s: \
+             {:.2}x",
+            flushed / off
+        );
+        ratios.push(flushed / off);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "8 committers: synchronous flushed against off, median of {PAIRED_ROUNDS} paired rounds: \
+         {:.2}x (goal >= 0.5x)",
+        ratios[ratios.len() / 2]
+    );
+    Ok(())
+}
+
+/// Paired rounds of the committers' figure.
+const PAIRED_ROUNDS: usize = 3;
+
 fn run() -> BenchResult<()> {
     let scratch = scratch_root();
     let fresh = || tempfile::tempdir_in(&scratch);
+    // `cargo bench --bench network -- committers`: only the committers' figure.
+    if std::env::args().any(|argument| argument == "committers") {
+        return paired_throughput(&fresh);
+    }
     let (p50, p99, samples) = lag(fresh()?.path())?;
     println!(
         "block-mode lag, commit on the active to synced on the passive ({samples} samples under \
@@ -334,12 +364,7 @@ fn run() -> BenchResult<()> {
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3
     );
-    let off = throughput(fresh()?.path(), SyncLevel::Off)?;
-    let flushed = throughput(fresh()?.path(), SyncLevel::Flushed)?;
-    println!(
-        "8 committers: synchronous flushed {flushed:.0}/s, off {off:.0}/s: {:.2}x (goal >= 0.5x)",
-        flushed / off
-    );
+    paired_throughput(&fresh)?;
     for (name, level) in [
         ("asynchronous block mode", SyncLevel::Off),
         ("flushed", SyncLevel::Flushed),

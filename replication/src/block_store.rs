@@ -109,6 +109,12 @@ impl BlockStore {
             .open(&path, OpenMode::CreateNew)
             .map_err(io("creating"))?;
         file.write_at(&header.encode(), 0).map_err(io("writing"))?;
+        // The whole generation's space now, as the log prepares its files: an append then
+        // writes inside the file, and its sync has no size to make durable. The reader keeps
+        // whole records only, so the zeros after the stream read as its end.
+        let capacity = stream_capacity(u64::from(header.generation_bytes));
+        file.allocate(HEADER_BYTES as u64 + capacity)
+            .map_err(io("allocating"))?;
         file.sync_data().map_err(io("syncing"))?;
         self.fs
             .sync_directory(&self.directory)

@@ -86,6 +86,16 @@ pub enum ReplError {
         /// Why.
         reason: String,
     },
+    /// A node named owner holds no database, while the witness says one exists: it must
+    /// not start an empty one in its place (a wiped instance, a second node with the same
+    /// name, a node of another cluster pointed at this witness).
+    #[error("{}: no database here, and the witness says one exists: {reason}", .instance.display())]
+    NoDatabase {
+        /// The node's instance directory.
+        instance: std::path::PathBuf,
+        /// What the witness says.
+        reason: String,
+    },
     /// The network transport could not start (certificates, the listening address).
     #[error("network: {0}")]
     Network(#[from] crate::net::server::ServeError),

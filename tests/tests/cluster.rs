@@ -1167,3 +1167,43 @@ fn a_node_of_another_cluster_refuses_the_witness() {
     assert_eq!(seen_b.unwrap().cluster(), Some(ours.cluster.clone()));
     b.stop();
 }
+
+#[test]
+fn an_owner_without_its_database_never_starts_an_empty_one() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    remember(root.path());
+    let a = Node::start(config("a", "b", root.path(), true)).unwrap();
+    wait_until("a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    assert_eq!(deliver(&a, 0, 20), 20);
+    // The lease's renewal records the log's end at the witness.
+    wait_until("a renewed", Duration::from_secs(10), || {
+        witness(root.path())
+            .read_initialized()
+            .is_ok_and(|record| record.owner_end.is_some())
+    });
+    // A second node with the owner's name, in another instance directory (a copied
+    // configuration), and the owner itself restarted on a wiped instance: neither serves.
+    let mut twin = config("a", "b", root.path(), false);
+    twin.instance = root.path().join("twin");
+    let twin = Node::start(twin).unwrap();
+    a.stop();
+    std::fs::rename(root.path().join("a"), root.path().join("a.lost")).unwrap();
+    let wiped = Node::start(config("a", "b", root.path(), false)).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for (node, instance) in [(&twin, "twin"), (&wiped, "a")] {
+        assert_eq!(node.role(), Role::Joining, "{instance}");
+        let database = root
+            .path()
+            .join(instance)
+            .join("database")
+            .join("bluejet.db");
+        assert!(!database.exists(), "{instance}: an empty database was made");
+        let events = std::fs::read_to_string(root.path().join(instance).join("events.jsonl"));
+        assert!(events.unwrap().contains("no-database"), "{instance}");
+    }
+    twin.stop();
+    wiped.stop();
+}

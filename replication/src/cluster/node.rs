@@ -570,6 +570,41 @@ fn join(shared: &Shared) -> Result<(), ReplError> {
     }
 }
 
+/// A node named owner creates a database only while none can exist: before any owner
+/// renewed a lease (a renewal records its log's end at the witness). Otherwise an
+/// empty instance is a wiped one, or a second node with the owner's name, or a node of
+/// another cluster pointed at this witness: an empty database served in the place of the
+/// real one would lose everything committed and make two actives (found by an adversarial
+/// round, all three).
+fn refuse_a_new_database(shared: &Shared) -> Result<(), ReplError> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let file = shared
+        .config
+        .database()
+        .join(bluejet_engine::db::DATABASE_FILE_NAME);
+    if fs.exists(&file) {
+        return Ok(());
+    }
+    let record = shared.witness_record()?;
+    let Some(end) = record.owner_end else {
+        return Ok(());
+    };
+    let reason = format!(
+        "{} owns epoch {} and its log had reached {end}",
+        record.owner, record.epoch
+    );
+    let error = ReplError::NoDatabase {
+        instance: shared.config.instance.clone(),
+        reason: format!(
+            "{reason}; is another node running with the name {}, or was this instance \
+             wiped? Restore a backup into it, or make it a passive copy",
+            shared.config.name
+        ),
+    };
+    shared.event("no-database", Some(record.epoch), &error.to_string());
+    Err(error)
+}
+
 /// Takes (or keeps) the witness and opens the database: this node's own active database,
 /// or its passive copy activated on the new epoch.
 fn become_active(shared: &Shared) -> Result<(), ReplError> {
@@ -580,6 +615,7 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
         let record = shared.witness_record()?;
         return failover::take_over(shared, record, None, None);
     }
+    refuse_a_new_database(shared)?;
     // A failover's measurement left by a crash after its report: reported already.
     super::measured::remove(fs, &shared.config.instance)?;
     let gate = shared.new_gate();

@@ -127,7 +127,7 @@ enum Answer {
 impl Simulation {
     /// The passive's follower: one request at a time, as `block_follow` does.
     pub(super) fn follow(&mut self, index: usize) {
-        if self.log_transport == LogTransport::Share {
+        if self.log_transport == LogTransport::Share || self.failing_over(index) {
             return;
         }
         let running = self.nodes[index].running.as_mut().unwrap();
@@ -451,7 +451,7 @@ impl Simulation {
         let running = self.nodes[index].running.as_ref().unwrap();
         let changes = running.sync.as_ref().map(|sync| sync.take_changes());
         for change in changes.unwrap_or_default() {
-            self.event(Some(index), format!("synchronous commit {change}"));
+            self.event(Some(index), format!("synchronous commit now {change}"));
         }
     }
 

@@ -104,6 +104,10 @@ pub struct Settings {
     /// A later failover attempt still knows that the copy holds its last generation only in
     /// part (the crate does not yet: see [`measure_counting_the_held_tail`]).
     remember_partial: bool,
+    /// An empty generation ended in block mode is kept as an empty, complete block file, so
+    /// that a failover's `covered` reaches the position acknowledged after it (the crate
+    /// keeps none: see [`an_empty_generation_breaks_the_synchronous_proof`]).
+    empty_block_files: bool,
 }
 
 impl Default for Settings {
@@ -122,6 +126,7 @@ impl Default for Settings {
             transport: None,
             sync_rule: SyncRule::Real,
             remember_partial: true,
+            empty_block_files: true,
         }
     }
 }
@@ -1823,6 +1828,22 @@ fn acknowledging_before_the_claim_is_cleared_is_caught() {
         .find_map(|seed| simulate(seed, settings).err())
         .expect("no seed caught a degrading node acknowledging under its claim");
     assert!(failure.contains("under a synchronous claim"), "{failure}");
+    eprintln!("{failure}");
+}
+
+/// The crate's block follower acknowledges the start of the next generation after an empty
+/// one ended (`Follower::ended` without an open file) but keeps no block file of it, so a
+/// failover before the closed generation was shipped has `covered` (its start) below what it
+/// acknowledged: the synchronous proof fails and a failover that lost nothing is reported
+/// lossy, under the dial (seed 26546: a move closes an empty generation, the link is cut).
+#[test]
+fn an_empty_generation_breaks_the_synchronous_proof() {
+    let settings = Settings {
+        empty_block_files: false,
+        ..Settings::default()
+    };
+    let failure = simulate(26546, settings).expect_err("seed 26546 passes without the file");
+    assert!(failure.contains("was reported lossy"), "{failure}");
     eprintln!("{failure}");
 }
 

@@ -120,8 +120,8 @@ pub struct Follow {
 enum Answer {
     /// Entries after `from` (with the generation's header when `from` is its start).
     Bytes(BlockCopy),
-    /// The generation ended at `from`.
-    Ended,
+    /// The generation ended at `from` (its header, no entries).
+    Ended(BlockCopy),
 }
 
 impl Simulation {
@@ -231,23 +231,26 @@ impl Simulation {
             return self.file_mode(index, "the active's generation is another one: diverged");
         }
         let offset = from.offset as usize;
+        let header = BlockCopy {
+            number: generation.number,
+            origin: generation.origin,
+            follows: at.checked_sub(1).map(|before| active.log[before].origin),
+            timeline: generation.timeline,
+            created: generation.created,
+            entries: Vec::new(),
+            complete: false,
+        };
         let answer = if offset > durable {
             return self.file_mode(index, "past the active's durable end: diverged");
         } else if offset < durable {
             Answer::Bytes(BlockCopy {
-                number: generation.number,
-                origin: generation.origin,
-                follows: at.checked_sub(1).map(|before| active.log[before].origin),
-                timeline: generation.timeline,
-                created: generation.created,
-                entries: generation.entries[offset..durable]
-                    .iter()
+                entries: (generation.entries[offset..durable].iter())
                     .map(|entry| entry.message)
                     .collect(),
-                complete: false,
+                ..header
             })
         } else if generation.closed {
-            Answer::Ended
+            Answer::Ended(header)
         } else {
             self.nodes[index].running.as_mut().unwrap().follow = Some(follow);
             return;
@@ -283,7 +286,7 @@ impl Simulation {
                     open.entries.extend(block.entries);
                 }
             }
-            Answer::Ended => {
+            Answer::Ended(header) => {
                 let open = running.block_open.take();
                 let held = open.and_then(|open| node.blocks.get_mut(&open));
                 match held {
@@ -293,8 +296,17 @@ impl Simulation {
                     {
                         held.complete = true
                     }
-                    // Nothing of it was received here (block mode started after it ended).
-                    None if from.offset == 0 => {}
+                    // An empty generation: nothing of it was received here. The crate keeps
+                    // no block file of it (see `Settings::empty_block_files`).
+                    None if from.offset == 0 => {
+                        if self.settings.empty_block_files {
+                            let empty = BlockCopy {
+                                complete: true,
+                                ..header
+                            };
+                            node.blocks.insert(empty.number, empty);
+                        }
+                    }
                     _ => {
                         let what = format!("generation {} received incompletely", from.generation);
                         return self.file_mode(index, &what);
@@ -337,9 +349,12 @@ impl Simulation {
                 return (Some(partial), partial);
             }
         }
+        // The active's origin of the last block taken whole: the next block's header chains to
+        // it (the crate checks the active's digest, then names the image's).
+        let mut chain = None;
         loop {
             let node = &mut self.nodes[index];
-            let last = node.log.last().map(|generation| generation.origin);
+            let last = chain.or(node.log.last().map(|generation| generation.origin));
             let next = node
                 .log
                 .last()
@@ -379,6 +394,7 @@ impl Simulation {
             if !block.complete {
                 return (held, covers);
             }
+            chain = Some(block.origin);
         }
     }
 
@@ -394,8 +410,15 @@ impl Simulation {
         let node = &self.nodes[index];
         let claim = node.witness.final_claim(record.epoch).ok().flatten();
         let acknowledged = self.acknowledged_sent(index);
-        if claim.as_deref() != Some(node.name) || covered < acknowledged {
+        if claim.as_deref() != Some(node.name) {
             return;
+        }
+        if covered < acknowledged {
+            let what = format!(
+                "cannot prove the failover lossless: the copy holds everything before \
+                 {covered} only, it acknowledged {acknowledged}"
+            );
+            return self.event(Some(index), what);
         }
         let node = &mut self.nodes[index];
         let running = node.running.as_mut().unwrap();

@@ -12,6 +12,21 @@
 //! window from its dumpster, de-duplicated by message id. An old active resynchronises to
 //! the new active's log (its divergent generations are kept aside) before it copies again.
 //!
+//! The log transport is drawn per seed ([`network`]): the share (the active's directory
+//! readable while its machine is up) or the network (readable only through the active's
+//! process: not while the link is cut or the active is down or paused). Over the network the
+//! passive is in block mode while it can: it receives the entries the active made durable
+//! after a latency, syncs them in its block files and acknowledges them with its next
+//! request; a failure falls back to file mode; at a failover the block files that chain to
+//! its copy become closed generations of it (the real `loss::measure` gets `held`).
+//! Synchronous commit (off, received or flushed, a timeout of 300 ms to 2 s, strict or not)
+//! runs the real [`SyncCommit`], one per active epoch, fed by the real acknowledgements
+//! ([`Confirmed`]): a durable commit is confirmed by the gate only once `poll` says so (a
+//! refusal puts the message back in the transport's queue); renewals write `claim()` with
+//! `renew_claiming` and tell `renewed`, in the node's order; a failover ignores the dial
+//! when the record read names it synchronous and proves itself lossless with
+//! `final_claim`, as `failover.rs` does.
+//!
 //! Faults drawn from the seed: crashes (unsynced entries lost; the machine may be down, its
 //! directory unreadable), pauses of up to 12 s, cuts from the share, a partition of the
 //! link, wall clock steps, an unreadable `E00.log`, an operator's forced mount. The dial is
@@ -26,6 +41,8 @@
 //!   being delivered again) was lost by this failover: the report must be lossy, its window
 //!   must cover the message's delivery time (so the dumpster resubmits it) and, when the old
 //!   active's current generation was read, its generations must hold the message;
+//! - a failover whose old epoch's last renewal that counted (`final_claim`) names the new
+//!   active as synchronous loses no acknowledged message at all, and is reported lossless;
 //! - at the end, one node is active at the witness's epoch, nothing waits for delivery, and
 //!   every acknowledged message is stored there exactly once.
 
@@ -39,10 +56,12 @@ use bluejet_replication::cluster::heartbeat::{Heartbeat, Role};
 use bluejet_replication::cluster::lease::LeaseGate;
 use bluejet_replication::cluster::loss::{self, Loss, LossFacts};
 use bluejet_replication::cluster::seen_epoch::SeenEpoch;
+use bluejet_replication::cluster::sync_commit::{Acknowledged as Confirmed, SyncCommit};
 use bluejet_replication::cluster::witness::{Witness, WitnessError, WitnessRecord};
 use bluejet_replication::dumpster::{
     Delivery, DumpsterLimits, TransportDumpster, RESUBMIT_MARGIN_MICROS,
 };
+use network::{BlockCopy, Follow, LogTransport, SyncRule};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -50,6 +69,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod network;
 
 /// The mount dials a seed may draw (generations a failover may lose).
 const DIALS: [u32; 4] = [0, 1, 2, 6];
@@ -69,11 +90,24 @@ pub struct Settings {
     quiet: u64,
     wall_offset: i64,
     drift_ppm: i64,
-    /// The loss rule (the real one; a test puts an older rule here to show it is caught).
+    /// The loss rule (the real one, with the held tail counted until the crate does: see
+    /// [`measure_counting_the_held_tail`]; a test puts an older rule here to show it is
+    /// caught).
     measure: fn(&LossFacts) -> Loss,
     /// A failover's measurement is persisted before the witness is asked, so that the new
     /// active reports it even if it crashed between the two (a test turns this off).
     persist_measurement: bool,
+    /// How the passive reaches the active's log; drawn per seed when `None`.
+    transport: Option<LogTransport>,
+    /// The synchronous commit rule (the real one; a test breaks it to show it is caught).
+    sync_rule: SyncRule,
+    /// A later failover attempt still knows that the copy holds its last generation only in
+    /// part (the crate does not yet: see [`measure_counting_the_held_tail`]).
+    remember_partial: bool,
+    /// An empty generation ended in block mode is kept as an empty, complete block file, so
+    /// that a failover's `covered` reaches the position acknowledged after it (the crate
+    /// keeps none: see [`an_empty_generation_breaks_the_synchronous_proof`]).
+    empty_block_files: bool,
 }
 
 impl Default for Settings {
@@ -87,8 +121,12 @@ impl Default for Settings {
             quiet: 30 * SECOND,
             wall_offset: 250 * MS as i64,
             drift_ppm: 1_000,
-            measure: loss::measure,
+            measure: measure_counting_the_held_tail,
             persist_measurement: true,
+            transport: None,
+            sync_rule: SyncRule::Real,
+            remember_partial: true,
+            empty_block_files: true,
         }
     }
 }
@@ -103,6 +141,20 @@ struct Generation {
     created: u64,
     closed: bool,
     entries: Vec<Entry>,
+    /// Taken from a block file received in part at a failover: the copy holds the old
+    /// active's generation through here only.
+    partial: Option<LogPosition>,
+}
+
+impl Generation {
+    /// How many entries from the start are durable (what a sync made durable: the log tap
+    /// serves only these).
+    fn durable_prefix(&self) -> usize {
+        self.entries
+            .iter()
+            .take_while(|entry| entry.durable)
+            .count()
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +169,8 @@ struct Measured {
     from: usize,
     from_epoch: u64,
     loss: Loss,
+    /// Proven lossless by synchronous commit (the loss measured is then ignored).
+    proven: bool,
 }
 
 enum Part {
@@ -143,6 +197,9 @@ enum Kind {
 
 struct Request {
     kind: Kind,
+    /// A renewal's claim of synchronous commit and durable end, read when it was sent.
+    claim: Option<String>,
+    durable: LogPosition,
     started: Instant,
     arrives: u64,
     answers: u64,
@@ -156,6 +213,10 @@ struct Commit {
     message: u64,
     admitted: u64,
     durable: u64,
+    /// Where the message's entry ends in the log (what a synchronous commit waits for).
+    position: LogPosition,
+    /// When this commit first found synchronous commit degrading (its wait is bounded).
+    degrading_seen: Option<u64>,
 }
 
 struct Running {
@@ -172,6 +233,19 @@ struct Running {
     /// A planned move under way: the generation closed for it (origin) and the deadline
     /// for the peer to copy it.
     moving: Option<(u64, u64)>,
+    /// An active's: the passive's acknowledgements of block mode, and synchronous commit
+    /// (both new at each epoch, as the node's).
+    confirmed: Arc<Confirmed>,
+    sync: Option<Arc<SyncCommit>>,
+    /// A passive's: block mode's request in flight, the generation of the open block file
+    /// (without one, the next request starts a generation from its beginning), whether the
+    /// copy is in block mode (else file mode), the highest generation received whole, and
+    /// the highest position it acknowledged to the active.
+    follow: Option<Follow>,
+    block_open: Option<u32>,
+    block_mode: bool,
+    block_complete: u32,
+    acknowledged_sent: Option<LogPosition>,
 }
 
 struct Node {
@@ -198,6 +272,9 @@ struct Node {
     forced: bool,
     read_epoch: u64,
     last_acknowledged: Option<(u64, u64)>,
+    /// Block mode's files: the blocks received and synced of generations the copy does not
+    /// hold closed yet.
+    blocks: BTreeMap<u32, BlockCopy>,
 }
 
 impl Node {
@@ -216,10 +293,17 @@ impl Node {
         found.map(|generation| generation.number)
     }
 
+    /// The durable end: through the last entry whose predecessors are all durable.
     fn end(&self) -> LogPosition {
         self.log.last().map_or(LogPosition::new(1, 0), |current| {
-            let durable = current.entries.iter().filter(|e| e.durable).count();
-            LogPosition::new(current.number, durable as u32)
+            LogPosition::new(current.number, current.durable_prefix() as u32)
+        })
+    }
+
+    /// The end of everything appended, durable or not.
+    fn written_end(&self) -> LogPosition {
+        self.log.last().map_or(LogPosition::new(1, 0), |current| {
+            LogPosition::new(current.number, current.entries.len() as u32)
         })
     }
 
@@ -266,6 +350,11 @@ struct Outcome {
     refused: u64,
     resyncs: u64,
     moves: u64,
+    /// Failovers of the network transport, those proven lossless by synchronous commit,
+    /// and the generations (whole or in part) that block mode saved at failovers.
+    network_failovers: u64,
+    proven: u64,
+    salvaged: u64,
     trace: Vec<String>,
 }
 
@@ -278,6 +367,7 @@ struct Simulation {
     nodes: Vec<Node>,
     transport: Transport,
     dial: u32,
+    log_transport: LogTransport,
     link_cut_until: u64,
     next_origin: u64,
     highest_epoch: u64,
@@ -317,6 +407,7 @@ impl Simulation {
             next_trim: 0,
         };
         let dial = DIALS[random.random_range(0..DIALS.len())];
+        let log_transport = (settings.transport).unwrap_or_else(|| LogTransport::draw(seed));
         let mut simulation = Self {
             seed,
             settings,
@@ -326,6 +417,7 @@ impl Simulation {
             nodes,
             transport,
             dial,
+            log_transport,
             link_cut_until: 0,
             next_origin: 1,
             highest_epoch: 1,
@@ -333,6 +425,7 @@ impl Simulation {
             outcome: Outcome::default(),
             failure: None,
         };
+        simulation.event(None, format!("log transport: {log_transport}"));
         for index in 0..simulation.nodes.len() {
             simulation.start(index);
         }
@@ -370,11 +463,12 @@ impl Simulation {
         }
         let trace: Vec<&str> = self.trace.iter().map(String::as_str).collect();
         self.failure = Some(format!(
-            "seed {} (dial {}): {what}\nlast {} events (true time, node, state, action):\n{}\n\
+            "seed {} (dial {}, {}): {what}\nlast {} events (true time, node, state, action):\n{}\n\
              replay: SEED={} cargo test --release -p bluejet-tests --test \
              cluster_simulation -- mail::replay --ignored --nocapture",
             self.seed,
             self.dial,
+            self.log_transport,
             trace.len(),
             trace.join("\n"),
             self.seed
@@ -389,6 +483,8 @@ impl Simulation {
         // A new process has observed nothing at the witness.
         node.witness = node.witness.restarted();
         node.machine_down = false;
+        // What it may have acknowledged before is at most what its block files hold.
+        let acknowledged_sent = node.blocks.values().map(BlockCopy::covers).max();
         node.running = Some(Running {
             seen,
             part: Part::Joining { epoch: 0 },
@@ -399,6 +495,13 @@ impl Simulation {
             peer_beat: None,
             measured: None,
             moving: None,
+            confirmed: Arc::new(Confirmed::default()),
+            sync: None,
+            follow: None,
+            block_open: None,
+            block_mode: false,
+            block_complete: 0,
+            acknowledged_sent,
         });
         self.event(Some(index), "starts");
     }
@@ -555,12 +658,14 @@ impl Simulation {
         self.start_request(index);
         self.roll(index);
         self.ship(index);
+        self.follow(index);
         self.serve_move(index);
     }
 
     /// Deliveries whose entry became durable ask the gate whether they may be acknowledged.
     fn confirm_commits(&mut self, index: usize) {
         let now = self.now;
+        self.sync_prefix(index);
         let node = &mut self.nodes[index];
         let running = node.running.as_mut().unwrap();
         let (durable, waiting): (Vec<Commit>, Vec<Commit>) = std::mem::take(&mut running.commits)
@@ -568,24 +673,64 @@ impl Simulation {
             .partition(|commit| commit.durable <= now);
         running.commits = waiting;
         let seen = running.seen.highest();
-        for commit in durable {
+        for mut commit in durable {
             let node = &mut self.nodes[index];
             let entries = node.log.iter_mut().flat_map(|g| g.entries.iter_mut());
             for entry in entries.filter(|entry| entry.message == commit.message) {
                 entry.durable = true;
             }
+            // Synchronous commit first (the gate's `confirm` waits for it), then the lease.
+            let confirmed = match self.wait_for_passive(index, &mut commit) {
+                None => {
+                    self.nodes[index]
+                        .running
+                        .as_mut()
+                        .unwrap()
+                        .commits
+                        .push(commit);
+                    continue;
+                }
+                Some(Err(reason)) => Err(reason),
+                Some(Ok(())) => commit.gate.confirm(commit.position),
+            };
             self.transport.in_flight.remove(&commit.message);
-            match commit
-                .gate
-                .confirm(bluejet_engine::log::LogPosition::default())
-            {
+            match confirmed {
                 Ok(()) => self.acknowledge(index, &commit, seen),
-                Err(_) => {
+                Err(reason) => {
                     self.transport.queue.push_back(commit.message);
-                    let what = format!("message {} not acknowledged", commit.message);
+                    let what = format!("message {} not acknowledged: {reason}", commit.message);
                     self.event(Some(index), what);
                 }
             }
+        }
+    }
+
+    /// A sync makes everything written before it durable: the entries before the furthest
+    /// one synced, and the commits waiting for them. So the durable entries are always a
+    /// prefix of the log, as in the real one, whose durable end (in heartbeats, at the
+    /// witness, in the tap) then covers every commit acknowledged (found by the network
+    /// transport: a heartbeat's durable end before an acknowledged entry made a window
+    /// start after it, seed 18224 of million_seeds).
+    fn sync_prefix(&mut self, index: usize) {
+        let now = self.now;
+        let node = &mut self.nodes[index];
+        let running = node.running.as_mut().unwrap();
+        let done = running
+            .commits
+            .iter()
+            .filter(|commit| commit.durable <= now);
+        let Some(synced) = done.map(|commit| commit.position).max() else {
+            return;
+        };
+        for commit in &mut running.commits {
+            if commit.position <= synced {
+                commit.durable = commit.durable.min(now);
+            }
+        }
+        let generation = node.log.iter_mut().find(|g| g.number == synced.generation);
+        let entries = generation.into_iter().flat_map(|g| &mut g.entries);
+        for entry in entries.take(synced.offset as usize) {
+            entry.durable = true;
         }
     }
 
@@ -639,6 +784,9 @@ impl Simulation {
         let heartbeat = Duration::from_micros(self.settings.heartbeat);
         let arrives = self.now + self.latency();
         let answers = arrives + self.latency();
+        // As the node's renewal: the claim is read before the durable end, so that it is
+        // made only for commits the passive had confirmed when it was decided.
+        let claim = self.claim(index);
         let node = &mut self.nodes[index];
         let now = node.clock.now();
         let wall = node.wall();
@@ -672,6 +820,8 @@ impl Simulation {
         };
         running.request = Some(Request {
             kind,
+            claim,
+            durable: end,
             started: now,
             arrives,
             answers,
@@ -723,9 +873,16 @@ impl Simulation {
     fn renew(&mut self, index: usize) -> Option<Result<WitnessRecord, WitnessError>> {
         let node = &self.nodes[index];
         let epoch = node.active_epoch().unwrap_or(0);
+        let request = node.running.as_ref().unwrap().request.as_ref().unwrap();
+        let (mut claim, durable) = (request.claim.as_deref(), request.durable);
+        let syncing = node.running.as_ref().unwrap().sync.is_some();
+        if self.settings.sync_rule == SyncRule::ClaimWithoutConfirmation && syncing {
+            claim = Some(NAMES[1 - index]);
+        }
+        let lease = self.settings.lease;
         Some(
             node.witness
-                .renew(node.name, epoch, self.settings.lease, node.end()),
+                .renew_claiming(node.name, epoch, lease, durable, claim),
         )
     }
 
@@ -750,9 +907,15 @@ impl Simulation {
             return Some(Err(WitnessError::Held(Box::new(record))));
         }
         self.copy_closed(index);
-        let loss = self.measure(index, &record);
+        let (held, covered) = self.salvage(index);
+        let loss = self.measure(index, &record, held);
         let forced = std::mem::take(&mut self.nodes[index].forced);
-        if loss.generations() > self.dial && !forced {
+        // Synchronous commit with this node, as the record read says: nothing acknowledged
+        // is lost, whatever the dial.
+        let acknowledged = self.acknowledged_sent(index);
+        let claimed =
+            record.synchronous.as_deref() == Some(NAMES[index]) && covered >= acknowledged;
+        if loss.generations() > self.dial && !forced && !claimed {
             self.outcome.refused += 1;
             let what = format!(
                 "mount refused: {:?} lost, the dial allows {}",
@@ -765,6 +928,7 @@ impl Simulation {
             from: 1 - index,
             from_epoch: record.epoch,
             loss,
+            proven: false,
         };
         let node = &mut self.nodes[index];
         let running = node.running.as_mut().unwrap();
@@ -778,19 +942,27 @@ impl Simulation {
         if acquired.is_err() {
             node.measured = None;
             node.running.as_mut().unwrap().measured = None;
+        } else {
+            self.prove_lossless(index, &record, covered);
         }
         Some(acquired)
     }
 }
 
 impl Simulation {
-    /// Whether node `index`'s directory can be read by its peer.
+    /// Whether node `index`'s directory can be read by its peer: over the share while its
+    /// machine is up; over the network only while its process answers.
     fn readable(&self, index: usize) -> bool {
-        self.link_up() && !self.nodes[index].machine_down
+        let node = &self.nodes[index];
+        let answers = match self.log_transport {
+            LogTransport::Share => !node.machine_down,
+            LogTransport::Network(_) => node.running.is_some() && self.now >= node.paused_until,
+        };
+        self.link_up() && answers
     }
 
     /// What this failover loses, measured with the real rule.
-    fn measure(&mut self, index: usize, record: &WitnessRecord) -> Loss {
+    fn measure(&mut self, index: usize, record: &WitnessRecord, held: Option<LogPosition>) -> Loss {
         let unreadable_current = self.random.random_bool(0.3);
         let readable = self.readable(1 - index);
         let node = &self.nodes[index];
@@ -809,7 +981,7 @@ impl Simulation {
             record,
             current,
             inspected_created_micros: node.log.last().map(|generation| generation.created),
-            held: None,
+            held,
         };
         let loss = (self.settings.measure)(&facts);
         let what = format!(
@@ -856,12 +1028,18 @@ impl Simulation {
             node.safe_before = node.safe_before.max(last.created);
         }
         node.log.extend(copied);
+        // Block files of generations the copy holds closed are not needed any more.
+        let through = node.log.last().map_or(0, |generation| generation.number);
+        node.blocks.retain(|&number, _| number > through);
         true
     }
 
     /// A passive copies every 200 ms; a joining node resynchronises once the owner's log
     /// on its epoch can be read.
     fn ship(&mut self, index: usize) {
+        if self.failing_over(index) {
+            return;
+        }
         let running = self.nodes[index].running.as_mut().unwrap();
         if self.now < running.next_ship {
             return;
@@ -883,6 +1061,21 @@ impl Simulation {
             }
             Part::Joining { epoch } => self.resync(index, epoch),
         }
+    }
+
+    /// The witness granted this node's failover and the node has not learnt it yet: the
+    /// node's `failover::attempt` runs from the measurement to the takeover in one thread,
+    /// with the replication service stopped, so nothing is copied (nor resynchronised)
+    /// meanwhile (found by the network transport: a copy ending in a salvaged generation
+    /// seemed to have diverged, and was resynchronised away before the takeover).
+    fn failing_over(&self, index: usize) -> bool {
+        let running = self.nodes[index].running.as_ref().unwrap();
+        let request = running.request.as_ref();
+        let granted = request.and_then(|request| match (&request.kind, &request.answer) {
+            (Kind::Attempt, Some(Ok(record))) => Some(record),
+            _ => None,
+        });
+        granted.is_some_and(|record| record.owner == NAMES[index])
     }
 
     /// Keeps the generations it shares with the owner's log, sets the rest aside.
@@ -951,6 +1144,7 @@ impl Simulation {
             created: wall,
             closed: false,
             entries: Vec::new(),
+            partial: None,
         });
         closed
     }
@@ -1024,8 +1218,8 @@ impl Simulation {
         self.check_witness();
     }
 
-    fn answered(&mut self, index: usize, request: Request) {
-        let answer = request.answer.unwrap();
+    fn answered(&mut self, index: usize, mut request: Request) {
+        let answer = request.answer.take().unwrap();
         let what = format!("{:?} answered: {}", request.kind, describe(&answer));
         self.event(Some(index), what);
         let record = match &answer {
@@ -1062,7 +1256,10 @@ impl Simulation {
             return;
         }
         match (&running.part, ours) {
-            (Part::Active { gate, .. }, true) => gate.renewed(request.started, self.settings.lease),
+            (Part::Active { gate, .. }, true) => {
+                gate.renewed(request.started, self.settings.lease);
+                self.sync_renewed(index, &request);
+            }
             (_, true) => self.take_over(index, &record, request.started),
             (Part::Active { gate, .. }, false) => {
                 gate.close("fenced out");
@@ -1112,6 +1309,17 @@ impl Simulation {
             epoch: record.epoch,
             gate,
         };
+        // Block mode's acknowledgements are of the stream this node holds from now on.
+        running.confirmed = Arc::new(Confirmed::default());
+        running.sync = (self.log_transport.sync_settings()).map(|settings| {
+            let peer = NAMES[1 - index];
+            Arc::new(SyncCommit::new(
+                settings,
+                peer,
+                Arc::clone(&running.confirmed),
+            ))
+        });
+        (running.follow, running.block_open) = (None, None);
         node.safe_before = 0;
         let own = node
             .log
@@ -1126,6 +1334,7 @@ impl Simulation {
                 created: node.wall(),
                 closed: false,
                 entries: Vec::new(),
+                partial: None,
             });
             self.next_origin += 1;
             if let Some((number, timeline, closed)) = last {
@@ -1159,6 +1368,17 @@ impl Simulation {
             .chain(&self.transport.in_flight)
             .copied()
             .collect();
+        // Synchronous commit: the old owner's last renewal that counted named this node.
+        let claimed = measured.is_some_and(|measured| {
+            self.final_claim(measured.from_epoch).as_deref() == Some(NAMES[index])
+        });
+        if claimed && measured.is_some_and(|measured| measured.loss.window.is_some()) {
+            let what = format!(
+                "the failover to {} under a synchronous claim naming it was reported lossy",
+                NAMES[index]
+            );
+            self.violation(&what);
+        }
         let node = &self.nodes[index];
         let old = &self.nodes[1 - index];
         let mut problems = Vec::new();
@@ -1171,6 +1391,13 @@ impl Simulation {
                  {} at epoch {}",
                 self.nodes[ack.node].name, ack.epoch, ack.stamp, node.name, record.epoch
             );
+            if claimed {
+                problems.push(format!(
+                    "{what}: an acknowledged message lost under a synchronous claim naming {}",
+                    node.name
+                ));
+                continue;
+            }
             let Some(measured) = measured else {
                 problems.push(format!("{what}, and no loss was reported"));
                 continue;
@@ -1201,8 +1428,16 @@ impl Simulation {
     /// The transport learns of the failover and resubmits its loss window.
     fn report(&mut self, index: usize, measured: &Measured) {
         self.outcome.failovers += 1;
+        if self.log_transport != LogTransport::Share {
+            self.outcome.network_failovers += 1;
+        }
+        self.outcome.proven += u64::from(measured.proven);
         let Some((start, end)) = measured.loss.window else {
-            self.event(Some(index), "failover reported lossless");
+            let what = match measured.proven {
+                true => "failover reported lossless, proven by synchronous commit",
+                false => "failover reported lossless",
+            };
+            self.event(Some(index), what);
             return;
         };
         self.outcome.lossy += 1;
@@ -1285,6 +1520,8 @@ impl Simulation {
                     durable: false,
                 });
             }
+            // A duplicate waits for the passive to hold the entry already there.
+            let position = position_in(&node.log, message).unwrap();
             gate.appended();
             running.commits.push(Commit {
                 gate: Arc::clone(gate),
@@ -1293,6 +1530,8 @@ impl Simulation {
                 admitted: now,
                 // A duplicate needs no sync: the gate's word is all it waits for.
                 durable: if duplicate { now } else { now + took },
+                position,
+                degrading_seen: None,
             });
             self.transport.queue.pop_front();
             self.transport.in_flight.insert(message);
@@ -1387,6 +1626,17 @@ impl Simulation {
     }
 }
 
+/// Where `message`'s entry ends in `log`: its generation and the count of entries through it.
+fn position_in(log: &[Generation], message: u64) -> Option<LogPosition> {
+    log.iter().find_map(|generation| {
+        let index = generation
+            .entries
+            .iter()
+            .position(|e| e.message == message)?;
+        Some(LogPosition::new(generation.number, index as u32 + 1))
+    })
+}
+
 fn parse_message_id(id: &str) -> u64 {
     let number = id.strip_prefix('<').and_then(|id| id.strip_suffix("@sim>"));
     number
@@ -1419,11 +1669,15 @@ fn seeds(range: std::ops::Range<u64>) {
         total.refused += outcome.refused;
         total.resyncs += outcome.resyncs;
         total.moves += outcome.moves;
+        total.network_failovers += outcome.network_failovers;
+        total.proven += outcome.proven;
+        total.salvaged += outcome.salvaged;
     }
     eprintln!(
         "seeds {range:?}: {} messages acknowledged, {} failovers ({} lossy, {} messages \
          resubmitted), {} moves, {} mounts refused by the dial, {} resynchronisations \
-         setting generations aside, in {:?}",
+         setting generations aside; over the network: {} failovers, {} proven lossless by \
+         synchronous commit, {} generations taken from block mode; in {:?}",
         total.acknowledged,
         total.failovers,
         total.lossy,
@@ -1431,12 +1685,18 @@ fn seeds(range: std::ops::Range<u64>) {
         total.moves,
         total.refused,
         total.resyncs,
+        total.network_failovers,
+        total.proven,
+        total.salvaged,
         started.elapsed()
     );
     let count = range.end - range.start;
     assert!(total.acknowledged > 100 * count);
     assert!(total.failovers > count / 2 && total.lossy > count / 4);
     assert!(total.moves > count / 10);
+    // Half the seeds are of the network transport, two thirds of them synchronous.
+    assert!(total.network_failovers > count / 5);
+    assert!(total.proven > count / 20 && total.salvaged > count / 20);
 }
 
 #[test]
@@ -1470,6 +1730,121 @@ fn a_seed_replays_exactly() {
 fn million_seeds() {
     let count = std::env::var("SIM_SEEDS").map_or(1_000_000, |count| count.parse().unwrap());
     seeds(1_000..1_000 + count);
+}
+
+/// The real rule, except that a copy ending in a block file counts the rest of that
+/// generation as lost even when the old active's `E00.log` could be read.
+///
+/// Found by this simulation (seed 621 with the real rule, see
+/// [`the_real_rule_misses_the_tail_of_a_partial_block_copy`]): `loss::measure` takes the
+/// block-mode path only when `E00.log` cannot be read. When it can (the old active's
+/// process restarted, joining, its link to the passive up), the generation held in part
+/// from block mode is taken as inspected whole, and an `E00.log` of that same generation
+/// makes the failover lossless: the commits the old active made durable after the blocks
+/// received are lost unreported (acknowledged, not resubmitted). Conservative until the
+/// crate decides: whatever the old active wrote after the position held may be lost, through
+/// its current generation.
+fn measure_counting_the_held_tail(facts: &LossFacts) -> Loss {
+    let (Some(_), Some((current, _))) = (facts.held, facts.current) else {
+        return loss::measure(facts);
+    };
+    let unread = LossFacts {
+        current: None,
+        ..facts.clone()
+    };
+    let loss = loss::measure(&unread);
+    Loss {
+        lost: (loss.lost).map(|(first, last)| (first, last.max(current))),
+        current_unread: false,
+        ..loss
+    }
+}
+
+/// The crate's rule misses what follows a partial block copy when `E00.log` is read (a
+/// known issue, see [`measure_counting_the_held_tail`]): this test fails once it is fixed,
+/// and the default rule can then be `loss::measure` again.
+#[test]
+fn the_real_rule_misses_the_tail_of_a_partial_block_copy() {
+    let settings = Settings {
+        measure: loss::measure,
+        ..Settings::default()
+    };
+    // Seed 621: b takes generation 4 in part from block mode (a crashed), the dial refuses
+    // twice, a restarts (joining, reachable): its `E00.log` of generation 4 is read.
+    let failure = simulate(621, settings).expect_err("seed 621 passes with the crate's rule");
+    assert!(failure.contains("reported lossless"), "{failure}");
+    eprintln!("{failure}");
+}
+
+/// The crate's salvage forgets that a generation was taken in part once a mount is refused
+/// (the block file is removed, the image stays inspected): a later attempt measures the copy
+/// as holding that generation whole, and with `E00.log` read reports the failover lossless
+/// (a known issue, see [`measure_counting_the_held_tail`]).
+#[test]
+fn a_refused_mount_forgets_a_partial_block_copy() {
+    let settings = Settings {
+        remember_partial: false,
+        ..Settings::default()
+    };
+    let failure = simulate(621, settings).expect_err("seed 621 passes forgetting the part held");
+    assert!(failure.contains("reported lossless"), "{failure}");
+    eprintln!("{failure}");
+}
+
+/// Synchronous commit on the network transport, not strict, for the tests of its rules.
+fn synchronous(sync_rule: SyncRule) -> Settings {
+    use bluejet_replication::cluster::sync_commit::{SyncLevel, SyncSettings};
+    let sync = SyncSettings {
+        level: SyncLevel::Flushed,
+        timeout: Duration::from_millis(500),
+        strict: false,
+    };
+    Settings {
+        transport: Some(LogTransport::Network(sync)),
+        sync_rule,
+        ..Settings::default()
+    }
+}
+
+/// The checker is not blind to synchronous commit: an active whose renewals claim it at the
+/// witness whatever the passive confirmed (its own state degrades as decided) loses
+/// acknowledged mail in a failover that trusts the claim, and the checker names it.
+#[test]
+fn a_claim_without_confirmation_is_caught() {
+    let settings = synchronous(SyncRule::ClaimWithoutConfirmation);
+    let failure = (0..300)
+        .find_map(|seed| simulate(seed, settings).err())
+        .expect("no seed caught a claim made without the passive's confirmation");
+    assert!(failure.contains("under a synchronous claim"), "{failure}");
+    eprintln!("{failure}");
+}
+
+/// A degrading active that acknowledges before a renewal cleared its claim: a failover in
+/// that moment trusts the claim and loses what was acknowledged.
+#[test]
+fn acknowledging_before_the_claim_is_cleared_is_caught() {
+    let settings = synchronous(SyncRule::AcknowledgeWhileDegrading);
+    let failure = (0..1_000)
+        .find_map(|seed| simulate(seed, settings).err())
+        .expect("no seed caught a degrading node acknowledging under its claim");
+    assert!(failure.contains("under a synchronous claim"), "{failure}");
+    eprintln!("{failure}");
+}
+
+/// The crate's block follower acknowledges the start of the next generation after an empty
+/// one ended (`Follower::ended` without an open file) but keeps no block file of it, so a
+/// failover before the closed generation was shipped has `covered` (its start) below what it
+/// acknowledged: the synchronous proof fails and a failover that lost nothing is reported
+/// lossy, under the dial (seed 26546: a move closes an empty generation, the link is cut).
+#[test]
+fn an_empty_generation_breaks_the_synchronous_proof() {
+    let settings = Settings {
+        empty_block_files: false,
+        ..Settings::default()
+    };
+    let failure = simulate(26546, settings).expect_err("seed 26546 passes without the file");
+    assert!(failure.contains("was reported lossy"), "{failure}");
+    eprintln!("{failure}");
 }
 
 /// The rule before issue 14 (finding 2): an unreadable `E00.log` was taken to hold nothing
@@ -1511,8 +1886,10 @@ fn the_old_loss_rule_is_caught() {
 /// witness and opening the database; the restarted owner then reports nothing.
 #[test]
 fn a_measurement_lost_in_a_crash_is_caught() {
+    // The share transport: the seeds that caught it before the network was modelled.
     let settings = Settings {
         persist_measurement: false,
+        transport: Some(LogTransport::Share),
         ..Settings::default()
     };
     let failure = (0..2_000)
@@ -1580,5 +1957,6 @@ fn new_node(
         forced: false,
         read_epoch: 0,
         last_acknowledged: None,
+        blocks: BTreeMap::new(),
     }
 }

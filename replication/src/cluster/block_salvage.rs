@@ -16,10 +16,55 @@ use std::sync::Arc;
 /// generations; the position through which the copy now holds the old active's log, if any
 /// block file was taken, and the position before which it holds everything (the same, or
 /// the start of the next generation when the last one taken was received whole).
+///
+/// A generation taken in part is remembered (`blocks/partial.json`, sealed: the position
+/// held): a failover whose mount is then refused leaves its image inspected and the block
+/// file goes, and the next attempt must still know that the copy lacks the rest of that
+/// generation (found by the cluster simulation, seed 621: it was taken as whole, and a
+/// later failover reported lossless lost acknowledged commits).
 pub(crate) fn salvage(
     shared: &Shared,
     replica: &mut Replica,
 ) -> (Option<LogPosition>, LogPosition) {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let path = shared.config.instance.join("blocks").join(PARTIAL);
+    let (held, covered) = take_blocks(shared, replica);
+    let remembered = match held {
+        Some(held) if held == covered => crate::sealed::write(fs, &path, &held),
+        Some(_) => remove_if_present(fs, &path),
+        None => {
+            let partial = crate::sealed::read::<LogPosition>(fs, &path).ok().flatten();
+            let inspected = replica.board().inspected_through();
+            if let Some(partial) = partial.filter(|partial| partial.generation == inspected) {
+                return (Some(partial), partial);
+            }
+            Ok(())
+        }
+    };
+    if let Err(error) = remembered {
+        // Not remembered: a later attempt would take the generation as whole. Say so.
+        let message = format!("the generation held in part is not remembered: {error}");
+        shared.event("block-salvage-refused", None, &message);
+    }
+    (held, covered)
+}
+
+/// The file remembering a generation taken in part, in the block files' directory (whose
+/// listing ignores it).
+const PARTIAL: &str = "partial.json";
+
+fn remove_if_present(
+    fs: &dyn bluejet_engine::file::FileSystem,
+    path: &std::path::Path,
+) -> Result<(), crate::error::ReplError> {
+    if !fs.exists(path) {
+        return Ok(());
+    }
+    fs.remove(path)
+        .map_err(|error| crate::error::ReplError::io(path, "removing", error))
+}
+
+fn take_blocks(shared: &Shared, replica: &mut Replica) -> (Option<LogPosition>, LogPosition) {
     // The follower writes no block file meanwhile.
     let _busy = shared.blocks_busy.lock();
     let config = &shared.config;

@@ -88,7 +88,9 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         let mut replica = Replica::open(shared.config.replica_config())?;
         copy_last_generations(&mut replica);
         let (held, covered) = super::block_salvage::salvage(shared, &mut replica);
-        let loss = measure(shared, &replica, &record, held);
+        // Held in part only: a generation taken whole leaves nothing of it to lose.
+        let partial = held.filter(|held| *held == covered);
+        let loss = measure(shared, &replica, &record, partial);
         replica.close(CopyState::Disabled, "failing over")?;
         Ok::<_, ReplError>((loss, covered))
     })();

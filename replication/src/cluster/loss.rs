@@ -101,7 +101,11 @@ pub fn measure(facts: &LossFacts) -> Loss {
         .flatten()
         .max()
         .unwrap_or(LogPosition::new(inspected + 1, 0));
-    if let (Some(held), None) = (facts.held, facts.current) {
+    // A copy holding the old active's log only through `held` lacks whatever it wrote after:
+    // its `E00.log` read says how far it went, not that the copy has it (found by the
+    // cluster simulation, seed 621: an `E00.log` of the generation held in part made the
+    // failover lossless, and the commits after the blocks received were lost unreported).
+    if let Some(held) = facts.held {
         return measure_held(facts, held, end);
     }
     // The old active may have committed into its current generation after it last said
@@ -149,10 +153,10 @@ pub fn measure(facts: &LossFacts) -> Loss {
     }
 }
 
-/// The loss when block mode left the copy holding the old active's log through `held`, and
-/// its current generation cannot be read: whatever it wrote after `held` may be lost (its
-/// last word on its end, `end`, is a lower bound of how far it wrote). The window starts
-/// when `held`'s generation was created (every lost commit is later), or at the last
+/// The loss when block mode left the copy holding the old active's log through `held`:
+/// whatever it wrote after `held` may be lost, through the newest generation it is known to
+/// have written (its last word on its end, `end`, and its `E00.log` when read). The window
+/// starts when `held`'s generation was created (every lost commit is later), or at the last
 /// heartbeat when the end it carried is held here (the commits before it are).
 fn measure_held(facts: &LossFacts, held: LogPosition, end: LogPosition) -> Loss {
     debug_assert_eq!(held.generation, facts.inspected);
@@ -160,10 +164,12 @@ fn measure_held(facts: &LossFacts, held: LogPosition, end: LogPosition) -> Loss 
     if let Some(beat) = facts.heartbeat.filter(|beat| beat.end <= held) {
         start = start.max(beat.time_micros);
     }
+    let current = facts.current.map_or(0, |(generation, _)| generation);
+    let last = end.generation.max(held.generation).max(current);
     Loss {
-        lost: Some((held.generation, end.generation.max(held.generation))),
+        lost: Some((held.generation, last)),
         window: Some((start, facts.record.lease_until_micros)),
-        current_unread: true,
+        current_unread: facts.current.is_none(),
         from: Some(held),
     }
 }

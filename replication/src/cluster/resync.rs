@@ -299,14 +299,18 @@ fn current_generation(fs: &dyn FileSystem, shared: &Shared, base: BaseName) -> O
     read_header(fs, &path).ok().map(|header| header.generation)
 }
 
-/// Replaces this node's files of `adopt`'s generations by the new active's images of them.
+/// Replaces this node's files of `adopt`'s generations (found from the top down) by the new
+/// active's images of them, lowest first: a crash in between leaves the adopted ones below
+/// the others, where the next search meets them by digest and goes on adopting above
+/// (highest first, it would meet the adopted top one at once and leave a broken chain
+/// below it: found by an adversarial review).
 fn adopt_images(
     shared: &Shared,
     fs: &dyn FileSystem,
     adopt: &[(u32, Vec<u8>)],
     mine: impl Fn(u32) -> PathBuf,
 ) -> Result<(), ReplError> {
-    for (generation, image) in adopt {
+    for (generation, image) in adopt.iter().rev() {
         let path = mine(*generation);
         sealed::write_file_atomically(fs, &path, image)?;
         shared.event(

@@ -90,9 +90,7 @@ pub struct Settings {
     quiet: u64,
     wall_offset: i64,
     drift_ppm: i64,
-    /// The loss rule (the real one, with the held tail counted until the crate does: see
-    /// [`measure_counting_the_held_tail`]; a test puts an older rule here to show it is
-    /// caught).
+    /// The loss rule (the real one; a test puts an older rule here to show it is caught).
     measure: fn(&LossFacts) -> Loss,
     /// A failover's measurement is persisted before the witness is asked, so that the new
     /// active reports it even if it crashed between the two (a test turns this off).
@@ -102,7 +100,7 @@ pub struct Settings {
     /// The synchronous commit rule (the real one; a test breaks it to show it is caught).
     sync_rule: SyncRule,
     /// A later failover attempt still knows that the copy holds its last generation only in
-    /// part (the crate does not yet: see [`measure_counting_the_held_tail`]).
+    /// part, as the crate remembers it (a test turns this off to show it is caught).
     remember_partial: bool,
     /// An empty generation ended in block mode is kept as an empty, complete block file, so
     /// that a failover's `covered` reaches the position acknowledged after it (the crate
@@ -121,7 +119,7 @@ impl Default for Settings {
             quiet: 30 * SECOND,
             wall_offset: 250 * MS as i64,
             drift_ppm: 1_000,
-            measure: measure_counting_the_held_tail,
+            measure: loss::measure,
             persist_measurement: true,
             transport: None,
             sync_rule: SyncRule::Real,
@@ -908,7 +906,9 @@ impl Simulation {
         }
         self.copy_closed(index);
         let (held, covered) = self.salvage(index);
-        let loss = self.measure(index, &record, held);
+        // As the node does: held in part only (a generation taken whole loses nothing of it).
+        let partial = held.filter(|held| *held == covered);
+        let loss = self.measure(index, &record, partial);
         let forced = std::mem::take(&mut self.nodes[index].forced);
         // Synchronous commit with this node, as the record read says: nothing acknowledged
         // is lost, whatever the dial.
@@ -1732,56 +1732,42 @@ fn million_seeds() {
     seeds(1_000..1_000 + count);
 }
 
-/// The real rule, except that a copy ending in a block file counts the rest of that
-/// generation as lost even when the old active's `E00.log` could be read.
-///
-/// Found by this simulation (seed 621 with the real rule, see
-/// [`the_real_rule_misses_the_tail_of_a_partial_block_copy`]): `loss::measure` takes the
-/// block-mode path only when `E00.log` cannot be read. When it can (the old active's
-/// process restarted, joining, its link to the passive up), the generation held in part
-/// from block mode is taken as inspected whole, and an `E00.log` of that same generation
-/// makes the failover lossless: the commits the old active made durable after the blocks
-/// received are lost unreported (acknowledged, not resubmitted). Conservative until the
-/// crate decides: whatever the old active wrote after the position held may be lost, through
-/// its current generation.
-fn measure_counting_the_held_tail(facts: &LossFacts) -> Loss {
-    let (Some(_), Some((current, _))) = (facts.held, facts.current) else {
+/// The rule before the simulation found it (seed 621): the block-mode path only when
+/// `E00.log` could not be read. When it could (the old active's process restarted, joining,
+/// its link to the passive up), the generation held in part from block mode was taken as
+/// inspected whole, and an `E00.log` of that same generation made the failover lossless: the
+/// commits the old active made durable after the blocks received were lost unreported.
+fn measure_ignoring_the_held_tail_when_read(facts: &LossFacts) -> Loss {
+    if facts.current.is_none() {
         return loss::measure(facts);
-    };
-    let unread = LossFacts {
-        current: None,
-        ..facts.clone()
-    };
-    let loss = loss::measure(&unread);
-    Loss {
-        lost: (loss.lost).map(|(first, last)| (first, last.max(current))),
-        current_unread: false,
-        ..loss
     }
+    loss::measure(&LossFacts {
+        held: None,
+        ..facts.clone()
+    })
 }
 
-/// The crate's rule misses what follows a partial block copy when `E00.log` is read (a
-/// known issue, see [`measure_counting_the_held_tail`]): this test fails once it is fixed,
-/// and the default rule can then be `loss::measure` again.
+/// The older rule misses what follows a partial block copy when `E00.log` is read, and the
+/// checker names it.
 #[test]
-fn the_real_rule_misses_the_tail_of_a_partial_block_copy() {
+fn ignoring_the_tail_of_a_partial_block_copy_is_caught() {
     let settings = Settings {
-        measure: loss::measure,
+        measure: measure_ignoring_the_held_tail_when_read,
         ..Settings::default()
     };
     // Seed 621: b takes generation 4 in part from block mode (a crashed), the dial refuses
     // twice, a restarts (joining, reachable): its `E00.log` of generation 4 is read.
-    let failure = simulate(621, settings).expect_err("seed 621 passes with the crate's rule");
+    let failure = simulate(621, settings).expect_err("seed 621 passes with the older rule");
     assert!(failure.contains("reported lossless"), "{failure}");
     eprintln!("{failure}");
 }
 
-/// The crate's salvage forgets that a generation was taken in part once a mount is refused
-/// (the block file is removed, the image stays inspected): a later attempt measures the copy
-/// as holding that generation whole, and with `E00.log` read reports the failover lossless
-/// (a known issue, see [`measure_counting_the_held_tail`]).
+/// A salvage that forgets a generation was taken in part once a mount is refused (the block
+/// file is removed, the image stays inspected), as the crate's did before it remembered it
+/// (`blocks/partial.json`): a later attempt measures the copy as holding that generation
+/// whole, and with `E00.log` read reports the failover lossless. The checker names it.
 #[test]
-fn a_refused_mount_forgets_a_partial_block_copy() {
+fn forgetting_a_partial_block_copy_after_a_refused_mount_is_caught() {
     let settings = Settings {
         remember_partial: false,
         ..Settings::default()

@@ -678,3 +678,53 @@ fn strangers_at_a_nodes_port_are_refused_named_and_write_nothing() {
     });
     a.stop();
 }
+
+/// A peer that accepts connections and never answers (a frozen process: SIGSTOP): the
+/// active goes on serving, its renewals never waiting for the peer, and when the frozen
+/// node is the active, the passive takes over within seconds, not one network timeout after
+/// another (found by an adversarial round: 51 s, and a new active flapping in and out of
+/// serving).
+#[test]
+fn a_frozen_peer_holds_up_neither_the_active_nor_the_failover() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let net = Net::start(root);
+    let (a, b) = pair(root, &net);
+    let stall = Faults {
+        stall: true,
+        ..Faults::default()
+    };
+    // The passive freezes: a serves throughout.
+    net.proxy("b").set_faults(stall.clone());
+    net.proxy("b").cut_all();
+    let started = Instant::now();
+    let mut delivered = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        assert!(
+            a.status().serving,
+            "a stopped serving after {:?}",
+            started.elapsed()
+        );
+        delivered += deliver(&a, 10_000 + delivered, 1);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(delivered > 50, "{delivered}");
+    net.proxy("b").set_faults(Faults::default());
+    wait_until(root, "b healthy again", Duration::from_secs(30), || {
+        caught_up(&a, &b)
+    });
+    // The active freezes: its process stops (no renewal) while its port still accepts.
+    net.proxy("a").set_faults(stall);
+    net.proxy("a").cut_all();
+    a.crash();
+    let frozen = Instant::now();
+    wait_until(root, "b active", Duration::from_secs(60), || {
+        b.role() == Role::Active && b.status().serving
+    });
+    let took = frozen.elapsed();
+    eprintln!("a frozen: b serving {} ms later", took.as_millis());
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    drop(a);
+    b.stop();
+}

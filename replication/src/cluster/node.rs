@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub failovers: Mutex<Vec<FailoverReport>>,
     /// The last heartbeat read from the peer, and when it was read.
     pub peer: Mutex<Option<(Heartbeat, Instant)>>,
+    /// The peer's heartbeat as the watcher last read it (`None`: that read failed).
+    pub peer_answer: Mutex<Option<Heartbeat>>,
     /// When the peer's heartbeat was last read successfully (or the node started).
     pub peer_contact: Mutex<Instant>,
     /// Since when the active peer's heartbeats say it is fenced.
@@ -186,6 +188,7 @@ impl Node {
             state: RwLock::new(NodeState::Joining),
             failovers: Mutex::new(Vec::new()),
             peer: Mutex::new(None),
+            peer_answer: Mutex::new(None),
             peer_contact: Mutex::new(Instant::now()),
             fenced_since: Mutex::new(None),
             last_error: Mutex::new(None),
@@ -204,6 +207,13 @@ impl Node {
         };
         shared.event("node-started", None, "");
         super::requests::drop_stale(&shared);
+        let watching = Arc::clone(&shared);
+        // Not joined: a read of a peer that does not answer ends within its timeout, and the
+        // watcher then sees the stop (it holds no lock and writes nothing).
+        std::thread::Builder::new()
+            .name(format!("bluejet-peer-{}", shared.config.name))
+            .spawn(move || watch_peer(&watching))
+            .expect("spawning the peer watcher");
         let looping = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("bluejet-node-{}", shared.config.name))
@@ -490,6 +500,8 @@ impl Shared {
 }
 
 fn run(shared: &Shared) {
+    // The first decision (join) sees the peer as it is now.
+    read_peer_now(shared);
     while !shared.stop.load(Ordering::Acquire) {
         if let Some(network) = &shared.config.network {
             // The peer is refused at the next handshake if it holds an older epoch.
@@ -722,7 +734,10 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
             Some(reason) => Some(reason),
             None => {
                 let demote = renew(shared, active)?;
-                if demote.is_none() {
+                // Retention reads the passive's progress: not while the peer does not
+                // answer (the read would hold this loop, and the next renewal, in its
+                // timeout), and nothing could be deleted then anyway.
+                if demote.is_none() && peer.is_some() {
                     super::retention::maybe_truncate(shared, active);
                 }
                 demote
@@ -914,8 +929,25 @@ fn waiting_for_seed(shared: &Shared) -> String {
     }
 }
 
-/// Reads the peer's heartbeat, remembering the last one and when it changed.
+/// The peer's heartbeat as last read (by the watcher, every heartbeat interval); `None` if
+/// that read failed.
 pub(crate) fn read_peer(shared: &Shared) -> Option<Heartbeat> {
+    shared.peer_answer.lock().clone()
+}
+
+/// Reads the peer's heartbeat every heartbeat interval on a thread of its own, so that no
+/// tick of the node's loop waits for a peer that does not answer (found by an adversarial
+/// round: a frozen peer held an active's loop in network timeouts until its lease lapsed,
+/// and it stopped serving every few seconds; a passive took 51 s to fail over).
+fn watch_peer(shared: &Shared) {
+    while !shared.stopping() {
+        read_peer_now(shared);
+        std::thread::sleep(shared.config.heartbeat_interval);
+    }
+}
+
+/// Reads the peer's heartbeat, remembering the last one and when it changed.
+fn read_peer_now(shared: &Shared) -> Option<Heartbeat> {
     let fs = shared.config.peer_fs.as_ref();
     let read = heartbeat::read(fs, &shared.config.peer_instance)
         .ok()
@@ -936,6 +968,8 @@ pub(crate) fn read_peer(shared: &Shared) -> Option<Heartbeat> {
             }
         }
     }
+    drop(peer);
+    *shared.peer_answer.lock() = read.clone();
     read
 }
 

@@ -32,7 +32,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where and how to reach the peer.
 #[derive(Clone, Debug)]
@@ -84,7 +84,13 @@ struct Client {
     welcome: Mutex<Option<Welcome>>,
     /// Connections made so far.
     connections: AtomicU64,
+    /// The peer did not answer: no new connection is tried before the instant, and the
+    /// wait doubles while it keeps not answering.
+    unanswered: Mutex<Option<(Instant, Duration)>>,
 }
+
+/// The first wait after a peer did not answer, and the longest.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(8));
 
 struct Connection {
     stream: TlsStream,
@@ -108,6 +114,7 @@ impl NetFileSystem {
                 locks: AtomicUsize::new(0),
                 welcome: Mutex::new(None),
                 connections: AtomicU64::new(0),
+                unanswered: Mutex::new(None),
             }),
         })
     }
@@ -156,7 +163,11 @@ impl Client {
     }
 
     /// Runs `work` (requests on one connection) up to twice if `retry`, on a new connection
-    /// after a broken one; a failure answer becomes an error.
+    /// after a broken one; a failure answer becomes an error. A peer that did not answer
+    /// (a connection that could not be made, a request that timed out) is not asked again
+    /// at once: the caller learns it now, and for a while after (see [`BACKOFF`]), instead
+    /// of waiting out one timeout after another (found by an adversarial round: a frozen
+    /// peer kept a passive's failover in network timeouts for 51 s).
     fn call_with(
         &self,
         retry: bool,
@@ -172,10 +183,37 @@ impl Client {
                     ))
                 }
                 Ok(response) => return Ok(response),
+                Err(error) if unanswered(&error) => {
+                    self.note_unanswered();
+                    return Err(error);
+                }
                 Err(error) => last = Some(error),
             }
         }
         Err(last.unwrap_or_else(|| io::Error::other("no attempt")))
+    }
+
+    /// The peer did not answer: no new connection before the backoff has passed.
+    fn note_unanswered(&self) {
+        let mut unanswered = self.unanswered.lock();
+        let wait = unanswered.map_or(BACKOFF.0, |(_, wait)| (wait * 2).min(BACKOFF.1));
+        *unanswered = Some((Instant::now() + wait, wait));
+    }
+
+    /// Refuses to connect while the backoff after an unanswered request runs.
+    fn check_backoff(&self) -> io::Result<()> {
+        let unanswered = *self.unanswered.lock();
+        match unanswered {
+            Some((until, _)) if Instant::now() < until => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "{} did not answer: not asked again for {} ms",
+                    self.peer.peer,
+                    until.saturating_duration_since(Instant::now()).as_millis()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Runs `work` on the connection, connecting first if there is none; a transport error
@@ -198,12 +236,15 @@ impl Client {
                     ),
                 ));
             }
+            self.check_backoff()?;
             *slot = Some(self.connect()?);
         }
         let connection = slot.as_mut().expect("connected above");
         let exchanged = work(connection);
-        if exchanged.is_err() {
-            connection.broken = true;
+        match &exchanged {
+            Err(_) => connection.broken = true,
+            // An answer: the peer answers again.
+            Ok(_) => *self.unanswered.lock() = None,
         }
         exchanged
     }
@@ -215,8 +256,18 @@ impl Client {
         tcp.set_nodelay(true)?;
         tcp.set_read_timeout(Some(self.peer.request_timeout))?;
         tcp.set_write_timeout(Some(self.peer.request_timeout))?;
-        let mut stream = tls::connect(&self.config, tcp, &self.peer.peer)
-            .map_err(|error| io::Error::new(io::ErrorKind::PermissionDenied, error.to_string()))?;
+        let mut stream = tls::connect(&self.config, tcp, &self.peer.peer).map_err(|error| {
+            // A peer that accepts the connection but says nothing (a frozen process) did not
+            // answer; anything else about the handshake is a refusal.
+            let kind = match &error {
+                TlsError::Handshake {
+                    reason: super::tls_error::Refusal::Timeout,
+                    ..
+                } => io::ErrorKind::TimedOut,
+                _ => io::ErrorKind::PermissionDenied,
+            };
+            io::Error::new(kind, error.to_string())
+        })?;
         let hello = Hello {
             version: PROTOCOL_VERSION,
             node: self.peer.me.clone(),
@@ -224,8 +275,8 @@ impl Client {
             seen_epoch: self.seen_epoch.load(Ordering::SeqCst),
         };
         let payload = hello.encode().map_err(io::Error::other)?;
-        write_frame(&mut stream, KIND_HELLO, &payload).map_err(io::Error::other)?;
-        let frame = read_frame(&mut stream, 64 * 1024).map_err(io::Error::other)?;
+        write_frame(&mut stream, KIND_HELLO, &payload).map_err(frame_error)?;
+        let frame = read_frame(&mut stream, 64 * 1024).map_err(frame_error)?;
         let welcome = match frame.kind {
             KIND_WELCOME => Welcome::decode(&frame.payload).map_err(io::Error::other)?,
             KIND_REFUSED => {
@@ -273,6 +324,30 @@ impl Client {
     }
 }
 
+/// A frame's failure as an I/O error of the same kind when it is one (a timeout stays a
+/// timeout: see [`unanswered`]).
+fn frame_error(error: super::frame::FrameError) -> io::Error {
+    match error {
+        super::frame::FrameError::Io(error) => {
+            io::Error::new(error.kind(), format!("frame I/O: {error}"))
+        }
+        other => io::Error::other(other),
+    }
+}
+
+/// Whether an error says the peer did not answer in time (or could not be reached), as
+/// opposed to a connection that broke and may be made anew at once.
+fn unanswered(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::TimedOut
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
+
 fn refused(peer: &str, reason: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::PermissionDenied,
@@ -292,8 +367,8 @@ fn resolve(address: &str) -> io::Result<SocketAddr> {
 /// Writes a request and reads its response on one connection.
 fn exchange(stream: &mut TlsStream, request: &Request) -> io::Result<Response> {
     let payload = request.encode().map_err(io::Error::other)?;
-    write_frame(stream, KIND_REQUEST, &payload).map_err(io::Error::other)?;
-    let frame = read_frame(stream, MAX_CHUNK + 4096).map_err(io::Error::other)?;
+    write_frame(stream, KIND_REQUEST, &payload).map_err(frame_error)?;
+    let frame = read_frame(stream, MAX_CHUNK + 4096).map_err(frame_error)?;
     if frame.kind != KIND_RESPONSE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

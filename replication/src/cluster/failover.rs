@@ -207,6 +207,10 @@ pub(crate) fn take_over(
     failed: Option<Measured>,
 ) -> Result<(), ReplError> {
     let started = Instant::now();
+    // The epoch this node takes is one it has seen, before it serves at it: a witness
+    // restored from an older copy is refused from now on (found by an adversarial round:
+    // a node active at epoch 4 had recorded 3).
+    shared.seen.observe(record.epoch, "this node's own epoch")?;
     let failed = match failed {
         Some(failed) => Some(failed),
         None => persisted_measurement(shared, &record),

@@ -204,8 +204,9 @@ impl Client {
     fn check_backoff(&self) -> io::Result<()> {
         let unanswered = *self.unanswered.lock();
         match unanswered {
+            // Not a timeout of its own: it must not extend the backoff.
             Some((until, _)) if Instant::now() < until => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
+                io::ErrorKind::NotConnected,
                 format!(
                     "{} did not answer: not asked again for {} ms",
                     self.peer.peer,

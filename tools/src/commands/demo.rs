@@ -98,6 +98,7 @@ fn synchronous_problems(failed: &FailedOver) -> Vec<String> {
 
 /// Runs the demo.
 pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
+    super::demo_replicate::stop_on_signals()?;
     let place = Place::new(options)?;
     let directory = place.path().to_owned();
     if !options.json {

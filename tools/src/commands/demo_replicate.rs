@@ -17,6 +17,7 @@ use bluejet_replication::net::certs::make_cluster_certs;
 use bluejet_replication::private_files::create_directory_durably;
 use bluejet_replication::{CopyState, CopyStatus};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -200,7 +201,19 @@ impl Drop for Cluster {
     }
 }
 
-/// Waits until `condition` holds; a failure naming `what` after `timeout`.
+/// Set by SIGINT or SIGTERM: the demo stops at its next wait, stops its nodes and removes
+/// its temporary directory (found by an adversarial round: an interrupted demo left its
+/// cluster's files behind).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT and SIGTERM stop the demo at its next wait.
+pub fn stop_on_signals() -> Result<(), ToolError> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Release))
+        .map_err(|error| ToolError::Failure(format!("installing the signal handler: {error}")))
+}
+
+/// Waits until `condition` holds; a failure naming `what` after `timeout`, or at once once
+/// the demo is interrupted.
 pub fn wait_until(
     what: &str,
     timeout: Duration,
@@ -208,6 +221,11 @@ pub fn wait_until(
 ) -> Result<Duration, ToolError> {
     let started = Instant::now();
     while !condition() {
+        if INTERRUPTED.load(Ordering::Acquire) {
+            return Err(ToolError::Failure(format!(
+                "interrupted while waiting for {what}"
+            )));
+        }
         if started.elapsed() > timeout {
             return Err(ToolError::Failure(format!(
                 "timed out after {:.0} s waiting for {what}",

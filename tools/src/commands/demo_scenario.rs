@@ -440,12 +440,21 @@ fn kill_and_take_over(
 
 /// The loss of a failover, in words.
 pub fn loss_text(report: &FailoverReport) -> String {
+    // Without the old active's `E00.log`, the generations are those it was last known to
+    // have written: it may have written more (the window covers them all).
+    let at_least = if report.current_unread {
+        "at least "
+    } else {
+        ""
+    };
     match (report.lost_generations, report.lost_window_micros) {
         (Some((first, last)), Some((start, end))) => format!(
-            "lossy, generations {first}..{last} lost, a loss window of {:.2} s",
+            "lossy, {at_least}generations {first}..{last} lost, a loss window of {:.2} s",
             end.saturating_sub(start) as f64 / 1e6
         ),
-        (Some((first, last)), None) => format!("lossy, generations {first}..{last} lost"),
+        (Some((first, last)), None) => {
+            format!("lossy, {at_least}generations {first}..{last} lost")
+        }
         _ if report.synchronous_proof.is_some() => "lossless, proved by synchronous commit".into(),
         _ => "lossless".to_owned(),
     }

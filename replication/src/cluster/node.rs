@@ -277,7 +277,8 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         let state = self.shared.state.read_recursive();
         let (role, epoch, end, serving, copy) = match &*state {
-            NodeState::Joining => (Role::Joining, 0, None, false, None),
+            // The highest epoch seen: a demoted node is joining that one, not epoch 0.
+            NodeState::Joining => (Role::Joining, self.shared.seen.highest(), None, false, None),
             NodeState::Active(active) => (
                 Role::Active,
                 active.epoch,

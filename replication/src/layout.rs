@@ -20,6 +20,10 @@ use bluejet_engine::db::DATABASE_FILE_NAME;
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use std::path::{Path, PathBuf};
 
+/// In `blocks/`: the position a failover's salvage held its last generation through, when it
+/// took it in part (`cluster::block_salvage`).
+pub const PARTIAL_BLOCKS_FILE: &str = "partial.json";
+
 /// Paths of one replica directory.
 #[derive(Clone, Debug)]
 pub struct ReplicaLayout {
@@ -154,7 +158,9 @@ impl ReplicaLayout {
         }
         if directory == self.blocks() {
             let name = name.strip_suffix(".tmp").unwrap_or(name);
-            return name.ends_with(".blocks") || name.ends_with(".blocks.end");
+            return name.ends_with(".blocks")
+                || name.ends_with(".blocks.end")
+                || name == PARTIAL_BLOCKS_FILE;
         }
         if directory == self.quarantine() {
             return name

@@ -2294,6 +2294,29 @@ fn a_cluster_over_tcp_reports_status_moves_and_shows_its_transport() {
         status["witness"]["owner"] == "b"
             && cluster_node(status, "b")["heartbeat"]["serving"] == true
     });
+    // a (now the passive) frozen: the status read through b's file waits for a's answer,
+    // and still judges b's heartbeat and lease as of when it read them (found by an
+    // adversarial round: false "lease ended" problems against a healthy active).
+    let frozen = nodes.0[0].id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &frozen])
+        .status()
+        .unwrap()
+        .success());
+    let output = bluejet(&["cluster", "status", "--config", arg(&b), "--json"]);
+    assert!(Command::new("kill")
+        .args(["-CONT", &frozen])
+        .status()
+        .unwrap()
+        .success());
+    let status = json(&output);
+    let problems = status["problems"].to_string();
+    assert!(!problems.contains("lease ended"), "{status}");
+    assert!(!problems.contains("b's last heartbeat"), "{status}");
+    let age = cluster_node(&status, "b")["heartbeat"]["age_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(age < 2.0, "{status}");
     let truncate = bluejet(&[
         "truncate",
         "--active",

@@ -27,7 +27,9 @@ pub(crate) fn salvage(
     replica: &mut Replica,
 ) -> (Option<LogPosition>, LogPosition) {
     let fs = shared.config.options.log.file_system.as_ref();
-    let path = shared.config.instance.join("blocks").join(PARTIAL);
+    let path = ReplicaLayout::new(&shared.config.instance)
+        .blocks()
+        .join(crate::layout::PARTIAL_BLOCKS_FILE);
     let (held, covered) = take_blocks(shared, replica);
     let remembered = match held {
         Some(held) if held == covered => crate::sealed::write(fs, &path, &held),
@@ -48,10 +50,6 @@ pub(crate) fn salvage(
     }
     (held, covered)
 }
-
-/// The file remembering a generation taken in part, in the block files' directory (whose
-/// listing ignores it).
-const PARTIAL: &str = "partial.json";
 
 fn remove_if_present(
     fs: &dyn bluejet_engine::file::FileSystem,

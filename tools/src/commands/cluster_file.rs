@@ -91,6 +91,12 @@ impl ClusterFile {
             .flatten()
     }
 
+    /// [`heartbeat`](Self::heartbeat), saying why when the file cannot be read (a peer over
+    /// TCP that does not answer): `Ok(None)` only when the node never wrote one.
+    pub fn read_heartbeat(&self, instance: &Path) -> Result<Option<Heartbeat>, String> {
+        heartbeat::read(self.fs_for(instance).as_ref(), instance).map_err(|e| e.to_string())
+    }
+
     /// Whether `beat` is recent: younger than the failover timeout (older, the peer would
     /// take it for stopped).
     pub fn is_fresh(&self, beat: &Heartbeat) -> bool {

@@ -23,6 +23,12 @@ struct NodeView {
     name: String,
     instance: PathBuf,
     heartbeat: Option<Heartbeat>,
+    /// Why its heartbeat could not be read (a peer over TCP that does not answer).
+    unreadable: Option<String>,
+    /// When its heartbeat was read (µs): its age is as of then, not of a later read's end
+    /// (found by an adversarial round: a frozen peer's timeout made the healthy active's
+    /// heartbeat and lease look seconds old).
+    read_micros: u64,
     fresh: bool,
     /// Its copy status, unless it is active (an old `status.json` from its passive days
     /// says nothing then).
@@ -32,13 +38,14 @@ struct NodeView {
 /// Prints the cluster's status.
 pub fn run(config: &Path, json: bool) -> Result<Verdict, ToolError> {
     let cluster = ClusterFile::read(config)?;
-    let witness = cluster.witness()?;
     let mut problems = Vec::new();
     let nodes: Vec<NodeView> = cluster
         .nodes()
         .into_iter()
         .map(|(name, instance)| view(&cluster, name, instance, &mut problems))
         .collect();
+    // Last: the lease left is as of now, whatever the nodes' reads waited for.
+    let witness = cluster.witness()?;
     check(witness.as_ref(), &nodes, &mut problems);
     let verdict = Verdict::from_problems(problems.len());
     if json {
@@ -89,10 +96,14 @@ fn view(
     instance: &Path,
     problems: &mut Vec<String>,
 ) -> NodeView {
-    let heartbeat = cluster.heartbeat(instance);
-    let fresh = heartbeat
-        .as_ref()
-        .is_some_and(|beat| cluster.is_fresh(beat));
+    let (heartbeat, unreadable) = match cluster.read_heartbeat(instance) {
+        Ok(heartbeat) => (heartbeat, None),
+        Err(error) => (None, Some(error)),
+    };
+    let read_micros = now_micros();
+    let fresh = heartbeat.as_ref().is_some_and(|beat| {
+        age_at(beat, read_micros) <= cluster.config.failover_after.as_secs_f64()
+    });
     let active = heartbeat
         .as_ref()
         .is_some_and(|beat| beat.role == Role::Active);
@@ -114,9 +125,16 @@ fn view(
         name: name.to_owned(),
         instance: instance.to_owned(),
         heartbeat,
+        unreadable,
+        read_micros,
         fresh,
         copy,
     }
+}
+
+/// The age of `beat` (seconds) when it was read at `read_micros`.
+fn age_at(beat: &Heartbeat, read_micros: u64) -> f64 {
+    (read_micros as f64 - beat.time_micros as f64) / 1e6
 }
 
 /// Names what keeps the cluster from being healthy.
@@ -142,14 +160,17 @@ fn check(witness: Option<&WitnessRecord>, nodes: &[NodeView], problems: &mut Vec
     }
     for node in nodes {
         let Some(beat) = &node.heartbeat else {
-            problems.push(format!("{} has never written a heartbeat", node.name));
+            problems.push(match &node.unreadable {
+                Some(error) => format!("{}'s heartbeat cannot be read: {error}", node.name),
+                None => format!("{} has never written a heartbeat", node.name),
+            });
             continue;
         };
         if !node.fresh {
             problems.push(format!(
                 "{}'s last heartbeat is {:.1} s old: is it running?",
                 node.name,
-                age_seconds(beat.time_micros)
+                age_at(beat, node.read_micros)
             ));
             continue;
         }
@@ -229,7 +250,10 @@ fn witness_json(record: &WitnessRecord) -> Value {
 
 fn heartbeat_text(node: &NodeView) -> String {
     let Some(beat) = &node.heartbeat else {
-        return "no heartbeat".into();
+        return match &node.unreadable {
+            Some(error) => format!("heartbeat cannot be read: {error}"),
+            None => "no heartbeat".into(),
+        };
     };
     let mut text = format!("{:?}, epoch {}", beat.role, beat.epoch);
     if beat.role == Role::Active {
@@ -245,7 +269,7 @@ fn heartbeat_text(node: &NodeView) -> String {
     }
     text.push_str(&format!(
         ", heartbeat {:.1} s ago{}",
-        age_seconds(beat.time_micros),
+        age_at(beat, node.read_micros),
         if node.fresh { "" } else { " (stale)" }
     ));
     text
@@ -264,9 +288,10 @@ fn node_json(node: &NodeView) -> Value {
             "retention": beat.retention,
             "log_warning": beat.log_warning,
             "time": output::time(beat.time_micros),
-            "age_seconds": age_seconds(beat.time_micros),
+            "age_seconds": age_at(beat, node.read_micros),
             "fresh": node.fresh,
         })),
+        "unreadable": node.unreadable,
         "copy": node.copy.as_ref().map(repl_status::status_json),
     })
 }

@@ -599,6 +599,9 @@ fn cluster_json(run: &Run) -> Value {
             "kind": failed.report.kind,
             "lossy": !failed.report.lossless,
             "lost_generations": failed.report.lost_generations,
+            // The old active's E00.log was not read: it may have written later generations
+            // (the window covers them).
+            "lost_generations_at_least": failed.report.current_unread,
             "lost_window_micros": failed.report.lost_window_micros,
             "forced": failed.report.forced,
             "epoch": failed.report.epoch,

@@ -96,6 +96,15 @@ pub enum ReplError {
         /// What the witness says.
         reason: String,
     },
+    /// A node named owner holds a database older than the one its name last held (its log
+    /// ends before the witness's record of the owner's log): it must not serve it.
+    #[error("{}: an older database than the owner's: {reason}", .instance.display())]
+    OlderDatabase {
+        /// The node's instance directory.
+        instance: std::path::PathBuf,
+        /// Where the two logs end.
+        reason: String,
+    },
     /// The network transport could not start (certificates, the listening address).
     #[error("network: {0}")]
     Network(#[from] crate::net::server::ServeError),

@@ -71,6 +71,7 @@ impl Loss {
 ///     owner_end: None,
 ///     cluster: String::new(),
 ///     synchronous: None,
+///     holder: String::new(),
 /// };
 /// // Generation 7 was copied; the old active's E00.log is generation 8 and holds 2 commits.
 /// let facts = LossFacts {

@@ -619,6 +619,39 @@ fn refuse_a_new_database(shared: &Shared) -> Result<(), ReplError> {
     Err(error)
 }
 
+/// The owner's database must hold everything its name renewed a lease with: a log ending
+/// before the witness's `owner_end` is an older copy (a restored backup, a copied instance,
+/// deleted logs), and serving it would lose what the owner committed since (found by an
+/// adversarial round: a copied instance and a database kept without its logs both served).
+/// The gate closes and the database is dropped unopened to clients; the lease just taken
+/// runs out, and the peer may take over.
+fn refuse_an_older_database(
+    shared: &Shared,
+    record: &WitnessRecord,
+    db: &Database,
+    gate: &LeaseGate,
+) -> Result<(), ReplError> {
+    let Some(known) = record.owner_end else {
+        return Ok(());
+    };
+    let end = db.log().durable_position();
+    if end >= known {
+        return Ok(());
+    }
+    gate.close("an older copy of the database");
+    let error = ReplError::OlderDatabase {
+        instance: shared.config.instance.clone(),
+        reason: format!(
+            "its log ends at {end}, before {known}, where {}'s log had reached at epoch {}: \
+             this is an older copy (a restored backup, a copied instance, deleted logs); \
+             make it a passive copy of the peer, which holds the newer one",
+            record.owner, record.epoch
+        ),
+    };
+    shared.event("older-database", Some(record.epoch), &error.to_string());
+    Err(error)
+}
+
 /// Takes (or keeps) the witness and opens the database: this node's own active database,
 /// or its passive copy activated on the new epoch.
 fn become_active(shared: &Shared) -> Result<(), ReplError> {
@@ -653,6 +686,7 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
         &shared.config.database(),
     )?;
     let db = Database::open(&shared.config.database(), options)?;
+    refuse_an_older_database(shared, &record, &db, &gate)?;
     shared.event("active", Some(record.epoch), "the node holds the database");
     // Acknowledgements of block mode are of the stream this node holds from now on.
     shared.blocks.reset();
@@ -826,6 +860,13 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         Err(WitnessError::Held(record)) => {
             if record.epoch > active.epoch {
                 let _ = shared.seen.observe(record.epoch, "the witness");
+            }
+            if record.owner == config.name && record.epoch == active.epoch {
+                return Ok(Some(format!(
+                    "another process holds the lease of node {} at epoch {} (holder {}): is \
+                     a second node running with this name?",
+                    record.owner, record.epoch, record.holder
+                )));
             }
             return Ok(Some(format!(
                 "the witness names {} owner at epoch {} (this node had epoch {})",
@@ -1024,9 +1065,14 @@ fn peer_down(shared: &Shared) -> bool {
 fn witness_error(error: WitnessError) -> ReplError {
     match error {
         WitnessError::Unreachable(error) => error,
-        WitnessError::Held(record) => ReplError::Timeout(format!(
+        WitnessError::Held(record) if record.holder.is_empty() => ReplError::Timeout(format!(
             "the witness is held by {} at epoch {}",
             record.owner, record.epoch
+        )),
+        // Also this node's own name, held by another process until its lease is over.
+        WitnessError::Held(record) => ReplError::Timeout(format!(
+            "the witness is held by {} at epoch {} (the lease of process {})",
+            record.owner, record.epoch, record.holder
         )),
     }
 }

@@ -81,6 +81,10 @@ pub struct WitnessRecord {
     /// it acknowledges a commit the node has not confirmed). `None`: no such promise.
     #[serde(default)]
     pub synchronous: Option<String>,
+    /// The process that wrote the lease (a nonce drawn by each [`Witness`]): one name may
+    /// be held by one process at a time (empty before the first renewal).
+    #[serde(default)]
+    pub holder: String,
 }
 
 /// `epoch-<N>.json`: who owns epoch N (written once).
@@ -107,6 +111,8 @@ struct LeaseFile {
     owner_end: Option<LogPosition>,
     #[serde(default)]
     synchronous: Option<String>,
+    #[serde(default)]
+    holder: String,
 }
 
 /// Why the witness refused.
@@ -162,6 +168,18 @@ pub struct Witness {
     /// The cluster this node belongs to, once known ([`bind`](Self::bind)): a witness of
     /// another cluster is never written (no renewal, no epoch).
     bound: Arc<Mutex<Option<String>>>,
+    /// This process's nonce, written into its leases.
+    holder: String,
+}
+
+/// A nonce naming one [`Witness`] (one process of a node): the process, the time, a count.
+fn new_holder() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros());
+    format!("{}-{now:x}-{count}", std::process::id())
 }
 
 impl Witness {
@@ -185,6 +203,7 @@ impl Witness {
             clock,
             observed: Arc::new(Mutex::new(None)),
             bound: Arc::new(Mutex::new(None)),
+            holder: new_holder(),
         }
     }
 
@@ -364,6 +383,7 @@ impl Witness {
                     comment: file.comment,
                     owner_end: lease.as_ref().and_then(|l| l.owner_end),
                     cluster: file.cluster,
+                    holder: lease.as_ref().map(|l| l.holder.clone()).unwrap_or_default(),
                     synchronous: lease.and_then(|l| l.synchronous),
                 };
                 self.observe(&record);
@@ -532,6 +552,13 @@ impl Witness {
         if current.owner != owner || current.epoch != epoch {
             return Err(WitnessError::Held(Box::new(current)));
         }
+        // The name's lease held by another process (a second node configured with this
+        // name, a copied instance, or this node's previous process): not before it is over
+        // (found by an adversarial round: two processes named owner both served).
+        if !current.holder.is_empty() && current.holder != self.holder && !self.lease_over(&current)
+        {
+            return Err(WitnessError::Held(Box::new(current)));
+        }
         self.write_lease(&LeaseFile {
             epoch,
             owner: owner.to_owned(),
@@ -539,9 +566,10 @@ impl Witness {
             updated_micros: now,
             owner_end: end.or(current.owner_end),
             synchronous: synchronous.map(str::to_owned),
+            holder: self.holder.clone(),
         })?;
         let renewed = self.current()?;
-        if renewed.owner != owner || renewed.epoch != epoch {
+        if renewed.owner != owner || renewed.epoch != epoch || renewed.holder != self.holder {
             return Err(WitnessError::Held(Box::new(renewed)));
         }
         self.prune(epoch);
@@ -664,6 +692,7 @@ fn record_of(file: EpochFile) -> WitnessRecord {
         owner_end: None,
         cluster: file.cluster,
         synchronous: None,
+        holder: String::new(),
     }
 }
 
@@ -829,6 +858,7 @@ mod tests {
                 updated_micros: now_micros(),
                 owner_end: None,
                 synchronous: None,
+                holder: String::new(),
             })
             .unwrap();
         let current = witness.read().unwrap().unwrap();

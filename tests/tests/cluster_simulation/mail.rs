@@ -244,6 +244,10 @@ struct Running {
     block_mode: bool,
     block_complete: u32,
     acknowledged_sent: Option<LogPosition>,
+    /// The witness refused this node its own name: the lease is held by another process
+    /// of it (its previous one) until that lease is over. The node waits to take it again,
+    /// as the node's `become_active` retries; it never resynchronises to itself.
+    own_name_held: bool,
 }
 
 struct Node {
@@ -500,6 +504,7 @@ impl Simulation {
             block_mode: false,
             block_complete: 0,
             acknowledged_sent,
+            own_name_held: false,
         });
         self.event(Some(index), "starts");
     }
@@ -1059,6 +1064,7 @@ impl Simulation {
                     self.event(Some(index), "its copy diverged from the active's log");
                 }
             }
+            Part::Joining { .. } if running.own_name_held => {}
             Part::Joining { epoch } => self.resync(index, epoch),
         }
     }
@@ -1246,6 +1252,7 @@ impl Simulation {
             return;
         }
         let ours = answer.is_ok() && record.owner == node.name;
+        running.own_name_held = answer.is_err() && record.owner == node.name;
         // The node asks one thing at a time; an answer to a question asked in another part
         // (a renewal sent before a move gave the database up) is only news of the epoch.
         let stale = match &running.part {

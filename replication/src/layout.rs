@@ -143,6 +143,7 @@ impl ReplicaLayout {
                     | "database"
                     | "heartbeat.json"
                     | "epoch.json"
+                    | "node-id.json"
                     | "node.lock"
                     | "requests"
                     | "failover.json"

@@ -1285,3 +1285,28 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The owner's own instance restarted holds its name again at once (its identity is the
+/// lease's holder): no failover (found by an adversarial round, when the holder was each
+/// process's: every restart of the active was a failover, and a clean one then a reseed).
+#[test]
+fn an_owner_restarted_on_its_instance_holds_its_name_at_once() {
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    remember(root.path());
+    let a = Node::start(config("a", "b", root.path(), true)).unwrap();
+    wait_until("a active", Duration::from_secs(10), || a.status().serving);
+    let b = Node::start(config("b", "a", root.path(), false)).unwrap();
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    a.kill();
+    let a = Node::start(config("a", "b", root.path(), false)).unwrap();
+    wait_until("a serving again", Duration::from_secs(10), || {
+        a.status().serving
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.status().epoch, 1);
+    assert!(a.status().serving);
+    assert_eq!(b.role(), Role::Passive);
+    b.stop();
+    a.stop();
+}

@@ -19,6 +19,7 @@ pub mod loss;
 pub mod measured;
 pub mod network;
 pub mod node;
+pub mod node_id;
 pub mod requests;
 pub mod resync;
 pub mod retention;

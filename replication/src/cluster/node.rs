@@ -172,7 +172,9 @@ impl Node {
         let fs = Arc::clone(&config.options.log.file_system);
         create_directory_durably(fs.as_ref(), &config.instance)?;
         let instance_lock = super::instance_lock::InstanceLock::acquire(&config.instance)?;
-        let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew);
+        let holder = super::node_id::load_or_create(fs.as_ref(), &config.instance)?;
+        let witness = Witness::new(Arc::clone(&config.witness_fs), &config.witness, config.skew)
+            .with_holder(&holder);
         let seen = SeenEpoch::load(Arc::clone(&fs), &config.instance)?;
         let record = witness.read_initialized()?;
         seen.check_witness(record.epoch, &record.cluster, witness.directory())?;

@@ -242,7 +242,18 @@ fn common_generation(
     let fs = shared.config.options.log.file_system.as_ref();
     let peer_fs = shared.config.peer_fs.as_ref();
     let mine = |generation: u32| shared.config.database().join(base.closed(generation));
-    let theirs = |generation: u32| shared.config.peer_database().join(base.closed(generation));
+    // The new active's generation: in its database directory, or, for those before its
+    // activation's checkpoint, still in the copy's `logs/` it activated from.
+    let theirs = |generation: u32| {
+        let name = base.closed(generation);
+        let active = shared.config.peer_database().join(&name);
+        match peer_fs.exists(&active) {
+            true => active,
+            false => ReplicaLayout::new(&shared.config.peer_instance)
+                .logs()
+                .join(name),
+        }
+    };
     // The digest the new active's chain gives the generation looked at.
     let mut expected = first.previous_digest;
     let mut common: Option<CommonPoint> = None;

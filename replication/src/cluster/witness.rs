@@ -115,6 +115,16 @@ struct LeaseFile {
     holder: String,
 }
 
+/// `holder-<N>.json`: the holder whose renewals epoch N's lease takes, claimed by the first
+/// one (created exclusively, never changed): one instance per name and epoch, even when two
+/// start at the same instant (found by an adversarial round: reading the lease's holder,
+/// then writing, let both of two instances started together serve for a renewal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct HolderFile {
+    epoch: u64,
+    holder: String,
+}
+
 /// Why the witness refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
@@ -168,7 +178,8 @@ pub struct Witness {
     /// The cluster this node belongs to, once known ([`bind`](Self::bind)): a witness of
     /// another cluster is never written (no renewal, no epoch).
     bound: Arc<Mutex<Option<String>>>,
-    /// This process's nonce, written into its leases.
+    /// Who renews: the node instance's identity ([`with_holder`](Self::with_holder)), or a
+    /// nonce of this process.
     holder: String,
 }
 
@@ -231,8 +242,8 @@ impl Witness {
         }
     }
 
-    /// The same witness seen by a new process of this node: nothing observed yet (the
-    /// simulation restarts nodes with it).
+    /// The same witness seen by a new process of this node: nothing observed yet, the same
+    /// holder (the simulation restarts nodes with it).
     pub fn restarted(&self) -> Self {
         Self::with_clock(
             Arc::clone(&self.fs),
@@ -240,6 +251,14 @@ impl Witness {
             self.skew,
             Arc::clone(&self.clock),
         )
+        .with_holder(&self.holder)
+    }
+
+    /// Renews as `holder`: a node's instance identity (`node-id.json`), so that its restarts
+    /// hold its name at once while another instance with the same name is refused.
+    pub fn with_holder(mut self, holder: &str) -> Self {
+        self.holder = holder.to_owned();
+        self
     }
 
     /// Notes `record` as seen now, unless it is the one seen before; returns when this
@@ -293,6 +312,33 @@ impl Witness {
 
     fn lease_path(&self, epoch: u64) -> PathBuf {
         self.directory.join(format!("lease-{epoch:020}.json"))
+    }
+
+    fn holder_path(&self, epoch: u64) -> PathBuf {
+        self.directory.join(format!("holder-{epoch:020}.json"))
+    }
+
+    /// Takes `epoch` for this holder if no one has (its file created exclusively), or checks
+    /// that this holder has: refused otherwise (another instance with this name, or a claim
+    /// being written or left part-written: that epoch then ends with a failover).
+    fn claim(&self, epoch: u64, current: &WitnessRecord) -> Result<(), WitnessError> {
+        let path = self.holder_path(epoch);
+        let claim = HolderFile {
+            epoch,
+            holder: self.holder.clone(),
+        };
+        if self.create_exclusively(&path, &claim)? {
+            return Ok(());
+        }
+        match sealed::read::<HolderFile>(self.fs.as_ref(), &path) {
+            Ok(Some(file)) if file == claim => Ok(()),
+            Ok(Some(file)) => {
+                let mut held = current.clone();
+                held.holder = file.holder;
+                Err(WitnessError::Held(Box::new(held)))
+            }
+            _ => Err(WitnessError::Held(Box::new(current.clone()))),
+        }
     }
 
     /// The current record; `None` only when the directory holds no epoch file at all (never
@@ -454,8 +500,18 @@ impl Witness {
     /// Creates `epoch-<N>.json` exclusively, writes, syncs it and syncs the directory.
     /// `Ok(false)` if it exists already (another writer started that epoch first).
     fn create_epoch(&self, file: &EpochFile) -> Result<bool, ReplError> {
-        let path = self.epoch_path(file.epoch);
-        let bytes = sealed::seal(&path, file)?;
+        self.create_exclusively(&self.epoch_path(file.epoch), file)
+    }
+
+    /// Creates `path` holding `content` sealed, unless it exists (`false`); synced with its
+    /// directory.
+    fn create_exclusively<T: Serialize>(
+        &self,
+        path: &Path,
+        content: &T,
+    ) -> Result<bool, ReplError> {
+        let path = path.to_owned();
+        let bytes = sealed::seal(&path, content)?;
         let handle = match self.fs.open(&path, OpenMode::CreateNew) {
             Ok(handle) => handle,
             Err(error) if error.kind() == ErrorKind::AlreadyExists => return Ok(false),
@@ -552,13 +608,9 @@ impl Witness {
         if current.owner != owner || current.epoch != epoch {
             return Err(WitnessError::Held(Box::new(current)));
         }
-        // The name's lease held by another process (a second node configured with this
-        // name, a copied instance, or this node's previous process): not before it is over
-        // (found by an adversarial round: two processes named owner both served).
-        if !current.holder.is_empty() && current.holder != self.holder && !self.lease_over(&current)
-        {
-            return Err(WitnessError::Held(Box::new(current)));
-        }
+        // The name held by another instance (a second node configured with this name):
+        // refused (found by an adversarial round: two processes named owner both served).
+        self.claim(epoch, &current)?;
         self.write_lease(&LeaseFile {
             epoch,
             owner: owner.to_owned(),
@@ -671,7 +723,10 @@ impl Witness {
             return;
         };
         for name in names {
-            let old = match parse_epoch(&name).or_else(|| parse_lease(&name)) {
+            let number = parse_epoch(&name)
+                .or_else(|| parse_lease(&name))
+                .or_else(|| parse_number(&name, "holder-", ".json"));
+            let old = match number {
                 Some(number) => number.saturating_add(KEEP_EPOCHS) < epoch,
                 None => parse_lease_temporary(&name).is_some_and(|number| number < epoch),
             };

@@ -81,8 +81,9 @@ pub struct WitnessRecord {
     /// it acknowledges a commit the node has not confirmed). `None`: no such promise.
     #[serde(default)]
     pub synchronous: Option<String>,
-    /// The process that wrote the lease (a nonce drawn by each [`Witness`]): one name may
-    /// be held by one process at a time (empty before the first renewal).
+    /// The instance that wrote the lease: its identity (`node-id.json`), or a nonce of a
+    /// [`Witness`] given none (empty before the first renewal). The epoch's holder file
+    /// says which one may renew it.
     #[serde(default)]
     pub holder: String,
 }

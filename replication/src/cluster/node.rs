@@ -613,7 +613,7 @@ fn refuse_a_new_database(shared: &Shared) -> Result<(), ReplError> {
         instance: shared.config.instance.clone(),
         reason: format!(
             "{reason}; is another node running with the name {}, or was this instance \
-             wiped? Restore a backup into it, or make it a passive copy",
+             wiped? Make it a passive copy, which the peer seeds",
             shared.config.name
         ),
     };
@@ -865,8 +865,8 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
             }
             if record.owner == config.name && record.epoch == active.epoch {
                 return Ok(Some(format!(
-                    "another process holds the lease of node {} at epoch {} (holder {}): is \
-                     a second node running with this name?",
+                    "another instance holds node {}'s epoch {} (holder {}): is a second node \
+                     running with this name?",
                     record.owner, record.epoch, record.holder
                 )));
             }
@@ -1071,9 +1071,9 @@ fn witness_error(error: WitnessError) -> ReplError {
             "the witness is held by {} at epoch {}",
             record.owner, record.epoch
         )),
-        // Also this node's own name, held by another process until its lease is over.
+        // Also this node's own name, its epoch claimed by another instance.
         WitnessError::Held(record) => ReplError::Timeout(format!(
-            "the witness is held by {} at epoch {} (the lease of process {})",
+            "the witness is held by {} at epoch {} (claimed by instance {})",
             record.owner, record.epoch, record.holder
         )),
     }

@@ -27,13 +27,11 @@ pub(crate) fn salvage(
     replica: &mut Replica,
 ) -> (Option<LogPosition>, LogPosition) {
     let fs = shared.config.options.log.file_system.as_ref();
-    let path = ReplicaLayout::new(&shared.config.instance)
-        .blocks()
-        .join(crate::layout::PARTIAL_BLOCKS_FILE);
+    let path = partial_path(shared);
     let (held, covered) = take_blocks(shared, replica);
     let remembered = match held {
         Some(held) if held == covered => crate::sealed::write(fs, &path, &held),
-        Some(_) => remove_if_present(fs, &path),
+        Some(_) => forget_partial(shared),
         None => {
             let partial = crate::sealed::read::<LogPosition>(fs, &path).ok().flatten();
             let inspected = replica.board().inspected_through();
@@ -51,15 +49,23 @@ pub(crate) fn salvage(
     (held, covered)
 }
 
-fn remove_if_present(
-    fs: &dyn bluejet_engine::file::FileSystem,
-    path: &std::path::Path,
-) -> Result<(), crate::error::ReplError> {
-    if !fs.exists(path) {
+fn partial_path(shared: &Shared) -> std::path::PathBuf {
+    ReplicaLayout::new(&shared.config.instance)
+        .blocks()
+        .join(crate::layout::PARTIAL_BLOCKS_FILE)
+}
+
+/// Forgets a generation held in part: it matters to the failover that took it only (once
+/// the node is active, a later seed or resync must not find it: found by an adversarial
+/// round, a reseed refused it as foreign).
+pub(crate) fn forget_partial(shared: &Shared) -> Result<(), crate::error::ReplError> {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let path = partial_path(shared);
+    if !fs.exists(&path) {
         return Ok(());
     }
-    fs.remove(path)
-        .map_err(|error| crate::error::ReplError::io(path, "removing", error))
+    fs.remove(&path)
+        .map_err(|error| crate::error::ReplError::io(&path, "removing", error))
 }
 
 fn take_blocks(shared: &Shared, replica: &mut Replica) -> (Option<LogPosition>, LogPosition) {

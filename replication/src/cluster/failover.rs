@@ -266,13 +266,7 @@ pub(crate) fn take_over(
     shared.failovers.lock().push(report);
     retire_identity(shared, &layout)?;
     measured::remove(fs, &shared.config.instance)?;
-    // A generation held in part mattered to this failover only (a later seed or resync
-    // must not find it: found by an adversarial round, a reseed refused it as foreign).
-    let partial = layout.blocks().join(crate::layout::PARTIAL_BLOCKS_FILE);
-    if fs.exists(&partial) {
-        fs.remove(&partial)
-            .map_err(|error| ReplError::io(&partial, "removing", error))?;
-    }
+    super::block_salvage::forget_partial(shared)?;
     // Acknowledgements of block mode are of the stream this node holds from now on.
     shared.blocks.reset();
     *shared.state.write() = NodeState::Active(ActiveState {

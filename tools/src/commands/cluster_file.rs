@@ -86,9 +86,7 @@ impl ClusterFile {
     /// The last heartbeat of the node whose instance is `instance` (none if it never wrote
     /// one, or the file cannot be read right now).
     pub fn heartbeat(&self, instance: &Path) -> Option<Heartbeat> {
-        heartbeat::read(self.fs_for(instance).as_ref(), instance)
-            .ok()
-            .flatten()
+        self.read_heartbeat(instance).ok().flatten()
     }
 
     /// [`heartbeat`](Self::heartbeat), saying why when the file cannot be read (a peer over
@@ -100,7 +98,13 @@ impl ClusterFile {
     /// Whether `beat` is recent: younger than the failover timeout (older, the peer would
     /// take it for stopped).
     pub fn is_fresh(&self, beat: &Heartbeat) -> bool {
-        age_seconds(beat.time_micros) <= self.config.failover_after.as_secs_f64()
+        self.is_fresh_at(beat, now_micros())
+    }
+
+    /// [`is_fresh`](Self::is_fresh) as of `read_micros`, when it was read.
+    pub fn is_fresh_at(&self, beat: &Heartbeat, read_micros: u64) -> bool {
+        let age = (read_micros as f64 - beat.time_micros as f64) / 1e6;
+        age <= self.config.failover_after.as_secs_f64()
     }
 }
 

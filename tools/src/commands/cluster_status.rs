@@ -101,9 +101,9 @@ fn view(
         Err(error) => (None, Some(error)),
     };
     let read_micros = now_micros();
-    let fresh = heartbeat.as_ref().is_some_and(|beat| {
-        age_at(beat, read_micros) <= cluster.config.failover_after.as_secs_f64()
-    });
+    let fresh = heartbeat
+        .as_ref()
+        .is_some_and(|beat| cluster.is_fresh_at(beat, read_micros));
     let active = heartbeat
         .as_ref()
         .is_some_and(|beat| beat.role == Role::Active);

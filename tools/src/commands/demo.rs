@@ -310,19 +310,7 @@ fn print_cluster(run: &Run) {
         failed.report.epoch
     );
     print_dumpster(&failed.resubmitted);
-    let resync = &story.resynchronized;
-    let states: Vec<&str> = resync
-        .states
-        .iter()
-        .map(|(_, state)| state.as_str())
-        .collect();
-    crate::out!(
-        "resync:       {} {} in {:.2} s; {}",
-        NODES[failed.from],
-        states.join(" → "),
-        resync.healthy_after.as_secs_f64(),
-        divergence_summary(resync.divergence.as_ref())
-    );
+    print_return("resync:", failed.from, &story.resynchronized);
     let compared = &run.compared;
     crate::out!(
         "passive:      {} caught up {} ms after the last roll; {}, {} entries at {}: {}",
@@ -370,14 +358,22 @@ fn print_synchronous(story: &Story) {
         failed.report.epoch
     );
     print_dumpster(&failed.resubmitted);
-    let rejoined = &story.rejoined;
-    let states: Vec<&str> = rejoined.states.iter().map(|(_, s)| s.as_str()).collect();
+    print_return("rejoin:", failed.from, &story.rejoined);
+}
+
+/// An old active's return as a passive copy: its states and what it kept aside.
+fn print_return(label: &str, node: usize, back: &demo_scenario::Resynchronized) {
+    let states: Vec<&str> = back
+        .states
+        .iter()
+        .map(|(_, state)| state.as_str())
+        .collect();
     crate::out!(
-        "rejoin:       {} {} in {:.2} s; {}",
-        NODES[failed.from],
+        "{label:<13} {} {} in {:.2} s; {}",
+        NODES[node],
         states.join(" → "),
-        rejoined.healthy_after.as_secs_f64(),
-        divergence_summary(rejoined.divergence.as_ref())
+        back.healthy_after.as_secs_f64(),
+        divergence_summary(back.divergence.as_ref())
     );
 }
 

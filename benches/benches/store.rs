@@ -1,7 +1,8 @@
 //! BlueJet's store against SQLite and redb on the redb benchmark's workload, each engine in
 //! its own fresh directory on the same disk, with the disk's sync floors measured beside them
 //! (see `bluejet_benches::store`). `BLUEJET_BENCH_KEYS` sets the bulk load (default
-//! 1,000,000), `BLUEJET_BENCH_DIR` where the files go (default the temporary directory).
+//! 1,000,000), `BLUEJET_BENCH_DIR` where the files go (default the temporary directory),
+//! `BLUEJET_BENCH_ENGINES` which engines run (default all).
 //!
 //! `cargo bench -p bluejet-benches --bench store`
 
@@ -40,7 +41,17 @@ fn run() -> StoreResult<()> {
             floor.name, floor.ops_per_second
         );
     }
-    let results = run_engines(&shape, &config.root, &engines())?;
+    // `BLUEJET_BENCH_ENGINES=bluejet` (a comma-separated list) runs only those engines: a
+    // paired comparison of two BlueJet builds needs no peers.
+    let only = std::env::var("BLUEJET_BENCH_ENGINES").ok();
+    let chosen: Vec<_> = engines()
+        .into_iter()
+        .filter(|(name, _)| {
+            only.as_deref()
+                .is_none_or(|list| list.split(',').any(|n| n == *name))
+        })
+        .collect();
+    let results = run_engines(&shape, &config.root, &chosen)?;
     print!("{}", report::render(&shape, &results, &floors));
     println!(
         "\nstore: whole run {:.1} s",

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod btree;
+pub mod content;
 pub mod db;
 pub mod error;
 pub mod file;

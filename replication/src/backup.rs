@@ -19,6 +19,7 @@ use crate::private_files::create_directory_durably;
 use crate::replay::replay_available;
 use crate::replica::ReplicaConfig;
 use crate::sealed;
+use bluejet_engine::content::ContentSummary;
 use bluejet_engine::db::{PassiveDatabase, DATABASE_FILE_NAME};
 use bluejet_engine::file::FileSystem;
 use bluejet_engine::log::{now_micros, BaseName, LogPosition};
@@ -134,6 +135,8 @@ pub struct BackupReport {
 
 /// The passive's state once brought up to date and checkpointed.
 struct PassiveState {
+    /// The content at `position`.
+    content: ContentSummary,
     checkpoint: LogPosition,
     position: LogPosition,
     last_replayed: u32,
@@ -176,7 +179,7 @@ pub fn take_held(
         BackupKind::Incremental => Some(base_of(&history, &layout)?),
     };
     prepare_target(fs, to)?;
-    let state = bring_up_to_date(config, &identity)?;
+    let state = bring_up_to_date(config, &identity, kind)?;
     let first = match &base {
         None => state.checkpoint.generation,
         Some(base) => base.covers_through + 1,
@@ -258,9 +261,13 @@ pub(crate) fn prepare_target(fs: &dyn FileSystem, to: &Path) -> Result<(), Backu
 }
 
 /// Opens the passive copy, replays every inspected generation, checkpoints and closes it.
+/// A full backup first recounts every entry of the copy against the summary it keeps (it
+/// reads the whole copy anyway): a copy altered behind the engine's back is refused, not
+/// backed up. An incremental one takes the summary as kept.
 fn bring_up_to_date(
     config: &ReplicaConfig,
     identity: &ReplicaIdentity,
+    kind: BackupKind,
 ) -> Result<PassiveState, BackupError> {
     let layout = config.layout();
     let mut options = config.options.clone();
@@ -270,7 +277,12 @@ fn bring_up_to_date(
     let passive = PassiveDatabase::open(&layout.database(), &layout.logs(), options)?;
     let replayed_now = replay_available(&passive, fs.as_ref(), &layout.logs(), base)?;
     passive.checkpoint()?;
+    let content = match kind {
+        BackupKind::Full => passive.verify_content()?,
+        BackupKind::Incremental => passive.begin_read()?.content()?,
+    };
     let state = PassiveState {
+        content,
         checkpoint: passive.header().checkpoint,
         position: passive.replayed(),
         last_replayed: passive.next_generation().saturating_sub(1),
@@ -345,6 +357,7 @@ fn manifest(
         created_micros,
         source: layout.root.clone(),
         base,
+        content: Some(state.content.clone()),
     }
 }
 

@@ -9,6 +9,7 @@ use crate::file_name::{
     check_base_name, check_database_name, check_generation_name, path_in, BadFileName,
 };
 use crate::sealed;
+use bluejet_engine::content::ContentSummary;
 use bluejet_engine::file::{FileSystem, OpenMode};
 use bluejet_engine::log::{LogPosition, StreamSignature};
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,11 @@ pub struct Manifest {
     pub source: PathBuf,
     /// Incremental: the backup it follows.
     pub base: Option<BaseBackup>,
+    /// The content at `position`: every table's entries and content checksum (a full
+    /// backup's was recounted from every entry when it was taken). A restore that replays
+    /// to `position` checks what it rebuilt against it.
+    #[serde(default)]
+    pub content: Option<ContentSummary>,
 }
 
 impl Manifest {

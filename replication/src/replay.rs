@@ -47,6 +47,12 @@ pub struct ReplayOptions {
     pub retry_after: Duration,
     /// What happens to `logs/` after each checkpoint (default: truncated once backed up).
     pub log_retention: ReplicaLogRetention,
+    /// At a proof point, also recount every entry of the copy when the last recount is at
+    /// least this old (default 10 minutes; `None`: never). Every proof point compares the
+    /// content summaries; only a recount sees an entry changed behind the engine's back
+    /// that no later transaction touches. A recount reads the whole copy and holds replay
+    /// while it runs.
+    pub recount_interval: Option<Duration>,
 }
 
 /// How a running copy bounds its `logs/`: after each checkpoint of the passive copy it
@@ -72,6 +78,7 @@ impl Default for ReplayOptions {
             checkpoint_interval: Duration::from_secs(10),
             retry_after: Duration::from_secs(2),
             log_retention: ReplicaLogRetention::default(),
+            recount_interval: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -98,6 +105,19 @@ pub struct ReplayRound {
     pub logs_deleted: Vec<u32>,
     /// Replay failed: the copy is Failed with this message.
     pub failure: Option<String>,
+    /// The last proof point at which the copy's content was found equal to the active's.
+    pub proven: Option<ProofMark>,
+    /// The last proof point at which a recount of every entry found it equal.
+    pub recounted: Option<ProofMark>,
+}
+
+/// A proof point at which the copy was found to hold the active's content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProofMark {
+    /// Where the proof record is in the active's log.
+    pub position: LogPosition,
+    /// When it was checked here (µs since the Unix epoch).
+    pub time_micros: u64,
 }
 
 /// The replay stage. The passive copy is shared so readers (verification, the mail server)
@@ -141,6 +161,7 @@ impl Replayer {
             &self.layout.logs(),
             self.options.clone(),
         )?);
+        passive.set_recount_interval(self.replay.recount_interval);
         *self.passive.write() = Some(Arc::clone(&passive));
         Ok(passive)
     }
@@ -178,6 +199,14 @@ impl Replayer {
                 Ok(replay) => {
                     round.transactions += replay.report.transactions_applied;
                     round.safe_before_micros = Some(replay.created_micros);
+                    let mark = |position: Option<LogPosition>| {
+                        position.map(|position| ProofMark {
+                            position,
+                            time_micros: now_micros(),
+                        })
+                    };
+                    round.proven = mark(replay.report.last_proof).or(round.proven);
+                    round.recounted = mark(replay.report.last_recount).or(round.recounted);
                     round.replayed.push(GenerationMark {
                         generation: next,
                         time_micros: now_micros(),

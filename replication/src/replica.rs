@@ -255,6 +255,12 @@ impl Board {
         if let Some(mark) = round.replayed.last() {
             seen.status.last_replayed = Some(*mark);
         }
+        if round.proven.is_some() {
+            seen.status.proven = round.proven;
+        }
+        if round.recounted.is_some() {
+            seen.status.recounted = round.recounted;
+        }
     }
 
     /// Reads the control file, derives the state, writes `status.json` and records a state

@@ -6,7 +6,10 @@
 //! first. The database file is copied into the target, the chain's generations (up to
 //! `to_generation` if given) are copied into a staging directory `TARGET/restore-logs`, and
 //! replayed in order by a [`PassiveDatabase`] as one run, so a transaction spanning two
-//! backups is applied whole. The copy is then closed clean (a header that needs no log) and
+//! backups is applied whole; replay checks every proof point on the way. Every entry of the
+//! result is then recounted and checked against the summary the copy keeps and, when replay
+//! ended where the last backup ends, against the content its manifest records. The copy is
+//! then closed clean (a header that needs no log) and
 //! the staging directory removed: `Database::open(TARGET)` opens it as a new database with a
 //! new log stream.
 
@@ -14,6 +17,7 @@ use crate::backup::prepare_target;
 use crate::backup_error::BackupError;
 use crate::backup_manifest::{copy_files, BackupKind, Manifest};
 use crate::backup_verify::verify;
+use bluejet_engine::content::{ContentSummary, ContentTotals};
 use bluejet_engine::db::{DbError, Options, PassiveDatabase, DATABASE_FILE_NAME};
 use bluejet_engine::file::{FileSystem, LockProbe};
 use bluejet_engine::log::{BaseName, LogPosition};
@@ -36,6 +40,11 @@ pub struct RestoreReport {
     pub generations: Vec<u32>,
     /// Transactions applied.
     pub transactions: u64,
+    /// The restored content, recounted from every entry.
+    pub content: ContentTotals,
+    /// Whether it was checked against the last backup's manifest (replay ended at the
+    /// manifest's position and the manifest records its content).
+    pub content_matches_manifest: bool,
 }
 
 /// Restores the chain `backups` (a full backup, then its incrementals in order) into
@@ -57,14 +66,16 @@ pub fn restore(
     stage(fs, backups, &manifests, target, &staging, last)?;
     let mut options = options;
     options.log.base_name = BaseName::new(&manifests[0].base_name)?;
-    let (position, generations, transactions) = replay(target, &staging, options, last)?;
+    let replayed = replay(target, &staging, options, last, manifests.last())?;
     remove_staging(fs, &staging, target)?;
     Ok(RestoreReport {
         target: target.to_owned(),
         backups: backups.to_vec(),
-        position,
-        generations,
-        transactions,
+        position: replayed.position,
+        generations: replayed.generations,
+        transactions: replayed.transactions,
+        content: replayed.content.totals(),
+        content_matches_manifest: replayed.matched,
     })
 }
 
@@ -196,13 +207,24 @@ fn stage(
     Ok(())
 }
 
-/// Replays the staged generations through `last` and closes the copy clean.
+/// What replaying the staged generations gave.
+struct Replayed {
+    position: LogPosition,
+    generations: Vec<u32>,
+    transactions: u64,
+    content: ContentSummary,
+    matched: bool,
+}
+
+/// Replays the staged generations through `last`, recounts the result (and compares it with
+/// `expected`'s content when replay ended at its position) and closes the copy clean.
 fn replay(
     target: &Path,
     staging: &Path,
     options: Options,
     last: Option<u32>,
-) -> Result<(LogPosition, Vec<u32>, u64), BackupError> {
+    expected: Option<&Manifest>,
+) -> Result<Replayed, BackupError> {
     let passive = PassiveDatabase::open(target, staging, options)?;
     let mut generations = Vec::new();
     let mut transactions = 0;
@@ -213,8 +235,28 @@ fn replay(
         generations.push(generation);
     }
     let position = passive.replayed();
+    let content = passive.verify_content()?;
+    let compared = expected
+        .filter(|manifest| manifest.position == position)
+        .and_then(|manifest| manifest.content.as_ref());
+    if let Some(difference) = compared.and_then(|recorded| recorded.first_difference(&content)) {
+        return Err(BackupError::Damaged {
+            path: target.join(DATABASE_FILE_NAME),
+            generation: None,
+            reason: format!(
+                "the restored content differs from the backup's manifest at {position}: \
+                 {difference}"
+            ),
+        });
+    }
     passive.close_clean()?;
-    Ok((position, generations, transactions))
+    Ok(Replayed {
+        position,
+        generations,
+        transactions,
+        content,
+        matched: compared.is_some(),
+    })
 }
 
 /// Removes the staging directory's files and the directory, then syncs the target.

@@ -109,6 +109,14 @@ pub struct CopyStatus {
     /// needs a reseed; it ships nothing more and holds no generation on the active.
     #[serde(default)]
     pub deleted_on_active: Option<u32>,
+    /// The last proof point at which the copy's content was found equal to the active's
+    /// (its summaries compared: see `bluejet_engine::content`); none since this process
+    /// started replaying, or before the first proof record.
+    #[serde(default)]
+    pub proven: Option<crate::replay::ProofMark>,
+    /// The last proof point at which a recount of every entry of the copy agreed.
+    #[serde(default)]
+    pub recounted: Option<crate::replay::ProofMark>,
 }
 
 impl Default for CopyStatus {
@@ -123,6 +131,8 @@ impl Default for CopyStatus {
             last_inspected: None,
             last_replayed: None,
             replayed_position: LogPosition::default(),
+            proven: None,
+            recounted: None,
             safe_before_micros: 0,
             loss_window_generations: 0,
             loss_window_seconds: 0.0,

@@ -884,3 +884,80 @@ fn passive_follows_an_active_under_concurrent_load_with_damaged_deliveries() {
     let replayed = active.db.log().current_generation() - 1;
     assert!(replayed >= 8, "only {replayed} generations");
 }
+
+/// Rewrites the one page of `file` holding `needle` with a byte of it changed, and reseals
+/// the page's checksum: damage no page check can see.
+fn alter_behind_the_engine(file: &Path, needle: &[u8]) {
+    let page_size = active_options().page_size;
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .expect("the value is stored inline");
+    let number = at / page_size;
+    let page = &mut bytes[number * page_size..(number + 1) * page_size];
+    page[at % page_size + 2] ^= 0x01;
+    let checksum = bluejet_engine::page::format::page_checksum(number as u64, page);
+    page[..4].copy_from_slice(&checksum.to_le_bytes());
+    std::fs::write(file, bytes).unwrap();
+}
+
+#[test]
+fn a_passive_altered_behind_the_engine_is_failed_at_the_next_proof_point() {
+    let mut active = Active::new(31);
+    let mut write = active.db.begin_write().unwrap();
+    write
+        .insert("marker", b"m", b"marker-value-0123456789")
+        .unwrap();
+    write.commit().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(active.path(), dir.path());
+    config.replay.recount_interval = Some(Duration::ZERO);
+    // The seed's model has no marker table: compare content through the summaries here.
+    seed(&active.db, &config).unwrap();
+    active.generations(2);
+    let mut replica = Replica::open(config.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let proven = loop {
+        let status = replica.step();
+        if status.state == CopyState::Healthy && status.replayed_position >= active.end() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no convergence: {status:?}");
+    };
+    let proof = proven.proven.expect("a proof point was replayed");
+    assert_eq!(
+        proven.recounted.map(|mark| mark.position),
+        Some(proof.position)
+    );
+    replica.close(CopyState::Healthy, "altering it").unwrap();
+    alter_behind_the_engine(
+        &config
+            .layout()
+            .database()
+            .join(bluejet_engine::db::DATABASE_FILE_NAME),
+        b"marker-value-0123456789",
+    );
+    let (_, last) = active.generations(2);
+    let mut replica = Replica::open(config.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let status = replica.step();
+        if status.state == CopyState::Failed {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never Failed: {status:?}");
+    };
+    assert!(
+        failed.message.contains("content differs") && failed.message.contains("\"marker\""),
+        "{failed:?}"
+    );
+    let generation = (proof.position.generation + 1..=last)
+        .find(|g| failed.message.contains(&format!("generation {g}")));
+    assert!(generation.is_some(), "the generation is named: {failed:?}");
+    // It stays Failed: the retry reopens the copy and meets the same proof point.
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..20 {
+        assert_eq!(replica.step().state, CopyState::Failed);
+    }
+}

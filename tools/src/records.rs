@@ -1,6 +1,7 @@
 //! Describing records: kind names, one-line summaries and per-kind tallies.
 
 use crate::output;
+use bluejet_engine::content::ContentSummary;
 use bluejet_engine::log::record::kind;
 use bluejet_engine::log::{LogPosition, Record};
 use serde_json::{json, Value};
@@ -19,6 +20,7 @@ pub fn kind_name(code: u8) -> String {
         kind::START => "start",
         kind::STOP => "stop",
         kind::PUT_CHUNK => "put-chunk",
+        kind::PROOF => "proof",
         other => return format!("kind-{other}"),
     };
     name.into()
@@ -43,6 +45,8 @@ pub struct RecordRow {
     pub value_bytes: Option<usize>,
     /// The time a commit, start or stop record carries.
     pub time_micros: Option<u64>,
+    /// The content summary a proof record carries.
+    pub proof: Option<ContentSummary>,
     /// Why the payload did not decode, if it did not.
     pub problem: Option<String>,
 }
@@ -64,6 +68,7 @@ impl RecordRow {
             key: None,
             value_bytes: None,
             time_micros: None,
+            proof: None,
             problem: None,
         };
         let record = match decoded {
@@ -100,6 +105,7 @@ impl RecordRow {
             Record::Commit { time_micros, .. }
             | Record::Start { time_micros }
             | Record::Stop { time_micros } => row.time_micros = Some(time_micros),
+            Record::Proof(summary) => row.proof = Some(summary),
             Record::Begin { .. } | Record::Rollback { .. } => {}
         }
         row
@@ -128,6 +134,14 @@ impl RecordRow {
         if let Some(time) = self.time_micros {
             line.push_str(&format!("  at {}", output::time(time)));
         }
+        if let Some(proof) = &self.proof {
+            line.push_str(&format!(
+                "  {} entries in {}, content checksum {:016x}",
+                proof.entries(),
+                output::plural(proof.tables.len() as u64, "table"),
+                proof.checksum()
+            ));
+        }
         if let Some(problem) = &self.problem {
             line.push_str(&format!("  UNDECODABLE: {problem}"));
         }
@@ -146,6 +160,11 @@ impl RecordRow {
             "key": self.key.as_ref().map(|key| output::byte_string(key, usize::MAX)),
             "value_bytes": self.value_bytes,
             "time_micros": self.time_micros,
+            "proof": self.proof.as_ref().map(|proof| json!({
+                "entries": proof.entries(),
+                "checksum": format!("{:016x}", proof.checksum()),
+                "tables": proof.tables,
+            })),
             "problem": self.problem,
         })
     }

@@ -38,6 +38,8 @@ struct Capture {
     next_page: u64,
     free_list: Vec<(u64, Vec<u8>)>,
     chain: Vec<u64>,
+    /// The committed version's content totals.
+    content: crate::content::ContentTotals,
 }
 
 /// Runs a checkpoint, writing the header with `state`.
@@ -80,6 +82,7 @@ fn checkpoint_locked(
         state_version: capture.version,
         checksum_errors: previous.checksum_errors.max(inner.store.checksum_errors()),
         timeline: inner.log.timeline(),
+        content: capture.content,
         ..previous.clone()
     };
     write_header(inner, header_state, header, capture.chain.clone())?;
@@ -131,6 +134,7 @@ fn capture(inner: &Inner, header_state: &HeaderState) -> Capture {
     let end = committed.end.max(header_state.header.checkpoint);
     Capture {
         version,
+        content: committed.content,
         catalog_root: committed.catalog_root,
         end,
         next_page: writer.allocator.next_page,

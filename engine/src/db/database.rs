@@ -87,6 +87,8 @@ pub(crate) struct WriterState {
     pub allocator: Allocator,
     pub dirty: DirtyPages,
     pub committed: Arc<Version>,
+    /// The generation the last proof record went to (0: none since the log was opened).
+    pub proved_generation: u32,
 }
 
 pub(crate) struct HeaderState {
@@ -137,6 +139,24 @@ impl Database {
     /// and are never blocked by them.
     pub fn begin_read(&self) -> Result<ReadTransaction<'_>, DbError> {
         Ok(ReadTransaction::begin(&self.inner))
+    }
+
+    /// Reads every entry and checks the content summary the database keeps (each table's
+    /// count and checksum, the totals) against it: the summary when they agree,
+    /// [`DbError::ContentMismatch`] naming the first table that differs when not.
+    ///
+    /// ```
+    /// use bluejet_engine::db::{Database, Options};
+    /// let directory = tempfile::tempdir().unwrap();
+    /// let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let mut write = db.begin_write().unwrap();
+    /// write.insert("mail", b"<a@x>", b"hello").unwrap();
+    /// write.commit().unwrap();
+    /// assert_eq!(db.verify_content().unwrap().entries(), 1);
+    /// db.close().unwrap();
+    /// ```
+    pub fn verify_content(&self) -> Result<crate::content::ContentSummary, DbError> {
+        super::content_check::check_stored(&self.inner)
     }
 
     /// Writes every committed change to the file and moves the checkpoint to the newest

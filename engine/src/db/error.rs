@@ -75,6 +75,22 @@ pub enum DbError {
         /// The stream signature of the log found.
         found: StreamSignature,
     },
+    /// The content replay arrived at differs from what the log's proof record (or the
+    /// stored summary a recount checked) says it is: a page changed behind the engine's
+    /// back, or a copy that diverged. Names the log file and position of the proof point
+    /// (none for a recount against the catalog) and the first table that differs.
+    #[error(
+        "{path}: content differs{}: {difference}",
+        .position.map(|at| format!(" at the proof point of generation {} offset {}", at.generation, at.offset)).unwrap_or_default()
+    )]
+    ContentMismatch {
+        /// The log generation holding the proof record, or the database file.
+        path: PathBuf,
+        /// Where the proof record is in the log.
+        position: Option<crate::log::LogPosition>,
+        /// The first table that differs.
+        difference: crate::content::ContentDifference,
+    },
     /// A table does not exist.
     #[error("no table named {0:?}")]
     TableNotFound(String),
@@ -147,7 +163,8 @@ impl DbError {
             | Self::BadHeader { .. }
             | Self::Truncated { .. }
             | Self::MissingLogGenerations { .. }
-            | Self::ForeignLog { .. } => true,
+            | Self::ForeignLog { .. }
+            | Self::ContentMismatch { .. } => true,
             Self::Log(error) => error.is_damage(),
             _ => false,
         }

@@ -6,6 +6,7 @@
 
 mod catalog;
 mod checkpoint;
+mod content_check;
 mod database;
 mod error;
 mod gate;

@@ -37,6 +37,11 @@ pub struct Options {
     pub background: bool,
     /// Consulted before every commit (default: none, every commit is admitted).
     pub commit_gate: super::gate::Gate,
+    /// After a recovery that redid transactions, read every entry and check the content
+    /// summary the database stores against it (default on). It costs one read of the whole
+    /// database per crash recovery; without it recovery still checks every proof point it
+    /// replays, which only sees the entries the replayed transactions changed.
+    pub recount_after_recovery: bool,
 }
 
 impl Default for Options {
@@ -50,6 +55,7 @@ impl Default for Options {
             log: LogConfig::default(),
             background: true,
             commit_gate: super::gate::Gate::open(),
+            recount_after_recovery: true,
         }
     }
 }

@@ -89,6 +89,26 @@ pub struct PassiveDatabase {
     inner: Inner,
     log_directory: PathBuf,
     cursor: Mutex<ReplayCursor>,
+    recount: Mutex<RecountSchedule>,
+}
+
+/// How often replay recounts every entry at a proof point (a scrub of the copy).
+#[derive(Clone, Copy, Debug, Default)]
+struct RecountSchedule {
+    /// The least time between two recounts (`None`: never).
+    every: Option<std::time::Duration>,
+    /// When the last one ran (monotonic).
+    last: Option<std::time::Instant>,
+}
+
+impl RecountSchedule {
+    fn due(&self) -> bool {
+        match (self.every, self.last) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(every), Some(last)) => last.elapsed() >= every,
+        }
+    }
 }
 
 /// Where replay stands between generations.
@@ -204,6 +224,7 @@ impl PassiveDatabase {
         let previous = read_previous(&inner, log_directory, header.checkpoint.generation);
         Ok(Self {
             inner,
+            recount: Mutex::new(RecountSchedule::default()),
             log_directory: log_directory.to_owned(),
             cursor: Mutex::new(ReplayCursor {
                 gatherer: Gatherer::default(),
@@ -339,6 +360,7 @@ impl PassiveDatabase {
             ..GenerationReplay::default()
         };
         let mut batch = Batch::new(&self.inner);
+        batch.recount = self.recount.lock().due();
         while offset < stream.len() {
             // Scanning framed every record of a closed generation; this cannot fail.
             let raw = read_record(&stream[offset..]).map_err(|problem| LogError::BadRecord {
@@ -365,6 +387,9 @@ impl PassiveDatabase {
             cursor.next = end;
         }
         batch.finish()?;
+        if replay.report.last_recount.is_some() {
+            self.recount.lock().last = Some(std::time::Instant::now());
+        }
         Ok(replay)
     }
 
@@ -380,6 +405,20 @@ impl PassiveDatabase {
                 .generation_bytes
                 .store(header.generation_bytes as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Makes replay also recount every entry at a proof point, at most once per `every`
+    /// (`None`, the default: never; proof points then compare the summaries commits keep,
+    /// which see only the entries replay changes). A recount that differs fails the replay
+    /// like a proof point that does ([`DbError::ContentMismatch`]).
+    pub fn set_recount_interval(&self, every: Option<std::time::Duration>) {
+        self.recount.lock().every = every;
+    }
+
+    /// Reads every entry and checks the content summary the copy keeps against it (see
+    /// [`Database::verify_content`](super::Database::verify_content)).
+    pub fn verify_content(&self) -> Result<crate::content::ContentSummary, DbError> {
+        super::content_check::check_stored(&self.inner)
     }
 
     /// Writes entries into `table` (created if missing) without logging them: how a seed

@@ -61,6 +61,27 @@ impl<'db> ReadTransaction<'db> {
         })
     }
 
+    /// The content summary the snapshot's catalog stores: each table's entries and
+    /// checksum, kept up to date by every commit (see [`crate::content`]).
+    pub fn content(&self) -> Result<crate::content::ContentSummary, DbError> {
+        let store = &self.inner.store;
+        let root = self.version.catalog_root;
+        let mut tables = Vec::new();
+        let mut cursor = Cursor::seek(store, root, Bound::Unbounded, Direction::Forward)?;
+        while let Some((leaf, index)) = cursor.next(store)? {
+            let (key, value) = cursor::entry(store, &leaf, index)?;
+            let meta = TableMeta::decode(&value, store.file().path(), root)?;
+            tables.push(meta.content(String::from_utf8_lossy(&key).into_owned()));
+        }
+        Ok(crate::content::ContentSummary { tables })
+    }
+
+    /// The entries and checksum of every table together, as the snapshot's version keeps
+    /// them (the header stores them at checkpoints).
+    pub fn totals(&self) -> crate::content::ContentTotals {
+        self.version.content
+    }
+
     /// The names of every table, in order.
     pub fn table_names(&self) -> Result<Vec<String>, DbError> {
         let store = &self.inner.store;

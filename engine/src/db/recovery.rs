@@ -8,6 +8,7 @@
 use super::database::Inner;
 use super::write::WriteTransaction;
 use super::DbError;
+use crate::content::ContentSummary;
 use crate::log::{LogPosition, LogReader, LogRecord, Record};
 use crate::LogError;
 
@@ -26,6 +27,12 @@ pub struct ReplayReport {
     pub transactions_applied: u64,
     /// Transactions dropped (no commit record, or rolled back).
     pub transactions_dropped: u64,
+    /// Proof records met, each checked against the replayed content.
+    pub proofs: u64,
+    /// The last proof point the replayed content was found equal at.
+    pub last_proof: Option<LogPosition>,
+    /// The last proof point a recount of every entry was found equal at.
+    pub last_recount: Option<LogPosition>,
 }
 
 /// One operation of a transaction being read back.
@@ -71,6 +78,8 @@ pub(crate) struct Batch<'db> {
     write: Option<WriteTransaction<'db>>,
     operations: usize,
     end: LogPosition,
+    /// Whether the next proof point also recounts every entry (a passive copy's scrub).
+    pub recount: bool,
 }
 
 /// Operations after which a batch is committed, bounding the memory its changed pages take.
@@ -115,6 +124,15 @@ impl Gatherer {
         let Some(decoded) = record.decode()? else {
             return Ok(());
         };
+        if let Record::Proof(expected) = decoded {
+            let recounted = batch.prove(&expected, record)?;
+            report.proofs += 1;
+            report.last_proof = Some(record.position);
+            if recounted {
+                report.last_recount = Some(record.position);
+            }
+            return Ok(());
+        }
         if let Some(operations) = self.feed(decoded, report) {
             batch.apply(operations, record.end)?;
             report.transactions_applied += 1;
@@ -169,6 +187,36 @@ impl<'db> Batch<'db> {
             write: None,
             operations: 0,
             end: LogPosition::default(),
+            recount: false,
+        }
+    }
+
+    /// Compares the content replayed so far with a proof record's, and with `recount` set
+    /// also every entry read back (the batch is committed first so that a snapshot sees it);
+    /// returns whether it recounted. A difference is [`DbError::ContentMismatch`].
+    fn prove(&mut self, expected: &ContentSummary, record: &LogRecord) -> Result<bool, DbError> {
+        let inner = self.inner;
+        let write = self
+            .write
+            .get_or_insert_with(|| WriteTransaction::begin_unlogged(inner));
+        let replayed = write.content()?;
+        let mismatch = |difference| DbError::ContentMismatch {
+            path: record.path.as_ref().clone(),
+            position: Some(record.position),
+            difference,
+        };
+        if let Some(difference) = expected.first_difference(&replayed) {
+            return Err(mismatch(difference));
+        }
+        if !std::mem::take(&mut self.recount) {
+            return Ok(false);
+        }
+        self.finish()?;
+        let read = super::read::ReadTransaction::begin(inner);
+        let recounted = crate::content::recount(&read)?;
+        match expected.first_difference(&recounted) {
+            Some(difference) => Err(mismatch(difference)),
+            None => Ok(true),
         }
     }
 

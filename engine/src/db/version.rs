@@ -14,6 +14,8 @@ pub struct Version {
     pub catalog_root: u64,
     /// The log position just after the transaction's commit record.
     pub end: LogPosition,
+    /// The entries and content checksum of every table (see [`crate::content`]).
+    pub content: crate::content::ContentTotals,
 }
 
 /// The newest durable state, which new readers get, and the versions readers hold.

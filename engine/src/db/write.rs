@@ -7,6 +7,7 @@ use super::DbError;
 use crate::btree::node::{LongRef, Value};
 use crate::btree::write::TreeWriter;
 use crate::btree::{max_inline_value_bytes, max_key_bytes};
+use crate::content::{entry_hash, ContentSummary, ContentTotals};
 use crate::log::{Durability, LogPosition, Transaction};
 use crate::value::long::{self, MAX_VALUE_BYTES};
 use parking_lot::MutexGuard;
@@ -27,6 +28,8 @@ pub struct WriteTransaction<'db> {
     catalog_root: u64,
     tables: HashMap<String, (TableMeta, bool)>,
     log: Option<Transaction<'db>>,
+    /// Entries and content checksum of the whole database with this transaction's changes.
+    content: ContentTotals,
     changed: bool,
     /// Set when an operation failed after it had logged or changed something: the
     /// transaction can then only be rolled back.
@@ -55,12 +58,14 @@ impl<'db> WriteTransaction<'db> {
         let horizon = inner.snapshots.horizon();
         state.allocator.reclaim(Some(horizon));
         let catalog_root = state.committed.catalog_root;
+        let content = state.committed.content;
         Self {
             inner,
             state: Some(state),
             catalog_root,
             tables: HashMap::default(),
             log: None,
+            content,
             changed: false,
             failed: None,
         }
@@ -171,21 +176,45 @@ impl<'db> WriteTransaction<'db> {
         if let Some(log) = &mut self.log {
             log.put_chunked(table, key, value, LOG_CHUNK_BYTES);
         }
+        let hash = entry_hash(table, key, value);
         let stored = self.store_value(value);
         let (root, replaced) = self.tree().insert(meta.root, key, stored)?;
         meta.root = root;
         let was_replaced = match replaced {
             Some(old) => {
+                let old_hash = self.stored_hash(table, key, &old)?;
                 self.free_value(old)?;
+                self.count_out(&mut meta, old_hash);
                 true
             }
-            None => {
-                meta.count += 1;
-                false
-            }
+            None => false,
         };
+        self.count_in(&mut meta, hash);
         self.set_meta(table, meta);
         Ok(was_replaced)
+    }
+
+    /// Adds an entry's hash to its table's and the database's content.
+    fn count_in(&mut self, meta: &mut TableMeta, hash: u64) {
+        meta.count += 1;
+        meta.checksum = meta.checksum.wrapping_add(hash);
+        self.content = self.content.plus(1, hash);
+    }
+
+    /// Takes a removed or replaced entry's hash out of its table's and the database's content.
+    fn count_out(&mut self, meta: &mut TableMeta, hash: u64) {
+        debug_assert!(meta.count > 0, "an entry out of an empty table");
+        meta.count = meta.count.saturating_sub(1);
+        meta.checksum = meta.checksum.wrapping_sub(hash);
+        self.content = self.content.minus(1, hash);
+    }
+
+    /// The hash of the entry `key` → `value` as the tree holds it (a long value is read).
+    fn stored_hash(&self, table: &str, key: &[u8], value: &Value) -> Result<u64, DbError> {
+        match value {
+            Value::Inline(bytes) => Ok(entry_hash(table, key, bytes)),
+            long => Ok(entry_hash(table, key, &self.value_bytes(long.clone())?)),
+        }
     }
 
     /// A value as the leaf will hold it: inline, or written to long-value pages.
@@ -278,9 +307,10 @@ impl<'db> WriteTransaction<'db> {
         if let Some(log) = &mut self.log {
             log.delete(table, key);
         }
+        let hash = self.stored_hash(table, key, &removed)?;
         self.free_value(removed)?;
         meta.root = root;
-        meta.count = meta.count.saturating_sub(1);
+        self.count_out(&mut meta, hash);
         self.set_meta(table, meta);
         Ok(true)
     }
@@ -339,6 +369,7 @@ impl<'db> WriteTransaction<'db> {
             log.drop_table(table);
         }
         self.tables.remove(table);
+        self.content = self.content.minus(meta.count, meta.checksum);
         let root = self.catalog_root;
         let (root, _) = self.tree().remove(root, table.as_bytes())?;
         self.catalog_root = root;
@@ -405,10 +436,13 @@ impl<'db> WriteTransaction<'db> {
         }
         // The gate counts this commit in flight until its records are in the log (or it
         // failed): a pause or a fence waits for it before closing the generation.
-        let appended = self.write_catalog().and_then(|()| {
-            let log = self.log.take().expect("a logged transaction");
-            log.commit(Durability::Lazy).map_err(DbError::from)
-        });
+        let appended = self
+            .prove_generation()
+            .and_then(|()| self.write_catalog())
+            .and_then(|()| {
+                let log = self.log.take().expect("a logged transaction");
+                log.commit(Durability::Lazy).map_err(DbError::from)
+            });
         gate.appended();
         let end = match appended {
             Ok(info) => info.end,
@@ -456,6 +490,61 @@ impl<'db> WriteTransaction<'db> {
             self.inner.snapshots.publish(version);
         }
         Ok(())
+    }
+
+    /// Before the first commit in a generation that holds no proof record yet, appends one
+    /// with the committed content (this transaction's changes not included): every
+    /// generation a commit begins in carries a proof point for replay to check.
+    fn prove_generation(&mut self) -> Result<(), DbError> {
+        let log = Arc::clone(self.inner.log.writer());
+        if self.state().proved_generation == log.current_generation() {
+            return Ok(());
+        }
+        let committed_root = self.state().committed.catalog_root;
+        let summary = self.catalog_content(committed_root, false)?;
+        debug_assert_eq!(summary.totals(), self.state().committed.content);
+        let at = log.append_proof(&summary)?;
+        self.state().proved_generation = at.generation;
+        Ok(())
+    }
+
+    /// The content as this transaction sees it (its own changes included): what a replay
+    /// compares with a proof record.
+    pub(crate) fn content(&mut self) -> Result<ContentSummary, DbError> {
+        self.catalog_content(self.catalog_root, true)
+    }
+
+    /// The content summary of the catalog rooted at `root`, with this transaction's
+    /// changed tables over it when `overlay` is set.
+    fn catalog_content(&mut self, root: u64, overlay: bool) -> Result<ContentSummary, DbError> {
+        let path = self.inner.store.file().path().to_owned();
+        let mut tables = std::collections::BTreeMap::new();
+        for (name, value) in self
+            .tree()
+            .collect(root, &(Bound::Unbounded, Bound::Unbounded))?
+        {
+            let Value::Inline(bytes) = value else {
+                return Err(DbError::Corruption {
+                    path,
+                    page: root,
+                    problem: crate::page::format::PageProblem::Malformed(
+                        "catalog entry stored out of line".into(),
+                    ),
+                });
+            };
+            let name = String::from_utf8_lossy(&name).into_owned();
+            tables.insert(name, TableMeta::decode(&bytes, &path, root)?);
+        }
+        if overlay {
+            for (name, (meta, _)) in &self.tables {
+                tables.insert(name.clone(), *meta);
+            }
+        }
+        let tables = tables
+            .into_iter()
+            .map(|(name, meta)| meta.content(name))
+            .collect();
+        Ok(ContentSummary { tables })
     }
 
     /// Repacks and numbers each changed table's tree, then writes the changed catalog
@@ -510,6 +599,7 @@ impl<'db> WriteTransaction<'db> {
             number: version,
             catalog_root,
             end,
+            content: self.content,
         });
         state.committed = Arc::clone(&committed);
         drop(state);

@@ -1,12 +1,14 @@
 //! A read-only B+tree check, like `eseutil /g`: every tree page in key order and within its
-//! parent's bounds, leaves all at one depth, counts matching the catalog, long-value chains
-//! whole, and every page either reachable exactly once or free.
+//! parent's bounds, leaves all at one depth, entry counts and content checksums matching the
+//! catalog (and the catalog's totals matching the header's), long-value chains whole, and
+//! every page either reachable exactly once or free.
 //!
 //! Trees here have no sibling links (copy on write would have to copy every neighbour), so
 //! "sibling order" is checked as the bounds each parent gives its children.
 
 use super::DatabaseImage;
 use crate::btree::view::{NodeView, ValueRef};
+use crate::content::{entry_hash, ContentTotals};
 use crate::db::{DbError, KeyValue, TableMeta};
 use crate::page::free_list;
 use std::borrow::Cow;
@@ -55,6 +57,10 @@ struct Checker<'a> {
     owners: HashMap<u64, String>,
     report: IntegrityReport,
     leaf_depth: Option<usize>,
+    /// The sum of the entry hashes of the table being checked (none for the catalog).
+    content: Option<u64>,
+    /// Entries and checksums of every table, to compare with the header's totals.
+    totals: ContentTotals,
 }
 
 /// Checks the file; damage is reported, not returned as an error (only I/O errors are).
@@ -64,11 +70,27 @@ pub fn integrity(image: &DatabaseImage) -> Result<IntegrityReport, DbError> {
         owners: HashMap::new(),
         report: IntegrityReport::default(),
         leaf_depth: None,
+        content: None,
+        totals: ContentTotals::default(),
     };
     let header = &image.header.header;
     let catalog = checker.check_tree(header.catalog_root, "catalog")?;
     for (name, value) in catalog {
         checker.check_table(&name, &value, header.catalog_root)?;
+    }
+    if checker.totals != header.content {
+        checker.problem(
+            0,
+            "header",
+            format!(
+                "the header's content is {} entries, checksum {:016x}; the catalog's tables \
+                 add up to {} entries, checksum {:016x}",
+                header.content.entries,
+                header.content.checksum,
+                checker.totals.entries,
+                checker.totals.checksum
+            ),
+        );
     }
     checker.check_free_list()?;
     checker.check_every_page_owned();
@@ -118,7 +140,20 @@ impl Checker<'_> {
         };
         self.report.tables += 1;
         self.leaf_depth = None;
+        self.totals = self.totals.plus(meta.count, meta.checksum);
+        self.content = Some(0);
         let entries = self.check_tree(meta.root, &name)?;
+        let checksum = self.content.take().unwrap_or_default();
+        if checksum != meta.checksum {
+            self.problem(
+                meta.root,
+                &name,
+                format!(
+                    "catalog content checksum {:016x}, the entries add up to {checksum:016x}",
+                    meta.checksum
+                ),
+            );
+        }
         self.report.entries += entries.len() as u64;
         if entries.len() as u64 != meta.count {
             let found = entries.len();
@@ -233,9 +268,13 @@ impl Checker<'_> {
         }
         for index in 0..view.len() {
             let value = match view.value(index) {
-                ValueRef::Inline(bytes) => bytes.to_vec(),
+                ValueRef::Inline(bytes) => {
+                    self.add_entry(owner, view.key(index), Some(bytes));
+                    bytes.to_vec()
+                }
                 ValueRef::Long(long) => {
-                    self.check_long_value(page, owner, long);
+                    let whole = self.check_long_value(page, owner, long);
+                    self.add_entry(owner, view.key(index), whole.as_deref());
                     Vec::new()
                 }
             };
@@ -243,7 +282,23 @@ impl Checker<'_> {
         }
     }
 
-    fn check_long_value(&mut self, leaf: u64, owner: &str, long: crate::btree::node::LongRef) {
+    /// Adds an entry's hash to the table's sum; a value that cannot be read makes the sum
+    /// unknowable (its problem is reported already), so the comparison is skipped.
+    fn add_entry(&mut self, table: &str, key: &[u8], value: Option<&[u8]>) {
+        let Some(sum) = self.content else {
+            return;
+        };
+        self.content = value.map(|value| sum.wrapping_add(entry_hash(table, key, value)));
+    }
+
+    /// Checks a long value's chain and returns the value when it reads whole (only while a
+    /// table's content is summed).
+    fn check_long_value(
+        &mut self,
+        leaf: u64,
+        owner: &str,
+        long: crate::btree::node::LongRef,
+    ) -> Option<Vec<u8>> {
         let store = &self.image.store;
         let fetch = |page: u64| store.page(page).map(|bytes| Cow::Owned(bytes.to_vec()));
         match crate::value::long::chain(long, &fetch, &self.image.path) {
@@ -254,7 +309,18 @@ impl Checker<'_> {
                     }
                 }
             }
-            Err(error) => self.problem(leaf, owner, format!("long value: {error}")),
+            Err(error) => {
+                self.problem(leaf, owner, format!("long value: {error}"));
+                return None;
+            }
+        }
+        self.content?;
+        match crate::value::long::read(long, &fetch, &self.image.path) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.problem(leaf, owner, format!("long value: {error}"));
+                None
+            }
         }
     }
 

@@ -209,6 +209,18 @@ impl RecordIterator<'_> {
             };
             offset += record.encoded_len();
         }
+        if offset < target {
+            // The generation's records end before the position (a checkpoint, say) that
+            // was durably recorded inside it: bytes were lost.
+            return Err(LogError::BadRecord {
+                path: self.path.as_ref().clone(),
+                position: LogPosition::new(self.next.generation, offset as u32),
+                reason: format!(
+                    "the records end here, before position {} which must be in the log",
+                    self.next
+                ),
+            });
+        }
         if offset != target {
             return Err(LogError::PositionNotFound {
                 position: self.next,

@@ -9,9 +9,10 @@
 //!   8  u32  crc32c of bytes 0..8 followed by the payload
 //!  12  [length] payload
 //! ```
-//! Payloads of the kinds below are bincode (fixed-width integers, little-endian; byte strings
+//! Payloads of kinds 1..=10 are bincode (fixed-width integers, little-endian; byte strings
 //! go through `serde_bytes`, which encodes them exactly as bincode encodes a `Vec<u8>`, a u64
-//! length and the bytes, but copies them whole instead of byte by byte). A reader
+//! length and the bytes, but copies them whole instead of byte by byte). Kind 11, the proof
+//! record, is encoded by hand ([`crate::content::encode_proof`]). A reader
 //! that meets a kind it does not know skips it by its length.
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,8 @@ pub mod kind {
     pub const STOP: u8 = 9;
     /// A piece of a value too large for one record.
     pub const PUT_CHUNK: u8 = 10;
+    /// The content summary of every commit before it (a proof point).
+    pub const PROOF: u8 = 11;
 }
 
 /// A decoded record of a kind the engine knows.
@@ -130,6 +133,11 @@ pub enum Record {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// A proof point: the content summary of the database after every commit before this
+    /// record. Written before the first commit of each generation; replay compares its own
+    /// summary with it. Encoded by hand, not by bincode (hence skipped by serde).
+    #[serde(skip)]
+    Proof(crate::content::ContentSummary),
 }
 
 /// Why a record could not be framed or decoded.
@@ -181,6 +189,11 @@ impl RawRecord<'_> {
 
     /// Decodes a known kind; `Ok(None)` for a kind this build does not know.
     pub fn decode(&self) -> Result<Option<Record>, RecordProblem> {
+        if self.kind == kind::PROOF {
+            return crate::content::decode_proof(self.payload)
+                .map(|summary| Some(Record::Proof(summary)))
+                .map_err(RecordProblem::BadPayload);
+        }
         if !(kind::BEGIN..=kind::PUT_CHUNK).contains(&self.kind) {
             return Ok(None);
         }
@@ -222,6 +235,7 @@ impl Record {
             Record::Start { .. } => kind::START,
             Record::Stop { .. } => kind::STOP,
             Record::PutChunk { .. } => kind::PUT_CHUNK,
+            Record::Proof(_) => kind::PROOF,
         }
     }
 
@@ -236,7 +250,7 @@ impl Record {
             | Record::CreateTable { transaction, .. }
             | Record::DropTable { transaction, .. }
             | Record::PutChunk { transaction, .. } => Some(*transaction),
-            Record::Start { .. } | Record::Stop { .. } => None,
+            Record::Start { .. } | Record::Stop { .. } | Record::Proof(_) => None,
         }
     }
 
@@ -250,7 +264,12 @@ impl Record {
     /// assert_eq!(raw.decode().unwrap(), Some(Record::Begin { transaction: 1 }));
     /// ```
     pub fn encode_into(&self, target: &mut Vec<u8>) {
-        encode_framed(target, self.kind(), self);
+        match self {
+            Record::Proof(summary) => {
+                frame_into(target, kind::PROOF, &crate::content::encode_proof(summary))
+            }
+            other => encode_framed(target, other.kind(), other),
+        }
     }
 }
 

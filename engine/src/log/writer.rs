@@ -301,6 +301,18 @@ impl Log {
     /// Appends framed records (`boundaries` gives each record's end in `encoded`); returns
     /// the position of the first and the end of the last. A record never spans generations:
     /// one that does not fit in the current generation starts the next.
+    /// Appends a proof record of `summary` (the content after every commit appended so
+    /// far: the caller holds the database's writer lock); returns where it begins.
+    pub(crate) fn append_proof(
+        &self,
+        summary: &crate::content::ContentSummary,
+    ) -> Result<LogPosition, LogError> {
+        let mut encoded = Vec::new();
+        super::record::Record::Proof(summary.clone()).encode_into(&mut encoded);
+        let (begin, _) = self.append_records(&encoded, &[encoded.len()], false)?;
+        Ok(begin)
+    }
+
     pub(crate) fn append_records(
         &self,
         encoded: &[u8],

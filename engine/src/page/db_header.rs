@@ -8,7 +8,7 @@
 //!   8  u32  crc32c of bytes 12..512
 //!  12  u8   file type (2 = database)
 //!  13  u8   slot (0 or 1: which copy this is)
-//!  14  u16  format version (1)
+//!  14  u16  format version (2; 1 had no content totals and is refused)
 //!  16  u32  page size
 //!  20  u32  state (1 JustCreated, 2 DirtyShutdown, 3 CleanShutdown)
 //!  24  u64  sequence: +1 at every header write; the valid copy with the highest wins
@@ -29,7 +29,9 @@
 //! 152  u32,u32,u64  last full backup: generations low, high, time (0 if none)
 //! 168  u32,u32,u64  last incremental backup: generations low, high, time
 //! 184  u64  log timeline
-//! 192..512 zero
+//! 192  u64  content: entries of every table at the checkpoint
+//! 200  u64  content: database checksum at the checkpoint (the sum of the tables')
+//! 208..512 zero
 //! ```
 
 use super::format::{read_u32, read_u64, PAGE_SIZES};
@@ -42,7 +44,7 @@ pub const HEADER_OFFSETS: [u64; 2] = [0, 4096];
 /// The file type byte of a database.
 pub const DATABASE_FILE_TYPE: u8 = 2;
 /// The header format version.
-pub const HEADER_FORMAT_VERSION: u16 = 1;
+pub const HEADER_FORMAT_VERSION: u16 = 2;
 const MAGIC: &[u8; 8] = b"BJETDB\0\0";
 
 /// The first data page: the pages before it hold the two header copies.
@@ -128,6 +130,8 @@ pub struct DbHeader {
     pub last_incremental_backup: BackupRecord,
     /// The log timeline.
     pub timeline: u64,
+    /// The content at the checkpoint: every table's entries and the database checksum.
+    pub content: crate::content::ContentTotals,
 }
 
 impl DbHeader {
@@ -163,6 +167,8 @@ impl DbHeader {
         writer.backup(&self.last_full_backup);
         writer.backup(&self.last_incremental_backup);
         writer.u64(self.timeline);
+        writer.u64(self.content.entries);
+        writer.u64(self.content.checksum);
         let checksum = crc32c::crc32c(&bytes[12..]);
         bytes[8..12].copy_from_slice(&checksum.to_le_bytes());
         bytes
@@ -221,6 +227,10 @@ impl DbHeader {
             last_full_backup: read_backup(bytes, 152),
             last_incremental_backup: read_backup(bytes, 168),
             timeline: read_u64(bytes, 184),
+            content: crate::content::ContentTotals {
+                entries: read_u64(bytes, 192),
+                checksum: read_u64(bytes, 200),
+            },
         };
         header.check_bounds()?;
         Ok((header, bytes[13]))
@@ -382,6 +392,10 @@ mod tests {
             last_full_backup: BackupRecord::default(),
             last_incremental_backup: BackupRecord::default(),
             timeline: 1,
+            content: crate::content::ContentTotals {
+                entries: 3,
+                checksum: u64::MAX - 1,
+            },
         }
     }
 

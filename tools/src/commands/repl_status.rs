@@ -9,6 +9,7 @@ use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
 use bluejet_replication::cluster::heartbeat::Heartbeat;
 use bluejet_replication::layout::ReplicaLayout;
+use bluejet_replication::replay::ProofMark;
 use bluejet_replication::status::GenerationMark;
 use bluejet_replication::{CopyState, CopyStatus};
 use serde_json::{json, Value};
@@ -100,6 +101,18 @@ fn mark_text(mark: Option<GenerationMark>, now: u64) -> String {
     }
 }
 
+/// A proof point and when it was checked: `12:4096 at 2026-...Z (3.2 s ago)`.
+fn proof_text(mark: Option<ProofMark>, now: u64) -> String {
+    match mark {
+        Some(mark) => format!(
+            "{} at {}",
+            mark.position,
+            time_with_age(mark.time_micros, now)
+        ),
+        None => "- (no proof point replayed yet)".into(),
+    }
+}
+
 /// A time with its age: `2026-...Z (3.2 s ago)`, `-` when not set.
 fn time_with_age(micros: u64, now: u64) -> String {
     if micros == 0 {
@@ -125,6 +138,8 @@ pub fn lines(status: &CopyStatus) -> Vec<String> {
         field("last inspected", mark_text(status.last_inspected, now)),
         field("last replayed", mark_text(status.last_replayed, now)),
         field("replayed position", status.replayed_position.to_string()),
+        field("proven equal at", proof_text(status.proven, now)),
+        field("recounted at", proof_text(status.recounted, now)),
         field(
             "loss window",
             format!(

@@ -51,6 +51,16 @@ fn print_text(report: &RestoreReport) {
         generations_text(report),
         output::plural(report.transactions, "transaction")
     );
+    crate::out!(
+        "content recounted: {} entries, checksum {:016x}{}",
+        report.content.entries,
+        report.content.checksum,
+        if report.content_matches_manifest {
+            ", as the backup's manifest records"
+        } else {
+            " (replay stopped before the last backup's end: checked at its proof points)"
+        }
+    );
 }
 
 fn print_json(report: &RestoreReport) {
@@ -61,6 +71,11 @@ fn print_json(report: &RestoreReport) {
         "position": position_json(report.position),
         "generations": report.generations,
         "transactions": report.transactions,
+        "content": {
+            "entries": report.content.entries,
+            "checksum": format!("{:016x}", report.content.checksum),
+            "matches_manifest": report.content_matches_manifest,
+        },
         "passed": true,
     }));
 }

@@ -157,3 +157,54 @@ fn log_file(directory: &Path, file: &DivergentFile) -> Result<LogFile, DivergedE
         shared_prefix_bytes: file.shared_prefix_bytes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_written_before_shared_prefix_bytes_still_reads() {
+        let old = serde_json::json!({
+            "epoch": 4,
+            "common_generation": 17,
+            "files": [{"name": "E0000000012.log", "generation": 18, "commits": 2,
+                       "created_micros": 1}],
+            "reason": "diverged after the common generation",
+        });
+        let report: DivergenceReport = serde_json::from_value(old).unwrap();
+        assert_eq!(report.files[0].shared_prefix_bytes, 0);
+        assert!(report.without_commits.is_empty() && report.common.is_empty());
+        let files = divergent_files(Path::new("/x/diverged-4"), &report).unwrap();
+        assert_eq!(files[0].mode, ScanMode::Closed);
+    }
+
+    #[test]
+    fn names_outside_the_directory_or_of_another_generation_are_refused() {
+        for (name, generation) in [
+            ("../E0000000012.log", Some(18)),
+            ("E0000000012.log", Some(19)),
+            ("E00.chk", None),
+            ("report.json", None),
+        ] {
+            let report = DivergenceReport {
+                epoch: 1,
+                common_generation: None,
+                files: vec![DivergentFile {
+                    name: name.into(),
+                    generation,
+                    commits: 1,
+                    created_micros: None,
+                    shared_prefix_bytes: 0,
+                }],
+                without_commits: Vec::new(),
+                common: Vec::new(),
+                reason: String::new(),
+            };
+            let refused = divergent_files(Path::new("/x/diverged-1"), &report);
+            assert!(
+                matches!(refused, Err(DivergedError::BadReport { .. })),
+                "{name}"
+            );
+        }
+    }
+}

@@ -23,6 +23,7 @@ pub mod backup_verify;
 pub mod block_store;
 pub mod cluster;
 pub mod control;
+pub mod diverged;
 pub mod dumpster;
 pub mod error;
 pub mod events;

@@ -35,6 +35,8 @@
 //!                       [--timeout SECONDS] [--json]
 //! bluejet cluster backup --config FILE [--node NODE] --to DIR [--incremental]
 //!                        [--timeout SECONDS] [--json]
+//! bluejet diverged show DIR [--json]
+//! bluejet diverged reapply DIR --to NODE [--timeout SECONDS] [--json]
 //! ```
 //!
 //! DB is a database directory or its `bluejet.db` file. A replica is a directory holding a
@@ -130,6 +132,52 @@ enum Command {
         #[command(subcommand)]
         action: ClusterAction,
     },
+    /// An old active's divergent transactions (kept aside in `diverged-<epoch>/`): show
+    /// them, or re-apply them through the active node.
+    Diverged {
+        #[command(subcommand)]
+        action: DivergedAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DivergedAction {
+    /// The transactions the new active never had, with the messages among them (exit 1
+    /// when a divergent file cannot be read).
+    Show(DivergedShowArgs),
+    /// Re-apply them through the running active node NODE (its instance directory): what
+    /// is missing is committed anew, what it has is skipped, a key changed on both sides is
+    /// never overwritten (exit 1 when refused or conflicting).
+    Reapply(DivergedReapplyArgs),
+}
+
+/// Options of `diverged show`.
+#[derive(Debug, Args)]
+struct DivergedShowArgs {
+    /// A `diverged-<epoch>` directory, or an instance directory (each of its, newest first).
+    #[arg(value_name = "DIR")]
+    directory: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `diverged reapply`.
+#[derive(Debug, Args)]
+struct DivergedReapplyArgs {
+    /// The `diverged-<epoch>` directory.
+    #[arg(value_name = "DIR")]
+    directory: PathBuf,
+    /// The active node's instance directory.
+    #[arg(long, value_name = "NODE")]
+    to: PathBuf,
+    /// How long to wait for the node's answer before withdrawing the request.
+    #[arg(long, value_name = "SECONDS", default_value = "60",
+          value_parser = commands::repl_run::parse_seconds)]
+    timeout: Duration,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -584,6 +632,17 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             load: args.load,
         }),
         Command::Cluster { action } => run_cluster(action),
+        Command::Diverged {
+            action: DivergedAction::Show(args),
+        } => commands::diverged_show::run(&args.directory, args.json),
+        Command::Diverged {
+            action: DivergedAction::Reapply(args),
+        } => commands::diverged_reapply::run(&commands::diverged_reapply::ReapplyOptions {
+            directory: args.directory,
+            to: args.to,
+            timeout: args.timeout,
+            json: args.json,
+        }),
         Command::Backup(args) => run_backup(args),
         Command::Restore(args) => {
             commands::restore::run(&args.backups, &args.to, args.to_generation, args.json)

@@ -305,6 +305,66 @@ fn demo_then_dumps_pass() {
 }
 
 #[test]
+fn diverged_show_lists_the_demo_s_lost_tail() {
+    let (root, _) = demo_directory();
+    let instance = root.path().join("demo").join("a");
+    let output = expect(&["diverged", "show", arg(&instance), "--json"], 0);
+    let document = json(&output);
+    assert_eq!(document["schema_version"], 1, "{document}");
+    let reports = document["reports"].as_array().unwrap();
+    assert_eq!(
+        reports.len(),
+        2,
+        "newest first: the lossy failover's, the move's"
+    );
+    let lossy = &reports[0];
+    let directory = PathBuf::from(lossy["directory"].as_str().unwrap());
+    let commits: u64 = lossy["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["commits"].as_u64().unwrap())
+        .sum();
+    let transactions = lossy["transactions"].as_array().unwrap();
+    // Each commit counted is listed, or (seeded again: no common point, whole files) begun
+    // before the first file kept aside.
+    let incomplete = lossy["incomplete"].as_u64().unwrap();
+    assert_eq!(transactions.len() as u64 + incomplete, commits, "{lossy}");
+    assert_eq!(lossy["totals"]["transactions"].as_u64(), Some(commits));
+    assert!(
+        transactions
+            .iter()
+            .all(|transaction| transaction["messages"][0]["message_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with('<'))),
+        "each transaction of the demo stores one message"
+    );
+    // The demo re-applied it through the new active, and recorded the outcome.
+    assert!(directory.join("reapplied.json").exists());
+    let output = expect(&["diverged", "show", arg(&directory)], 0);
+    assert!(text(&output.stdout).contains("the new active never had"));
+    // A truncated divergent file is named; junk where a directory is expected is usage.
+    if let Some(file) = lossy["files"][0]["name"].as_str() {
+        let handle = std::fs::OpenOptions::new()
+            .write(true)
+            .open(directory.join(file))
+            .unwrap();
+        handle.set_len(100).unwrap();
+        let output = expect(&["diverged", "show", arg(&directory), "--json"], 1);
+        let document = json(&output);
+        assert_eq!(document["unreadable"][0]["name"], file, "{document}");
+    }
+    expect(
+        &[
+            "diverged",
+            "show",
+            arg(&root.path().join("demo").join("witness")),
+        ],
+        2,
+    );
+}
+
+#[test]
 fn checkpoint_dump_reads_both_copies() {
     let (_root, directory) = demo_directory();
     let output = bluejet(&["checkpoint", "dump", arg(&directory)]);

@@ -20,6 +20,7 @@ pub mod measured;
 pub mod network;
 pub mod node;
 pub mod node_id;
+pub mod reapply_request;
 pub mod requests;
 pub mod resync;
 pub mod retention;

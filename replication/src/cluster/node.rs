@@ -5,12 +5,13 @@
 //! - **active**: renews its lease on the witness (the lease gate refuses commits once it
 //!   lapses; a newer epoch there demotes the node), closes its current generation once when
 //!   it finds itself fenced (so the passive can copy everything committed), seeds the peer
-//!   when the peer asks, carries out an operator's move request and refuses a backup
-//!   request (a backup is taken from the passive copy);
+//!   when the peer asks, carries out an operator's move request, re-applies an old
+//!   active's divergent transactions on request, and refuses a backup request (a backup is
+//!   taken from the passive copy);
 //! - **passive**: runs the replication service from the peer's database directory, takes
 //!   the database when the witness names it owner (a move), starts a failover when the
 //!   peer's heartbeats stop or say it no longer serves, and otherwise serves an operator's
-//!   backup request (the service paused meanwhile);
+//!   backup request (the service paused meanwhile) and refuses a re-application request;
 //! - **joining**: decides its role from the witness: owner → active; otherwise a passive
 //!   copy, resynchronising an old active database or asking for a seed.
 //!
@@ -798,6 +799,9 @@ fn active_tick(shared: &Shared) -> Result<(), ReplError> {
     if let Some(epoch) = epoch {
         super::backup_request::refuse_at_active(shared, epoch);
         note_peer_silence(shared, epoch);
+        if let NodeState::Active(active) = &*shared.state.read() {
+            super::reapply_request::serve(shared, &active.db, epoch);
+        }
     }
     switchover::serve_requests(shared)
 }
@@ -1046,6 +1050,7 @@ fn passive_tick(shared: &Shared) -> Result<(), ReplError> {
     if peer_down(shared) {
         return failover::attempt(shared);
     }
+    super::reapply_request::refuse_unless_active(shared, record.epoch, "a passive copy");
     // Between two rounds, with the active up: a failover never waits behind a backup that
     // has not started.
     super::backup_request::serve(shared, record.epoch)

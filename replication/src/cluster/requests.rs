@@ -1,7 +1,8 @@
 //! Operator requests to a running node, as sealed JSON files in `instance/requests/`: a
 //! move (`move.json`, answered in `move-result.json`) to the active node, a forced
 //! mount (`mount.json`) and a backup (`backup.json`, see [`super::backup_request`]) to the
-//! passive node.
+//! passive node, and a re-application of divergent transactions (`reapply.json`, see
+//! [`super::reapply_request`]) to the active node.
 //!
 //! Every request carries a random id and the requester's timeout, and is valid for that
 //! timeout measured on the node's own monotonic clock from when the node first saw it (no
@@ -367,7 +368,12 @@ pub(crate) fn drop_stale(shared: &Shared) {
     let fs = node_fs(shared);
     let instance = &shared.config.instance;
     super::backup_request::drop_unfinished(shared);
-    for name in [MOVE, MOUNT, super::backup_request::BACKUP] {
+    for name in [
+        MOVE,
+        MOUNT,
+        super::backup_request::BACKUP,
+        super::reapply_request::REAPPLY,
+    ] {
         let path = directory(instance).join(name);
         if !fs.exists(&path) {
             continue;
@@ -390,6 +396,7 @@ pub(crate) fn sweep(shared: &Shared) {
     let _ = look::<MoveRequest>(shared, MOVE);
     let _ = look::<MountRequest>(shared, MOUNT);
     let _ = look::<super::backup_request::BackupRequest>(shared, super::backup_request::BACKUP);
+    let _ = look::<super::reapply_request::ReapplyRequest>(shared, super::reapply_request::REAPPLY);
 }
 
 /// The node's pending move request, if valid and not answered yet. It stays in place while

@@ -27,7 +27,7 @@ use bluejet_engine::log::directory::LogDirectory;
 use bluejet_engine::log::scan::{scan, GenerationScan, ScanMode};
 use bluejet_engine::log::{now_micros, BaseName, GenerationHeader, LogFileName, LogPosition};
 use bluejet_engine::page::DbHeader;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// How a node rejoined.
@@ -43,7 +43,7 @@ pub(crate) enum Rejoin {
 }
 
 /// One file moved aside.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DivergentFile {
     /// The file name.
     pub name: String,
@@ -53,10 +53,15 @@ pub struct DivergentFile {
     pub commits: u64,
     /// When the generation was started (µs), if known.
     pub created_micros: Option<u64>,
+    /// Bytes at the start of the file's record stream that the new active holds too (in the
+    /// generation after the common one, when block mode had received that prefix): a reader
+    /// of what diverged skips them. 0 in reports written before this field.
+    #[serde(default)]
+    pub shared_prefix_bytes: u64,
 }
 
 /// The report written next to the files moved aside (`diverged-<epoch>/report.json`).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DivergenceReport {
     /// The epoch the node rejoined at.
     pub epoch: u64,
@@ -68,8 +73,10 @@ pub struct DivergenceReport {
     /// Files after the common generation moved aside that hold no commit (an empty
     /// generation from a fenced roll, the prepared file, the checkpoint file): nothing in
     /// them diverged.
+    #[serde(default)]
     pub without_commits: Vec<DivergentFile>,
     /// Common generations moved aside only because the database is reseeded.
+    #[serde(default)]
     pub common: Vec<DivergentFile>,
     /// Why.
     pub reason: String,
@@ -450,18 +457,22 @@ fn describe(
     let scanned = image
         .as_ref()
         .and_then(|image| scan(path, image, mode).ok());
-    let commits = scanned.as_ref().map_or(0, |scanned| {
-        let shared_prefix = their_next.filter(|(generation, stream)| {
-            *generation == scanned.header.generation && scanned.stream.starts_with(stream)
-        });
-        let skip = shared_prefix.map_or(0, |(_, stream)| stream.len());
-        count_commits(&scanned.stream[skip..])
+    let skip = scanned.as_ref().map_or(0, |scanned| {
+        their_next
+            .filter(|(generation, stream)| {
+                *generation == scanned.header.generation && scanned.stream.starts_with(stream)
+            })
+            .map_or(0, |(_, stream)| stream.len())
     });
+    let commits = scanned
+        .as_ref()
+        .map_or(0, |scanned| count_commits(&scanned.stream[skip..]));
     DivergentFile {
         name: name.to_owned(),
         generation: generation.or(scanned.as_ref().map(|s| s.header.generation)),
         commits,
         created_micros: scanned.map(|s| s.header.created_micros),
+        shared_prefix_bytes: skip as u64,
     }
 }
 

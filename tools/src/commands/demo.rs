@@ -311,6 +311,10 @@ fn print_cluster(run: &Run) {
     );
     print_dumpster(&failed.resubmitted);
     print_return("resync:", failed.from, &story.resynchronized);
+    crate::out!(
+        "lost mail:    {}",
+        super::demo_lost_mail::summary_line(story.lost_mail.as_ref())
+    );
     let compared = &run.compared;
     crate::out!(
         "passive:      {} caught up {} ms after the last roll; {}, {} entries at {}: {}",
@@ -620,6 +624,7 @@ fn cluster_json(run: &Run) -> Value {
         },
         "resubmitted": resubmitted.resubmitted,
         "resync": resync_json(failed.from, &story.resynchronized),
+        "lost_mail": super::demo_lost_mail::json(story.lost_mail.as_ref()),
         "passive": {
             "node": NODES[1 - compared.active],
             "position": position_json(compared.position),

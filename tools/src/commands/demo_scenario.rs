@@ -4,8 +4,8 @@
 //! failover to `a` (the dumpster's resubmission finds nothing missing); `b` back as a
 //! passive copy; the network cut, `a` degrading to asynchronous commit and running ahead
 //! before it is killed, and a lossy failover to `b` with the dumpster resubmitting what
-//! the new active lacks; `a` back as a resynchronised passive copy; and, once delivery
-//! stopped, the passive catching up and proved equal to the active.
+//! the new active lacks; `a` back as a resynchronised passive copy, its lost-mail report
+//! shown and re-applied through `b`; and, once delivery stopped, the passive catching up and proved equal to the active.
 
 use super::demo_replicate::{wait_until, Cluster, DIAL, NODES, SYNC_TIMEOUT};
 use super::demo_write::Transport;
@@ -140,6 +140,8 @@ pub struct Story {
     pub failed_over: FailedOver,
     /// `a`'s return.
     pub resynchronized: Resynchronized,
+    /// `a`'s divergent transactions, shown and re-applied through `b`.
+    pub lost_mail: Option<super::demo_lost_mail::LostMail>,
 }
 
 /// How the passive follows the active over the network.
@@ -194,6 +196,13 @@ pub fn run(
     let rejoined = restart(cluster, timeline, 1, synchronous.report.epoch)?;
     let failed_over = cut_failover(cluster, transport, timeline)?;
     let resynchronized = restart(cluster, timeline, 0, failed_over.report.epoch)?;
+    let lost_mail = super::demo_lost_mail::show_and_reapply(
+        cluster,
+        timeline,
+        failed_over.from,
+        1 - failed_over.from,
+        failed_over.report.epoch,
+    )?;
     let remaining = messages.saturating_sub(transport.delivered()) as f64 / rate.max(0.1);
     let enough = STEP + Duration::from_secs_f64(remaining * 2.0);
     wait_until(
@@ -210,6 +219,7 @@ pub fn run(
         rejoined,
         failed_over,
         resynchronized,
+        lost_mail,
     })
 }
 

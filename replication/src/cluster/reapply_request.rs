@@ -1,0 +1,262 @@
+//! Re-applying an old active's divergent transactions through the running active node:
+//! `instance/requests/reapply.json`, answered in `reapply-result.json`.
+//!
+//! The node owns its database (one owner per database), so a tool never opens it: it asks
+//! the node, as for a move or a backup (see [`super::requests`]: an id, a timeout counted
+//! from the node's first sighting, withdrawn by its requester, dropped when already in
+//! place at the node's start). The active node serves it between two rounds of its loop: it
+//! checks the directory the request names (an absolute path without `.` or `..`, whose last
+//! component is `diverged-<epoch>`, a directory), decodes it itself and re-applies it under
+//! the rules of [`crate::diverged::reapply`], through its normal commit path; then answers
+//! with the outcome (also kept in the directory's `reapplied.json`). A passive or joining
+//! node refuses the request with the reason: only the active holds the database.
+
+use super::node::Shared;
+use super::requests::{self, directory, look, node_fs, write, Request};
+use crate::diverged::reapply::{self, ReapplyOutcome};
+use crate::error::ReplError;
+use crate::sealed;
+use bluejet_engine::db::Database;
+use bluejet_engine::file::FileSystem;
+use serde::{Deserialize, Serialize};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The re-application request's file name.
+pub const REAPPLY: &str = "reapply.json";
+/// The re-application answer's file name.
+pub const REAPPLY_RESULT: &str = "reapply-result.json";
+/// The longest directory accepted, in bytes (Linux's `PATH_MAX`).
+const MAX_DIRECTORY_BYTES: usize = 4096;
+
+/// Re-apply the divergent transactions of a diverged directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapplyRequest {
+    /// A random id: tells the answer to this request from an older one.
+    pub id: u64,
+    /// The `diverged-<epoch>` directory, absolute, as the node sees it (checked by the
+    /// node: the file may say anything).
+    pub diverged: String,
+    /// How long the request is valid, from when the node first sees it (ms).
+    pub timeout_ms: u64,
+    /// When the requester wrote it (µs, its wall clock; 0: unknown).
+    #[serde(default)]
+    pub created_micros: u64,
+}
+
+/// The node's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapplyAnswer {
+    /// The request answered.
+    pub id: u64,
+    /// Whether the re-application ran (conflicts may have been found: see `outcome`).
+    pub ok: bool,
+    /// What happened, or why not.
+    pub message: String,
+    /// What was applied, skipped and left out.
+    pub outcome: Option<ReapplyOutcome>,
+}
+
+impl Request for ReapplyRequest {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+    fn created_micros(&self) -> u64 {
+        self.created_micros
+    }
+}
+
+/// What came of a re-application request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReapplyRequestOutcome {
+    /// The node answered.
+    Answered(ReapplyAnswer),
+    /// The request was withdrawn unanswered (timeout or interruption): why.
+    Withdrawn(String),
+}
+
+/// Asks the active node (instance `active`) to re-apply the diverged directory `diverged`
+/// (absolute, as the node sees it), and waits for the answer; unanswered within `timeout`,
+/// or once `interrupted` says so, the request is withdrawn durably.
+pub fn request_reapply(
+    fs: &dyn FileSystem,
+    active: &Path,
+    diverged: &str,
+    timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<ReapplyRequestOutcome, ReplError> {
+    let request = ReapplyRequest {
+        id: requests::new_id(),
+        diverged: diverged.to_owned(),
+        timeout_ms: timeout.as_millis().try_into().unwrap_or(u64::MAX),
+        created_micros: bluejet_engine::log::now_micros(),
+    };
+    write(fs, active, REAPPLY, &request)?;
+    let answer = || read_answer(fs, active, request.id);
+    let deadline = Instant::now() + timeout;
+    let why = loop {
+        if let Some(answer) = answer() {
+            return Ok(ReapplyRequestOutcome::Answered(answer));
+        }
+        if interrupted() {
+            break "interrupted".to_owned();
+        }
+        if Instant::now() >= deadline {
+            break format!("no answer in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    requests::withdraw(fs, active, REAPPLY, request.id)?;
+    // The node may have answered just before the withdrawal.
+    Ok(match answer() {
+        Some(answer) => ReapplyRequestOutcome::Answered(answer),
+        None => ReapplyRequestOutcome::Withdrawn(format!(
+            "{why}: the reapply request to {} was withdrawn unanswered",
+            active.display()
+        )),
+    })
+}
+
+fn read_answer(fs: &dyn FileSystem, instance: &Path, id: u64) -> Option<ReapplyAnswer> {
+    let path = directory(instance).join(REAPPLY_RESULT);
+    match sealed::read::<ReapplyAnswer>(fs, &path) {
+        Ok(Some(answer)) if answer.id == id => Some(answer),
+        _ => None,
+    }
+}
+
+/// The pending request, if valid and not answered yet.
+fn pending(shared: &Shared) -> Option<ReapplyRequest> {
+    let request = look::<ReapplyRequest>(shared, REAPPLY)?;
+    if read_answer(node_fs(shared), &shared.config.instance, request.id).is_some() {
+        // Answered before a crash or a failed removal: done with.
+        let _ = requests::remove_durably(node_fs(shared), &shared.config.instance, REAPPLY);
+        shared.requests.forget(REAPPLY);
+        return None;
+    }
+    Some(request)
+}
+
+/// Refuses a pending request at a node that does not hold the database (`role` says what
+/// it is).
+pub(crate) fn refuse_unless_active(shared: &Shared, epoch: u64, role: &str) {
+    let Some(request) = pending(shared) else {
+        return;
+    };
+    let message = format!(
+        "{} is {role} (epoch {epoch}): divergent transactions are re-applied by the active \
+         node, which holds the database; ask {}",
+        shared.config.name, shared.config.peer
+    );
+    shared.event("reapply-refused", Some(epoch), &message);
+    answer(shared, &request, epoch, Err(message));
+}
+
+/// Serves a pending request at the active node, on its database `db`.
+pub(crate) fn serve(shared: &Shared, db: &Database, epoch: u64) {
+    let Some(request) = pending(shared) else {
+        return;
+    };
+    let diverged = match checked_directory(&request.diverged) {
+        Ok(diverged) => diverged,
+        Err(reason) => {
+            let message = format!("{:?}: {reason}", request.diverged);
+            shared.event("reapply-refused", Some(epoch), &message);
+            answer(shared, &request, epoch, Err(message));
+            return;
+        }
+    };
+    let outcome = reapply::reapply_directory(node_fs(shared), db, &diverged)
+        .map_err(|error| error.to_string());
+    match &outcome {
+        Ok(outcome) => shared.event("reapply-done", Some(epoch), &done_text(outcome)),
+        Err(reason) => shared.event("reapply-failed", Some(epoch), reason),
+    }
+    answer(shared, &request, epoch, outcome);
+}
+
+/// The outcome in one line.
+pub fn done_text(outcome: &ReapplyOutcome) -> String {
+    format!(
+        "{}: {} transactions applied ({} operations), {} skipped (already there), {} \
+         conflicting (not applied)",
+        outcome.directory,
+        outcome.applied_transactions,
+        outcome.applied_operations,
+        outcome.skipped_transactions,
+        outcome.conflicting_transactions
+    )
+}
+
+/// Writes the answer and removes the request; a failure to do so is recorded.
+fn answer(
+    shared: &Shared,
+    request: &ReapplyRequest,
+    epoch: u64,
+    outcome: Result<ReapplyOutcome, String>,
+) {
+    let answer = ReapplyAnswer {
+        id: request.id,
+        ok: outcome.is_ok(),
+        message: match &outcome {
+            Ok(outcome) => done_text(outcome),
+            Err(reason) => reason.clone(),
+        },
+        outcome: outcome.ok(),
+    };
+    let fs = node_fs(shared);
+    let instance = &shared.config.instance;
+    let answered = write(fs, instance, REAPPLY_RESULT, &answer)
+        .and_then(|()| requests::withdraw(fs, instance, REAPPLY, request.id).map(|_| ()));
+    shared.requests.forget(REAPPLY);
+    if let Err(error) = answered {
+        shared.event(
+            "error",
+            Some(epoch),
+            &format!("answering reapply request {:016x}: {error}", request.id),
+        );
+    }
+}
+
+/// The request's directory if the node may read it: an absolute path without `.` or `..`
+/// whose last component is `diverged-<epoch>`, a directory.
+///
+/// ```
+/// use bluejet_replication::cluster::reapply_request::checked_directory;
+/// assert!(checked_directory("relative/diverged-3").is_err());
+/// assert!(checked_directory("/srv/a/../b/diverged-3").is_err());
+/// assert!(checked_directory("/srv/a/logs").is_err());
+/// ```
+pub fn checked_directory(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() || text.len() > MAX_DIRECTORY_BYTES || text.contains('\0') {
+        return Err(format!(
+            "not a usable path (empty, longer than {MAX_DIRECTORY_BYTES} bytes, or holding a \
+             NUL byte)"
+        ));
+    }
+    let path = Path::new(text);
+    if !path.is_absolute() {
+        return Err("the diverged directory must be an absolute path".into());
+    }
+    if path
+        .components()
+        .any(|part| matches!(part, Component::ParentDir | Component::CurDir))
+    {
+        return Err("the diverged directory must not hold `.` or `..`".into());
+    }
+    let named = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(crate::diverged::files::epoch_of);
+    if named.is_none() {
+        return Err("the directory is not named diverged-<epoch>".into());
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => Ok(path.to_owned()),
+        Ok(_) => Err("it is not a directory".into()),
+        Err(error) => Err(format!("it cannot be examined: {error}")),
+    }
+}

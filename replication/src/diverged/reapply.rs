@@ -1,0 +1,282 @@
+//! Re-applying a diverged directory's transactions to the active database, as new
+//! transactions through its normal commit path (so the lease gate and synchronous commit
+//! apply to them as to any other).
+//!
+//! Rules, per divergent transaction, in commit order, as a unit:
+//! - each operation is compared with the active's current state: a put whose key holds
+//!   the same value, or a delete whose key is absent, is *already there*; a put whose key
+//!   is absent is *to apply*; a put whose key holds another value, or a delete whose key is
+//!   present, is *conflicting* (a key changed on both sides, or that cannot be proved
+//!   unchanged, is never overwritten). A key an earlier divergent transaction set, and that
+//!   still holds what that transaction left, counts as unchanged: the later transaction
+//!   applies over it. Creating a table that exists is already there; dropping one that
+//!   exists is conflicting (a drop is never re-applied);
+//! - a transaction with any conflicting operation is not applied at all (it was atomic: a
+//!   message without its folder entry would be worse), and is listed with its keys; one
+//!   whose operations are all already there is skipped; otherwise its remaining operations
+//!   are committed as one new transaction.
+//!
+//! The comparison and the commit happen in one write transaction, so no other writer comes
+//! in between. Running it twice applies nothing the second time. The outcome is also kept
+//! in the directory as `reapplied.json` (sealed, written atomically and durably).
+
+use super::decode::{Decoded, Operation, Transaction};
+use super::error::DivergedError;
+use super::files::REAPPLIED;
+use super::summary::printable;
+use crate::sealed;
+use bluejet_engine::db::{Database, DbError, WriteTransaction};
+use bluejet_engine::file::FileSystem;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The version of the outcome's JSON.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a re-application did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapplyOutcome {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The diverged directory.
+    pub directory: String,
+    /// Transactions committed anew.
+    pub applied_transactions: u64,
+    /// Transactions whose every operation was already there.
+    pub skipped_transactions: u64,
+    /// Transactions left out because of a conflicting operation.
+    pub conflicting_transactions: u64,
+    /// Operations committed.
+    pub applied_operations: u64,
+    /// Operations already there (in applied and skipped transactions).
+    pub skipped_operations: u64,
+    /// Operations of conflicting transactions that conflict.
+    pub conflicting_operations: u64,
+    /// Each conflicting operation.
+    pub conflicts: Vec<Conflict>,
+    /// When it finished (µs since the Unix epoch).
+    pub finished_micros: u64,
+}
+
+/// An operation never applied: its key changed on both sides, or cannot be proved unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The divergent transaction's id.
+    pub transaction: u64,
+    /// Its commit time (µs).
+    pub commit_micros: u64,
+    /// The operation's kind.
+    pub kind: String,
+    /// The table.
+    pub table: String,
+    /// The key (printable), if the operation has one.
+    pub key: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Decodes `directory`, re-applies it to `db` and records the outcome in it.
+pub fn reapply_directory(
+    fs: &dyn FileSystem,
+    db: &Database,
+    directory: &Path,
+) -> Result<ReapplyOutcome, DivergedError> {
+    let decoded = super::decode::decode_directory(fs, directory)?;
+    let outcome = reapply(db, &decoded)?;
+    record(fs, directory, &outcome)?;
+    Ok(outcome)
+}
+
+/// Writes `outcome` as the directory's `reapplied.json`, sealed, atomically and durably.
+pub fn record(
+    fs: &dyn FileSystem,
+    directory: &Path,
+    outcome: &ReapplyOutcome,
+) -> Result<(), DivergedError> {
+    Ok(sealed::write(fs, &directory.join(REAPPLIED), outcome)?)
+}
+
+/// Re-applies the decoded transactions to `db` (see the module documentation). Refused
+/// when a divergent file cannot be read: a transaction could be missing or cut.
+pub fn reapply(db: &Database, decoded: &Decoded) -> Result<ReapplyOutcome, DivergedError> {
+    if !decoded.unreadable.is_empty() {
+        let reasons: Vec<String> = decoded
+            .unreadable
+            .iter()
+            .map(|file| format!("{}: {}", file.name, file.reason))
+            .collect();
+        return Err(DivergedError::Incomplete {
+            path: decoded.directory.clone(),
+            reason: reasons.join("; "),
+        });
+    }
+    let mut outcome = ReapplyOutcome {
+        schema_version: SCHEMA_VERSION,
+        directory: decoded.directory.display().to_string(),
+        ..ReapplyOutcome::default()
+    };
+    let mut left = Left::default();
+    for transaction in &decoded.transactions {
+        reapply_one(db, transaction, &mut left, &mut outcome)?;
+    }
+    outcome.finished_micros = bluejet_engine::log::now_micros();
+    Ok(outcome)
+}
+
+/// What the divergent transactions applied or found left each key at: (table, key) to the
+/// value (`None`: absent).
+type Left = HashMap<(String, Vec<u8>), Option<Vec<u8>>>;
+
+/// How one operation compares with the active.
+enum Verdict {
+    Already,
+    Apply,
+    Conflict(String),
+}
+
+fn reapply_one(
+    db: &Database,
+    transaction: &Transaction,
+    left: &mut Left,
+    outcome: &mut ReapplyOutcome,
+) -> Result<(), DivergedError> {
+    let mut write = db.begin_write()?;
+    let mut apply = Vec::new();
+    let mut conflicts = Vec::new();
+    let mut already = 0;
+    for operation in effective(transaction) {
+        match verdict(db, &mut write, operation, left)? {
+            Verdict::Already => already += 1,
+            Verdict::Apply => apply.push(operation),
+            Verdict::Conflict(reason) => conflicts.push(conflict(transaction, operation, reason)),
+        }
+    }
+    if !conflicts.is_empty() {
+        write.abort();
+        outcome.conflicting_transactions += 1;
+        outcome.conflicting_operations += conflicts.len() as u64;
+        outcome.conflicts.extend(conflicts);
+        return Ok(());
+    }
+    outcome.skipped_operations += already;
+    if apply.is_empty() {
+        write.abort();
+        outcome.skipped_transactions += 1;
+    } else {
+        for operation in &apply {
+            perform(&mut write, operation)?;
+        }
+        write.commit()?;
+        outcome.applied_transactions += 1;
+        outcome.applied_operations += apply.len() as u64;
+    }
+    remember(left, transaction);
+    Ok(())
+}
+
+/// The transaction's operations that take effect: of several on one key, the last.
+fn effective(transaction: &Transaction) -> impl Iterator<Item = &Operation> {
+    let operations = &transaction.operations;
+    operations
+        .iter()
+        .enumerate()
+        .filter_map(move |(index, operation)| {
+            let overwritten = key_of(operation).is_some_and(|key| {
+                operations[index + 1..]
+                    .iter()
+                    .any(|later| key_of(later) == Some(key))
+            });
+            (!overwritten).then_some(operation)
+        })
+}
+
+/// The table and key of a put or delete.
+fn key_of(operation: &Operation) -> Option<(&str, &[u8])> {
+    match operation {
+        Operation::Put { table, key, .. } | Operation::Delete { table, key } => Some((table, key)),
+        Operation::CreateTable { .. } | Operation::DropTable { .. } => None,
+    }
+}
+
+/// Compares one operation with the active's state, as the write transaction sees it
+/// before anything of this divergent transaction is applied.
+fn verdict(
+    db: &Database,
+    write: &mut WriteTransaction<'_>,
+    operation: &Operation,
+    left: &Left,
+) -> Result<Verdict, DbError> {
+    let ours = |table: &str, key: &[u8], current: &Option<Vec<u8>>| {
+        left.get(&(table.to_owned(), key.to_vec())) == Some(current)
+    };
+    Ok(match operation {
+        Operation::Put { table, key, value } => match write.get(table, key)? {
+            Some(current) if current == *value => Verdict::Already,
+            None => Verdict::Apply,
+            current if ours(table, key, &current) => Verdict::Apply,
+            Some(_) => Verdict::Conflict("the key holds another value on the active".into()),
+        },
+        Operation::Delete { table, key } => match write.get(table, key)? {
+            None => Verdict::Already,
+            current if ours(table, key, &current) => Verdict::Apply,
+            Some(_) => Verdict::Conflict("the key is present on the active".into()),
+        },
+        Operation::CreateTable { table } => match table_exists(db, table)? {
+            true => Verdict::Already,
+            false => Verdict::Apply,
+        },
+        Operation::DropTable { table } => match table_exists(db, table)? {
+            false => Verdict::Already,
+            true => Verdict::Conflict("the table exists on the active: never dropped".into()),
+        },
+    })
+}
+
+fn table_exists(db: &Database, table: &str) -> Result<bool, DbError> {
+    match db.begin_read()?.open_table(table) {
+        Ok(_) => Ok(true),
+        Err(DbError::TableNotFound(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+fn perform(write: &mut WriteTransaction<'_>, operation: &Operation) -> Result<(), DbError> {
+    match operation {
+        Operation::Put { table, key, value } => write.insert(table, key, value).map(drop),
+        Operation::Delete { table, key } => write.remove(table, key).map(drop),
+        Operation::CreateTable { table } => write.open_table(table).map(drop),
+        // A drop is never to apply (see `verdict`).
+        Operation::DropTable { .. } => Ok(()),
+    }
+}
+
+/// Notes what `transaction` leaves each of its keys at (it was applied or found there).
+fn remember(left: &mut Left, transaction: &Transaction) {
+    for operation in &transaction.operations {
+        match operation {
+            Operation::Put { table, key, value } => {
+                left.insert((table.clone(), key.clone()), Some(value.clone()));
+            }
+            Operation::Delete { table, key } => {
+                left.insert((table.clone(), key.clone()), None);
+            }
+            Operation::CreateTable { .. } | Operation::DropTable { .. } => {}
+        }
+    }
+}
+
+fn conflict(transaction: &Transaction, operation: &Operation, reason: String) -> Conflict {
+    let key = match operation {
+        Operation::Put { key, .. } | Operation::Delete { key, .. } => Some(printable(key)),
+        Operation::CreateTable { .. } | Operation::DropTable { .. } => None,
+    };
+    Conflict {
+        transaction: transaction.id,
+        commit_micros: transaction.commit_micros,
+        kind: operation.kind().to_owned(),
+        table: operation.table().to_owned(),
+        key,
+        reason,
+    }
+}

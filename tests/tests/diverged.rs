@@ -258,6 +258,20 @@ fn the_lost_tail_is_decoded_and_reapplied_without_overwriting_a_changed_key() {
     assert_eq!(first.folder.as_deref(), Some("INBOX"));
     let counted: u64 = decoded.report.files.iter().map(|file| file.commits).sum();
     assert_eq!(counted, 13, "the report counts the same commits");
+    // The node says so when it rejoins, with the commands that list and re-apply them.
+    let events_path = s.diverged.parent().unwrap().join("events.jsonl");
+    let (events, _) =
+        bluejet_replication::events::read_events(&OsFileSystem, &events_path).unwrap();
+    let lost = events
+        .iter()
+        .find(|event| event.kind == "lost-mail")
+        .expect("a lost-mail event");
+    assert!(
+        lost.message
+            .starts_with("13 transactions (10 messages) the new active never had")
+            && lost.message.contains("bluejet diverged reapply"),
+        "{lost:?}"
+    );
 
     let outcome = reapply(&s.b, &s.diverged);
     assert_eq!(

@@ -17,7 +17,7 @@ pub(crate) fn check_stored(inner: &Inner) -> Result<ContentSummary, DbError> {
     let mismatch = |difference| DbError::ContentMismatch {
         path: path.clone(),
         position: None,
-        difference,
+        difference: Box::new(difference),
     };
     if let Some(difference) = stored.first_difference(&counted) {
         return Err(mismatch(difference));

@@ -88,8 +88,8 @@ pub enum DbError {
         path: PathBuf,
         /// Where the proof record is in the log.
         position: Option<crate::log::LogPosition>,
-        /// The first table that differs.
-        difference: crate::content::ContentDifference,
+        /// The first table that differs (boxed: errors stay small).
+        difference: Box<crate::content::ContentDifference>,
     },
     /// A table does not exist.
     #[error("no table named {0:?}")]

@@ -97,7 +97,9 @@ pub struct PassiveDatabase {
 struct RecountSchedule {
     /// The least time between two recounts (`None`: never).
     every: Option<std::time::Duration>,
-    /// When the last one ran (monotonic).
+    /// When the last one ran, or the copy was opened (monotonic): the first recount comes
+    /// one interval after the open, not at once, so that a copy reopened or seeded with a
+    /// backlog to replay is not held up by a read of the whole file first.
     last: Option<std::time::Instant>,
 }
 
@@ -224,7 +226,10 @@ impl PassiveDatabase {
         let previous = read_previous(&inner, log_directory, header.checkpoint.generation);
         Ok(Self {
             inner,
-            recount: Mutex::new(RecountSchedule::default()),
+            recount: Mutex::new(RecountSchedule {
+                every: None,
+                last: Some(std::time::Instant::now()),
+            }),
             log_directory: log_directory.to_owned(),
             cursor: Mutex::new(ReplayCursor {
                 gatherer: Gatherer::default(),
@@ -407,8 +412,8 @@ impl PassiveDatabase {
         }
     }
 
-    /// Makes replay also recount every entry at a proof point, at most once per `every`
-    /// (`None`, the default: never; proof points then compare the summaries commits keep,
+    /// Makes replay also recount every entry at a proof point, at most once per `every`,
+    /// the first one `every` after the copy was opened (`None`, the default: never; proof points then compare the summaries commits keep,
     /// which see only the entries replay changes). A recount that differs fails the replay
     /// like a proof point that does ([`DbError::ContentMismatch`]).
     pub fn set_recount_interval(&self, every: Option<std::time::Duration>) {

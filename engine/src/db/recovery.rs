@@ -203,7 +203,7 @@ impl<'db> Batch<'db> {
         let mismatch = |difference| DbError::ContentMismatch {
             path: record.path.as_ref().clone(),
             position: Some(record.position),
-            difference,
+            difference: Box::new(difference),
         };
         if let Some(difference) = expected.first_difference(&replayed) {
             return Err(mismatch(difference));

@@ -128,6 +128,7 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
                 "diverged after the common generation".to_owned()
             };
             write_report(fs, &aside, epoch, Some(anchor), files, &reason)?;
+            report_lost_mail(shared, epoch, &aside);
             if header.checkpoint > resume {
                 rewind(shared, &database, resume)?;
             }
@@ -161,10 +162,39 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
             let files = move_divergent(fs, &database, &aside, base, |_| true, None)?;
             move_file(fs, &file, &aside.join(DATABASE_FILE_NAME))?;
             write_report(fs, &aside, epoch, common, files, &reason)?;
+            report_lost_mail(shared, epoch, &aside);
             shared.event("reseed-needed", Some(epoch), &reason);
             Ok(Rejoin::NeedsSeed)
         }
     }
+}
+
+/// Says in the event log what the kept-aside generations hold that the new active never
+/// had (event `lost-mail`: transactions, messages, and the command that lists and
+/// re-applies them), when there is any; a directory that cannot be decoded is said too.
+fn report_lost_mail(shared: &Shared, epoch: u64, aside: &Path) {
+    let fs = shared.config.options.log.file_system.as_ref();
+    let message = match crate::diverged::decode::decode_directory(fs, aside) {
+        Ok(decoded) if decoded.transactions.is_empty() && decoded.unreadable.is_empty() => return,
+        Ok(decoded) => {
+            let totals = crate::diverged::summary::summarize(&decoded).totals;
+            format!(
+                "{} transactions ({} messages) the new active never had{}: `bluejet diverged \
+                 show {}` lists them, `bluejet diverged reapply {} --to <active instance>` \
+                 re-applies them",
+                totals.transactions,
+                totals.messages,
+                match decoded.unreadable.len() {
+                    0 => String::new(),
+                    n => format!(" ({n} kept-aside files unreadable)"),
+                },
+                aside.display(),
+                aside.display()
+            )
+        }
+        Err(error) => format!("the kept-aside generations cannot be decoded: {error}"),
+    };
+    shared.event("lost-mail", Some(epoch), &message);
 }
 
 /// Commit records in this node's log from `from` (a generation's start) up to `to`; `None`

@@ -12,6 +12,7 @@ use super::demo_write::Transport;
 use super::repl_status;
 use crate::exit::ToolError;
 use crate::output;
+use bluejet_engine::db::DATABASE_FILE_NAME;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::cluster::block_follow::BlockModeStatus;
@@ -554,11 +555,21 @@ pub fn divergence_text(report: &Value, path: &std::path::Path) -> String {
         // for byte, so no common generation is proved: the copy was seeded again.
         None => "(no common generation proved: seeded again)".to_owned(),
     };
+    // A database file kept aside means the copy could not continue from it: it was seeded
+    // again (its checkpoint holds commits after the common point, say).
+    let aside = path.parent().unwrap_or(path);
+    let reseeded = match aside.join(DATABASE_FILE_NAME).exists() {
+        true => format!(
+            "; seeded again: {}",
+            report["reason"].as_str().unwrap_or("no usable copy")
+        ),
+        false => String::new(),
+    };
     format!(
-        "{} {after} kept aside{range}, holding {} the new active never had, in {}",
+        "{} {after} kept aside{range}, holding {} the new active never had, in {}{reseeded}",
         output::plural(files.len() as u64, "divergent log file"),
         output::plural(commits, "commit"),
-        path.parent().unwrap_or(path).display()
+        aside.display()
     )
 }
 

@@ -309,6 +309,12 @@ impl Board {
         status
     }
 
+    /// Why the last round of replay failed (a damaged generation, a content mismatch at a
+    /// proof point), if it did.
+    pub fn replay_failure(&self) -> Option<String> {
+        self.observations.lock().replay_failure.clone()
+    }
+
     /// The state and message last published, if any.
     pub fn published(&self) -> Option<(CopyState, String)> {
         self.published.lock().clone()

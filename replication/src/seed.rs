@@ -80,9 +80,23 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
         options.clone(),
         origin,
     )?;
+    // What the active's commits kept of the snapshot's content: the copy's, computed from
+    // the entries loaded, must agree, or the copy would be Failed at its first proof point
+    // for damage that is the active's (found by an adversarial round).
+    let summary = read.content()?;
     let tables = copy_tables(&read, &passive)?;
     drop(read);
     passive.checkpoint()?;
+    if let Some(difference) = summary.first_difference(&passive.begin_read()?.content()?) {
+        return Err(ReplError::SeedRefused {
+            path: config.active.clone(),
+            reason: format!(
+                "the active's entries differ from the content summary its commits kept \
+                 ({difference}): the active's database is damaged (`bluejet integrity` names \
+                 the pages); a copy of it would fail at its first proof point"
+            ),
+        });
+    }
     let loaded = verify::digest(&passive.begin_read()?)?;
     let differences = verify::differences(&tables, &loaded);
     if !differences.is_empty() {

@@ -1310,3 +1310,77 @@ fn an_owner_restarted_on_its_instance_holds_its_name_at_once() {
     b.stop();
     a.stop();
 }
+
+/// Rewrites the one page of `file` holding `needle` with a byte of it changed and its page
+/// checksum recomputed: damage no page check sees.
+fn alter_behind_the_engine(file: &Path, needle: &[u8], page_size: usize) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .expect("the value is stored inline");
+    let number = at / page_size;
+    let page = &mut bytes[number * page_size..(number + 1) * page_size];
+    page[at % page_size + 2] ^= 0x01;
+    let checksum = bluejet_engine::page::format::page_checksum(number as u64, page);
+    page[..4].copy_from_slice(&checksum.to_le_bytes());
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// Found by an adversarial round: a copy Failed by a content mismatch took the witness at
+/// its failover, then could not activate: nothing served. It is refused before the witness.
+#[test]
+fn a_copy_whose_content_differs_is_not_failed_over_to() {
+    use bluejet_replication::layout::ReplicaLayout;
+    let _serial = serial();
+    let root = tempfile::tempdir().unwrap();
+    let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
+    a.with_database(|db| {
+        let mut write = db.begin_write()?;
+        write.insert("marker", b"m", b"marker-value-0123456789")?;
+        write.commit()
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(deliver(&a, 0, 20), 20);
+    a.with_database(|db| db.log().roll().unwrap());
+    wait_until("b replayed everything", Duration::from_secs(20), || {
+        healthy(&b)
+    });
+    b.stop();
+    let layout = ReplicaLayout::new(&root.path().join("b"));
+    let page_size = bluejet_engine::db::Options::default().page_size;
+    alter_behind_the_engine(
+        &layout
+            .database()
+            .join(bluejet_engine::db::DATABASE_FILE_NAME),
+        b"marker-value-0123456789",
+        page_size,
+    );
+    let mut config_b = config("b", "a", root.path(), false);
+    config_b.dial = MountDial::BestAvailability(12);
+    config_b.replica.replay.recount_interval = Some(Duration::ZERO);
+    let b = Node::start(config_b).unwrap();
+    assert_eq!(deliver(&a, 20, 20), 20);
+    a.with_database(|db| db.log().roll().unwrap());
+    wait_until("b Failed", Duration::from_secs(20), || {
+        b.status().copy.is_some_and(|copy| {
+            copy.state == CopyState::Failed && copy.message.contains("content differs")
+        })
+    });
+    a.kill();
+    std::thread::sleep(Duration::from_millis(3_000));
+    assert_ne!(
+        b.role(),
+        Role::Active,
+        "a copy whose content differs was activated"
+    );
+    let events = std::fs::read_to_string(root.path().join("b/events.jsonl")).unwrap();
+    assert!(
+        events.contains("mount refused: the copy cannot be brought up to date"),
+        "{events}"
+    );
+    let record = witness(root.path()).read().unwrap().unwrap();
+    assert_eq!(record.owner, "a", "the witness was left to the old owner");
+    b.stop();
+}

@@ -961,3 +961,27 @@ fn a_passive_altered_behind_the_engine_is_failed_at_the_next_proof_point() {
         assert_eq!(replica.step().state, CopyState::Failed);
     }
 }
+
+#[test]
+fn a_seed_from_an_active_whose_entries_differ_from_its_summary_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), active_options()).unwrap();
+    let mut write = db.begin_write().unwrap();
+    write
+        .insert("marker", b"m", b"marker-value-0123456789")
+        .unwrap();
+    write.commit().unwrap();
+    db.close().unwrap();
+    alter_behind_the_engine(
+        &dir.path().join(bluejet_engine::db::DATABASE_FILE_NAME),
+        b"marker-value-0123456789",
+    );
+    let db = Database::open(dir.path(), active_options()).unwrap();
+    let replica = tempfile::tempdir().unwrap();
+    let error = seed(&db, &config(dir.path(), replica.path())).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("the active's database is damaged") && text.contains("\"marker\""),
+        "{text}"
+    );
+}

@@ -550,6 +550,10 @@ struct ReplRunArgs {
     /// Compress shipped generations with zstd.
     #[arg(long)]
     compress: bool,
+    /// Recount every entry of the copy at a proof point at most this often (default 600;
+    /// 0: at every proof point, which holds replay for a read of the whole copy each time).
+    #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
+    recount_interval: Option<Duration>,
     /// Stop after this long instead of waiting for Ctrl-C.
     #[arg(long, value_name = "SECONDS", value_parser = commands::repl_run::parse_seconds)]
     duration: Option<Duration>,
@@ -746,6 +750,7 @@ fn run_repl(action: ReplAction) -> Result<Verdict, ToolError> {
             replica: args.pair.replica,
             lag: args.lag,
             compress: args.compress,
+            recount_interval: args.recount_interval,
             duration: args.duration,
             json: args.pair.json,
         }),

@@ -1,7 +1,7 @@
 //! Describing records: kind names, one-line summaries and per-kind tallies.
 
 use crate::output;
-use bluejet_engine::content::ContentSummary;
+use bluejet_engine::content::ContentProof;
 use bluejet_engine::log::record::kind;
 use bluejet_engine::log::{LogPosition, Record};
 use serde_json::{json, Value};
@@ -46,7 +46,7 @@ pub struct RecordRow {
     /// The time a commit, start or stop record carries.
     pub time_micros: Option<u64>,
     /// The content summary a proof record carries.
-    pub proof: Option<ContentSummary>,
+    pub proof: Option<ContentProof>,
     /// Why the payload did not decode, if it did not.
     pub problem: Option<String>,
 }
@@ -136,10 +136,15 @@ impl RecordRow {
         }
         if let Some(proof) = &self.proof {
             line.push_str(&format!(
-                "  {} entries in {}, content checksum {:016x}",
-                proof.entries(),
-                output::plural(proof.tables.len() as u64, "table"),
-                proof.checksum()
+                "  {} entries in {}, content checksum {:016x}{}",
+                proof.totals.entries,
+                output::plural(u64::from(proof.tables), "table"),
+                proof.totals.checksum,
+                if proof.listed.is_some() {
+                    ""
+                } else {
+                    " (tables not listed)"
+                }
             ));
         }
         if let Some(problem) = &self.problem {
@@ -161,9 +166,10 @@ impl RecordRow {
             "value_bytes": self.value_bytes,
             "time_micros": self.time_micros,
             "proof": self.proof.as_ref().map(|proof| json!({
-                "entries": proof.entries(),
-                "checksum": format!("{:016x}", proof.checksum()),
-                "tables": proof.tables,
+                "entries": proof.totals.entries,
+                "checksum": format!("{:016x}", proof.totals.checksum),
+                "table_count": proof.tables,
+                "tables": proof.listed.as_ref().map(|listed| &listed.tables),
             })),
             "problem": self.problem,
         })

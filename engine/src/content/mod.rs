@@ -32,6 +32,6 @@ mod recount;
 mod summary;
 
 pub use hash::{entry_hash, EntryHasher};
-pub use proof::{decode_proof, encode_proof, PROOF_FORMAT};
+pub use proof::{ContentProof, MAX_LISTED_BYTES, PROOF_FORMAT};
 pub use recount::recount;
 pub use summary::{ContentDifference, ContentSummary, ContentTotals, TableContent};

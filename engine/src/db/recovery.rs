@@ -8,7 +8,7 @@
 use super::database::Inner;
 use super::write::WriteTransaction;
 use super::DbError;
-use crate::content::ContentSummary;
+use crate::content::ContentProof;
 use crate::log::{LogPosition, LogReader, LogRecord, Record};
 use crate::LogError;
 
@@ -194,7 +194,7 @@ impl<'db> Batch<'db> {
     /// Compares the content replayed so far with a proof record's, and with `recount` set
     /// also every entry read back (the batch is committed first so that a snapshot sees it);
     /// returns whether it recounted. A difference is [`DbError::ContentMismatch`].
-    fn prove(&mut self, expected: &ContentSummary, record: &LogRecord) -> Result<bool, DbError> {
+    fn prove(&mut self, expected: &ContentProof, record: &LogRecord) -> Result<bool, DbError> {
         let inner = self.inner;
         let write = self
             .write
@@ -215,7 +215,15 @@ impl<'db> Batch<'db> {
         let read = super::read::ReadTransaction::begin(inner);
         let recounted = crate::content::recount(&read)?;
         match expected.first_difference(&recounted) {
-            Some(difference) => Err(mismatch(difference)),
+            // A proof that lists no table names none: the copy's own summary, which agreed
+            // with the proof, names the table its entries differ in.
+            Some(difference) => {
+                let named = expected
+                    .listed
+                    .is_none()
+                    .then(|| replayed.first_difference(&recounted));
+                Err(mismatch(named.flatten().unwrap_or(difference)))
+            }
             None => Ok(true),
         }
     }

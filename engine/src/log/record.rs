@@ -12,7 +12,7 @@
 //! Payloads of kinds 1..=10 are bincode (fixed-width integers, little-endian; byte strings
 //! go through `serde_bytes`, which encodes them exactly as bincode encodes a `Vec<u8>`, a u64
 //! length and the bytes, but copies them whole instead of byte by byte). Kind 11, the proof
-//! record, is encoded by hand ([`crate::content::encode_proof`]). A reader
+//! record, is encoded by hand ([`crate::content::ContentProof`]). A reader
 //! that meets a kind it does not know skips it by its length.
 
 use serde::{Deserialize, Serialize};
@@ -137,7 +137,7 @@ pub enum Record {
     /// record. Written before the first commit of each generation; replay compares its own
     /// summary with it. Encoded by hand, not by bincode (hence skipped by serde).
     #[serde(skip)]
-    Proof(crate::content::ContentSummary),
+    Proof(crate::content::ContentProof),
 }
 
 /// Why a record could not be framed or decoded.
@@ -190,8 +190,8 @@ impl RawRecord<'_> {
     /// Decodes a known kind; `Ok(None)` for a kind this build does not know.
     pub fn decode(&self) -> Result<Option<Record>, RecordProblem> {
         if self.kind == kind::PROOF {
-            return crate::content::decode_proof(self.payload)
-                .map(|summary| Some(Record::Proof(summary)))
+            return crate::content::ContentProof::decode(self.payload)
+                .map(|proof| Some(Record::Proof(proof)))
                 .map_err(RecordProblem::BadPayload);
         }
         if !(kind::BEGIN..=kind::PUT_CHUNK).contains(&self.kind) {
@@ -265,9 +265,7 @@ impl Record {
     /// ```
     pub fn encode_into(&self, target: &mut Vec<u8>) {
         match self {
-            Record::Proof(summary) => {
-                frame_into(target, kind::PROOF, &crate::content::encode_proof(summary))
-            }
+            Record::Proof(proof) => frame_into(target, kind::PROOF, &proof.encode()),
             other => encode_framed(target, other.kind(), other),
         }
     }

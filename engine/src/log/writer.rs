@@ -308,7 +308,8 @@ impl Log {
         summary: &crate::content::ContentSummary,
     ) -> Result<LogPosition, LogError> {
         let mut encoded = Vec::new();
-        super::record::Record::Proof(summary.clone()).encode_into(&mut encoded);
+        let proof = crate::content::ContentProof::of(summary);
+        super::record::Record::Proof(proof).encode_into(&mut encoded);
         let (begin, _) = self.append_records(&encoded, &[encoded.len()], false)?;
         Ok(begin)
     }

@@ -200,6 +200,14 @@ impl DbHeader {
             return Err(format!("file type {} is not a database", bytes[12]));
         }
         let version = u16::from_le_bytes([bytes[14], bytes[15]]);
+        if version == 1 {
+            return Err(
+                "format version 1, written by an earlier release of BlueJet (before \
+                        content checksums): this release reads version 2; copy its tables with \
+                        the earlier release's `bluejet dump` into a new database"
+                    .into(),
+            );
+        }
         if version != HEADER_FORMAT_VERSION {
             return Err(format!("unknown format version {version}"));
         }

@@ -74,6 +74,10 @@ pub struct NodeFile {
     /// Refuse commits the passive does not confirm instead of degrading (default false).
     #[serde(default)]
     pub synchronous_strict: Option<bool>,
+    /// How often the passive copy recounts every entry at a proof point, in seconds
+    /// (default 600; 0: at every proof point); `null` keeps the default.
+    #[serde(default)]
+    pub recount_interval_seconds: Option<u64>,
 }
 
 /// Everything a node needs.
@@ -183,6 +187,12 @@ impl NodeConfig {
             config.network = Some(network);
         }
         config.synchronous = synchronous_settings(file)?;
+        if let Some(seconds) = file.recount_interval_seconds {
+            if seconds > 7 * 24 * 3600 {
+                return Err(format!("recount_interval_seconds {seconds} is over a week"));
+            }
+            config.replica.replay.recount_interval = Some(Duration::from_secs(seconds));
+        }
         if let Some(dial) = &file.dial {
             config.dial =
                 MountDial::parse(dial).ok_or_else(|| format!("unknown mount dial {dial:?}"))?;

@@ -91,10 +91,20 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         // Held in part only: a generation taken whole leaves nothing of it to lose.
         let partial = held.filter(|held| *held == covered);
         let loss = measure(shared, &replica, &record, partial);
-        replica.close(CopyState::Disabled, "failing over")?;
-        Ok::<_, ReplError>((loss, covered))
+        // A copy that cannot replay what it holds (a content mismatch at a proof point, a
+        // damaged generation) would fail its activation after taking the witness, leaving
+        // nothing serving (found by an adversarial round): it is replayed first.
+        replica.replay();
+        let damaged = replica.board().replay_failure();
+        let closed = replica.close(CopyState::Disabled, "failing over");
+        // A copy whose replay failed is poisoned: its checkpoint fails too, and the
+        // refusal below says why.
+        if damaged.is_none() {
+            closed?;
+        }
+        Ok::<_, ReplError>((loss, covered, damaged))
     })();
-    let (loss, covered) = match measured {
+    let (loss, covered, damaged) = match measured {
         Ok(measured) => measured,
         Err(error) => {
             // Replication goes on while the failover cannot proceed.
@@ -103,6 +113,13 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         }
     };
     let forced = forced_early || requests::take_mount(shared);
+    if let Some(why) = damaged.filter(|_| !forced) {
+        let message = format!(
+            "mount refused: the copy cannot be brought up to date ({why}); it needs a reseed \
+             from a sound copy, or an operator may force the mount"
+        );
+        return refuse_because(shared, message);
+    }
     let allowed = shared.config.dial.allowed();
     // Synchronous commit with this node, as the record read says (checked again, final,
     // once this node's epoch exists): nothing acknowledged is lost, whatever the dial.

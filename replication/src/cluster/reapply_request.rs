@@ -88,6 +88,22 @@ pub fn request_reapply(
     timeout: Duration,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<ReapplyRequestOutcome, ReplError> {
+    // One request file per node: a second requester would replace the first one's request
+    // and leave it waiting for an answer that never comes (found by an adversarial round).
+    let pending_path = directory(active).join(REAPPLY);
+    if let Ok(Some(pending)) = sealed::read::<ReapplyRequest>(fs, &pending_path) {
+        let now = bluejet_engine::log::now_micros();
+        let expires = pending
+            .created_micros
+            .saturating_add(pending.timeout_ms.saturating_mul(1000));
+        if now < expires {
+            return Ok(ReapplyRequestOutcome::Withdrawn(format!(
+                "another reapply request (id {}) is pending at the node: try again once it \
+                 is answered",
+                pending.id
+            )));
+        }
+    }
     let request = ReapplyRequest {
         id: requests::new_id(),
         diverged: diverged.to_owned(),

@@ -115,6 +115,13 @@ fn fields(header: &DbHeader) -> Vec<(&'static str, String)> {
             backup_text(&header.last_incremental_backup),
         ),
         ("timeline", header.timeline.to_string()),
+        (
+            "content",
+            format!(
+                "{} entries, checksum {:016x} (at the checkpoint)",
+                header.content.entries, header.content.checksum
+            ),
+        ),
     ]
 }
 
@@ -198,5 +205,9 @@ fn header_json(header: &DbHeader) -> Value {
         "last_full_backup": backup(&header.last_full_backup),
         "last_incremental_backup": backup(&header.last_incremental_backup),
         "timeline": header.timeline,
+        "content": {
+            "entries": header.content.entries,
+            "checksum": format!("{:016x}", header.content.checksum),
+        },
     })
 }

@@ -26,6 +26,8 @@ pub struct RunOptions {
     pub lag: Option<Duration>,
     /// Ship compressed.
     pub compress: bool,
+    /// Recount every entry at a proof point at most this often (default: the library's).
+    pub recount_interval: Option<Duration>,
     /// Stop after this long (else only on a signal).
     pub duration: Option<Duration>,
     /// Print the final status as JSON.
@@ -70,6 +72,9 @@ fn config(options: &RunOptions) -> ReplicaConfig {
     let mut config = ReplicaConfig::new(&options.active, &options.replica);
     config.replay.lag = options.lag;
     config.ship.compress = options.compress;
+    if let Some(every) = options.recount_interval {
+        config.replay.recount_interval = Some(every);
+    }
     config
 }
 

@@ -13,7 +13,9 @@ use bluejet_replication::cluster::reapply_request::{request_reapply, ReapplyRequ
 use bluejet_replication::cluster::witness::{InitError, Witness};
 use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
 use bluejet_replication::diverged::decode::{decode_directory, Operation};
-use bluejet_replication::diverged::reapply::{reapply_directory, ReapplyOutcome};
+use bluejet_replication::diverged::reapply::{
+    reapply_directory, record, ReapplyOutcome, Reapplying,
+};
 use bluejet_replication::diverged::{files, summary, DivergedError};
 use bluejet_replication::CopyState;
 use common::Link;
@@ -273,7 +275,22 @@ fn the_lost_tail_is_decoded_and_reapplied_without_overwriting_a_changed_key() {
         "{lost:?}"
     );
 
-    let outcome = reapply(&s.b, &s.diverged);
+    // In steps of one transaction each, as a node serving the request takes them when a
+    // step's time is up: the outcome is the same as in one go.
+    let outcome =
+        s.b.with_database(|db| {
+            let decoded = decode_directory(&OsFileSystem, &s.diverged).unwrap();
+            let mut reapplying = Reapplying::new(decoded).unwrap();
+            let mut steps = 1;
+            while !reapplying.step(db, Some(Instant::now())).unwrap() {
+                steps += 1;
+            }
+            assert_eq!(steps, 13, "one transaction a step");
+            let outcome = reapplying.finish();
+            record(&OsFileSystem, &s.diverged, &outcome).unwrap();
+            outcome
+        })
+        .expect("active");
     assert_eq!(
         (
             outcome.applied_transactions,

@@ -100,6 +100,9 @@ pub(crate) struct Shared {
     /// As the active over TCP: why the passive seems unable to reach this node, while it
     /// has not asked for the log for a while.
     pub peer_silent: Mutex<Option<String>>,
+    /// As the active: the operator's re-application of divergent transactions in progress,
+    /// under its request's id (applied a step per round of the loop).
+    pub reapplying: Mutex<Option<(u64, Box<crate::diverged::reapply::Reapplying>)>>,
 }
 
 /// A node's role with what it holds.
@@ -196,6 +199,7 @@ impl Node {
             fenced_since: Mutex::new(None),
             last_error: Mutex::new(None),
             requests: Default::default(),
+            reapplying: Mutex::new(None),
             joining: Mutex::new(None),
             backup: Mutex::new(None),
             blocks: Default::default(),

@@ -172,26 +172,62 @@ pub(crate) fn refuse_unless_active(shared: &Shared, epoch: u64, role: &str) {
 }
 
 /// Serves a pending request at the active node, on its database `db`.
+///
+/// A round applies what a quarter of the lease allows and leaves the rest to the next
+/// round, so that the loop renews the lease meanwhile; the re-application in progress is
+/// kept in `shared.reapplying` under the request's id (a withdrawn or new request drops it).
 pub(crate) fn serve(shared: &Shared, db: &Database, epoch: u64) {
     let Some(request) = pending(shared) else {
+        shared.reapplying.lock().take();
         return;
     };
-    let diverged = match checked_directory(&request.diverged) {
-        Ok(diverged) => diverged,
-        Err(reason) => {
-            let message = format!("{:?}: {reason}", request.diverged);
-            shared.event("reapply-refused", Some(epoch), &message);
-            answer(shared, &request, epoch, Err(message));
-            return;
+    let mut slot = shared.reapplying.lock();
+    if slot.as_ref().map(|(id, _)| *id) != Some(request.id) {
+        match start(shared, &request) {
+            Ok(reapplying) => *slot = Some((request.id, Box::new(reapplying))),
+            Err(message) => {
+                slot.take();
+                drop(slot);
+                shared.event("reapply-refused", Some(epoch), &message);
+                answer(shared, &request, epoch, Err(message));
+                return;
+            }
+        }
+    }
+    let until = Instant::now() + shared.config.lease / 4;
+    let stepped = match slot.as_mut() {
+        Some((_, reapplying)) => reapplying.step(db, Some(until)),
+        None => return,
+    };
+    let outcome = match stepped {
+        Ok(false) => return,
+        Ok(true) => {
+            let (_, reapplying) = slot.take().expect("a re-application in progress");
+            let outcome = reapplying.finish();
+            reapply::record(node_fs(shared), Path::new(&outcome.directory), &outcome)
+                .map(|()| outcome)
+                .map_err(|error| error.to_string())
+        }
+        Err(error) => {
+            slot.take();
+            Err(error.to_string())
         }
     };
-    let outcome = reapply::reapply_directory(node_fs(shared), db, &diverged)
-        .map_err(|error| error.to_string());
+    drop(slot);
     match &outcome {
         Ok(outcome) => shared.event("reapply-done", Some(epoch), &done_text(outcome)),
         Err(reason) => shared.event("reapply-failed", Some(epoch), reason),
     }
     answer(shared, &request, epoch, outcome);
+}
+
+/// Checks the request's directory and decodes it.
+fn start(shared: &Shared, request: &ReapplyRequest) -> Result<reapply::Reapplying, String> {
+    let diverged = checked_directory(&request.diverged)
+        .map_err(|reason| format!("{:?}: {reason}", request.diverged))?;
+    let decoded = crate::diverged::decode::decode_directory(node_fs(shared), &diverged)
+        .map_err(|error| error.to_string())?;
+    reapply::Reapplying::new(decoded).map_err(|error| error.to_string())
 }
 
 /// The outcome in one line.

@@ -100,6 +100,72 @@ pub fn record(
 /// Re-applies the decoded transactions to `db` (see the module documentation). Refused
 /// when a divergent file cannot be read: a transaction could be missing or cut.
 pub fn reapply(db: &Database, decoded: &Decoded) -> Result<ReapplyOutcome, DivergedError> {
+    let mut reapplying = Reapplying::new(decoded.clone())?;
+    reapplying.step(db, None)?;
+    Ok(reapplying.finish())
+}
+
+/// A re-application in steps: a node serving it between the rounds of its loop applies
+/// what a step's time allows, so that its lease is renewed meanwhile (a tail of thousands
+/// of durable commits outlasts a lease).
+pub struct Reapplying {
+    decoded: Decoded,
+    next: usize,
+    left: Left,
+    outcome: ReapplyOutcome,
+}
+
+impl Reapplying {
+    /// Starts re-applying `decoded`; refused when a divergent file cannot be read.
+    pub fn new(decoded: Decoded) -> Result<Self, DivergedError> {
+        check_readable(&decoded)?;
+        let outcome = ReapplyOutcome {
+            schema_version: SCHEMA_VERSION,
+            directory: decoded.directory.display().to_string(),
+            ..ReapplyOutcome::default()
+        };
+        Ok(Self {
+            decoded,
+            next: 0,
+            left: Left::default(),
+            outcome,
+        })
+    }
+
+    /// Re-applies transactions in order until all are done (`Ok(true)`) or `until` has
+    /// passed (`Ok(false)`: call again; at least one transaction is done per call). Each
+    /// transaction is checked and committed whole.
+    pub fn step(
+        &mut self,
+        db: &Database,
+        until: Option<std::time::Instant>,
+    ) -> Result<bool, DivergedError> {
+        // At least one transaction a step, whatever the time: every step makes progress.
+        while let Some(transaction) = self.decoded.transactions.get(self.next) {
+            reapply_one(db, transaction, &mut self.left, &mut self.outcome)?;
+            self.next += 1;
+            let more = self.next < self.decoded.transactions.len();
+            if more && until.is_some_and(|until| std::time::Instant::now() >= until) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The directory being re-applied.
+    pub fn directory(&self) -> &Path {
+        &self.decoded.directory
+    }
+
+    /// The outcome, once [`step`](Self::step) said it is done.
+    pub fn finish(mut self) -> ReapplyOutcome {
+        debug_assert_eq!(self.next, self.decoded.transactions.len(), "finished early");
+        self.outcome.finished_micros = bluejet_engine::log::now_micros();
+        self.outcome
+    }
+}
+
+fn check_readable(decoded: &Decoded) -> Result<(), DivergedError> {
     if !decoded.unreadable.is_empty() {
         let reasons: Vec<String> = decoded
             .unreadable
@@ -111,17 +177,7 @@ pub fn reapply(db: &Database, decoded: &Decoded) -> Result<ReapplyOutcome, Diver
             reason: reasons.join("; "),
         });
     }
-    let mut outcome = ReapplyOutcome {
-        schema_version: SCHEMA_VERSION,
-        directory: decoded.directory.display().to_string(),
-        ..ReapplyOutcome::default()
-    };
-    let mut left = Left::default();
-    for transaction in &decoded.transactions {
-        reapply_one(db, transaction, &mut left, &mut outcome)?;
-    }
-    outcome.finished_micros = bluejet_engine::log::now_micros();
-    Ok(outcome)
+    Ok(())
 }
 
 /// What the divergent transactions applied or found left each key at: (table, key) to the

@@ -231,18 +231,21 @@ fn reapply_one(
     Ok(())
 }
 
-/// The transaction's operations that take effect: of several on one key, the last.
+/// The transaction's operations that take effect: of several on one key, the last (found
+/// in one pass: a transaction may hold many operations).
 fn effective(transaction: &Transaction) -> impl Iterator<Item = &Operation> {
     let operations = &transaction.operations;
+    let mut last: HashMap<(&str, &[u8]), usize> = HashMap::new();
+    for (index, operation) in operations.iter().enumerate() {
+        if let Some(key) = key_of(operation) {
+            last.insert(key, index);
+        }
+    }
     operations
         .iter()
         .enumerate()
         .filter_map(move |(index, operation)| {
-            let overwritten = key_of(operation).is_some_and(|key| {
-                operations[index + 1..]
-                    .iter()
-                    .any(|later| key_of(later) == Some(key))
-            });
+            let overwritten = key_of(operation).is_some_and(|key| last[&key] != index);
             (!overwritten).then_some(operation)
         })
 }

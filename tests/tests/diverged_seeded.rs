@@ -1,0 +1,611 @@
+//! Seeded property tests of the lost-mail report on real nodes (file mode): per seed, a
+//! random workload replicated Healthy, the passive cut off right after a roll or with part
+//! of a generation not yet copied, random transactions on the old active alone (recorded
+//! exactly), a lossy failover, random transactions on the new active touching the same keys
+//! (conflicts) or storing the same values (already there), and the old active's rejoin. The
+//! diverged directory must decode to exactly the recorded transactions, and re-applying it
+//! must do exactly what a model of the rules predicts. Every assertion names its seed: rerun
+//! one with `BLUEJET_DIVERGED_SEEDS=<seed>`.
+
+mod common;
+
+use bluejet_engine::db::Database;
+use bluejet_engine::file::OsFileSystem;
+use bluejet_replication::cluster::resync::DivergenceReport;
+use bluejet_replication::cluster::{Node, Role};
+use bluejet_replication::diverged::decode::{self, decode_directory, Decoded, Operation};
+use bluejet_replication::diverged::reapply::{self, reapply_directory, ReapplyOutcome};
+use common::nodes::{config, healthy, replayed, wait_until};
+use common::{Link, Model};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Each seed takes a few seconds (two nodes, a failover, a rejoin).
+const SEEDS: [u64; 5] = [11, 22, 33, 44, 55];
+/// Other seeds, comma-separated, instead of [`SEEDS`] (to rerun one, or to look further).
+const SEEDS_VARIABLE: &str = "BLUEJET_DIVERGED_SEEDS";
+const TABLES: [&str; 3] = ["messages", "folders", "settings"];
+/// Keys per table: few, so that replacements, deletes and conflicts are frequent.
+const KEYS: u32 = 8;
+/// Above 256 KiB: the log holds it as PutChunk pieces.
+const BIG: usize = 300 << 10;
+
+type Transaction = Vec<Operation>;
+
+/// The random choices of one seed, and a counter making every value written distinct.
+struct Workload {
+    seed: u64,
+    random: Pcg64,
+    written: u64,
+    /// Whether a value may be [`BIG`] (not while a generation must stay open).
+    big: bool,
+}
+
+impl Workload {
+    fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            random: Pcg64::seed_from_u64(seed),
+            written: 0,
+            big: true,
+        }
+    }
+
+    fn value(&mut self) -> Vec<u8> {
+        self.written += 1;
+        let mut value = format!("seed {} value {} ", self.seed, self.written).into_bytes();
+        let length = match self.big && self.random.random_ratio(1, 12) {
+            true => BIG,
+            false => self.random.random_range(0..200),
+        };
+        value.resize(value.len() + length, b'v');
+        value
+    }
+
+    fn key(&mut self) -> (String, Vec<u8>) {
+        let table = TABLES[self.random.random_range(0..TABLES.len())];
+        let key = format!("k{}", self.random.random_range(0..KEYS));
+        (table.to_owned(), key.into_bytes())
+    }
+
+    /// One to four random operations over `state` (what the node holds), applied to it:
+    /// puts inserting or replacing, deletes of present keys only (removing an absent key
+    /// writes no log record, so it would not be in the divergent files either).
+    fn transaction(&mut self, state: &mut Model) -> Transaction {
+        let count = self.random.random_range(1..=4);
+        (0..count).map(|_| self.operation(state)).collect()
+    }
+
+    fn operation(&mut self, state: &mut Model) -> Operation {
+        let (table, key) = self.key();
+        let operation =
+            match value_of(state, &table, &key).is_some() && self.random.random_bool(0.3) {
+                true => Operation::Delete { table, key },
+                false => Operation::Put {
+                    table,
+                    key,
+                    value: self.value(),
+                },
+            };
+        apply(state, &operation);
+        operation
+    }
+}
+
+fn value_of<'m>(state: &'m Model, table: &str, key: &[u8]) -> Option<&'m Vec<u8>> {
+    state.get(table).and_then(|entries| entries.get(key))
+}
+
+fn apply(state: &mut Model, operation: &Operation) {
+    match operation {
+        Operation::Put { table, key, value } => {
+            let entries = state.entry(table.clone()).or_default();
+            entries.insert(key.clone(), value.clone());
+        }
+        Operation::Delete { table, key } => {
+            state.entry(table.clone()).or_default().remove(key);
+        }
+        other => panic!("the workload writes no {other:?}"),
+    }
+}
+
+/// Commits `operations` as one transaction on the active `node`.
+fn commit(node: &Node, operations: &[Operation]) {
+    node.with_database(|db: &Database| {
+        let mut write = db.begin_write()?;
+        for operation in operations {
+            match operation {
+                Operation::Put { table, key, value } => write.insert(table, key, value)?,
+                Operation::Delete { table, key } => write.remove(table, key)?,
+                other => panic!("the workload writes no {other:?}"),
+            };
+        }
+        write.commit()
+    })
+    .expect("active")
+    .unwrap();
+}
+
+/// Commits `count` random transactions on `node`, keeping `state` up to date.
+fn run(node: &Node, work: &mut Workload, state: &mut Model, count: usize) -> Vec<Transaction> {
+    (0..count)
+        .map(|_| {
+            let transaction = work.transaction(state);
+            commit(node, &transaction);
+            transaction
+        })
+        .collect()
+}
+
+/// The tables' content on the active `node`, empty tables left out (as [`normalized`]).
+fn content(node: &Node) -> Model {
+    node.with_database(|db| {
+        let read = db.begin_read().unwrap();
+        let mut model = Model::new();
+        for table in TABLES {
+            let Ok(entries) = read.open_table(table) else {
+                continue;
+            };
+            let entries: BTreeMap<Vec<u8>, Vec<u8>> =
+                entries.range(..).unwrap().map(Result::unwrap).collect();
+            if !entries.is_empty() {
+                model.insert(table.to_owned(), entries);
+            }
+        }
+        model
+    })
+    .expect("active")
+}
+
+fn normalized(mut model: Model) -> Model {
+    model.retain(|_, entries| !entries.is_empty());
+    model
+}
+
+/// Transactions in a few words each (values by length: some are 300 KiB).
+fn describe(transactions: &[Transaction]) -> Vec<String> {
+    let word = |operation: &Operation| match operation {
+        Operation::Put { table, key, value } => {
+            format!(
+                "put {table}/{} ({} B)",
+                String::from_utf8_lossy(key),
+                value.len()
+            )
+        }
+        Operation::Delete { table, key } => {
+            format!("delete {table}/{}", String::from_utf8_lossy(key))
+        }
+        other => format!("{other:?}"),
+    };
+    transactions
+        .iter()
+        .map(|transaction| transaction.iter().map(word).collect::<Vec<_>>().join(", "))
+        .collect()
+}
+
+/// One seed's run up to the old active's rejoin: the nodes, the diverged directory, what
+/// the old active committed that the new active never had, and the new active's content.
+struct Diverged {
+    root: tempfile::TempDir,
+    a: Node,
+    b: Node,
+    directory: PathBuf,
+    lost: Vec<Transaction>,
+    new_active: Model,
+}
+
+/// `a` active, `b` its passive copy through a link that can be cut, Healthy.
+fn pair(root: &Path) -> (Node, Node, std::sync::Arc<Link>) {
+    let mut config_a = config("a", "b", root, true);
+    // Only the test rolls `a`'s generations (and its size limit): what `b` can copy before
+    // the cut is then known exactly.
+    config_a.options.log.idle_roll_interval = None;
+    let a = Node::start(config_a).unwrap();
+    wait_until("a active", Duration::from_secs(10), || {
+        a.role() == Role::Active
+    });
+    let (mut config_b, link) = (config("b", "a", root, false), Link::new());
+    config_b.peer_fs = link.clone();
+    let b = Node::start(config_b).unwrap();
+    wait_until("b healthy", Duration::from_secs(20), || healthy(&b));
+    (a, b, link)
+}
+
+/// The random run of `seed` (see the module documentation).
+fn diverge(seed: u64) -> Diverged {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b, link) = pair(root.path());
+    let mut work = Workload::new(seed);
+    let mut old_active = Model::new();
+    // Every table exists before the cut: the lost transactions create none.
+    let tables: Transaction = TABLES
+        .iter()
+        .map(|table| Operation::Put {
+            table: table.to_string(),
+            key: b"k0".to_vec(),
+            value: work.value(),
+        })
+        .collect();
+    commit(&a, &tables);
+    tables.iter().for_each(|put| apply(&mut old_active, put));
+    let count = work.random.random_range(5..25);
+    run(&a, &mut work, &mut old_active, count);
+    let closed = a.with_database(|db| db.log().roll().unwrap()).unwrap();
+    wait_until(
+        &format!("seed {seed}: b replayed {closed}"),
+        Duration::from_secs(20),
+        || replayed(&b, closed),
+    );
+    let mut new_active = old_active.clone();
+    let mut lost = Vec::new();
+    if work.random.random_bool(0.5) {
+        // Mid-generation: small transactions stay in `a`'s open generation, which `b`
+        // (copying closed generations) never sees.
+        work.big = false;
+        let count = work.random.random_range(1..4);
+        lost.extend(run(&a, &mut work, &mut old_active, count));
+        work.big = true;
+    }
+    link.set_cut(true);
+    for _ in 0..work.random.random_range(1..12) {
+        lost.extend(run(&a, &mut work, &mut old_active, 1));
+        if work.random.random_ratio(1, 6) {
+            a.with_database(|db| db.log().roll().unwrap()).unwrap();
+        }
+    }
+    a.kill();
+    wait_until(
+        &format!("seed {seed}: b active"),
+        Duration::from_secs(20),
+        || b.role() == Role::Active,
+    );
+    let report = b.failovers()[0].clone();
+    assert!(!report.lossless, "seed {seed}: {report:?}");
+    new_active_work(&b, &mut work, &mut new_active, &lost);
+    let a = Node::start(config("a", "b", root.path(), true)).unwrap();
+    wait_until(
+        &format!("seed {seed}: a rejoined"),
+        Duration::from_secs(30),
+        || healthy(&a),
+    );
+    let directory = root.path().join(format!("a/diverged-{}", report.epoch));
+    Diverged {
+        root,
+        a,
+        b,
+        directory,
+        lost,
+        new_active,
+    }
+}
+
+/// Random transactions on the new active: some change keys the lost transactions wrote
+/// (conflicts), some store again what a lost transaction stored (already there: the
+/// dumpster's part), some are unrelated.
+fn new_active_work(b: &Node, work: &mut Workload, state: &mut Model, lost: &[Transaction]) {
+    let lost_operations: Vec<&Operation> = lost.iter().flatten().collect();
+    for _ in 0..work.random.random_range(2..7) {
+        let transaction = match work.random.random_range(0..3) {
+            0 => {
+                let pick = lost_operations[work.random.random_range(0..lost_operations.len())];
+                vec![changed(pick, work, state)]
+            }
+            1 => lost[work.random.random_range(0..lost.len())]
+                .iter()
+                .filter(|operation| present_or_put(operation, state))
+                .cloned()
+                .collect(),
+            _ => work.transaction(&mut state.clone()),
+        };
+        if transaction.is_empty() {
+            continue;
+        }
+        transaction
+            .iter()
+            .for_each(|operation| apply(state, operation));
+        commit(b, &transaction);
+    }
+}
+
+/// Another value for `operation`'s key, or its removal when present.
+fn changed(operation: &Operation, work: &mut Workload, state: &Model) -> Operation {
+    let (Operation::Put { table, key, .. } | Operation::Delete { table, key }) = operation else {
+        unreachable!("the workload writes puts and deletes");
+    };
+    match value_of(state, table, key).is_some() && work.random.random_bool(0.5) {
+        true => Operation::Delete {
+            table: table.clone(),
+            key: key.clone(),
+        },
+        false => Operation::Put {
+            table: table.clone(),
+            key: key.clone(),
+            value: work.value(),
+        },
+    }
+}
+
+/// Whether `operation` does something on `state` (a delete of an absent key does not).
+fn present_or_put(operation: &Operation, state: &Model) -> bool {
+    match operation {
+        Operation::Delete { table, key } => value_of(state, table, key).is_some(),
+        _ => true,
+    }
+}
+
+/// What a re-application should do, from the documented rules.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Expected {
+    applied: u64,
+    skipped: u64,
+    conflicting: u64,
+    /// `table/key` of each conflicting operation, in order.
+    conflicts: Vec<String>,
+}
+
+/// Re-applies `lost` to `state` by the rules of `diverged::reapply` (documented in
+/// design.md): per transaction, the last operation on each key counts; a put of the value
+/// held or a delete of an absent key is already there; a put of an absent key, or one over
+/// what an earlier lost transaction (applied or already there) left, is to apply; any other
+/// put or delete conflicts, and the whole transaction is left out.
+fn model_reapply(state: &mut Model, lost: &[Transaction]) -> Expected {
+    let mut expected = Expected::default();
+    let mut left: HashMap<(String, Vec<u8>), Option<Vec<u8>>> = HashMap::new();
+    for transaction in lost {
+        let mut apply_now = Vec::new();
+        let mut conflicts = Vec::new();
+        for operation in last_per_key(transaction) {
+            let (table, key, wanted) = match operation {
+                Operation::Put { table, key, value } => (table, key, Some(value)),
+                Operation::Delete { table, key } => (table, key, None),
+                other => panic!("the workload writes no {other:?}"),
+            };
+            let current = value_of(state, table, key).cloned();
+            let ours = left.get(&(table.clone(), key.clone())) == Some(&current);
+            if current.as_ref() == wanted {
+                continue;
+            } else if (wanted.is_some() && current.is_none()) || ours {
+                apply_now.push(operation);
+            } else {
+                conflicts.push(format!("{table}/{}", String::from_utf8_lossy(key)));
+            }
+        }
+        if !conflicts.is_empty() {
+            expected.conflicting += 1;
+            expected.conflicts.extend(conflicts);
+            continue;
+        }
+        match apply_now.is_empty() {
+            true => expected.skipped += 1,
+            false => expected.applied += 1,
+        }
+        apply_now
+            .into_iter()
+            .for_each(|operation| apply(state, operation));
+        for operation in transaction {
+            let (Operation::Put { table, key, .. } | Operation::Delete { table, key }) = operation
+            else {
+                unreachable!("checked above");
+            };
+            left.insert(
+                (table.clone(), key.clone()),
+                value_of(state, table, key).cloned(),
+            );
+        }
+    }
+    expected
+}
+
+/// Of several operations on one key, the last (in the order of the last ones).
+fn last_per_key(transaction: &Transaction) -> Vec<&Operation> {
+    let key = |operation: &Operation| match operation {
+        Operation::Put { table, key, .. } | Operation::Delete { table, key } => {
+            (table.clone(), key.clone())
+        }
+        other => panic!("the workload writes no {other:?}"),
+    };
+    transaction
+        .iter()
+        .enumerate()
+        .filter(|(index, operation)| {
+            let later = &transaction[index + 1..];
+            !later.iter().any(|other| key(other) == key(operation))
+        })
+        .map(|(_, operation)| operation)
+        .collect()
+}
+
+/// Whether a lost transaction puts a key that a later one deletes.
+fn put_then_deleted(lost: &[Transaction]) -> bool {
+    lost.iter().enumerate().any(|(index, transaction)| {
+        transaction.iter().any(|operation| {
+            let Operation::Put { table, key, .. } = operation else {
+                return false;
+            };
+            lost[index + 1..].iter().flatten().any(|later| {
+                matches!(later, Operation::Delete { table: t, key: k } if t == table && k == key)
+            })
+        })
+    })
+}
+
+fn observed(outcome: &ReapplyOutcome) -> Expected {
+    Expected {
+        applied: outcome.applied_transactions,
+        skipped: outcome.skipped_transactions,
+        conflicting: outcome.conflicting_transactions,
+        conflicts: outcome
+            .conflicts
+            .iter()
+            .map(|conflict| format!("{}/{}", conflict.table, conflict.key.clone().unwrap()))
+            .collect(),
+    }
+}
+
+fn reapply(node: &Node, directory: &Path) -> ReapplyOutcome {
+    node.with_database(|db| reapply_directory(&OsFileSystem, db, directory))
+        .expect("active")
+        .unwrap()
+}
+
+/// The decoded directory holds exactly the recorded lost transactions, and its report
+/// counts as many commits.
+fn check_report(seed: u64, run: &Diverged) {
+    let decoded = decode_directory(&OsFileSystem, &run.directory).unwrap();
+    assert!(
+        decoded.unreadable.is_empty(),
+        "seed {seed}: {:?}",
+        decoded.unreadable
+    );
+    let found: Vec<Transaction> = decoded
+        .transactions
+        .iter()
+        .map(|transaction| transaction.operations.clone())
+        .collect();
+    assert!(
+        found == run.lost,
+        "seed {seed}: decoded {:#?}\nrecorded {:#?}",
+        describe(&found),
+        describe(&run.lost)
+    );
+    let counted: u64 = decoded.report.files.iter().map(|file| file.commits).sum();
+    assert_eq!(
+        counted,
+        run.lost.len() as u64,
+        "seed {seed}: {:?}",
+        decoded.report
+    );
+}
+
+/// Re-applying twice does what the model predicts, leaves the new active holding exactly
+/// the model's content (so no conflicting key was overwritten), and the second time
+/// applies nothing.
+fn check_reapply(seed: u64, run: &Diverged) {
+    assert!(
+        content(&run.b) == normalized(run.new_active.clone()),
+        "seed {seed}: the new active before re-applying"
+    );
+    let mut model = run.new_active.clone();
+    for round in ["first", "second"] {
+        let expected = model_reapply(&mut model, &run.lost);
+        let outcome = reapply(&run.b, &run.directory);
+        let context = format!(
+            "seed {seed}, {round} re-application of {:#?}",
+            describe(&run.lost)
+        );
+        assert_eq!(observed(&outcome), expected, "{context}");
+        assert!(
+            content(&run.b) == normalized(model.clone()),
+            "{context}: content"
+        );
+        // The rules also promise that a second run applies nothing. It does not hold where
+        // a lost transaction puts a key that a later one deletes (the known bug of
+        // `a_second_reapplication_brings_back_no_message_the_old_active_deleted`); anything
+        // else applied again is a new failure.
+        if round == "second" && outcome.applied_transactions > 0 {
+            assert!(put_then_deleted(&run.lost), "{context}: {outcome:?}");
+            eprintln!("seed {seed}: the second run applied again (the known bug)");
+        }
+    }
+}
+
+fn seeds() -> Vec<u64> {
+    match std::env::var(SEEDS_VARIABLE) {
+        Ok(list) => list
+            .split(',')
+            .map(|seed| seed.trim().parse().expect(SEEDS_VARIABLE))
+            .collect(),
+        Err(_) => SEEDS.to_vec(),
+    }
+}
+
+#[test]
+fn seeded_lost_tails_are_reported_exactly_and_reapplied_by_the_rules() {
+    for seed in seeds() {
+        let started = Instant::now();
+        let run = diverge(seed);
+        check_report(seed, &run);
+        check_reapply(seed, &run);
+        eprintln!(
+            "seed {seed}: {} lost transactions, {:?}",
+            run.lost.len(),
+            started.elapsed()
+        );
+        run.a.stop();
+        run.b.stop();
+        drop(run.root);
+    }
+}
+
+/// A decoded tail by hand (no nodes): `transactions` in commit order.
+fn decoded(directory: &Path, transactions: Vec<Transaction>) -> Decoded {
+    let report = DivergenceReport {
+        epoch: 1,
+        common_generation: None,
+        files: Vec::new(),
+        without_commits: Vec::new(),
+        common: Vec::new(),
+        reason: String::new(),
+    };
+    let transactions = transactions.into_iter().enumerate();
+    Decoded {
+        directory: directory.to_owned(),
+        epoch: 1,
+        report,
+        transactions: transactions
+            .map(|(id, operations)| decode::Transaction {
+                id: id as u64,
+                commit_micros: id as u64,
+                generation: 2,
+                file: "E00.log".into(),
+                operations,
+            })
+            .collect(),
+        unreadable: Vec::new(),
+        incomplete: 0,
+    }
+}
+
+/// What seed 22 found, made small: a lost transaction stores a message, a later one
+/// deletes it with another change. The first run applies both (the message ends absent, as
+/// on the old active). If that other key then changes on the active, a second run finds
+/// the message absent, so its put is "to apply" again, while the delete's transaction now
+/// conflicts: the second run applies a transaction and brings back a message that was
+/// deleted on the old active and is absent on the new one.
+#[test]
+#[ignore = "known bug: a second re-application re-applies a put whose key a later lost \
+            transaction deleted (see the report of the seeded tests' branch)"]
+fn a_second_reapplication_brings_back_no_message_the_old_active_deleted() {
+    let directory = tempfile::tempdir().unwrap();
+    let db = Database::open(directory.path(), common::active_options()).unwrap();
+    let put = |table: &str, key: &[u8], value: &[u8]| Operation::Put {
+        table: table.into(),
+        key: key.to_vec(),
+        value: value.to_vec(),
+    };
+    let delete = Operation::Delete {
+        table: "messages".into(),
+        key: b"m".to_vec(),
+    };
+    let tail = vec![
+        vec![put("messages", b"m", b"lost")],
+        vec![delete, put("settings", b"j", b"old active")],
+    ];
+    let tail = decoded(directory.path(), tail);
+    let first = reapply::reapply(&db, &tail).unwrap();
+    assert_eq!(first.applied_transactions, 2, "{first:?}");
+    let mut write = db.begin_write().unwrap();
+    write.insert("settings", b"j", b"new active").unwrap();
+    write.commit().unwrap();
+    let second = reapply::reapply(&db, &tail).unwrap();
+    let read = db.begin_read().unwrap();
+    let message = read.open_table("messages").unwrap().get(b"m").unwrap();
+    assert_eq!(
+        message, None,
+        "deleted on the old active, absent on the new"
+    );
+    assert_eq!(second.applied_transactions, 0, "{second:?}");
+}

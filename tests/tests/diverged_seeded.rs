@@ -1,11 +1,13 @@
-//! Seeded property tests of the lost-mail report on real nodes (file mode): per seed, a
-//! random workload replicated Healthy, the passive cut off right after a roll or with part
-//! of a generation not yet copied, random transactions on the old active alone (recorded
-//! exactly), a lossy failover, random transactions on the new active touching the same keys
-//! (conflicts) or storing the same values (already there), and the old active's rejoin. The
-//! diverged directory must decode to exactly the recorded transactions, and re-applying it
-//! must do exactly what a model of the rules predicts. Every assertion names its seed: rerun
-//! one with `BLUEJET_DIVERGED_SEEDS=<seed>`.
+//! Seeded property tests of the lost-mail report on real nodes: per seed, a random
+//! workload replicated Healthy, the passive cut off (in file mode right after a roll or with
+//! part of a generation not yet copied; over TLS in block mode once it has received every
+//! byte written, so the new active continues the old active's open generation), random
+//! transactions on the old active alone (recorded exactly), a lossy failover, random
+//! transactions on the new active touching the same keys (conflicts) or storing the same
+//! values (already there), and the old active's rejoin. The diverged directory must decode
+//! to exactly the recorded transactions, and re-applying it must do exactly what a model of
+//! the rules predicts. Every assertion names its seed: rerun one with
+//! `BLUEJET_DIVERGED_SEEDS=<seed>` (file mode) or `BLUEJET_DIVERGED_BLOCK_SEEDS=<seed>`.
 
 mod common;
 
@@ -15,7 +17,9 @@ use bluejet_replication::cluster::resync::DivergenceReport;
 use bluejet_replication::cluster::{Node, Role};
 use bluejet_replication::diverged::decode::{self, decode_directory, Decoded, Operation};
 use bluejet_replication::diverged::reapply::{self, reapply_directory, ReapplyOutcome};
+use common::network::{self, in_block_mode, Net};
 use common::nodes::{config, healthy, replayed, wait_until};
+use common::proxy::{Faults, Proxy};
 use common::{Link, Model};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -27,6 +31,9 @@ use std::time::{Duration, Instant};
 const SEEDS: [u64; 5] = [11, 22, 33, 44, 55];
 /// Other seeds, comma-separated, instead of [`SEEDS`] (to rerun one, or to look further).
 const SEEDS_VARIABLE: &str = "BLUEJET_DIVERGED_SEEDS";
+/// Seeds over TLS in block mode, and the variable replacing them.
+const BLOCK_SEEDS: [u64; 2] = [77, 88];
+const BLOCK_SEEDS_VARIABLE: &str = "BLUEJET_DIVERGED_BLOCK_SEEDS";
 const TABLES: [&str; 3] = ["messages", "folders", "settings"];
 /// Keys per table: few, so that replacements, deletes and conflicts are frequent.
 const KEYS: u32 = 8;
@@ -195,6 +202,41 @@ struct Diverged {
     directory: PathBuf,
     lost: Vec<Transaction>,
     new_active: Model,
+    /// Whether the cut left part of a generation uncopied (else it came right after a roll).
+    mid_generation: bool,
+    /// The proxies between network nodes (dropped after them).
+    _net: Option<Net>,
+}
+
+/// A random workload on the active `a` before the cut: what it leaves.
+fn before_the_cut(a: &Node, work: &mut Workload) -> Model {
+    let mut old_active = Model::new();
+    // Every table exists before the cut: the lost transactions create none.
+    let tables: Transaction = TABLES
+        .iter()
+        .map(|table| Operation::Put {
+            table: table.to_string(),
+            key: b"k0".to_vec(),
+            value: work.value(),
+        })
+        .collect();
+    commit(a, &tables);
+    tables.iter().for_each(|put| apply(&mut old_active, put));
+    let count = work.random.random_range(5..25);
+    run(a, work, &mut old_active, count);
+    old_active
+}
+
+/// Random transactions on the old active alone (1 to 11, now and then a roll).
+fn after_the_cut(a: &Node, work: &mut Workload, old_active: &mut Model) -> Vec<Transaction> {
+    let mut lost = Vec::new();
+    for _ in 0..work.random.random_range(1..12) {
+        lost.extend(run(a, work, old_active, 1));
+        if work.random.random_ratio(1, 6) {
+            a.with_database(|db| db.log().roll().unwrap()).unwrap();
+        }
+    }
+    lost
 }
 
 /// `a` active, `b` its passive copy through a link that can be cut, Healthy.
@@ -219,20 +261,7 @@ fn diverge(seed: u64) -> Diverged {
     let root = tempfile::tempdir().unwrap();
     let (a, b, link) = pair(root.path());
     let mut work = Workload::new(seed);
-    let mut old_active = Model::new();
-    // Every table exists before the cut: the lost transactions create none.
-    let tables: Transaction = TABLES
-        .iter()
-        .map(|table| Operation::Put {
-            table: table.to_string(),
-            key: b"k0".to_vec(),
-            value: work.value(),
-        })
-        .collect();
-    commit(&a, &tables);
-    tables.iter().for_each(|put| apply(&mut old_active, put));
-    let count = work.random.random_range(5..25);
-    run(&a, &mut work, &mut old_active, count);
+    let mut old_active = before_the_cut(&a, &mut work);
     let closed = a.with_database(|db| db.log().roll().unwrap()).unwrap();
     wait_until(
         &format!("seed {seed}: b replayed {closed}"),
@@ -241,7 +270,8 @@ fn diverge(seed: u64) -> Diverged {
     );
     let mut new_active = old_active.clone();
     let mut lost = Vec::new();
-    if work.random.random_bool(0.5) {
+    let mid_generation = work.random.random_bool(0.5);
+    if mid_generation {
         // Mid-generation: small transactions stay in `a`'s open generation, which `b`
         // (copying closed generations) never sees.
         work.big = false;
@@ -250,12 +280,7 @@ fn diverge(seed: u64) -> Diverged {
         work.big = true;
     }
     link.set_cut(true);
-    for _ in 0..work.random.random_range(1..12) {
-        lost.extend(run(&a, &mut work, &mut old_active, 1));
-        if work.random.random_ratio(1, 6) {
-            a.with_database(|db| db.log().roll().unwrap()).unwrap();
-        }
-    }
+    lost.extend(after_the_cut(&a, &mut work, &mut old_active));
     a.kill();
     wait_until(
         &format!("seed {seed}: b active"),
@@ -279,7 +304,87 @@ fn diverge(seed: u64) -> Diverged {
         directory,
         lost,
         new_active,
+        mid_generation,
+        _net: None,
     }
+}
+
+/// Whether `passive` holds in block mode everything the network active `active` made
+/// durable.
+fn received_all(active: &Node, passive: &Node) -> bool {
+    let durable = active.with_database(|db| db.log().durable_position());
+    let received = passive
+        .status()
+        .block_mode
+        .and_then(|status| status.received);
+    durable.is_some() && received == durable
+}
+
+/// [`diverge`] over the network in block mode: `b` has received every byte of `a`'s open
+/// generation written before the cut (the new active continues that generation, so the
+/// diverged file shares a prefix with it), then `a` commits alone.
+fn diverge_over_network(seed: u64) -> Diverged {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path();
+    let net = Net::start(path);
+    // Only the test and the size limit roll `a`: its open generation keeps what `b`
+    // received before the cut. Generations as in file mode: a 128 KiB one cannot hold the
+    // 256 KiB pieces of a value above 256 KiB.
+    let (a, b) = network::pair_with(path, &net, |config| {
+        config.options.log.generation_bytes = 1 << 20;
+        if config.name == "a" {
+            config.options.log.idle_roll_interval = None;
+        }
+    });
+    network::wait_until(path, "b in block mode", Duration::from_secs(30), || {
+        in_block_mode(&b)
+    });
+    let mut work = Workload::new(seed);
+    let mut old_active = before_the_cut(&a, &mut work);
+    // A small transaction last: the open generation holds a commit the new active has.
+    work.big = false;
+    run(&a, &mut work, &mut old_active, 1);
+    work.big = true;
+    let what = format!("seed {seed}: b received everything");
+    network::wait_until(path, &what, Duration::from_secs(30), || {
+        received_all(&a, &b)
+    });
+    let mut new_active = old_active.clone();
+    cut_off(net.proxy("a"));
+    let lost = after_the_cut(&a, &mut work, &mut old_active);
+    a.kill();
+    network::wait_until(path, "b active", Duration::from_secs(30), || {
+        b.role() == Role::Active
+    });
+    let report = b.failovers()[0].clone();
+    assert!(!report.lossless, "seed {seed}: {report:?}");
+    new_active_work(&b, &mut work, &mut new_active, &lost);
+    net.proxy("a").set_faults(Faults::default());
+    let a = network::start_with("a", "b", path, &net, |config| {
+        config.options.log.generation_bytes = 1 << 20;
+    });
+    network::wait_until(path, "a rejoined", Duration::from_secs(30), || {
+        a.role() == Role::Passive && healthy(&a)
+    });
+    Diverged {
+        directory: path.join(format!("a/diverged-{}", report.epoch)),
+        root,
+        a,
+        b,
+        lost,
+        new_active,
+        mid_generation: true,
+        _net: Some(net),
+    }
+}
+
+/// Nothing more reaches the node behind `proxy`: live connections closed, new ones refused.
+fn cut_off(proxy: &Proxy) {
+    proxy.set_faults(Faults {
+        refuse: true,
+        ..Faults::default()
+    });
+    proxy.cut_all();
 }
 
 /// Random transactions on the new active: some change keys the lost transactions wrote
@@ -453,7 +558,7 @@ fn reapply(node: &Node, directory: &Path) -> ReapplyOutcome {
 
 /// The decoded directory holds exactly the recorded lost transactions, and its report
 /// counts as many commits.
-fn check_report(seed: u64, run: &Diverged) {
+fn check_report(seed: u64, run: &Diverged) -> String {
     let decoded = decode_directory(&OsFileSystem, &run.directory).unwrap();
     assert!(
         decoded.unreadable.is_empty(),
@@ -478,17 +583,19 @@ fn check_report(seed: u64, run: &Diverged) {
         "seed {seed}: {:?}",
         decoded.report
     );
+    decoded.report.reason
 }
 
 /// Re-applying twice does what the model predicts, leaves the new active holding exactly
 /// the model's content (so no conflicting key was overwritten), and the second time
 /// applies nothing.
-fn check_reapply(seed: u64, run: &Diverged) {
+fn check_reapply(seed: u64, run: &Diverged) -> Expected {
     assert!(
         content(&run.b) == normalized(run.new_active.clone()),
         "seed {seed}: the new active before re-applying"
     );
     let mut model = run.new_active.clone();
+    let mut first = None;
     for round in ["first", "second"] {
         let expected = model_reapply(&mut model, &run.lost);
         let outcome = reapply(&run.b, &run.directory);
@@ -509,34 +616,103 @@ fn check_reapply(seed: u64, run: &Diverged) {
             assert!(put_then_deleted(&run.lost), "{context}: {outcome:?}");
             eprintln!("seed {seed}: the second run applied again (the known bug)");
         }
+        first.get_or_insert(observed(&outcome));
+    }
+    first.unwrap()
+}
+
+/// The node tests depend on timings: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The seeds `variable` lists, else `default`.
+fn seeds(variable: &str, default: &[u64]) -> Vec<u64> {
+    match std::env::var(variable) {
+        Ok(list) => list
+            .split(',')
+            .map(|seed| seed.trim().parse().expect(variable))
+            .collect(),
+        Err(_) => default.to_vec(),
     }
 }
 
-fn seeds() -> Vec<u64> {
-    match std::env::var(SEEDS_VARIABLE) {
-        Ok(list) => list
-            .split(',')
-            .map(|seed| seed.trim().parse().expect(SEEDS_VARIABLE))
-            .collect(),
-        Err(_) => SEEDS.to_vec(),
+/// What the seeds exercised, so that a change of the workload cannot quietly stop testing
+/// a case.
+#[derive(Debug, Default)]
+struct Coverage {
+    mid_generation: u32,
+    after_roll: u32,
+    big_lost: u32,
+    applied: u32,
+    skipped: u32,
+    conflicting: u32,
+}
+
+impl Coverage {
+    fn add(&mut self, run: &Diverged, outcome: &Expected) {
+        self.mid_generation += u32::from(run.mid_generation);
+        self.after_roll += u32::from(!run.mid_generation);
+        let big = |operation: &Operation| matches!(operation, Operation::Put { value, .. } if value.len() > BIG);
+        self.big_lost += u32::from(run.lost.iter().flatten().any(big));
+        self.applied += u32::from(outcome.applied > 0);
+        self.skipped += u32::from(outcome.skipped > 0);
+        self.conflicting += u32::from(outcome.conflicting > 0);
+    }
+
+    fn complete(&self) -> bool {
+        let counts = [self.mid_generation, self.after_roll, self.big_lost];
+        let outcomes = [self.applied, self.skipped, self.conflicting];
+        counts.iter().chain(&outcomes).all(|&count| count > 0)
     }
 }
 
 #[test]
 fn seeded_lost_tails_are_reported_exactly_and_reapplied_by_the_rules() {
-    for seed in seeds() {
+    let _serial = serial();
+    let mut coverage = Coverage::default();
+    for seed in seeds(SEEDS_VARIABLE, &SEEDS) {
         let started = Instant::now();
         let run = diverge(seed);
-        check_report(seed, &run);
-        check_reapply(seed, &run);
+        let reason = check_report(seed, &run);
+        let outcome = check_reapply(seed, &run);
         eprintln!(
-            "seed {seed}: {} lost transactions, {:?}",
+            "seed {seed}: {} lost transactions (mid-generation: {}), {reason}; {outcome:?}; {:?}",
             run.lost.len(),
+            run.mid_generation,
             started.elapsed()
         );
+        coverage.add(&run, &outcome);
         run.a.stop();
         run.b.stop();
         drop(run.root);
+    }
+    if std::env::var(SEEDS_VARIABLE).is_err() {
+        assert!(coverage.complete(), "{coverage:?}");
+    }
+}
+
+/// Seeds over TLS in block mode (a few seconds each): the decoded tail starts after the
+/// prefix the new active received, and holds exactly what `a` committed alone.
+#[test]
+fn block_mode_seeds_report_only_what_the_new_active_never_received() {
+    let _serial = serial();
+    for seed in seeds(BLOCK_SEEDS_VARIABLE, &BLOCK_SEEDS) {
+        let run = diverge_over_network(seed);
+        check_report(seed, &run);
+        let decoded = decode_directory(&OsFileSystem, &run.directory).unwrap();
+        let files = &decoded.report.files;
+        let shared: u64 = files.iter().map(|file| file.shared_prefix_bytes).sum();
+        assert!(shared > 0, "seed {seed}: {:?}", decoded.report);
+        let outcome = check_reapply(seed, &run);
+        let lost = run.lost.len();
+        eprintln!("seed {seed} (block mode): {lost} lost, {shared} bytes shared; {outcome:?}");
+        run.a.stop();
+        run.b.stop();
     }
 }
 

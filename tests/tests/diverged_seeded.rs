@@ -33,9 +33,8 @@ const SEEDS: [u64; 5] = [11, 22, 33, 44, 55];
 /// Other seeds, comma-separated, instead of [`SEEDS`] (to rerun one, or to look further).
 const SEEDS_VARIABLE: &str = "BLUEJET_DIVERGED_SEEDS";
 /// Seeds over TLS in block mode, and the variable replacing them.
-/// (Chosen among those where the passive received some of the in-flight transactions: seeds
-/// 202 and 216 hit the known bug of
-/// `a_lost_transaction_begun_in_the_common_generation_is_reported`.)
+/// (Chosen among those where the passive received some of the in-flight transactions; 202
+/// and 216 found what `a_lost_transaction_begun_in_the_common_generation_is_reported` says.)
 const BLOCK_SEEDS: [u64; 3] = [203, 212, 214];
 const BLOCK_SEEDS_VARIABLE: &str = "BLUEJET_DIVERGED_BLOCK_SEEDS";
 const TABLES: [&str; 3] = ["messages", "folders", "settings"];
@@ -599,7 +598,7 @@ fn reapply(node: &Node, directory: &Path) -> ReapplyOutcome {
 /// counts as many commits.
 fn check_report(seed: u64, run: &Diverged) -> String {
     let decoded = decode_directory(&OsFileSystem, &run.directory).unwrap();
-    // Said apart: the known bug of `a_lost_transaction_begun_in_the_common_generation_is_reported`.
+    // Said apart: what `a_lost_transaction_begun_in_the_common_generation_is_reported` found.
     assert_eq!(
         decoded.incomplete, 0,
         "seed {seed}: lost commits whose Begin is in the common generation, left out"
@@ -746,18 +745,28 @@ fn seeded_lost_tails_are_reported_exactly_and_reapplied_by_the_rules() {
 #[test]
 fn block_mode_seeds_report_only_what_the_new_active_never_received() {
     let _serial = serial();
+    let mut sharing = 0;
     for seed in seeds(BLOCK_SEEDS_VARIABLE, &BLOCK_SEEDS) {
         let run = diverge_over_network(seed);
         check_report(seed, &run);
         let decoded = decode_directory(&OsFileSystem, &run.directory).unwrap();
         let files = &decoded.report.files;
+        // None when the passive held exactly whole generations (the new active then
+        // starts a generation of its own).
         let shared: u64 = files.iter().map(|file| file.shared_prefix_bytes).sum();
-        assert!(shared > 0, "seed {seed}: {:?}", decoded.report);
+        sharing += u32::from(shared > 0);
         let outcome = check_reapply(seed, &run);
         let lost = run.lost.len();
         eprintln!("seed {seed} (block mode): {lost} lost, {shared} bytes shared; {outcome:?}");
         run.a.stop();
         run.b.stop();
+    }
+    if std::env::var(BLOCK_SEEDS_VARIABLE).is_err() {
+        assert_eq!(
+            sharing,
+            BLOCK_SEEDS.len() as u32,
+            "seeds whose tail shares a prefix"
+        );
     }
 }
 
@@ -766,11 +775,11 @@ fn block_mode_seeds_report_only_what_the_new_active_never_received() {
 /// rolls; its pieces and Commit are in the next generation. The passive copies the closed
 /// generation, is cut off, and the old active is killed: the transaction is lost, but the
 /// diverged directory holds only the generations after the common one, so its Commit has no
-/// Begin there: decoding counts it as `incomplete` and lists it nowhere, the lost-mail event
-/// leaves it out, and re-applying goes ahead without it (a lost message, silently).
+/// Begin there: decoding counted it as `incomplete` and listed it nowhere, the lost-mail
+/// event left it out, and re-applying went ahead without it (a lost message, silently).
+/// (Fixed: the rejoining node keeps a copy of such common generations in the directory, the
+/// report's `context`.)
 #[test]
-#[ignore = "known bug: a lost transaction begun in the common generation is left out of \
-            the decoded tail (counted as incomplete), and re-application ignores that"]
 fn a_lost_transaction_begun_in_the_common_generation_is_reported() {
     let _serial = serial();
     let root = tempfile::tempdir().unwrap();
@@ -826,6 +835,7 @@ fn decoded(directory: &Path, transactions: Vec<Transaction>) -> Decoded {
         files: Vec::new(),
         without_commits: Vec::new(),
         common: Vec::new(),
+        context: Vec::new(),
         reason: String::new(),
     };
     let transactions = transactions.into_iter().enumerate();

@@ -78,6 +78,12 @@ pub struct DivergenceReport {
     /// Common generations moved aside only because the database is reseeded.
     #[serde(default)]
     pub common: Vec<DivergentFile>,
+    /// Copies of common generations in which lost transactions began (a transaction's
+    /// Begin and first records can end a generation the new active has, its Commit being
+    /// in the next one): read for those records only, every commit in them being the new
+    /// active's. Empty in reports written before this field.
+    #[serde(default)]
+    pub context: Vec<DivergentFile>,
     /// Why.
     pub reason: String,
 }
@@ -128,6 +134,7 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
                 "diverged after the common generation".to_owned()
             };
             write_report(fs, &aside, epoch, Some(anchor), files, &reason)?;
+            keep_context(fs, &database, &aside, base, anchor)?;
             report_lost_mail(shared, epoch, &aside);
             if header.checkpoint > resume {
                 rewind(shared, &database, resume)?;
@@ -506,6 +513,40 @@ fn describe(
     }
 }
 
+/// Copies into `aside`, newest first, the common generations (from `anchor` down) that
+/// lost transactions began in, until the divergent files' every Commit has its Begin: the
+/// new active holds these generations, but without them such a transaction (its Begin and
+/// first records at the end of the common generation, the rest after it) could not be
+/// decoded and was left out of the lost-mail report. Stops when a generation is no longer
+/// in `database` or the directory cannot be decoded (the report says so itself).
+fn keep_context(
+    fs: &dyn FileSystem,
+    database: &Path,
+    aside: &Path,
+    base: BaseName,
+    anchor: u32,
+) -> Result<(), ReplError> {
+    for generation in (1..=anchor).rev() {
+        let Ok(decoded) = crate::diverged::decode::decode_directory(fs, aside) else {
+            return Ok(());
+        };
+        let name = base.closed(generation);
+        let from = database.join(&name);
+        if decoded.incomplete == 0 || !fs.exists(&from) {
+            return Ok(());
+        }
+        let image = sealed::read_file(fs, &from, bluejet_engine::log::MAX_GENERATION_BYTES)?;
+        let to = aside.join(&name);
+        sealed::write_file_atomically(fs, &to, &image)?;
+        let mut report = decoded.report;
+        report
+            .context
+            .push(describe(fs, &to, &name, Some(generation), None));
+        sealed::write(fs, &aside.join("report.json"), &report)?;
+    }
+    Ok(())
+}
+
 fn move_file(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<(), ReplError> {
     fs.rename(from, to)
         .map_err(|error| ReplError::io(from, "moving aside", error))?;
@@ -530,6 +571,7 @@ fn write_report(
         files: Vec::new(),
         without_commits: Vec::new(),
         common: Vec::new(),
+        context: Vec::new(),
         reason: reason.to_owned(),
     };
     for file in moved {

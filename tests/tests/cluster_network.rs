@@ -9,13 +9,15 @@ use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::network::{peer_root, Network, NetworkFile};
 use bluejet_replication::cluster::requests::request_move;
 use bluejet_replication::cluster::sync_commit::{SyncLevel, SyncSettings};
-use bluejet_replication::cluster::witness::{InitError, Witness};
 use bluejet_replication::cluster::{Node, NodeConfig, Role};
 use bluejet_replication::net::certs::make_cluster_certs;
-use bluejet_replication::CopyState;
-use common::proxy::{Faults, Proxy};
+use common::network::{
+    caught_up, dump_events, in_block_mode, init_witness, pair, pair_with, start_with, wait_until,
+    Net,
+};
+use common::nodes::healthy;
+use common::proxy::Faults;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The scenarios depend on timings: one at a time.
@@ -25,110 +27,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Two proxies: clients reach `a` through `to[0]` and `b` through `to[1]`.
-struct Net {
-    to: [Proxy; 2],
-}
-
-impl Net {
-    fn start(root: &Path) -> Self {
-        make_cluster_certs(&root.join("certs"), &["a".into(), "b".into()], 30).unwrap();
-        let nowhere = "127.0.0.1:9".parse().unwrap();
-        Self {
-            to: [Proxy::start(nowhere), Proxy::start(nowhere)],
-        }
-    }
-
-    fn proxy(&self, node: &str) -> &Proxy {
-        &self.to[usize::from(node == "b")]
-    }
-}
-
-/// Fast timings, the peer over the network through `net`.
-fn config(name: &str, peer: &str, root: &Path, net: &Net, certs: &Path) -> NodeConfig {
-    let peer_instance = peer_root(peer);
-    let mut config = NodeConfig::new(
-        name,
-        &root.join(name),
-        peer,
-        &peer_instance,
-        &root.join("witness"),
-    );
-    let file = NetworkFile {
-        listen: "127.0.0.1:0".into(),
-        peer_address: net.proxy(peer).addr().to_string(),
-        certs: certs.to_owned(),
-    };
-    let network = Network::from_file(&file, name, peer, &peer_instance).unwrap();
-    config.peer_fs = network.peer.clone();
-    config.network = Some(network);
-    config.lease = Duration::from_millis(800);
-    config.safety = Duration::from_millis(200);
-    config.skew = Duration::from_millis(100);
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.failover_after = Duration::from_millis(600);
-    config.options.log.generation_bytes = 128 << 10;
-    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
-    config.replica.poll_interval = Duration::from_millis(10);
-    config.replica.status_interval = Duration::from_millis(50);
-    config.replica.thresholds.settle = Duration::ZERO;
-    config.replica.replay.retry_after = Duration::from_millis(50);
-    config
-}
-
-fn init_witness(root: &Path, owner: &str) {
-    std::fs::create_dir_all(root.join("witness")).unwrap();
-    let witness = Witness::new(
-        Arc::new(OsFileSystem),
-        &root.join("witness"),
-        Duration::ZERO,
-    );
-    match witness.init(owner, "test") {
-        Ok(_) | Err(InitError::Exists(_)) => {}
-        Err(error) => panic!("{error}"),
-    }
-}
-
-/// Starts a node, its configuration adjusted by `adjust`, and points its proxy at its
-/// server.
-fn start_with(
-    name: &str,
-    peer: &str,
-    root: &Path,
-    net: &Net,
-    adjust: impl FnOnce(&mut NodeConfig),
-) -> Node {
-    let mut config = config(name, peer, root, net, &root.join("certs"));
-    adjust(&mut config);
-    let node = Node::start(config).unwrap();
-    net.proxy(name)
-        .set_target(node.listen_addr().expect("serving"));
-    node
-}
-
-/// Prints both nodes' event logs (on a failure).
-fn dump_events(root: &Path) {
-    for node in ["a", "b"] {
-        let path = root.join(node).join("events.jsonl");
-        let (events, _) =
-            bluejet_replication::events::read_events(&OsFileSystem, &path).unwrap_or_default();
-        for event in events {
-            eprintln!("{node}: {} {:?} {}", event.kind, event.epoch, event.message);
-        }
-    }
-}
-
-fn wait_until(root: &Path, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        if Instant::now() > deadline {
-            dump_events(root);
-            panic!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn deliver(node: &Node, first: u32, count: u32) -> u32 {
@@ -152,46 +50,6 @@ fn message_count(node: &Node) -> u64 {
         read.open_table("messages").map(|t| t.len()).unwrap_or(0)
     })
     .unwrap()
-}
-
-fn healthy(node: &Node) -> bool {
-    node.status().copy.is_some_and(|copy| {
-        copy.state == CopyState::Healthy && copy.copy_queue == 0 && copy.replay_queue == 0
-    })
-}
-
-/// Whether `passive` has replayed every generation `active` closed (not only says Healthy:
-/// a status can be Healthy from before the active's last generations were listed).
-fn caught_up(active: &Node, passive: &Node) -> bool {
-    let closed = active
-        .with_database(|db| db.log().current_generation() - 1)
-        .unwrap_or(u32::MAX);
-    healthy(passive)
-        && passive
-            .status()
-            .copy
-            .and_then(|copy| copy.last_replayed)
-            .is_some_and(|mark| mark.generation >= closed)
-}
-
-/// `a` active, `b` seeded over the network and Healthy.
-fn pair(root: &Path, net: &Net) -> (Node, Node) {
-    pair_with(root, net, |_| {})
-}
-
-/// [`pair`] with both configurations adjusted by `adjust`.
-fn pair_with(root: &Path, net: &Net, adjust: impl Fn(&mut NodeConfig)) -> (Node, Node) {
-    init_witness(root, "a");
-    let a = start_with("a", "b", root, net, &adjust);
-    wait_until(root, "a active", Duration::from_secs(10), || {
-        a.role() == Role::Active
-    });
-    let b = start_with("b", "a", root, net, &adjust);
-    wait_until(root, "b passive", Duration::from_secs(30), || {
-        b.role() == Role::Passive
-    });
-    wait_until(root, "b healthy", Duration::from_secs(30), || healthy(&b));
-    (a, b)
 }
 
 #[test]
@@ -282,13 +140,6 @@ fn cuts_and_stalls_of_the_network_only_delay_the_copy() {
     }
     assert_eq!(message_count(&b), 800, "{:?}", b.failovers());
     b.stop();
-}
-
-/// Whether `node` (a passive copy) receives the log in block mode.
-fn in_block_mode(node: &Node) -> bool {
-    node.status()
-        .block_mode
-        .is_some_and(|status| status.mode == "block")
 }
 
 /// Eight writers deliver into `node` until `stop`, each a message every 2 ms at most (a

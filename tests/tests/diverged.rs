@@ -10,66 +10,16 @@ mod common;
 use bluejet_engine::db::Database;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::reapply_request::{request_reapply, ReapplyRequestOutcome};
-use bluejet_replication::cluster::witness::{InitError, Witness};
-use bluejet_replication::cluster::{MountDial, Node, NodeConfig, Role};
+use bluejet_replication::cluster::{Node, Role};
 use bluejet_replication::diverged::decode::{decode_directory, Operation};
 use bluejet_replication::diverged::reapply::{
     reapply_directory, record, ReapplyOutcome, Reapplying,
 };
 use bluejet_replication::diverged::{files, summary, DivergedError};
-use bluejet_replication::CopyState;
+use common::nodes::{config, healthy, replayed, wait_until};
 use common::Link;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-fn config(name: &str, peer: &str, root: &Path, bootstrap: bool) -> NodeConfig {
-    let mut config = NodeConfig::new(
-        name,
-        &root.join(name),
-        peer,
-        &root.join(peer),
-        &root.join("witness"),
-    );
-    std::fs::create_dir_all(root.join("witness")).unwrap();
-    if bootstrap {
-        let witness = Witness::new(
-            std::sync::Arc::new(OsFileSystem),
-            &root.join("witness"),
-            Duration::ZERO,
-        );
-        match witness.init(name, "test") {
-            Ok(_) | Err(InitError::Exists(_)) => {}
-            Err(error) => panic!("{error}"),
-        }
-    }
-    config.lease = Duration::from_millis(800);
-    config.safety = Duration::from_millis(200);
-    config.skew = Duration::from_millis(100);
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.failover_after = Duration::from_millis(600);
-    config.dial = MountDial::BestAvailability(12);
-    config.options.log.generation_bytes = 1 << 20;
-    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
-    config.replica.poll_interval = Duration::from_millis(10);
-    config.replica.status_interval = Duration::from_millis(50);
-    config.replica.thresholds.settle = Duration::ZERO;
-    config.replica.replay.retry_after = Duration::from_millis(50);
-    config
-}
-
-fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn healthy(node: &Node) -> bool {
-    node.status().copy.is_some_and(|copy| {
-        copy.state == CopyState::Healthy && copy.copy_queue == 0 && copy.replay_queue == 0
-    })
-}
+use std::time::Duration;
 
 /// Commits `puts` and `deletes` as one transaction on the active `node`.
 fn commit(node: &Node, puts: &[(&str, &str, &[u8])], deletes: &[(&str, &str)]) {
@@ -148,10 +98,7 @@ fn scenario() -> Scenario {
     );
     let closed = a.with_database(|db| db.log().roll().unwrap()).unwrap();
     wait_until("b replayed everything", Duration::from_secs(20), || {
-        let copy = b.status().copy;
-        copy.and_then(|copy| copy.last_replayed)
-            .is_some_and(|mark| mark.generation >= closed)
-            && healthy(&b)
+        replayed(&b, closed)
     });
     peer_b.set_cut(true);
     let mut after_cut = Vec::new();

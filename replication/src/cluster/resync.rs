@@ -78,6 +78,12 @@ pub struct DivergenceReport {
     /// Common generations moved aside only because the database is reseeded.
     #[serde(default)]
     pub common: Vec<DivergentFile>,
+    /// Files in which lost transactions began and that hold no lost commit (a transaction's
+    /// Begin and first records can end a generation, its Commit being in the next one):
+    /// divergent generations without a lost commit, and copies of common generations. Read
+    /// for those records only. Empty in reports written before this field.
+    #[serde(default)]
+    pub context: Vec<DivergentFile>,
     /// Why.
     pub reason: String,
 }
@@ -128,6 +134,7 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
                 "diverged after the common generation".to_owned()
             };
             write_report(fs, &aside, epoch, Some(anchor), files, &reason)?;
+            keep_context(fs, &database, &aside, base, anchor)?;
             report_lost_mail(shared, epoch, &aside);
             if header.checkpoint > resume {
                 rewind(shared, &database, resume)?;
@@ -506,6 +513,61 @@ fn describe(
     }
 }
 
+/// Names in the report of `aside` the files that lost transactions began in, until the
+/// divergent files' every Commit has its Begin: a transaction's Begin and first records
+/// can end a generation the log then rolled from, so that its Commit is in a later file.
+/// First the divergent generations holding no lost commit (already in `aside`, reported
+/// as `without_commits`), then copies of the common generations, from `anchor` down (the
+/// new active holds them, but without them such a transaction could not be decoded and was
+/// left out of the lost-mail report). All go in the report's `context`. Stops when a
+/// generation is no longer in `database` or the directory cannot be decoded (the report
+/// says so itself).
+fn keep_context(
+    fs: &dyn FileSystem,
+    database: &Path,
+    aside: &Path,
+    base: BaseName,
+    anchor: u32,
+) -> Result<(), ReplError> {
+    let Some(report) = lacking_begins(fs, aside) else {
+        return Ok(());
+    };
+    let generations = report.without_commits.iter().filter(|file| {
+        matches!(
+            base.classify(&file.name),
+            Some(LogFileName::Closed(_) | LogFileName::Current)
+        )
+    });
+    for file in generations {
+        let Some(mut report) = lacking_begins(fs, aside) else {
+            return Ok(());
+        };
+        report.context.push(file.clone());
+        sealed::write(fs, &aside.join("report.json"), &report)?;
+    }
+    for generation in (1..=anchor).rev() {
+        let name = base.closed(generation);
+        let from = database.join(&name);
+        let Some(mut report) = lacking_begins(fs, aside).filter(|_| fs.exists(&from)) else {
+            return Ok(());
+        };
+        let image = sealed::read_file(fs, &from, bluejet_engine::log::MAX_GENERATION_BYTES)?;
+        let to = aside.join(&name);
+        sealed::write_file_atomically(fs, &to, &image)?;
+        report
+            .context
+            .push(describe(fs, &to, &name, Some(generation), None));
+        sealed::write(fs, &aside.join("report.json"), &report)?;
+    }
+    Ok(())
+}
+
+/// The report of `aside` when a divergent Commit lacks its Begin there.
+fn lacking_begins(fs: &dyn FileSystem, aside: &Path) -> Option<DivergenceReport> {
+    let decoded = crate::diverged::decode::decode_directory(fs, aside).ok()?;
+    (decoded.incomplete > 0).then_some(decoded.report)
+}
+
 fn move_file(fs: &dyn FileSystem, from: &Path, to: &Path) -> Result<(), ReplError> {
     fs.rename(from, to)
         .map_err(|error| ReplError::io(from, "moving aside", error))?;
@@ -530,6 +592,7 @@ fn write_report(
         files: Vec::new(),
         without_commits: Vec::new(),
         common: Vec::new(),
+        context: Vec::new(),
         reason: reason.to_owned(),
     };
     for file in moved {

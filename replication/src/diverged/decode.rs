@@ -117,8 +117,8 @@ pub struct Decoded {
     pub transactions: Vec<Transaction>,
     /// Files named by the report that could not be read (nothing is re-applied then).
     pub unreadable: Vec<Unreadable>,
-    /// Commits whose Begin lies before these files (in the common generation): their
-    /// operations cannot be known from here.
+    /// Commits whose Begin lies before these files and their context (in a common
+    /// generation not kept): their operations cannot be known from here.
     pub incomplete: u64,
 }
 
@@ -129,7 +129,11 @@ pub fn decode_directory(fs: &dyn FileSystem, directory: &Path) -> Result<Decoded
     let mut state = Decoder::default();
     let mut unreadable = Vec::new();
     for file in files::divergent_files(directory, &report)? {
-        if let Err(reason) = state.file(fs, &file) {
+        let result = state.file(fs, &file);
+        if result.is_err() && file.context {
+            // Only Begins were wanted from it: their Commits count as incomplete.
+            state.open.clear();
+        } else if let Err(reason) = result {
             unreadable.push(Unreadable {
                 name: file.name.clone(),
                 reason,
@@ -184,7 +188,11 @@ impl Decoder {
     fn file(&mut self, fs: &dyn FileSystem, file: &LogFile) -> Result<(), String> {
         let scanned = self.scan(fs, file)?;
         let stream = &scanned.stream;
-        let prefix = file.shared_prefix_bytes;
+        // A context file is the new active's all through.
+        let prefix = match file.context {
+            true => stream.len() as u64,
+            false => file.shared_prefix_bytes,
+        };
         if prefix > stream.len() as u64 {
             return Err(format!(
                 "the report says {prefix} bytes are shared, the stream holds {}",

@@ -32,6 +32,9 @@ pub struct LogFile {
     pub mode: ScanMode,
     /// Bytes of its stream the new active holds too.
     pub shared_prefix_bytes: u64,
+    /// A copy of a common generation (the report's `context`): all of it is the new
+    /// active's, read for the transactions that begin in it.
+    pub context: bool,
 }
 
 /// The epoch in a directory name `diverged-<epoch>`, if it is one.
@@ -98,7 +101,10 @@ pub fn read_report(
         Ok(None) => return Err(bad("missing: no report of what diverged".into())),
         Err(error) => return Err(bad(format!("unreadable: {error}"))),
     };
-    let named = report.files.len() + report.without_commits.len() + report.common.len();
+    let named = report.files.len()
+        + report.without_commits.len()
+        + report.common.len()
+        + report.context.len();
     if named > MAX_REPORT_FILES {
         return Err(bad(format!(
             "names {named} files, more than the {MAX_REPORT_FILES} a divergent tail can have"
@@ -108,16 +114,21 @@ pub fn read_report(
 }
 
 /// The divergent files the report names (those holding commits the new active never had),
-/// in generation order, `E00.log` (the newest) last.
+/// after its context files (common generations lost transactions began in), in generation
+/// order, `E00.log` (the newest) last.
 pub fn divergent_files(
     directory: &Path,
     report: &DivergenceReport,
 ) -> Result<Vec<LogFile>, DivergedError> {
-    let mut files = report
-        .files
-        .iter()
-        .map(|file| log_file(directory, file))
-        .collect::<Result<Vec<_>, _>>()?;
+    let context = report.context.iter().map(|file| (file, true));
+    let mut files = context
+        .chain(report.files.iter().map(|file| (file, false)))
+        .map(|(file, context)| {
+            let mut file = log_file(directory, file)?;
+            file.context = context;
+            Ok(file)
+        })
+        .collect::<Result<Vec<_>, DivergedError>>()?;
     files.sort_by_key(|file| (file.mode == ScanMode::Current, file.generation));
     Ok(files)
 }
@@ -155,6 +166,7 @@ fn log_file(directory: &Path, file: &DivergentFile) -> Result<LogFile, DivergedE
         generation: file.generation,
         mode,
         shared_prefix_bytes: file.shared_prefix_bytes,
+        context: false,
     })
 }
 
@@ -174,6 +186,7 @@ mod tests {
         let report: DivergenceReport = serde_json::from_value(old).unwrap();
         assert_eq!(report.files[0].shared_prefix_bytes, 0);
         assert!(report.without_commits.is_empty() && report.common.is_empty());
+        assert!(report.context.is_empty(), "a report written before context");
         let files = divergent_files(Path::new("/x/diverged-4"), &report).unwrap();
         assert_eq!(files[0].mode, ScanMode::Closed);
     }
@@ -198,6 +211,7 @@ mod tests {
                 }],
                 without_commits: Vec::new(),
                 common: Vec::new(),
+                context: Vec::new(),
                 reason: String::new(),
             };
             let refused = divergent_files(Path::new("/x/diverged-1"), &report);

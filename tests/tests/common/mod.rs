@@ -1,8 +1,12 @@
 //! Helpers the replication, backup and cluster tests share: the active's options, a
 //! replica's fast settings, a model's content digest, a file system standing for a
-//! network link that can be cut, and (in `proxy`) a fault-injecting TCP proxy.
+//! network link that can be cut, (in `nodes`) two cluster nodes' fast configuration and
+//! waits, (in `network`) the same over TLS through (in `proxy`) fault-injecting TCP
+//! proxies.
 #![allow(dead_code)]
 
+pub mod network;
+pub mod nodes;
 pub mod proxy;
 
 use bluejet_engine::db::Options;

@@ -20,6 +20,7 @@ use common::nodes::{config, healthy, replayed, wait_until};
 use common::Link;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use std::time::Instant;
 
 /// Commits `puts` and `deletes` as one transaction on the active `node`.
 fn commit(node: &Node, puts: &[(&str, &str, &[u8])], deletes: &[(&str, &str)]) {
@@ -227,7 +228,7 @@ fn the_lost_tail_is_decoded_and_reapplied_without_overwriting_a_changed_key() {
     let outcome =
         s.b.with_database(|db| {
             let decoded = decode_directory(&OsFileSystem, &s.diverged).unwrap();
-            let mut reapplying = Reapplying::new(decoded).unwrap();
+            let mut reapplying = Reapplying::new(decoded, None).unwrap();
             let mut steps = 1;
             while !reapplying.step(db, Some(Instant::now())).unwrap() {
                 steps += 1;
@@ -325,6 +326,7 @@ fn junk_is_named(original: &Path, root: &Path) {
     let refused = bluejet_replication::diverged::reapply::reapply(
         &Database::open(&root.join("scratch"), common::active_options()).unwrap(),
         &decoded,
+        None,
     );
     assert!(
         matches!(&refused, Err(DivergedError::Incomplete { reason, .. }) if reason.contains(&victim)),

@@ -200,7 +200,18 @@ pub(crate) fn serve(shared: &Shared, db: &Database, epoch: u64) {
         None => return,
     };
     let outcome = match stepped {
-        Ok(false) => return,
+        Ok(false) => {
+            // Kept between rounds: a node stopped half-way must not apply again what it
+            // applied (the next run skips what the record lists).
+            if let Some((_, reapplying)) = slot.as_ref() {
+                let progress = reapplying.progress();
+                let directory = Path::new(&progress.directory);
+                if let Err(error) = reapply::record(node_fs(shared), directory, progress) {
+                    shared.event("reapply-failed", Some(epoch), &error.to_string());
+                }
+            }
+            return;
+        }
         Ok(true) => {
             let (_, reapplying) = slot.take().expect("a re-application in progress");
             let outcome = reapplying.finish();
@@ -227,7 +238,8 @@ fn start(shared: &Shared, request: &ReapplyRequest) -> Result<reapply::Reapplyin
         .map_err(|reason| format!("{:?}: {reason}", request.diverged))?;
     let decoded = crate::diverged::decode::decode_directory(node_fs(shared), &diverged)
         .map_err(|error| error.to_string())?;
-    reapply::Reapplying::new(decoded).map_err(|error| error.to_string())
+    let previous = reapply::previous(node_fs(shared), &diverged).map_err(|e| e.to_string())?;
+    reapply::Reapplying::new(decoded, previous.as_ref()).map_err(|error| error.to_string())
 }
 
 /// The outcome in one line.

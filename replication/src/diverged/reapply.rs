@@ -17,7 +17,12 @@
 //!   are committed as one new transaction.
 //!
 //! The comparison and the commit happen in one write transaction, so no other writer comes
-//! in between. Running it twice applies nothing the second time. The outcome is also kept
+//! in between. Every transaction applied or found already there is listed in the outcome
+//! (`handled`, kept in `reapplied.json`), and a later run skips those without comparing
+//! them again: running it twice applies nothing the second time, even when the active
+//! changed a key in between (found by the seeded tests: a lost put of a message that a later
+//! lost transaction deleted was put back by a second run once another key of the delete's
+//! transaction had changed). Conflicting transactions are compared again each run. The outcome is also kept
 //! in the directory as `reapplied.json` (sealed, written atomically and durably).
 
 use super::decode::{Decoded, Operation, Transaction};
@@ -57,6 +62,22 @@ pub struct ReapplyOutcome {
     pub conflicts: Vec<Conflict>,
     /// When it finished (µs since the Unix epoch).
     pub finished_micros: u64,
+    /// Every transaction applied or found already there, by this run or an earlier one
+    /// (a later run skips them).
+    #[serde(default)]
+    pub handled: Vec<Handled>,
+    /// Of the skipped transactions, those an earlier run had handled.
+    #[serde(default)]
+    pub handled_before: u64,
+}
+
+/// A divergent transaction a run applied or found already there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Handled {
+    /// Its id in the old active's log.
+    pub transaction: u64,
+    /// Its commit time (µs): with the id, what tells it from any other.
+    pub commit_micros: u64,
 }
 
 /// An operation never applied: its key changed on both sides, or cannot be proved unchanged.
@@ -83,9 +104,23 @@ pub fn reapply_directory(
     directory: &Path,
 ) -> Result<ReapplyOutcome, DivergedError> {
     let decoded = super::decode::decode_directory(fs, directory)?;
-    let outcome = reapply(db, &decoded)?;
+    let previous = previous(fs, directory)?;
+    let outcome = reapply(db, &decoded, previous.as_ref())?;
     record(fs, directory, &outcome)?;
     Ok(outcome)
+}
+
+/// The outcome an earlier run left in `directory` (`None`: never re-applied). A record that
+/// cannot be read is an error: without it a second run could apply again.
+pub fn previous(
+    fs: &dyn FileSystem,
+    directory: &Path,
+) -> Result<Option<ReapplyOutcome>, DivergedError> {
+    let path = directory.join(REAPPLIED);
+    sealed::read::<ReapplyOutcome>(fs, &path).map_err(|error| DivergedError::BadReport {
+        path,
+        reason: format!("the record of an earlier re-application cannot be read: {error}"),
+    })
 }
 
 /// Writes `outcome` as the directory's `reapplied.json`, sealed, atomically and durably.
@@ -97,10 +132,15 @@ pub fn record(
     Ok(sealed::write(fs, &directory.join(REAPPLIED), outcome)?)
 }
 
-/// Re-applies the decoded transactions to `db` (see the module documentation). Refused
-/// when a divergent file cannot be read: a transaction could be missing or cut.
-pub fn reapply(db: &Database, decoded: &Decoded) -> Result<ReapplyOutcome, DivergedError> {
-    let mut reapplying = Reapplying::new(decoded.clone())?;
+/// Re-applies the decoded transactions to `db` (see the module documentation), skipping
+/// those `previous` (an earlier run's outcome) handled. Refused when a divergent file cannot
+/// be read or a commit's first records are missing: a transaction could be missing or cut.
+pub fn reapply(
+    db: &Database,
+    decoded: &Decoded,
+    previous: Option<&ReapplyOutcome>,
+) -> Result<ReapplyOutcome, DivergedError> {
+    let mut reapplying = Reapplying::new(decoded.clone(), previous)?;
     reapplying.step(db, None)?;
     Ok(reapplying.finish())
 }
@@ -112,24 +152,36 @@ pub struct Reapplying {
     decoded: Decoded,
     next: usize,
     left: Left,
+    /// What earlier runs handled.
+    before: std::collections::HashSet<Handled>,
     outcome: ReapplyOutcome,
 }
 
 impl Reapplying {
-    /// Starts re-applying `decoded`; refused when a divergent file cannot be read.
-    pub fn new(decoded: Decoded) -> Result<Self, DivergedError> {
+    /// Starts re-applying `decoded`, after the run whose outcome is `previous` if any;
+    /// refused when a divergent file cannot be read or a commit's first records are missing.
+    pub fn new(decoded: Decoded, previous: Option<&ReapplyOutcome>) -> Result<Self, DivergedError> {
         check_readable(&decoded)?;
+        let handled = previous.map(|p| p.handled.clone()).unwrap_or_default();
         let outcome = ReapplyOutcome {
             schema_version: SCHEMA_VERSION,
             directory: decoded.directory.display().to_string(),
+            handled: handled.clone(),
             ..ReapplyOutcome::default()
         };
         Ok(Self {
             decoded,
             next: 0,
             left: Left::default(),
+            before: handled.into_iter().collect(),
             outcome,
         })
+    }
+
+    /// The outcome so far (kept in the directory between steps, so that a node stopped
+    /// half-way does not apply again what it applied).
+    pub fn progress(&self) -> &ReapplyOutcome {
+        &self.outcome
     }
 
     /// Re-applies transactions in order until all are done (`Ok(true)`) or `until` has
@@ -142,7 +194,17 @@ impl Reapplying {
     ) -> Result<bool, DivergedError> {
         // At least one transaction a step, whatever the time: every step makes progress.
         while let Some(transaction) = self.decoded.transactions.get(self.next) {
-            reapply_one(db, transaction, &mut self.left, &mut self.outcome)?;
+            let handled = Handled {
+                transaction: transaction.id,
+                commit_micros: transaction.commit_micros,
+            };
+            if self.before.contains(&handled) {
+                self.outcome.skipped_transactions += 1;
+                self.outcome.handled_before += 1;
+                remember(&mut self.left, transaction);
+            } else if reapply_one(db, transaction, &mut self.left, &mut self.outcome)? {
+                self.outcome.handled.push(handled);
+            }
             self.next += 1;
             let more = self.next < self.decoded.transactions.len();
             if more && until.is_some_and(|until| std::time::Instant::now() >= until) {
@@ -166,6 +228,16 @@ impl Reapplying {
 }
 
 fn check_readable(decoded: &Decoded) -> Result<(), DivergedError> {
+    if decoded.incomplete > 0 {
+        return Err(DivergedError::Incomplete {
+            path: decoded.directory.clone(),
+            reason: format!(
+                "{} commits whose first records are not in the directory: their transactions \
+                 cannot be re-applied whole",
+                decoded.incomplete
+            ),
+        });
+    }
     if !decoded.unreadable.is_empty() {
         let reasons: Vec<String> = decoded
             .unreadable
@@ -191,12 +263,14 @@ enum Verdict {
     Conflict(String),
 }
 
+/// Re-applies one transaction; whether it is handled (applied, or already there) rather
+/// than conflicting.
 fn reapply_one(
     db: &Database,
     transaction: &Transaction,
     left: &mut Left,
     outcome: &mut ReapplyOutcome,
-) -> Result<(), DivergedError> {
+) -> Result<bool, DivergedError> {
     let mut write = db.begin_write()?;
     let mut apply = Vec::new();
     let mut conflicts = Vec::new();
@@ -213,7 +287,7 @@ fn reapply_one(
         outcome.conflicting_transactions += 1;
         outcome.conflicting_operations += conflicts.len() as u64;
         outcome.conflicts.extend(conflicts);
-        return Ok(());
+        return Ok(false);
     }
     outcome.skipped_operations += already;
     if apply.is_empty() {
@@ -228,7 +302,7 @@ fn reapply_one(
         outcome.applied_operations += apply.len() as u64;
     }
     remember(left, transaction);
-    Ok(())
+    Ok(true)
 }
 
 /// The transaction's operations that take effect: of several on one key, the last (found

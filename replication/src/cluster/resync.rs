@@ -169,6 +169,11 @@ pub(crate) fn rejoin(shared: &Shared, epoch: u64) -> Result<Rejoin, ReplError> {
             let files = move_divergent(fs, &database, &aside, base, |_| true, None)?;
             move_file(fs, &file, &aside.join(DATABASE_FILE_NAME))?;
             write_report(fs, &aside, epoch, common, files, &reason)?;
+            // The common generations were moved aside with the rest: the context is named
+            // from there.
+            if let Some(anchor) = common {
+                keep_context(fs, &aside, &aside, base, anchor)?;
+            }
             report_lost_mail(shared, epoch, &aside);
             shared.event("reseed-needed", Some(epoch), &reason);
             Ok(Rejoin::NeedsSeed)
@@ -551,9 +556,12 @@ fn keep_context(
         let Some(mut report) = lacking_begins(fs, aside).filter(|_| fs.exists(&from)) else {
             return Ok(());
         };
-        let image = sealed::read_file(fs, &from, bluejet_engine::log::MAX_GENERATION_BYTES)?;
         let to = aside.join(&name);
-        sealed::write_file_atomically(fs, &to, &image)?;
+        // A reseed moved the common generations aside already: nothing to copy then.
+        if from != to {
+            let image = sealed::read_file(fs, &from, bluejet_engine::log::MAX_GENERATION_BYTES)?;
+            sealed::write_file_atomically(fs, &to, &image)?;
+        }
         report
             .context
             .push(describe(fs, &to, &name, Some(generation), None));

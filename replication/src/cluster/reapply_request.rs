@@ -220,8 +220,16 @@ pub(crate) fn serve(shared: &Shared, db: &Database, epoch: u64) {
                 .map_err(|error| error.to_string())
         }
         Err(error) => {
-            slot.take();
-            Err(error.to_string())
+            // What this step committed before the error is listed, so that a later run
+            // does not compare it again (found by an adversarial round: a lost lease or a
+            // failed commit half-way left it out, and a rerun could bring a deleted
+            // message back).
+            let (_, reapplying) = slot.take().expect("a re-application in progress");
+            let progress = reapplying.progress();
+            match reapply::record(node_fs(shared), Path::new(&progress.directory), progress) {
+                Ok(()) => Err(error.to_string()),
+                Err(unrecorded) => Err(format!("{error}; and then {unrecorded}")),
+            }
         }
     };
     drop(slot);

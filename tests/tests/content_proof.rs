@@ -389,3 +389,24 @@ fn a_large_value_fits_small_generations_and_replays() {
         pair.active.verify_content().unwrap()
     );
 }
+
+/// Found by an adversarial round: a table may be named by the empty string (a key may be
+/// empty), which a proof's list cannot hold; the proof's encoding panicked at the first
+/// commit of every later generation, so the database could never commit again.
+#[test]
+fn a_table_named_by_the_empty_string_keeps_committing_and_replays() {
+    let pair = Pair::new();
+    pair.commit(&[
+        ("", "k".into(), "v".into()),
+        ("mail", "m".into(), "x".into()),
+    ]);
+    pair.ship().unwrap();
+    pair.commit(&[("mail", "n".into(), "y".into())]);
+    let replay = pair.ship().unwrap();
+    assert_eq!(replay.report.proofs, 1);
+    let passive = pair.passive.as_ref().unwrap();
+    assert_eq!(
+        passive.verify_content().unwrap(),
+        pair.active.verify_content().unwrap()
+    );
+}

@@ -44,10 +44,17 @@ impl ContentProof {
     /// The proof of `summary`: its tables listed when the list is short enough.
     pub fn of(summary: &ContentSummary) -> Self {
         let bytes: usize = summary.tables.iter().map(|t| 18 + t.table.len()).sum();
+        // A name the list cannot hold (a table named by the empty string, which a key may
+        // be) leaves the tables unlisted: encoding it panicked, and every later generation's
+        // first commit with it (found by an adversarial round).
+        let listable = summary
+            .tables
+            .iter()
+            .all(|t| (1..=MAX_NAME_BYTES).contains(&t.table.len()));
         Self {
             tables: u32::try_from(summary.tables.len()).unwrap_or(u32::MAX),
             totals: summary.totals(),
-            listed: (bytes <= MAX_LISTED_BYTES).then(|| summary.clone()),
+            listed: (listable && bytes <= MAX_LISTED_BYTES).then(|| summary.clone()),
         }
     }
 
@@ -250,6 +257,23 @@ mod tests {
         let mut flags = encoded;
         flags[1] = 2;
         assert!(ContentProof::decode(&flags).is_err());
+    }
+
+    #[test]
+    fn a_table_named_by_the_empty_string_leaves_the_tables_unlisted() {
+        let mut with_empty = summary(3, 8);
+        with_empty.tables.insert(
+            0,
+            TableContent {
+                table: String::new(),
+                entries: 1,
+                checksum: 5,
+            },
+        );
+        let proof = ContentProof::of(&with_empty);
+        assert!(proof.listed.is_none());
+        assert_eq!(ContentProof::decode(&proof.encode()).unwrap(), proof);
+        assert!(proof.first_difference(&with_empty).is_none());
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl Request for ReapplyRequest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReapplyRequestOutcome {
     /// The node answered.
-    Answered(ReapplyAnswer),
+    Answered(Box<ReapplyAnswer>),
     /// The request was withdrawn unanswered (timeout or interruption): why.
     Withdrawn(String),
 }
@@ -115,7 +115,7 @@ pub fn request_reapply(
     let deadline = Instant::now() + timeout;
     let why = loop {
         if let Some(answer) = answer() {
-            return Ok(ReapplyRequestOutcome::Answered(answer));
+            return Ok(ReapplyRequestOutcome::Answered(Box::new(answer)));
         }
         if interrupted() {
             break "interrupted".to_owned();
@@ -128,7 +128,7 @@ pub fn request_reapply(
     requests::withdraw(fs, active, REAPPLY, request.id)?;
     // The node may have answered just before the withdrawal.
     Ok(match answer() {
-        Some(answer) => ReapplyRequestOutcome::Answered(answer),
+        Some(answer) => ReapplyRequestOutcome::Answered(Box::new(answer)),
         None => ReapplyRequestOutcome::Withdrawn(format!(
             "{why}: the reapply request to {} was withdrawn unanswered",
             active.display()
@@ -196,7 +196,14 @@ pub(crate) fn serve(shared: &Shared, db: &Database, epoch: u64) {
     }
     let until = Instant::now() + shared.config.lease / 4;
     let stepped = match slot.as_mut() {
-        Some((_, reapplying)) => reapplying.step(db, Some(until)),
+        Some((_, reapplying)) => {
+            // What a step may commit is in the record before it commits any (a node killed
+            // in the middle of a step must not leave its commits out of the ledger).
+            let directory = reapplying.directory().to_owned();
+            let fs = node_fs(shared);
+            let recorder = &mut |outcome: &ReapplyOutcome| reapply::record(fs, &directory, outcome);
+            reapplying.step_recorded(db, Some(until), recorder)
+        }
         None => return,
     };
     let outcome = match stepped {
@@ -220,8 +227,16 @@ pub(crate) fn serve(shared: &Shared, db: &Database, epoch: u64) {
                 .map_err(|error| error.to_string())
         }
         Err(error) => {
-            slot.take();
-            Err(error.to_string())
+            // What this step committed before the error is listed, so that a later run
+            // does not compare it again (found by an adversarial round: a lost lease or a
+            // failed commit half-way left it out, and a rerun could bring a deleted
+            // message back).
+            let (_, reapplying) = slot.take().expect("a re-application in progress");
+            let progress = reapplying.progress();
+            match reapply::record(node_fs(shared), Path::new(&progress.directory), progress) {
+                Ok(()) => Err(error.to_string()),
+                Err(unrecorded) => Err(format!("{error}; and then {unrecorded}")),
+            }
         }
     };
     drop(slot);

@@ -69,6 +69,18 @@ pub struct ReapplyOutcome {
     /// Of the skipped transactions, those an earlier run had handled.
     #[serde(default)]
     pub handled_before: u64,
+    /// The transactions a step may commit before its outcome is recorded: written before
+    /// it commits any, emptied when its outcome is. A run stopped in between (a node
+    /// killed) leaves them here, and the next run cannot tell whether they were committed:
+    /// it applies none of them (those found all there are handled, the others conflicting)
+    /// (found by an adversarial round: a kill inside a step lost its part of the ledger,
+    /// and the rerun put back a message a lost transaction had deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<Handled>,
+    /// Transactions an interrupted run may have committed (its `in_flight` not handled),
+    /// kept from run to run: never applied, conflicting unless found all there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncertain: Vec<Handled>,
 }
 
 /// A divergent transaction a run applied or found already there.
@@ -105,7 +117,15 @@ pub fn reapply_directory(
 ) -> Result<ReapplyOutcome, DivergedError> {
     let decoded = super::decode::decode_directory(fs, directory)?;
     let previous = previous(fs, directory)?;
-    let outcome = reapply(db, &decoded, previous.as_ref())?;
+    let mut reapplying = Reapplying::new(decoded, previous.as_ref())?;
+    let recorder = &mut |outcome: &ReapplyOutcome| record(fs, directory, outcome);
+    if let Err(error) = reapplying.step_recorded(db, None, recorder) {
+        // What was committed before the error is listed, so that a later run does not
+        // compare it again (found by an adversarial round: a deleted message came back).
+        record(fs, directory, reapplying.progress())?;
+        return Err(error);
+    }
+    let outcome = reapplying.finish();
     record(fs, directory, &outcome)?;
     Ok(outcome)
 }
@@ -154,8 +174,21 @@ pub struct Reapplying {
     left: Left,
     /// What earlier runs handled.
     before: std::collections::HashSet<Handled>,
+    /// What an earlier run may have committed without recording it (see
+    /// [`ReapplyOutcome::in_flight`]).
+    uncertain: std::collections::HashSet<Handled>,
+    /// The transactions before this index are covered by the recorded `in_flight`.
+    in_flight_until: usize,
     outcome: ReapplyOutcome,
 }
+
+/// The fewest transactions one record of `in_flight` covers (an eighth of those handled
+/// when more: the ledger is rewritten whole each time).
+const IN_FLIGHT: usize = 64;
+
+/// Why a transaction an interrupted run may have committed is not applied.
+const UNCERTAIN: &str = "a run stopped before recording whether it committed this \
+                         transaction: it may have, and is never applied twice";
 
 impl Reapplying {
     /// Starts re-applying `decoded`, after the run whose outcome is `previous` if any;
@@ -163,10 +196,17 @@ impl Reapplying {
     pub fn new(decoded: Decoded, previous: Option<&ReapplyOutcome>) -> Result<Self, DivergedError> {
         check_readable(&decoded)?;
         let handled = previous.map(|p| p.handled.clone()).unwrap_or_default();
+        let mut uncertain: Vec<Handled> = previous
+            .map(|p| p.uncertain.iter().chain(&p.in_flight).copied().collect())
+            .unwrap_or_default();
+        uncertain.retain(|unsure| !handled.contains(unsure));
+        uncertain.sort_unstable_by_key(|h| (h.commit_micros, h.transaction));
+        uncertain.dedup();
         let outcome = ReapplyOutcome {
             schema_version: SCHEMA_VERSION,
             directory: decoded.directory.display().to_string(),
             handled: handled.clone(),
+            uncertain: uncertain.clone(),
             ..ReapplyOutcome::default()
         };
         Ok(Self {
@@ -174,6 +214,8 @@ impl Reapplying {
             next: 0,
             left: Left::default(),
             before: handled.into_iter().collect(),
+            uncertain: uncertain.into_iter().collect(),
+            in_flight_until: 0,
             outcome,
         })
     }
@@ -192,18 +234,76 @@ impl Reapplying {
         db: &Database,
         until: Option<std::time::Instant>,
     ) -> Result<bool, DivergedError> {
+        self.step_recorded(db, until, &mut |_| Ok(()))
+    }
+
+    /// [`step`](Self::step), handing `record` the outcome with the transactions it may
+    /// commit in `in_flight` before it commits any of them. When it returns, `in_flight` is
+    /// empty, or after an error names the transaction it failed on: the caller records the
+    /// outcome then.
+    pub fn step_recorded(
+        &mut self,
+        db: &Database,
+        until: Option<std::time::Instant>,
+        record: &mut dyn FnMut(&ReapplyOutcome) -> Result<(), DivergedError>,
+    ) -> Result<bool, DivergedError> {
+        let stepped = self.steps(db, until, record);
+        if stepped.is_ok() || self.outcome.in_flight.is_empty() {
+            self.outcome.in_flight.clear();
+        } else if let Some(transaction) = self.decoded.transactions.get(self.next) {
+            // Its commit may have reached the log before the error.
+            self.outcome.in_flight = vec![Handled {
+                transaction: transaction.id,
+                commit_micros: transaction.commit_micros,
+            }];
+        }
+        self.in_flight_until = self.next;
+        stepped
+    }
+
+    fn steps(
+        &mut self,
+        db: &Database,
+        until: Option<std::time::Instant>,
+        record: &mut dyn FnMut(&ReapplyOutcome) -> Result<(), DivergedError>,
+    ) -> Result<bool, DivergedError> {
         // At least one transaction a step, whatever the time: every step makes progress.
         while let Some(transaction) = self.decoded.transactions.get(self.next) {
             let handled = Handled {
                 transaction: transaction.id,
                 commit_micros: transaction.commit_micros,
             };
+            if self.next >= self.in_flight_until {
+                let count = IN_FLIGHT.max(self.outcome.handled.len() / 8);
+                let end = (self.next + count).min(self.decoded.transactions.len());
+                self.outcome.in_flight = self.decoded.transactions[self.next..end]
+                    .iter()
+                    .map(|t| Handled {
+                        transaction: t.id,
+                        commit_micros: t.commit_micros,
+                    })
+                    .collect();
+                record(&self.outcome)?;
+                self.in_flight_until = end;
+            }
             if self.before.contains(&handled) {
                 self.outcome.skipped_transactions += 1;
                 self.outcome.handled_before += 1;
                 remember(&mut self.left, transaction);
-            } else if reapply_one(db, transaction, &mut self.left, &mut self.outcome)? {
-                self.outcome.handled.push(handled);
+            } else {
+                let uncertain = self.uncertain.contains(&handled);
+                if reapply_one(
+                    db,
+                    transaction,
+                    uncertain,
+                    &mut self.left,
+                    &mut self.outcome,
+                )? {
+                    self.outcome.handled.push(handled);
+                    if uncertain {
+                        self.outcome.uncertain.retain(|unsure| *unsure != handled);
+                    }
+                }
             }
             self.next += 1;
             let more = self.next < self.decoded.transactions.len();
@@ -264,10 +364,12 @@ enum Verdict {
 }
 
 /// Re-applies one transaction; whether it is handled (applied, or already there) rather
-/// than conflicting.
+/// than conflicting. One an interrupted run may have committed (`uncertain`) is never
+/// applied: anything of it not already there conflicts.
 fn reapply_one(
     db: &Database,
     transaction: &Transaction,
+    uncertain: bool,
     left: &mut Left,
     outcome: &mut ReapplyOutcome,
 ) -> Result<bool, DivergedError> {
@@ -281,6 +383,11 @@ fn reapply_one(
             Verdict::Apply => apply.push(operation),
             Verdict::Conflict(reason) => conflicts.push(conflict(transaction, operation, reason)),
         }
+    }
+    if uncertain {
+        let unsure = apply.drain(..);
+        conflicts
+            .extend(unsure.map(|operation| conflict(transaction, operation, UNCERTAIN.into())));
     }
     if !conflicts.is_empty() {
         write.abort();

@@ -75,6 +75,12 @@ impl ReplicaLayout {
         self.root.join("status.json")
     }
 
+    /// The record of a content mismatch found by replay (sticky: see
+    /// [`crate::replay::ContentDamage`]); removed only by a reseed.
+    pub fn damaged(&self) -> PathBuf {
+        self.root.join("damaged.json")
+    }
+
     /// The control file (suspend and resume).
     pub fn control(&self) -> PathBuf {
         self.root.join("control.json")
@@ -132,6 +138,7 @@ impl ReplicaLayout {
                 name,
                 "replica.json"
                     | "status.json"
+                    | "damaged.json"
                     | "control.json"
                     | "backups.json"
                     | "events.jsonl"

@@ -11,7 +11,7 @@ use crate::error::ReplError;
 use crate::generation_file::{list_generations, read_header};
 use crate::layout::ReplicaLayout;
 use crate::status::GenerationMark;
-use bluejet_engine::db::{Options, PassiveDatabase};
+use bluejet_engine::db::{DbError, Options, PassiveDatabase};
 use bluejet_engine::log::{now_micros, BaseName, LogPosition};
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -111,6 +111,51 @@ pub struct ReplayRound {
     pub recounted: Option<ProofMark>,
 }
 
+/// A content mismatch found by replay, kept in `damaged.json` (sealed): replay found it at a
+/// proof point (a recount, or the summaries) and a reopened copy would pass that point again
+/// when only a recount sees the damage, turning Healthy until the next recount. So the copy
+/// stays Failed, replays nothing and is never failed over to, until a reseed removes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ContentDamage {
+    /// The replay failure, naming the generation, the proof point and the table.
+    pub message: String,
+    /// When it was found (µs since the Unix epoch).
+    pub time_micros: u64,
+}
+
+impl ContentDamage {
+    /// The record in `layout`, if any (one that cannot be read counts: the copy is not
+    /// trusted while it is there).
+    pub fn read(fs: &dyn bluejet_engine::file::FileSystem, layout: &ReplicaLayout) -> Option<Self> {
+        let path = layout.damaged();
+        if !fs.exists(&path) {
+            return None;
+        }
+        Some(match crate::sealed::read::<Self>(fs, &path) {
+            Ok(Some(damage)) => damage,
+            _ => Self {
+                message: format!(
+                    "{} records a content mismatch (unreadable): the copy needs a reseed",
+                    path.display()
+                ),
+                time_micros: 0,
+            },
+        })
+    }
+
+    fn record(
+        fs: &dyn bluejet_engine::file::FileSystem,
+        layout: &ReplicaLayout,
+        message: &str,
+    ) -> Result<(), ReplError> {
+        let damage = Self {
+            message: format!("{message}; the copy needs a reseed"),
+            time_micros: now_micros(),
+        };
+        crate::sealed::write(fs, &layout.damaged(), &damage)
+    }
+}
+
 /// A proof point at which the copy was found to hold the active's content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProofMark {
@@ -166,9 +211,17 @@ impl Replayer {
         Ok(passive)
     }
 
-    /// Replays every inspected generation that is due, then checkpoints if due.
+    /// Replays every inspected generation that is due, then checkpoints if due. A copy
+    /// whose content was once found to differ from the active's replays nothing more (see
+    /// [`ContentDamage`]).
     pub fn replay_once(&mut self) -> Result<ReplayRound, ReplError> {
         let mut round = ReplayRound::default();
+        if let Some(damage) =
+            ContentDamage::read(self.options.log.file_system.as_ref(), &self.layout)
+        {
+            round.failure = Some(damage.message);
+            return Ok(round);
+        }
         if let Some((at, failure)) = &self.failed_at {
             if at.elapsed() < self.replay.retry_after {
                 round.failure = Some(failure.clone());
@@ -215,6 +268,10 @@ impl Replayer {
                 }
                 Err(error) => {
                     let message = format!("replaying generation {next}: {error}");
+                    if matches!(error, DbError::ContentMismatch { .. }) {
+                        let fs = self.options.log.file_system.as_ref();
+                        ContentDamage::record(fs, &self.layout, &message)?;
+                    }
                     return Ok(self.fail(round, message));
                 }
             }

@@ -1382,5 +1382,22 @@ fn a_copy_whose_content_differs_is_not_failed_over_to() {
     );
     let record = witness(root.path()).read().unwrap().unwrap();
     assert_eq!(record.owner, "a", "the witness was left to the old owner");
+    // Not even by force: it would hold the witness without serving, or serve content known
+    // to differ from the active's.
+    bluejet_replication::cluster::requests::request_forced_mount(
+        &OsFileSystem,
+        &root.path().join("b"),
+        "the only copy left",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    wait_until("the forced mount refused", Duration::from_secs(10), || {
+        std::fs::read_to_string(root.path().join("b/events.jsonl"))
+            .unwrap()
+            .contains("mount refused although forced")
+    });
+    assert_ne!(b.role(), Role::Active);
+    let record = witness(root.path()).read().unwrap().unwrap();
+    assert_eq!(record.owner, "a");
     b.stop();
 }

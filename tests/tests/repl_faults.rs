@@ -955,10 +955,34 @@ fn a_passive_altered_behind_the_engine_is_failed_at_the_next_proof_point() {
     let generation = (proof.position.generation + 1..=last)
         .find(|g| failed.message.contains(&format!("generation {g}")));
     assert!(generation.is_some(), "the generation is named: {failed:?}");
-    // It stays Failed: the retry reopens the copy and meets the same proof point.
-    std::thread::sleep(Duration::from_millis(50));
+    // It stays Failed, even reopened without recounts (which alone saw the damage): the
+    // mismatch is recorded until a reseed.
+    // (Its checkpoint fails: the copy is poisoned; dropping it releases the lock.)
+    drop(replica);
+    assert!(config.layout().damaged().exists());
+    let mut lenient = config.clone();
+    lenient.replay.recount_interval = None;
+    lenient.replay.retry_after = Duration::from_millis(1);
+    let mut replica = Replica::open(lenient.clone()).unwrap();
     for _ in 0..20 {
-        assert_eq!(replica.step().state, CopyState::Failed);
+        let status = replica.step();
+        assert_eq!(status.state, CopyState::Failed, "{status:?}");
+        assert!(status.message.contains("needs a reseed"), "{status:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    replica.close(CopyState::Failed, "reseeding").unwrap();
+    seed(&active.db, &lenient).unwrap();
+    assert!(
+        !config.layout().damaged().exists(),
+        "a reseed clears the record"
+    );
+    let mut replica = Replica::open(lenient).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replica.step().state != CopyState::Healthy {
+        assert!(
+            Instant::now() < deadline,
+            "the reseeded copy never became Healthy"
+        );
     }
 }
 

@@ -188,8 +188,9 @@ impl NodeConfig {
         }
         config.synchronous = synchronous_settings(file)?;
         if let Some(seconds) = file.recount_interval_seconds {
-            if seconds > 7 * 24 * 3600 {
-                return Err(format!("recount_interval_seconds {seconds} is over a week"));
+            // The bound `repl run --recount-interval` has too.
+            if seconds > 365 * 24 * 3600 {
+                return Err(format!("recount_interval_seconds {seconds} is over a year"));
             }
             config.replica.replay.recount_interval = Some(Duration::from_secs(seconds));
         }

@@ -113,10 +113,14 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         }
     };
     let forced = forced_early || requests::take_mount(shared);
-    if let Some(why) = damaged.filter(|_| !forced) {
+    // Not even by force: such a copy either cannot activate (it would hold the witness
+    // without serving) or would serve content known to differ from the active's (found by
+    // an adversarial round).
+    if let Some(why) = damaged {
         let message = format!(
-            "mount refused: the copy cannot be brought up to date ({why}); it needs a reseed \
-             from a sound copy, or an operator may force the mount"
+            "mount refused{}: the copy cannot be brought up to date ({why}); it needs a \
+             reseed from a sound copy",
+            if forced { " although forced" } else { "" }
         );
         return refuse_because(shared, message);
     }

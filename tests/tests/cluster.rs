@@ -1311,22 +1311,6 @@ fn an_owner_restarted_on_its_instance_holds_its_name_at_once() {
     a.stop();
 }
 
-/// Rewrites the one page of `file` holding `needle` with a byte of it changed and its page
-/// checksum recomputed: damage no page check sees.
-fn alter_behind_the_engine(file: &Path, needle: &[u8], page_size: usize) {
-    let mut bytes = std::fs::read(file).unwrap();
-    let at = bytes
-        .windows(needle.len())
-        .position(|window| window == needle)
-        .expect("the value is stored inline");
-    let number = at / page_size;
-    let page = &mut bytes[number * page_size..(number + 1) * page_size];
-    page[at % page_size + 2] ^= 0x01;
-    let checksum = bluejet_engine::page::format::page_checksum(number as u64, page);
-    page[..4].copy_from_slice(&checksum.to_le_bytes());
-    std::fs::write(file, bytes).unwrap();
-}
-
 /// Found by an adversarial round: a copy Failed by a content mismatch took the witness at
 /// its failover, then could not activate: nothing served. It is refused before the witness.
 #[test]
@@ -1350,7 +1334,7 @@ fn a_copy_whose_content_differs_is_not_failed_over_to() {
     b.stop();
     let layout = ReplicaLayout::new(&root.path().join("b"));
     let page_size = bluejet_engine::db::Options::default().page_size;
-    alter_behind_the_engine(
+    common::damage::flip_value(
         &layout
             .database()
             .join(bluejet_engine::db::DATABASE_FILE_NAME),

@@ -4,12 +4,14 @@
 //! dropped from a leaf) is caught at the next proof point, naming the generation and the
 //! table, never reported equal.
 
+mod common;
+
 use bluejet_engine::content::recount;
 use bluejet_engine::db::{
     Database, DbError, Options, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME,
 };
 use bluejet_engine::log::{LogConfig, LogPosition};
-use bluejet_engine::page::format::page_checksum;
+use common::damage::reseal_page_holding;
 use std::path::Path;
 use std::time::Duration;
 
@@ -112,30 +114,16 @@ fn mail(count: usize) -> Vec<(&'static str, String, String)> {
         .collect()
 }
 
-/// Rewrites the one page holding `needle` with `change` applied to it, and reseals the
-/// page's checksum: damage no page check can see.
-fn reseal_page_with(path: &Path, needle: &[u8], change: impl FnOnce(&mut [u8], usize)) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let at = bytes
-        .windows(needle.len())
-        .position(|window| window == needle)
-        .expect("the value is stored inline in a page");
-    let number = at / PAGE_SIZE;
-    let page = &mut bytes[number * PAGE_SIZE..(number + 1) * PAGE_SIZE];
-    change(page, at % PAGE_SIZE);
-    let checksum = page_checksum(number as u64, page);
-    page[..4].copy_from_slice(&checksum.to_le_bytes());
-    std::fs::write(path, bytes).unwrap();
-}
-
 fn flip_value(path: &Path, needle: &[u8]) {
-    reseal_page_with(path, needle, |page, offset| page[offset + 3] ^= 0x20);
+    reseal_page_holding(path, needle, PAGE_SIZE, |page, offset| {
+        page[offset + 3] ^= 0x20
+    });
 }
 
 /// Drops the last entry of the leaf holding `needle` (its entry count, page bytes 6..8,
 /// less one): the page stays well formed.
 fn drop_last_entry_of_leaf(path: &Path, needle: &[u8]) {
-    reseal_page_with(path, needle, |page, _| {
+    reseal_page_holding(path, needle, PAGE_SIZE, |page, _| {
         let count = u16::from_le_bytes([page[6], page[7]]);
         assert!(count > 1);
         page[6..8].copy_from_slice(&(count - 1).to_le_bytes());

@@ -885,21 +885,8 @@ fn passive_follows_an_active_under_concurrent_load_with_damaged_deliveries() {
     assert!(replayed >= 8, "only {replayed} generations");
 }
 
-/// Rewrites the one page of `file` holding `needle` with a byte of it changed, and reseals
-/// the page's checksum: damage no page check can see.
 fn alter_behind_the_engine(file: &Path, needle: &[u8]) {
-    let page_size = active_options().page_size;
-    let mut bytes = std::fs::read(file).unwrap();
-    let at = bytes
-        .windows(needle.len())
-        .position(|window| window == needle)
-        .expect("the value is stored inline");
-    let number = at / page_size;
-    let page = &mut bytes[number * page_size..(number + 1) * page_size];
-    page[at % page_size + 2] ^= 0x01;
-    let checksum = bluejet_engine::page::format::page_checksum(number as u64, page);
-    page[..4].copy_from_slice(&checksum.to_le_bytes());
-    std::fs::write(file, bytes).unwrap();
+    common::damage::flip_value(file, needle, active_options().page_size);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! proxies.
 #![allow(dead_code)]
 
+pub mod damage;
 pub mod network;
 pub mod nodes;
 pub mod proxy;

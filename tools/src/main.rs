@@ -64,7 +64,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Inspect, verify, recover and compact BlueJet databases and their log streams.
+/// BlueJet's tool: inspect, verify, recover, repair and compact databases and their log
+/// streams; replicate them to passive copies; run and operate a two-node cluster (failover,
+/// switchover, certificates); back up, restore and truncate logs; and report and re-apply
+/// the mail a lossy failover left behind.
+///
+/// Exit codes: 0 all good, 1 damage or inconsistency found, 2 bad usage, 3 an I/O or other
+/// error.
 #[derive(Debug, Parser)]
 #[command(name = "bluejet", version, about)]
 struct Cli {
@@ -137,6 +143,13 @@ enum Command {
     Diverged {
         #[command(subcommand)]
         action: DivergedAction,
+    },
+    /// Print a completion script for a shell, e.g.
+    /// `bluejet completions bash > /etc/bash_completion.d/bluejet`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -589,6 +602,16 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
         live::announce(path, json);
     }
     match command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Generated into memory first: clap_complete panics on a failed write (a closed
+            // pipe), and the tool's own output exits quietly instead.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bluejet", &mut script);
+            let script = String::from_utf8_lossy(&script);
+            crate::out!("{}", script.trim_end());
+            Ok(Verdict::Clean)
+        }
         Command::Header(args) => commands::header::run(&args.path, args.json),
         Command::Checksum(args) => commands::checksum::run(&args.path, args.json),
         Command::Integrity(args) => commands::integrity::run(&args.path, args.json),

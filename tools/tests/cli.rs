@@ -467,6 +467,26 @@ fn bad_usage_exits_2() {
     assert_eq!(code(&output), 0);
     assert!(text(&output.stdout).contains("Usage"));
     assert_eq!(code(&bluejet(&["--version"])), 0);
+    assert_eq!(code(&bluejet(&["completions", "tcsh"])), 2);
+}
+
+#[test]
+fn completions_cover_every_command_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let output = bluejet(&["completions", shell]);
+        assert_eq!(code(&output), 0, "{shell}");
+        let script = text(&output.stdout);
+        for command in [
+            "diverged",
+            "cluster",
+            "backup",
+            "repl",
+            "integrity",
+            "completions",
+        ] {
+            assert!(script.contains(command), "{shell}: {command}");
+        }
+    }
 }
 
 #[test]

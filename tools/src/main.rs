@@ -52,6 +52,7 @@ mod image;
 mod live;
 mod mail;
 mod output;
+mod positions;
 mod problem;
 mod progress;
 mod records;

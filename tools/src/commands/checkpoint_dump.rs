@@ -93,6 +93,7 @@ fn print_json(dump: &Dump) {
         "checkpoint": dump.checkpoint.as_ref().map(checkpoint_json),
         "copies": copies,
         "problems": dump.problem.iter().collect::<Vec<_>>(),
+        "database": database_text(dump),
         "passed": dump.problem.is_none(),
     }));
 }
@@ -108,6 +109,40 @@ fn print_text(dump: &Dump) {
     if let Some(problem) = &dump.problem {
         crate::out!("problem: {problem}");
     }
+    if let Some(text) = database_text(dump) {
+        crate::out!("database: {text}");
+    }
+}
+
+/// How this checkpoint relates to the header of the database beside it, if there is one.
+fn database_text(dump: &Dump) -> Option<String> {
+    let header = database_header(&dump.file)?;
+    let position = dump
+        .checkpoint
+        .as_ref()
+        .map(|checkpoint| checkpoint.position);
+    Some(crate::positions::explain(&header, position))
+}
+
+/// The header of the database beside the checkpoint file, if there is one and it reads.
+fn database_header(file: &Path) -> Option<bluejet_engine::page::DbHeader> {
+    use bluejet_engine::file::{FileSystem, OpenMode, OsFileSystem};
+    let path = file.parent()?.join(bluejet_engine::db::DATABASE_FILE_NAME);
+    let handle = OsFileSystem.open(&path, OpenMode::Read).ok()?;
+    let read = bluejet_engine::db::read_header_copies(&handle, &path).ok()?;
+    Some(read.header)
+}
+
+/// The position the checkpoint file in `directory` holds in force, if it reads.
+pub fn log_checkpoint(
+    directory: &Path,
+    base: BaseName,
+) -> Option<bluejet_engine::log::LogPosition> {
+    let file = path_of(directory, &base.checkpoint());
+    let image = read_prefix(&file).ok()?;
+    decode(&file, &image)
+        .0
+        .map(|checkpoint| checkpoint.position)
 }
 
 /// The checkpoint in force (if any), both copies' states, and the problem if neither copy

@@ -88,6 +88,9 @@ fn print_text(file: &Path, read: &HeaderRead) {
     for (slot, condition) in read.conditions.iter().enumerate() {
         crate::out!("{}", copy_text(slot, condition, read.slot as usize == slot));
     }
+    if let Some(text) = log_checkpoint_text(file, header) {
+        crate::out!("log: {text}");
+    }
 }
 
 /// The header's fields as (name, value) lines, in the order eseutil prints them.
@@ -172,8 +175,17 @@ fn print_json(file: &Path, read: &HeaderRead) {
         "header": header_json(header),
         "copy_in_use": read.slot,
         "copies": copies,
+        "log_checkpoint": log_checkpoint_text(file, header),
         "passed": !damaged,
     }));
+}
+
+/// How the header's checkpoint relates to the log's checkpoint file beside the database.
+fn log_checkpoint_text(file: &Path, header: &DbHeader) -> Option<String> {
+    let directory = file.parent()?;
+    let base = bluejet_engine::log::BaseName::default();
+    let theirs = super::checkpoint_dump::log_checkpoint(directory, base);
+    Some(crate::positions::explain(header, theirs))
 }
 
 fn header_json(header: &DbHeader) -> Value {

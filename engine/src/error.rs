@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 /// Errors of the transaction log.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LogError {
     /// An operating-system call failed.
     #[error("{path}: {operation} failed: {source}")]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// What can stop a backup, a verification, a restore or a truncation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackupError {
     /// A replication or engine error (I/O, a locked replica, a damaged replica file).
     #[error(transparent)]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in replication, naming the file or generation concerned.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplError {
     /// An I/O operation failed.
     #[error("{operation} {path}: {source}")]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 /// Everything that can go wrong with a database. Errors about a file name the file, and where
 /// it applies the page or the log generations.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// An operating-system call failed.
     #[error("{path}: {operation} failed: {source}")]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// Why a diverged directory could not be read or re-applied.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DivergedError {
     /// The path is not a `diverged-<epoch>` directory.
     #[error("{}: not a diverged directory: {reason}", .path.display())]

@@ -9,6 +9,7 @@ use crate::net::node_name::NodeNameError;
 
 /// Why the TLS identity could not be loaded, a configuration built or a handshake completed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A node name is not valid.
     #[error(transparent)]

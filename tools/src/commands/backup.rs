@@ -23,6 +23,8 @@ pub fn tool_error(error: BackupError) -> ToolError {
         ),
         BackupError::Refused { .. } => ToolError::Usage(error.to_string()),
         BackupError::Damaged { .. } => ToolError::Damage(error.to_string()),
+        // A kind added later is an error like any other until it is given its own code.
+        _ => ToolError::Failure(error.to_string()),
     }
 }
 

@@ -70,6 +70,7 @@ pub fn tool_error(error: DivergedError) -> ToolError {
         | DivergedError::Incomplete { .. } => ToolError::Damage(error.to_string()),
         DivergedError::Db(error) => error.into(),
         DivergedError::Repl(error) => error.into(),
+        _ => ToolError::Failure(error.to_string()),
     }
 }
 

@@ -32,6 +32,10 @@ pub const CHECKPOINT_COPY_BYTES: usize = 128;
 pub const CHECKPOINT_COPY_STRIDE: usize = 4096;
 /// Size of the checkpoint file.
 pub const CHECKPOINT_FILE_BYTES: usize = 2 * CHECKPOINT_COPY_STRIDE;
+
+// A copy fits its stride, so no sector holds both copies.
+const _: () =
+    assert!(CHECKPOINT_COPY_BYTES <= CHECKPOINT_COPY_STRIDE && CHECKPOINT_COPY_STRIDE >= 4096);
 const CHECKPOINT_VERSION: u16 = 1;
 
 /// The content of a checkpoint.

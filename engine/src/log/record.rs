@@ -22,6 +22,12 @@ pub const RECORD_HEADER_BYTES: usize = 12;
 /// No record payload is ever longer than this (a bound on every length read from disk).
 pub const MAX_RECORD_PAYLOAD_BYTES: usize = 64 << 20;
 
+// The framing is 12 bytes, and every payload length fits its u32 field.
+const _: () = {
+    assert!(RECORD_HEADER_BYTES == 12);
+    assert!(MAX_RECORD_PAYLOAD_BYTES <= u32::MAX as usize);
+};
+
 /// Kind codes. Codes 1..=63 are reserved for the engine; unknown codes are skipped.
 pub mod kind {
     /// A transaction begins.

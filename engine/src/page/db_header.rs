@@ -45,6 +45,12 @@ pub const HEADER_OFFSETS: [u64; 2] = [0, 4096];
 pub const DATABASE_FILE_TYPE: u8 = 2;
 /// The header format version.
 pub const HEADER_FORMAT_VERSION: u16 = 2;
+
+// Each copy fits its 4 KiB slot, and the two slots fill the 8 KiB before the first data page.
+const _: () = {
+    assert!(HEADER_BYTES == 512 && HEADER_BYTES <= 4096);
+    assert!(HEADER_OFFSETS[0] == 0 && HEADER_OFFSETS[1] == 4096);
+};
 const MAGIC: &[u8; 8] = b"BJETDB\0\0";
 
 /// The first data page: the pages before it hold the two header copies.

@@ -24,6 +24,18 @@ pub const MAX_PAGE_NUMBER: u64 = 1 << 40;
 /// Page sizes a database may use.
 pub const PAGE_SIZES: [usize; 4] = [4096, 8192, 16384, 32768];
 
+// The layout the format states, checked when the crate compiles: every page size a power of
+// two that holds the header copies' 4 KiB slots, and the common header as documented.
+const _: () = {
+    assert!(PAGE_HEADER_BYTES == 32);
+    let mut index = 0;
+    while index < PAGE_SIZES.len() {
+        assert!(PAGE_SIZES[index].is_power_of_two() && PAGE_SIZES[index] >= 4096);
+        index += 1;
+    }
+    assert!(MAX_PAGE_NUMBER.checked_mul(32768).is_some());
+};
+
 /// What a page holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]

@@ -3,6 +3,8 @@
 //! up to their position; the active, and a bad destination, are refused; a request left
 //! while the node was down, and the answer of a backup a crash cut short, are dropped.
 
+mod common;
+
 use bluejet_engine::db::{Database, Options};
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
@@ -41,17 +43,8 @@ fn config(name: &str, peer: &str, root: &Path) -> NodeConfig {
             Err(error) => panic!("{error}"),
         }
     }
-    config.lease = Duration::from_millis(800);
-    config.safety = Duration::from_millis(200);
-    config.skew = Duration::from_millis(100);
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.failover_after = Duration::from_millis(600);
+    common::nodes::fast_timings(&mut config);
     config.options.log.generation_bytes = 128 << 10;
-    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
-    config.replica.poll_interval = Duration::from_millis(10);
-    config.replica.status_interval = Duration::from_millis(50);
-    config.replica.thresholds.settle = Duration::ZERO;
-    config.replica.replay.retry_after = Duration::from_millis(50);
     config
 }
 

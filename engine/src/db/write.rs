@@ -500,7 +500,10 @@ impl<'db> WriteTransaction<'db> {
     /// with the committed content (this transaction's changes not included): every
     /// generation a commit begins in carries a proof point for replay to check.
     fn prove_generation(&mut self) -> Result<(), DbError> {
-        let log = Arc::clone(self.inner.log.writer());
+        // Borrowed through the database's own reference, not `self`: no count taken on the
+        // log for every commit.
+        let inner = self.inner;
+        let log = inner.log.writer();
         if self.state().proved_generation == log.current_generation() {
             return Ok(());
         }

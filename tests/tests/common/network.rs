@@ -50,17 +50,8 @@ pub fn config(name: &str, peer: &str, root: &Path, net: &Net, certs: &Path) -> N
     let network = Network::from_file(&file, name, peer, &peer_instance).unwrap();
     config.peer_fs = network.peer.clone();
     config.network = Some(network);
-    config.lease = Duration::from_millis(800);
-    config.safety = Duration::from_millis(200);
-    config.skew = Duration::from_millis(100);
-    config.heartbeat_interval = Duration::from_millis(50);
-    config.failover_after = Duration::from_millis(600);
+    super::nodes::fast_timings(&mut config);
     config.options.log.generation_bytes = 128 << 10;
-    config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
-    config.replica.poll_interval = Duration::from_millis(10);
-    config.replica.status_interval = Duration::from_millis(50);
-    config.replica.thresholds.settle = Duration::ZERO;
-    config.replica.replay.retry_after = Duration::from_millis(50);
     config
 }
 

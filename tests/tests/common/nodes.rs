@@ -31,19 +31,25 @@ pub fn config(name: &str, peer: &str, root: &Path, bootstrap: bool) -> NodeConfi
             Err(error) => panic!("{error}"),
         }
     }
+    fast_timings(&mut config);
+    config.dial = MountDial::BestAvailability(12);
+    config.options.log.generation_bytes = 1 << 20;
+    config
+}
+
+/// The timings every cluster test runs with: 800 ms leases, 50 ms heartbeats, failover
+/// after 600 ms, idle rolls after 300 ms, 10 ms polls, no settling, retries after 50 ms.
+pub fn fast_timings(config: &mut NodeConfig) {
     config.lease = Duration::from_millis(800);
     config.safety = Duration::from_millis(200);
     config.skew = Duration::from_millis(100);
     config.heartbeat_interval = Duration::from_millis(50);
     config.failover_after = Duration::from_millis(600);
-    config.dial = MountDial::BestAvailability(12);
-    config.options.log.generation_bytes = 1 << 20;
     config.options.log.idle_roll_interval = Some(Duration::from_millis(300));
     config.replica.poll_interval = Duration::from_millis(10);
     config.replica.status_interval = Duration::from_millis(50);
     config.replica.thresholds.settle = Duration::ZERO;
     config.replica.replay.retry_after = Duration::from_millis(50);
-    config
 }
 
 /// Polls `condition` every 20 ms; panics naming `what` after `timeout`.

@@ -184,7 +184,7 @@ fn catch_up(
 
 /// Copies every table of the snapshot into the copy; returns the snapshot's digests.
 fn copy_tables(
-    read: &bluejet_engine::db::ReadTransaction<'_>,
+    read: &bluejet_engine::db::ReadTransaction,
     passive: &PassiveDatabase,
 ) -> Result<ContentDigest, ReplError> {
     let mut digests = ContentDigest::new();

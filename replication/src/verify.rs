@@ -35,7 +35,7 @@ impl TableDigest {
 pub type ContentDigest = BTreeMap<String, TableDigest>;
 
 /// The digest of every table a snapshot sees.
-pub fn digest(read: &ReadTransaction<'_>) -> Result<ContentDigest, DbError> {
+pub fn digest(read: &ReadTransaction) -> Result<ContentDigest, DbError> {
     let mut digests = ContentDigest::new();
     for name in read.table_names()? {
         let table = read.open_table(&name)?;

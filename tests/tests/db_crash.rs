@@ -225,7 +225,7 @@ impl Workload {
     fn commit(
         &mut self,
         db: &Database,
-        write: WriteTransaction<'_>,
+        write: WriteTransaction,
         state: State,
         durability: Durability,
     ) -> Result<(), DbError> {
@@ -254,7 +254,7 @@ impl Workload {
 
     fn operation(
         &mut self,
-        write: &mut WriteTransaction<'_>,
+        write: &mut WriteTransaction,
         state: &mut State,
     ) -> Result<(), DbError> {
         let table = TABLES[self.random.random_range(0..self.tables)];

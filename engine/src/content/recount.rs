@@ -19,7 +19,7 @@ use crate::db::{DbError, ReadTransaction};
 /// # drop(read);
 /// # db.close().unwrap();
 /// ```
-pub fn recount(read: &ReadTransaction<'_>) -> Result<ContentSummary, DbError> {
+pub fn recount(read: &ReadTransaction) -> Result<ContentSummary, DbError> {
     let mut tables = Vec::new();
     for name in read.table_names()? {
         let table = read.open_table(&name)?;

@@ -5,11 +5,12 @@ use super::database::Inner;
 use super::read::ReadTransaction;
 use super::DbError;
 use crate::content::{recount, ContentDifference, ContentSummary};
+use std::sync::Arc;
 
 /// Recounts the newest committed state and compares it with what its catalog and version
 /// store; the summary when they agree, [`DbError::ContentMismatch`] naming the first table
 /// that differs when not.
-pub(crate) fn check_stored(inner: &Inner) -> Result<ContentSummary, DbError> {
+pub(crate) fn check_stored(inner: &Arc<Inner>) -> Result<ContentSummary, DbError> {
     let read = ReadTransaction::begin(inner);
     let stored = read.content()?;
     let counted = recount(&read)?;

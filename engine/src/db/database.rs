@@ -22,8 +22,12 @@ use std::time::Duration;
 /// The database file's name in its directory.
 pub const DATABASE_FILE_NAME: &str = "bluejet.db";
 
-/// A database: a page file and its log stream in one directory. `&Database` is enough for
-/// every operation; share it between threads with `Arc` or scoped threads.
+/// A database: a page file and its log stream in one directory.
+///
+/// A `Database` is a cheap handle (`Clone`, `Send`, `Sync`): clones share one open database,
+/// and its transactions own what they use, so they are `Send` and `'static` too. The
+/// database stays open while any handle or transaction is alive; [`Database::close`] on the
+/// last handle closes it cleanly.
 ///
 /// ```
 /// use bluejet_engine::db::{Database, Options};
@@ -39,10 +43,44 @@ pub const DATABASE_FILE_NAME: &str = "bluejet.db";
 /// drop(read);
 /// db.close().unwrap();
 /// ```
+#[derive(Clone)]
 pub struct Database {
-    pub(crate) inner: Arc<Inner>,
-    checkpointer: Option<JoinHandle<()>>,
+    running: Arc<Running>,
 }
+
+/// What every handle of one open database shares: dropped with the last handle, it stops the
+/// checkpointer (without `close` the database stays dirty: the next open replays the log).
+struct Running {
+    inner: Arc<Inner>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Running {
+    fn stop_checkpointer(&self) {
+        *self.inner.stopping.lock() = true;
+        self.inner.wakeup.notify_all();
+        if let Some(handle) = self.checkpointer.lock().take() {
+            // A checkpointer that panicked has nothing left to stop; its failure was
+            // recorded as the database's poison before.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop_checkpointer();
+    }
+}
+
+// The handles and transactions an async server moves between tasks and threads.
+const _: () = {
+    const fn send_sync_static<T: Send + Sync + 'static>() {}
+    const fn send_static<T: Send + 'static>() {}
+    send_sync_static::<Database>();
+    send_static::<super::ReadTransaction>();
+    send_static::<super::WriteTransaction>();
+};
 
 /// Counters of an open database.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,7 +104,9 @@ pub(crate) struct Inner {
     pub options: Options,
     pub store: PageStore,
     pub log: LogLink,
-    pub writer: Mutex<WriterState>,
+    /// The writer state, behind the lock a write transaction holds from begin to commit or
+    /// abort (an owned guard, so that the transaction borrows nothing).
+    pub writer: Arc<Mutex<WriterState>>,
     pub snapshots: Snapshots,
     pub header: Mutex<HeaderState>,
     pub checkpoint_position: AtomicU64,
@@ -117,28 +157,34 @@ impl Database {
         options: Options,
         owner: Option<OwnershipLock>,
     ) -> Result<Self, DbError> {
-        let inner = Arc::new(super::open::open(directory, options, owner)?);
+        let inner = super::open::open(directory, options, owner)?;
         let checkpointer = inner
             .options
             .background
             .then(|| spawn_checkpointer(Arc::clone(&inner)));
         Ok(Self {
-            inner,
-            checkpointer,
+            running: Arc::new(Running {
+                inner,
+                checkpointer: Mutex::new(checkpointer),
+            }),
         })
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.running.inner
     }
 
     /// Starts the write transaction; waits while another is open (writers are serialised,
     /// their commits still share log flushes).
-    pub fn begin_write(&self) -> Result<WriteTransaction<'_>, DbError> {
-        self.inner.check_usable()?;
-        WriteTransaction::begin(&self.inner)
+    pub fn begin_write(&self) -> Result<WriteTransaction, DbError> {
+        self.inner().check_usable()?;
+        WriteTransaction::begin(self.inner())
     }
 
     /// Starts a read transaction on the newest durable state. Readers never block writers
     /// and are never blocked by them.
-    pub fn begin_read(&self) -> Result<ReadTransaction<'_>, DbError> {
-        Ok(ReadTransaction::begin(&self.inner))
+    pub fn begin_read(&self) -> Result<ReadTransaction, DbError> {
+        Ok(ReadTransaction::begin(self.inner()))
     }
 
     /// Reads every entry and checks the content summary the database keeps (each table's
@@ -156,39 +202,39 @@ impl Database {
     /// db.close().unwrap();
     /// ```
     pub fn verify_content(&self) -> Result<crate::content::ContentSummary, DbError> {
-        super::content_check::check_stored(&self.inner)
+        super::content_check::check_stored(self.inner())
     }
 
     /// Writes every committed change to the file and moves the checkpoint to the newest
     /// durable commit.
     pub fn checkpoint(&self) -> Result<(), DbError> {
-        self.inner.check_usable()?;
-        checkpoint::run(&self.inner, DbState::DirtyShutdown).map(|_| ())
+        self.inner().check_usable()?;
+        checkpoint::run(self.inner(), DbState::DirtyShutdown).map(|_| ())
     }
 
     /// The directory holding the database and its log.
     pub fn directory(&self) -> &Path {
-        &self.inner.directory
+        &self.inner().directory
     }
 
     /// The log stream (for rolls, statistics and replication).
     pub fn log(&self) -> &Log {
-        self.inner.log.writer()
+        self.inner().log.writer()
     }
 
     /// The header as last written.
     pub fn header(&self) -> DbHeader {
-        self.inner.header.lock().header.clone()
+        self.inner().header.lock().header.clone()
     }
 
     /// What recovery replayed when this database was opened.
     pub fn replay_report(&self) -> ReplayReport {
-        self.inner.replay.lock().clone()
+        self.inner().replay.lock().clone()
     }
 
     /// Counters.
     pub fn stats(&self) -> DbStats {
-        let inner = &self.inner;
+        let inner = self.inner();
         let writer = inner.writer.lock();
         DbStats {
             commits: inner.commits.load(Ordering::Relaxed),
@@ -202,30 +248,41 @@ impl Database {
 
     /// Closes cleanly: checkpoints everything, closes the log and writes a clean header
     /// (log required 0-0).
-    pub fn close(mut self) -> Result<(), DbError> {
-        self.stop_checkpointer();
-        self.inner.check_usable()?;
-        checkpoint::run(&self.inner, DbState::DirtyShutdown)?;
-        let inner = Arc::clone(&self.inner);
-        drop(self);
-        let inner = Arc::try_unwrap(inner)
-            .map_err(|_| DbError::Poisoned("the database is still in use".into()))?;
-        checkpoint::close_clean(inner)
-    }
-
-    fn stop_checkpointer(&mut self) {
-        *self.inner.stopping.lock() = true;
-        self.inner.wakeup.notify_all();
-        if let Some(handle) = self.checkpointer.take() {
-            let _ = handle.join();
+    ///
+    /// Only the last handle closes: while another clone of this handle or a transaction is
+    /// alive, the database stays open for them and this fails with [`DbError::StillInUse`]
+    /// (the other holders go on; the last one to close, or to drop, ends it).
+    pub fn close(self) -> Result<(), DbError> {
+        let handles = Arc::strong_count(&self.running);
+        // The handle's own reference and the checkpointer thread's; any more are
+        // transactions. No new one can begin: only a handle begins one, and this is the last.
+        // (A checkpointer that stopped on a failure holds none; `try_unwrap` below is the
+        // final word either way.)
+        let thread = self
+            .running
+            .checkpointer
+            .lock()
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        let transactions = Arc::strong_count(self.inner()).saturating_sub(1 + usize::from(thread));
+        if handles > 1 || transactions > 0 {
+            return Err(DbError::StillInUse {
+                handles: handles - 1,
+                transactions,
+            });
         }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        // Without `close` the database stays dirty: the next open replays the log.
-        self.stop_checkpointer();
+        self.running.stop_checkpointer();
+        self.inner().check_usable()?;
+        checkpoint::run(self.inner(), DbState::DirtyShutdown)?;
+        let running = Arc::try_unwrap(self.running)
+            .unwrap_or_else(|_| unreachable!("the last handle was checked above"));
+        let inner = Arc::clone(&running.inner);
+        drop(running);
+        let inner = Arc::try_unwrap(inner).map_err(|inner| DbError::StillInUse {
+            handles: 0,
+            transactions: Arc::strong_count(&inner) - 1,
+        })?;
+        checkpoint::close_clean(inner)
     }
 }
 

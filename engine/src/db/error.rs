@@ -134,6 +134,18 @@ pub enum DbError {
         /// Who holds it, if its record could be read.
         holder: Option<crate::file::Holder>,
     },
+    /// The database (or passive copy) cannot be closed or activated while other handles or
+    /// transactions still use it; it stays open for them.
+    #[error(
+        "the database is still in use by {handles} other handle(s) and {transactions} \
+         transaction(s): end them first"
+    )]
+    StillInUse {
+        /// Other clones of the handle still alive.
+        handles: usize,
+        /// Read or write transactions still alive.
+        transactions: usize,
+    },
     /// The commit gate refused the commit (a node without its lease, a database moved to
     /// another node); nothing of the transaction was committed.
     #[error("commit refused: {0}")]

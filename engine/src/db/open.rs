@@ -24,7 +24,7 @@ pub(crate) fn open(
     directory: &Path,
     options: Options,
     owner: Option<OwnershipLock>,
-) -> Result<Inner, DbError> {
+) -> Result<Arc<Inner>, DbError> {
     options.validate()?;
     let owner = match owner {
         Some(owner) => owner,
@@ -46,7 +46,9 @@ pub(crate) fn open(
     let allocator = load_allocator(&file, &header)?;
     let store = PageStore::new(file, options.cache_bytes, WriteAhead::Log(Arc::clone(&log)));
     let link = LogLink::Active(log);
-    let inner = assemble(directory, options, store, link, read, allocator, owner);
+    let inner = Arc::new(assemble(
+        directory, options, store, link, read, allocator, owner,
+    ));
     let report = recovery::replay(&inner, header.checkpoint)?;
     // What recovery rebuilt is checked whole: its proof points compared the summaries the
     // commits kept, the recount compares them with every entry in the file.
@@ -110,12 +112,12 @@ pub(crate) fn assemble(
         options,
         store,
         log,
-        writer: Mutex::new(WriterState {
+        writer: Arc::new(Mutex::new(WriterState {
             allocator,
             dirty: DirtyPages::default(),
             committed: Arc::new(version),
             proved_generation: 0,
-        }),
+        })),
         snapshots: Snapshots::new(version),
         checkpoint_position: AtomicU64::new(header.checkpoint.to_u64()),
         required_generation: AtomicU32::new(header.log_required.1),

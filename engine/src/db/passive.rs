@@ -86,7 +86,7 @@ pub struct GenerationReplay {
 /// assert_eq!(folders.get(b"inbox").unwrap().as_deref(), Some(&b"3 messages"[..]));
 /// ```
 pub struct PassiveDatabase {
-    inner: Inner,
+    inner: Arc<Inner>,
     log_directory: PathBuf,
     cursor: Mutex<ReplayCursor>,
     recount: Mutex<RecountSchedule>,
@@ -222,7 +222,9 @@ impl PassiveDatabase {
             generation_bytes: AtomicU64::new(options.log.generation_bytes),
             newest_generation: AtomicU32::new(header.log_required.1),
         });
-        let inner = assemble(directory, options, store, link, read, allocator, owner);
+        let inner = Arc::new(assemble(
+            directory, options, store, link, read, allocator, owner,
+        ));
         let previous = read_previous(&inner, log_directory, header.checkpoint.generation);
         Ok(Self {
             inner,
@@ -451,7 +453,7 @@ impl PassiveDatabase {
     }
 
     /// Starts a read transaction on the replayed state.
-    pub fn begin_read(&self) -> Result<ReadTransaction<'_>, DbError> {
+    pub fn begin_read(&self) -> Result<ReadTransaction, DbError> {
         self.inner.check_usable()?;
         Ok(ReadTransaction::begin(&self.inner))
     }
@@ -515,7 +517,17 @@ impl PassiveDatabase {
     /// carries the new timeline, so the old active's later generations can never be taken
     /// for it. A transaction begun in the last replayed generation and never committed in
     /// it is dropped. The last replayed generation must have been replayed whole.
+    ///
+    /// No read transaction of the copy may be alive ([`DbError::StillInUse`] otherwise): the
+    /// active database reuses pages such a snapshot could still be reading.
     pub fn activate(mut self, timeline: u64) -> Result<super::Database, DbError> {
+        let transactions = Arc::strong_count(&self.inner) - 1;
+        if transactions > 0 {
+            return Err(DbError::StillInUse {
+                handles: 0,
+                transactions,
+            });
+        }
         let next = self.next_position();
         let last = next.generation.saturating_sub(1);
         if next.offset != 0 || last < 1 || self.cursor.lock().previous.is_none() {
@@ -535,7 +547,10 @@ impl PassiveDatabase {
         self.adopt_last_generation(last)?;
         self.write_active_header(next, last)?;
         // Handed on, so no other opener slips in between the copy and the database.
-        let owner = self.inner.owner.take();
+        let owner = Arc::get_mut(&mut self.inner)
+            .expect("no transaction began since the check above: this copy is held by value")
+            .owner
+            .take();
         drop(self);
         options.log.timeline = timeline;
         super::Database::open_owned(&directory, options, owner)

@@ -16,15 +16,19 @@ use std::sync::Arc;
 
 /// A snapshot: it sees exactly the transactions committed durably before it began, however
 /// long it lives and whatever commits meanwhile.
-pub struct ReadTransaction<'db> {
-    inner: &'db Inner,
+///
+/// It owns what it reads through (no borrow of the [`Database`](super::Database)), and is
+/// `Send` and `'static`: an async server can hold one across an `.await` or move it to a
+/// blocking pool.
+pub struct ReadTransaction {
+    inner: Arc<Inner>,
     version: Arc<Version>,
 }
 
-impl<'db> ReadTransaction<'db> {
-    pub(crate) fn begin(inner: &'db Inner) -> Self {
+impl ReadTransaction {
+    pub(crate) fn begin(inner: &Arc<Inner>) -> Self {
         Self {
-            inner,
+            inner: Arc::clone(inner),
             version: inner.snapshots.acquire(),
         }
     }
@@ -55,7 +59,7 @@ impl<'db> ReadTransaction<'db> {
             root => Some(store.tree_page(root)?),
         };
         Ok(ReadTable {
-            inner: self.inner,
+            inner: &self.inner,
             meta,
             root_page,
         })
@@ -100,7 +104,7 @@ impl<'db> ReadTransaction<'db> {
     }
 }
 
-impl Drop for ReadTransaction<'_> {
+impl Drop for ReadTransaction {
     fn drop(&mut self) {
         self.inner.snapshots.release(self.version.number);
     }

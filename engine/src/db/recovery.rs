@@ -11,6 +11,7 @@ use super::DbError;
 use crate::content::ContentProof;
 use crate::log::{LogPosition, LogReader, LogRecord, Record};
 use crate::LogError;
+use std::sync::Arc;
 
 /// What a replay did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -74,8 +75,8 @@ pub(crate) struct Gatherer {
 /// a replay pays for repacking and sealing pages once per batch instead of once per
 /// transaction. The batch's version ends at its last transaction's commit record.
 pub(crate) struct Batch<'db> {
-    inner: &'db Inner,
-    write: Option<WriteTransaction<'db>>,
+    inner: &'db Arc<Inner>,
+    write: Option<WriteTransaction>,
     operations: usize,
     end: LogPosition,
     /// Whether the next proof point also recounts every entry (a passive copy's scrub).
@@ -86,7 +87,7 @@ pub(crate) struct Batch<'db> {
 const BATCH_OPERATIONS: usize = 8192;
 
 /// Replays the log in the database's directory from `from`.
-pub(crate) fn replay(inner: &Inner, from: LogPosition) -> Result<ReplayReport, DbError> {
+pub(crate) fn replay(inner: &Arc<Inner>, from: LogPosition) -> Result<ReplayReport, DbError> {
     let reader = LogReader::open(&inner.directory, inner.options.log.clone())?;
     let mut report = ReplayReport {
         from,
@@ -181,7 +182,7 @@ impl Gatherer {
 }
 
 impl<'db> Batch<'db> {
-    pub(crate) fn new(inner: &'db Inner) -> Self {
+    pub(crate) fn new(inner: &'db Arc<Inner>) -> Self {
         Self {
             inner,
             write: None,
@@ -315,7 +316,7 @@ fn assemble(
 }
 
 /// Redoes one operation of a committed transaction.
-fn redo(write: &mut WriteTransaction<'_>, operation: Operation) -> Result<(), DbError> {
+fn redo(write: &mut WriteTransaction, operation: Operation) -> Result<(), DbError> {
     match operation {
         Operation::Put { table, key, value } => {
             write.insert(&table, &key, &value)?;

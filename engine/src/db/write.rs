@@ -8,9 +8,9 @@ use crate::btree::node::{LongRef, Value};
 use crate::btree::write::TreeWriter;
 use crate::btree::{max_inline_value_bytes, max_key_bytes};
 use crate::content::{entry_hash, ContentSummary, ContentTotals};
-use crate::log::{Durability, LogPosition, Transaction};
+use crate::log::{Durability, LogPosition, PendingRecords};
 use crate::value::long::{self, MAX_VALUE_BYTES};
-use parking_lot::MutexGuard;
+use parking_lot::{ArcMutexGuard, RawMutex};
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
@@ -22,12 +22,17 @@ const LOG_CHUNK_BYTES: usize = 256 << 10;
 
 /// The one open write transaction. It sees its own changes; nothing is visible to readers
 /// until it commits durably. Dropping it without `commit` aborts it.
-pub struct WriteTransaction<'db> {
-    inner: &'db Inner,
-    state: Option<MutexGuard<'db, WriterState>>,
+///
+/// It owns what it writes through (no borrow of the [`Database`](super::Database)), and is
+/// `Send` and `'static`: an async server can move it to a blocking pool. While it is open,
+/// other writers wait in [`Database::begin_write`](super::Database::begin_write).
+pub struct WriteTransaction {
+    inner: Arc<Inner>,
+    /// The writer lock, held from begin until commit or abort.
+    state: Option<ArcMutexGuard<RawMutex, WriterState>>,
     catalog_root: u64,
     tables: HashMap<String, (TableMeta, bool)>,
-    log: Option<Transaction<'db>>,
+    log: Option<PendingRecords>,
     /// Entries and content checksum of the whole database with this transaction's changes.
     content: ContentTotals,
     changed: bool,
@@ -45,22 +50,22 @@ pub struct Committed {
     pub end: LogPosition,
 }
 
-impl<'db> WriteTransaction<'db> {
-    pub(crate) fn begin(inner: &'db Inner) -> Result<Self, DbError> {
+impl WriteTransaction {
+    pub(crate) fn begin(inner: &Arc<Inner>) -> Result<Self, DbError> {
         let mut transaction = Self::begin_unlogged(inner);
-        transaction.log = Some(inner.log.writer().transaction());
+        transaction.log = Some(inner.log.writer().pending_transaction());
         Ok(transaction)
     }
 
     /// A transaction whose changes are not logged (recovery redoes logged ones).
-    pub(crate) fn begin_unlogged(inner: &'db Inner) -> Self {
-        let mut state = inner.writer.lock();
+    pub(crate) fn begin_unlogged(inner: &Arc<Inner>) -> Self {
+        let mut state = inner.writer.lock_arc();
         let horizon = inner.snapshots.horizon();
         state.allocator.reclaim(Some(horizon));
         let catalog_root = state.committed.catalog_root;
         let content = state.committed.content;
         Self {
-            inner,
+            inner: Arc::clone(inner),
             state: Some(state),
             catalog_root,
             tables: HashMap::default(),
@@ -132,7 +137,7 @@ impl<'db> WriteTransaction<'db> {
     }
 
     /// A handle on `table`, created if it does not exist.
-    pub fn open_table<'t>(&'t mut self, table: &str) -> Result<WriteTable<'t, 'db>, DbError> {
+    pub fn open_table(&mut self, table: &str) -> Result<WriteTable<'_>, DbError> {
         self.meta(table, true)?;
         Ok(WriteTable {
             transaction: self,
@@ -433,7 +438,10 @@ impl<'db> WriteTransaction<'db> {
                 end: self.inner.log.writer().end_position(),
             });
         }
-        let gate = &self.inner.options.commit_gate;
+        // A count of its own on the database, so that the gate stays borrowed while the
+        // transaction is consumed step by step.
+        let inner = Arc::clone(&self.inner);
+        let gate = &inner.options.commit_gate;
         if let Err(reason) = gate.admit() {
             self.abort_in_memory();
             return Err(DbError::CommitRefused(reason));
@@ -444,8 +452,10 @@ impl<'db> WriteTransaction<'db> {
             .prove_generation()
             .and_then(|()| self.write_catalog())
             .and_then(|()| {
-                let log = self.log.take().expect("a logged transaction");
-                log.commit(Durability::Lazy).map_err(DbError::from)
+                let records = self.log.take().expect("a logged transaction");
+                records
+                    .commit(self.inner.log.writer(), Durability::Lazy)
+                    .map_err(DbError::from)
             });
         gate.appended();
         let end = match appended {
@@ -500,17 +510,14 @@ impl<'db> WriteTransaction<'db> {
     /// with the committed content (this transaction's changes not included): every
     /// generation a commit begins in carries a proof point for replay to check.
     fn prove_generation(&mut self) -> Result<(), DbError> {
-        // Borrowed through the database's own reference, not `self`: no count taken on the
-        // log for every commit.
-        let inner = self.inner;
-        let log = inner.log.writer();
-        if self.state().proved_generation == log.current_generation() {
+        let generation = self.inner.log.writer().current_generation();
+        if self.state().proved_generation == generation {
             return Ok(());
         }
         let committed_root = self.state().committed.catalog_root;
         let summary = self.catalog_content(committed_root, false)?;
         debug_assert_eq!(summary.totals(), self.state().committed.content);
-        let at = log.append_proof(&summary)?;
+        let at = self.inner.log.writer().append_proof(&summary)?;
         self.state().proved_generation = at.generation;
         Ok(())
     }
@@ -592,7 +599,7 @@ impl<'db> WriteTransaction<'db> {
     /// Seals the changed pages with `end`, hands them to the cache and makes the new version
     /// the committed one; releases the writer lock.
     fn install(&mut self, end: LogPosition) -> Result<Arc<Version>, DbError> {
-        let inner = self.inner;
+        let inner = &*self.inner;
         let catalog_root = self.catalog_root;
         let mut state = self.state.take().expect("an open transaction");
         let version = state.committed.number + 1;
@@ -634,7 +641,7 @@ impl<'db> WriteTransaction<'db> {
     }
 }
 
-impl Drop for WriteTransaction<'_> {
+impl Drop for WriteTransaction {
     fn drop(&mut self) {
         self.abort_in_memory();
     }
@@ -686,12 +693,12 @@ pub fn owned_bounds<'k>(range: impl RangeBounds<&'k [u8]>) -> (Bound<Vec<u8>>, B
 }
 
 /// A table inside a write transaction.
-pub struct WriteTable<'t, 'db> {
-    transaction: &'t mut WriteTransaction<'db>,
+pub struct WriteTable<'t> {
+    transaction: &'t mut WriteTransaction,
     name: String,
 }
 
-impl WriteTable<'_, '_> {
+impl WriteTable<'_> {
     /// Inserts or replaces; returns whether a value was replaced.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
         self.transaction.insert(&self.name, key, value)

@@ -44,7 +44,7 @@ pub use reader::{LogReader, LogRecord, RecordIterator};
 pub use record::{read_record, Record};
 pub use signature::{now_micros, StreamSignature};
 pub use tap::{LogTap, TapRead};
-pub use transaction::{CommitInfo, Durability, Transaction};
+pub use transaction::{CommitInfo, Durability, PendingRecords, Transaction};
 pub use verify::{verify_directory, GenerationReport, VerifyReport};
 pub use writer::{Log, LogStats};
 

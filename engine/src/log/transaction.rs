@@ -29,22 +29,61 @@ pub struct CommitInfo {
 /// The records of one transaction, gathered in memory and appended at commit.
 pub struct Transaction<'a> {
     log: &'a Log,
+    records: PendingRecords,
+}
+
+impl std::ops::Deref for Transaction<'_> {
+    type Target = PendingRecords;
+
+    fn deref(&self) -> &PendingRecords {
+        &self.records
+    }
+}
+
+impl std::ops::DerefMut for Transaction<'_> {
+    fn deref_mut(&mut self) -> &mut PendingRecords {
+        &mut self.records
+    }
+}
+
+impl<'a> Transaction<'a> {
+    pub(crate) fn new(log: &'a Log, id: u64) -> Self {
+        Self {
+            log,
+            records: PendingRecords::new(id),
+        }
+    }
+
+    /// Appends the records and a commit record; waits for durability if asked.
+    pub fn commit(self, durability: Durability) -> Result<CommitInfo, LogError> {
+        self.records.commit(self.log, durability)
+    }
+
+    /// Logs a rollback. Nothing of the transaction will be redone; nothing waits.
+    pub fn abort(self) -> Result<(), LogError> {
+        self.records.abort(self.log)
+    }
+}
+
+/// A transaction's records without the log they go to: what a database's write transaction
+/// owns, so that it borrows nothing and can move between threads. Appended with
+/// [`PendingRecords::commit`].
+pub struct PendingRecords {
     id: u64,
     encoded: Vec<u8>,
     /// The end offset of each record in `encoded`.
     boundaries: Vec<usize>,
 }
 
-impl<'a> Transaction<'a> {
-    pub(crate) fn new(log: &'a Log, id: u64) -> Self {
-        let mut transaction = Self {
-            log,
+impl PendingRecords {
+    pub(crate) fn new(id: u64) -> Self {
+        let mut records = Self {
             id,
             encoded: Vec::new(),
             boundaries: Vec::new(),
         };
-        transaction.push(RecordRef::Begin { transaction: id });
-        transaction
+        records.push(RecordRef::Begin { transaction: id });
+        records
     }
 
     /// The transaction id.
@@ -119,18 +158,17 @@ impl<'a> Transaction<'a> {
         });
     }
 
-    /// Appends the records and a commit record; waits for durability if asked.
-    pub fn commit(mut self, durability: Durability) -> Result<CommitInfo, LogError> {
+    /// Appends the records and a commit record to `log` (the log they were begun in);
+    /// waits for durability if asked.
+    pub fn commit(mut self, log: &Log, durability: Durability) -> Result<CommitInfo, LogError> {
         let time_micros = super::now_micros();
         self.push(RecordRef::Commit {
             transaction: self.id,
             time_micros,
         });
-        let (begin, end) = self
-            .log
-            .append_records(&self.encoded, &self.boundaries, true)?;
+        let (begin, end) = log.append_records(&self.encoded, &self.boundaries, true)?;
         if durability == Durability::Durable {
-            self.log.wait_durable(end)?;
+            log.wait_durable(end)?;
         }
         Ok(CommitInfo {
             transaction: self.id,
@@ -139,13 +177,12 @@ impl<'a> Transaction<'a> {
         })
     }
 
-    /// Logs a rollback. Nothing of the transaction will be redone; nothing waits.
-    pub fn abort(mut self) -> Result<(), LogError> {
+    /// Logs a rollback to `log`. Nothing of the transaction will be redone; nothing waits.
+    pub fn abort(mut self, log: &Log) -> Result<(), LogError> {
         self.push(RecordRef::Rollback {
             transaction: self.id,
         });
-        self.log
-            .append_records(&self.encoded, &self.boundaries, false)?;
+        log.append_records(&self.encoded, &self.boundaries, false)?;
         Ok(())
     }
 }

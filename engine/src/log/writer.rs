@@ -220,8 +220,17 @@ impl Log {
 
     /// Starts a transaction. Its records are appended when it commits.
     pub fn transaction(&self) -> Transaction<'_> {
-        let id = self.shared.next_transaction.fetch_add(1, Ordering::Relaxed);
-        Transaction::new(self, id)
+        Transaction::new(self, self.next_transaction_id())
+    }
+
+    /// Starts a transaction whose records are held apart from the log until
+    /// [`PendingRecords::commit`] appends them here.
+    pub fn pending_transaction(&self) -> super::PendingRecords {
+        super::PendingRecords::new(self.next_transaction_id())
+    }
+
+    fn next_transaction_id(&self) -> u64 {
+        self.shared.next_transaction.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The stream signature.

@@ -443,7 +443,7 @@ fn key_of(operation: &Operation) -> Option<(&str, &[u8])> {
 /// before anything of this divergent transaction is applied.
 fn verdict(
     db: &Database,
-    write: &mut WriteTransaction<'_>,
+    write: &mut WriteTransaction,
     operation: &Operation,
     left: &Left,
 ) -> Result<Verdict, DbError> {
@@ -481,7 +481,7 @@ fn table_exists(db: &Database, table: &str) -> Result<bool, DbError> {
     }
 }
 
-fn perform(write: &mut WriteTransaction<'_>, operation: &Operation) -> Result<(), DbError> {
+fn perform(write: &mut WriteTransaction, operation: &Operation) -> Result<(), DbError> {
     match operation {
         Operation::Put { table, key, value } => write.insert(table, key, value).map(drop),
         Operation::Delete { table, key } => write.remove(table, key).map(drop),

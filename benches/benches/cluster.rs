@@ -79,6 +79,7 @@ fn healthy(node: &Node) -> bool {
 fn commit(node: &Node, key: &str, value: &[u8]) -> bool {
     node.with_database(|db| {
         let mut write = db.begin_write()?;
+        write.create_table("messages")?;
         write.insert("messages", key.as_bytes(), value)?;
         write.commit()
     })
@@ -96,6 +97,7 @@ fn pair(root: &Path, fast: bool, messages: u32) -> BenchResult<(Node, Node)> {
     a.with_database(|db| -> BenchResult<()> {
         for chunk in 0..messages.div_ceil(1000) {
             let mut write = db.begin_write()?;
+            write.create_table("messages")?;
             for i in chunk * 1000..((chunk + 1) * 1000).min(messages) {
                 write.insert("messages", format!("m{i:08}").as_bytes(), &value)?;
             }

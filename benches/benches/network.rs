@@ -131,6 +131,7 @@ fn pair(root: &Path, setup: &Setup) -> BenchResult<(Node, Node)> {
 fn commit(node: &Node, key: &str) -> Option<LogPosition> {
     node.with_database(|db| {
         let mut write = db.begin_write().ok()?;
+        write.create_table("messages").ok()?;
         write
             .insert("messages", key.as_bytes(), &[b'm'; 300])
             .ok()?;
@@ -304,6 +305,7 @@ fn catch_up(root: &Path, tcp: bool) -> BenchResult<Duration> {
         let value = vec![b'v'; 4000];
         for chunk in 0..24 {
             let mut write = db.begin_write()?;
+            write.create_table("bulk")?;
             for i in 0..250 {
                 write.insert("bulk", format!("k{chunk:03}-{i:04}").as_bytes(), &value)?;
             }

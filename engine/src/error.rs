@@ -1,28 +1,47 @@
 //! The engine's typed errors. Every error about a file names the file, and where it applies the
 //! generation, segment or log position.
+//!
+//! Conventions, for every error type of BlueJet:
+//! - Display is the whole story, cause included; `source()` returns nothing a message
+//!   already says, so that a reporter walking the chain never prints a cause twice.
+//! - I/O errors have one form, `{path}: {operation} failed: {cause}`, and keep the
+//!   operating system's error as a value (`cause`). A full disk (ENOSPC, EDQUOT) is its own
+//!   variant, `OutOfSpace`, so that a caller can tell it from damage or a failed device.
+//! - A failure that leaves a database or log unusable (`Poisoned`) or a transaction only fit
+//!   to roll back (`TransactionFailed`) keeps the error that caused it, as a value.
 
 use crate::log::{LogPosition, StreamSignature};
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Errors of the transaction log.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
     /// An operating-system call failed.
-    #[error("{path}: {operation} failed: {source}")]
+    #[error("{path}: {operation} failed: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
-        /// The underlying error.
-        source: io::Error,
+        /// The operating system's error (shared: errors are cloned into the poison they
+        /// cause).
+        cause: Arc<io::Error>,
+    },
+    /// The disk (or the user's quota) is full: nothing of the operation was made durable.
+    #[error("{path}: {operation} failed: no space left on the device")]
+    OutOfSpace {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
     },
     /// An earlier write or sync failed; the log accepts nothing more until it is reopened,
-    /// which recovers from what is durable.
+    /// which recovers from what is durable. Holds that failure.
     #[error("the log is unusable after an earlier failure: {0}")]
-    Poisoned(String),
+    Poisoned(Box<LogError>),
     /// The log was closed.
     #[error("the log is closed")]
     Closed,
@@ -186,6 +205,7 @@ impl LogError {
         !matches!(
             self,
             LogError::Io { .. }
+                | LogError::OutOfSpace { .. }
                 | LogError::Poisoned(_)
                 | LogError::Closed
                 | LogError::InvalidConfig(_)
@@ -196,11 +216,31 @@ impl LogError {
         )
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, operation: &'static str, source: io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, operation: &'static str, cause: io::Error) -> Self {
+        let path = path.into();
+        if is_out_of_space(&cause) {
+            return LogError::OutOfSpace { path, operation };
+        }
         LogError::Io {
-            path: path.into(),
+            path,
             operation,
-            source,
+            cause: Arc::new(cause),
         }
     }
+
+    /// Whether the disk (or quota) was full, here or in the failure that poisoned the log.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            LogError::OutOfSpace { .. } => true,
+            LogError::Poisoned(cause) => cause.is_out_of_space(),
+            _ => false,
+        }
+    }
+}
+
+/// Whether an operating-system error says the disk or the user's quota is full.
+pub fn is_out_of_space(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::StorageFull
+        || matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || error.kind() == io::ErrorKind::QuotaExceeded
 }

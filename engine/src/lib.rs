@@ -16,3 +16,9 @@ pub mod value;
 
 pub use db::{Database, DbError, Options};
 pub use error::LogError;
+
+// The README's example is compiled and run with the doc tests, so that it shows the API as
+// it is.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;

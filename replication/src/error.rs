@@ -8,16 +8,23 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplError {
-    /// An I/O operation failed.
-    #[error("{operation} {path}: {source}")]
+    /// An I/O operation failed (the one form of I/O error: see `bluejet_engine::error`).
+    #[error("{path}: {operation} failed: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
-        /// The error.
-        #[source]
-        source: io::Error,
+        /// The operating system's error.
+        cause: io::Error,
+    },
+    /// The disk (or the user's quota) is full: nothing of the operation was made durable.
+    #[error("{path}: {operation} failed: no space left on the device")]
+    OutOfSpace {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
     },
     /// The engine failed (the passive copy or the active database).
     #[error(transparent)]
@@ -107,7 +114,7 @@ pub enum ReplError {
         reason: String,
     },
     /// The network transport could not start (certificates, the listening address).
-    #[error("network: {0}")]
+    #[error(transparent)]
     Network(#[from] crate::net::server::ServeError),
     /// A message given to the transport dumpster is out of bounds (id or body length).
     #[error("invalid message: {0}")]
@@ -116,11 +123,15 @@ pub enum ReplError {
 
 impl ReplError {
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, operation: &'static str, source: io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, operation: &'static str, cause: io::Error) -> Self {
+        let path = path.into();
+        if bluejet_engine::error::is_out_of_space(&cause) {
+            return Self::OutOfSpace { path, operation };
+        }
         Self::Io {
-            path: path.into(),
+            path,
             operation,
-            source,
+            cause,
         }
     }
 }

@@ -174,6 +174,7 @@ impl Inspector {
             Err(error @ ReplError::Io { operation, .. }) if operation != "decompressing" => {
                 Err(error)
             }
+            Err(error @ ReplError::OutOfSpace { .. }) => Err(error),
             Err(problem) => {
                 self.reject(generation, &path, name, &problem.to_string(), round)?;
                 Ok(false)

@@ -39,9 +39,9 @@ pub fn read<T: DeserializeOwned>(fs: &dyn FileSystem, path: &Path) -> Result<Opt
         Ok(bytes) => bytes,
         Err(ReplError::Io {
             operation: "opening",
-            source,
+            cause,
             ..
-        }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        }) if cause.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error),
     };
     unseal(path, &bytes).map(Some)

@@ -59,6 +59,8 @@ impl Source {
             let round = self.round;
             self.round += 1;
             let mut write = self.active.begin_write().unwrap();
+            write.create_table("messages").unwrap();
+            write.create_table("folders").unwrap();
             for j in 0..5u32 {
                 let key = format!("m-{:05}", (round * 7 + j * 13) % 700).into_bytes();
                 let table = if j % 2 == 0 { "messages" } else { "folders" };
@@ -69,6 +71,7 @@ impl Source {
                     let value = format!("{round}-{j}")
                         .repeat(1 + (round as usize % 50))
                         .into_bytes();
+                    write.create_table(table).unwrap();
                     write.insert(table, &key, &value).unwrap();
                     self.model
                         .entry(table.into())

@@ -98,6 +98,7 @@ fn deliver(node: &Node, first: u32, count: u32) -> u32 {
     for i in first..first + count {
         let stored = node.with_database(|db: &Database| {
             let mut write = db.begin_write()?;
+            write.create_table("messages")?;
             write.insert("messages", format!("msg-{i:06}").as_bytes(), &[b'm'; 300])?;
             write.commit()
         });
@@ -1312,6 +1313,7 @@ fn a_copy_whose_content_differs_is_not_failed_over_to() {
     let (a, _links_a, b, _links_b) = pair(root.path(), MountDial::BestAvailability(12));
     a.with_database(|db| {
         let mut write = db.begin_write()?;
+        write.create_table("marker")?;
         write.insert("marker", b"m", b"marker-value-0123456789")?;
         write.commit()
     })

@@ -95,6 +95,7 @@ fn load(a: Arc<Node>, next: Arc<AtomicU32>, stop: Arc<AtomicBool>) -> std::threa
             let sequence = next.load(Ordering::Acquire);
             let stored = a.with_database(|db: &Database| {
                 let mut write = db.begin_write()?;
+                write.create_table("messages")?;
                 write.insert("messages", &key(sequence), &[b'm'; 700])?;
                 write.commit()
             });

@@ -34,6 +34,7 @@ fn deliver(node: &Node, first: u32, count: u32) -> u32 {
     for i in first..first + count {
         let stored = node.with_database(|db: &Database| {
             let mut write = db.begin_write()?;
+            write.create_table("messages")?;
             write.insert("messages", format!("msg-{i:06}").as_bytes(), &[b'm'; 300])?;
             write.commit()
         });
@@ -159,6 +160,7 @@ fn deliver_steadily(node: &Node, stop: &std::sync::atomic::AtomicBool) -> Vec<(S
                         i += 1;
                         let stored = node.with_database(|db: &Database| {
                             let mut write = db.begin_write()?;
+                            write.create_table("messages")?;
                             write.insert("messages", key.as_bytes(), &[b'm'; 300])?;
                             write.commit()
                         });

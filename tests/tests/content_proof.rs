@@ -65,6 +65,7 @@ impl Pair {
     fn commit(&self, entries: &[(&str, String, String)]) {
         let mut write = self.active.begin_write().unwrap();
         for (table, key, value) in entries {
+            write.create_table(table).unwrap();
             write
                 .insert(table, key.as_bytes(), value.as_bytes())
                 .unwrap();
@@ -224,6 +225,7 @@ fn an_unaltered_copy_recounted_at_every_proof_point_stays_proven() {
     for round in 0..4 {
         pair.commit(&mail(20 + round * 5));
         let mut write = pair.active.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .remove("messages", format!("m-{round:04}").as_bytes())
             .unwrap();
@@ -241,6 +243,7 @@ fn recovery_recounts_what_it_rebuilt_and_names_the_table_that_differs() {
         let db = Database::open(directory.path(), options()).unwrap();
         let mut write = db.begin_write().unwrap();
         for (table, key, value) in mail(40) {
+            write.create_table(table).unwrap();
             write
                 .insert(table, key.as_bytes(), value.as_bytes())
                 .unwrap();
@@ -248,6 +251,7 @@ fn recovery_recounts_what_it_rebuilt_and_names_the_table_that_differs() {
         write.commit().unwrap();
         db.checkpoint().unwrap();
         let mut write = db.begin_write().unwrap();
+        write.create_table("other").unwrap();
         write
             .insert("other", b"after the checkpoint", b"v")
             .unwrap();
@@ -287,12 +291,14 @@ fn the_header_holds_the_content_at_each_checkpoint() {
     let db = Database::open(directory.path(), options()).unwrap();
     let mut write = db.begin_write().unwrap();
     for (table, key, value) in mail(30) {
+        write.create_table(table).unwrap();
         write
             .insert(table, key.as_bytes(), value.as_bytes())
             .unwrap();
     }
     write.commit().unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("messages").unwrap();
     write.drop_table("folders").unwrap();
     write.remove("messages", b"m-0001").unwrap();
     write.commit().unwrap();
@@ -313,6 +319,7 @@ fn thousands_of_tables_keep_committing_and_are_proven_by_their_totals() {
     for batch in 0..5 {
         let mut write = pair.active.begin_write().unwrap();
         for n in batch * 500..(batch + 1) * 500 {
+            write.create_table(&name(n)).unwrap();
             write.insert(&name(n), b"uid-1", b"a message").unwrap();
         }
         write.commit().unwrap();
@@ -343,6 +350,7 @@ fn a_value_flipped_among_thousands_of_tables_is_named_by_the_recount() {
     let mut write = pair.active.begin_write().unwrap();
     for n in 0..1_000 {
         let value = format!("message-of-mailbox-{n:08}");
+        write.create_table(&name(n)).unwrap();
         write.insert(&name(n), b"uid-1", value.as_bytes()).unwrap();
     }
     write.commit().unwrap();
@@ -364,6 +372,7 @@ fn a_large_value_fits_small_generations_and_replays() {
     let pair = Pair::new();
     let value = vec![0x5a; 700 << 10];
     let mut write = pair.active.begin_write().unwrap();
+    write.create_table("attachments").unwrap();
     write.insert("attachments", b"big", &value).unwrap();
     write.commit().unwrap();
     pair.ship().unwrap();

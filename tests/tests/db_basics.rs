@@ -21,6 +21,7 @@ fn inserts_gets_removes_and_ranges_in_both_directions() {
     let db = Database::open(directory.path(), options()).unwrap();
     let mut model = BTreeMap::new();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     for index in 0..20_000u64 {
         let value = vec![(index % 251) as u8; (index % 300) as usize];
         write.insert("t", &key(index), &value).unwrap();
@@ -28,6 +29,7 @@ fn inserts_gets_removes_and_ranges_in_both_directions() {
     }
     write.commit().unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     for index in (0..20_000u64).step_by(3) {
         assert!(write.remove("t", &key(index)).unwrap());
         model.remove(&key(index));
@@ -85,15 +87,18 @@ fn a_clean_close_and_a_crash_both_reopen_with_every_commit() {
     let directory = tempfile::tempdir().unwrap();
     let db = Database::open(directory.path(), options()).unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("a").unwrap();
     write.insert("a", b"1", b"one").unwrap();
     write.commit().unwrap();
     db.close().unwrap();
     let db = Database::open(directory.path(), options()).unwrap();
     assert_eq!(db.replay_report().transactions_applied, 0);
     let mut write = db.begin_write().unwrap();
+    write.create_table("a").unwrap();
     write.insert("a", b"2", b"two").unwrap();
     write.commit().unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("a").unwrap();
     write.insert("a", b"3", b"three").unwrap();
     write.abort();
     drop(db); // no close: the next open replays
@@ -124,6 +129,7 @@ fn large_values_go_out_of_line_and_text_is_compressed() {
         })
         .collect();
     let mut write = db.begin_write().unwrap();
+    write.create_table("bodies").unwrap();
     write.insert("bodies", b"text", &text).unwrap();
     write.insert("bodies", b"noise", &noise).unwrap();
     assert_eq!(write.get("bodies", b"noise").unwrap().unwrap(), noise);
@@ -136,6 +142,7 @@ fn large_values_go_out_of_line_and_text_is_compressed() {
     assert_eq!(table.get(b"noise").unwrap().unwrap(), noise);
     drop(read);
     let mut write = db.begin_write().unwrap();
+    write.create_table("bodies").unwrap();
     write.insert("bodies", b"noise", b"small now").unwrap();
     write.commit().unwrap();
     db.checkpoint().unwrap();
@@ -153,11 +160,13 @@ fn a_snapshot_keeps_its_view_while_writers_commit() {
     let directory = tempfile::tempdir().unwrap();
     let db = Database::open(directory.path(), options()).unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", b"k", b"old").unwrap();
     write.commit().unwrap();
     let read = db.begin_read().unwrap();
     for round in 0..200u32 {
         let mut write = db.begin_write().unwrap();
+        write.create_table("t").unwrap();
         write
             .insert("t", b"k", format!("new {round}").as_bytes())
             .unwrap();
@@ -196,6 +205,7 @@ fn concurrent_committers_share_log_flushes() {
             scope.spawn(move || {
                 for index in 0..50u32 {
                     let mut write = db.begin_write().unwrap();
+                    write.create_table("t").unwrap();
                     write
                         .insert("t", format!("{thread}-{index}").as_bytes(), b"v")
                         .unwrap();
@@ -217,6 +227,8 @@ fn the_file_passes_the_integrity_check_after_splits_merges_and_long_values() {
     let db = Database::open(directory.path(), options()).unwrap();
     for round in 0..6u64 {
         let mut write = db.begin_write().unwrap();
+        write.create_table("folders").unwrap();
+        write.create_table("m").unwrap();
         for index in 0..5_000u64 {
             let length = if index % 97 == 0 {
                 20_000
@@ -265,6 +277,7 @@ fn data_ten_times_the_cache_is_written_back_and_read_again_within_the_bound() {
     let value = |index: u64| vec![(index % 253) as u8; 700 + (index % 5) as usize * 1000];
     for batch in 0..20u64 {
         let mut write = db.begin_write().unwrap();
+        write.create_table("big").unwrap();
         for index in batch * 500..(batch + 1) * 500 {
             write.insert("big", &key(index), &value(index)).unwrap();
         }
@@ -296,11 +309,13 @@ fn a_deleted_current_generation_is_refused_not_taken_for_a_cut_roll() {
     let directory = tempfile::tempdir().unwrap();
     let db = Database::open(directory.path(), options()).unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", b"before the roll", b"1").unwrap();
     write.commit().unwrap();
     db.log().roll().unwrap();
     db.checkpoint().unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", b"after the roll", b"2").unwrap();
     write.commit().unwrap();
     drop(db);
@@ -326,6 +341,7 @@ fn the_older_header_copy_stays_whole_after_a_reopen_and_small_commits() {
     let db = Database::open(directory.path(), small.clone()).unwrap();
     for batch in 0..4u64 {
         let mut write = db.begin_write().unwrap();
+        write.create_table("t").unwrap();
         for index in batch * 1000..(batch + 1) * 1000 {
             write.insert("t", &key(index), &[batch as u8; 300]).unwrap();
             model.insert(key(index), vec![batch as u8; 300]);
@@ -336,6 +352,7 @@ fn the_older_header_copy_stays_whole_after_a_reopen_and_small_commits() {
     let db = Database::open(directory.path(), small.clone()).unwrap();
     for index in 0..200u64 {
         let mut write = db.begin_write().unwrap();
+        write.create_table("t").unwrap();
         write.insert("t", &key(index), b"changed").unwrap();
         model.insert(key(index), b"changed".to_vec());
         write.commit().unwrap();
@@ -390,6 +407,7 @@ fn a_commit_the_gate_cannot_confirm_is_not_acknowledged_and_a_refused_one_leaves
     };
     let db = Database::open(directory.path(), gated(true)).unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", b"k", b"v").unwrap();
     let error = write.commit().unwrap_err();
     assert!(matches!(error, DbError::NotAcknowledged(_)), "{error}");
@@ -405,6 +423,7 @@ fn a_commit_the_gate_cannot_confirm_is_not_acknowledged_and_a_refused_one_leaves
 
     let db = Database::open(directory.path(), gated(false)).unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", b"other", b"v").unwrap();
     let error = write.commit().unwrap_err();
     assert!(matches!(error, DbError::CommitRefused(_)), "{error}");

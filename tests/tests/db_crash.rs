@@ -267,6 +267,7 @@ impl Workload {
             }
             1..=130 => {
                 let value = self.value();
+                write.create_table(table)?;
                 let replaced = write.insert(table, &slot.1, &value)?;
                 assert_eq!(
                     replaced,
@@ -277,7 +278,11 @@ impl Workload {
                 state.insert(slot, value.into());
             }
             _ => {
-                let removed = write.remove(table, &slot.1)?;
+                // A table dropped and not written since holds nothing to remove.
+                let removed = match write.remove(table, &slot.1) {
+                    Err(DbError::TableNotFound(_)) => false,
+                    result => result?,
+                };
                 assert_eq!(
                     removed,
                     state.remove(&slot).is_some(),

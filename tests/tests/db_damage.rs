@@ -78,6 +78,7 @@ fn fill(db: &Database, rounds: u64) -> Content {
         let mut write = db.begin_write().expect("begin");
         for n in round * 100..round * 100 + 100 {
             let (table, key, value) = entry(n);
+            write.create_table(table).expect("create");
             write.insert(table, &key, &value).expect("insert");
             content.insert((table.to_owned(), key), value);
         }
@@ -393,6 +394,7 @@ fn dirty_database(directory: &Path) -> (u32, Content) {
     db.checkpoint().expect("checkpoint");
     let checkpoint = db.header().checkpoint.generation;
     let mut write = db.begin_write().expect("begin");
+    write.create_table("messages").expect("create");
     for n in 0..40u64 {
         let (key, value) = (n.to_le_bytes(), bytes(n, 20_000, false));
         write.insert("messages", &key, &value).expect("insert");
@@ -667,6 +669,7 @@ fn a_damaged_child_number_off_the_changed_path_is_no_panic() {
     let insert = || -> Result<(), DbError> {
         let db = Database::open(copy.path(), options())?;
         let mut write = db.begin_write()?;
+        write.create_table("messages")?;
         // The smallest key: its path runs through the first child, not the damaged last one.
         write.insert("messages", b"messages-", b"first")?;
         write.commit().map(|_| ())
@@ -703,6 +706,7 @@ fn a_leaf_with_overlapping_cells_is_damage_not_a_panic() {
     let directory = tempfile::tempdir().expect("tempdir");
     let db = Database::open(directory.path(), options()).expect("open");
     let mut write = db.begin_write().expect("begin");
+    write.create_table("t").expect("create");
     for key in [b"a", b"b", b"c"] {
         write.insert("t", key, b"v").expect("insert");
     }
@@ -721,6 +725,7 @@ fn a_leaf_with_overlapping_cells_is_damage_not_a_panic() {
     let remove = || -> Result<(), DbError> {
         let db = Database::open(directory.path(), options())?;
         let mut write = db.begin_write()?;
+        write.create_table("t")?;
         write.remove("t", b"c")?;
         write.commit().map(|_| ())
     };

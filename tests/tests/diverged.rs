@@ -27,6 +27,7 @@ fn commit(node: &Node, puts: &[(&str, &str, &[u8])], deletes: &[(&str, &str)]) {
     node.with_database(|db: &Database| {
         let mut write = db.begin_write()?;
         for (table, key, value) in puts {
+            write.create_table(table)?;
             write.insert(table, key.as_bytes(), value)?;
         }
         for (table, key) in deletes {

@@ -89,6 +89,7 @@ fn a_kill_inside_a_step_then_a_rerun_puts_no_deleted_message_back() {
     let ledger = ledger.expect("recorded before the first commit");
     assert_eq!(ledger.in_flight.len(), 3);
     let mut write = db.begin_write().unwrap();
+    write.create_table("folders").unwrap();
     write.insert("folders", b"f", b"y").unwrap();
     write.commit().unwrap();
     let again = reapply::reapply(&db, &tail(), Some(&ledger)).unwrap();
@@ -126,16 +127,21 @@ fn a_run_that_fails_half_way_lists_what_it_committed() {
     )
     .unwrap();
     let mut w = old.begin_write().unwrap();
+    w.create_table("mail").unwrap();
     w.insert("mail", b"m", b"message").unwrap();
     w.commit().unwrap();
     let mut w = old.begin_write().unwrap();
+    w.create_table("mail").unwrap();
+    w.create_table("folders").unwrap();
     w.remove("mail", b"m").unwrap();
     w.insert("folders", b"f", b"x").unwrap();
     w.commit().unwrap();
     let mut w = old.begin_write().unwrap();
+    w.create_table("mail").unwrap();
     w.insert("mail", &[b'k'; 2000], b"v").unwrap();
     w.commit().unwrap();
     let mut w = old.begin_write().unwrap();
+    w.create_table("other").unwrap();
     w.insert("other", b"o", b"v").unwrap();
     w.commit().unwrap();
     let closed = old.log().roll().unwrap();
@@ -175,6 +181,7 @@ fn a_run_that_fails_half_way_lists_what_it_committed() {
         .expect("a ledger");
     assert_eq!(ledger.handled.len(), 2, "{ledger:?}");
     let mut write = db.begin_write().unwrap();
+    write.create_table("folders").unwrap();
     write.insert("folders", b"f", b"y").unwrap();
     write.commit().unwrap();
     let again = reapply::reapply_directory(&OsFileSystem, &db, &diverged).unwrap();

@@ -130,7 +130,10 @@ fn commit(node: &Node, operations: &[Operation]) -> LogPosition {
         let mut write = db.begin_write()?;
         for operation in operations {
             match operation {
-                Operation::Put { table, key, value } => write.insert(table, key, value)?,
+                Operation::Put { table, key, value } => {
+                    write.create_table(table)?;
+                    write.insert(table, key, value)?
+                }
                 Operation::Delete { table, key } => write.remove(table, key)?,
                 other => panic!("the workload writes no {other:?}"),
             };
@@ -894,6 +897,7 @@ fn a_second_reapplication_brings_back_no_message_the_old_active_deleted() {
     let first = reapply::reapply(&db, &tail, None).unwrap();
     assert_eq!(first.applied_transactions, 2, "{first:?}");
     let mut write = db.begin_write().unwrap();
+    write.create_table("settings").unwrap();
     write.insert("settings", b"j", b"new active").unwrap();
     write.commit().unwrap();
     let second = reapply::reapply(&db, &tail, Some(&first)).unwrap();

@@ -350,6 +350,9 @@ fn build_base_database(
     use bluejet_engine::db::Database;
     let db = Database::open(directory, checks::db::options(fs)).expect("open");
     let mut write = db.begin_write().expect("begin");
+    write.create_table("messages").expect("create");
+    write.create_table("bodies").expect("create");
+    write.create_table("folders").expect("create");
     for index in 0..80u64 {
         let value = bluejet_tests::value_for(index, 0, 100 + index as usize);
         write
@@ -367,6 +370,8 @@ fn build_base_database(
     write.insert("folders", b"inbox", b"80").expect("insert");
     write.commit().expect("commit");
     let mut write = db.begin_write().expect("begin");
+    write.create_table("messages").expect("create");
+    write.create_table("bodies").expect("create");
     for index in 0..10u64 {
         write
             .remove("messages", format!("m{index:03}").as_bytes())
@@ -379,6 +384,9 @@ fn build_base_database(
     db.checkpoint().expect("checkpoint");
     let next_page = db.header().next_page;
     let mut write = db.begin_write().expect("begin");
+    write.create_table("bodies").expect("create");
+    write.create_table("folders").expect("create");
+    write.create_table("messages").expect("create");
     write.insert("folders", b"sent", b"1").expect("insert");
     write
         .insert("bodies", b"late", &noise[..3000])
@@ -386,11 +394,13 @@ fn build_base_database(
     write.remove("messages", b"m050").expect("remove");
     write.commit().expect("commit");
     let mut write = db.begin_write().expect("begin");
+    write.create_table("folders").expect("create");
     write.insert("folders", b"drafts", b"0").expect("insert");
     write
         .commit_with(bluejet_engine::db::Durability::Lazy)
         .expect("commit");
     let mut write = db.begin_write().expect("begin");
+    write.create_table("folders").expect("create");
     write
         .insert("folders", b"never", b"aborted")
         .expect("insert");

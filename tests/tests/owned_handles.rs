@@ -13,6 +13,7 @@ fn a_write_transaction_commits_on_another_thread_and_a_snapshot_reads_there() {
     let directory = tempfile::tempdir().unwrap();
     let db = open(directory.path());
     let mut write = db.begin_write().unwrap();
+    write.create_table("mail").unwrap();
     write.insert("mail", b"<1@x>", b"first").unwrap();
     // Moved whole, the writer lock with it: the commit happens on the other thread.
     std::thread::spawn(move || write.commit().unwrap())
@@ -20,6 +21,7 @@ fn a_write_transaction_commits_on_another_thread_and_a_snapshot_reads_there() {
         .unwrap();
     let read = db.begin_read().unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("mail").unwrap();
     write.insert("mail", b"<2@x>", b"second").unwrap();
     write.commit().unwrap();
     // The snapshot taken before the second commit, read on another thread, sees the first
@@ -40,6 +42,7 @@ fn clones_share_one_database_and_only_the_last_handle_closes_it() {
     let db = open(directory.path());
     let other = db.clone();
     let mut write = other.begin_write().unwrap();
+    write.create_table("mail").unwrap();
     write.insert("mail", b"<1@x>", b"one").unwrap();
     write.commit().unwrap();
     let read = db.begin_read().unwrap();
@@ -57,6 +60,7 @@ fn clones_share_one_database_and_only_the_last_handle_closes_it() {
         Some(b"one".to_vec())
     );
     let mut write = other.begin_write().unwrap();
+    write.create_table("mail").unwrap();
     write.insert("mail", b"<2@x>", b"two").unwrap();
     write.commit().unwrap();
     match other.clone().close() {
@@ -86,6 +90,7 @@ fn a_snapshot_outliving_every_handle_keeps_the_directory_owned() {
     let directory = tempfile::tempdir().unwrap();
     let db = open(directory.path());
     let mut write = db.begin_write().unwrap();
+    write.create_table("mail").unwrap();
     write.insert("mail", b"<1@x>", b"one").unwrap();
     write.commit().unwrap();
     let read = db.begin_read().unwrap();
@@ -128,6 +133,7 @@ fn a_passive_copy_with_a_snapshot_alive_is_not_activated() {
     let passive =
         PassiveDatabase::create(&passive_dir, &active_dir, Options::default(), origin).unwrap();
     let mut write = active.begin_write().unwrap();
+    write.create_table("mail").unwrap();
     write.insert("mail", b"<1@x>", b"one").unwrap();
     write.commit().unwrap();
     active.log().roll().unwrap();

@@ -31,6 +31,7 @@ fn in_use_pid(result: Result<impl Sized, DbError>) -> (u32, String) {
 
 fn commit(db: &Database, key: &[u8]) {
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", key, b"value").unwrap();
     write.commit().unwrap();
 }
@@ -188,6 +189,7 @@ fn a_hard_linked_copy_of_a_database_is_refused() {
     let live = root.path().join("live");
     let db = Database::open(&live, Options::default()).unwrap();
     let mut write = db.begin_write().unwrap();
+    write.create_table("t").unwrap();
     write.insert("t", b"k", b"v").unwrap();
     write.commit().unwrap();
     let copy = root.path().join("copy");

@@ -47,6 +47,7 @@ fn wrong_modes(root: &Path) -> Vec<(PathBuf, u32)> {
 fn commit(database: &Database, first: u32, count: u32) {
     for i in first..first + count {
         let mut write = database.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .insert("messages", format!("m-{i:05}").as_bytes(), &[7u8; 300])
             .unwrap();

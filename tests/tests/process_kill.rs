@@ -273,6 +273,9 @@ fn commit(
     for operation in &transaction.operations {
         match operation {
             Operation::Insert(table, key, value) => {
+                write
+                    .create_table(table)
+                    .unwrap_or_else(|error| fail("create", error));
                 let replaced = write
                     .insert(table, key, value)
                     .unwrap_or_else(|error| fail("insert", error));
@@ -282,9 +285,11 @@ fn commit(
                 }
             }
             Operation::Remove(table, key) => {
-                let removed = write
-                    .remove(table, key)
-                    .unwrap_or_else(|error| fail("remove", error));
+                let removed = match write.remove(table, key) {
+                    // Nothing was ever inserted into it: nothing to remove.
+                    Err(DbError::TableNotFound(_)) => false,
+                    result => result.unwrap_or_else(|error| fail("remove", error)),
+                };
                 let expected = state.contains_key(&(table.to_string(), key.clone()));
                 if removed != expected {
                     die(format!("{context}: remove says removed = {removed}"));

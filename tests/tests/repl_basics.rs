@@ -20,6 +20,7 @@ fn passive_equals_active_at_every_replayed_generation() {
     let active = Database::open(active_dir.path(), active_options()).unwrap();
     let mut model = Model::new();
     let mut write = active.begin_write().unwrap();
+    write.create_table("messages").unwrap();
     for i in 0..200u32 {
         let key = format!("seed-{i:05}").into_bytes();
         let value = vec![i as u8; 300];
@@ -49,6 +50,7 @@ fn passive_equals_active_at_every_replayed_generation() {
                 let value = format!("{round}-{j}")
                     .repeat(1 + (round as usize % 40))
                     .into_bytes();
+                write.create_table(table).unwrap();
                 write.insert(table, &key, &value).unwrap();
                 model.entry(table.into()).or_default().insert(key, value);
             }
@@ -95,6 +97,7 @@ fn service_replicates_reports_status_and_suspends() {
     let service = ReplicationService::start(config.clone()).unwrap();
     for i in 0..2000u32 {
         let mut write = active.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .insert("messages", format!("{i:06}").as_bytes(), &[7u8; 200])
             .unwrap();
@@ -140,6 +143,7 @@ fn activated_copy_continues_the_stream_on_a_new_timeline() {
     seed(&active, &config).unwrap();
     for i in 0..500u32 {
         let mut write = active.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .insert("messages", format!("{i:06}").as_bytes(), &[3u8; 300])
             .unwrap();
@@ -169,6 +173,7 @@ fn activated_copy_continues_the_stream_on_a_new_timeline() {
     assert_eq!(header.generation, last + 1);
     assert_eq!(header.timeline, 2);
     let mut write = promoted.begin_write().unwrap();
+    write.create_table("messages").unwrap();
     write.insert("messages", b"after-failover", b"x").unwrap();
     write.commit().unwrap();
     promoted.close().unwrap();
@@ -185,6 +190,7 @@ fn seed_while_the_active_keeps_committing() {
     let active = Database::open(active_dir.path(), active_options()).unwrap();
     for i in 0..3000u32 {
         let mut write = active.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .insert("messages", format!("before-{i:06}").as_bytes(), &[1u8; 200])
             .unwrap();
@@ -197,6 +203,7 @@ fn seed_while_the_active_keeps_committing() {
             let mut i = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut write = active.begin_write().unwrap();
+                write.create_table("messages").unwrap();
                 write
                     .insert("messages", format!("during-{i:06}").as_bytes(), &[2u8; 200])
                     .unwrap();
@@ -231,6 +238,7 @@ fn lagged_copy_applies_only_old_enough_generations() {
     let seeded = active.begin_read().unwrap().end();
     for i in 0..300u32 {
         let mut write = active.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .insert("messages", format!("{i:06}").as_bytes(), &[5u8; 400])
             .unwrap();
@@ -298,6 +306,7 @@ fn unreachable_idle_active_is_not_healthy_and_a_brief_gap_does_not_flap() {
     // A gap that lasts less than the settle time leaves the state Healthy throughout.
     for i in 0..300u32 {
         let mut write = active.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .insert("messages", format!("{i:06}").as_bytes(), &[9u8; 900])
             .unwrap();

@@ -48,6 +48,7 @@ fn open(fs: &SimulatedFileSystem) -> Result<Database, DbError> {
 
 fn put(db: &Database, key: &str, value: &[u8]) -> Result<(), DbError> {
     let mut write = db.begin_write()?;
+    write.create_table("messages")?;
     write.insert("messages", key.as_bytes(), value)?;
     write.commit().map(|_| ())
 }

@@ -175,6 +175,8 @@ fn value(index: u64, size: usize) -> Vec<u8> {
 fn fill(database: &Database, first: u64, count: u64) {
     for index in first..first + count {
         let mut write = database.begin_write().unwrap();
+        write.create_table("messages").unwrap();
+        write.create_table("folders").unwrap();
         let key = format!("alice/{index:08}");
         let size = if index % 3 == 0 { 20_000 } else { 300 };
         write
@@ -950,6 +952,7 @@ fn compact_copies_and_verifies() {
     let database = Database::open(&directory, Options::default()).unwrap();
     for index in 0..40u64 {
         let mut write = database.begin_write().unwrap();
+        write.create_table("messages").unwrap();
         write
             .remove("messages", format!("alice/{index:08}").as_bytes())
             .unwrap();
@@ -957,7 +960,7 @@ fn compact_copies_and_verifies() {
     }
     {
         let mut write = database.begin_write().unwrap();
-        write.open_table("empty").unwrap();
+        write.create_table("empty").unwrap();
         write.commit().unwrap();
     }
     database.close().unwrap();

@@ -53,6 +53,7 @@ pub fn run(
                     let key = format!("{thread:02}-{sequence:010}");
                     sequence += 1;
                     let result = db.begin_write().and_then(|mut write| {
+                        write.create_table("messages")?;
                         write.insert("messages", key.as_bytes(), &value)?;
                         write.commit()
                     });

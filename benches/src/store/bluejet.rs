@@ -20,9 +20,11 @@ pub fn open(directory: &Path) -> StoreResult<Box<dyn StoreUnderTest>> {
         cache_bytes: CACHE_BYTES,
         ..Options::default()
     };
-    Ok(Box::new(BlueJetStore {
-        database: Database::open(directory, options)?,
-    }))
+    let database = Database::open(directory, options)?;
+    let mut create = database.begin_write()?;
+    create.create_table(TABLE)?;
+    create.commit()?;
+    Ok(Box::new(BlueJetStore { database }))
 }
 
 impl StoreUnderTest for BlueJetStore {

@@ -12,6 +12,7 @@ use crate::db::{DbError, ReadTransaction};
 /// let directory = tempfile::tempdir().unwrap();
 /// let db = Database::open(directory.path(), Options::default()).unwrap();
 /// let mut write = db.begin_write().unwrap();
+/// write.create_table("mail").unwrap();
 /// write.insert("mail", b"<a@x>", b"hello").unwrap();
 /// write.commit().unwrap();
 /// let read = db.begin_read().unwrap();

@@ -184,12 +184,14 @@ pub(crate) fn close_clean(inner: Inner) -> Result<(), DbError> {
     } = inner;
     drop(store.take_log());
     let LogLink::Active(log) = log else {
-        return Err(DbError::Poisoned(
-            "a passive copy has no log to close".into(),
-        ));
+        return Err(DbError::ReadOnly {
+            what: "a clean close of a passive copy's log (it has none of its own)",
+        });
     };
-    let log = std::sync::Arc::try_unwrap(log)
-        .map_err(|_| DbError::Poisoned("the log is still in use".into()))?;
+    let log = std::sync::Arc::try_unwrap(log).map_err(|log| DbError::StillInUse {
+        handles: 0,
+        transactions: std::sync::Arc::strong_count(&log) - 1,
+    })?;
     let end = log.close()?;
     let header_state = header.into_inner();
     let previous = header_state.header.clone();

@@ -34,6 +34,7 @@ pub const DATABASE_FILE_NAME: &str = "bluejet.db";
 /// let directory = tempfile::tempdir().unwrap();
 /// let db = Database::open(directory.path(), Options::default()).unwrap();
 /// let mut write = db.begin_write().unwrap();
+/// write.create_table("folders").unwrap();
 /// write.insert("folders", b"inbox", b"3 messages").unwrap();
 /// write.commit().unwrap();
 /// let read = db.begin_read().unwrap();
@@ -112,7 +113,8 @@ pub(crate) struct Inner {
     pub checkpoint_position: AtomicU64,
     /// The header's highest required log generation, as last written.
     pub required_generation: AtomicU32,
-    pub poison: Mutex<Option<String>>,
+    /// The failure that made the database unusable, if one did.
+    pub poison: Mutex<Option<DbError>>,
     pub stopping: Mutex<bool>,
     pub wakeup: Condvar,
     pub commits: AtomicU64,
@@ -196,6 +198,7 @@ impl Database {
     /// let directory = tempfile::tempdir().unwrap();
     /// let db = Database::open(directory.path(), Options::default()).unwrap();
     /// let mut write = db.begin_write().unwrap();
+    /// write.create_table("mail").unwrap();
     /// write.insert("mail", b"<a@x>", b"hello").unwrap();
     /// write.commit().unwrap();
     /// assert_eq!(db.verify_content().unwrap().entries(), 1);
@@ -289,7 +292,7 @@ impl Database {
 impl Inner {
     pub fn check_usable(&self) -> Result<(), DbError> {
         match self.poison.lock().as_ref() {
-            Some(reason) => Err(DbError::Poisoned(reason.clone())),
+            Some(cause) => Err(DbError::Poisoned(Box::new(cause.clone()))),
             None => Ok(()),
         }
     }
@@ -299,7 +302,7 @@ impl Inner {
     pub fn poison(&self, error: &DbError) {
         let mut poison = self.poison.lock();
         if poison.is_none() {
-            *poison = Some(error.to_string());
+            *poison = Some(error.clone());
         }
     }
 

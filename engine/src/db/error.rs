@@ -5,21 +5,34 @@ use crate::page::format::PageProblem;
 use crate::LogError;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Everything that can go wrong with a database. Errors about a file name the file, and where
 /// it applies the page or the log generations.
-#[derive(Debug, thiserror::Error)]
+///
+/// The conventions of every BlueJet error (Display says it all, one form of I/O error, causes
+/// kept as values) are in [`crate::error`].
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DbError {
     /// An operating-system call failed.
-    #[error("{path}: {operation} failed: {source}")]
+    #[error("{path}: {operation} failed: {cause}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
-        /// The underlying error.
-        source: io::Error,
+        /// The operating system's error (shared: errors are cloned into the poison they
+        /// cause).
+        cause: Arc<io::Error>,
+    },
+    /// The disk (or the user's quota) is full: nothing of the operation was made durable.
+    #[error("{path}: {operation} failed: no space left on the device")]
+    OutOfSpace {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
     },
     /// The transaction log failed.
     #[error(transparent)]
@@ -112,15 +125,23 @@ pub enum DbError {
         limit: u64,
     },
     /// An operation of this write transaction failed after it had begun to change it; the
-    /// transaction was rolled back and nothing of it is committed.
+    /// transaction can only be rolled back, and nothing of it is committed. Holds that
+    /// operation's error.
     #[error("the transaction was rolled back: an earlier operation failed: {0}")]
-    TransactionFailed(String),
+    TransactionFailed(Box<DbError>),
     /// An option is out of range.
     #[error("invalid options: {0}")]
     InvalidOptions(String),
     /// An earlier failure left the in-memory state unreliable; reopen to recover from the log.
+    /// Holds that failure.
     #[error("the database is unusable after an earlier failure: {0}")]
-    Poisoned(String),
+    Poisoned(Box<DbError>),
+    /// A database opened to be read only (an inspection) was asked to write.
+    #[error("{what}: this database was opened read-only")]
+    ReadOnly {
+        /// What would have been written.
+        what: &'static str,
+    },
     /// Another owner holds the directory: an open database or passive copy, in another
     /// process or in this one.
     #[error(
@@ -161,11 +182,26 @@ pub enum DbError {
 
 impl DbError {
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, operation: &'static str, source: io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, operation: &'static str, cause: io::Error) -> Self {
+        let path = path.into();
+        if crate::error::is_out_of_space(&cause) {
+            return Self::OutOfSpace { path, operation };
+        }
         Self::Io {
-            path: path.into(),
+            path,
             operation,
-            source,
+            cause: Arc::new(cause),
+        }
+    }
+
+    /// Whether the disk (or quota) was full, here, in the log, or in the failure that
+    /// poisoned the database or failed the transaction.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Self::OutOfSpace { .. } => true,
+            Self::Log(error) => error.is_out_of_space(),
+            Self::Poisoned(cause) | Self::TransactionFailed(cause) => cause.is_out_of_space(),
+            _ => false,
         }
     }
 

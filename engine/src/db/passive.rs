@@ -77,6 +77,7 @@ pub struct GenerationReplay {
 ///     PassiveDatabase::create(passive_dir.path(), active_dir.path(), Options::default(), origin)
 ///         .unwrap();
 /// let mut write = active.begin_write().unwrap();
+/// write.create_table("folders").unwrap();
 /// write.insert("folders", b"inbox", b"3 messages").unwrap();
 /// write.commit().unwrap();
 /// active.log().roll().unwrap(); // closes generation 1
@@ -433,7 +434,7 @@ impl PassiveDatabase {
     pub fn load(&self, table: &str, entries: &[KeyValue]) -> Result<(), DbError> {
         self.inner.check_usable()?;
         let mut write = WriteTransaction::begin_unlogged(&self.inner);
-        write.open_table(table)?;
+        write.create_table(table)?;
         for (key, value) in entries {
             write.insert(table, key, value)?;
         }

@@ -147,6 +147,7 @@ impl<'r> ReadTable<'r> {
     /// # let directory = tempfile::tempdir().unwrap();
     /// # let db = Database::open(directory.path(), Options::default()).unwrap();
     /// let mut write = db.begin_write().unwrap();
+    /// write.create_table("t").unwrap();
     /// for key in [b"a", b"b", b"c"] {
     ///     write.insert("t", key, b"v").unwrap();
     /// }
@@ -182,6 +183,7 @@ impl<'r> ReadTable<'r> {
     /// # let directory = tempfile::tempdir().unwrap();
     /// # let db = Database::open(directory.path(), Options::default()).unwrap();
     /// let mut write = db.begin_write().unwrap();
+    /// write.create_table("t").unwrap();
     /// write.insert("t", b"a", b"one").unwrap();
     /// write.insert("t", b"b", b"two").unwrap();
     /// write.commit().unwrap();

@@ -325,7 +325,7 @@ fn redo(write: &mut WriteTransaction, operation: Operation) -> Result<(), DbErro
             write.remove(&table, &key)?;
         }
         Operation::CreateTable { table } => {
-            write.open_table(&table)?;
+            write.create_table(&table)?;
         }
         Operation::DropTable { table } => {
             write.drop_table(&table)?;

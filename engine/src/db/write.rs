@@ -38,7 +38,7 @@ pub struct WriteTransaction {
     changed: bool,
     /// Set when an operation failed after it had logged or changed something: the
     /// transaction can then only be rolled back.
-    failed: Option<String>,
+    failed: Option<DbError>,
 }
 
 /// Where a committed transaction landed.
@@ -136,19 +136,58 @@ impl WriteTransaction {
         self.changed = true;
     }
 
-    /// A handle on `table`, created if it does not exist.
+    /// The table's catalog entry; [`DbError::TableNotFound`] if there is none (a misspelt
+    /// name is an error, never a new table).
+    fn existing(&mut self, table: &str) -> Result<TableMeta, DbError> {
+        self.meta(table, false)?
+            .ok_or_else(|| DbError::TableNotFound(table.to_owned()))
+    }
+
+    /// Creates `table` if it does not exist; returns whether it was created. Tables are
+    /// created only here: every other operation on a table that does not exist fails with
+    /// [`DbError::TableNotFound`], so that a misspelt name cannot silently start a new table.
+    ///
+    /// ```
+    /// use bluejet_engine::db::{Database, DbError, Options};
+    /// let directory = tempfile::tempdir().unwrap();
+    /// let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let mut write = db.begin_write().unwrap();
+    /// assert!(write.create_table("messages").unwrap());
+    /// assert!(!write.create_table("messages").unwrap()); // already there
+    /// write.insert("messages", b"<a@x>", b"hello").unwrap();
+    /// assert!(matches!(
+    ///     write.insert("mesages", b"<a@x>", b"hello"),
+    ///     Err(DbError::TableNotFound(name)) if name == "mesages"
+    /// ));
+    /// write.commit().unwrap();
+    /// db.close().unwrap();
+    /// ```
+    pub fn create_table(&mut self, table: &str) -> Result<bool, DbError> {
+        self.check_open()?;
+        check_key(table.as_bytes(), self.inner.store.page_size())?;
+        if self.meta(table, false)?.is_some() {
+            return Ok(false);
+        }
+        let result = self.meta(table, true).map(|_| true);
+        self.note_failure(result)
+    }
+
+    /// A handle on `table`; [`DbError::TableNotFound`] if it does not exist (see
+    /// [`create_table`](Self::create_table)).
     pub fn open_table(&mut self, table: &str) -> Result<WriteTable<'_>, DbError> {
-        self.meta(table, true)?;
+        self.existing(table)?;
         Ok(WriteTable {
             transaction: self,
             name: table.to_owned(),
         })
     }
 
-    /// Inserts or replaces `key` in `table` (created if needed); returns whether a value was
-    /// replaced.
+    /// Inserts or replaces `key` in `table`; returns whether a value was replaced.
+    /// [`DbError::TableNotFound`] if the table does not exist (see
+    /// [`create_table`](Self::create_table)).
     pub fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
         self.check_open()?;
+        self.existing(table)?;
         check_key(key, self.inner.store.page_size())?;
         if value.len() as u64 > MAX_VALUE_BYTES {
             return Err(DbError::ValueTooLarge {
@@ -164,20 +203,20 @@ impl WriteTransaction {
     /// not commit.
     fn note_failure<T>(&mut self, result: Result<T, DbError>) -> Result<T, DbError> {
         if let Err(error) = &result {
-            self.failed.get_or_insert_with(|| error.to_string());
+            self.failed.get_or_insert_with(|| error.clone());
         }
         result
     }
 
     fn check_open(&self) -> Result<(), DbError> {
         match &self.failed {
-            Some(reason) => Err(DbError::TransactionFailed(reason.clone())),
+            Some(cause) => Err(DbError::TransactionFailed(Box::new(cause.clone()))),
             None => Ok(()),
         }
     }
 
     fn insert_checked(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
-        let mut meta = self.meta(table, true)?.expect("created");
+        let mut meta = self.existing(table)?;
         if let Some(log) = &mut self.log {
             // Half the largest record leaves room for the table and key beside each piece:
             // small generations hold records smaller than the usual piece (found by the
@@ -289,9 +328,7 @@ impl WriteTransaction {
 
     /// The value of `key` in `table`, as this transaction sees it.
     pub fn get(&mut self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, DbError> {
-        let Some(meta) = self.meta(table, false)? else {
-            return Ok(None);
-        };
+        let meta = self.existing(table)?;
         match self.tree().get(meta.root, key)? {
             Some(value) => self.value_bytes(value).map(Some),
             None => Ok(None),
@@ -301,14 +338,13 @@ impl WriteTransaction {
     /// Removes `key` from `table`; returns whether it was there.
     pub fn remove(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
         self.check_open()?;
+        self.existing(table)?;
         let result = self.remove_checked(table, key);
         self.note_failure(result)
     }
 
     fn remove_checked(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
-        let Some(mut meta) = self.meta(table, false)? else {
-            return Ok(false);
-        };
+        let mut meta = self.existing(table)?;
         let (root, removed) = self.tree().remove(meta.root, key)?;
         let Some(removed) = removed else {
             return Ok(false);
@@ -330,9 +366,7 @@ impl WriteTransaction {
         table: &str,
         range: impl RangeBounds<&'k [u8]>,
     ) -> Result<std::vec::IntoIter<super::KeyValue>, DbError> {
-        let Some(meta) = self.meta(table, false)? else {
-            return Ok(Vec::new().into_iter());
-        };
+        let meta = self.existing(table)?;
         let bounds = owned_bounds(range);
         let entries = self.tree().collect(meta.root, &bounds)?;
         let mut values = Vec::with_capacity(entries.len());
@@ -342,12 +376,12 @@ impl WriteTransaction {
         Ok(values.into_iter())
     }
 
-    /// Entries in `table` (0 if it does not exist).
+    /// Entries in `table`.
     pub fn len(&mut self, table: &str) -> Result<u64, DbError> {
-        Ok(self.meta(table, false)?.map_or(0, |meta| meta.count))
+        Ok(self.existing(table)?.count)
     }
 
-    /// Whether `table` is empty or absent.
+    /// Whether `table` is empty.
     pub fn is_empty(&mut self, table: &str) -> Result<bool, DbError> {
         Ok(self.len(table)? == 0)
     }

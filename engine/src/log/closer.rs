@@ -57,9 +57,10 @@ struct State {
     job: Option<CloseJob>,
     /// The header of the generation installed as `E00.log`.
     installed: GenerationHeader,
-    /// The first close that failed (reported once; later waiters see `failed_reason`).
+    /// The first close that failed (reported once; later waiters see `failed_cause`).
     failed: Option<LogError>,
-    failed_reason: Option<String>,
+    /// The failure every later waiter is refused with (as the cause of `Poisoned`).
+    failed_cause: Option<LogError>,
     stop: bool,
 }
 
@@ -101,7 +102,7 @@ impl Closer {
                 job: None,
                 installed,
                 failed: None,
-                failed_reason: None,
+                failed_cause: None,
                 stop: false,
             }),
             changed: Condvar::new(),
@@ -199,7 +200,7 @@ impl Closer {
         // The caller gets the error; everyone after it sees the log as failed, as with the
         // closer thread.
         if let Err(error) = &result {
-            state.failed_reason = Some(error.to_string());
+            state.failed_cause = Some(error.clone());
         }
         let outcome = result.map(|next| state.installed = next);
         self.changed.notify_all();
@@ -217,9 +218,7 @@ impl Closer {
     /// Waits until no close is pending or a generation after `seen` is installed.
     pub fn wait_install_after(&self, seen: u32) -> Result<(), LogError> {
         let mut state = self.state.lock();
-        while state.installing
-            && state.installed.generation <= seen
-            && state.failed_reason.is_none()
+        while state.installing && state.installed.generation <= seen && state.failed_cause.is_none()
         {
             self.changed.wait(&mut state);
         }
@@ -247,7 +246,7 @@ impl Closer {
                 match result {
                     Ok(next) => state.installed = next,
                     Err(error) => {
-                        state.failed_reason = Some(error.to_string());
+                        state.failed_cause = Some(error.clone());
                         state.failed = Some(error);
                     }
                 }
@@ -308,8 +307,8 @@ fn failure(state: &mut State) -> Result<(), LogError> {
     if let Some(error) = state.failed.take() {
         return Err(error);
     }
-    match &state.failed_reason {
-        Some(reason) => Err(LogError::Poisoned(reason.clone())),
+    match &state.failed_cause {
+        Some(cause) => Err(LogError::Poisoned(Box::new(cause.clone()))),
         None => Ok(()),
     }
 }

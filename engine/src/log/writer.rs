@@ -73,7 +73,7 @@ pub(crate) struct State {
     pub(crate) flushing: bool,
     /// A sync is in flight (one at a time); flushes that only write may run meanwhile.
     pub(crate) syncing: bool,
-    poisoned: Option<String>,
+    poisoned: Option<LogError>,
     pub(crate) closing: bool,
 }
 
@@ -596,7 +596,7 @@ impl Shared {
                 if let Some(tap) = &self.tap {
                     tap.stop(&format!("log poisoned: {error}"));
                 }
-                state.poisoned = Some(error.to_string());
+                state.poisoned = Some(error);
             }
         }
         self.notify_all();
@@ -770,8 +770,8 @@ impl Shared {
 }
 
 fn check_usable(state: &State) -> Result<(), LogError> {
-    if let Some(reason) = &state.poisoned {
-        return Err(LogError::Poisoned(reason.clone()));
+    if let Some(cause) = &state.poisoned {
+        return Err(LogError::Poisoned(Box::new(cause.clone())));
     }
     Ok(())
 }

@@ -104,9 +104,9 @@ impl PageStore {
             WriteAhead::Log(log) => log.wait_durable(format::lsn(page))?,
             WriteAhead::Replayed => {}
             WriteAhead::ReadOnly => {
-                return Err(DbError::Poisoned(
-                    "an unwritten page without a log to write it under".into(),
-                ))
+                return Err(DbError::ReadOnly {
+                    what: "an unwritten page without a log to write it under",
+                })
             }
         }
         self.file.write_page(number, page)
@@ -119,9 +119,9 @@ impl PageStore {
         match (&self.write_ahead, newest) {
             (WriteAhead::Log(log), Some(newest)) => log.wait_durable(newest)?,
             (WriteAhead::ReadOnly, Some(_)) => {
-                return Err(DbError::Poisoned(
-                    "unwritten pages without a log to write them under".into(),
-                ))
+                return Err(DbError::ReadOnly {
+                    what: "unwritten pages without a log to write them under",
+                })
             }
             _ => {}
         }

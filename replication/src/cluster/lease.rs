@@ -314,6 +314,7 @@ mod tests {
         let db = Database::open(directory.path(), options).unwrap();
         let commit = |key: &[u8]| {
             let mut write = db.begin_write().unwrap();
+            write.create_table("t").unwrap();
             write.insert("t", key, b"v").unwrap();
             write.commit()
         };

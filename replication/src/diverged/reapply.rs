@@ -451,13 +451,13 @@ fn verdict(
         left.get(&(table.to_owned(), key.to_vec())) == Some(current)
     };
     Ok(match operation {
-        Operation::Put { table, key, value } => match write.get(table, key)? {
+        Operation::Put { table, key, value } => match current(write, table, key)? {
             Some(current) if current == *value => Verdict::Already,
             None => Verdict::Apply,
             current if ours(table, key, &current) => Verdict::Apply,
             Some(_) => Verdict::Conflict("the key holds another value on the active".into()),
         },
-        Operation::Delete { table, key } => match write.get(table, key)? {
+        Operation::Delete { table, key } => match current(write, table, key)? {
             None => Verdict::Already,
             current if ours(table, key, &current) => Verdict::Apply,
             Some(_) => Verdict::Conflict("the key is present on the active".into()),
@@ -473,6 +473,18 @@ fn verdict(
     })
 }
 
+/// The value the active holds for `key`, `None` also when it has no such table.
+fn current(
+    write: &mut WriteTransaction,
+    table: &str,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, DbError> {
+    match write.get(table, key) {
+        Err(DbError::TableNotFound(_)) => Ok(None),
+        found => found,
+    }
+}
+
 fn table_exists(db: &Database, table: &str) -> Result<bool, DbError> {
     match db.begin_read()?.open_table(table) {
         Ok(_) => Ok(true),
@@ -483,9 +495,14 @@ fn table_exists(db: &Database, table: &str) -> Result<bool, DbError> {
 
 fn perform(write: &mut WriteTransaction, operation: &Operation) -> Result<(), DbError> {
     match operation {
-        Operation::Put { table, key, value } => write.insert(table, key, value).map(drop),
+        // A put into a table the active never had creates it, as the old active's
+        // transaction did (its creation may be in an earlier, common transaction).
+        Operation::Put { table, key, value } => {
+            write.create_table(table)?;
+            write.insert(table, key, value).map(drop)
+        }
         Operation::Delete { table, key } => write.remove(table, key).map(drop),
-        Operation::CreateTable { table } => write.open_table(table).map(drop),
+        Operation::CreateTable { table } => write.create_table(table).map(drop),
         // A drop is never to apply (see `verdict`).
         Operation::DropTable { .. } => Ok(()),
     }

@@ -32,6 +32,7 @@ pub fn deliver_once(
     body: &[u8],
 ) -> Result<Delivery, DbError> {
     let mut write = db.begin_write()?;
+    write.create_table(table)?;
     if write.get(table, message_id.as_bytes())?.is_some() {
         // "Already stored" only from a node that may still acknowledge: a fenced node's copy
         // may be in a tail the new active lacks, and the transport would then drop a

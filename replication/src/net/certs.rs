@@ -55,22 +55,22 @@ pub enum CertError {
     Exists(PathBuf),
     /// The directory could not be created.
     #[error("creating the certificate directory: {0}")]
-    Directory(#[source] Box<ReplError>),
+    Directory(Box<ReplError>),
     /// A file could not be written or synced.
-    #[error("writing {}: {source}", path.display())]
+    #[error("{}: writing failed: {cause}", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// The failure.
-        source: io::Error,
+        cause: io::Error,
     },
     /// rcgen could not make a key or a certificate.
-    #[error("generating {what}: {source}")]
+    #[error("generating {what}: {cause}")]
     Generate {
         /// The certificate or key being made.
         what: String,
         /// The failure.
-        source: rcgen::Error,
+        cause: rcgen::Error,
     },
 }
 
@@ -294,7 +294,7 @@ pub fn sync_directory(dir: &Path) -> Result<(), CertError> {
         .sync_directory(dir)
         .map_err(|source| CertError::Write {
             path: dir.to_owned(),
-            source,
+            cause: source,
         })
 }
 
@@ -330,7 +330,7 @@ fn refuse_existing(dir: &Path, nodes: &[String]) -> Result<(), CertError> {
 fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> {
     let failed = |source: io::Error| CertError::Write {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -352,7 +352,7 @@ fn generate_key(what: &str) -> Result<KeyPair, CertError> {
 fn generate_error(what: &str, source: rcgen::Error) -> CertError {
     CertError::Generate {
         what: what.to_owned(),
-        source,
+        cause: source,
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Frame {
 pub enum FrameError {
     /// The stream failed.
     #[error("frame I/O: {0}")]
-    Io(#[source] io::Error),
+    Io(io::Error),
     /// The stream ended cleanly between two frames: the peer closed the connection.
     #[error("the connection was closed")]
     Closed,

@@ -78,12 +78,12 @@ pub enum ServeError {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The socket or the thread.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Io {
         /// What failed.
         what: String,
         /// How.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -115,11 +115,11 @@ impl Server {
             .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
             .map_err(|source| ServeError::Io {
                 what: format!("listening on {}", options.listen),
-                source,
+                cause: source,
             })?;
         let local = listener.local_addr().map_err(|source| ServeError::Io {
             what: "the listening address".into(),
-            source,
+            cause: source,
         })?;
         let stop = Arc::new(AtomicBool::new(false));
         let context = Arc::new(Context {
@@ -134,7 +134,7 @@ impl Server {
             .spawn(move || accept_loop(&listener, &context))
             .map_err(|source| ServeError::Io {
                 what: "starting the server".into(),
-                source,
+                cause: source,
             })?;
         Ok(Self {
             local,

@@ -91,7 +91,7 @@ impl TlsIdentity {
             .build()
             .map_err(|source| TlsError::Verifier {
                 node: self.node.clone(),
-                source,
+                cause: source,
             })?;
         let verifier = NamedClientVerifier::new(webpki, expected);
         let mut config = ServerConfig::builder_with_provider(provider)
@@ -130,7 +130,7 @@ impl TlsIdentity {
     fn config_error(&self, source: rustls::Error) -> TlsError {
         TlsError::Config {
             node: self.node.clone(),
-            source,
+            cause: source,
         }
     }
 }
@@ -286,7 +286,7 @@ fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErr
 fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
     let failed = |source| TlsError::Read {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let file = std::fs::File::open(path).map_err(failed)?;
     let mut bytes = Vec::new();
@@ -307,7 +307,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsError> {
 fn check_private(path: &Path) -> Result<(), TlsError> {
     let metadata = std::fs::metadata(path).map_err(|source| TlsError::Read {
         path: path.to_owned(),
-        source,
+        cause: source,
     })?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {

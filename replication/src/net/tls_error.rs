@@ -15,12 +15,12 @@ pub enum TlsError {
     #[error(transparent)]
     Name(#[from] NodeNameError),
     /// A file could not be read.
-    #[error("reading {}: {source}", path.display())]
+    #[error("{}: reading failed: {cause}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// The failure.
-        source: io::Error,
+        cause: io::Error,
     },
     /// A file larger than any certificate or key.
     #[error("{} is larger than {limit} bytes: not a certificate or key", path.display())]
@@ -49,20 +49,20 @@ pub enum TlsError {
         detail: String,
     },
     /// rustls refused the certificates, the key or the settings.
-    #[error("building the TLS configuration of node {node}: {source}")]
+    #[error("building the TLS configuration of node {node}: {cause}")]
     Config {
         /// The node whose identity it is.
         node: String,
         /// The failure.
-        source: rustls::Error,
+        cause: rustls::Error,
     },
     /// The client certificate verifier could not be built (for example, a bad CA).
-    #[error("building the client verifier of node {node}: {source}")]
+    #[error("building the client verifier of node {node}: {cause}")]
     Verifier {
         /// The node whose identity it is.
         node: String,
         /// The failure.
-        source: rustls::server::VerifierBuilderError,
+        cause: rustls::server::VerifierBuilderError,
     },
     /// The handshake with a peer failed.
     #[error("TLS handshake with node {peer} ({role}) failed: {reason}")]

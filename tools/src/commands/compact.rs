@@ -168,7 +168,7 @@ fn copy_table(
 ) -> Result<(), ToolError> {
     let mut write = database.begin_write()?;
     // Created even when empty: an empty table is still part of the schema.
-    write.open_table(table)?;
+    write.create_table(table)?;
     let (mut batch_entries, mut batch_bytes) = (0, 0);
     for entry in Entries::new(source, root)? {
         let (key, value) = entry?;

@@ -55,6 +55,8 @@ pub fn store(
 ) -> Result<dumpster::Delivery, DbError> {
     let id = delivery.message_key();
     let mut write = db.begin_write()?;
+    write.create_table(MESSAGES)?;
+    write.create_table(FOLDERS)?;
     if write.get(MESSAGES, id.as_bytes())?.is_some() {
         // As `deliver_once`: "already stored" only with the gate's word, once durable.
         write.confirm_unchanged()?;

@@ -38,6 +38,7 @@ pub fn spawn(node: Arc<Node>, rate: u32) -> Load {
 
 fn commit(db: &Database, sequence: u64) -> Result<(), DbError> {
     let mut write = db.begin_write()?;
+    write.create_table("load")?;
     let value = vec![(sequence % 251) as u8; 1024];
     write.insert("load", format!("{sequence:012}").as_bytes(), &value)?;
     write.commit().map(|_| ())

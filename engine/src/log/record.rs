@@ -9,13 +9,14 @@
 //!   8  u32  crc32c of bytes 0..8 followed by the payload
 //!  12  [length] payload
 //! ```
-//! Payloads of kinds 1..=10 are bincode (fixed-width integers, little-endian; byte strings
-//! go through `serde_bytes`, which encodes them exactly as bincode encodes a `Vec<u8>`, a u64
-//! length and the bytes, but copies them whole instead of byte by byte). Kind 11, the proof
-//! record, is encoded by hand ([`crate::content::ContentProof`]). A reader
-//! that meets a kind it does not know skips it by its length.
+//! Every payload is encoded by hand: kinds 1..=10 in [`payload`] (fixed-width little-endian
+//! fields after a u32 variant index, the bytes bincode 1 once wrote, so that older logs still
+//! read), kind 11, the proof record, by [`crate::content::ContentProof`]. A reader that meets
+//! a kind it does not know skips it by its length.
 
-use serde::{Deserialize, Serialize};
+mod payload;
+
+pub use payload::PayloadProblem;
 
 /// Bytes of framing before each payload.
 pub const RECORD_HEADER_BYTES: usize = 12;
@@ -54,9 +55,27 @@ pub mod kind {
     pub const PROOF: u8 = 11;
 }
 
-/// A decoded record of a kind the engine knows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Record {
+/// A record of a kind the engine knows, generic over how it holds its table name and byte
+/// strings: one definition of every kind's fields, both for the owned [`Record`] that decoding
+/// returns and for the borrowed [`RecordRef`] that a transaction encodes straight from its
+/// caller's slices. Both encode to the same bytes.
+///
+/// ```
+/// use bluejet_engine::log::record::{read_record, Record, RecordRef};
+/// let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
+/// Record::Delete { transaction: 7, table: "inbox".into(), key: b"id-1".to_vec() }
+///     .encode_into(&mut owned);
+/// RecordRef::Delete { transaction: 7, table: "inbox", key: b"id-1" }.encode_into(&mut borrowed);
+/// assert_eq!(owned, borrowed);
+/// let raw = read_record(&borrowed).unwrap();
+/// assert_eq!(raw.decode_borrowed().unwrap(), Some(RecordRef::Delete {
+///     transaction: 7,
+///     table: "inbox",
+///     key: b"id-1",
+/// }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordOf<Text, Bytes> {
     /// A transaction begins.
     Begin {
         /// The transaction id, unique within the stream.
@@ -79,37 +98,34 @@ pub enum Record {
         /// The transaction id.
         transaction: u64,
         /// The table name.
-        table: String,
+        table: Text,
         /// The key.
-        #[serde(with = "serde_bytes")]
-        key: Vec<u8>,
+        key: Bytes,
         /// The value.
-        #[serde(with = "serde_bytes")]
-        value: Vec<u8>,
+        value: Bytes,
     },
     /// Remove `key` from `table`.
     Delete {
         /// The transaction id.
         transaction: u64,
         /// The table name.
-        table: String,
+        table: Text,
         /// The key.
-        #[serde(with = "serde_bytes")]
-        key: Vec<u8>,
+        key: Bytes,
     },
     /// Create a table.
     CreateTable {
         /// The transaction id.
         transaction: u64,
         /// The table name.
-        table: String,
+        table: Text,
     },
     /// Drop a table.
     DropTable {
         /// The transaction id.
         transaction: u64,
         /// The table name.
-        table: String,
+        table: Text,
     },
     /// A writer session started.
     Start {
@@ -127,24 +143,28 @@ pub enum Record {
         /// The transaction id.
         transaction: u64,
         /// The table name.
-        table: String,
+        table: Text,
         /// The key.
-        #[serde(with = "serde_bytes")]
-        key: Vec<u8>,
+        key: Bytes,
         /// Offset of this piece in the value.
         offset: u64,
         /// The value's whole length.
         total: u64,
         /// The piece.
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
+        bytes: Bytes,
     },
     /// A proof point: the content summary of the database after every commit before this
     /// record. Written before the first commit of each generation; replay compares its own
-    /// summary with it. Encoded by hand, not by bincode (hence skipped by serde).
-    #[serde(skip)]
+    /// summary with it.
     Proof(crate::content::ContentProof),
 }
+
+/// A record that owns its table name and byte strings: what decoding returns.
+pub type Record = RecordOf<String, Vec<u8>>;
+
+/// A record that borrows its table name and byte strings: what a transaction appends, encoded
+/// from its caller's slices with no owned copy in between.
+pub type RecordRef<'a> = RecordOf<&'a str, &'a [u8]>;
 
 /// Why a record could not be framed or decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,7 +181,7 @@ pub enum RecordProblem {
     /// The frame checksum does not match.
     BadChecksum,
     /// A known kind whose payload does not decode.
-    BadPayload(String),
+    BadPayload(PayloadProblem),
 }
 
 impl std::fmt::Display for RecordProblem {
@@ -187,80 +207,80 @@ pub struct RawRecord<'a> {
     pub payload: &'a [u8],
 }
 
-impl RawRecord<'_> {
+impl<'a> RawRecord<'a> {
     /// Total encoded size, framing included.
     pub fn encoded_len(&self) -> usize {
         RECORD_HEADER_BYTES + self.payload.len()
     }
 
-    /// Decodes a known kind; `Ok(None)` for a kind this build does not know.
+    /// Decodes a known kind into an owned record; `Ok(None)` for a kind this build does not
+    /// know.
     pub fn decode(&self) -> Result<Option<Record>, RecordProblem> {
+        self.decode_as()
+    }
+
+    /// Decodes a known kind into a record that borrows its table name and byte strings from
+    /// the payload; `Ok(None)` for a kind this build does not know.
+    pub fn decode_borrowed(&self) -> Result<Option<RecordRef<'a>>, RecordProblem> {
+        self.decode_as()
+    }
+
+    fn decode_as<Text, Bytes>(&self) -> Result<Option<RecordOf<Text, Bytes>>, RecordProblem>
+    where
+        Text: From<&'a str>,
+        Bytes: From<&'a [u8]>,
+    {
         if self.kind == kind::PROOF {
             return crate::content::ContentProof::decode(self.payload)
-                .map(|proof| Some(Record::Proof(proof)))
-                .map_err(RecordProblem::BadPayload);
+                .map(|proof| Some(RecordOf::Proof(proof)))
+                .map_err(|reason| RecordProblem::BadPayload(PayloadProblem::Proof(reason)));
         }
         if !(kind::BEGIN..=kind::PUT_CHUNK).contains(&self.kind) {
             return Ok(None);
         }
-        use bincode::Options;
-        let record: Record = payload_options()
-            .deserialize(self.payload)
-            .map_err(|error| RecordProblem::BadPayload(error.to_string()))?;
-        if record.kind() != self.kind {
-            return Err(RecordProblem::BadPayload(format!(
-                "kind {} holds a payload of kind {}",
-                self.kind,
-                record.kind()
-            )));
-        }
-        Ok(Some(record))
+        payload::decode(self.kind, self.payload)
+            .map(Some)
+            .map_err(RecordProblem::BadPayload)
     }
 }
 
-fn payload_options() -> impl bincode::Options {
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_little_endian()
-        .with_limit(MAX_RECORD_PAYLOAD_BYTES as u64)
-        .reject_trailing_bytes()
-}
-
-impl Record {
+impl<Text, Bytes> RecordOf<Text, Bytes> {
     /// The kind code of this record.
     pub fn kind(&self) -> u8 {
         match self {
-            Record::Begin { .. } => kind::BEGIN,
-            Record::Commit { .. } => kind::COMMIT,
-            Record::Rollback { .. } => kind::ROLLBACK,
-            Record::Put { .. } => kind::PUT,
-            Record::Delete { .. } => kind::DELETE,
-            Record::CreateTable { .. } => kind::CREATE_TABLE,
-            Record::DropTable { .. } => kind::DROP_TABLE,
-            Record::Start { .. } => kind::START,
-            Record::Stop { .. } => kind::STOP,
-            Record::PutChunk { .. } => kind::PUT_CHUNK,
-            Record::Proof(_) => kind::PROOF,
+            Self::Begin { .. } => kind::BEGIN,
+            Self::Commit { .. } => kind::COMMIT,
+            Self::Rollback { .. } => kind::ROLLBACK,
+            Self::Put { .. } => kind::PUT,
+            Self::Delete { .. } => kind::DELETE,
+            Self::CreateTable { .. } => kind::CREATE_TABLE,
+            Self::DropTable { .. } => kind::DROP_TABLE,
+            Self::Start { .. } => kind::START,
+            Self::Stop { .. } => kind::STOP,
+            Self::PutChunk { .. } => kind::PUT_CHUNK,
+            Self::Proof(_) => kind::PROOF,
         }
     }
 
     /// The transaction the record belongs to, if any.
     pub fn transaction(&self) -> Option<u64> {
         match self {
-            Record::Begin { transaction }
-            | Record::Commit { transaction, .. }
-            | Record::Rollback { transaction }
-            | Record::Put { transaction, .. }
-            | Record::Delete { transaction, .. }
-            | Record::CreateTable { transaction, .. }
-            | Record::DropTable { transaction, .. }
-            | Record::PutChunk { transaction, .. } => Some(*transaction),
-            Record::Start { .. } | Record::Stop { .. } | Record::Proof(_) => None,
+            Self::Begin { transaction }
+            | Self::Commit { transaction, .. }
+            | Self::Rollback { transaction }
+            | Self::Put { transaction, .. }
+            | Self::Delete { transaction, .. }
+            | Self::CreateTable { transaction, .. }
+            | Self::DropTable { transaction, .. }
+            | Self::PutChunk { transaction, .. } => Some(*transaction),
+            Self::Start { .. } | Self::Stop { .. } | Self::Proof(_) => None,
         }
     }
+}
 
-    /// Appends the framed record to `target`.
+impl<Text: AsRef<str>, Bytes: AsRef<[u8]>> RecordOf<Text, Bytes> {
+    /// Appends the framed record to `target`, encoding the payload in place (no payload
+    /// buffer in between, but for a proof).
     ///
     /// ```
     /// use bluejet_engine::log::{Record, read_record};
@@ -270,102 +290,14 @@ impl Record {
     /// assert_eq!(raw.decode().unwrap(), Some(Record::Begin { transaction: 1 }));
     /// ```
     pub fn encode_into(&self, target: &mut Vec<u8>) {
-        match self {
-            Record::Proof(proof) => frame_into(target, kind::PROOF, &proof.encode()),
-            other => encode_framed(target, other.kind(), other),
+        if let Self::Proof(proof) = self {
+            return frame_into(target, kind::PROOF, &proof.encode());
         }
+        let start = target.len();
+        target.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
+        payload::encode(self, target);
+        seal_frame(&mut target[start..], self.kind());
     }
-}
-
-/// A record to append, borrowing its table name, key and value: a transaction encodes what
-/// its caller passed straight into its buffer, with no owned copy in between. Same variants,
-/// in the same order and with the same fields, as [`Record`], so the encoding is the same
-/// (a test checks it byte for byte).
-#[derive(Clone, Copy, Debug, Serialize)]
-pub(crate) enum RecordRef<'a> {
-    Begin {
-        transaction: u64,
-    },
-    Commit {
-        transaction: u64,
-        time_micros: u64,
-    },
-    Rollback {
-        transaction: u64,
-    },
-    Put {
-        transaction: u64,
-        table: &'a str,
-        #[serde(with = "serde_bytes")]
-        key: &'a [u8],
-        #[serde(with = "serde_bytes")]
-        value: &'a [u8],
-    },
-    Delete {
-        transaction: u64,
-        table: &'a str,
-        #[serde(with = "serde_bytes")]
-        key: &'a [u8],
-    },
-    CreateTable {
-        transaction: u64,
-        table: &'a str,
-    },
-    DropTable {
-        transaction: u64,
-        table: &'a str,
-    },
-    Start {
-        time_micros: u64,
-    },
-    Stop {
-        time_micros: u64,
-    },
-    PutChunk {
-        transaction: u64,
-        table: &'a str,
-        #[serde(with = "serde_bytes")]
-        key: &'a [u8],
-        offset: u64,
-        total: u64,
-        #[serde(with = "serde_bytes")]
-        bytes: &'a [u8],
-    },
-}
-
-impl RecordRef<'_> {
-    fn kind(&self) -> u8 {
-        match self {
-            RecordRef::Begin { .. } => kind::BEGIN,
-            RecordRef::Commit { .. } => kind::COMMIT,
-            RecordRef::Rollback { .. } => kind::ROLLBACK,
-            RecordRef::Put { .. } => kind::PUT,
-            RecordRef::Delete { .. } => kind::DELETE,
-            RecordRef::CreateTable { .. } => kind::CREATE_TABLE,
-            RecordRef::DropTable { .. } => kind::DROP_TABLE,
-            RecordRef::Start { .. } => kind::START,
-            RecordRef::Stop { .. } => kind::STOP,
-            RecordRef::PutChunk { .. } => kind::PUT_CHUNK,
-        }
-    }
-
-    /// Appends the framed record to `target`, serialising the payload in place.
-    pub fn encode_into(&self, target: &mut Vec<u8>) {
-        encode_framed(target, self.kind(), self);
-    }
-}
-
-/// Appends a framed record of `kind` whose payload is `record` serialised, in place (no
-/// payload buffer in between).
-fn encode_framed(target: &mut Vec<u8>, kind: u8, record: &impl Serialize) {
-    use bincode::Options;
-    let start = target.len();
-    target.extend_from_slice(&[0u8; RECORD_HEADER_BYTES]);
-    // Serialising plain data into a Vec cannot fail.
-    payload_options()
-        .serialize_into(&mut *target, record)
-        .expect("records serialise");
-    seal_frame(&mut target[start..], kind);
 }
 
 /// Fills in the header of `frame`: a record header (zeros) followed by its whole payload.
@@ -562,9 +494,16 @@ mod tests {
     #[test]
     fn lying_payload_lengths_are_bounded() {
         let mut stream = Vec::new();
-        let huge = bincode::serialize(&(4u32, 1u64, u64::MAX)).unwrap();
+        let mut huge = 3u32.to_le_bytes().to_vec();
+        huge.extend_from_slice(&1u64.to_le_bytes());
+        huge.extend_from_slice(&u64::MAX.to_le_bytes());
         frame_into(&mut stream, kind::PUT, &huge);
         let raw = read_record(&stream).unwrap();
-        assert!(matches!(raw.decode(), Err(RecordProblem::BadPayload(_))));
+        assert!(matches!(
+            raw.decode(),
+            Err(RecordProblem::BadPayload(
+                PayloadProblem::LengthOutOfBounds { .. }
+            ))
+        ));
     }
 }

@@ -103,7 +103,7 @@ impl PendingRecords {
 
     /// Inserts or replaces `key` in `table`.
     pub fn put(&mut self, table: &str, key: &[u8], value: &[u8]) {
-        // Room for the framing and the bincode lengths too, so the buffer grows at most once.
+        // Room for the framing and the length prefixes too, so the buffer grows at most once.
         self.encoded
             .reserve(64 + table.len() + key.len() + value.len());
         self.push(RecordRef::Put {

@@ -73,7 +73,11 @@ fn print_text(report: &RepairReport) {
         report.kept_aside.display()
     );
     crate::out!("  {:<26} {}", "repair count", report.repair_count);
-    crate::out!("  {:<26} {}", "state before", state_name(report.state_before));
+    crate::out!(
+        "  {:<26} {}",
+        "state before",
+        state_name(report.state_before)
+    );
     if report.forced {
         crate::out!("  forced: changes only the log held (after the last checkpoint) are lost");
     }

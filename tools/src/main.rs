@@ -113,7 +113,7 @@ enum Command {
                       beside the database; the repaired database starts a new log stream, so \
                       every replica must be reseeded.\n\n\
                       Exit codes: 0 repaired and nothing was lost, 1 repaired and something \
-                      was lost (see the report), 2 bad usage, 3 refused (the database is \
+                      was lost (see the report; always after --force), 2 bad usage, 3 refused (the database is \
                       open elsewhere, or dirty without --force) or failed: the original is \
                       then as it was."
     )]

@@ -115,9 +115,11 @@ pub struct RepairReport {
 }
 
 impl RepairReport {
-    /// Whether the repair lost anything (a repair of a sound database loses nothing).
+    /// Whether the repair lost anything (a repair of a sound database loses nothing). A
+    /// forced repair counts as a loss: what only the log held is gone, and nobody counted it.
     pub fn lost_anything(&self) -> bool {
-        !self.discarded_pages.is_empty()
+        self.forced
+            || !self.discarded_pages.is_empty()
             || !self.catalog_lost.is_empty()
             || self.tables.iter().any(TableRepair::lost_anything)
             || self.entries_after != self.entries_before

@@ -3,8 +3,9 @@
 //! log are kept in `before-repair-<count>-<seconds>/` beside it, and the report says what was
 //! lost: pages, tables, key ranges between their surviving neighbours, entry counts.
 //!
-//! Exit codes: 0 nothing was lost, 1 the database was repaired and something was lost, 3 the
-//! repair was refused (a live or dirty database) or failed, leaving the original as it was.
+//! Exit codes: 0 nothing was lost, 1 the database was repaired and something was lost (always
+//! after `--force`: what only the log held is gone, uncounted), 3 the repair was refused (a
+//! live or dirty database) or failed, leaving the original as it was.
 
 use super::header::state_name;
 use crate::exit::{ToolError, Verdict};

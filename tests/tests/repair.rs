@@ -9,6 +9,7 @@ mod common;
 
 use bluejet_engine::btree::view::{NodeView, ValueRef};
 use bluejet_engine::db::{Database, DbError, Options, DATABASE_FILE_NAME};
+use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
 use bluejet_engine::inspect::{integrity, DatabaseImage};
 use bluejet_engine::log::LogConfig;
 use bluejet_engine::page::db_header::HEADER_OFFSETS;
@@ -16,7 +17,7 @@ use bluejet_engine::page::format::PAGE_HEADER_BYTES;
 use bluejet_engine::repair::{repair, RepairOptions, RepairReport, TableRepair};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 const PAGE_SIZE: usize = 4096;
 
@@ -543,5 +544,138 @@ fn a_dirty_database_is_refused_unless_forced() {
         content,
         fixture().content,
         "the file's content at its checkpoint"
+    );
+}
+
+/// The database directory on the simulated disk.
+const SIMULATED: &str = "/sim/db";
+
+fn simulated_options(fs: &SimulatedFileSystem) -> Options {
+    let mut options = options();
+    options.log.file_system = Arc::new(fs.clone());
+    options
+}
+
+/// A small database on a simulated disk, closed cleanly, with one leaf of "messages"
+/// damaged; returns the disk, the damaged file and what a repair keeps.
+fn simulated_damaged() -> (SimulatedFileSystem, Vec<u8>, Content) {
+    let fs = SimulatedFileSystem::new();
+    let directory = Path::new(SIMULATED);
+    let db = Database::open(directory, simulated_options(&fs)).unwrap();
+    let mut content = Content::new();
+    let mut write = db.begin_write().unwrap();
+    for n in 0..300u64 {
+        let key = format!("msg-{n:06}").into_bytes();
+        write.insert("messages", &key, &value(n)).unwrap();
+        content
+            .entry("messages".into())
+            .or_default()
+            .insert(key, value(n));
+    }
+    write.commit().unwrap();
+    db.close().unwrap();
+    let image = DatabaseImage::open_with(&fs, directory).unwrap();
+    let root = image.table("messages").unwrap().root;
+    let victim = leaves(&tree(&image, root))[3].clone();
+    drop(image);
+    let path = directory.join(DATABASE_FILE_NAME);
+    let mut file = fs.read_file(&path).unwrap();
+    file[victim.page as usize * PAGE_SIZE + PAGE_HEADER_BYTES + 100] ^= 0x10;
+    fs.write_file_durably(&path, &file);
+    for key in &victim.keys {
+        content.get_mut("messages").unwrap().remove(key);
+    }
+    (fs, file, content)
+}
+
+/// Every table and entry of the database in `directory` on `fs`.
+fn simulated_content(fs: &SimulatedFileSystem) -> Content {
+    let db = Database::open(Path::new(SIMULATED), simulated_options(fs)).unwrap();
+    let read = db.begin_read().unwrap();
+    let mut content = Content::new();
+    for name in read.table_names().unwrap() {
+        let table = read.open_table(&name).unwrap();
+        let entries = table
+            .range(..)
+            .unwrap()
+            .collect::<Result<BTreeMap<_, _>, _>>();
+        content.insert(name, entries.unwrap());
+    }
+    drop(read);
+    db.close().unwrap();
+    content
+}
+
+/// Whether some `before-repair-<count>-<seconds>[.n]` directory of the last minute keeps
+/// `original` byte for byte (the simulated disk lists files, not directories).
+fn kept_aside(fs: &SimulatedFileSystem, original: &[u8]) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let suffixes = ["", ".2", ".3", ".4"];
+    (1..=2u64).any(|count| {
+        (now - 60..=now).any(|seconds| {
+            suffixes.iter().any(|suffix| {
+                let name = format!("before-repair-{count}-{seconds}{suffix}");
+                let kept = Path::new(SIMULATED).join(name).join(DATABASE_FILE_NAME);
+                fs.read_file(&kept).is_some_and(|kept| kept == original)
+            })
+        })
+    })
+}
+
+#[test]
+fn a_crash_at_any_point_of_a_repair_leaves_the_original_or_the_repaired_database() {
+    let (fs, _, _) = simulated_damaged();
+    let start = fs.operations();
+    let how = RepairOptions {
+        options: simulated_options(&fs),
+        force: false,
+    };
+    repair(Path::new(SIMULATED), &how).expect("an uncut repair");
+    let total = fs.operations() - start;
+    let database = Path::new(SIMULATED).join(DATABASE_FILE_NAME);
+    let mut outcomes = [0u32; 2];
+    for seed in [3u64, 11] {
+        for cut in (1..=total).step_by((total as usize / 100).max(1)) {
+            let context = format!("seed {seed} cut {cut} of {total}");
+            let (fs, original, expected) = simulated_damaged();
+            let how = RepairOptions {
+                options: simulated_options(&fs),
+                force: false,
+            };
+            fs.fail_at(fs.operations() + cut, FaultMode::Persistent);
+            let _ = repair(Path::new(SIMULATED), &how);
+            fs.crash(seed ^ cut);
+            // The database is the whole original or the whole repaired file, and the
+            // original is never lost.
+            let found = fs.read_file(&database).expect("a database file");
+            let repaired = found != original;
+            outcomes[usize::from(repaired)] += 1;
+            assert!(
+                !repaired || kept_aside(&fs, &original),
+                "{context}: repaired, but the original is not kept"
+            );
+            if repaired {
+                let image = DatabaseImage::open_with(&fs, Path::new(SIMULATED)).unwrap();
+                assert!(!integrity(&image).unwrap().damaged(), "{context}");
+                assert_eq!(image.header.header.repair_count, 1, "{context}");
+            }
+            // Repair runs again after any crash, and ends with what the first would have.
+            let how = RepairOptions {
+                options: simulated_options(&fs),
+                force: false,
+            };
+            let report = repair(Path::new(SIMULATED), &how)
+                .unwrap_or_else(|error| panic!("{context}: repair again: {error}"));
+            assert_eq!(report.repair_count, 1 + u64::from(repaired), "{context}");
+            assert!(kept_aside(&fs, &original), "{context}: the original kept");
+            assert_eq!(simulated_content(&fs), expected, "{context}");
+        }
+    }
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "crashes left both the original and the repaired file: {outcomes:?}"
     );
 }

@@ -100,7 +100,7 @@ pub fn repair(directory: &Path, how: &RepairOptions) -> Result<RepairReport, DbE
     let rebuilt = work.join(DATABASE_FILE_NAME);
     stamp::stamp(fs.as_ref(), &rebuilt, repair_count)?;
     let entries_after = check(fs.as_ref(), &rebuilt, &path)?;
-    let aside = directory.join(aside_name(repair_count));
+    let aside = aside_directory(fs.as_ref(), directory, repair_count);
     let base = how.options.log.base_name;
     let log_files_moved = install::install(fs.as_ref(), directory, &aside, &rebuilt, base)?;
     clear(fs.as_ref(), &work)?;
@@ -221,13 +221,22 @@ fn check(fs: &dyn FileSystem, rebuilt: &Path, original: &Path) -> Result<u64, Db
     Ok(report.entries)
 }
 
-/// `before-repair-<count>-<seconds since the Unix epoch>`.
-fn aside_name(repair_count: u64) -> PathBuf {
+/// `before-repair-<count>-<seconds since the Unix epoch>` in `directory`, with a suffix
+/// (`.2`, `.3`, ...) if an interrupted repair left one of that name: nothing kept aside is
+/// ever replaced.
+fn aside_directory(fs: &dyn FileSystem, directory: &Path, repair_count: u64) -> PathBuf {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or(0);
-    PathBuf::from(format!("before-repair-{repair_count}-{seconds}"))
+    let base = format!("before-repair-{repair_count}-{seconds}");
+    let mut aside = directory.join(&base);
+    let mut suffix = 1;
+    while fs.exists(&aside) {
+        suffix += 1;
+        aside = directory.join(format!("{base}.{suffix}"));
+    }
+    aside
 }
 
 fn damaged_copies(read: &HeaderRead) -> Vec<(u8, String)> {

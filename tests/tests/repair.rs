@@ -679,3 +679,117 @@ fn a_crash_at_any_point_of_a_repair_leaves_the_original_or_the_repaired_database
         "crashes left both the original and the repaired file: {outcomes:?}"
     );
 }
+
+/// A cleanly closed database of 200 small tables: its catalog spans several leaves below a
+/// branch.
+fn many_tables() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let directory = tempfile::tempdir().unwrap();
+        let db = Database::open(directory.path(), options()).unwrap();
+        let mut content = Content::new();
+        let mut write = db.begin_write().unwrap();
+        for table in 0..200u64 {
+            let name = format!("mailbox-{table:04}");
+            for n in 0..3u64 {
+                let key = format!("uid-{n}").into_bytes();
+                write.insert(&name, &key, &value(table * 10 + n)).unwrap();
+                content
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(key, value(table * 10 + n));
+            }
+        }
+        write.commit().unwrap();
+        db.close().unwrap();
+        Fixture { directory, content }
+    })
+}
+
+/// Repairs a copy of the many-tables fixture after damaging `page`.
+fn repair_many_tables(page: u64) -> (RepairReport, Content) {
+    let copy = copy_of(many_tables().directory.path());
+    damage_page(copy.path(), page);
+    let report = repair(copy.path(), &repair_options(false)).expect("repair");
+    let image = DatabaseImage::open(copy.path()).unwrap();
+    let check = integrity(&image).unwrap();
+    assert!(
+        !check.damaged(),
+        "integrity after repair: {:?}",
+        check.problems
+    );
+    drop(image);
+    (report, read_and_commit(copy.path()))
+}
+
+#[test]
+fn a_damaged_catalog_branch_loses_no_table_name_its_leaves_hold() {
+    let image = DatabaseImage::open(many_tables().directory.path()).unwrap();
+    let catalog = tree(&image, image.header.header.catalog_root);
+    drop(image);
+    assert!(!catalog[0].leaf, "the catalog has a branch root");
+    let (report, mut content) = repair_many_tables(catalog[0].page);
+    assert_eq!(report.catalog_lost.len(), 1);
+    assert_eq!(report.catalog_lost[0].recovered_entries, 200);
+    assert!(report
+        .tables
+        .iter()
+        .all(|table| table.recovered_from.is_none()));
+    assert!(report
+        .tables
+        .iter()
+        .all(|table| table.entries_before == Some(3)));
+    content.get_mut("messages").map(BTreeMap::clear);
+    content.retain(|_, entries| !entries.is_empty());
+    assert_eq!(content, many_tables().content);
+}
+
+#[test]
+fn a_damaged_catalog_leaf_recovers_its_tables_without_their_names() {
+    let image = DatabaseImage::open(many_tables().directory.path()).unwrap();
+    let catalog = tree(&image, image.header.header.catalog_root);
+    let victim = leaves(&catalog)[1].clone();
+    let roots: BTreeMap<String, u64> = image
+        .tables()
+        .unwrap()
+        .into_iter()
+        .map(|(name, meta)| (name, meta.root))
+        .collect();
+    drop(image);
+    let (report, content) = repair_many_tables(victim.page);
+    let range = &report.catalog_lost[0];
+    assert_eq!(range.page, victim.page);
+    assert_eq!(range.recovered_entries, 0);
+    let names = |key: &Option<Vec<u8>>| key.clone().map(|key| String::from_utf8(key).unwrap());
+    let first_lost = String::from_utf8(victim.keys[0].clone()).unwrap();
+    let last_lost = String::from_utf8(victim.keys.last().unwrap().clone()).unwrap();
+    assert!(names(&range.after).unwrap() < first_lost);
+    assert!(names(&range.before).unwrap() > last_lost);
+    for (name, entries) in &many_tables().content {
+        let lost = victim.keys.contains(&name.as_bytes().to_vec());
+        let found = match lost {
+            true => format!("recovered-{}", roots[name]),
+            false => name.clone(),
+        };
+        assert_eq!(&content[&found], entries, "{name} as {found}");
+        assert_eq!(table(&report, &found).recovered_from.is_some(), lost);
+    }
+}
+
+#[test]
+fn a_damaged_free_list_loses_nothing_and_drops_the_old_versions() {
+    let free_list = DatabaseImage::open(fixture().directory.path())
+        .unwrap()
+        .header
+        .header
+        .free_list;
+    assert_ne!(free_list, 0, "the fixture has a free list");
+    let (report, content, _copy) = repair_copy(|directory| damage_page(directory, free_list));
+    assert!(report.free_list_problem.is_some());
+    assert!(report.orphans_dropped > 0, "old versions were dropped");
+    assert_all_but(&content, &[]);
+    assert!(report
+        .tables
+        .iter()
+        .all(|table| table.lost_ranges.is_empty()));
+}

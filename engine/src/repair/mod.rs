@@ -267,6 +267,8 @@ fn catalog_lost(lost: &[walk::LostSubtree], tables: &[TableRepair]) -> Vec<LostR
                 .filter(|name| lost.upper.as_deref().is_some_and(|upper| **name >= upper))
                 .min()
                 .map(|name| name.to_vec());
+            let recovered_entries =
+                names.iter().filter(|name| lost.holds(name, name)).count() as u64;
             LostRange {
                 page: lost.page,
                 problem: lost.problem.clone(),
@@ -274,7 +276,7 @@ fn catalog_lost(lost: &[walk::LostSubtree], tables: &[TableRepair]) -> Vec<LostR
                 upper: lost.upper.clone(),
                 after,
                 before,
-                recovered_entries: 0,
+                recovered_entries,
             }
         })
         .collect()

@@ -67,7 +67,15 @@ pub(super) fn plan(
         };
         tables.insert(name, table);
     }
-    for orphan in orphans::find(&mut walker, free)? {
+    let mut orphans = orphans::find(&mut walker, free)?;
+    if !plan.catalog_lost.is_empty() {
+        let pieces = take_catalog_pieces(file, &mut orphans, &plan.catalog_lost)?;
+        for (name, meta) in pieces {
+            let table = named_orphan(census, &mut orphans, name.clone(), meta);
+            tables.entry(name).or_insert(table);
+        }
+    }
+    for orphan in orphans {
         adopt(&mut tables, orphan, &mut plan);
     }
     plan.tables = tables.into_values().collect();
@@ -96,6 +104,96 @@ fn catalog_entries(
         }
     }
     Ok(entries)
+}
+
+/// Takes out of `orphans` the pieces of the catalog below a lost catalog branch: orphans whose
+/// keys fit a lost catalog range and whose every entry is a catalog entry. Returns their
+/// entries.
+fn take_catalog_pieces(
+    file: &DatabaseFile,
+    orphans: &mut Vec<Orphan>,
+    catalog_lost: &[LostSubtree],
+) -> Result<Vec<(String, TableMeta)>, DbError> {
+    let mut entries = Vec::new();
+    let mut index = 0;
+    while index < orphans.len() {
+        let fits = orphans[index]
+            .salvaged
+            .span
+            .as_ref()
+            .is_some_and(|(first, last)| catalog_lost.iter().any(|lost| lost.holds(first, last)));
+        let piece = match fits {
+            true => catalog_piece(file, &orphans[index].salvaged)?,
+            false => None,
+        };
+        match piece {
+            Some(piece) => {
+                entries.extend(piece);
+                orphans.remove(index);
+            }
+            None => index += 1,
+        }
+    }
+    Ok(entries)
+}
+
+/// The entries of an orphan if every one decodes as a catalog entry.
+fn catalog_piece(
+    file: &DatabaseFile,
+    salvaged: &Salvaged,
+) -> Result<Option<Vec<(String, TableMeta)>>, DbError> {
+    let mut entries = Vec::new();
+    for &leaf in &salvaged.leaves {
+        let (page, _) = file.read_page(leaf)?;
+        let view = crate::btree::view::NodeView::new(&page);
+        for index in 0..view.len() {
+            let crate::btree::view::ValueRef::Inline(value) = view.value(index) else {
+                return Ok(None);
+            };
+            let Ok(meta) = TableMeta::decode(value, file.path(), leaf) else {
+                return Ok(None);
+            };
+            entries.push((String::from_utf8_lossy(view.key(index)).into_owned(), meta));
+        }
+    }
+    Ok(Some(entries))
+}
+
+/// The table an orphaned catalog entry names: its tree is the orphan rooted at its root
+/// page (no catalog walk reached it), or, if that page was discarded, a tree lost whole
+/// (orphans below it are adopted into it later).
+fn named_orphan(
+    census: &Census,
+    orphans: &mut Vec<Orphan>,
+    name: String,
+    meta: TableMeta,
+) -> TablePlan {
+    let mut table = TablePlan {
+        name,
+        entries_before: Some(meta.count),
+        sources: Vec::new(),
+        lost: Vec::new(),
+        recovered_from: None,
+    };
+    if meta.root == 0 {
+        return table;
+    }
+    match orphans.iter().position(|orphan| orphan.root == meta.root) {
+        Some(index) => {
+            let orphan = orphans.remove(index);
+            table.lost = orphan.salvaged.lost.clone();
+            table.sources.push(orphan.salvaged);
+        }
+        None => table.lost.push(LostSubtree {
+            page: meta.root,
+            lower: None,
+            upper: None,
+            problem: census
+                .tree_problem(meta.root)
+                .unwrap_or_else(|| "reached from another tree".into()),
+        }),
+    }
+    table
 }
 
 /// Gives an orphan to the one table whose lost range holds its keys. With none, it is a table

@@ -97,7 +97,8 @@ pub struct RepairReport {
     /// Why the free list could not be read, if it could not (free pages then look orphaned:
     /// see `docs/design.md`, "Repair").
     pub free_list_problem: Option<String>,
-    /// Ranges of table names lost with catalog pages.
+    /// Ranges of table names lost with catalog pages (their `recovered_entries` count the
+    /// table names recovered within them from orphaned catalog leaves).
     pub catalog_lost: Vec<LostRange>,
     /// Every table of the repaired database, in name order.
     pub tables: Vec<TableRepair>,

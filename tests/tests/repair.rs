@@ -534,9 +534,21 @@ fn a_dirty_database_is_refused_unless_forced() {
     drop(db);
     let error = repair(copy.path(), &repair_options(false)).expect_err("refused");
     assert!(
-        matches!(&error, DbError::RepairRefused { reason, .. } if reason.contains("recover")),
+        matches!(&error, DbError::RepairRefused { reason, .. }
+            if reason.contains("recovery should") && reason.contains("run `bluejet recover`")),
         "{error}"
     );
+    // Without the generation recovery needs, it says recovery will fail.
+    let current = copy.path().join("E00.log");
+    let log = std::fs::read(&current).unwrap();
+    std::fs::remove_file(&current).unwrap();
+    let error = repair(copy.path(), &repair_options(false)).expect_err("refused");
+    assert!(
+        matches!(&error, DbError::RepairRefused { reason, .. }
+            if reason.contains("recovery will fail") && reason.contains("--force")),
+        "{error}"
+    );
+    std::fs::write(&current, log).unwrap();
     let report = repair(copy.path(), &repair_options(true)).expect("forced");
     assert!(report.forced);
     let content = read_and_commit(copy.path());

@@ -1048,7 +1048,7 @@ fn repair_refuses_a_dirty_database_unless_forced() {
     let (_root, directory) = dirty_database(3);
     let output = expect(&["repair", arg(&directory)], 3);
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("recover it first"), "{stderr}");
+    assert!(stderr.contains("run `bluejet recover` first"), "{stderr}");
     assert!(!std::fs::read_dir(&directory).unwrap().any(|entry| entry
         .unwrap()
         .file_name()

@@ -49,6 +49,8 @@ pub use report::{DiscardedPage, LostEntry, LostRange, RepairReport, TableRepair}
 use crate::db::{lock_directory, read_header_copies, DbError, Options, DATABASE_FILE_NAME};
 use crate::file::{FileSystem, OpenMode};
 use crate::inspect::{integrity, DatabaseImage};
+use crate::log::directory::LogDirectory;
+use crate::log::BaseName;
 use crate::page::db_header::{first_data_page, CopyCondition, HeaderRead};
 use crate::page::file::DatabaseFile;
 use crate::page::{free_list, DbHeader, DbState};
@@ -80,7 +82,10 @@ pub fn repair(directory: &Path, how: &RepairOptions) -> Result<RepairReport, DbE
         .map_err(|error| DbError::io(&path, "opening", error))?;
     let read = read_header_copies(&handle, &path)?;
     let header = read.header.clone();
-    refuse_dirty(&path, &header, how.force)?;
+    if header.state == DbState::DirtyShutdown && !how.force {
+        let base = how.options.log.base_name;
+        return Err(refuse_dirty(fs.as_ref(), directory, base, &path, &header)?);
+    }
     let page_size = header.page_size as usize;
     let file = DatabaseFile::new(handle, &path, page_size)?;
     let first = first_data_page(page_size);
@@ -136,18 +141,46 @@ pub fn repair(directory: &Path, how: &RepairOptions) -> Result<RepairReport, DbE
     })
 }
 
-/// A dirty database's log may hold committed transactions its file lacks: recovery replays
-/// them and must run first. Repair goes ahead only when forced (recovery failed).
-fn refuse_dirty(path: &Path, header: &DbHeader, force: bool) -> Result<(), DbError> {
-    if header.state != DbState::DirtyShutdown || force {
-        return Ok(());
-    }
-    Err(DbError::RepairRefused {
+/// Why a dirty database is refused: its log may hold committed transactions its file lacks,
+/// which recovery replays and repair would lose. Says whether the generations recovery needs
+/// are all there (recovery should then succeed) or which are missing (it will fail, and a
+/// forced repair is the way left).
+fn refuse_dirty(
+    fs: &dyn FileSystem,
+    directory: &Path,
+    base: BaseName,
+    path: &Path,
+    header: &DbHeader,
+) -> Result<DbError, DbError> {
+    let listing = LogDirectory::list(fs, directory, base)?;
+    let last_closed = listing.last_closed().unwrap_or(0);
+    let first = header.checkpoint.generation;
+    let last = header.log_required.1.max(first);
+    let present = |generation: u32| {
+        listing.closed.contains_key(&generation) || (listing.current && generation > last_closed)
+    };
+    let missing: Vec<u32> = (first..=last)
+        .filter(|&generation| !present(generation))
+        .collect();
+    let outlook = match missing.first() {
+        None => format!(
+            "its log holds generations {first}-{last} that recovery needs, so recovery should \
+             bring it back with every committed transaction: run `bluejet recover` first, then \
+             `bluejet integrity`; repair only if they fail"
+        ),
+        Some(generation) => format!(
+            "recovery will fail: of the generations {first}-{last} it needs, {} are missing \
+             (the first: {generation}); if they cannot be found (a backup, a replica), repair \
+             with --force",
+            missing.len()
+        ),
+    };
+    Ok(DbError::RepairRefused {
         path: path.to_owned(),
-        reason: "the database was not shut down cleanly, and its log may hold committed \
-                 transactions the file lacks: recover it first (`bluejet recover`); repair \
-                 only if recovery fails, with --force, which loses what only the log holds"
-            .into(),
+        reason: format!(
+            "the database was not shut down cleanly and its log may hold committed \
+             transactions the file lacks; {outlook} (--force loses what only the log holds)"
+        ),
     })
 }
 

@@ -13,7 +13,7 @@ use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
 use bluejet_engine::inspect::{integrity, DatabaseImage};
 use bluejet_engine::log::LogConfig;
 use bluejet_engine::page::db_header::HEADER_OFFSETS;
-use bluejet_engine::page::format::PAGE_HEADER_BYTES;
+use bluejet_engine::page::format::{page_checksum, PAGE_HEADER_BYTES};
 use bluejet_engine::repair::{repair, RepairOptions, RepairReport, TableRepair};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -804,4 +804,35 @@ fn a_damaged_free_list_loses_nothing_and_drops_the_old_versions() {
         .tables
         .iter()
         .all(|table| table.lost_ranges.is_empty()));
+}
+
+#[test]
+fn an_undecodable_catalog_entry_recovers_its_table_without_its_name() {
+    let (catalog_root, tables) = layout(fixture().directory.path());
+    let (report, content, _copy) = repair_copy(|directory| {
+        // The entry's format byte changed, the page resealed: only the entry is wrong.
+        let path = directory.join(DATABASE_FILE_NAME);
+        let mut file = std::fs::read(&path).unwrap();
+        let start = catalog_root as usize * PAGE_SIZE;
+        let page = &mut file[start..start + PAGE_SIZE];
+        let at = page
+            .windows(7)
+            .position(|window| window == b"folders")
+            .expect("the catalog names folders");
+        // Key, then the u32 value length, then the value's format byte.
+        page[at + 7 + 4] = 9;
+        let checksum = page_checksum(catalog_root, page);
+        page[..4].copy_from_slice(&checksum.to_le_bytes());
+        std::fs::write(&path, file).unwrap();
+    });
+    assert!(report.discarded_pages.is_empty());
+    assert_eq!(report.catalog_lost.len(), 1);
+    assert_eq!(
+        report.catalog_lost[0].lower.as_deref(),
+        Some(&b"folders"[..])
+    );
+    let recovered = format!("recovered-{}", tables["folders"][0].page);
+    assert_eq!(content[&recovered], fixture().content["folders"]);
+    assert_eq!(content["messages"], fixture().content["messages"]);
+    assert!(!table(&report, "messages").lost_anything());
 }

@@ -56,7 +56,9 @@ pub(super) fn plan(
         ..Plan::default()
     };
     let mut tables = BTreeMap::new();
-    for (name, meta) in catalog_entries(file, &catalog, catalog_root)? {
+    let (entries, undecodable) = catalog_entries(file, &catalog, catalog_root)?;
+    plan.catalog_lost.extend(undecodable);
+    for (name, meta) in entries {
         let salvaged = walker.walk(meta.root)?;
         let table = TablePlan {
             entries_before: Some(meta.count),
@@ -82,28 +84,41 @@ pub(super) fn plan(
     Ok(plan)
 }
 
-/// The catalog's entries that decode; an entry that does not is a table lost by name (its
-/// tree's pages then become orphans).
+/// A table's name and catalog entry.
+type CatalogEntry = (String, TableMeta);
+
+/// The catalog's entries that decode, and a one-name lost range for each that does not: its
+/// table is lost by name, and its tree's pages become orphans, recovered without the name.
 fn catalog_entries(
     file: &DatabaseFile,
     catalog: &Salvaged,
     catalog_root: u64,
-) -> Result<Vec<(String, TableMeta)>, DbError> {
-    let mut entries = Vec::new();
+) -> Result<(Vec<CatalogEntry>, Vec<LostSubtree>), DbError> {
+    let (mut entries, mut undecodable) = (Vec::new(), Vec::new());
     for &leaf in &catalog.leaves {
         let (page, _) = file.read_page(leaf)?;
         let view = crate::btree::view::NodeView::new(&page);
         for index in 0..view.len() {
-            let crate::btree::view::ValueRef::Inline(value) = view.value(index) else {
-                continue;
+            let name = view.key(index);
+            let decoded = match view.value(index) {
+                crate::btree::view::ValueRef::Inline(value) => {
+                    TableMeta::decode(value, file.path(), catalog_root)
+                        .map_err(|error| error.to_string())
+                }
+                crate::btree::view::ValueRef::Long(_) => Err("a catalog entry out of line".into()),
             };
-            if let Ok(meta) = TableMeta::decode(value, file.path(), catalog_root) {
-                let name = String::from_utf8_lossy(view.key(index)).into_owned();
-                entries.push((name, meta));
+            match decoded {
+                Ok(meta) => entries.push((String::from_utf8_lossy(name).into_owned(), meta)),
+                Err(problem) => undecodable.push(LostSubtree {
+                    page: leaf,
+                    lower: Some(name.to_vec()),
+                    upper: Some([name, &[0]].concat()),
+                    problem,
+                }),
             }
         }
     }
-    Ok(entries)
+    Ok((entries, undecodable))
 }
 
 /// Takes out of `orphans` the pieces of the catalog below a lost catalog branch: orphans whose
@@ -113,7 +128,7 @@ fn take_catalog_pieces(
     file: &DatabaseFile,
     orphans: &mut Vec<Orphan>,
     catalog_lost: &[LostSubtree],
-) -> Result<Vec<(String, TableMeta)>, DbError> {
+) -> Result<Vec<CatalogEntry>, DbError> {
     let mut entries = Vec::new();
     let mut index = 0;
     while index < orphans.len() {
@@ -141,7 +156,7 @@ fn take_catalog_pieces(
 fn catalog_piece(
     file: &DatabaseFile,
     salvaged: &Salvaged,
-) -> Result<Option<Vec<(String, TableMeta)>>, DbError> {
+) -> Result<Option<Vec<CatalogEntry>>, DbError> {
     let mut entries = Vec::new();
     for &leaf in &salvaged.leaves {
         let (page, _) = file.read_page(leaf)?;

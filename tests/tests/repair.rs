@@ -231,6 +231,22 @@ fn repair_copy(damage: impl FnOnce(&Path)) -> (RepairReport, Content, tempfile::
         "the damaged original is kept as it was"
     );
     assert!(report.log_files_moved.iter().any(|name| name == "E00.log"));
+    let work = copy
+        .path()
+        .join(format!("repair-{}.work", report.repair_count));
+    assert!(!work.exists(), "the work directory is removed");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&report.kept_aside),
+            0o700,
+            "the kept directory is private"
+        );
+        let kept = report.kept_aside.join(DATABASE_FILE_NAME);
+        assert_eq!(mode(&kept), 0o600, "the kept original is private");
+        assert_eq!(mode(&copy.path().join(DATABASE_FILE_NAME)), 0o600);
+    }
     for name in &report.log_files_moved {
         assert!(report.kept_aside.join(name).exists(), "{name} kept aside");
         assert!(!copy.path().join(name).exists(), "{name} moved");

@@ -12,6 +12,7 @@ pub mod file;
 pub mod inspect;
 pub mod log;
 pub mod page;
+pub mod repair;
 pub mod value;
 
 pub use db::{Database, DbError, Options};

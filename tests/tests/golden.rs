@@ -50,6 +50,8 @@ fn long_value() -> Vec<u8> {
 /// a long value, a table created and dropped, a transaction aborted.
 fn write_first_phase(database: &Database) {
     let mut write = database.begin_write().unwrap();
+    write.create_table("messages").unwrap();
+    write.create_table("folders").unwrap();
     for index in 0..20u32 {
         let key = format!("m-{index:03}");
         let value = format!("message {index}").repeat(1 + index as usize % 4);
@@ -62,6 +64,8 @@ fn write_first_phase(database: &Database) {
     write.commit().unwrap();
 
     let mut write = database.begin_write().unwrap();
+    write.create_table("messages").unwrap();
+    write.create_table("trash").unwrap();
     write.remove("messages", b"m-005").unwrap();
     write.insert("messages", b"m-long", &long_value()).unwrap();
     write.insert("trash", b"t-1", b"deleted soon").unwrap();
@@ -72,6 +76,7 @@ fn write_first_phase(database: &Database) {
     write.commit().unwrap();
 
     let mut write = database.begin_write().unwrap();
+    write.create_table("messages").unwrap();
     write.insert("messages", b"never", b"aborted").unwrap();
     write.abort();
     database.log().roll().unwrap();
@@ -80,6 +85,8 @@ fn write_first_phase(database: &Database) {
 /// The second phase's writes, after the seed: what the replica ships and replays.
 fn write_second_phase(database: &Database) {
     let mut write = database.begin_write().unwrap();
+    write.create_table("folders").unwrap();
+    write.create_table("messages").unwrap();
     write.insert("folders", b"archive", b"3").unwrap();
     write.insert("messages", b"m-001", b"replaced").unwrap();
     write.remove("messages", b"m-019").unwrap();
@@ -107,7 +114,7 @@ fn expected_content() -> Content {
 }
 
 /// Every entry of every table.
-fn content_of(read: &bluejet_engine::db::ReadTransaction<'_>) -> Content {
+fn content_of(read: &bluejet_engine::db::ReadTransaction) -> Content {
     let mut content = Content::new();
     for name in read.table_names().unwrap() {
         let table = read.open_table(&name).unwrap();

@@ -9,6 +9,7 @@
 //! bluejet dump DB TABLE [--hex] [--limit N] [--value-bytes N] [--json]
 //! bluejet recover DIR [--json]                              (alias: r)
 //! bluejet compact SRC DST [--json]                          (alias: d)
+//! bluejet repair DB [--force] [--json]                      (alias: p)
 //! bluejet log dump PATH [--records] [--json] [--base E00]   (alias: bluejet ml PATH)
 //! bluejet checkpoint dump PATH [--json] [--base E00]        (alias: bluejet mk PATH)
 //! bluejet demo [--dir DIR] [--keep] [--writers N] [--messages N] [--mailboxes N] [--rate N]
@@ -101,6 +102,22 @@ enum Command {
     /// Offline compaction into a new directory, verified against the original.
     #[command(visible_alias = "d")]
     Compact(CompactArgs),
+    /// Repair a damaged database offline (like eseutil /p): rebuild it from the pages that
+    /// survive, keep the original and its log aside, and report what was lost.
+    #[command(
+        visible_alias = "p",
+        after_help = "Example:\n  bluejet repair /var/mail/db\n\n\
+                      Run `bluejet recover` first on a database not shut down cleanly: repair \
+                      is for when recovery or `bluejet integrity` fails. The damaged original \
+                      and its log generations are kept in before-repair-<count>-<seconds>/ \
+                      beside the database; the repaired database starts a new log stream, so \
+                      every replica must be reseeded.\n\n\
+                      Exit codes: 0 repaired and nothing was lost, 1 repaired and something \
+                      was lost (see the report; always after --force), 2 bad usage, 3 refused (the database is \
+                      open elsewhere, or dirty without --force) or failed: the original is \
+                      then as it was."
+    )]
+    Repair(RepairArgs),
     /// Log streams and generation files.
     Log {
         #[command(subcommand)]
@@ -484,6 +501,20 @@ struct CompactArgs {
     json: bool,
 }
 
+/// Options of `repair`.
+#[derive(Debug, Args)]
+struct RepairArgs {
+    /// A database directory (holding bluejet.db) or the database file.
+    path: PathBuf,
+    /// Repair a database that was not shut down cleanly without recovering it first: what
+    /// only its log holds is lost (for when recovery fails).
+    #[arg(long)]
+    force: bool,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Options of `log dump`.
 #[derive(Debug, Args)]
 struct LogDumpArgs {
@@ -631,6 +662,7 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
         Command::Compact(args) => {
             commands::compact::run(&args.source, &args.destination, args.json)
         }
+        Command::Repair(args) => commands::repair::run(&args.path, args.force, args.json),
         Command::Log {
             action: LogAction::Dump(args),
         }

@@ -1007,6 +1007,62 @@ fn compact_copies_and_verifies() {
 }
 
 #[test]
+fn repair_reports_what_was_lost_and_keeps_the_original() {
+    let (_root, directory) = small_database();
+    // A sound database: nothing lost (exit 0), the repair count raised.
+    let output = expect(&["repair", arg(&directory), "--json"], 0);
+    let document = json(&output);
+    assert_eq!(document["schema_version"], 1);
+    assert_eq!(document["kind"], "repair");
+    assert_eq!(document["lost_anything"], false);
+    assert_eq!(document["repair_count"], 1);
+    assert_eq!(document["entries_before"], document["entries_after"]);
+    // A damaged root page: its leaves are adopted back, the page and its range reported.
+    let root = damage_table_root(&directory, "messages");
+    let damaged = std::fs::read(directory.join("bluejet.db")).unwrap();
+    let output = expect(&["p", arg(&directory), "--json"], 1);
+    let document = json(&output);
+    assert_eq!(document["repair_count"], 2);
+    assert_eq!(document["discarded_pages"][0]["page"], root);
+    let messages = document["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["name"] == "messages")
+        .unwrap();
+    assert_eq!(messages["lost_ranges"][0]["page"], root);
+    assert_eq!(messages["entries_after"], 60);
+    assert_eq!(messages["entries_before"], 60);
+    let kept = PathBuf::from(document["kept_aside"].as_str().unwrap());
+    assert_eq!(std::fs::read(kept.join("bluejet.db")).unwrap(), damaged);
+    expect(&["integrity", arg(&directory)], 0);
+    // The text form names the page and says data was lost... and the third repair nothing.
+    let output = expect(&["repair", arg(&directory)], 0);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("repair count               3"), "{stdout}");
+    assert!(
+        stdout.ends_with("repair complete: nothing was lost\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn repair_refuses_a_dirty_database_unless_forced() {
+    let (_root, directory) = dirty_database(3);
+    let output = expect(&["repair", arg(&directory)], 3);
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("run `bluejet recover` first"), "{stderr}");
+    assert!(!std::fs::read_dir(&directory).unwrap().any(|entry| entry
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with("before-repair")));
+    // Forced: what only the log held is lost, uncounted (exit 1).
+    let output = expect(&["repair", arg(&directory), "--force", "--json"], 1);
+    assert_eq!(json(&output)["forced"], true);
+}
+
+#[test]
 fn compact_refuses_a_dirty_database() {
     let (root, directory) = dirty_database(3);
     let destination = root.path().join("compact");
@@ -1773,13 +1829,15 @@ fn every_command_on_a_running_cluster_refuses_or_reads_live() {
     let empty = path("empty");
     std::fs::create_dir(&empty).unwrap();
     let (a_config, b_config) = (arg(&a), arg(&b));
-    let refused: [&[&str]; 16] = [
+    let refused: [&[&str]; 18] = [
         &["node", "run", "--config", a_config, "--duration", "1"],
         &["node", "run", "--config", b_config, "--duration", "1"],
         &["restore", &empty, "--to", &a_db],
         &["restore", &empty, "--to", &b_db],
         &["recover", &a_db],
         &["recover", &b_db],
+        &["repair", &a_db],
+        &["repair", &b_db, "--force"],
         &["compact", &a_db, &copied],
         &["repl", "seed", "--active", &a_db, "--replica", &fresh],
         &["repl", "seed", "--active", &a_db, "--replica", &b_dir],

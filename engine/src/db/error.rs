@@ -167,6 +167,15 @@ pub enum DbError {
         /// Read or write transactions still alive.
         transactions: usize,
     },
+    /// A repair was refused before it changed anything: a dirty database whose log recovery
+    /// should replay first, or a rebuilt file that failed its integrity check.
+    #[error("{}: repair refused: {reason}", .path.display())]
+    RepairRefused {
+        /// The database file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The commit gate refused the commit (a node without its lease, a database moved to
     /// another node); nothing of the transaction was committed.
     #[error("commit refused: {0}")]

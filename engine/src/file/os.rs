@@ -171,6 +171,12 @@ impl FileSystem for OsFileSystem {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
+    fn remove_directory(&self, directory: &Path) -> io::Result<()> {
+        fs::remove_dir(directory)
+    }
     fn lock_exclusive(
         &self,
         path: &Path,

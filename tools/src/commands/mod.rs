@@ -31,6 +31,7 @@ pub mod log_file;
 pub mod node_load;
 pub mod node_run;
 pub mod recover;
+pub mod repair;
 pub mod repl_control;
 pub mod repl_run;
 pub mod repl_seed;

@@ -82,7 +82,7 @@ const EXTRAS: &[Extra] = &[
     extra(
         "log dump",
         "bluejet log dump /var/mail/db --from 3:0 --to 4:0 --table messages",
-        "the file or stream checks out (records were printed)",
+        "the file or stream checks out, or the range was printed",
         "damage in a generation, the chain or the checkpoint",
     ),
     extra(

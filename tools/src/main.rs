@@ -436,7 +436,8 @@ enum ReplAction {
 
 #[derive(Debug, Subcommand)]
 enum LogAction {
-    /// Dump one generation file, or verify a whole log directory.
+    /// Dump one generation file, verify a whole log directory, or print a range of its
+    /// records as pg_waldump does (--from, --to, --table, --stats, --follow).
     Dump(LogDumpArgs),
 }
 

@@ -61,7 +61,7 @@ pub fn run(directory: &Path, base: BaseName, options: FollowOptions) -> Result<V
                 return;
             }
             match options.json {
-                true => output::print_json_line(&row.json()),
+                true => output::print_json_line(&row.view()),
                 false => crate::out!("{}", row.text()),
             }
         });

@@ -5,10 +5,9 @@ use super::log_range::{self, Filter, Present};
 use super::log_stats::LogStats;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::RecordRow;
+use crate::records::{RecordJson, RecordRow};
 use bluejet_engine::log::{BaseName, LogPosition};
 use serde::Serialize;
-use serde_json::Value;
 use std::path::Path;
 
 /// What part of the stream to dump, and how.
@@ -38,7 +37,7 @@ struct RangeDocument<'a> {
     end: LogPosition,
     table: Option<&'a str>,
     record_count: u64,
-    records: Option<Vec<Value>>,
+    records: Option<Vec<RecordJson<'a>>>,
     stats: Option<LogStats>,
 }
 
@@ -99,7 +98,7 @@ pub fn run(directory: &Path, base: BaseName, options: RangeOptions) -> Result<Ve
             end,
             table: options.table.as_deref(),
             record_count: count,
-            records: (!options.stats).then(|| rows.iter().map(RecordRow::json).collect()),
+            records: (!options.stats).then(|| rows.iter().map(RecordRow::view).collect()),
             stats: options.stats.then_some(stats),
         });
         return Ok(Verdict::Clean);

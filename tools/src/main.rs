@@ -11,6 +11,7 @@
 //! bluejet compact SRC DST [--json]                          (alias: d)
 //! bluejet repair DB [--force] [--json]                      (alias: p)
 //! bluejet log dump PATH [--records] [--json] [--base E00]   (alias: bluejet ml PATH)
+//! bluejet log dump DIR [--from POS] [--to POS] [--table NAME] [--stats | --follow] [--json]
 //! bluejet checkpoint dump PATH [--json] [--base E00]        (alias: bluejet mk PATH)
 //! bluejet demo [--dir DIR] [--keep] [--writers N] [--messages N] [--mailboxes N] [--rate N]
 //!              [--json]
@@ -48,17 +49,19 @@
 //! error. Errors go to stderr, prefixed `bluejet: `.
 
 mod commands;
+mod demo;
 mod exit;
+mod help;
 mod image;
 mod live;
-mod mail;
 mod output;
+mod position_argument;
 mod positions;
 mod problem;
 mod progress;
 mod records;
 
-use bluejet_engine::log::BaseName;
+use bluejet_engine::log::{BaseName, LogPosition};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use exit::{ToolError, Verdict};
@@ -83,24 +86,24 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// The database header and the condition of both header copies.
-    #[command(visible_alias = "mh")]
+    #[command(alias = "mh")]
     Header(DatabaseArgs),
     /// Read every page of a database and check its checksum.
-    #[command(visible_alias = "k")]
+    #[command(alias = "k")]
     Checksum(DatabaseArgs),
     /// Check every tree, long value and free page of a database.
-    #[command(visible_alias = "g")]
+    #[command(alias = "g")]
     Integrity(DatabaseArgs),
     /// Space use per table.
-    #[command(visible_alias = "ms")]
+    #[command(alias = "ms")]
     Space(DatabaseArgs),
     /// Every entry of a table.
     Dump(DumpArgs),
     /// Soft recovery: replay the log into the database and shut it down cleanly.
-    #[command(visible_alias = "r")]
+    #[command(alias = "r")]
     Recover(DatabaseArgs),
     /// Offline compaction into a new directory, verified against the original.
-    #[command(visible_alias = "d")]
+    #[command(alias = "d")]
     Compact(CompactArgs),
     /// Repair a damaged database offline (like eseutil /p): rebuild it from the pages that
     /// survive, keep the original and its log aside, and report what was lost.
@@ -124,6 +127,7 @@ enum Command {
         action: LogAction,
     },
     /// Alias of `log dump`.
+    #[command(hide = true)]
     Ml(LogDumpArgs),
     /// Checkpoint files.
     Checkpoint {
@@ -131,6 +135,7 @@ enum Command {
         action: CheckpointAction,
     },
     /// Alias of `checkpoint dump`.
+    #[command(hide = true)]
     Mk(CheckpointDumpArgs),
     /// Deliver mail into a database with concurrent writers and a replicated passive copy,
     /// reopen it and verify everything.
@@ -448,7 +453,8 @@ enum ReplAction {
 
 #[derive(Debug, Subcommand)]
 enum LogAction {
-    /// Dump one generation file, or verify a whole log directory.
+    /// Dump one generation file, verify a whole log directory, or print a range of its
+    /// records as pg_waldump does (--from, --to, --table, --stats, --follow).
     Dump(LogDumpArgs),
 }
 
@@ -523,7 +529,27 @@ struct LogDumpArgs {
     /// List every record.
     #[arg(long)]
     records: bool,
-    /// Print one JSON document instead of text.
+    /// Only records from this position: GENERATION:OFFSET, or (G,O) as the tool prints
+    /// positions, or G for the start of generation G. It must start a record.
+    #[arg(long, value_name = "POS", value_parser = position_argument::parse)]
+    from: Option<LogPosition>,
+    /// Only records that start before this position (same notation as --from).
+    #[arg(long, value_name = "POS", value_parser = position_argument::parse)]
+    to: Option<LogPosition>,
+    /// Keep printing records as the log grows and rolls to new generations, until Ctrl-C or
+    /// SIGTERM (from the end of the log unless --from says otherwise). Takes no lock and
+    /// changes nothing, so the database's owner runs on.
+    #[arg(long, conflicts_with_all = ["stats", "records"])]
+    follow: bool,
+    /// Statistics instead of records: records by kind with counts and bytes, transactions
+    /// committed and rolled back, commits per second, bytes per generation.
+    #[arg(long, conflicts_with = "records")]
+    stats: bool,
+    /// Only records touching table NAME, and the commits and rollbacks of the transactions
+    /// that touched it.
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+    /// Print one JSON document instead of text (with --follow: one a line).
     #[arg(long)]
     json: bool,
     /// The stream's base name [default: E00; for a file, taken from its name].
@@ -639,7 +665,8 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             // Generated into memory first: clap_complete panics on a failed write (a closed
             // pipe), and the tool's own output exits quietly instead.
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "bluejet", &mut script);
+            let mut command = help::complete(Cli::command());
+            clap_complete::generate(shell, &mut command, "bluejet", &mut script);
             let script = String::from_utf8_lossy(&script);
             crate::out!("{}", script.trim_end());
             Ok(Verdict::Clean)
@@ -666,14 +693,24 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
         Command::Log {
             action: LogAction::Dump(args),
         }
-        | Command::Ml(args) => {
-            commands::log_dump::run(&args.path, args.base, args.records, args.json)
-        }
+        | Command::Ml(args) => commands::log_dump::run(
+            &args.path,
+            commands::log_dump::DumpOptions {
+                base: args.base,
+                records: args.records,
+                from: args.from,
+                to: args.to,
+                follow: args.follow,
+                stats: args.stats,
+                table: args.table,
+                json: args.json,
+            },
+        ),
         Command::Checkpoint {
             action: CheckpointAction::Dump(args),
         }
         | Command::Mk(args) => commands::checkpoint_dump::run(&args.path, args.base, args.json),
-        Command::Demo(args) => commands::demo::run(&commands::demo::DemoOptions {
+        Command::Demo(args) => commands::demo::run(&demo::DemoOptions {
             directory: args.dir,
             keep: args.keep,
             writers: usize::from(args.writers),
@@ -830,7 +867,14 @@ fn run_repl(action: ReplAction) -> Result<Verdict, ToolError> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = help::complete(Cli::command());
+    let parsed = command
+        .clone()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+        .map_err(|error| help::without_hidden_suggestions(error, &command));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) => {
             return match error.kind() {

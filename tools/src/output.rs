@@ -1,6 +1,7 @@
 //! Formatting shared by the commands: times, sizes, byte strings, signatures and JSON.
 
 use bluejet_engine::log::StreamSignature;
+use serde::Serialize;
 use serde_json::Value;
 
 /// Like `println!`, but a closed stdout (`bluejet ... | head`) ends the process quietly
@@ -25,13 +26,43 @@ pub fn write_line(line: &str) {
     }
 }
 
-/// Prints one JSON document on stdout.
-pub fn print_json(document: &Value) {
-    let mut document = document.clone();
+/// The layout version every `--json` document carries as `schema_version`: raised when a
+/// field changes meaning or goes away (new fields do not raise it). A document that has a
+/// version of its own (a format the replication crate owns) keeps it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Prints one JSON document on stdout, pretty: `document` serialised, with `schema_version`
+/// and (for a live inspection) `live` added at its top level.
+pub fn print_json(document: &impl Serialize) {
+    write_line(&json_text(document, true));
+}
+
+/// Prints one JSON document on one line (JSON Lines, for output that streams).
+pub fn print_json_line(document: &impl Serialize) {
+    write_line(&json_text(document, false));
+}
+
+/// `document` as the text of a tool's JSON document: the one way every command's JSON is
+/// made, so that none lacks `schema_version`.
+fn json_text(document: &impl Serialize, pretty: bool) -> String {
+    let mut document = match serde_json::to_value(document) {
+        Ok(document) => document,
+        Err(error) => {
+            // Only a map with non-string keys fails, which no report of the tool has.
+            eprintln!("bluejet: JSON output: {error}");
+            std::process::exit(i32::from(crate::exit::FAILURE));
+        }
+    };
+    if let Value::Object(map) = &mut document {
+        map.entry("schema_version").or_insert(SCHEMA_VERSION.into());
+    }
     crate::live::mark(&mut document);
+    let text = match pretty {
+        true => serde_json::to_string_pretty(&document),
+        false => serde_json::to_string(&document),
+    };
     // Serialising a `Value` cannot fail.
-    let text = serde_json::to_string_pretty(&document).unwrap_or_default();
-    write_line(&text);
+    text.unwrap_or_default()
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.

@@ -2,11 +2,12 @@
 
 use bluejet_engine::log::GenerationReport;
 use bluejet_engine::LogError;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::path::Path;
 
 /// One piece of damage or inconsistency.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// The generation it concerns, when one can be named.
     pub generation: Option<u32>,
@@ -45,9 +46,9 @@ impl Problem {
         }
     }
 
-    /// The problem as JSON.
+    /// The problem as JSON: `{"generation": g or null, "message": text}`.
     pub fn json(&self) -> Value {
-        json!({ "generation": self.generation, "message": self.message })
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 

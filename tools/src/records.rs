@@ -1,9 +1,10 @@
 //! Describing records: kind names, one-line summaries and per-kind tallies.
 
 use crate::output;
-use bluejet_engine::content::ContentProof;
+use bluejet_engine::content::{ContentProof, TableContent};
 use bluejet_engine::log::record::kind;
 use bluejet_engine::log::{LogPosition, Record};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -153,27 +154,62 @@ impl RecordRow {
         line
     }
 
+    /// The row as it goes into JSON.
+    pub fn view(&self) -> RecordJson<'_> {
+        RecordJson {
+            position: self.position,
+            kind: kind_name(self.kind),
+            kind_code: self.kind,
+            encoded_bytes: self.encoded_bytes,
+            transaction: self.transaction,
+            table: self.table.as_deref(),
+            key: self
+                .key
+                .as_ref()
+                .map(|key| output::byte_string(key, usize::MAX)),
+            value_bytes: self.value_bytes,
+            time_micros: self.time_micros,
+            proof: self.proof.as_ref().map(|proof| ProofJson {
+                entries: proof.totals.entries,
+                checksum: format!("{:016x}", proof.totals.checksum),
+                table_count: proof.tables,
+                tables: proof.listed.as_ref().map(|listed| &listed.tables),
+            }),
+            problem: self.problem.as_deref(),
+        }
+    }
+
     /// The row as a JSON object.
     pub fn json(&self) -> Value {
-        json!({
-            "position": position_json(self.position),
-            "kind": kind_name(self.kind),
-            "kind_code": self.kind,
-            "encoded_bytes": self.encoded_bytes,
-            "transaction": self.transaction,
-            "table": self.table,
-            "key": self.key.as_ref().map(|key| output::byte_string(key, usize::MAX)),
-            "value_bytes": self.value_bytes,
-            "time_micros": self.time_micros,
-            "proof": self.proof.as_ref().map(|proof| json!({
-                "entries": proof.totals.entries,
-                "checksum": format!("{:016x}", proof.totals.checksum),
-                "table_count": proof.tables,
-                "tables": proof.listed.as_ref().map(|listed| &listed.tables),
-            })),
-            "problem": self.problem,
-        })
+        serde_json::to_value(self.view()).unwrap_or_default()
     }
+}
+
+/// One record in JSON.
+#[derive(Serialize)]
+pub struct RecordJson<'a> {
+    position: LogPosition,
+    /// The kind's name (`put`, `commit`...).
+    kind: String,
+    kind_code: u8,
+    encoded_bytes: usize,
+    transaction: Option<u64>,
+    table: Option<&'a str>,
+    /// The key, escaped as text.
+    key: Option<String>,
+    value_bytes: Option<usize>,
+    time_micros: Option<u64>,
+    proof: Option<ProofJson<'a>>,
+    problem: Option<&'a str>,
+}
+
+/// The content summary a proof record carries, in JSON.
+#[derive(Serialize)]
+struct ProofJson<'a> {
+    entries: u64,
+    checksum: String,
+    table_count: u32,
+    tables: Option<&'a Vec<TableContent>>,
 }
 
 /// A log position as JSON: `{"generation": g, "offset": o}`.

@@ -4,11 +4,12 @@
 
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::position_json;
+use bluejet_engine::log::LogPosition;
 use bluejet_replication::backup::{self, BackupReport};
 use bluejet_replication::backup_error::BackupError;
+use bluejet_replication::backup_manifest::{BackupFile, BackupKind};
 use bluejet_replication::ReplicaConfig;
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
 
 /// The exit code of a backup error: damage 1, a refusal 2, anything else as replication's.
@@ -100,24 +101,45 @@ fn print_json(report: &BackupReport) {
     output::print_json(&report_json(report));
 }
 
-/// The manifest summary of a backup taken, as JSON.
-pub fn report_json(report: &BackupReport) -> serde_json::Value {
+/// The manifest summary of a backup taken, the JSON document of `backup` (and part of
+/// `cluster backup`'s).
+#[derive(Serialize)]
+pub struct BackupDocument<'a> {
+    kind: &'static str,
+    backup_kind: BackupKind,
+    id: &'a str,
+    replica: String,
+    target: String,
+    position: LogPosition,
+    database_checkpoint: Option<LogPosition>,
+    first_generation: Option<u32>,
+    last_generation: Option<u32>,
+    covers_through: u32,
+    base: Option<&'a str>,
+    files: &'a [BackupFile],
+    bytes: u64,
+    replayed_before: u32,
+    passed: bool,
+}
+
+/// The manifest summary of a backup taken.
+pub fn report_json(report: &BackupReport) -> BackupDocument<'_> {
     let manifest = &report.manifest;
-    json!({
-        "kind": "backup",
-        "backup_kind": manifest.kind,
-        "id": manifest.id,
-        "replica": manifest.source.display().to_string(),
-        "target": report.target.display().to_string(),
-        "position": position_json(manifest.position),
-        "database_checkpoint": manifest.database_checkpoint.map(position_json),
-        "first_generation": manifest.first_generation,
-        "last_generation": manifest.last_generation,
-        "covers_through": manifest.covers_through(),
-        "base": manifest.base.as_ref().map(|base| base.id.clone()),
-        "files": manifest.files,
-        "bytes": report.bytes,
-        "replayed_before": report.replayed_before,
-        "passed": true,
-    })
+    BackupDocument {
+        kind: "backup",
+        backup_kind: manifest.kind,
+        id: &manifest.id,
+        replica: manifest.source.display().to_string(),
+        target: report.target.display().to_string(),
+        position: manifest.position,
+        database_checkpoint: manifest.database_checkpoint,
+        first_generation: manifest.first_generation,
+        last_generation: manifest.last_generation,
+        covers_through: manifest.covers_through(),
+        base: manifest.base.as_ref().map(|base| base.id.as_str()),
+        files: &manifest.files,
+        bytes: report.bytes,
+        replayed_before: report.replayed_before,
+        passed: true,
+    }
 }

@@ -11,12 +11,13 @@ use super::cluster_file::ClusterFile;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::db::{Database, Options};
+use bluejet_engine::log::LogPosition;
 use bluejet_replication::truncate::{
-    decide, gather, log_bytes, space_warning, truncate_active, TruncationDecision, TruncationInput,
+    decide, gather, log_bytes, space_warning, truncate_active, ReplicaProgress, TruncationDecision,
+    TruncationInput,
 };
-use serde_json::json;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What `truncate` is asked.
@@ -175,18 +176,34 @@ fn print_text(outcome: &Outcome) {
     );
 }
 
+/// The JSON document of `truncate`.
+#[derive(Serialize)]
+struct TruncateDocument<'a> {
+    kind: &'static str,
+    checkpoint: LogPosition,
+    replicas: &'a [ReplicaProgress],
+    backup_covers_through: Option<u32>,
+    circular: bool,
+    delete_below: u32,
+    deleted: &'a [u32],
+    oldest_kept: Option<u32>,
+    reasons: &'a [String],
+    warning: Option<&'a str>,
+    passed: bool,
+}
+
 fn print_json(outcome: &Outcome) {
-    output::print_json(&json!({
-        "kind": "truncate",
-        "checkpoint": position_json(outcome.input.checkpoint),
-        "replicas": outcome.input.replicas,
-        "backup_covers_through": outcome.input.backup_covers_through,
-        "circular": outcome.input.circular,
-        "delete_below": outcome.decision.delete_below,
-        "deleted": outcome.deleted,
-        "oldest_kept": outcome.decision.oldest_kept,
-        "reasons": outcome.decision.reasons,
-        "warning": outcome.warning,
-        "passed": true,
-    }));
+    output::print_json(&TruncateDocument {
+        kind: "truncate",
+        checkpoint: outcome.input.checkpoint,
+        replicas: &outcome.input.replicas,
+        backup_covers_through: outcome.input.backup_covers_through,
+        circular: outcome.input.circular,
+        delete_below: outcome.decision.delete_below,
+        deleted: &outcome.deleted,
+        oldest_kept: outcome.decision.oldest_kept,
+        reasons: &outcome.decision.reasons,
+        warning: outcome.warning.as_deref(),
+        passed: true,
+    });
 }

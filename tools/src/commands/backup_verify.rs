@@ -5,10 +5,11 @@
 use super::backup::tool_error;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_replication::backup_verify::{verify, VerifyReport};
-use serde_json::json;
+use bluejet_engine::log::LogPosition;
+use bluejet_replication::backup_manifest::BackupKind;
+use bluejet_replication::backup_verify::{verify, Problem, VerifyReport};
+use serde::Serialize;
 use std::path::Path;
 
 /// Verifies the backup in `directory`.
@@ -59,17 +60,33 @@ fn print_text(report: &VerifyReport) {
 
 fn print_json(report: &VerifyReport) {
     let manifest = &report.manifest;
-    output::print_json(&json!({
-        "kind": "backup-verify",
-        "directory": report.directory.display().to_string(),
-        "id": manifest.id,
-        "backup_kind": manifest.kind,
-        "position": position_json(manifest.position),
-        "first_generation": manifest.first_generation,
-        "last_generation": manifest.last_generation,
-        "files_checked": report.files_checked,
-        "problems": report.problems,
-        "passed": report.passed(),
-        "verdict": verdict_text(report),
-    }));
+    output::print_json(&VerifyDocument {
+        kind: "backup-verify",
+        directory: report.directory.display().to_string(),
+        id: &manifest.id,
+        backup_kind: manifest.kind,
+        position: manifest.position,
+        first_generation: manifest.first_generation,
+        last_generation: manifest.last_generation,
+        files_checked: report.files_checked,
+        problems: &report.problems,
+        passed: report.passed(),
+        verdict: verdict_text(report),
+    });
+}
+
+/// The JSON document of `backup verify`.
+#[derive(Serialize)]
+struct VerifyDocument<'a> {
+    kind: &'static str,
+    directory: String,
+    id: &'a str,
+    backup_kind: BackupKind,
+    position: LogPosition,
+    first_generation: Option<u32>,
+    last_generation: Option<u32>,
+    files_checked: usize,
+    problems: &'a [Problem],
+    passed: bool,
+    verdict: String,
 }

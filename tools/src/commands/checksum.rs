@@ -4,9 +4,28 @@ use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
 use crate::progress::Progress;
-use bluejet_engine::inspect::{checksum, ChecksumReport};
-use serde_json::json;
+use bluejet_engine::inspect::{checksum, BadPage, ChecksumReport};
+use serde::Serialize;
 use std::path::Path;
+
+/// The JSON document of `checksum`.
+#[derive(Serialize)]
+struct ChecksumDocument<'a> {
+    kind: &'static str,
+    path: String,
+    page_size: usize,
+    pages: u64,
+    good: u64,
+    bad_checksums: u64,
+    wrong_page_numbers: u64,
+    uninitialised: u64,
+    malformed: u64,
+    bytes: u64,
+    elapsed_seconds: f64,
+    mib_per_second: f64,
+    bad_pages: &'a [BadPage],
+    passed: bool,
+}
 
 /// Checks every page of the database at `path`; any bad page is damage (exit 1).
 pub fn run(path: &Path, json: bool) -> Result<Verdict, ToolError> {
@@ -62,20 +81,20 @@ fn print_text(file: &Path, page_size: usize, report: &ChecksumReport) {
 }
 
 fn print_json(file: &Path, page_size: usize, report: &ChecksumReport) {
-    output::print_json(&json!({
-        "kind": "checksum",
-        "path": file.display().to_string(),
-        "page_size": page_size,
-        "pages": report.pages,
-        "good": report.good,
-        "bad_checksums": report.bad_checksums,
-        "wrong_page_numbers": report.wrong_page_numbers,
-        "uninitialised": report.uninitialised,
-        "malformed": report.malformed,
-        "bytes": report.bytes,
-        "elapsed_seconds": report.elapsed.as_secs_f64(),
-        "mib_per_second": throughput(report),
-        "bad_pages": report.bad_pages,
-        "passed": report.bad_pages.is_empty(),
-    }));
+    output::print_json(&ChecksumDocument {
+        kind: "checksum",
+        path: file.display().to_string(),
+        page_size,
+        pages: report.pages,
+        good: report.good,
+        bad_checksums: report.bad_checksums,
+        wrong_page_numbers: report.wrong_page_numbers,
+        uninitialised: report.uninitialised,
+        malformed: report.malformed,
+        bytes: report.bytes,
+        elapsed_seconds: report.elapsed.as_secs_f64(),
+        mib_per_second: throughput(report),
+        bad_pages: &report.bad_pages,
+        passed: report.bad_pages.is_empty(),
+    });
 }

@@ -16,7 +16,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_replication::cluster::backup_request::{self, BackupAnswer, BackupOutcome, Watch};
 use bluejet_replication::cluster::Role;
-use serde_json::json;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -140,17 +140,29 @@ fn refused(options: &BackupOptions, node: &str, message: &str) -> Result<Verdict
     Ok(Verdict::Damaged)
 }
 
+/// The JSON document of `cluster backup`.
+#[derive(Serialize)]
+struct ClusterBackupDocument<'a> {
+    kind: &'static str,
+    node: &'a str,
+    incremental: bool,
+    ok: bool,
+    message: &'a str,
+    backup: Option<super::backup::BackupDocument<'a>>,
+    passed: bool,
+}
+
 fn print(options: &BackupOptions, node: &str, answer: &BackupAnswer) {
     if options.json {
-        output::print_json(&json!({
-            "kind": "cluster-backup",
-            "node": node,
-            "incremental": options.incremental,
-            "ok": answer.ok,
-            "message": answer.message,
-            "backup": answer.report.as_deref().map(super::backup::report_json),
-            "passed": answer.ok,
-        }));
+        output::print_json(&ClusterBackupDocument {
+            kind: "cluster-backup",
+            node,
+            incremental: options.incremental,
+            ok: answer.ok,
+            message: &answer.message,
+            backup: answer.report.as_deref().map(super::backup::report_json),
+            passed: answer.ok,
+        });
         return;
     }
     match (&answer.report, answer.ok) {

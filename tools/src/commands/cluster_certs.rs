@@ -15,7 +15,7 @@
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_replication::net::certs::{make_cluster_certs, CertError, CertFiles, Validity};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::SystemTime;
@@ -94,6 +94,34 @@ fn mode_of(path: &Path) -> Option<u32> {
     Some(metadata.permissions().mode() & 0o777)
 }
 
+/// The JSON document of `cluster certs`; a refusal has no nodes, days nor validity.
+#[derive(Serialize)]
+struct CertsDocument<'a> {
+    kind: &'static str,
+    dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_before: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_after: Option<String>,
+    files: Vec<WrittenJson<'a>>,
+    ok: bool,
+    message: Option<&'a str>,
+    passed: bool,
+}
+
+/// One file written, in the JSON document.
+#[derive(Serialize)]
+struct WrittenJson<'a> {
+    path: &'a str,
+    what: &'a str,
+    node: Option<&'a str>,
+    mode: String,
+}
+
 fn mode_text(mode: Option<u32>) -> String {
     mode.map_or_else(|| "?".into(), |mode| format!("{mode:04o}"))
 }
@@ -110,29 +138,27 @@ fn report_written(dir: &Path, files: &CertFiles, days: u32, as_json: bool) {
         not_after,
     } = files.validity;
     if as_json {
-        let list: Vec<Value> = entries
+        let list = entries
             .iter()
-            .map(|file| {
-                json!({
-                    "path": file.path,
-                    "what": file.what,
-                    "node": file.node,
-                    "mode": mode_text(file.mode),
-                })
+            .map(|file| WrittenJson {
+                path: &file.path,
+                what: &file.what,
+                node: file.node.as_deref(),
+                mode: mode_text(file.mode),
             })
             .collect();
-        output::print_json(&json!({
-            "kind": "cluster-certs",
-            "dir": dir.display().to_string(),
-            "nodes": files.nodes.iter().map(|node| &node.0).collect::<Vec<_>>(),
-            "days": days,
-            "not_before": output::time(micros(not_before)),
-            "not_after": output::time(micros(not_after)),
-            "files": list,
-            "ok": true,
-            "message": Value::Null,
-            "passed": true,
-        }));
+        output::print_json(&CertsDocument {
+            kind: "cluster-certs",
+            dir: dir.display().to_string(),
+            nodes: Some(files.nodes.iter().map(|node| node.0.as_str()).collect()),
+            days: Some(days),
+            not_before: Some(output::time(micros(not_before))),
+            not_after: Some(output::time(micros(not_after))),
+            files: list,
+            ok: true,
+            message: None,
+            passed: true,
+        });
         return;
     }
     crate::out!(
@@ -151,14 +177,18 @@ fn report_written(dir: &Path, files: &CertFiles, days: u32, as_json: bool) {
 
 fn report_refused(dir: &Path, message: &str, as_json: bool) {
     if as_json {
-        output::print_json(&json!({
-            "kind": "cluster-certs",
-            "dir": dir.display().to_string(),
-            "files": [],
-            "ok": false,
-            "message": message,
-            "passed": false,
-        }));
+        output::print_json(&CertsDocument {
+            kind: "cluster-certs",
+            dir: dir.display().to_string(),
+            nodes: None,
+            days: None,
+            not_before: None,
+            not_after: None,
+            files: Vec::new(),
+            ok: false,
+            message: Some(message),
+            passed: false,
+        });
     } else {
         crate::out!("cluster certs refused: {message}");
     }

@@ -11,9 +11,22 @@ use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::cluster::witness::{InitError, Witness};
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The JSON document of `cluster init`.
+#[derive(Serialize)]
+struct InitDocument<'a> {
+    kind: &'static str,
+    witness: String,
+    owner: &'a str,
+    comment: &'a str,
+    ok: bool,
+    epoch: Option<u64>,
+    message: &'a str,
+    passed: bool,
+}
 
 /// Writes the first witness record; see the module documentation.
 pub fn run(config: &Path, comment: Option<&str>, as_json: bool) -> Result<Verdict, ToolError> {
@@ -61,16 +74,16 @@ pub fn run(config: &Path, comment: Option<&str>, as_json: bool) -> Result<Verdic
         Err(InitError::Unreachable(error)) => return Err(error.into()),
     };
     if as_json {
-        output::print_json(&json!({
-            "kind": "cluster-init",
-            "witness": directory.display().to_string(),
-            "owner": owner,
-            "comment": comment,
-            "ok": ok,
-            "epoch": epoch,
-            "message": message,
-            "passed": ok,
-        }));
+        output::print_json(&InitDocument {
+            kind: "cluster-init",
+            witness: directory.display().to_string(),
+            owner,
+            comment,
+            ok,
+            epoch,
+            message: &message,
+            passed: ok,
+        });
     } else if ok {
         crate::out!("{message}");
     } else {

@@ -15,7 +15,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_replication::cluster::requests;
 use bluejet_replication::cluster::Role;
-use serde_json::json;
+use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -155,19 +155,33 @@ pub fn run(options: &MountOptions) -> Result<Verdict, ToolError> {
     finish(options, &outcome)
 }
 
+/// The JSON document of `cluster mount`.
+#[derive(Serialize)]
+struct MountDocument<'a> {
+    kind: &'static str,
+    node: &'a str,
+    comment: &'a str,
+    forced: bool,
+    taken: bool,
+    ok: bool,
+    epoch: Option<u64>,
+    message: &'a str,
+    passed: bool,
+}
+
 fn finish(options: &MountOptions, outcome: &Outcome) -> Result<Verdict, ToolError> {
     if options.json {
-        output::print_json(&json!({
-            "kind": "cluster-mount",
-            "node": options.node,
-            "comment": options.comment,
-            "forced": options.force,
-            "taken": outcome.taken,
-            "ok": outcome.ok,
-            "epoch": outcome.epoch,
-            "message": outcome.message,
-            "passed": outcome.ok,
-        }));
+        output::print_json(&MountDocument {
+            kind: "cluster-mount",
+            node: &options.node,
+            comment: &options.comment,
+            forced: options.force,
+            taken: outcome.taken,
+            ok: outcome.ok,
+            epoch: outcome.epoch,
+            message: &outcome.message,
+            passed: outcome.ok,
+        });
     } else if outcome.ok {
         crate::out!("{}", outcome.message);
     } else {

@@ -12,7 +12,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_replication::cluster::requests::{self, MoveOutcome, MoveResult};
 use bluejet_replication::cluster::Role;
-use serde_json::json;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -116,20 +116,35 @@ fn refused(options: &MoveOptions, from: &str, message: String) -> Result<Verdict
     Ok(Verdict::Damaged)
 }
 
+/// The JSON document of `cluster move`.
+#[derive(Serialize)]
+struct MoveDocument<'a> {
+    kind: &'static str,
+    from: &'a str,
+    to: &'a str,
+    comment: &'a str,
+    validate_only: bool,
+    ok: bool,
+    message: &'a str,
+    paused_ms: u64,
+    epoch: u64,
+    passed: bool,
+}
+
 fn print(options: &MoveOptions, from: &str, result: &MoveResult) {
     if options.json {
-        output::print_json(&json!({
-            "kind": "cluster-move",
-            "from": from,
-            "to": options.to,
-            "comment": options.comment,
-            "validate_only": options.validate_only,
-            "ok": result.ok,
-            "message": result.message,
-            "paused_ms": result.paused_ms,
-            "epoch": result.epoch,
-            "passed": result.ok,
-        }));
+        output::print_json(&MoveDocument {
+            kind: "cluster-move",
+            from,
+            to: &options.to,
+            comment: &options.comment,
+            validate_only: options.validate_only,
+            ok: result.ok,
+            message: &result.message,
+            paused_ms: result.paused_ms,
+            epoch: result.epoch,
+            passed: result.ok,
+        });
     } else if !result.ok {
         crate::out!("move to {} refused: {}", options.to, result.message);
     } else if options.validate_only {

@@ -12,7 +12,7 @@ use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::inspect::DatabaseImage;
 use bluejet_engine::page::DbState;
 use bluejet_replication::private_files::create_directory_durably;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ const BATCH_BYTES: u64 = 16 << 20;
 const MISMATCH_LIMIT: usize = 20;
 
 /// Size of one database file.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize)]
 struct Size {
     /// Pages allocated (what the data needs).
     allocated_pages: u64,
@@ -39,10 +39,6 @@ impl Size {
             allocated_pages: image.header.header.next_page,
             file_bytes: image.store.file().length(),
         }
-    }
-
-    fn json(self) -> Value {
-        json!({ "allocated_pages": self.allocated_pages, "file_bytes": self.file_bytes })
     }
 }
 
@@ -298,6 +294,25 @@ fn print_text(destination: &Path, outcome: &Outcome, before: Size, after: Size, 
     }
 }
 
+/// The JSON document of `compact`.
+#[derive(Serialize)]
+struct CompactDocument<'a> {
+    kind: &'static str,
+    source: String,
+    destination: String,
+    tables: u64,
+    entries: u64,
+    value_bytes: u64,
+    elapsed_seconds: f64,
+    before: Size,
+    after: Size,
+    allocated_pages_ratio: f64,
+    file_bytes_ratio: f64,
+    problems: &'a [String],
+    unreported_problems: usize,
+    passed: bool,
+}
+
 fn print_json(
     source: &Path,
     destination: &Path,
@@ -306,20 +321,20 @@ fn print_json(
     after: Size,
     elapsed: Duration,
 ) {
-    output::print_json(&json!({
-        "kind": "compact",
-        "source": source.display().to_string(),
-        "destination": destination.display().to_string(),
-        "tables": outcome.tables,
-        "entries": outcome.entries,
-        "value_bytes": outcome.value_bytes,
-        "elapsed_seconds": elapsed.as_secs_f64(),
-        "before": before.json(),
-        "after": after.json(),
-        "allocated_pages_ratio": ratio(before.allocated_pages, after.allocated_pages) / 100.0,
-        "file_bytes_ratio": ratio(before.file_bytes, after.file_bytes) / 100.0,
-        "problems": outcome.mismatches,
-        "unreported_problems": outcome.unreported,
-        "passed": outcome.problems() == 0,
-    }));
+    output::print_json(&CompactDocument {
+        kind: "compact",
+        source: source.display().to_string(),
+        destination: destination.display().to_string(),
+        tables: outcome.tables,
+        entries: outcome.entries,
+        value_bytes: outcome.value_bytes,
+        elapsed_seconds: elapsed.as_secs_f64(),
+        before,
+        after,
+        allocated_pages_ratio: ratio(before.allocated_pages, after.allocated_pages) / 100.0,
+        file_bytes_ratio: ratio(before.file_bytes, after.file_bytes) / 100.0,
+        problems: &outcome.mismatches,
+        unreported_problems: outcome.unreported,
+        passed: outcome.problems() == 0,
+    });
 }

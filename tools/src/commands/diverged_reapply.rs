@@ -15,7 +15,8 @@ use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
 use bluejet_replication::cluster::heartbeat;
 use bluejet_replication::cluster::reapply_request::{self, ReapplyAnswer, ReapplyRequestOutcome};
-use serde_json::json;
+use bluejet_replication::diverged::reapply::ReapplyOutcome;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -98,16 +99,28 @@ fn check_running(instance: &Path) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// The JSON document of `diverged reapply`: the replication crate's outcome, whose layout
+/// version it carries.
+#[derive(Serialize)]
+struct ReapplyDocument<'a> {
+    kind: &'static str,
+    schema_version: u32,
+    node: String,
+    ok: bool,
+    message: &'a str,
+    outcome: Option<&'a ReapplyOutcome>,
+}
+
 fn print(options: &ReapplyOptions, answer: &ReapplyAnswer) {
     if options.json {
-        output::print_json(&json!({
-            "kind": "diverged-reapply",
-            "schema_version": bluejet_replication::diverged::reapply::SCHEMA_VERSION,
-            "node": options.to.display().to_string(),
-            "ok": answer.ok,
-            "message": answer.message,
-            "outcome": answer.outcome,
-        }));
+        output::print_json(&ReapplyDocument {
+            kind: "diverged-reapply",
+            schema_version: bluejet_replication::diverged::reapply::SCHEMA_VERSION,
+            node: options.to.display().to_string(),
+            ok: answer.ok,
+            message: &answer.message,
+            outcome: answer.outcome.as_ref(),
+        });
         return;
     }
     let Some(outcome) = &answer.outcome else {

@@ -12,8 +12,17 @@ use crate::output;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_replication::diverged::summary::{self, DivergedSummary};
 use bluejet_replication::diverged::{decode, files, DivergedError};
-use serde_json::json;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
+
+/// The JSON document of an instance's reports, newest first, in the layout (and version)
+/// of the replication crate's summaries.
+#[derive(Serialize)]
+struct InstanceDocument<'a> {
+    schema_version: u32,
+    instance: String,
+    reports: &'a [DivergedSummary],
+}
 
 /// Decodes DIR and prints the report.
 pub fn run(directory: &Path, json: bool) -> Result<Verdict, ToolError> {
@@ -25,15 +34,14 @@ pub fn run(directory: &Path, json: bool) -> Result<Verdict, ToolError> {
     }
     let unreadable: usize = reports.iter().map(|report| report.unreadable.len()).sum();
     if json {
-        let document = match reports.as_slice() {
-            [one] if directories[0] == directory => serde_json::to_value(one),
-            _ => serde_json::to_value(json!({
-                "schema_version": summary::SCHEMA_VERSION,
-                "instance": directory.display().to_string(),
-                "reports": reports,
-            })),
-        };
-        output::print_json(&document.map_err(|error| ToolError::Failure(error.to_string()))?);
+        match reports.as_slice() {
+            [one] if directories[0] == directory => output::print_json(one),
+            _ => output::print_json(&InstanceDocument {
+                schema_version: summary::SCHEMA_VERSION,
+                instance: directory.display().to_string(),
+                reports: &reports,
+            }),
+        }
     } else {
         for report in &reports {
             print_text(report);

@@ -76,13 +76,15 @@ impl<'a> Printer<'a> {
     fn start(&self, file: &Path, table: &str, count: u64) {
         if self.options.json {
             // The document is written in pieces; every piece is valid JSON text in order.
-            let head = json!({
+            let mut head = json!({
+                "schema_version": output::SCHEMA_VERSION,
                 "kind": "dump",
                 "path": file.display().to_string(),
                 "table": table,
                 "table_entries": count,
                 "encoding": if self.options.hex { "hex" } else { "escaped" },
             });
+            crate::live::mark(&mut head);
             let head = head.to_string();
             crate::out!("{},\"entries\":[", &head[..head.len() - 1]);
         } else {

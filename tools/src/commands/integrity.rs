@@ -5,26 +5,41 @@ use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
 use bluejet_engine::inspect::{integrity, IntegrityProblem, IntegrityReport};
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
+
+/// The JSON document of `integrity`.
+#[derive(Serialize)]
+struct IntegrityDocument<'a> {
+    kind: &'static str,
+    path: String,
+    tables: u64,
+    entries: u64,
+    tree_pages: u64,
+    long_value_pages: u64,
+    free_pages: u64,
+    problems: &'a [IntegrityProblem],
+    passed: bool,
+    verdict: String,
+}
 
 /// Checks the database at `path`; any problem is damage (exit 1).
 pub fn run(path: &Path, json: bool) -> Result<Verdict, ToolError> {
     let image = image::open(path)?;
     let report = integrity(&image)?;
     if json {
-        output::print_json(&json!({
-            "kind": "integrity",
-            "path": image.path.display().to_string(),
-            "tables": report.tables,
-            "entries": report.entries,
-            "tree_pages": report.tree_pages,
-            "long_value_pages": report.long_value_pages,
-            "free_pages": report.free_pages,
-            "problems": report.problems,
-            "passed": !report.damaged(),
-            "verdict": verdict(&report),
-        }));
+        output::print_json(&IntegrityDocument {
+            kind: "integrity",
+            path: image.path.display().to_string(),
+            tables: report.tables,
+            entries: report.entries,
+            tree_pages: report.tree_pages,
+            long_value_pages: report.long_value_pages,
+            free_pages: report.free_pages,
+            problems: &report.problems,
+            passed: !report.damaged(),
+            verdict: verdict(&report),
+        });
     } else {
         print_text(&image.path, &report);
     }

@@ -5,10 +5,10 @@ use super::header::state_name;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::db::{Database, Options, ReplayReport};
+use bluejet_engine::log::LogPosition;
 use bluejet_engine::page::DbState;
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
 
 /// Recovers the database in `path` (its directory or its file). Missing log generations are
@@ -70,21 +70,43 @@ fn print_text(directory: &Path, before: DbState, after: DbState, report: &Replay
     );
 }
 
+/// The JSON document of `recover`.
+#[derive(Serialize)]
+struct RecoverDocument {
+    kind: &'static str,
+    directory: String,
+    state_before: &'static str,
+    state_after: &'static str,
+    generations: Option<GenerationRange>,
+    from: LogPosition,
+    to: LogPosition,
+    records: u64,
+    transactions_applied: u64,
+    transactions_dropped: u64,
+    passed: bool,
+}
+
+/// The generations replayed, first and last.
+#[derive(Serialize)]
+struct GenerationRange {
+    first: u32,
+    last: u32,
+}
+
 fn print_json(directory: &Path, before: DbState, after: DbState, report: &ReplayReport) {
-    let generations = report
-        .generations
-        .map(|(first, last)| json!({ "first": first, "last": last }));
-    output::print_json(&json!({
-        "kind": "recover",
-        "directory": directory.display().to_string(),
-        "state_before": state_name(before),
-        "state_after": state_name(after),
-        "generations": generations,
-        "from": position_json(report.from),
-        "to": position_json(report.to),
-        "records": report.records,
-        "transactions_applied": report.transactions_applied,
-        "transactions_dropped": report.transactions_dropped,
-        "passed": true,
-    }));
+    output::print_json(&RecoverDocument {
+        kind: "recover",
+        directory: directory.display().to_string(),
+        state_before: state_name(before),
+        state_after: state_name(after),
+        generations: report
+            .generations
+            .map(|(first, last)| GenerationRange { first, last }),
+        from: report.from,
+        to: report.to,
+        records: report.records,
+        transactions_applied: report.transactions_applied,
+        transactions_dropped: report.transactions_dropped,
+        passed: true,
+    });
 }

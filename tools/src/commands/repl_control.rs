@@ -9,9 +9,20 @@ use bluejet_replication::control::Control;
 use bluejet_replication::events::EventLog;
 use bluejet_replication::identity::ReplicaIdentity;
 use bluejet_replication::layout::ReplicaLayout;
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The JSON document of `repl suspend` and `repl resume`.
+#[derive(Serialize)]
+struct ControlDocument<'a> {
+    kind: &'static str,
+    replica: String,
+    suspended: bool,
+    changed: bool,
+    comment: &'a str,
+    passed: bool,
+}
 
 /// Suspends (`suspend` true) or resumes the copy in `replica` with the operator's comment.
 pub fn run(replica: &Path, suspend: bool, comment: &str, json: bool) -> Result<Verdict, ToolError> {
@@ -26,14 +37,18 @@ pub fn run(replica: &Path, suspend: bool, comment: &str, json: bool) -> Result<V
         comment,
     );
     if json {
-        output::print_json(&json!({
-            "kind": if suspend { "repl-suspend" } else { "repl-resume" },
-            "replica": replica.display().to_string(),
-            "suspended": suspend,
-            "changed": changed,
-            "comment": comment,
-            "passed": true,
-        }));
+        output::print_json(&ControlDocument {
+            kind: if suspend {
+                "repl-suspend"
+            } else {
+                "repl-resume"
+            },
+            replica: replica.display().to_string(),
+            suspended: suspend,
+            changed,
+            comment,
+            passed: true,
+        });
     } else if changed {
         crate::out!("{}: {kind}: {comment}", replica.display());
     } else {

@@ -5,12 +5,28 @@
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use crate::records::position_json;
+use bluejet_engine::log::LogPosition;
 use bluejet_replication::seed::{seed_directory, SeedReport};
 use bluejet_replication::verify::ContentDigest;
 use bluejet_replication::ReplicaConfig;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::Path;
+
+/// The JSON document of `repl seed`.
+#[derive(Serialize)]
+struct SeedDocument {
+    kind: &'static str,
+    active: String,
+    replica: String,
+    position: LogPosition,
+    /// Tables with their entries, bytes and crc32c, by name.
+    tables: Value,
+    removed: Vec<String>,
+    generations_replayed: u32,
+    seconds: f64,
+    passed: bool,
+}
 
 /// Seeds `replica` from the database in `active`.
 pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolError> {
@@ -24,17 +40,21 @@ pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolErr
         )
     })?;
     if json {
-        output::print_json(&json!({
-            "kind": "repl-seed",
-            "active": active.display().to_string(),
-            "replica": replica.display().to_string(),
-            "position": position_json(report.position),
-            "tables": tables_json(&report.tables),
-            "removed": report.removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "generations_replayed": report.generations_replayed,
-            "seconds": report.seconds,
-            "passed": true,
-        }));
+        output::print_json(&SeedDocument {
+            kind: "repl-seed",
+            active: active.display().to_string(),
+            replica: replica.display().to_string(),
+            position: report.position,
+            tables: tables_json(&report.tables),
+            removed: report
+                .removed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            generations_replayed: report.generations_replayed,
+            seconds: report.seconds,
+            passed: true,
+        });
     } else {
         print_text(&active, replica, &report);
     }

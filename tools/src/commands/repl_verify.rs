@@ -8,7 +8,6 @@ use super::repl_seed::tables_json;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::db::{Database, Options};
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::control::Control;
@@ -16,7 +15,7 @@ use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::lock::ReplicaLock;
 use bluejet_replication::verify::{differences, digest, ContentDigest};
 use bluejet_replication::{CopyState, ReplError, Replica, ReplicaConfig};
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -170,15 +169,30 @@ fn verdict_text(compared: &Comparison) -> String {
     }
 }
 
+/// The JSON document of `repl verify`.
+#[derive(Serialize)]
+struct VerifyDocument<'a> {
+    kind: &'static str,
+    position: LogPosition,
+    /// The active's tables with their entries, bytes and crc32c, by name.
+    active: serde_json::Value,
+    /// The passive's, likewise.
+    passive: serde_json::Value,
+    differences: &'a [String],
+    equal: bool,
+    passed: bool,
+    verdict: String,
+}
+
 fn print_json(compared: &Comparison) {
-    output::print_json(&json!({
-        "kind": "repl-verify",
-        "position": position_json(compared.position),
-        "active": tables_json(&compared.active),
-        "passive": tables_json(&compared.passive),
-        "differences": compared.differences,
-        "equal": compared.differences.is_empty(),
-        "passed": compared.differences.is_empty(),
-        "verdict": verdict_text(compared),
-    }));
+    output::print_json(&VerifyDocument {
+        kind: "repl-verify",
+        position: compared.position,
+        active: tables_json(&compared.active),
+        passive: tables_json(&compared.passive),
+        differences: &compared.differences,
+        equal: compared.differences.is_empty(),
+        passed: compared.differences.is_empty(),
+        verdict: verdict_text(compared),
+    });
 }

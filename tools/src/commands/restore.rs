@@ -5,10 +5,10 @@
 use super::backup::tool_error;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::db::Options;
+use bluejet_engine::log::LogPosition;
 use bluejet_replication::restore::{restore, RestoreReport};
-use serde_json::json;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Restores `backups` into `target`.
@@ -64,18 +64,43 @@ fn print_text(report: &RestoreReport) {
 }
 
 fn print_json(report: &RestoreReport) {
-    output::print_json(&json!({
-        "kind": "restore",
-        "target": report.target.display().to_string(),
-        "backups": report.backups.iter().map(|b| b.display().to_string()).collect::<Vec<_>>(),
-        "position": position_json(report.position),
-        "generations": report.generations,
-        "transactions": report.transactions,
-        "content": {
-            "entries": report.content.entries,
-            "checksum": format!("{:016x}", report.content.checksum),
-            "matches_manifest": report.content_matches_manifest,
+    output::print_json(&RestoreDocument {
+        kind: "restore",
+        target: report.target.display().to_string(),
+        backups: report
+            .backups
+            .iter()
+            .map(|b| b.display().to_string())
+            .collect(),
+        position: report.position,
+        generations: &report.generations,
+        transactions: report.transactions,
+        content: RestoredContent {
+            entries: report.content.entries,
+            checksum: format!("{:016x}", report.content.checksum),
+            matches_manifest: report.content_matches_manifest,
         },
-        "passed": true,
-    }));
+        passed: true,
+    });
+}
+
+/// The JSON document of `restore`.
+#[derive(Serialize)]
+struct RestoreDocument<'a> {
+    kind: &'static str,
+    target: String,
+    backups: Vec<String>,
+    position: LogPosition,
+    generations: &'a [u32],
+    transactions: u64,
+    content: RestoredContent,
+    passed: bool,
+}
+
+/// The restored database's content totals, against the manifest's.
+#[derive(Serialize)]
+struct RestoredContent {
+    entries: u64,
+    checksum: String,
+    matches_manifest: bool,
 }

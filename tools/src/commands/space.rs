@@ -4,8 +4,22 @@ use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
 use bluejet_engine::inspect::{space, SpaceReport, TableSpace};
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
+
+/// The JSON document of `space`.
+#[derive(Serialize)]
+struct SpaceDocument<'a> {
+    kind: &'static str,
+    path: String,
+    page_size: u64,
+    file_pages: u64,
+    file_bytes: u64,
+    allocated_pages: u64,
+    free_pages: u64,
+    tables: &'a [TableSpace],
+    totals: &'a TableSpace,
+}
 
 /// Prints the space report of the database at `path`.
 pub fn run(path: &Path, json: bool) -> Result<Verdict, ToolError> {
@@ -13,17 +27,17 @@ pub fn run(path: &Path, json: bool) -> Result<Verdict, ToolError> {
     let report = space(&image)?;
     let totals = totals(&report);
     if json {
-        output::print_json(&json!({
-            "kind": "space",
-            "path": image.path.display().to_string(),
-            "page_size": report.page_size,
-            "file_pages": report.file_pages,
-            "file_bytes": report.file_pages * report.page_size,
-            "allocated_pages": report.allocated_pages,
-            "free_pages": report.free_pages,
-            "tables": report.tables,
-            "totals": totals,
-        }));
+        output::print_json(&SpaceDocument {
+            kind: "space",
+            path: image.path.display().to_string(),
+            page_size: report.page_size,
+            file_pages: report.file_pages,
+            file_bytes: report.file_pages * report.page_size,
+            allocated_pages: report.allocated_pages,
+            free_pages: report.free_pages,
+            tables: &report.tables,
+            totals: &totals,
+        });
     } else {
         crate::out!("database file: {}", image.path.display());
         for line in table_lines(&report, &totals) {

@@ -21,9 +21,15 @@ pub fn code(output: &Output) -> i32 {
     output.status.code().expect("exited, not killed")
 }
 
+/// The JSON document `bluejet` printed; every one carries `schema_version`.
 pub fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", text(&output.stdout)))
+    let document: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: {}", text(&output.stdout)));
+    assert!(
+        document["schema_version"].as_u64().is_some(),
+        "no schema_version: {document}"
+    );
+    document
 }
 
 /// `bluejet ARGUMENTS...`, asserting the exit code; returns the output.

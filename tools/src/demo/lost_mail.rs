@@ -4,9 +4,9 @@
 //! dumpster has resubmitted the lost messages by then, so they are found there (skipped);
 //! anything else missing is applied, and a key changed on both sides is never overwritten.
 
-use super::demo_replicate::{Cluster, NODES};
-use super::demo_scenario::Timeline;
-use super::diverged_show;
+use super::replicate::{Cluster, NODES};
+use super::scenario::Timeline;
+use crate::commands::diverged_show;
 use crate::exit::ToolError;
 use crate::output;
 use bluejet_engine::file::OsFileSystem;

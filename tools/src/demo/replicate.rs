@@ -6,7 +6,7 @@
 //! not answer within [`SYNC_TIMEOUT`] the active degrades to asynchronous commit, which is
 //! how the demo makes a failover lossy.
 
-use super::demo_relay::Relay;
+use super::relay::Relay;
 use crate::exit::ToolError;
 use bluejet_engine::file::{FileSystem, OsFileSystem};
 use bluejet_replication::cluster::network::{peer_root, Network, NetworkFile};

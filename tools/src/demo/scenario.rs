@@ -7,9 +7,9 @@
 //! the new active lacks; `a` back as a resynchronised passive copy, its lost-mail report
 //! shown and re-applied through `b`; and, once delivery stopped, the passive catching up and proved equal to the active.
 
-use super::demo_replicate::{wait_until, Cluster, DIAL, NODES, SYNC_TIMEOUT};
-use super::demo_write::Transport;
-use super::repl_status;
+use super::replicate::{wait_until, Cluster, DIAL, NODES, SYNC_TIMEOUT};
+use super::write::Transport;
+use crate::commands::repl_status;
 use crate::exit::ToolError;
 use crate::output;
 use bluejet_engine::db::DATABASE_FILE_NAME;
@@ -142,7 +142,7 @@ pub struct Story {
     /// `a`'s return.
     pub resynchronized: Resynchronized,
     /// `a`'s divergent transactions, shown and re-applied through `b`.
-    pub lost_mail: Option<super::demo_lost_mail::LostMail>,
+    pub lost_mail: Option<super::lost_mail::LostMail>,
 }
 
 /// How the passive follows the active over the network.
@@ -197,7 +197,7 @@ pub fn run(
     let rejoined = restart(cluster, timeline, 1, synchronous.report.epoch)?;
     let failed_over = cut_failover(cluster, transport, timeline)?;
     let resynchronized = restart(cluster, timeline, 0, failed_over.report.epoch)?;
-    let lost_mail = super::demo_lost_mail::show_and_reapply(
+    let lost_mail = super::lost_mail::show_and_reapply(
         cluster,
         timeline,
         failed_over.from,

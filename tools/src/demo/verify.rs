@@ -3,9 +3,9 @@
 //! message stored twice (every Message-ID once), nothing else; and every folder index entry
 //! pointing at its message, one per message.
 
-use super::demo_write::{FOLDERS, MESSAGES};
+use super::mail::{summary_key, Delivery};
+use super::write::{FOLDERS, MESSAGES};
 use crate::exit::ToolError;
-use crate::mail::{summary_key, Delivery};
 use bluejet_engine::db::{Database, DbError, Options, ReadTable, ReplayReport};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

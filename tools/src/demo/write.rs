@@ -7,9 +7,9 @@
 //! message is dropped; after a lossy failover the dumpster delivers again what the new
 //! active may lack.
 
-use super::demo_replicate::Cluster;
+use super::mail::{Delivery, Rng};
+use super::replicate::Cluster;
 use crate::exit::ToolError;
-use crate::mail::{Delivery, Rng};
 use bluejet_engine::db::{Database, DbError};
 use bluejet_engine::log::now_micros;
 use bluejet_replication::dumpster::{self, DumpsterLimits, ResubmitReport, TransportDumpster};

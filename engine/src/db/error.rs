@@ -111,6 +111,23 @@ pub enum DbError {
         /// The longest value allowed.
         limit: u64,
     },
+    /// The reader a value was inserted from failed.
+    #[error("reading the value to insert failed: {0}")]
+    ValueSource(#[source] io::Error),
+    /// The reader a value was inserted from ended before the length declared.
+    #[error("the value's reader ended after {supplied} bytes, {declared} were declared")]
+    ValueShorter {
+        /// The length declared.
+        declared: u64,
+        /// The bytes it gave.
+        supplied: u64,
+    },
+    /// The reader a value was inserted from gave more than the length declared.
+    #[error("the value's reader gave more than the {declared} bytes declared")]
+    ValueLonger {
+        /// The length declared.
+        declared: u64,
+    },
     /// An operation of this write transaction failed after it had begun to change it; the
     /// transaction was rolled back and nothing of it is committed.
     #[error("the transaction was rolled back: an earlier operation failed: {0}")]

@@ -253,3 +253,58 @@ impl PendingRecords {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogConfig, LogReader, Record};
+
+    /// The kinds of the records after the log's Start record, by transaction.
+    fn kinds(directory: &std::path::Path) -> Vec<String> {
+        let reader = LogReader::open(directory, LogConfig::default()).unwrap();
+        reader
+            .read_from(LogPosition::new(1, 0))
+            .filter_map(|record| record.unwrap().decode().unwrap())
+            .filter_map(|record| match record {
+                Record::Begin { .. } => Some("begin".to_owned()),
+                Record::PutChunk { offset, .. } => Some(format!("piece {offset}")),
+                Record::Commit { .. } => Some("commit".to_owned()),
+                Record::Rollback { .. } => Some("rollback".to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spilled_records_come_before_the_commit_and_an_abandoned_spill_ends_in_a_rollback() {
+        let directory = tempfile::tempdir().unwrap();
+        let log = Log::open(directory.path(), LogConfig::default()).unwrap();
+        let mut records = log.pending_transaction();
+        records.put_piece("t", b"k", 0, 6, b"abc");
+        let first = log.end_position();
+        let spilled = records.spill(&log).unwrap();
+        assert!(records.is_spilled());
+        assert_eq!(log.end_position(), spilled, "appended at once");
+        records.put_piece("t", b"k", 3, 6, b"def");
+        let info = records.commit(&log, Durability::Durable).unwrap();
+        assert_eq!(
+            info.begin, first,
+            "the commit begins at the first record spilled"
+        );
+
+        let mut abandoned = log.pending_transaction();
+        abandoned.put_piece("t", b"x", 0, 6, b"abc");
+        abandoned.spill(&log).unwrap();
+        abandoned.put_piece("t", b"x", 3, 6, b"def");
+        abandoned.abandon(&log).unwrap();
+        // A transaction that never spilled leaves nothing when abandoned.
+        let mut unspilled = log.pending_transaction();
+        unspilled.put_piece("t", b"y", 0, 3, b"abc");
+        unspilled.abandon(&log).unwrap();
+        log.close().unwrap();
+        assert_eq!(
+            kinds(directory.path()),
+            ["begin", "piece 0", "piece 3", "commit", "begin", "piece 0", "rollback"]
+        );
+    }
+}

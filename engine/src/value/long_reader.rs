@@ -349,3 +349,118 @@ fn corrupt_frame(path: &Path, page: u64, error: &io::Error) -> DbError {
         format!("long value does not decompress: {error}"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogPosition;
+    use crate::value::long::{format_pages, prepare, seal};
+    use std::collections::HashMap;
+
+    const PAGE: usize = 4096;
+
+    struct Pages(HashMap<u64, PageBytes>);
+
+    impl PageSource for &Pages {
+        fn long_page(&self, number: u64) -> Result<PageBytes, DbError> {
+            self.0
+                .get(&number)
+                .cloned()
+                .ok_or_else(|| malformed(Path::new("test"), number, "no such page".into()))
+        }
+
+        fn path(&self) -> &Path {
+            Path::new("test")
+        }
+    }
+
+    /// `value` stored as a chain from page 10 (compressed if `compress` and it pays).
+    fn stored(value: &[u8], compress: bool) -> (Pages, LongRef) {
+        let (bytes, compressed) = prepare(value, compress);
+        let mut next = 9;
+        let (first_page, pages) = format_pages(&bytes, PAGE, &mut || {
+            next += 1;
+            next
+        });
+        let pages = pages
+            .into_iter()
+            .map(|(number, mut page)| {
+                seal(&mut page, number, LogPosition::new(1, 0));
+                (number, PageBytes::from(page))
+            })
+            .collect();
+        let long = LongRef {
+            first_page,
+            length: value.len() as u64,
+            stored: bytes.len() as u64,
+            compressed,
+        };
+        (Pages(pages), long)
+    }
+
+    fn value() -> Vec<u8> {
+        (0..60_000u32).map(|i| (i / 50 % 7) as u8 + b'a').collect()
+    }
+
+    #[test]
+    fn reads_and_skips_give_the_value_whether_compressed_or_not() {
+        let value = value();
+        for compress in [false, true] {
+            let (pages, long) = stored(&value, compress);
+            assert_eq!(long.compressed, compress);
+            for offset in [0, 1, 4059, 4060, 4061, 30_000, 59_999, 60_000, 70_000] {
+                let mut stream = ValueStream::long(&pages, long).unwrap();
+                let mut buf = vec![0u8; 1000];
+                let read = stream.read_at(offset, &mut buf).unwrap();
+                let start = (offset as usize).min(value.len());
+                let end = (start + 1000).min(value.len());
+                assert_eq!(&buf[..read], &value[start..end], "at {offset}");
+            }
+            let mut whole = Vec::new();
+            ValueStream::long(&pages, long)
+                .unwrap()
+                .read_to_end(&mut whole)
+                .unwrap();
+            assert_eq!(whole, value);
+        }
+    }
+
+    #[test]
+    fn a_damaged_chain_is_a_corruption_error_naming_the_page() {
+        let value = value();
+        let (mut pages, long) = stored(&value, false);
+        // A page cut out of the chain: the one before it now ends it early.
+        let mut page = pages.0[&12].to_vec();
+        crate::page::format::set_link(&mut page, 0);
+        pages.0.insert(12, page.into());
+        let mut stream = ValueStream::long(&pages, long).unwrap();
+        let error = stream.skip(value.len() as u64).unwrap_err();
+        assert!(
+            matches!(error, DbError::Corruption { page: 10, .. }),
+            "{error}"
+        );
+        // Through `Read`, the same error as the I/O error's source.
+        let mut stream = ValueStream::long(&pages, long).unwrap();
+        let error = stream.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<DbError>().is_some()));
+    }
+
+    #[test]
+    fn a_compressed_value_longer_or_shorter_than_its_length_is_refused() {
+        let value = value();
+        let (pages, long) = stored(&value, true);
+        for length in [value.len() as u64 - 1, value.len() as u64 + 1] {
+            let long = LongRef { length, ..long };
+            let mut stream = ValueStream::long(&pages, long).unwrap();
+            let error = stream.read_to_end(&mut Vec::new()).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                io::ErrorKind::InvalidData,
+                "{length}: {error}"
+            );
+        }
+    }
+}

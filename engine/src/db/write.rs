@@ -245,9 +245,12 @@ impl WriteTransaction {
     /// the table and key beside each piece: small generations hold records smaller than the
     /// usual piece (found by the seeded tests: a value over 115 KiB failed with 128 KiB
     /// generations).
+    /// An unlogged transaction (replay) reads in pieces of the usual size.
     fn log_piece_bytes(&self) -> usize {
-        let largest = self.inner.log.writer().max_record_bytes();
-        LOG_CHUNK_BYTES.min(largest / 2)
+        match self.inner.log.active() {
+            Some(log) if self.log.is_some() => LOG_CHUNK_BYTES.min(log.max_record_bytes() / 2),
+            _ => LOG_CHUNK_BYTES,
+        }
     }
 
     /// Streams a long value: each piece read is hashed, logged as a PutChunk record (the
@@ -352,12 +355,9 @@ impl WriteTransaction {
 
     fn insert_checked(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
         let meta = self.meta(table, true)?.expect("created");
+        let piece_bytes = self.log_piece_bytes();
         if let Some(log) = &mut self.log {
-            // Half the largest record leaves room for the table and key beside each piece:
-            // small generations hold records smaller than the usual piece (found by the
-            // seeded tests: a value over 115 KiB failed with 128 KiB generations).
-            let largest = self.inner.log.writer().max_record_bytes();
-            log.put_chunked(table, key, value, LOG_CHUNK_BYTES.min(largest / 2));
+            log.put_chunked(table, key, value, piece_bytes);
         }
         let hash = entry_hash(table, key, value);
         let stored = self.store_value(value);

@@ -450,15 +450,23 @@ fn a_reader_that_fails_or_miscounts_fails_the_transaction_and_leaves_nothing() {
 
 const SIM_DIRECTORY: &str = "/sim/stream";
 
+thread_local! {
+    /// Whether this test's cases run with the database's and the log's background threads
+    /// (the checkpointer, write-behind, the flusher, the closer).
+    static THREADS: Cell<bool> = const { Cell::new(false) };
+}
+
 fn sim_options(fs: &SimulatedFileSystem) -> Options {
+    let threads = THREADS.with(Cell::get);
     Options {
         page_size: SIM_PAGE,
         cache_bytes: 1 << 20,
         checkpoint_depth_bytes: 1 << 20,
-        background: false,
+        background: threads,
         log: LogConfig {
             generation_bytes: 256 << 10,
-            background: false,
+            background: threads,
+            lazy_flush_interval: std::time::Duration::from_millis(1),
             file_system: Arc::new(fs.clone()),
             ..LogConfig::default()
         },
@@ -567,6 +575,19 @@ fn recovered_stage(db: &Database, length: u64, context: &str) -> Option<Stage> {
 
 #[test]
 fn a_crash_during_or_after_a_streamed_insert_keeps_exactly_a_committed_prefix() {
+    crash_cases(0, 48);
+}
+
+/// The same with the background threads, which write staged pages and roll generations
+/// while the value streams in; the seed decides the crash, not the threads' interleaving.
+#[test]
+fn a_crash_during_a_streamed_insert_with_the_background_threads() {
+    THREADS.with(|threads| threads.set(true));
+    crash_cases(1000, 24);
+}
+
+/// `count` cases, their cuts spread over the operations of an uncut run.
+fn crash_cases(first_seed: u64, count: u64) {
     let length = 3 * MIB + 777;
     let total = {
         let fs = SimulatedFileSystem::new();
@@ -574,9 +595,14 @@ fn a_crash_during_or_after_a_streamed_insert_keeps_exactly_a_committed_prefix() 
         assert_eq!(crash_workload(&fs, length, &mut slot), Some(Stage::After));
         fs.operations()
     };
-    for seed in 0..48u64 {
+    // Cases cut while the value streamed in (only the first commit acknowledged) and cases
+    // that recovered it.
+    let mut cut_while_streaming = 0;
+    let mut recovered_streamed = 0;
+    for index in 0..count {
+        let seed = first_seed + index;
         // Cuts spread over the whole run: before, during and after the streamed insert.
-        let cut = 1 + seed * total / 47;
+        let cut = 1 + index * total / (count - 1);
         let context = format!("seed {seed} cut {cut} of {total}");
         let fs = SimulatedFileSystem::new();
         fs.fail_at(cut, FaultMode::Persistent);
@@ -588,6 +614,8 @@ fn a_crash_during_or_after_a_streamed_insert_keeps_exactly_a_committed_prefix() 
         let db = Database::open(Path::new(SIM_DIRECTORY), sim_options(&fs))
             .unwrap_or_else(|error| panic!("{context}: reopen failed: {error}"));
         let stage = recovered_stage(&db, length, &context);
+        cut_while_streaming += usize::from(acknowledged == Some(Stage::Base));
+        recovered_streamed += usize::from(stage >= Some(Stage::Streamed));
         assert!(
             stage >= acknowledged,
             "{context}: {acknowledged:?} was acknowledged, {stage:?} recovered"
@@ -612,6 +640,14 @@ fn a_crash_during_or_after_a_streamed_insert_keeps_exactly_a_committed_prefix() 
         check_offsets(&db, SIM_PAGE, b"again", Kind::Text, length);
         db.close().unwrap();
     }
+    assert!(
+        cut_while_streaming >= count as usize / 4,
+        "{cut_while_streaming} of {count} cases cut while the value streamed in"
+    );
+    assert!(
+        recovered_streamed > 0,
+        "no case recovered the streamed value"
+    );
 }
 
 #[test]

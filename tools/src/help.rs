@@ -50,6 +50,12 @@ const EXTRAS: &[Extra] = &[
         "damage found",
     ),
     extra(
+        "repair",
+        "bluejet repair /var/mail/db --json",
+        "repaired, and nothing was lost",
+        "repaired, and something was lost (see the report; always after --force)",
+    ),
+    extra(
         "space",
         "bluejet space /var/mail/db",
         "the report was printed",

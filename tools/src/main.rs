@@ -107,19 +107,13 @@ enum Command {
     Compact(CompactArgs),
     /// Repair a damaged database offline (like eseutil /p): rebuild it from the pages that
     /// survive, keep the original and its log aside, and report what was lost.
-    #[command(
-        visible_alias = "p",
-        after_help = "Example:\n  bluejet repair /var/mail/db\n\n\
-                      Run `bluejet recover` first on a database not shut down cleanly: repair \
-                      is for when recovery or `bluejet integrity` fails. The damaged original \
-                      and its log generations are kept in before-repair-<count>-<seconds>/ \
-                      beside the database; the repaired database starts a new log stream, so \
-                      every replica must be reseeded.\n\n\
-                      Exit codes: 0 repaired and nothing was lost, 1 repaired and something \
-                      was lost (see the report; always after --force), 2 bad usage, 3 refused (the database is \
-                      open elsewhere, or dirty without --force) or failed: the original is \
-                      then as it was."
-    )]
+    ///
+    /// Run `bluejet recover` first on a database not shut down cleanly: repair is for when
+    /// recovery or `bluejet integrity` fails. The damaged original and its log generations
+    /// are kept in before-repair-<count>-<seconds>/ beside the database; the repaired database
+    /// starts a new log stream, so every replica must be reseeded. A database open elsewhere,
+    /// or dirty without --force, is refused (exit 3) and left as it was.
+    #[command(alias = "p")]
     Repair(RepairArgs),
     /// Log streams and generation files.
     Log {

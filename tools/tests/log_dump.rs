@@ -360,6 +360,7 @@ fn follow_prints_records_committed_after_it_started_across_generations() {
     let database = Database::open(&directory, options).unwrap();
     let write = |key: &str| {
         let mut transaction = database.begin_write().unwrap();
+        transaction.create_table("messages").unwrap();
         transaction
             .insert("messages", key.as_bytes(), &[b'y'; 2000])
             .unwrap();

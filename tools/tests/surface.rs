@@ -110,6 +110,8 @@ fn document(arguments: &[&str], codes: &[i32]) -> Value {
 fn fill(database: &Database, first: u64, count: u64) {
     for index in first..first + count {
         let mut write = database.begin_write().unwrap();
+        write.create_table("messages").unwrap();
+        write.create_table("folders").unwrap();
         let key = format!("alice/{index:08}");
         write
             .insert("messages", key.as_bytes(), &[b'm'; 300])

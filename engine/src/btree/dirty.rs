@@ -23,6 +23,9 @@ pub struct DirtyPages {
     pub long: HashMap<u64, Vec<u8>>,
     /// Real pages allocated by this transaction.
     pub allocated: HashSet<u64>,
+    /// Long-value pages handed to the page cache before commit (a streamed value's), to
+    /// drop from the cache if the transaction does not keep them.
+    pub staged: Vec<u64>,
     /// Pages of committed state this transaction stopped using.
     pub retired: Vec<u64>,
     /// Nodes recent commits wrote, still decoded, by page number, with the log position
@@ -119,5 +122,15 @@ impl DirtyPages {
         self.assigned.clear();
         self.long.clear();
         self.retired.clear();
+    }
+
+    /// The staged pages (see [`DirtyPages::staged`]) the transaction no longer holds, all of
+    /// them when it aborts; the list is emptied.
+    pub fn take_unkept_staged(&mut self, aborting: bool) -> Vec<u64> {
+        let mut staged = std::mem::take(&mut self.staged);
+        if !aborting {
+            staged.retain(|page| !self.allocated.contains(page));
+        }
+        staged
     }
 }

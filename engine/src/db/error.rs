@@ -124,6 +124,23 @@ pub enum DbError {
         /// The longest value allowed.
         limit: u64,
     },
+    /// The reader a value was inserted from failed.
+    #[error("reading the value to insert failed: {0}")]
+    ValueSource(Arc<io::Error>),
+    /// The reader a value was inserted from ended before the length declared.
+    #[error("the value's reader ended after {supplied} bytes, {declared} were declared")]
+    ValueShorter {
+        /// The length declared.
+        declared: u64,
+        /// The bytes it gave.
+        supplied: u64,
+    },
+    /// The reader a value was inserted from gave more than the length declared.
+    #[error("the value's reader gave more than the {declared} bytes declared")]
+    ValueLonger {
+        /// The length declared.
+        declared: u64,
+    },
     /// An operation of this write transaction failed after it had begun to change it; the
     /// transaction can only be rolled back, and nothing of it is committed. Holds that
     /// operation's error.

@@ -33,6 +33,6 @@ pub use open::read_header_copies;
 pub use options::Options;
 pub use owner::{lock_directory, probe_directory};
 pub use passive::{GenerationReplay, PassiveDatabase, PassiveOrigin};
-pub use read::{Entries, Entry, Range, ReadTable, ReadTransaction};
+pub use read::{Entries, Entry, Range, ReadTable, ReadTransaction, ValueReader};
 pub use recovery::ReplayReport;
-pub use write::{Committed, WriteTable, WriteTransaction};
+pub use write::{Committed, WriteTable, WriteTransaction, STREAM_FROM_BYTES};

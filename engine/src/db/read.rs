@@ -10,6 +10,7 @@ use crate::btree::view::NodeView;
 use crate::btree::view::ValueRef;
 use crate::btree::{after_start, before_end};
 use crate::page::cache::PageBytes;
+use crate::value::long_reader::ValueStream;
 use std::borrow::Cow;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -110,6 +111,11 @@ impl Drop for ReadTransaction {
     }
 }
 
+/// A value of a snapshot read as a stream ([`ReadTable::value_reader`]); it implements
+/// [`std::io::Read`], and [`ValueStream::skip`] and [`ValueStream::read_at`] move forward
+/// without copying.
+pub type ValueReader<'r> = ValueStream<&'r crate::page::PageStore>;
+
 /// A table in a snapshot.
 pub struct ReadTable<'r> {
     inner: &'r Inner,
@@ -126,6 +132,81 @@ impl<'r> ReadTable<'r> {
         };
         match cursor::lookup_from(store, root, key)? {
             Some((leaf, index)) => Ok(Some(cursor::entry(store, &leaf, index)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// The value of `key` as a stream implementing [`std::io::Read`], without reading it
+    /// whole: a long value's pages are fetched one at a time as the stream advances (a
+    /// compressed one through zstd's streaming decoder). The stream reads this snapshot's
+    /// pages, however long it lives.
+    ///
+    /// ```
+    /// # use bluejet_engine::db::{Database, Options};
+    /// # let directory = tempfile::tempdir().unwrap();
+    /// # let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let mut write = db.begin_write().unwrap();
+    /// write.create_table("bodies").unwrap();
+    /// write.insert("bodies", b"m1", &vec![7u8; 100_000]).unwrap();
+    /// write.commit().unwrap();
+    /// let read = db.begin_read().unwrap();
+    /// let table = read.open_table("bodies").unwrap();
+    /// let mut stream = table.value_reader(b"m1").unwrap().expect("stored");
+    /// assert_eq!(stream.len(), 100_000);
+    /// let mut copy = Vec::new();
+    /// std::io::copy(&mut stream, &mut copy).unwrap();
+    /// assert_eq!(copy, vec![7u8; 100_000]);
+    /// ```
+    pub fn value_reader(&self, key: &[u8]) -> Result<Option<ValueReader<'r>>, DbError> {
+        let store = &self.inner.store;
+        let Some(root) = &self.root_page else {
+            return Ok(None);
+        };
+        let Some((leaf, index)) = cursor::lookup_from(store, root, key)? else {
+            return Ok(None);
+        };
+        let stream = match NodeView::new(&leaf).value(index) {
+            ValueRef::Inline(bytes) => ValueStream::inline(bytes.to_vec()),
+            ValueRef::Long(long) => ValueStream::long(store, long)?,
+        };
+        Ok(Some(stream))
+    }
+
+    /// Reads the value of `key` from `offset` into `buf`, until `buf` is full or the value
+    /// ends; returns the bytes read (0 when `offset` is at or past the end), or `None` if
+    /// there is no such key.
+    ///
+    /// Cost: a long value stored uncompressed (every value streamed in with
+    /// [`WriteTransaction::insert_from_reader`](super::WriteTransaction::insert_from_reader))
+    /// is followed page by page to `offset` by each page's data length, without copying the
+    /// data: one page read per page skipped (the chain is linked, not indexed). A compressed
+    /// one has no map from offsets to pages: its bytes up to `offset` are decoded and
+    /// discarded. For several reads in order, keep one [`ReadTable::value_reader`] instead.
+    ///
+    /// ```
+    /// # use bluejet_engine::db::{Database, Options};
+    /// # let directory = tempfile::tempdir().unwrap();
+    /// # let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let mut write = db.begin_write().unwrap();
+    /// write.create_table("t").unwrap();
+    /// write.insert("t", b"k", b"hello, world").unwrap();
+    /// write.commit().unwrap();
+    /// let read = db.begin_read().unwrap();
+    /// let table = read.open_table("t").unwrap();
+    /// let mut buf = [0u8; 5];
+    /// assert_eq!(table.read_value_at(b"k", 7, &mut buf).unwrap(), Some(5));
+    /// assert_eq!(&buf, b"world");
+    /// assert_eq!(table.read_value_at(b"k", 99, &mut buf).unwrap(), Some(0));
+    /// assert_eq!(table.read_value_at(b"none", 0, &mut buf).unwrap(), None);
+    /// ```
+    pub fn read_value_at(
+        &self,
+        key: &[u8],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<Option<usize>, DbError> {
+        match self.value_reader(key)? {
+            Some(mut stream) => stream.read_at(offset, buf).map(Some),
             None => Ok(None),
         }
     }

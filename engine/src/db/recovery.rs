@@ -351,3 +351,68 @@ pub(crate) fn missing_or(error: LogError) -> DbError {
         other => DbError::Log(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(transaction: u64, offset: u64, bytes: &[u8]) -> Record {
+        Record::PutChunk {
+            transaction,
+            table: "t".into(),
+            key: b"k".to_vec(),
+            offset,
+            total: 6,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn puts(operations: Option<Vec<Operation>>) -> Vec<Vec<u8>> {
+        operations
+            .expect("committed")
+            .into_iter()
+            .map(|operation| match operation {
+                Operation::Put { value, .. } => value,
+                _ => panic!("only puts"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_streamed_transaction_is_redone_whole_and_one_left_open_is_dropped() {
+        let mut gatherer = Gatherer::default();
+        let mut report = ReplayReport::default();
+        // Pieces spilled early, then cut: the next Begin ends the transaction left open.
+        for record in [Record::Begin { transaction: 1 }, piece(1, 0, b"abc")] {
+            assert!(gatherer.feed(record, &mut report).is_none());
+        }
+        assert!(gatherer.is_open());
+        assert!(gatherer
+            .feed(Record::Begin { transaction: 2 }, &mut report)
+            .is_none());
+        assert_eq!(report.transactions_dropped, 1);
+        // Its commit, had it come, would find nothing to redo.
+        assert!(gatherer.feed(piece(1, 3, b"def"), &mut report).is_none());
+        for record in [piece(2, 0, b"uvw"), piece(2, 3, b"xyz")] {
+            assert!(gatherer.feed(record, &mut report).is_none());
+        }
+        let committed = gatherer.feed(
+            Record::Commit {
+                transaction: 2,
+                time_micros: 0,
+            },
+            &mut report,
+        );
+        assert_eq!(puts(committed), [b"uvwxyz".to_vec()]);
+        // A rolled-back spill is dropped too.
+        for record in [
+            Record::Begin { transaction: 3 },
+            piece(3, 0, b"abc"),
+            Record::Rollback { transaction: 3 },
+        ] {
+            assert!(gatherer.feed(record, &mut report).is_none());
+        }
+        assert!(!gatherer.is_open());
+        assert_eq!(report.transactions_dropped, 2);
+    }
+}

@@ -7,18 +7,27 @@ use super::DbError;
 use crate::btree::node::{LongRef, Value};
 use crate::btree::write::TreeWriter;
 use crate::btree::{max_inline_value_bytes, max_key_bytes};
-use crate::content::{entry_hash, ContentSummary, ContentTotals};
+use crate::content::{entry_hash, ContentSummary, ContentTotals, EntryHasher};
 use crate::log::{Durability, LogPosition, PendingRecords};
 use crate::value::long::{self, MAX_VALUE_BYTES};
+use crate::value::long_reader::{PageSource, ValueStream};
+use crate::value::long_writer::ChainWriter;
 use parking_lot::{ArcMutexGuard, RawMutex};
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
+use std::io::Read;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Log records carry values in pieces of at most this many bytes.
 const LOG_CHUNK_BYTES: usize = 256 << 10;
+/// Values at least this long given to [`WriteTransaction::insert_from_reader`] are streamed;
+/// shorter ones are read whole and inserted as a slice.
+pub const STREAM_FROM_BYTES: u64 = 1 << 20;
+/// A streamed insert appends its records to the log once this many bytes of them are
+/// gathered, and hands the pages filled meanwhile to the page cache.
+const SPILL_BYTES: usize = 1 << 20;
 
 /// The one open write transaction. It sees its own changes; nothing is visible to readers
 /// until it commits durably. Dropping it without `commit` aborts it.
@@ -39,6 +48,8 @@ pub struct WriteTransaction {
     /// Set when an operation failed after it had logged or changed something: the
     /// transaction can then only be rolled back.
     failed: Option<DbError>,
+    /// The most bytes of long-value pages a streamed insert held at once.
+    peak_streamed_pages: usize,
 }
 
 /// Where a committed transaction landed.
@@ -73,6 +84,7 @@ impl WriteTransaction {
             content,
             changed: false,
             failed: None,
+            peak_streamed_pages: 0,
         }
     }
 
@@ -199,6 +211,171 @@ impl WriteTransaction {
         self.note_failure(result)
     }
 
+    /// Inserts or replaces `key` in `table` (created if needed) with the `length` bytes
+    /// `reader` yields; returns whether a value was replaced. The value is never held whole
+    /// in memory: its pieces are logged, and its pages written, as they are read, and at
+    /// most about [`STREAM_FROM_BYTES`] of records and pages wait in memory (see
+    /// [`WriteTransaction::buffered_peak`]). A value shorter than [`STREAM_FROM_BYTES`] is
+    /// read whole and inserted as [`insert`](WriteTransaction::insert) would.
+    ///
+    /// Afterwards the entry is indistinguishable from one inserted as a slice: the same
+    /// value read back, the same content checksum. A long value streamed is stored
+    /// uncompressed, so that [`ReadTable::read_value_at`](super::ReadTable::read_value_at)
+    /// reaches any offset without decoding what comes before.
+    ///
+    /// The length is declared up front: a reader that fails
+    /// ([`DbError::ValueSource`]), ends early ([`DbError::ValueShorter`]) or yields more
+    /// ([`DbError::ValueLonger`]) fails the transaction, which then commits nothing
+    /// ([`DbError::TransactionFailed`] from `commit`).
+    ///
+    /// ```
+    /// use bluejet_engine::db::{Database, Options};
+    /// use std::io::Read;
+    /// let directory = tempfile::tempdir().unwrap();
+    /// let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// let attachment = std::io::repeat(b'x').take(3 << 20);
+    /// let mut write = db.begin_write().unwrap();
+    /// write.insert_from_reader("bodies", b"m1", attachment, 3 << 20).unwrap();
+    /// write.commit().unwrap();
+    ///
+    /// let read = db.begin_read().unwrap();
+    /// let table = read.open_table("bodies").unwrap();
+    /// let mut stream = table.value_reader(b"m1").unwrap().expect("stored");
+    /// let mut head = [0u8; 4];
+    /// stream.read_exact(&mut head).unwrap();
+    /// assert_eq!(&head, b"xxxx");
+    /// let mut tail = [0u8; 8];
+    /// assert_eq!(table.read_value_at(b"m1", (3 << 20) - 2, &mut tail).unwrap(), Some(2));
+    /// drop(read);
+    /// db.close().unwrap();
+    /// ```
+    pub fn insert_from_reader(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        reader: impl Read,
+        length: u64,
+    ) -> Result<bool, DbError> {
+        self.check_open()?;
+        check_key(key, self.inner.store.page_size())?;
+        if length > MAX_VALUE_BYTES {
+            return Err(DbError::ValueTooLarge {
+                length,
+                limit: MAX_VALUE_BYTES,
+            });
+        }
+        let result = if length < STREAM_FROM_BYTES {
+            read_value(reader, length).and_then(|value| self.insert_checked(table, key, &value))
+        } else {
+            self.insert_streamed(table, key, reader, length)
+        };
+        self.note_failure(result)
+    }
+
+    /// The most bytes this transaction held in memory at once of its log records and of a
+    /// streamed value's pages: a value inserted as a slice counts whole (its records hold
+    /// it), a streamed one at most about twice [`STREAM_FROM_BYTES`] and one log piece.
+    pub fn buffered_peak(&self) -> usize {
+        let records = self.log.as_ref().map_or(0, PendingRecords::peak_len);
+        records + self.peak_streamed_pages
+    }
+
+    /// Largest piece of a value in one log record. Half the largest record leaves room for
+    /// the table and key beside each piece: small generations hold records smaller than the
+    /// usual piece (found by the seeded tests: a value over 115 KiB failed with 128 KiB
+    /// generations).
+    /// An unlogged transaction (replay) reads in pieces of the usual size.
+    fn log_piece_bytes(&self) -> usize {
+        match self.inner.log.active() {
+            Some(log) if self.log.is_some() => LOG_CHUNK_BYTES.min(log.max_record_bytes() / 2),
+            _ => LOG_CHUNK_BYTES,
+        }
+    }
+
+    /// Streams a long value: each piece read is hashed, logged as a PutChunk record (the
+    /// pieces a slice insert logs) and copied into the value's pages; once enough records
+    /// are gathered they are appended to the log and the pages filled meanwhile go to the
+    /// page cache, sealed with the position of those records.
+    fn insert_streamed(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        mut reader: impl Read,
+        length: u64,
+    ) -> Result<bool, DbError> {
+        let meta = self.meta(table, true)?.expect("created");
+        let page_size = self.inner.store.page_size();
+        let piece_bytes = self.log_piece_bytes();
+        let mut hasher = EntryHasher::new(table, key, length);
+        let mut chain = {
+            let WriterState {
+                allocator, dirty, ..
+            } = self.state();
+            ChainWriter::new(length, page_size, &mut || dirty.allocate(allocator))
+        };
+        let mut piece = vec![0u8; piece_bytes];
+        let mut offset = 0;
+        while offset < length {
+            let wanted = (length - offset).min(piece_bytes as u64) as usize;
+            let piece = &mut piece[..wanted];
+            read_piece(&mut reader, piece, offset, length)?;
+            hasher.update(piece);
+            if let Some(log) = &mut self.log {
+                log.put_piece(table, key, offset, length, piece);
+            }
+            let WriterState {
+                allocator, dirty, ..
+            } = self.state();
+            chain.write(piece, &mut || dirty.allocate(allocator));
+            offset += wanted as u64;
+            self.peak_streamed_pages = self.peak_streamed_pages.max(chain.buffered_bytes());
+            let spill_due = self
+                .log
+                .as_ref()
+                .is_some_and(|log| log.encoded_len() >= SPILL_BYTES);
+            if spill_due {
+                self.spill(chain.take_full())?;
+            }
+        }
+        check_ended(&mut reader, length)?;
+        let (first_page, pages) = chain.finish();
+        self.state().dirty.long.extend(pages);
+        let stored = Value::Long(LongRef {
+            first_page,
+            length,
+            stored: length,
+            compressed: false,
+        });
+        self.place(table, key, meta, stored, hasher.finish())
+    }
+
+    /// Appends the records gathered so far to the log (through the commit gate, as a commit
+    /// would: a node that may not commit appends nothing), then stages `pages`, sealed with
+    /// the position after those records, in the page cache.
+    fn spill(&mut self, pages: Vec<(u64, Vec<u8>)>) -> Result<(), DbError> {
+        let inner = Arc::clone(&self.inner);
+        let gate = &inner.options.commit_gate;
+        gate.admit().map_err(DbError::CommitRefused)?;
+        // A proof point in every generation records begin in, as before a commit.
+        let appended = self.prove_generation().and_then(|()| {
+            let log = self.log.as_mut().expect("a logged transaction");
+            log.spill(inner.log.writer()).map_err(DbError::from)
+        });
+        gate.appended();
+        let end = appended.inspect_err(|error| {
+            let too_large = matches!(error, DbError::Log(crate::LogError::RecordTooLarge { .. }));
+            if matches!(error, DbError::Log(_)) && !too_large {
+                inner.poison(error);
+            }
+        })?;
+        for (number, mut page) in pages {
+            long::seal(&mut page, number, end);
+            self.state().dirty.staged.push(number);
+            inner.store.stage_page(number, page)?;
+        }
+        Ok(())
+    }
+
     /// A failed change may have logged or copied part of itself: the transaction must then
     /// not commit.
     fn note_failure<T>(&mut self, result: Result<T, DbError>) -> Result<T, DbError> {
@@ -216,16 +393,26 @@ impl WriteTransaction {
     }
 
     fn insert_checked(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
-        let mut meta = self.existing(table)?;
+        let meta = self.existing(table)?;
+        let piece_bytes = self.log_piece_bytes();
         if let Some(log) = &mut self.log {
-            // Half the largest record leaves room for the table and key beside each piece:
-            // small generations hold records smaller than the usual piece (found by the
-            // seeded tests: a value over 115 KiB failed with 128 KiB generations).
-            let largest = self.inner.log.writer().max_record_bytes();
-            log.put_chunked(table, key, value, LOG_CHUNK_BYTES.min(largest / 2));
+            log.put_chunked(table, key, value, piece_bytes);
         }
         let hash = entry_hash(table, key, value);
         let stored = self.store_value(value);
+        self.place(table, key, meta, stored, hash)
+    }
+
+    /// Puts a stored value (its pages written) into `table`'s tree and counts the entry's
+    /// `hash` in; returns whether a value was replaced.
+    fn place(
+        &mut self,
+        table: &str,
+        key: &[u8],
+        mut meta: TableMeta,
+        stored: Value,
+        hash: u64,
+    ) -> Result<bool, DbError> {
         let (root, replaced) = self.tree().insert(meta.root, key, stored)?;
         meta.root = root;
         let was_replaced = match replaced {
@@ -258,11 +445,27 @@ impl WriteTransaction {
     }
 
     /// The hash of the entry `key` → `value` as the tree holds it (a long value is read).
+    /// A long value is hashed page by page, never held whole.
     fn stored_hash(&self, table: &str, key: &[u8], value: &Value) -> Result<u64, DbError> {
-        match value {
-            Value::Inline(bytes) => Ok(entry_hash(table, key, bytes)),
-            long => Ok(entry_hash(table, key, &self.value_bytes(long.clone())?)),
+        let long = match value {
+            Value::Inline(bytes) => return Ok(entry_hash(table, key, bytes)),
+            Value::Long(long) => *long,
+        };
+        let mut stream = ValueStream::long(self.own_pages(), long)?;
+        let mut hasher = EntryHasher::new(table, key, long.length);
+        let mut buffer = vec![0u8; (64 << 10).min(long.length as usize)];
+        loop {
+            let read = stream.read_some(&mut buffer)?;
+            if read == 0 {
+                return Ok(hasher.finish());
+            }
+            hasher.update(&buffer[..read]);
         }
+    }
+
+    /// The pages as this transaction sees them, for a [`ValueStream`].
+    fn own_pages(&self) -> OwnPages<'_> {
+        OwnPages(self)
     }
 
     /// A value as the leaf will hold it: inline, or written to long-value pages.
@@ -665,13 +868,35 @@ impl WriteTransaction {
     }
 
     fn abort_in_memory(&mut self) {
+        self.log_rollback();
         if let Some(mut state) = self.state.take() {
             let WriterState {
                 allocator, dirty, ..
             } = &mut *state;
+            for page in dirty.take_unkept_staged(true) {
+                self.inner.store.discard(page);
+            }
             dirty.abort(allocator);
         }
-        self.log = None;
+    }
+
+    /// Ends the log's view of a transaction that does not commit: a Rollback record if some
+    /// of its records were already appended (through the gate; if the gate refuses, or the
+    /// append fails, replay still drops the transaction, which has no commit record and is
+    /// ended by the next writer's Begin or session's Start).
+    fn log_rollback(&mut self) {
+        let Some(records) = self.log.take() else {
+            return;
+        };
+        if !records.is_spilled() {
+            return;
+        }
+        let gate = &self.inner.options.commit_gate;
+        if gate.admit().is_ok() {
+            // Ignored on purpose: see above; a failed append has poisoned the log already.
+            let _ = records.abandon(self.inner.log.writer());
+            gate.appended();
+        }
     }
 }
 
@@ -696,6 +921,9 @@ fn seal_pages(inner: &Inner, state: &mut WriterState, end: LogPosition) -> Resul
         }
     }
     state.dirty.keep_recent(end, assigned);
+    for page in state.dirty.take_unkept_staged(false) {
+        inner.store.discard(page);
+    }
     for (number, mut page) in state.dirty.long.drain() {
         long::seal(&mut page, number, end);
         if let Err(error) = inner.store.commit_page(number, page) {
@@ -726,6 +954,68 @@ pub fn owned_bounds<'k>(range: impl RangeBounds<&'k [u8]>) -> (Bound<Vec<u8>>, B
     (own(range.start_bound()), own(range.end_bound()))
 }
 
+/// A write transaction's pages for a [`ValueStream`]: its own unsealed ones, else the store's.
+struct OwnPages<'t>(&'t WriteTransaction);
+
+impl PageSource for OwnPages<'_> {
+    fn long_page(&self, number: u64) -> Result<crate::page::cache::PageBytes, DbError> {
+        let state = self.0.state.as_ref().expect("an open transaction");
+        match state.dirty.long.get(&number) {
+            Some(bytes) => Ok(bytes.as_slice().into()),
+            None => self.0.inner.store.page(number),
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.inner.store.file().path()
+    }
+}
+
+/// Reads a value of `length` bytes whole, and checks that nothing follows.
+fn read_value(mut reader: impl Read, length: u64) -> Result<Vec<u8>, DbError> {
+    let mut value = vec![0u8; length as usize];
+    read_piece(&mut reader, &mut value, 0, length)?;
+    check_ended(&mut reader, length)?;
+    Ok(value)
+}
+
+/// Fills `piece`, the bytes of a value of `total` bytes from `offset`, from `reader`.
+fn read_piece(
+    reader: &mut impl Read,
+    piece: &mut [u8],
+    offset: u64,
+    total: u64,
+) -> Result<(), DbError> {
+    let mut filled = 0;
+    while filled < piece.len() {
+        match reader.read(&mut piece[filled..]) {
+            Ok(0) => {
+                return Err(DbError::ValueShorter {
+                    declared: total,
+                    supplied: offset + filled as u64,
+                })
+            }
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(DbError::ValueSource(Arc::new(error))),
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a reader that gave the `declared` bytes has nothing more.
+fn check_ended(reader: &mut impl Read, declared: u64) -> Result<(), DbError> {
+    let mut probe = [0u8; 1];
+    loop {
+        match reader.read(&mut probe) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err(DbError::ValueLonger { declared }),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(DbError::ValueSource(Arc::new(error))),
+        }
+    }
+}
+
 /// A table inside a write transaction.
 pub struct WriteTable<'t> {
     transaction: &'t mut WriteTransaction,
@@ -736,6 +1026,18 @@ impl WriteTable<'_> {
     /// Inserts or replaces; returns whether a value was replaced.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
         self.transaction.insert(&self.name, key, value)
+    }
+
+    /// Inserts or replaces with the `length` bytes `reader` yields (see
+    /// [`WriteTransaction::insert_from_reader`]).
+    pub fn insert_from_reader(
+        &mut self,
+        key: &[u8],
+        reader: impl Read,
+        length: u64,
+    ) -> Result<bool, DbError> {
+        self.transaction
+            .insert_from_reader(&self.name, key, reader, length)
     }
 
     /// The value of `key`.

@@ -68,11 +68,21 @@ impl<'a> Transaction<'a> {
 /// A transaction's records without the log they go to: what a database's write transaction
 /// owns, so that it borrows nothing and can move between threads. Appended with
 /// [`PendingRecords::commit`].
+///
+/// A transaction too large to keep in memory (a value streamed from a reader) appends the
+/// records gathered so far early, with [`PendingRecords::spill`]: they are in the log before
+/// the commit record, and replay redoes them only if that commit record follows. A spilled
+/// transaction that does not commit ends with a Rollback record
+/// ([`PendingRecords::abandon`]).
 pub struct PendingRecords {
     id: u64,
     encoded: Vec<u8>,
     /// The end offset of each record in `encoded`.
     boundaries: Vec<usize>,
+    /// Where the first record landed, once some were spilled to the log.
+    spilled_from: Option<LogPosition>,
+    /// The most bytes of records held at once.
+    peak: usize,
 }
 
 impl PendingRecords {
@@ -81,6 +91,8 @@ impl PendingRecords {
             id,
             encoded: Vec::new(),
             boundaries: Vec::new(),
+            spilled_from: None,
+            peak: 0,
         };
         records.push(RecordRef::Begin { transaction: id });
         records
@@ -94,6 +106,16 @@ impl PendingRecords {
     /// Bytes of records gathered so far.
     pub fn encoded_len(&self) -> usize {
         self.encoded.len()
+    }
+
+    /// The most bytes of records this transaction held in memory at once.
+    pub fn peak_len(&self) -> usize {
+        self.peak.max(self.encoded.len())
+    }
+
+    /// Whether some records are already in the log.
+    pub fn is_spilled(&self) -> bool {
+        self.spilled_from.is_some()
     }
 
     fn push(&mut self, record: RecordRef<'_>) {
@@ -133,6 +155,50 @@ impl PendingRecords {
         }
     }
 
+    /// Logs one piece of a value of `total` bytes for `key` in `table`, at `offset`: the
+    /// [`Record::PutChunk`](super::record::Record::PutChunk) records that
+    /// [`PendingRecords::put_chunked`] writes, for a value that arrives piece by piece.
+    /// Pieces must come in order, each `offset` the end of the previous piece.
+    pub fn put_piece(&mut self, table: &str, key: &[u8], offset: u64, total: u64, bytes: &[u8]) {
+        self.push(RecordRef::PutChunk {
+            transaction: self.id,
+            table,
+            key,
+            offset,
+            total,
+            bytes,
+        });
+    }
+
+    /// Appends the records gathered so far to `log` (the log they were begun in), without a
+    /// commit record, and forgets them; returns the end of the last. Replay redoes them only
+    /// if the transaction's commit record follows; until then they are in the log like the
+    /// records of a transaction cut by a crash.
+    pub fn spill(&mut self, log: &Log) -> Result<LogPosition, LogError> {
+        self.peak = self.peak_len();
+        let (begin, end) = log.append_records(&self.encoded, &self.boundaries, false)?;
+        self.spilled_from.get_or_insert(begin);
+        self.encoded.clear();
+        self.boundaries.clear();
+        Ok(end)
+    }
+
+    /// Ends a transaction that will not commit: nothing is logged if none of its records
+    /// reached the log; after a [`spill`](PendingRecords::spill), a Rollback record says that
+    /// the records there are not to be redone.
+    pub fn abandon(self, log: &Log) -> Result<(), LogError> {
+        if !self.is_spilled() {
+            return Ok(());
+        }
+        let mut rollback = Vec::new();
+        RecordRef::Rollback {
+            transaction: self.id,
+        }
+        .encode_into(&mut rollback);
+        log.append_records(&rollback, &[rollback.len()], false)?;
+        Ok(())
+    }
+
     /// Removes `key` from `table`.
     pub fn delete(&mut self, table: &str, key: &[u8]) {
         self.push(RecordRef::Delete {
@@ -166,7 +232,8 @@ impl PendingRecords {
             transaction: self.id,
             time_micros,
         });
-        let (begin, end) = log.append_records(&self.encoded, &self.boundaries, true)?;
+        let (appended, end) = log.append_records(&self.encoded, &self.boundaries, true)?;
+        let begin = self.spilled_from.unwrap_or(appended);
         if durability == Durability::Durable {
             log.wait_durable(end)?;
         }
@@ -184,5 +251,60 @@ impl PendingRecords {
         });
         log.append_records(&self.encoded, &self.boundaries, false)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogConfig, LogReader, Record};
+
+    /// The kinds of the records after the log's Start record, by transaction.
+    fn kinds(directory: &std::path::Path) -> Vec<String> {
+        let reader = LogReader::open(directory, LogConfig::default()).unwrap();
+        reader
+            .read_from(LogPosition::new(1, 0))
+            .filter_map(|record| record.unwrap().decode().unwrap())
+            .filter_map(|record| match record {
+                Record::Begin { .. } => Some("begin".to_owned()),
+                Record::PutChunk { offset, .. } => Some(format!("piece {offset}")),
+                Record::Commit { .. } => Some("commit".to_owned()),
+                Record::Rollback { .. } => Some("rollback".to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spilled_records_come_before_the_commit_and_an_abandoned_spill_ends_in_a_rollback() {
+        let directory = tempfile::tempdir().unwrap();
+        let log = Log::open(directory.path(), LogConfig::default()).unwrap();
+        let mut records = log.pending_transaction();
+        records.put_piece("t", b"k", 0, 6, b"abc");
+        let first = log.end_position();
+        let spilled = records.spill(&log).unwrap();
+        assert!(records.is_spilled());
+        assert_eq!(log.end_position(), spilled, "appended at once");
+        records.put_piece("t", b"k", 3, 6, b"def");
+        let info = records.commit(&log, Durability::Durable).unwrap();
+        assert_eq!(
+            info.begin, first,
+            "the commit begins at the first record spilled"
+        );
+
+        let mut abandoned = log.pending_transaction();
+        abandoned.put_piece("t", b"x", 0, 6, b"abc");
+        abandoned.spill(&log).unwrap();
+        abandoned.put_piece("t", b"x", 3, 6, b"def");
+        abandoned.abandon(&log).unwrap();
+        // A transaction that never spilled leaves nothing when abandoned.
+        let mut unspilled = log.pending_transaction();
+        unspilled.put_piece("t", b"y", 0, 3, b"abc");
+        unspilled.abandon(&log).unwrap();
+        log.close().unwrap();
+        assert_eq!(
+            kinds(directory.path()),
+            ["begin", "piece 0", "piece 3", "commit", "begin", "piece 0", "rollback"]
+        );
     }
 }

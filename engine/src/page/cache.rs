@@ -188,6 +188,15 @@ impl PageCache {
         Ok(())
     }
 
+    /// Drops a page from the cache, written or not: a page a transaction handed to the cache
+    /// before it committed, which it then did not keep (it aborted, or freed the page).
+    pub fn discard(&self, number: u64) {
+        let mut shard = self.shard(number).write();
+        if let Some(removed) = shard.map.remove(&number) {
+            self.recycle(removed.page);
+        }
+    }
+
     /// Every unwritten page, for a checkpoint.
     pub fn unwritten(&self) -> Vec<(u64, PageBytes)> {
         let mut pages = Vec::new();

@@ -98,6 +98,22 @@ impl PageStore {
             .insert_unwritten(number, page, &|number, page| self.write_back(number, page))
     }
 
+    /// Caches a page of a transaction that has not committed yet (a long value streamed
+    /// from a reader, whose pages cannot all wait in memory): sealed with the position of
+    /// records already appended, it is written back like a committed page, but nothing
+    /// reaches it until the transaction commits. If the transaction does not keep it,
+    /// [`PageStore::discard`] drops it.
+    pub fn stage_page(&self, number: u64, page: impl Into<PageBytes>) -> Result<(), DbError> {
+        self.commit_page(number, page)
+    }
+
+    /// Drops a staged page the transaction did not keep: an unwritten copy must not be
+    /// written over the page once it is free and reused (written or not, the page is
+    /// unreachable).
+    pub fn discard(&self, number: u64) {
+        self.cache.discard(number);
+    }
+
     /// Writes an unwritten page: its change must be in the durable log first.
     fn write_back(&self, number: u64, page: &[u8]) -> Result<(), DbError> {
         match &self.write_ahead {

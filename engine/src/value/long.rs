@@ -49,17 +49,34 @@ pub fn format_pages(
     let mut pages = Vec::with_capacity(numbers.len());
     for (index, &number) in numbers.iter().enumerate() {
         let chunk = chunks.get(index).copied().unwrap_or(&[]);
-        let mut page = vec![0u8; page_size];
-        // The type is set now (sealing sets it again) so that the transaction can read its
-        // own unsealed pages through the same checks.
-        page[4] = PageType::LongValue as u8;
-        format::set_link(&mut page, numbers.get(index + 1).copied().unwrap_or(0));
-        page[PAGE_HEADER_BYTES..PAGE_HEADER_BYTES + 4]
-            .copy_from_slice(&(chunk.len() as u32).to_le_bytes());
-        page[PAGE_HEADER_BYTES + 4..PAGE_HEADER_BYTES + 4 + chunk.len()].copy_from_slice(chunk);
+        let mut page = blank_page(page_size);
+        page[DATA_OFFSET..DATA_OFFSET + chunk.len()].copy_from_slice(chunk);
+        close_page(
+            &mut page,
+            chunk.len(),
+            numbers.get(index + 1).copied().unwrap_or(0),
+        );
         pages.push((number, page));
     }
     (numbers[0], pages)
+}
+
+/// Where a long-value page's data begins.
+pub(crate) const DATA_OFFSET: usize = PAGE_HEADER_BYTES + 4;
+
+/// An unsealed long-value page with no data yet.
+pub(crate) fn blank_page(page_size: usize) -> Vec<u8> {
+    let mut page = vec![0u8; page_size];
+    // The type is set now (sealing sets it again) so that the transaction can read its own
+    // unsealed pages through the same checks.
+    page[4] = PageType::LongValue as u8;
+    page
+}
+
+/// Sets a formatted page's data length and its link to the next page of the chain.
+pub(crate) fn close_page(page: &mut [u8], length: usize, next: u64) {
+    format::set_link(page, next);
+    page[PAGE_HEADER_BYTES..DATA_OFFSET].copy_from_slice(&(length as u32).to_le_bytes());
 }
 
 /// Seals a formatted long-value page.
@@ -160,7 +177,7 @@ fn walk_pages<'f>(
     Ok(pages)
 }
 
-fn check_lengths(long: LongRef, path: &Path) -> Result<(), DbError> {
+pub(crate) fn check_lengths(long: LongRef, path: &Path) -> Result<(), DbError> {
     let bad = long.length > MAX_VALUE_BYTES
         || long.stored > long.length.max(1) * 2 + 1024
         || (!long.compressed && long.stored != long.length);
@@ -177,7 +194,7 @@ fn check_lengths(long: LongRef, path: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
-fn malformed(path: &Path, page: u64, reason: String) -> DbError {
+pub(crate) fn malformed(path: &Path, page: u64, reason: String) -> DbError {
     DbError::Corruption {
         path: path.to_owned(),
         page,

@@ -405,16 +405,6 @@ impl Replica {
         let lock = ReplicaLock::acquire(fs.as_ref(), &layout.lock())?;
         let identity = ReplicaIdentity::read(fs.as_ref(), &layout)?;
         layout.create(fs.as_ref())?;
-        // The seed wrote the active's retention marker; a replica seeded before markers
-        // existed writes it now, so the active's circular logging never deletes what the
-        // shipper has not copied.
-        if config.active_fs.exists(&config.active) {
-            bluejet_engine::db::write_retention_marker(
-                config.active_fs.as_ref(),
-                &config.active,
-                &crate::seed::retention_reason(&layout.root),
-            )?;
-        }
         let mut options = config.options.clone();
         options.log.base_name = identity.base()?;
         let config = ReplicaConfig { options, ..config };

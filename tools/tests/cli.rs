@@ -960,7 +960,9 @@ fn the_tools_read_a_directory_whose_low_generations_circular_logging_deleted() {
     assert!(first > 5, "generation {first} is the lowest kept");
     let output = expect(&["log", "dump", arg(&directory)], 0);
     let stdout = text(&output.stdout);
-    assert!(stdout.contains(&format!("generation {first}")), "{stdout}");
+    assert!(stdout.contains(&format!("E00{first:08X}.log")), "{stdout}");
+    assert!(stdout.contains("missing generations: none"), "{stdout}");
+    assert!(stdout.contains("integrity check passed"), "{stdout}");
     expect(&["checkpoint", "dump", arg(&directory)], 0);
     let output = expect(&["recover", arg(&directory)], 0);
     let stdout = text(&output.stdout);

@@ -21,6 +21,7 @@ use crate::status::{CopyState, CopyStatus};
 use crate::verify::{self, ContentDigest, TableDigest};
 use bluejet_engine::db::{
     lock_directory, Database, KeyValue, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME,
+    RETENTION_MARKER_NAME,
 };
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use bluejet_engine::log::{now_micros, LogPosition};
@@ -302,6 +303,11 @@ fn survey(
             let path = directory.join(&name);
             if name == LOCK_FILE_NAME {
                 // Never removed: a new file would be a second lock beside a holder's.
+                continue;
+            }
+            if name == RETENTION_MARKER_NAME {
+                // Never removed: a node's database keeps its log for its peer, and the
+                // marker says so to every later open (design.md, "Circular logging").
                 continue;
             }
             if layout.is_known(&directory, &name) {

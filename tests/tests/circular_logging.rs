@@ -415,13 +415,25 @@ fn crashes_during_and_around_deletions_lose_no_committed_transaction() {
         cuts.extend((0..20).map(|step| from + step * (tail - from) / 20));
     }
     assert!(cuts.len() > 100);
+    // The lowest generation each crash left: many values show the cuts fell between the
+    // removals of a pass, not only before or after it.
+    let mut lowest_after_crash = std::collections::BTreeSet::new();
     for (index, &cut) in cuts.iter().enumerate() {
         let seed = 0xC1C0 + index as u64;
         let fs = SimulatedFileSystem::new();
         fs.fail_at(cut, FaultMode::Persistent);
         let (acknowledged, _) = crash_workload(&fs, COMMITS);
         fs.crash(seed);
+        lowest_after_crash.insert(
+            closed_generations(&fs, Path::new(SIMULATED))
+                .first()
+                .copied(),
+        );
         let context = format!("cut {cut} seed {seed}");
         check_after_crash(&fs, acknowledged, &context);
     }
+    assert!(
+        lowest_after_crash.len() >= 6,
+        "crashes left only these lowest generations: {lowest_after_crash:?}"
+    );
 }

@@ -16,7 +16,7 @@
 
 use crate::error::ReplError;
 use crate::private_files::create_directory_durably;
-use bluejet_engine::db::DATABASE_FILE_NAME;
+use bluejet_engine::db::{DATABASE_FILE_NAME, RETENTION_MARKER_NAME};
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use std::path::{Path, PathBuf};
 
@@ -162,7 +162,9 @@ impl ReplicaLayout {
         if directory == self.database() {
             return name == DATABASE_FILE_NAME
                 || name == format!("{DATABASE_FILE_NAME}.tmp")
-                || name == LOCK_FILE_NAME;
+                || name == LOCK_FILE_NAME
+                || name == RETENTION_MARKER_NAME
+                || name == format!("{RETENTION_MARKER_NAME}.tmp");
         }
         if directory == self.blocks() {
             let name = name.strip_suffix(".tmp").unwrap_or(name);

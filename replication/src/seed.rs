@@ -21,6 +21,7 @@ use crate::status::{CopyState, CopyStatus};
 use crate::verify::{self, ContentDigest, TableDigest};
 use bluejet_engine::db::{
     lock_directory, Database, KeyValue, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME,
+    RETENTION_MARKER_NAME,
 };
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
 use bluejet_engine::log::{now_micros, LogPosition};
@@ -62,6 +63,9 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
     let events = EventLog::new(Arc::clone(&fs), &layout.events());
     events.record("seeding", None, format!("from {}", config.active.display()));
     seeding_status(fs.as_ref(), &layout)?;
+    // From here the copy needs every generation from the snapshot on: circular logging
+    // stops, in this open and every later one, before the snapshot is taken.
+    active.retain_logs(&retention_reason(&layout.root))?;
     let read = active.begin_read()?;
     let position = read.end();
     // A lazily committed snapshot must be durable before a copy depends on it.
@@ -131,7 +135,10 @@ pub fn seed(active: &Database, config: &ReplicaConfig) -> Result<SeedReport, Rep
 /// Seeds from the database in `active_directory`, opening it (it must not be open
 /// elsewhere) and closing it afterwards.
 pub fn seed_directory(config: &ReplicaConfig) -> Result<SeedReport, ReplError> {
-    let mut options = bluejet_engine::Options::default();
+    let mut options = bluejet_engine::Options {
+        circular_logging: false,
+        ..bluejet_engine::Options::default()
+    };
     options.log.file_system = Arc::clone(&config.active_fs);
     let active = Database::open(&config.active, options)?;
     // Closed cleanly whatever the seed's outcome (found: a refused seed left the active in
@@ -141,6 +148,14 @@ pub fn seed_directory(config: &ReplicaConfig) -> Result<SeedReport, ReplError> {
     let report = seeded?;
     closed?;
     Ok(report)
+}
+
+/// What the active's retention marker says of a replica in `root`.
+pub fn retention_reason(root: &Path) -> String {
+    format!(
+        "replica {} (its shipper copies closed generations)",
+        root.display()
+    )
 }
 
 /// A copy is never made inside another replica or database directory (found: a seed into a
@@ -288,6 +303,11 @@ fn survey(
             let path = directory.join(&name);
             if name == LOCK_FILE_NAME {
                 // Never removed: a new file would be a second lock beside a holder's.
+                continue;
+            }
+            if name == RETENTION_MARKER_NAME {
+                // Never removed: a node's database keeps its log for its peer, and the
+                // marker says so to every later open (design.md, "Circular logging").
                 continue;
             }
             if layout.is_known(&directory, &name) {

@@ -927,6 +927,57 @@ fn recover_replays_a_dirty_shutdown() {
     assert_eq!(json(&output)["entries"], 170);
 }
 
+/// A database written with small generations and circular logging, left dirty: its low
+/// generations were deleted.
+fn circular_database() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let directory = root.path().join("db");
+    let mut options = Options {
+        checkpoint_depth_bytes: 1 << 20,
+        background: false,
+        compression: false,
+        ..Options::default()
+    };
+    options.log.generation_bytes = 128 << 10;
+    options.log.idle_roll_interval = None;
+    let database = Database::open(&directory, options).unwrap();
+    for round in 0..300u64 {
+        let mut write = database.begin_write().unwrap();
+        write.create_table("messages").unwrap();
+        for index in 0..10u64 {
+            let key = format!("alice/{round:06}/{index:02}");
+            let body = value(round * 10 + index, 1500);
+            write.insert("messages", key.as_bytes(), &body).unwrap();
+        }
+        write.commit().unwrap();
+    }
+    assert!(database.circular_logging().deleted > 0);
+    drop(database);
+    (root, directory)
+}
+
+#[test]
+fn the_tools_read_a_directory_whose_low_generations_circular_logging_deleted() {
+    let (_root, directory) = circular_database();
+    let first = closed_generations(&directory)[0].0;
+    assert!(first > 5, "generation {first} is the lowest kept");
+    let output = expect(&["log", "dump", arg(&directory)], 0);
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains(&format!("E00{first:08X}.log")), "{stdout}");
+    assert!(stdout.contains("missing generations: none"), "{stdout}");
+    assert!(stdout.contains("integrity check passed"), "{stdout}");
+    expect(&["checkpoint", "dump", arg(&directory)], 0);
+    let output = expect(&["recover", arg(&directory)], 0);
+    let stdout = text(&output.stdout);
+    assert!(
+        line(&stdout, "  state after").ends_with("clean shutdown"),
+        "{stdout}"
+    );
+    let output = expect(&["integrity", arg(&directory), "--json"], 0);
+    assert_eq!(json(&output)["entries"], 3000);
+    expect(&["log", "dump", arg(&directory)], 0);
+}
+
 #[test]
 fn recover_names_missing_log_generations() {
     let (_root, directory) = dirty_database(5);

@@ -11,6 +11,9 @@
 //!    freed. The log's checkpoint moves to the older copy's checkpoint, so both copies can
 //!    always be recovered.
 //!
+//! 6. With circular logging, closed generations below the checkpoint file are deleted
+//!    (see `circular.rs`).
+//!
 //! Pages written in step 2 are never reachable from either header copy on disk, so a crash
 //! at any step leaves the previous state whole.
 
@@ -44,14 +47,23 @@ struct Capture {
 
 /// Runs a checkpoint, writing the header with `state`.
 pub(crate) fn run(inner: &Inner, state: DbState) -> Result<CheckpointReport, DbError> {
-    let mut header_state = inner.header.lock();
-    // After a failed write or fsync the file's state is unknown: no header may claim it.
-    inner.check_usable()?;
-    let result = checkpoint_locked(inner, &mut header_state, state);
-    if let Err(error) = &result {
-        inner.poison(error);
+    let report = {
+        let mut header_state = inner.header.lock();
+        // After a failed write or fsync the file's state is unknown: no header may claim it.
+        inner.check_usable()?;
+        let result = checkpoint_locked(inner, &mut header_state, state);
+        if let Err(error) = &result {
+            inner.poison(error);
+        }
+        result?
+    };
+    // Step 6, once the header and the checkpoint file are durable, outside the header lock
+    // (commits needing a header write go on meanwhile).
+    if let Err(error) = super::circular::after_checkpoint(inner) {
+        inner.poison(&error);
+        return Err(error);
     }
-    result
+    Ok(report)
 }
 
 fn checkpoint_locked(
@@ -98,6 +110,11 @@ fn checkpoint_locked(
         .required_generation
         .fetch_max(header_state.header.log_required.1, Ordering::AcqRel);
     inner.log.checkpoint_moved(previous.checkpoint)?;
+    if let Some(log) = inner.log.active() {
+        inner
+            .checkpoint_file_position
+            .store(log.checkpoint().position.to_u64(), Ordering::Relaxed);
+    }
     inner.checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(CheckpointReport {
         pages_written: pages_written + capture.free_list.len(),

@@ -123,6 +123,10 @@ pub(crate) struct Inner {
     /// The directory's ownership lock, held as long as this database is (`None` only once
     /// handed on, by a passive copy becoming active).
     pub owner: Option<OwnershipLock>,
+    /// The log's checkpoint file position as last moved (an active database's).
+    pub checkpoint_file_position: AtomicU64,
+    /// Circular logging's state; its lock is held through a deletion pass.
+    pub circular: Mutex<super::circular::CircularLogging>,
 }
 
 pub(crate) struct WriterState {
@@ -233,6 +237,31 @@ impl Database {
     /// What recovery replayed when this database was opened.
     pub fn replay_report(&self) -> ReplayReport {
         self.inner().replay.lock().clone()
+    }
+
+    /// Whether circular logging is on (closed log generations no recovery needs are deleted
+    /// after each checkpoint), and why.
+    ///
+    /// ```
+    /// use bluejet_engine::db::{Database, Options};
+    /// let directory = tempfile::tempdir().unwrap();
+    /// let db = Database::open(directory.path(), Options::default()).unwrap();
+    /// assert!(db.circular_logging().enabled);
+    /// db.retain_logs("replica /srv/replica").unwrap();
+    /// let state = db.circular_logging();
+    /// assert!(!state.enabled, "{}", state.reason);
+    /// db.close().unwrap();
+    /// ```
+    pub fn circular_logging(&self) -> super::circular::CircularLogging {
+        self.inner().circular.lock().clone()
+    }
+
+    /// Keeps every log generation from now on, for a reader outside the database (a
+    /// replica's shipper, an incremental backup) named by `reason`: writes the directory's
+    /// retention marker `bluejet.keep-logs` durably and stops circular logging. Once this
+    /// returns no generation is deleted, by this open or any later one.
+    pub fn retain_logs(&self, reason: &str) -> Result<(), DbError> {
+        super::circular::retain(self.inner(), reason)
     }
 
     /// Counters.
@@ -347,13 +376,22 @@ impl Inner {
     pub fn after_commit(&self, end: LogPosition) -> Result<(), DbError> {
         let depth = self.depth(end);
         let limit = self.options.checkpoint_depth_bytes;
-        if self.options.background && depth < limit * 2 {
-            if depth >= limit / 2 {
-                self.wakeup.notify_all();
-            }
-            return Ok(());
+        let due = depth
+            >= if self.options.background {
+                limit * 2
+            } else {
+                limit
+            };
+        if self.options.background && !due && depth >= limit / 2 {
+            self.wakeup.notify_all();
         }
-        if depth >= limit {
+        if due {
+            checkpoint::run(self, DbState::DirtyShutdown)?;
+        }
+        // The checkpoint file trails the header by one checkpoint: after a long interval
+        // (one large transaction, say) it holds that whole interval's generations. With
+        // circular logging one more checkpoint moves it up, and they are deleted.
+        if super::circular::trail(self) >= limit * 2 {
             checkpoint::run(self, DbState::DirtyShutdown)?;
         }
         Ok(())
@@ -375,7 +413,9 @@ fn spawn_checkpointer(inner: Arc<Inner>) -> JoinHandle<()> {
                 }
             }
             let end = inner.snapshots.published().end;
-            if inner.depth(end) < inner.options.checkpoint_depth_bytes / 2 {
+            let limit = inner.options.checkpoint_depth_bytes;
+            let trailing = super::circular::trail(&inner) >= limit * 2;
+            if inner.depth(end) < limit / 2 && !trailing {
                 continue;
             }
             if let Err(error) = checkpoint::run(&inner, DbState::DirtyShutdown) {

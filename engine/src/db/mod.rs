@@ -6,6 +6,7 @@
 
 mod catalog;
 mod checkpoint;
+mod circular;
 mod content_check;
 mod database;
 mod error;
@@ -17,6 +18,7 @@ mod owner;
 mod passive;
 mod read;
 mod recovery;
+pub mod retention_marker;
 mod version;
 mod write;
 
@@ -26,6 +28,7 @@ pub use crate::log::Durability;
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 pub use catalog::TableMeta;
 pub use checkpoint::CheckpointReport;
+pub use circular::CircularLogging;
 pub use database::{Database, DbStats, DATABASE_FILE_NAME};
 pub use error::DbError;
 pub use gate::{CommitGate, Gate};
@@ -35,4 +38,7 @@ pub use owner::{lock_directory, probe_directory};
 pub use passive::{GenerationReplay, PassiveDatabase, PassiveOrigin};
 pub use read::{Entries, Entry, Range, ReadTable, ReadTransaction, ValueReader};
 pub use recovery::ReplayReport;
+pub use retention_marker::{
+    read_retention_marker, write_retention_marker, RetentionMarker, RETENTION_MARKER_NAME,
+};
 pub use write::{Committed, WriteTable, WriteTransaction, STREAM_FROM_BYTES};

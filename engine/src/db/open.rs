@@ -99,6 +99,18 @@ pub(crate) fn assemble(
     owner: OwnershipLock,
 ) -> Inner {
     let header = read.header;
+    let checkpoint_file = log
+        .active()
+        .map_or(header.checkpoint, |log| log.checkpoint().position);
+    let circular = match &log {
+        LogLink::Active(_) => {
+            let fs = options.log.file_system.as_ref();
+            let marker = super::retention_marker::read_retention_marker(fs, directory);
+            let reason = marker.retains().then(|| marker.describe());
+            super::circular::CircularLogging::at_open(&options, reason)
+        }
+        LogLink::Passive(_) => super::circular::CircularLogging::passive(),
+    };
     let mut chains = [Vec::new(), Vec::new()];
     chains[read.slot as usize] = chain;
     let version = Version {
@@ -133,6 +145,8 @@ pub(crate) fn assemble(
         checkpoints: AtomicU64::new(0),
         replay: Mutex::new(ReplayReport::default()),
         owner: Some(owner),
+        checkpoint_file_position: AtomicU64::new(checkpoint_file.to_u64()),
+        circular: Mutex::new(circular),
     }
 }
 

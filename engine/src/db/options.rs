@@ -42,6 +42,12 @@ pub struct Options {
     /// database per crash recovery; without it recovery still checks every proof point it
     /// replays, which only sees the entries the replayed transactions changed.
     pub recount_after_recovery: bool,
+    /// Circular logging (default on): after each checkpoint, delete the closed log
+    /// generations no recovery can need, bounding the directory. Set it off when something
+    /// outside the database reads the log (a replica's shipper, incremental backups); the
+    /// replication crate does, and writes the directory's retention marker
+    /// (`bluejet.keep-logs`), which keeps circular logging off for every later open too.
+    pub circular_logging: bool,
 }
 
 impl Default for Options {
@@ -56,6 +62,7 @@ impl Default for Options {
             background: true,
             commit_gate: super::gate::Gate::open(),
             recount_after_recovery: true,
+            circular_logging: true,
         }
     }
 }

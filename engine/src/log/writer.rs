@@ -421,6 +421,9 @@ impl Log {
 
     /// Deletes closed generations below `position`'s generation, never one the checkpoint
     /// still needs; returns the generations deleted.
+    ///
+    /// Lowest first, the directory synced after each removal: a crash part-way leaves the
+    /// stream with a gap at its low end only, never a hole between generations it keeps.
     pub fn truncate_below(&self, position: LogPosition) -> Result<Vec<u32>, LogError> {
         let shared = &self.shared;
         let limit = position
@@ -433,11 +436,9 @@ impl Log {
             let path = path_of(&shared.directory, name);
             fs.remove(&path)
                 .map_err(|e| LogError::io(&path, "remove generation", e))?;
-            removed.push(generation);
-        }
-        if !removed.is_empty() {
             fs.sync_directory(&shared.directory)
                 .map_err(|e| LogError::io(&shared.directory, "sync directory", e))?;
+            removed.push(generation);
         }
         Ok(removed)
     }

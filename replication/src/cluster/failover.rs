@@ -249,6 +249,14 @@ pub(crate) fn take_over(
     }
     let options = shared.gated_options(&gate, record.epoch);
     let fs = shared.config.options.log.file_system.as_ref();
+    bluejet_engine::db::write_retention_marker(
+        fs,
+        &layout.database(),
+        &format!(
+            "cluster node {} (its peer replays this log)",
+            shared.config.name
+        ),
+    )?;
     let current = layout.database().join(options.log.base_name.current());
     let (db, position) = if fs.exists(&current) {
         // Activated already (a crash came before the identity was retired): open it.

@@ -427,6 +427,9 @@ impl Shared {
         options.log.timeline = timeline;
         // A log whose newest generation is on a newer timeline than this epoch is refused.
         options.log.fence_timeline = true;
+        // The peer replays this log and backups are taken from it: retention decides what
+        // goes (`retention.rs`), never the engine's circular logging.
+        options.circular_logging = false;
         options
     }
 
@@ -691,6 +694,14 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     create_directory_durably(
         shared.config.options.log.file_system.as_ref(),
         &shared.config.database(),
+    )?;
+    bluejet_engine::db::write_retention_marker(
+        shared.config.options.log.file_system.as_ref(),
+        &shared.config.database(),
+        &format!(
+            "cluster node {} (its peer replays this log)",
+            shared.config.name
+        ),
     )?;
     let db = Database::open(&shared.config.database(), options)?;
     refuse_an_older_database(shared, &record, &db, &gate)?;

@@ -58,7 +58,15 @@ pub fn run(options: &TruncateOptions) -> Result<Verdict, ToolError> {
         config: None,
         ..options.clone()
     };
-    let database = Database::open(&active, Options::default()).map_err(|error| {
+    let database = Database::open(
+        &active,
+        Options {
+            // A replicated active: its replication decides what goes, never circular logging.
+            circular_logging: false,
+            ..Options::default()
+        },
+    )
+    .map_err(|error| {
         crate::live::explain(
             error,
             "A running node truncates its own log every few seconds; to truncate by hand, stop \

@@ -42,7 +42,15 @@ pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolErr
         )
         .map_err(verify_refused)?,
     );
-    let database = Database::open(&active, Options::default()).map_err(verify_refused)?;
+    let database = Database::open(
+        &active,
+        Options {
+            // A replicated active: its replication decides what goes, never circular logging.
+            circular_logging: false,
+            ..Options::default()
+        },
+    )
+    .map_err(verify_refused)?;
     let compared = compare(&database, &ReplicaConfig::new(&active, replica));
     database.close()?;
     let compared = compared?;

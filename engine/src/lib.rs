@@ -11,8 +11,10 @@ pub mod error;
 pub mod file;
 pub mod inspect;
 pub mod log;
+pub mod metrics;
 pub mod page;
 pub mod value;
 
 pub use db::{Database, DbError, Options};
 pub use error::LogError;
+pub use metrics::Metrics;

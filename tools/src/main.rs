@@ -25,7 +25,7 @@
 //! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
 //! bluejet truncate --active DIR (--config FILE | --replica DIR... | --standalone) [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
-//! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--json]
+//! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--metrics ADDR] [--json]
 //! bluejet cluster init --config FILE [--comment TEXT] [--json]
 //! bluejet cluster certs --dir DIR --nodes NODE,NODE... [--days N] [--json]
 //! bluejet cluster status --config FILE [--json]
@@ -50,7 +50,10 @@ mod commands;
 mod exit;
 mod image;
 mod live;
+mod logging;
 mod mail;
+mod metrics_exposition;
+mod metrics_server;
 mod output;
 mod positions;
 mod problem;
@@ -276,6 +279,10 @@ struct NodeRunArgs {
     /// Commit RATE small transactions a second while this node is active (a test load).
     #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     load: Option<u32>,
+    /// Serve the node's metrics in the Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9464); exit 3 at once if ADDR is taken.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Options of `cluster move`.
@@ -658,6 +665,7 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             duration: args.duration,
             json: args.file.json,
             load: args.load,
+            metrics: args.metrics,
         }),
         Command::Cluster { action } => run_cluster(action),
         Command::Diverged {
@@ -819,6 +827,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    logging::install();
     match run(cli.command) {
         Ok(verdict) => ExitCode::from(verdict.exit_code()),
         Err(error) => {

@@ -11,12 +11,14 @@ pub mod error;
 pub mod file;
 pub mod inspect;
 pub mod log;
+pub mod metrics;
 pub mod page;
 pub mod repair;
 pub mod value;
 
 pub use db::{Database, DbError, Options};
 pub use error::LogError;
+pub use metrics::Metrics;
 
 // The README's example is compiled and run with the doc tests, so that it shows the API as
 // it is.

@@ -42,6 +42,7 @@ pub mod sealed;
 pub mod seed;
 pub mod service;
 pub mod ship;
+mod stage_report;
 pub mod status;
 pub mod truncate;
 pub mod verify;

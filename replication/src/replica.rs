@@ -146,13 +146,19 @@ impl Board {
         self.observations.lock().inspected_through
     }
 
+    /// Sets a stage's problem, reporting it through `tracing` when it changes.
+    fn note_problem(&self, slot: &mut Option<String>, stage: &str, problem: Option<String>) {
+        crate::stage_report::note_problem(slot, stage, &self.layout.root, problem);
+    }
+
     /// Notes a round of shipping.
     pub fn note_ship(&self, result: Result<ShipRound, ReplError>) {
         let mut seen = self.observations.lock();
         let round = match result {
             Ok(round) => round,
             Err(error) => {
-                seen.stage_problems[0] = Some(format!("reading the active's log: {error}"));
+                let problem = format!("reading the active's log: {error}");
+                self.note_problem(&mut seen.stage_problems[0], "ship", Some(problem));
                 return;
             }
         };
@@ -194,7 +200,7 @@ impl Board {
         }
         seen.source_failure = source_failure;
         seen.status.deleted_on_active = round.deleted_on_active;
-        seen.stage_problems[0] = round.problem;
+        self.note_problem(&mut seen.stage_problems[0], "ship", round.problem);
     }
 
     /// Notes a round of inspection.
@@ -203,12 +209,13 @@ impl Board {
         let round = match result {
             Ok(round) => round,
             Err(error) => {
-                seen.stage_problems[1] = Some(format!("inspecting: {error}"));
+                let problem = format!("inspecting: {error}");
+                self.note_problem(&mut seen.stage_problems[1], "inspect", Some(problem));
                 return;
             }
         };
         seen.rounds[1] = true;
-        seen.stage_problems[1] = None;
+        self.note_problem(&mut seen.stage_problems[1], "inspect", None);
         seen.inspected_through = next.saturating_sub(1);
         if let Some(mark) = round.inspected.last() {
             seen.status.last_inspected = Some(*mark);
@@ -228,7 +235,7 @@ impl Board {
             }
         }
         seen.status.gap = round.gap;
-        seen.inspect_failure = round.failure;
+        self.note_problem(&mut seen.inspect_failure, "inspect", round.failure);
     }
 
     /// Notes a round of replay.
@@ -237,12 +244,13 @@ impl Board {
         let round = match result {
             Ok(round) => round,
             Err(error) => {
-                seen.stage_problems[2] = Some(format!("replaying: {error}"));
+                let problem = format!("replaying: {error}");
+                self.note_problem(&mut seen.stage_problems[2], "replay", Some(problem));
                 return;
             }
         };
-        seen.stage_problems[2] = None;
-        seen.replay_failure = round.failure;
+        self.note_problem(&mut seen.stage_problems[2], "replay", None);
+        self.note_problem(&mut seen.replay_failure, "replay", round.failure);
         if seen.replay_failure.is_some() {
             return;
         }
@@ -271,7 +279,11 @@ impl Board {
         let mut seen = self.observations.lock();
         match control {
             Ok(control) => seen.suspended = control.suspended.then_some(control.comment),
-            Err(error) => seen.stage_problems[0] = Some(error.to_string()),
+            Err(error) => self.note_problem(
+                &mut seen.stage_problems[0],
+                "control",
+                Some(error.to_string()),
+            ),
         }
         derive_figures(&mut seen, now);
         let (mut state, message) = self.machine.lock().evaluate(&seen, &self.thresholds, now);
@@ -295,7 +307,7 @@ impl Board {
                 self.layout.status().display()
             );
             let mut seen = self.observations.lock();
-            seen.status_failure = Some(failure);
+            self.note_problem(&mut seen.status_failure, "status", Some(failure));
             let (state, message) = self.machine.lock().evaluate(&seen, &self.thresholds, now);
             seen.status.state = state;
             seen.status.message = message.clone();
@@ -304,7 +316,7 @@ impl Board {
             self.note_state(state, &message);
             return status;
         }
-        self.observations.lock().status_failure = None;
+        self.note_problem(&mut self.observations.lock().status_failure, "status", None);
         self.note_state(state, &message);
         status
     }

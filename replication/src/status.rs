@@ -147,6 +147,32 @@ impl Default for CopyStatus {
 }
 
 impl CopyStatus {
+    /// How far replay is behind the active, in seconds: from when the newest generation the
+    /// active closed was closed to this status's time, while that generation is not replayed
+    /// yet; 0 once every closed generation is replayed (or none is known). Its queues are
+    /// [`copy_queue`](Self::copy_queue) and [`replay_queue`](Self::replay_queue).
+    ///
+    /// ```
+    /// use bluejet_replication::status::{CopyStatus, GenerationMark};
+    /// let mut status = CopyStatus::default();
+    /// status.last_generated = Some(GenerationMark { generation: 5, time_micros: 1_000_000 });
+    /// status.last_replayed = Some(GenerationMark { generation: 4, time_micros: 1_200_000 });
+    /// status.updated_micros = 3_500_000;
+    /// assert_eq!(status.replay_lag_seconds(), 2.5);
+    /// status.last_replayed = Some(GenerationMark { generation: 5, time_micros: 3_000_000 });
+    /// assert_eq!(status.replay_lag_seconds(), 0.0);
+    /// ```
+    pub fn replay_lag_seconds(&self) -> f64 {
+        let Some(generated) = self.last_generated else {
+            return 0.0;
+        };
+        let replayed = self.last_replayed.map_or(0, |mark| mark.generation);
+        if replayed >= generated.generation {
+            return 0.0;
+        }
+        self.updated_micros.saturating_sub(generated.time_micros) as f64 / 1e6
+    }
+
     /// Shipped bytes over transferred bytes (1.0 uncompressed).
     pub fn compression_ratio(&self) -> f64 {
         if self.transferred_bytes == 0 {

@@ -27,7 +27,7 @@
 //! bluejet restore DIR [DIR...] --to DIR [--to-generation N] [--json]
 //! bluejet truncate --active DIR (--config FILE | --replica DIR... | --standalone) [--circular]
 //!                  [--budget BYTES] [--warn-at FRACTION] [--json]
-//! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--json]
+//! bluejet node run --config FILE [--duration SECONDS] [--load RATE] [--metrics ADDR] [--json]
 //! bluejet cluster init --config FILE [--comment TEXT] [--json]
 //! bluejet cluster certs --dir DIR --nodes NODE,NODE... [--days N] [--json]
 //! bluejet cluster status --config FILE [--json]
@@ -54,6 +54,9 @@ mod exit;
 mod help;
 mod image;
 mod live;
+mod logging;
+mod metrics_exposition;
+mod metrics_server;
 mod output;
 mod position_argument;
 mod positions;
@@ -292,6 +295,10 @@ struct NodeRunArgs {
     /// Commit RATE small transactions a second while this node is active (a test load).
     #[arg(long, value_name = "RATE", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     load: Option<u32>,
+    /// Serve the node's metrics in the Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9464); exit 3 at once if ADDR is taken.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Options of `cluster move`.
@@ -721,6 +728,7 @@ fn run(command: Command) -> Result<Verdict, ToolError> {
             duration: args.duration,
             json: args.file.json,
             load: args.load,
+            metrics: args.metrics,
         }),
         Command::Cluster { action } => run_cluster(action),
         Command::Diverged {
@@ -889,6 +897,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    logging::install();
     match run(cli.command) {
         Ok(verdict) => ExitCode::from(verdict.exit_code()),
         Err(error) => {

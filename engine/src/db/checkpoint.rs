@@ -24,6 +24,7 @@ use crate::log::LogPosition;
 use crate::page::db_header::HEADER_OFFSETS;
 use crate::page::{free_list, DbHeader, DbState};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 /// What one checkpoint did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,7 +52,9 @@ pub(crate) fn run(inner: &Inner, state: DbState) -> Result<CheckpointReport, DbE
         let mut header_state = inner.header.lock();
         // After a failed write or fsync the file's state is unknown: no header may claim it.
         inner.check_usable()?;
+        let started = Instant::now();
         let result = checkpoint_locked(inner, &mut header_state, state);
+        inner.latencies.checkpoint.record(started.elapsed());
         if let Err(error) = &result {
             inner.poison(error);
         }

@@ -10,6 +10,7 @@ use super::{DbError, Options};
 use crate::btree::dirty::DirtyPages;
 use crate::file::OwnershipLock;
 use crate::log::{Log, LogPosition};
+use crate::metrics::{DbLatencies, Metrics};
 use crate::page::allocator::Allocator;
 use crate::page::{DbHeader, DbState, PageStore};
 use parking_lot::{Condvar, Mutex};
@@ -119,6 +120,7 @@ pub(crate) struct Inner {
     pub wakeup: Condvar,
     pub commits: AtomicU64,
     pub checkpoints: AtomicU64,
+    pub latencies: DbLatencies,
     pub replay: Mutex<ReplayReport>,
     /// The directory's ownership lock, held as long as this database is (`None` only once
     /// handed on, by a passive copy becoming active).
@@ -278,6 +280,12 @@ impl Database {
         }
     }
 
+    /// Latency histograms and gauges, as they are now (see [`Metrics`]): cheap to call,
+    /// takes no lock the writers hold.
+    pub fn metrics(&self) -> Metrics {
+        self.inner().metrics(self.inner().snapshots.published().end)
+    }
+
     /// Closes cleanly: checkpoints everything, closes the log and writes a clean header
     /// (log required 0-0).
     ///
@@ -362,6 +370,23 @@ impl Inner {
         Ok(())
     }
 
+    /// The measurements, with the newest commit (or replayed transaction) ending at `end`.
+    pub fn metrics(&self, end: LogPosition) -> Metrics {
+        let checkpoint = LogPosition::from_u64(self.checkpoint_position.load(Ordering::Relaxed));
+        let log = self.log.latencies();
+        Metrics {
+            commits: self.commits.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            commit_latency: self.latencies.commit.snapshot(),
+            log_sync_latency: log.map(|log| log.sync.snapshot()).unwrap_or_default(),
+            log_flush_latency: log.map(|log| log.flush.snapshot()).unwrap_or_default(),
+            checkpoint_latency: self.latencies.checkpoint.snapshot(),
+            replay_latency: self.latencies.replay.snapshot(),
+            checkpoint_depth_bytes: self.depth(end),
+            checkpoint_depth_generations: end.generation.saturating_sub(checkpoint.generation),
+        }
+    }
+
     /// Log bytes between the checkpoint and `end`.
     pub fn depth(&self, end: LogPosition) -> u64 {
         let checkpoint = LogPosition::from_u64(self.checkpoint_position.load(Ordering::Relaxed));
@@ -419,6 +444,13 @@ fn spawn_checkpointer(inner: Arc<Inner>) -> JoinHandle<()> {
                 continue;
             }
             if let Err(error) = checkpoint::run(&inner, DbState::DirtyShutdown) {
+                // Reported now: writers only see it at their next call, as a poisoned database.
+                tracing::error!(
+                    directory = %inner.directory.display(),
+                    checkpoint = %LogPosition::from_u64(inner.checkpoint_position.load(Ordering::Relaxed)),
+                    %error,
+                    "the background checkpoint failed; the database refuses writes until reopened"
+                );
                 inner.poison(&error);
                 return;
             }

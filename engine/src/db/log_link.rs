@@ -2,6 +2,7 @@
 //! stream it replays (a passive copy).
 
 use crate::log::{Log, LogPosition, StreamSignature};
+use crate::metrics::LogLatencies;
 use crate::LogError;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +60,11 @@ impl LogLink {
             Self::Active(log) => log.current_generation(),
             Self::Passive(passive) => passive.newest_generation.load(Ordering::Acquire),
         }
+    }
+
+    /// The active log's latencies (a replayed log writes nothing).
+    pub fn latencies(&self) -> Option<&LogLatencies> {
+        self.active().map(|log| log.latencies())
     }
 
     pub fn generation_bytes(&self) -> u64 {

@@ -143,6 +143,7 @@ pub(crate) fn assemble(
         wakeup: Condvar::new(),
         commits: AtomicU64::new(0),
         checkpoints: AtomicU64::new(0),
+        latencies: Default::default(),
         replay: Mutex::new(ReplayReport::default()),
         owner: Some(owner),
         checkpoint_file_position: AtomicU64::new(checkpoint_file.to_u64()),

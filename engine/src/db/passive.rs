@@ -29,6 +29,7 @@ use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Where a passive copy's replay begins: the stream it follows and the position its
 /// content corresponds to (a seed's snapshot).
@@ -306,8 +307,10 @@ impl PassiveDatabase {
             &self.log_directory,
             &self.inner.options.log.base_name.closed(generation),
         );
+        let started = Instant::now();
         let (header, stream, digest) = self.read_generation(&path, generation, &cursor)?;
         let result = self.apply(&mut cursor, &path, &header, &stream, until);
+        self.inner.latencies.replay.record(started.elapsed());
         match result {
             Ok(mut replay) => {
                 if replay.complete {
@@ -439,6 +442,12 @@ impl PassiveDatabase {
             write.insert(table, key, value)?;
         }
         write.commit_replayed(self.replayed())
+    }
+
+    /// Latency histograms and gauges, as they are now (see [`Metrics`](crate::Metrics)):
+    /// replayed generations, checkpoints and the depth of replay past the checkpoint.
+    pub fn metrics(&self) -> crate::Metrics {
+        self.inner.metrics(self.replayed())
     }
 
     /// Log bytes replayed since the last checkpoint.

@@ -19,6 +19,7 @@ use std::io::Read;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Log records carry values in pieces of at most this many bytes.
 const LOG_CHUNK_BYTES: usize = 256 << 10;
@@ -664,6 +665,7 @@ impl WriteTransaction {
     /// Commits: the records reach the log (and, if durable, the disk) before this returns;
     /// concurrent committers share log flushes.
     pub fn commit_with(mut self, durability: Durability) -> Result<Committed, DbError> {
+        let started = Instant::now();
         if let Err(error) = self.check_open() {
             self.abort_in_memory();
             return Err(error);
@@ -727,6 +729,7 @@ impl WriteTransaction {
         if let Err(reason) = gate.confirm(end) {
             return Err(DbError::NotAcknowledged(reason));
         }
+        self.inner.latencies.commit.record(started.elapsed());
         Ok(Committed {
             version: version.number,
             end,

@@ -25,9 +25,22 @@ pub(crate) fn spawn_closer(shared: Arc<Shared>) -> JoinHandle<()> {
 
 fn run(shared: &Shared) {
     let interval = shared.config.lazy_flush_interval;
+    // Reported once while the same failure repeats at every interval.
+    let mut prepare_failure = None;
     loop {
-        // A failure to prepare is retried at the roll, which reports it.
-        let _ = shared.prepare_if_needed();
+        // A failure to prepare is retried at the roll, which returns it.
+        let failure = shared
+            .prepare_if_needed()
+            .err()
+            .map(|error| error.to_string());
+        if failure.is_some() && failure != prepare_failure {
+            tracing::warn!(
+                directory = %shared.directory().display(),
+                error = failure.as_deref().unwrap_or_default(),
+                "preparing the next log generation failed; the next roll tries again"
+            );
+        }
+        prepare_failure = failure;
         let mut state = shared.state.lock();
         if state.closing {
             return;

@@ -158,6 +158,20 @@ impl Closer {
         outcome
     }
 
+    /// Prepares the next file in the background: a failure is retried (and returned) by the
+    /// roll, and reported now.
+    fn prepare_reported(&self) -> Option<Arc<dyn FileHandle>> {
+        self.prepare()
+            .inspect_err(|error| {
+                tracing::warn!(
+                    directory = %self.directory.display(),
+                    %error,
+                    "preparing the next log generation failed; the next roll tries again"
+                );
+            })
+            .ok()
+    }
+
     /// Starts a roll: waits for the previous close, then takes the prepared file (preparing
     /// it now if none is ready). The caller must [`Closer::submit`] or [`Closer::abandon`].
     pub fn begin(&self) -> Result<Arc<dyn FileHandle>, LogError> {
@@ -238,6 +252,7 @@ impl Closer {
                     None => return,
                 }
             };
+            let closing = job.closing.header.generation;
             let result = self.close(job);
             let installed = result.is_ok();
             {
@@ -246,6 +261,13 @@ impl Closer {
                 match result {
                     Ok(next) => state.installed = next,
                     Err(error) => {
+                        // Reported now: the writer only learns of it at its next roll or sync.
+                        tracing::error!(
+                            directory = %self.directory.display(),
+                            generation = closing,
+                            %error,
+                            "closing a log generation failed; the log refuses further writes"
+                        );
                         state.failed_cause = Some(error.clone());
                         state.failed = Some(error);
                     }
@@ -256,7 +278,7 @@ impl Closer {
             // it ready when it fills the generation just installed (and nobody else creates
             // `E00tmp.log` meanwhile). A failure to prepare is reported by the roll that
             // tries again.
-            let prepared = installed.then(|| self.prepare().ok()).flatten();
+            let prepared = installed.then(|| self.prepare_reported()).flatten();
             let mut state = self.state.lock();
             state.prepared = prepared;
             state.rolling = false;

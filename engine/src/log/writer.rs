@@ -22,6 +22,7 @@ use super::transaction::Transaction;
 use super::{GenerationHeader, LogConfig, LogPosition, StreamSignature};
 use crate::error::LogError;
 use crate::file::FileHandle;
+use crate::metrics::LogLatencies;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,6 +116,7 @@ pub(crate) struct Shared {
     rolls: AtomicU64,
     commits: AtomicU64,
     bytes: AtomicU64,
+    latencies: LogLatencies,
 }
 
 /// An open log stream, writable. Shareable between threads (`&Log` is enough to commit).
@@ -187,6 +189,7 @@ impl Log {
             rolls: AtomicU64::new(0),
             commits: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            latencies: LogLatencies::default(),
             config,
         });
         let log = Self {
@@ -293,6 +296,11 @@ impl Log {
     /// and may differ from the config's).
     pub fn max_record_bytes(&self) -> usize {
         (self.shared.capacity as usize).min(self.shared.config.buffer_bytes)
+    }
+
+    /// Latency histograms of syncs and flushes.
+    pub(crate) fn latencies(&self) -> &LogLatencies {
+        &self.shared.latencies
     }
 
     /// Counters.
@@ -560,6 +568,7 @@ impl Shared {
             self.notify_all();
             return;
         }
+        let started = Instant::now();
         state.flushing = true;
         state.syncing |= sync;
         let chunks = std::mem::take(&mut state.pending);
@@ -585,6 +594,7 @@ impl Shared {
         }
         match result {
             Ok(()) if sync => {
+                self.latencies.flush.record(started.elapsed());
                 assert!(target >= state.durable, "durability only moves forward");
                 state.durable = target;
                 // Here and only here: the sync that covers the bytes up to `target` succeeded.
@@ -594,6 +604,13 @@ impl Shared {
             }
             Ok(()) => {}
             Err(error) => {
+                // Reported as it happens: a lazy commit's writer may not call again for long.
+                tracing::error!(
+                    directory = %self.directory.display(),
+                    generation = target.generation,
+                    %error,
+                    "writing or syncing the log failed; the log refuses further writes"
+                );
                 if let Some(tap) = &self.tap {
                     tap.stop(&format!("log poisoned: {error}"));
                 }
@@ -691,10 +708,12 @@ impl Shared {
     /// Syncs what a ticket covers (outside every lock) and records it in the writer.
     fn finish_sync(&self, ticket: SyncTicket) -> Result<(), LogError> {
         if ticket.needed {
+            let started = Instant::now();
             ticket
                 .file
                 .sync_data()
                 .map_err(|e| LogError::io(&ticket.path, "sync log", e))?;
+            self.latencies.sync.record(started.elapsed());
             self.syncs.fetch_add(1, Ordering::Relaxed);
             self.flushes.fetch_add(1, Ordering::Relaxed);
         }
@@ -752,6 +771,11 @@ impl Shared {
     }
 
     /// Prepares the next generation file if none is ready.
+    /// The log's directory.
+    pub(crate) fn directory(&self) -> &Path {
+        &self.directory
+    }
+
     pub(crate) fn prepare_if_needed(&self) -> Result<(), LogError> {
         self.closer.prepare_if_needed()
     }

@@ -272,6 +272,11 @@ fn set_block_mode(shared: &Shared, received: LogPosition, durable: LogPosition) 
 fn set_file_mode(shared: &Shared, reason: &str) {
     let mut status = shared.block_mode.lock();
     if status.mode == "block" {
+        tracing::warn!(
+            node = %shared.config.name,
+            %reason,
+            "following the active's log block by block stopped; copying closed generations"
+        );
         shared.event(
             "file-mode",
             None,

@@ -132,6 +132,9 @@ impl ServedNode for Served {
 
     fn event(&self, kind: &str, message: &str) {
         if let Some(shared) = self.0.upgrade() {
+            // The server's events are its failures (a peer refused, a connection closed on a
+            // bad frame): reported as they happen, besides the node's event log.
+            tracing::warn!(node = %shared.config.name, kind, %message, "replication server");
             shared.event(kind, None, message);
         }
     }

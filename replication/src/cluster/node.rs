@@ -339,6 +339,20 @@ impl Node {
         }
     }
 
+    /// The database's measurements (see [`Metrics`](bluejet_engine::Metrics)): the active
+    /// database's, or the passive copy's once its replication service has opened it; `None`
+    /// while joining. They start again from zero when the role changes (a new database).
+    pub fn metrics(&self) -> Option<bluejet_engine::Metrics> {
+        match &*self.shared.state.read_recursive() {
+            NodeState::Active(active) => Some(active.db.metrics()),
+            NodeState::Passive(passive) => {
+                let service = passive.service.as_ref()?;
+                service.passive().map(|db| db.metrics())
+            }
+            NodeState::Joining => None,
+        }
+    }
+
     /// The failovers this node carried out (as the new active).
     pub fn failovers(&self) -> Vec<FailoverReport> {
         self.shared.failovers.lock().clone()
@@ -529,6 +543,13 @@ fn run(shared: &Shared) {
                 *shared.joining.lock() = Some(message.clone());
                 let mut last = shared.last_error.lock();
                 if last.as_deref() != Some(&message) {
+                    tracing::warn!(
+                        node = %shared.config.name,
+                        instance = %shared.config.instance.display(),
+                        epoch = shared.seen.highest(),
+                        error = %message,
+                        "the node's loop failed a round; it tries again"
+                    );
                     shared.event("error", None, &message);
                     *last = Some(message);
                 }

@@ -160,13 +160,28 @@ impl Drop for Server {
 
 /// Accepts until stopped; each connection gets a thread, up to the bound.
 fn accept_loop(listener: &TcpListener, context: &Arc<Context>) {
+    // Reported once while the same kind of failure repeats (out of descriptors, say).
+    let mut failing = None;
     while !context.stop.load(Ordering::SeqCst) {
         match listener.accept() {
-            Ok((tcp, address)) => admit(context, tcp, address),
+            Ok((tcp, address)) => {
+                failing = None;
+                admit(context, tcp, address);
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(error) => {
+                if failing != Some(error.kind()) {
+                    tracing::warn!(
+                        root = %context.options.root.display(),
+                        %error,
+                        "the replication server cannot accept connections; it tries again"
+                    );
+                    failing = Some(error.kind());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }

@@ -6,6 +6,8 @@
 use super::cluster_file::ClusterFile;
 use super::repl_status;
 use crate::exit::{ToolError, Verdict};
+use crate::metrics_exposition;
+use crate::metrics_server::{BoundMetrics, MetricsServer};
 use crate::output;
 use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
@@ -14,6 +16,7 @@ use bluejet_replication::events::EventFollower;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::CopyState;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -32,6 +35,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Commit this many small transactions a second while active (a test load).
     pub load: Option<u32>,
+    /// Serve the metrics over HTTP on this address.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Runs the node until told to stop; exit 1 if it ends as a Failed copy or Joining.
@@ -50,7 +55,12 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     let signals = super::repl_run::stop_signals()?;
     let events = ReplicaLayout::new(&config.instance).events();
     let mut watcher = EventWatcher::new(&events);
+    let bound = options.metrics.map(BoundMetrics::bind).transpose()?;
     let node = Arc::new(Node::start(config)?);
+    let metrics = match bound {
+        Some(bound) => Some(serve_metrics(bound, &node, &cluster.config.instance)?),
+        None => None,
+    };
     let load = options
         .load
         .map(|rate| super::node_load::spawn(Arc::clone(&node), rate));
@@ -88,6 +98,7 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     let last = node.status();
     let failovers = node.failovers();
     drop(load);
+    drop(metrics);
     match Arc::try_unwrap(node) {
         Ok(node) => node.stop(),
         Err(_) => return Err(ToolError::Failure("the node is still in use".into())),
@@ -136,6 +147,26 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
 }
 
 /// Role, epoch, serving and copy state in a few words: what a change is printed for.
+/// Serves the node's metrics, labelled with its instance directory.
+fn serve_metrics(
+    bound: BoundMetrics,
+    node: &Arc<Node>,
+    instance: &Path,
+) -> Result<MetricsServer, ToolError> {
+    let registry =
+        metrics_exposition::node_registry(Arc::clone(node), &instance.display().to_string());
+    let server = bound.serve(Box::new(move || {
+        metrics_exposition::render(&registry)
+            .map_err(|error| format!("encoding the metrics: {error}"))
+    }))?;
+    eprintln!(
+        "bluejet: node {}: metrics at http://{}/metrics",
+        node.name(),
+        server.local_addr()
+    );
+    Ok(server)
+}
+
 fn summary(status: &NodeStatus) -> String {
     let mut text = format!("{:?}", status.role);
     if let Some(reason) = &status.reason {

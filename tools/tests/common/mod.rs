@@ -2,6 +2,8 @@
 //! two-node cluster of `bluejet node run` processes.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod exposition;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -85,15 +87,21 @@ impl Nodes {
 
     /// With `extra` arguments for every node (`--load RATE`).
     pub fn start_with(configs: &[&Path], extra: &[&str]) -> Self {
+        let each: Vec<_> = configs.iter().map(|config| (*config, extra)).collect();
+        Self::start_each(&each)
+    }
+
+    /// Each node with its own extra arguments (`--metrics ADDR`).
+    pub fn start_each(nodes: &[(&Path, &[&str])]) -> Self {
         Self(
-            configs
+            nodes
                 .iter()
-                .map(|config| {
+                .map(|(config, extra)| {
                     Command::new(env!("CARGO_BIN_EXE_bluejet"))
                         .args(["node", "run", "--config", arg(config)])
                         // A safety net: the test stops them with SIGINT long before.
                         .args(["--duration", "120", "--json"])
-                        .args(extra)
+                        .args(*extra)
                         .stdout(std::process::Stdio::piped())
                         .stderr(std::process::Stdio::piped())
                         .spawn()

@@ -10,12 +10,22 @@ use bluejet_engine::file::lock::describe;
 use bluejet_engine::file::{FileSystem, Holder, LockProbe, OsFileSystem, LOCK_FILE_NAME};
 use bluejet_engine::DbError;
 use bluejet_replication::ReplError;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// What a live inspection found, for every JSON document the command prints.
-static LIVE: OnceLock<Value> = OnceLock::new();
+/// Set once, before the inspection; `None` when nothing holds the files.
+static LIVE: OnceLock<Option<LiveJson>> = OnceLock::new();
+
+/// The `"live"` field: what is held, by whom, and the warning in words.
+#[derive(Serialize)]
+struct LiveJson {
+    path: String,
+    holder: Option<Holder>,
+    warning: String,
+}
 
 /// A held lock found near an inspected path.
 #[derive(Debug)]
@@ -78,14 +88,11 @@ pub fn refuse_held_instance(instance: &Path) -> Result<(), ToolError> {
 /// the files are live.
 pub fn announce(path: &Path, json: bool) {
     let live = probe(path);
-    let value = match &live {
-        Some(live) => json!({
-            "path": live.path.display().to_string(),
-            "holder": live.holder,
-            "warning": warning(live),
-        }),
-        None => Value::Null,
-    };
+    let value = live.as_ref().map(|live| LiveJson {
+        path: live.path.display().to_string(),
+        holder: live.holder.clone(),
+        warning: warning(live),
+    });
     let _ = LIVE.set(value);
     if let (Some(live), false) = (&live, json) {
         eprintln!("bluejet: {}", warning(live));
@@ -103,7 +110,9 @@ fn warning(live: &Live) -> String {
 /// Adds `"live"` to a JSON object a live inspection prints (nothing for other commands).
 pub fn mark(document: &mut Value) {
     if let (Some(live), Value::Object(map)) = (LIVE.get(), document) {
-        map.insert("live".into(), live.clone());
+        // Serialising a struct of strings and numbers cannot fail.
+        let live = serde_json::to_value(live).unwrap_or_default();
+        map.insert("live".into(), live);
     }
 }
 

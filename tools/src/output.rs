@@ -42,6 +42,12 @@ pub fn print_json_line(document: &impl Serialize) {
     write_line(&json_text(document, false));
 }
 
+/// `document` as one line of JSON text, with `schema_version` (and `live`) added as
+/// [`print_json`] adds them: for a document written in pieces.
+pub fn json_line(document: &impl Serialize) -> String {
+    json_text(document, false)
+}
+
 /// `document` as the text of a tool's JSON document: the one way every command's JSON is
 /// made, so that none lacks `schema_version`.
 fn json_text(document: &impl Serialize, pretty: bool) -> String {
@@ -136,14 +142,21 @@ pub fn signature(signature: &StreamSignature) -> String {
     format!("{signature} ({})", time(signature.created_micros))
 }
 
-/// A stream signature as a JSON object.
-pub fn signature_json(signature: &StreamSignature) -> Value {
-    let id: String = signature.id.iter().map(|b| format!("{b:02x}")).collect();
-    serde_json::json!({
-        "id": id,
-        "created_micros": signature.created_micros,
-        "created": time(signature.created_micros),
-    })
+/// A stream signature in JSON: the id in hex and the creation time both as µs and as text.
+#[derive(Serialize)]
+pub struct SignatureJson {
+    id: String,
+    created_micros: u64,
+    created: String,
+}
+
+/// A stream signature as its JSON object.
+pub fn signature_json(signature: &StreamSignature) -> SignatureJson {
+    SignatureJson {
+        id: signature.id.iter().map(|b| format!("{b:02x}")).collect(),
+        created_micros: signature.created_micros,
+        created: time(signature.created_micros),
+    }
 }
 
 /// `n thing` or `n things`.

@@ -3,7 +3,6 @@
 use bluejet_engine::log::GenerationReport;
 use bluejet_engine::LogError;
 use serde::Serialize;
-use serde_json::Value;
 use std::path::Path;
 
 /// One piece of damage or inconsistency.
@@ -44,11 +43,6 @@ impl Problem {
             Some(generation) => format!("problem in generation {generation}: {}", self.message),
             None => format!("problem: {}", self.message),
         }
-    }
-
-    /// The problem as JSON: `{"generation": g or null, "message": text}`.
-    pub fn json(&self) -> Value {
-        serde_json::to_value(self).unwrap_or_default()
     }
 }
 

@@ -5,7 +5,6 @@ use bluejet_engine::content::{ContentProof, TableContent};
 use bluejet_engine::log::record::kind;
 use bluejet_engine::log::{LogPosition, Record};
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// The name of a record kind, e.g. `put`; `kind-200` for one this build does not know.
@@ -178,11 +177,6 @@ impl RecordRow {
             problem: self.problem.as_deref(),
         }
     }
-
-    /// The row as a JSON object.
-    pub fn json(&self) -> Value {
-        serde_json::to_value(self.view()).unwrap_or_default()
-    }
 }
 
 /// One record in JSON.
@@ -210,11 +204,6 @@ struct ProofJson<'a> {
     checksum: String,
     table_count: u32,
     tables: Option<&'a Vec<TableContent>>,
-}
-
-/// A log position as JSON: `{"generation": g, "offset": o}`.
-pub fn position_json(position: LogPosition) -> Value {
-    json!({ "generation": position.generation, "offset": position.offset })
 }
 
 /// Counts and bytes of records by kind.
@@ -265,22 +254,36 @@ impl Tally {
     }
 
     /// The tally as JSON.
-    pub fn json(&self) -> Value {
-        let kinds: serde_json::Map<String, Value> = self
-            .by_kind
-            .iter()
-            .map(|(&code, &(count, bytes))| {
-                (kind_name(code), json!({ "count": count, "bytes": bytes }))
-            })
-            .collect();
-        json!({
-            "records": self.records,
-            "bytes": self.bytes,
-            "commits": self.count(kind::COMMIT),
-            "value_bytes": self.value_bytes,
-            "by_kind": kinds,
-        })
+    pub fn json(&self) -> TallyJson {
+        TallyJson {
+            records: self.records,
+            bytes: self.bytes,
+            commits: self.count(kind::COMMIT),
+            value_bytes: self.value_bytes,
+            by_kind: self
+                .by_kind
+                .iter()
+                .map(|(&code, &(count, bytes))| (kind_name(code), KindJson { count, bytes }))
+                .collect(),
+        }
     }
+}
+
+/// A [`Tally`] in JSON: totals, then counts and bytes by kind name.
+#[derive(Serialize)]
+pub struct TallyJson {
+    records: u64,
+    bytes: u64,
+    commits: u64,
+    value_bytes: u64,
+    by_kind: BTreeMap<String, KindJson>,
+}
+
+/// Records of one kind in a [`TallyJson`].
+#[derive(Serialize)]
+struct KindJson {
+    count: u64,
+    bytes: u64,
 }
 
 #[cfg(test)]

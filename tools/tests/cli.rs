@@ -539,6 +539,61 @@ fn demo_json_in_a_temporary_directory() {
     let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(document["passed"], true, "{document}");
     assert_eq!(document["verified"], true, "{document}");
+    // The layout it had when built by hand, kept now that it is printed from structs.
+    for field in [
+        "schema_version",
+        "kind",
+        "directory",
+        "nodes",
+        "active_database",
+        "seconds",
+        "timeline",
+        "messages_delivered",
+        "message_bytes",
+        "delivered_by",
+        "retries",
+        "longest_wait_ms",
+        "delivering_seconds",
+        "messages_per_second",
+        "mib_per_second",
+        "messages_acknowledged",
+        "messages_read",
+        "messages_identical",
+        "lost",
+        "duplicates",
+        "index_entries_matching",
+        "verified",
+        "reopen_seconds",
+        "transactions_replayed",
+        "check_seconds",
+        "logical_bytes",
+        "stored_bytes",
+        "file_bytes",
+        "log_generations",
+        "integrity",
+        "space",
+        "problems",
+        "unreported_problems",
+        "verdict",
+        "seeded_seconds",
+        "copy_status",
+        "moved",
+        "move",
+        "following",
+        "synchronous_failover",
+        "rejoin",
+        "failover",
+        "dumpster",
+        "resubmitted",
+        "resync",
+        "lost_mail",
+        "passive",
+    ] {
+        assert!(document.get(field).is_some(), "{field} missing: {document}");
+    }
+    assert!(document["timeline"][0]["event"].is_string(), "{document}");
+    assert!(document["lost_mail"]["totals"].is_object(), "{document}");
+    assert!(document["rejoin"]["states"].is_array(), "{document}");
     assert!(document["messages_delivered"].as_u64().unwrap() >= 40);
     assert_eq!(
         document["messages_identical"], document["messages_acknowledged"],

@@ -2,12 +2,11 @@
 
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::log::checkpoint::{CHECKPOINT_COPY_STRIDE, CHECKPOINT_FILE_BYTES};
 use bluejet_engine::log::directory::path_of;
 use bluejet_engine::log::header::{FILE_TYPE_LOG, FILE_TYPE_OFFSET, MAGIC};
-use bluejet_engine::log::{checkpoint, BaseName, Checkpoint, CopyState};
-use serde_json::{json, Value};
+use bluejet_engine::log::{checkpoint, BaseName, Checkpoint, CopyState, LogPosition};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What was read from one checkpoint file.
@@ -80,22 +79,67 @@ fn refuse_log_generation(file: &Path, image: &[u8]) -> Result<(), ToolError> {
     Ok(())
 }
 
+/// `checkpoint dump --json`: the checkpoint in force, both copies, and how the database
+/// beside it relates.
+#[derive(Serialize)]
+struct CheckpointReport<'a> {
+    kind: &'static str,
+    path: String,
+    checkpoint: Option<CheckpointJson>,
+    copies: Vec<CopyJson<'a>>,
+    /// Why no copy is usable; empty when one is.
+    problems: Vec<&'a String>,
+    database: Option<String>,
+    passed: bool,
+}
+
+/// One checkpoint (the one in force, or a copy's) in JSON.
+#[derive(Serialize)]
+struct CheckpointJson {
+    position: LogPosition,
+    signature: output::SignatureJson,
+    timeline: u64,
+    sequence: u64,
+    updated_micros: u64,
+    updated: String,
+}
+
+/// One copy of the checkpoint: valid (whether in force, and what it holds) or damaged (why).
+#[derive(Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum CopyStateJson<'a> {
+    Valid {
+        in_force: bool,
+        checkpoint: CheckpointJson,
+    },
+    Damaged {
+        reason: &'a str,
+    },
+}
+
+/// A copy's slot and state.
+#[derive(Serialize)]
+struct CopyJson<'a> {
+    copy: usize,
+    #[serde(flatten)]
+    state: CopyStateJson<'a>,
+}
+
 fn print_json(dump: &Dump) {
-    let copies: Vec<Value> = dump
-        .copies
-        .iter()
-        .enumerate()
-        .map(|(index, state)| copy_json(index, state, dump.in_force == Some(index)))
-        .collect();
-    output::print_json(&json!({
-        "kind": "checkpoint",
-        "path": dump.file.display().to_string(),
-        "checkpoint": dump.checkpoint.as_ref().map(checkpoint_json),
-        "copies": copies,
-        "problems": dump.problem.iter().collect::<Vec<_>>(),
-        "database": database_text(dump),
-        "passed": dump.problem.is_none(),
-    }));
+    output::print_json(&CheckpointReport {
+        kind: "checkpoint",
+        path: dump.file.display().to_string(),
+        checkpoint: dump.checkpoint.as_ref().map(checkpoint_json),
+        copies: dump
+            .copies
+            .iter()
+            .enumerate()
+            .map(|(index, state)| copy_json(index, state, dump.in_force == Some(index)))
+            .collect(),
+        problems: dump.problem.iter().collect(),
+        database: database_text(dump),
+        passed: dump.problem.is_none(),
+    });
 }
 
 fn print_text(dump: &Dump) {
@@ -205,29 +249,24 @@ fn copy_text(index: usize, state: &CopyState, in_force: bool) -> String {
     }
 }
 
-fn checkpoint_json(checkpoint: &Checkpoint) -> Value {
-    json!({
-        "position": position_json(checkpoint.position),
-        "signature": output::signature_json(&checkpoint.signature),
-        "timeline": checkpoint.timeline,
-        "sequence": checkpoint.sequence,
-        "updated_micros": checkpoint.updated_micros,
-        "updated": output::time(checkpoint.updated_micros),
-    })
+fn checkpoint_json(checkpoint: &Checkpoint) -> CheckpointJson {
+    CheckpointJson {
+        position: checkpoint.position,
+        signature: output::signature_json(&checkpoint.signature),
+        timeline: checkpoint.timeline,
+        sequence: checkpoint.sequence,
+        updated_micros: checkpoint.updated_micros,
+        updated: output::time(checkpoint.updated_micros),
+    }
 }
 
-fn copy_json(index: usize, state: &CopyState, in_force: bool) -> Value {
-    match state {
-        CopyState::Valid(copy) => json!({
-            "copy": index,
-            "state": "valid",
-            "in_force": in_force,
-            "checkpoint": checkpoint_json(copy),
-        }),
-        CopyState::Damaged(reason) => json!({
-            "copy": index,
-            "state": "damaged",
-            "reason": reason,
-        }),
-    }
+fn copy_json(index: usize, state: &CopyState, in_force: bool) -> CopyJson<'_> {
+    let state = match state {
+        CopyState::Valid(copy) => CopyStateJson::Valid {
+            in_force,
+            checkpoint: checkpoint_json(copy),
+        },
+        CopyState::Damaged(reason) => CopyStateJson::Damaged { reason },
+    };
+    CopyJson { copy: index, state }
 }

@@ -8,14 +8,13 @@ use super::cluster_file::{age_seconds, ClusterFile};
 use super::repl_status;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::log::now_micros;
 use bluejet_replication::cluster::heartbeat::Heartbeat;
 use bluejet_replication::cluster::witness::WitnessRecord;
 use bluejet_replication::cluster::Role;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::{CopyState, CopyStatus};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// What is known of one node.
@@ -49,14 +48,14 @@ pub fn run(config: &Path, json: bool) -> Result<Verdict, ToolError> {
     check(witness.as_ref(), &nodes, &mut problems);
     let verdict = Verdict::from_problems(problems.len());
     if json {
-        output::print_json(&json!({
-            "kind": "cluster-status",
-            "config": config.display().to_string(),
-            "witness": witness.as_ref().map(witness_json),
-            "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(),
-            "problems": problems,
-            "passed": verdict == Verdict::Clean,
-        }));
+        output::print_json(&ClusterReport {
+            kind: "cluster-status",
+            config: config.display().to_string(),
+            witness: witness.as_ref().map(witness_json),
+            nodes: nodes.iter().map(node_json).collect(),
+            problems: &problems,
+            passed: verdict == Verdict::Clean,
+        });
     } else {
         crate::out!("witness: {}", cluster.file.witness.display());
         match &witness {
@@ -235,17 +234,36 @@ fn witness_text(record: &WitnessRecord) -> String {
     )
 }
 
-fn witness_json(record: &WitnessRecord) -> Value {
-    json!({
-        "owner": record.owner,
-        "epoch": record.epoch,
-        "lease_until_micros": record.lease_until_micros,
-        "lease_until": output::time(record.lease_until_micros),
-        "lease_remaining_seconds": lease_left(record),
-        "updated": output::time(record.updated_micros),
-        "comment": record.comment,
-        "now": output::time(now_micros()),
-    })
+/// `cluster status --json`: the witness's record, each node's view, and the problems.
+#[derive(Serialize)]
+struct ClusterReport<'a> {
+    kind: &'static str,
+    config: String,
+    witness: Option<WitnessJson<'a>>,
+    nodes: Vec<NodeJson<'a>>,
+    problems: &'a [String],
+    passed: bool,
+}
+
+/// The witness's record as stored, with its times as text and the lease left.
+#[derive(Serialize)]
+struct WitnessJson<'a> {
+    #[serde(flatten)]
+    record: &'a WitnessRecord,
+    lease_until: String,
+    lease_remaining_seconds: f64,
+    updated: String,
+    now: String,
+}
+
+fn witness_json(record: &WitnessRecord) -> WitnessJson<'_> {
+    WitnessJson {
+        record,
+        lease_until: output::time(record.lease_until_micros),
+        lease_remaining_seconds: lease_left(record),
+        updated: output::time(record.updated_micros),
+        now: output::time(now_micros()),
+    }
 }
 
 fn heartbeat_text(node: &NodeView) -> String {
@@ -275,23 +293,38 @@ fn heartbeat_text(node: &NodeView) -> String {
     text
 }
 
-fn node_json(node: &NodeView) -> Value {
-    json!({
-        "name": node.name,
-        "instance": node.instance.display().to_string(),
-        "heartbeat": node.heartbeat.as_ref().map(|beat| json!({
-            "role": format!("{:?}", beat.role),
-            "epoch": beat.epoch,
-            "serving": beat.serving,
-            "end": position_json(beat.end),
-            "needs_seed": beat.needs_seed,
-            "retention": beat.retention,
-            "log_warning": beat.log_warning,
-            "time": output::time(beat.time_micros),
-            "age_seconds": age_at(beat, node.read_micros),
-            "fresh": node.fresh,
-        })),
-        "unreadable": node.unreadable,
-        "copy": node.copy.as_ref().map(repl_status::status_json),
-    })
+/// One node: its heartbeat (or why it cannot be read) and, unless active, its copy status.
+#[derive(Serialize)]
+struct NodeJson<'a> {
+    name: &'a str,
+    instance: String,
+    heartbeat: Option<HeartbeatJson<'a>>,
+    unreadable: Option<&'a str>,
+    copy: Option<repl_status::StatusJson<'a>>,
+}
+
+/// A heartbeat as written, with its time as text, its age when read and whether that is
+/// fresh.
+#[derive(Serialize)]
+struct HeartbeatJson<'a> {
+    #[serde(flatten)]
+    beat: &'a Heartbeat,
+    time: String,
+    age_seconds: f64,
+    fresh: bool,
+}
+
+fn node_json(node: &NodeView) -> NodeJson<'_> {
+    NodeJson {
+        name: &node.name,
+        instance: node.instance.display().to_string(),
+        heartbeat: node.heartbeat.as_ref().map(|beat| HeartbeatJson {
+            beat,
+            time: output::time(beat.time_micros),
+            age_seconds: age_at(beat, node.read_micros),
+            fresh: node.fresh,
+        }),
+        unreadable: node.unreadable.as_deref(),
+        copy: node.copy.as_ref().map(repl_status::status_json),
+    }
 }

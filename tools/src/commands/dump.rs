@@ -7,7 +7,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::image::{self, Entries};
 use crate::output;
 use bluejet_engine::db::DbError;
-use serde_json::json;
+use serde::Serialize;
 use std::path::Path;
 
 /// What to dump and how.
@@ -76,17 +76,16 @@ impl<'a> Printer<'a> {
     fn start(&self, file: &Path, table: &str, count: u64) {
         if self.options.json {
             // The document is written in pieces; every piece is valid JSON text in order.
-            let mut head = json!({
-                "schema_version": output::SCHEMA_VERSION,
-                "kind": "dump",
-                "path": file.display().to_string(),
-                "table": table,
-                "table_entries": count,
-                "encoding": if self.options.hex { "hex" } else { "escaped" },
+            let head = output::json_line(&DumpHead {
+                kind: "dump",
+                path: file.display().to_string(),
+                table,
+                table_entries: count,
+                encoding: if self.options.hex { "hex" } else { "escaped" },
             });
-            crate::live::mark(&mut head);
-            let head = head.to_string();
-            crate::out!("{},\"entries\":[", &head[..head.len() - 1]);
+            // The head is an object: it ends with `}`, reopened here for the entries.
+            let open = head.strip_suffix('}').unwrap_or(&head);
+            crate::out!("{open},\"entries\":[");
         } else {
             crate::out!("table {table} in {}: {}", file.display(), entries(count));
         }
@@ -97,12 +96,14 @@ impl<'a> Printer<'a> {
         let (value_text, cut) = self.encode(value, self.options.value_bytes);
         if self.options.json {
             let separator = if self.shown == 0 { "" } else { "," };
-            let entry = json!({
-                "key": key_text,
-                "value": value_text,
-                "value_bytes": value.len(),
-                "value_cut": cut,
-            });
+            let entry = DumpEntry {
+                key: &key_text,
+                value: &value_text,
+                value_bytes: value.len(),
+                value_cut: cut,
+            };
+            // Serialising a struct of strings and numbers cannot fail.
+            let entry = serde_json::to_string(&entry).unwrap_or_default();
             crate::out!("{separator}{entry}");
         } else {
             let more = if cut { "..." } else { "" };
@@ -122,6 +123,26 @@ impl<'a> Printer<'a> {
             crate::out!("{} of {} shown", self.shown, entries(count));
         }
     }
+}
+
+/// The start of `dump --json`: what is dumped, before the entries array.
+#[derive(Serialize)]
+struct DumpHead<'a> {
+    kind: &'static str,
+    path: String,
+    table: &'a str,
+    table_entries: u64,
+    /// How keys and values are written: `hex` or `escaped`.
+    encoding: &'static str,
+}
+
+/// One entry of `dump --json`; `value_cut` when `--value-bytes` cut the value.
+#[derive(Serialize)]
+struct DumpEntry<'a> {
+    key: &'a str,
+    value: &'a str,
+    value_bytes: usize,
+    value_cut: bool,
 }
 
 /// `1 entry`, `2 entries`.

@@ -1,10 +1,11 @@
 //! `bluejet log dump DIR`: verifies a whole log stream — every generation, the chain between
 //! them, the gaps, and the checkpoint against the generations present.
 
+use super::log_file::GenerationHeaderJson;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use crate::problem::{verdict_line, Problem};
-use crate::records::{position_json, RecordRow};
+use crate::records::{RecordJson, RecordRow};
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::directory::{path_of, LogDirectory};
 use bluejet_engine::log::record::RECORD_HEADER_BYTES;
@@ -13,7 +14,7 @@ use bluejet_engine::log::{
     LogPosition, LogReader, VerifyReport,
 };
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::Path;
 
@@ -163,7 +164,7 @@ pub fn run(
     if json {
         let mut document = check_json(directory, base, &check);
         if list_records {
-            document["record_list"] = rows.iter().map(RecordRow::json).collect();
+            document.record_list = Some(rows.iter().map(RecordRow::view).collect());
         }
         output::print_json(&document);
     } else {
@@ -341,54 +342,104 @@ pub fn print_verdict(check: &StreamCheck) {
     crate::out!("{}", verdict_line(check.problems.len()));
 }
 
+/// `log dump DIRECTORY --json`: the stream's generations, gaps, checkpoint and problems.
+#[derive(Serialize)]
+pub struct StreamJson<'a> {
+    kind: &'static str,
+    directory: String,
+    base_name: String,
+    generations: Vec<GenerationJson>,
+    prepared: bool,
+    missing: Vec<MissingJson>,
+    checkpoint: Option<CheckpointJson>,
+    notes: &'a [String],
+    problems: &'a [Problem],
+    passed: bool,
+    verdict: String,
+    /// Every record, with `--list-records`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_list: Option<Vec<RecordJson<'a>>>,
+}
+
+/// One generation of the stream as verified.
+#[derive(Serialize)]
+struct GenerationJson {
+    generation: u32,
+    file: String,
+    current: bool,
+    scanned: bool,
+    header: Option<GenerationHeaderJson>,
+    created: Option<String>,
+    stream_bytes: u64,
+    records: u64,
+    commits: u64,
+    segments_used: u32,
+    segments_total: u32,
+    torn_bytes: usize,
+    digest: Option<u32>,
+}
+
+/// A run of generations missing from the stream.
+#[derive(Serialize)]
+struct MissingJson {
+    first: u32,
+    last: u32,
+}
+
+/// The checkpoint in force for the stream.
+#[derive(Serialize)]
+struct CheckpointJson {
+    position: LogPosition,
+    sequence: u64,
+    updated: String,
+}
+
+fn generation_json(entry: &GenerationReport) -> GenerationJson {
+    GenerationJson {
+        generation: entry.generation,
+        file: file_name(entry),
+        current: entry.current,
+        scanned: entry.digest.is_some(),
+        header: entry.header.as_ref().map(super::log_file::header_json),
+        created: entry.header.map(|h| output::time(h.created_micros)),
+        stream_bytes: entry.stream_bytes,
+        records: entry.records,
+        commits: entry.commits,
+        segments_used: entry.segments_used,
+        segments_total: entry.segments_total,
+        torn_bytes: entry.torn_bytes,
+        digest: entry.digest,
+    }
+}
+
 /// The check as one JSON document.
-pub fn check_json(directory: &Path, base: BaseName, check: &StreamCheck) -> Value {
-    let generations: Vec<Value> = check
-        .report
-        .generations
-        .iter()
-        .map(|entry| {
-            json!({
-                "generation": entry.generation,
-                "file": file_name(entry),
-                "current": entry.current,
-                "scanned": entry.digest.is_some(),
-                "header": entry.header.as_ref().map(super::log_file::header_json),
-                "created": entry.header.map(|h| output::time(h.created_micros)),
-                "stream_bytes": entry.stream_bytes,
-                "records": entry.records,
-                "commits": entry.commits,
-                "segments_used": entry.segments_used,
-                "segments_total": entry.segments_total,
-                "torn_bytes": entry.torn_bytes,
-                "digest": entry.digest,
-            })
-        })
-        .collect();
-    let missing: Vec<Value> = check
-        .report
-        .missing
-        .iter()
-        .map(|&(first, last)| json!({ "first": first, "last": last }))
-        .collect();
-    let checkpoint = check.checkpoint.as_ref().map(|checkpoint| {
-        json!({
-            "position": position_json(checkpoint.position),
-            "sequence": checkpoint.sequence,
-            "updated": output::time(checkpoint.updated_micros),
-        })
-    });
-    json!({
-        "kind": "stream",
-        "directory": directory.display().to_string(),
-        "base_name": base.as_str(),
-        "generations": generations,
-        "prepared": check.prepared,
-        "missing": missing,
-        "checkpoint": checkpoint,
-        "notes": check.notes,
-        "problems": check.problems.iter().map(Problem::json).collect::<Vec<_>>(),
-        "passed": check.passed(),
-        "verdict": verdict_line(check.problems.len()),
-    })
+pub fn check_json<'a>(directory: &Path, base: BaseName, check: &'a StreamCheck) -> StreamJson<'a> {
+    StreamJson {
+        kind: "stream",
+        directory: directory.display().to_string(),
+        base_name: base.as_str().to_owned(),
+        generations: check
+            .report
+            .generations
+            .iter()
+            .map(generation_json)
+            .collect(),
+        prepared: check.prepared,
+        missing: check
+            .report
+            .missing
+            .iter()
+            .map(|&(first, last)| MissingJson { first, last })
+            .collect(),
+        checkpoint: check.checkpoint.as_ref().map(|checkpoint| CheckpointJson {
+            position: checkpoint.position,
+            sequence: checkpoint.sequence,
+            updated: output::time(checkpoint.updated_micros),
+        }),
+        notes: &check.notes,
+        problems: &check.problems,
+        passed: check.passed(),
+        verdict: verdict_line(check.problems.len()),
+        record_list: None,
+    }
 }

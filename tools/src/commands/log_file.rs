@@ -3,7 +3,7 @@
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use crate::problem::{verdict_line, Problem};
-use crate::records::{RecordRow, Tally};
+use crate::records::{RecordJson, RecordRow, Tally, TallyJson};
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::directory::read_image;
 use bluejet_engine::log::header::{FILE_TYPE_CHECKPOINT, FILE_TYPE_OFFSET, MAGIC};
@@ -13,7 +13,7 @@ use bluejet_engine::log::{
     read_record, BaseName, GenerationHeader, LogFileName, LogPosition, MAX_GENERATION_BYTES,
 };
 use bluejet_engine::LogError;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::path::Path;
 
 /// What the file name says the file is.
@@ -426,61 +426,115 @@ fn header_fields(header: &GenerationHeader) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A generation header as JSON.
-pub fn header_json(header: &GenerationHeader) -> Value {
-    json!({
-        "generation": header.generation,
-        "signature": output::signature_json(&header.signature),
-        "timeline": header.timeline,
-        "created_micros": header.created_micros,
-        "created": output::time(header.created_micros),
-        "previous_created_micros": header.previous_created_micros,
-        "previous_digest": header.previous_digest,
-        "segment_bytes": header.segment_bytes,
-        "generation_bytes": header.generation_bytes,
-        "base_name": String::from_utf8_lossy(&header.base_name),
-    })
+/// A generation header in JSON.
+#[derive(Serialize)]
+pub struct GenerationHeaderJson {
+    generation: u32,
+    signature: output::SignatureJson,
+    timeline: u64,
+    created_micros: u64,
+    created: String,
+    previous_created_micros: u64,
+    previous_digest: u32,
+    segment_bytes: u32,
+    generation_bytes: u32,
+    base_name: String,
 }
 
-fn report_json(path: &Path, report: &FileReport, list_records: bool) -> Value {
-    let segments = report.scanned.as_ref().map(|scanned| {
-        json!({
-            "home_segments_used": scanned.home_segments,
-            "home_segments_total": scanned.home_capacity,
-            "stream_bytes": scanned.stream.len(),
-            "stream_capacity": scan::stream_capacity(scanned.file_bytes),
-            "highest_flush": scanned.max_flush_sequence,
-            "digest": scanned.digest,
-            "torn_bytes": scanned.torn_bytes,
-            "tail_note": scanned.tail_note,
-        })
+/// A generation header as JSON.
+pub fn header_json(header: &GenerationHeader) -> GenerationHeaderJson {
+    GenerationHeaderJson {
+        generation: header.generation,
+        signature: output::signature_json(&header.signature),
+        timeline: header.timeline,
+        created_micros: header.created_micros,
+        created: output::time(header.created_micros),
+        previous_created_micros: header.previous_created_micros,
+        previous_digest: header.previous_digest,
+        segment_bytes: header.segment_bytes,
+        generation_bytes: header.generation_bytes,
+        base_name: String::from_utf8_lossy(&header.base_name).into_owned(),
+    }
+}
+
+/// `log dump FILE --json`: one generation file, its role, header, segments, shadows,
+/// records and problems.
+#[derive(Serialize)]
+struct FileReportJson<'a> {
+    kind: &'static str,
+    path: String,
+    role: &'static str,
+    named_generation: Option<u32>,
+    base_name: Option<String>,
+    header: Option<GenerationHeaderJson>,
+    segments: Option<SegmentsJson<'a>>,
+    shadows: Vec<ShadowJson<'a>>,
+    records: Option<TallyJson>,
+    notes: &'a [String],
+    problems: &'a [Problem],
+    passed: bool,
+    verdict: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_list: Option<Vec<RecordJson<'a>>>,
+}
+
+/// How the generation's segments were found when scanned.
+#[derive(Serialize)]
+struct SegmentsJson<'a> {
+    home_segments_used: u32,
+    home_segments_total: u32,
+    stream_bytes: usize,
+    stream_capacity: u64,
+    highest_flush: u64,
+    digest: u32,
+    torn_bytes: usize,
+    tail_note: Option<&'a str>,
+}
+
+/// One shadow slot and its state.
+#[derive(Serialize)]
+struct ShadowJson<'a> {
+    slot: u32,
+    state: &'a str,
+}
+
+fn report_json<'a>(path: &Path, report: &'a FileReport, list_records: bool) -> FileReportJson<'a> {
+    let segments = report.scanned.as_ref().map(|scanned| SegmentsJson {
+        home_segments_used: scanned.home_segments,
+        home_segments_total: scanned.home_capacity,
+        stream_bytes: scanned.stream.len(),
+        stream_capacity: scan::stream_capacity(scanned.file_bytes),
+        highest_flush: scanned.max_flush_sequence,
+        digest: scanned.digest,
+        torn_bytes: scanned.torn_bytes,
+        tail_note: scanned.tail_note.as_deref(),
     });
-    let shadows: Vec<Value> = report
+    let shadows = report
         .shadows
         .iter()
-        .map(|shadow| json!({ "slot": shadow.slot, "state": shadow.state }))
+        .map(|shadow| ShadowJson {
+            slot: shadow.slot,
+            state: &shadow.state,
+        })
         .collect();
     let named = match report.role {
         Role::Closed(generation) => Some(generation),
         _ => None,
     };
-    let mut document = json!({
-        "kind": "generation",
-        "path": path.display().to_string(),
-        "role": report.role.name(),
-        "named_generation": named,
-        "base_name": report.base.map(|base| base.as_str().to_owned()),
-        "header": report.header.as_ref().map(header_json),
-        "segments": segments,
-        "shadows": shadows,
-        "records": report.scanned.as_ref().map(|_| report.tally.json()),
-        "notes": report.notes,
-        "problems": report.problems.iter().map(Problem::json).collect::<Vec<_>>(),
-        "passed": report.problems.is_empty(),
-        "verdict": verdict_line(report.problems.len()),
-    });
-    if list_records {
-        document["record_list"] = report.rows.iter().map(RecordRow::json).collect();
+    FileReportJson {
+        kind: "generation",
+        path: path.display().to_string(),
+        role: report.role.name(),
+        named_generation: named,
+        base_name: report.base.map(|base| base.as_str().to_owned()),
+        header: report.header.as_ref().map(header_json),
+        segments,
+        shadows,
+        records: report.scanned.as_ref().map(|_| report.tally.json()),
+        notes: &report.notes,
+        problems: &report.problems,
+        passed: report.problems.is_empty(),
+        verdict: verdict_line(report.problems.len()),
+        record_list: list_records.then(|| report.rows.iter().map(RecordRow::view).collect()),
     }
-    document
 }

@@ -9,13 +9,15 @@ use crate::exit::{ToolError, Verdict};
 use crate::metrics_exposition;
 use crate::metrics_server::{BoundMetrics, MetricsServer};
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::log::LogPosition;
+use bluejet_replication::cluster::block_follow::BlockModeStatus;
+use bluejet_replication::cluster::sync_commit::SyncStatus;
 use bluejet_replication::cluster::{FailoverReport, Node, NodeStatus, Role};
 use bluejet_replication::events::EventFollower;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::CopyState;
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
@@ -115,14 +117,14 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
         Verdict::Clean
     };
     if options.json {
-        output::print_json(&json!({
-            "kind": "node-run",
-            "config": options.config.display().to_string(),
-            "stopped_by": stopped_by,
-            "status": status_json(&last),
-            "failovers": failovers_json(&failovers),
-            "passed": verdict == Verdict::Clean,
-        }));
+        output::print_json(&RunReport {
+            kind: "node-run",
+            config: options.config.display().to_string(),
+            stopped_by,
+            status: status_json(&last),
+            failovers: &failovers,
+            passed: verdict == Verdict::Clean,
+        });
     } else {
         crate::out!(
             "node {name} stopped ({stopped_by}), last {}",
@@ -235,35 +237,49 @@ pub fn failover_line(report: &FailoverReport) -> String {
     )
 }
 
-/// A node's status as JSON.
-pub fn status_json(status: &NodeStatus) -> Value {
-    json!({
-        "name": status.name,
-        "role": format!("{:?}", status.role),
-        "epoch": status.epoch,
-        "serving": status.serving,
-        "end": status.end.map(position_json),
-        "reason": status.reason,
-        "copy": status.copy.as_ref().map(repl_status::status_json),
-        "transport": status.transport,
-        "block_mode": status.block_mode,
-        "peer_flushed": status.peer_flushed.map(position_json),
-        "synchronous": status.synchronous,
-    })
+/// `node run --json`: what stopped the node, its last status, and the failovers it made.
+#[derive(Serialize)]
+struct RunReport<'a> {
+    kind: &'static str,
+    config: String,
+    stopped_by: &'a str,
+    status: NodeStatusJson<'a>,
+    failovers: &'a [FailoverReport],
+    passed: bool,
 }
 
-/// Failover reports as JSON.
-fn failovers_json(reports: &[FailoverReport]) -> Value {
-    Value::Array(
-        reports
-            .iter()
-            .map(|report| {
-                let mut value = serde_json::to_value(report).unwrap_or_default();
-                value["position"] = position_json(report.position);
-                value
-            })
-            .collect(),
-    )
+/// A node's status in JSON: its copy's status with the compression ratio and age that
+/// `repl status` adds.
+#[derive(Serialize)]
+pub struct NodeStatusJson<'a> {
+    name: &'a str,
+    role: Role,
+    epoch: u64,
+    serving: bool,
+    end: Option<LogPosition>,
+    reason: Option<&'a str>,
+    copy: Option<repl_status::StatusJson<'a>>,
+    transport: &'a str,
+    block_mode: Option<&'a BlockModeStatus>,
+    peer_flushed: Option<LogPosition>,
+    synchronous: Option<&'a SyncStatus>,
+}
+
+/// A node's status as JSON.
+pub fn status_json(status: &NodeStatus) -> NodeStatusJson<'_> {
+    NodeStatusJson {
+        name: &status.name,
+        role: status.role,
+        epoch: status.epoch,
+        serving: status.serving,
+        end: status.end,
+        reason: status.reason.as_deref(),
+        copy: status.copy.as_ref().map(repl_status::status_json),
+        transport: &status.transport,
+        block_mode: status.block_mode.as_ref(),
+        peer_flushed: status.peer_flushed,
+        synchronous: status.synchronous.as_ref(),
+    }
 }
 
 /// Follows the node's event log and yields the cluster events added since the node started:

@@ -5,8 +5,8 @@
 use super::repl_status;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_replication::{ReplicaConfig, ReplicationService};
-use serde_json::json;
+use bluejet_replication::{CopyState, ReplicaConfig, ReplicationService};
+use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -34,6 +34,18 @@ pub struct RunOptions {
     pub json: bool,
 }
 
+/// `repl run --json`: the status the service left on disk, what stopped it, and its last
+/// state while running (which decides `passed`).
+#[derive(Serialize)]
+struct RunReport<'a> {
+    kind: &'static str,
+    replica: String,
+    status: repl_status::StatusJson<'a>,
+    passed: bool,
+    stopped_by: &'static str,
+    last_running_state: CopyState,
+}
+
 /// Runs the service until told to stop; exit 1 if the copy ends Failed.
 pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     let signals = stop_signals()?;
@@ -48,12 +60,14 @@ pub fn run(options: &RunOptions) -> Result<Verdict, ToolError> {
     service.stop()?;
     let status = repl_status::read(&options.replica)?;
     if options.json {
-        let mut document = repl_status::document(&options.replica, &status);
-        document["kind"] = json!("repl-run");
-        document["stopped_by"] = json!(stopped_by);
-        document["last_running_state"] = json!(format!("{:?}", last.state));
-        document["passed"] = json!(repl_status::verdict(&last) == Verdict::Clean);
-        output::print_json(&document);
+        output::print_json(&RunReport {
+            kind: "repl-run",
+            replica: options.replica.display().to_string(),
+            status: repl_status::status_json(&status),
+            passed: repl_status::verdict(&last) == Verdict::Clean,
+            stopped_by,
+            last_running_state: last.state,
+        });
     } else {
         crate::out!(
             "replication stopped ({stopped_by}), last running state {:?}",

@@ -10,18 +10,18 @@ use bluejet_replication::seed::{seed_directory, SeedReport};
 use bluejet_replication::verify::ContentDigest;
 use bluejet_replication::ReplicaConfig;
 use serde::Serialize;
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The JSON document of `repl seed`.
 #[derive(Serialize)]
-struct SeedDocument {
+struct SeedDocument<'a> {
     kind: &'static str,
     active: String,
     replica: String,
     position: LogPosition,
     /// Tables with their entries, bytes and crc32c, by name.
-    tables: Value,
+    tables: TablesJson<'a>,
     removed: Vec<String>,
     generations_replayed: u32,
     seconds: f64,
@@ -61,22 +61,30 @@ pub fn run(active: &Path, replica: &Path, json: bool) -> Result<Verdict, ToolErr
     Ok(Verdict::Clean)
 }
 
+/// Tables by name, in JSON.
+pub type TablesJson<'a> = BTreeMap<&'a str, TableJson>;
+
+/// One table's entries, bytes and crc32c (in hex).
+#[derive(Serialize)]
+pub struct TableJson {
+    entries: u64,
+    bytes: u64,
+    crc32c: String,
+}
+
 /// Tables with their entries, bytes and crc32c.
-pub fn tables_json(tables: &ContentDigest) -> Value {
+pub fn tables_json(tables: &ContentDigest) -> TablesJson<'_> {
     tables
         .iter()
         .map(|(name, digest)| {
-            (
-                name.clone(),
-                json!({
-                    "entries": digest.entries,
-                    "bytes": digest.bytes,
-                    "crc32c": format!("{:#010x}", digest.crc32c),
-                }),
-            )
+            let table = TableJson {
+                entries: digest.entries,
+                bytes: digest.bytes,
+                crc32c: format!("{:#010x}", digest.crc32c),
+            };
+            (name.as_str(), table)
         })
-        .collect::<serde_json::Map<String, Value>>()
-        .into()
+        .collect()
 }
 
 fn print_text(active: &Path, replica: &Path, report: &SeedReport) {

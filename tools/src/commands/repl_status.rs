@@ -4,15 +4,16 @@
 
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use crate::records::position_json;
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
+use bluejet_replication::cluster::block_follow::BlockModeStatus;
 use bluejet_replication::cluster::heartbeat::Heartbeat;
+use bluejet_replication::cluster::sync_commit::SyncStatus;
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::replay::ProofMark;
 use bluejet_replication::status::GenerationMark;
 use bluejet_replication::{CopyState, CopyStatus};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::path::Path;
 use std::time::Duration;
 
@@ -28,9 +29,13 @@ pub fn run(replica: &Path, json: bool) -> Result<Verdict, ToolError> {
         .ok()
         .flatten();
     if json {
-        let mut document = document(replica, &status);
-        document["transport"] = transport_json(beat.as_ref());
-        output::print_json(&document);
+        output::print_json(&StatusReport {
+            kind: "repl-status",
+            replica: replica.display().to_string(),
+            status: status_json(&status),
+            passed: verdict(&status) == Verdict::Clean,
+            transport: beat.as_ref().map(transport_json),
+        });
     } else {
         crate::out!("replica: {}", replica.display());
         for line in lines(&status)
@@ -199,47 +204,52 @@ pub fn transport_lines(beat: Option<&Heartbeat>) -> Vec<String> {
     lines
 }
 
-/// [`transport_lines`] as JSON (`null` for a replica that is not a node's instance).
-pub fn transport_json(beat: Option<&Heartbeat>) -> Value {
-    beat.map_or(Value::Null, |beat| {
-        json!({
-            "transport": beat.transport.clone().unwrap_or_else(|| "share".into()),
-            "block_mode": beat.block_mode,
-            "synchronous": beat.synchronous,
-        })
-    })
+/// `repl status --json`: the copy's status and, for a node's instance, its transport.
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    kind: &'static str,
+    replica: String,
+    status: StatusJson<'a>,
+    passed: bool,
+    /// `null` for a replica that is not a node's instance.
+    transport: Option<TransportJson<'a>>,
+}
+
+/// How a node's instance reaches its peer: [`transport_lines`] in JSON.
+#[derive(Serialize)]
+pub struct TransportJson<'a> {
+    transport: &'a str,
+    block_mode: Option<&'a BlockModeStatus>,
+    synchronous: Option<&'a SyncStatus>,
+}
+
+/// [`transport_lines`] as JSON.
+pub fn transport_json(beat: &Heartbeat) -> TransportJson<'_> {
+    TransportJson {
+        transport: beat.transport.as_deref().unwrap_or("share"),
+        block_mode: beat.block_mode.as_ref(),
+        synchronous: beat.synchronous.as_ref(),
+    }
+}
+
+/// The status in JSON: every field of `status.json`, then the compression ratio and the
+/// status's age.
+#[derive(Serialize)]
+pub struct StatusJson<'a> {
+    #[serde(flatten)]
+    status: &'a CopyStatus,
+    compression_ratio: f64,
+    age_seconds: f64,
 }
 
 /// The status as JSON: every field of `status.json`, the compression ratio and ages.
-pub fn status_json(status: &CopyStatus) -> Value {
+pub fn status_json(status: &CopyStatus) -> StatusJson<'_> {
     let now = now_micros();
-    let mut value = serde_json::to_value(status).unwrap_or_default();
-    if let Value::Object(fields) = &mut value {
-        fields.insert("state".into(), json!(format!("{:?}", status.state)));
-        fields.insert(
-            "replayed_position".into(),
-            position_json(status.replayed_position),
-        );
-        fields.insert(
-            "compression_ratio".into(),
-            json!(status.compression_ratio()),
-        );
-        fields.insert(
-            "age_seconds".into(),
-            json!(now.saturating_sub(status.updated_micros) as f64 / 1e6),
-        );
+    StatusJson {
+        status,
+        compression_ratio: status.compression_ratio(),
+        age_seconds: now.saturating_sub(status.updated_micros) as f64 / 1e6,
     }
-    value
-}
-
-/// The document `repl status --json` prints.
-pub fn document(replica: &Path, status: &CopyStatus) -> Value {
-    json!({
-        "kind": "repl-status",
-        "replica": replica.display().to_string(),
-        "status": status_json(status),
-        "passed": verdict(status) == Verdict::Clean,
-    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! agrees, 1 when any differs. The active must not be open elsewhere, and no replication
 //! service may hold the replica.
 
-use super::repl_seed::tables_json;
+use super::repl_seed::{tables_json, TablesJson};
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
@@ -183,9 +183,9 @@ struct VerifyDocument<'a> {
     kind: &'static str,
     position: LogPosition,
     /// The active's tables with their entries, bytes and crc32c, by name.
-    active: serde_json::Value,
+    active: TablesJson<'a>,
     /// The passive's, likewise.
-    passive: serde_json::Value,
+    passive: TablesJson<'a>,
     differences: &'a [String],
     equal: bool,
     passed: bool,

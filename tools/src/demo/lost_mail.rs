@@ -10,10 +10,11 @@ use crate::commands::diverged_show;
 use crate::exit::ToolError;
 use crate::output;
 use bluejet_engine::file::OsFileSystem;
+use bluejet_replication::diverged::decode::Unreadable;
 use bluejet_replication::diverged::reapply::{self, ReapplyOutcome};
-use bluejet_replication::diverged::summary::{self, DivergedSummary};
+use bluejet_replication::diverged::summary::{self, DivergedSummary, Totals};
 use bluejet_replication::diverged::{decode, files};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// Messages named in the demo's output.
 const NAMED: usize = 3;
@@ -101,14 +102,21 @@ pub fn summary_line(lost: Option<&LostMail>) -> String {
 
 /// The JSON of the demo's document: the counts and the re-application's outcome (the
 /// whole report is `bluejet diverged show --json`'s).
-pub fn json(lost: Option<&LostMail>) -> Value {
-    let Some(lost) = lost else {
-        return Value::Null;
-    };
-    json!({
-        "directory": lost.report.directory,
-        "totals": lost.report.totals,
-        "unreadable": lost.report.unreadable,
-        "reapplied": lost.reapplied,
-    })
+pub fn json(lost: &LostMail) -> LostMailJson<'_> {
+    LostMailJson {
+        directory: &lost.report.directory,
+        totals: &lost.report.totals,
+        unreadable: &lost.report.unreadable,
+        reapplied: &lost.reapplied,
+    }
+}
+
+/// The lost mail in the demo's document: where it was kept, its totals, the files that did
+/// not read, and what re-applying it did.
+#[derive(Serialize)]
+pub struct LostMailJson<'a> {
+    directory: &'a str,
+    totals: &'a Totals,
+    unreadable: &'a [Unreadable],
+    reapplied: &'a ReapplyOutcome,
 }

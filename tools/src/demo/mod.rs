@@ -11,8 +11,10 @@
 //! One file per part: [`run`] drives it, [`write`] is the mail transport (messages from
 //! [`mail`]), [`replicate`] the two nodes and their witness (over the TCP [`relay`]),
 //! [`scenario`] the move, failovers and return, [`lost_mail`] the old active's divergent
-//! mail, [`verify`] the final checks, [`report`] what is printed, [`place`] its directory.
+//! mail, [`verify`] the final checks, [`report`] what is printed ([`document`] with `--json`),
+//! [`place`] its directory.
 
+mod document;
 mod lost_mail;
 mod mail;
 mod place;

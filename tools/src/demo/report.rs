@@ -1,29 +1,27 @@
-//! What the demo prints: the summary in text, or one JSON document.
+//! What the demo prints: the summary in text (the `--json` document is [`super::document`]).
 
 use super::replicate::NODES;
 use super::run::{synchronous_problems, Run};
-use super::scenario::{self, FailedOver, Story, Timeline, MOVE_COMMENT};
+use super::scenario::{self, Story, MOVE_COMMENT};
 use crate::commands::{integrity as integrity_command, log_directory, space as space_command};
 use crate::output;
 use crate::problem::verdict_line;
-use crate::records::position_json;
 use bluejet_engine::db::DATABASE_FILE_NAME;
 use bluejet_engine::inspect::SpaceReport;
+use bluejet_replication::cluster::resync::DivergenceReport;
 use bluejet_replication::dumpster::ResubmitReport;
-use serde_json::{json, Value};
-use std::path::Path;
 use std::time::Duration;
 
-fn per_second(count: f64, elapsed: Duration) -> f64 {
+pub(super) fn per_second(count: f64, elapsed: Duration) -> f64 {
     count / elapsed.as_secs_f64().max(1e-9)
 }
 
-fn mib(bytes: u64) -> f64 {
+pub(super) fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1 << 20) as f64
 }
 
 /// Logical bytes (values as delivered) and bytes as stored, over every table.
-fn logical_and_stored(space: &SpaceReport) -> (u64, u64) {
+pub(super) fn logical_and_stored(space: &SpaceReport) -> (u64, u64) {
     let totals = space_command::totals(space);
     (totals.value_bytes, totals.stored_bytes)
 }
@@ -226,15 +224,12 @@ fn status_text(status: &bluejet_replication::CopyStatus) -> String {
     )
 }
 
-fn divergence_summary(divergence: Option<&Value>) -> String {
+fn divergence_summary(divergence: Option<&DivergenceReport>) -> String {
     let Some(report) = divergence else {
         return "nothing kept aside".to_owned();
     };
-    let files = report["files"].as_array().cloned().unwrap_or_default();
-    let commits: u64 = files
-        .iter()
-        .filter_map(|file| file["commits"].as_u64())
-        .sum();
+    let files = &report.files;
+    let commits: u64 = files.iter().map(|file| file.commits).sum();
     format!(
         "{} ({}) kept aside",
         output::plural(files.len() as u64, "divergent log file"),
@@ -304,195 +299,4 @@ fn print_sizes(run: &Run) {
     for line in space_command::table_lines(&run.space, &totals) {
         crate::out!("{line}");
     }
-}
-
-pub(super) fn run_json(directory: &Path, run: &Run, timeline: &Timeline) -> Value {
-    let delivered = &run.delivered;
-    let verified = &run.verified;
-    let story = &run.story;
-    let failed = &story.failed_over;
-    let resubmitted = &failed.resubmitted;
-    let compared = &run.compared;
-    let (logical, stored) = logical_and_stored(&run.space);
-    let mut problems: Vec<Value> = delivered.problems.iter().map(|p| json!(p)).collect();
-    problems.extend(compared.differences.iter().map(|d| json!(d)));
-    problems.extend(
-        synchronous_problems(&story.synchronous)
-            .iter()
-            .map(|p| json!(p)),
-    );
-    problems.extend(resubmitted.possibly_lost.iter().map(|lost| {
-        json!(format!(
-            "{} was evicted from the dumpster before the passive had it",
-            lost.message_id
-        ))
-    }));
-    problems.extend(verified.mismatches.iter().map(|m| json!(m)));
-    problems.extend(
-        run.integrity
-            .problems
-            .iter()
-            .map(|p| json!(integrity_command::problem_text(p))),
-    );
-    problems.extend(run.stream.problems.iter().map(|p| json!(p.text())));
-    let mut document = json!({
-        "kind": "demo",
-        "directory": directory.display().to_string(),
-        "nodes": NODES,
-        "active_database": run.active.display().to_string(),
-        "seconds": run.elapsed.as_secs_f64(),
-        "timeline": timeline.json(),
-        "messages_delivered": delivered.delivered,
-        "message_bytes": delivered.message_bytes,
-        "delivered_by": { "a": delivered.per_node[0], "b": delivered.per_node[1] },
-        "retries": delivered.retries,
-        "longest_wait_ms": delivered.longest_wait.as_millis() as u64,
-        "delivering_seconds": delivered.elapsed.as_secs_f64(),
-        "messages_per_second": per_second(delivered.delivered as f64, delivered.elapsed),
-        "mib_per_second": per_second(mib(delivered.message_bytes), delivered.elapsed),
-        "messages_acknowledged": delivered.acknowledged.len(),
-        "messages_read": verified.messages,
-        "messages_identical": verified.identical,
-        "lost": verified.lost,
-        "duplicates": verified.duplicates,
-        "index_entries_matching": verified.index_matching,
-        "verified": verified.problems() == 0
-            && verified.identical == delivered.acknowledged.len() as u64,
-        "reopen_seconds": verified.reopen.as_secs_f64(),
-        "transactions_replayed": verified.replay.transactions_applied,
-        "check_seconds": run.check.as_secs_f64(),
-        "logical_bytes": logical,
-        "stored_bytes": stored,
-        "file_bytes": run.file_bytes,
-        "log_generations": run.stream.report.generations.len(),
-        "integrity": run.integrity,
-        "space": run.space,
-        "problems": problems,
-        "unreported_problems": verified.unreported,
-        "passed": run.problems() == 0,
-        "verdict": verdict_line(run.problems()),
-    });
-    if let (Some(document), Value::Object(story)) = (document.as_object_mut(), cluster_json(run)) {
-        document.extend(story);
-    }
-    document
-}
-
-/// The story's fields of the JSON document.
-fn cluster_json(run: &Run) -> Value {
-    let story = &run.story;
-    let failed = &story.failed_over;
-    let resubmitted = &failed.resubmitted;
-    let compared = &run.compared;
-    let status = &story.status;
-    json!({
-        "seeded_seconds": story.seeded.as_secs_f64(),
-        "copy_status": {
-            "node": "b",
-            "state": format!("{:?}", status.state),
-            "copy_queue": status.copy_queue,
-            "replay_queue": status.replay_queue,
-            "last_replayed_generation": status.last_replayed.map(|mark| mark.generation),
-            "loss_window_generations": status.loss_window_generations,
-            "loss_window_seconds": status.loss_window_seconds,
-            "safe_before_micros": status.safe_before_micros,
-            "shipped_bytes": status.shipped_bytes,
-            "transferred_bytes": status.transferred_bytes,
-            "compression_ratio": status.compression_ratio(),
-        },
-        "moved": story.moved.result.ok,
-        "move": {
-            "from": "a",
-            "to": "b",
-            "comment": MOVE_COMMENT,
-            "message": story.moved.result.message,
-            "paused_ms": story.moved.result.paused_ms,
-            "lossless": story.moved.lossless,
-            "epoch": story.moved.result.epoch,
-            "seconds": story.moved.took.as_secs_f64(),
-            "rejoined_seconds": story.moved.rejoined.as_secs_f64(),
-        },
-        "following": {
-            "transport": "tcp",
-            "block_mode": story.following.block_mode,
-            "synchronous": story.following.synchronous,
-        },
-        "synchronous_failover": failover_json(&story.synchronous),
-        "rejoin": resync_json(story.synchronous.from, &story.rejoined),
-        "failover": {
-            "from": failed.report.from,
-            "to": NODES[1 - failed.from],
-            "synchronous": failed.synchronous,
-            "kind": failed.report.kind,
-            "lossy": !failed.report.lossless,
-            "lost_generations": failed.report.lost_generations,
-            // The old active's E00.log was not read: it may have written later generations
-            // (the window covers them).
-            "lost_generations_at_least": failed.report.current_unread,
-            "lost_window_micros": failed.report.lost_window_micros,
-            "forced": failed.report.forced,
-            "epoch": failed.report.epoch,
-            "activation_ms": failed.report.activation_ms,
-            "outage_ms": failed.outage.as_millis() as u64,
-            "cut_at": position_json(failed.cut_at),
-            "copy_at_cut": position_json(failed.copied),
-            "killed_at": position_json(failed.killed_at),
-        },
-        "dumpster": {
-            "window_start_micros": resubmitted.window_start_micros,
-            "resubmitted_from_micros": resubmitted.resubmitted_from_micros,
-            "resubmitted": resubmitted.resubmitted,
-            "stored": resubmitted.stored,
-            "duplicates_dropped": resubmitted.duplicates,
-            "possibly_lost": resubmitted.possibly_lost.len() as u64
-                + resubmitted.possibly_lost_untracked,
-            "kept_at_end": run.delivered.dumpster_messages,
-            "evicted_unreplayed_at_end": run.delivered.possibly_lost,
-        },
-        "resubmitted": resubmitted.resubmitted,
-        "resync": resync_json(failed.from, &story.resynchronized),
-        "lost_mail": super::lost_mail::json(story.lost_mail.as_ref()),
-        "passive": {
-            "node": NODES[1 - compared.active],
-            "position": position_json(compared.position),
-            "catch_up_seconds": compared.catch_up.as_secs_f64(),
-            "state": format!("{:?}", compared.status.state),
-            "tables": compared.tables,
-            "entries": compared.entries,
-            "differences": compared.differences,
-            "equal": compared.differences.is_empty(),
-        },
-    })
-}
-
-/// A failover's fields of the JSON document, with its dumpster's resubmission.
-fn failover_json(failed: &FailedOver) -> Value {
-    let resubmitted = &failed.resubmitted;
-    json!({
-        "from": failed.report.from,
-        "to": NODES[1 - failed.from],
-        "synchronous": failed.synchronous,
-        "lossless": failed.report.lossless,
-        "synchronous_proof": failed.report.synchronous_proof,
-        "epoch": failed.report.epoch,
-        "outage_ms": failed.outage.as_millis() as u64,
-        "killed_at": position_json(failed.killed_at),
-        "dumpster": {
-            "resubmitted": resubmitted.resubmitted,
-            "stored": resubmitted.stored,
-            "duplicates_dropped": resubmitted.duplicates,
-        },
-    })
-}
-
-/// An old active's return as a passive copy.
-fn resync_json(index: usize, resync: &scenario::Resynchronized) -> Value {
-    json!({
-        "node": NODES[index],
-        "states": resync.states.iter()
-            .map(|(at, state)| json!({ "seconds": at, "state": state }))
-            .collect::<Vec<_>>(),
-        "healthy_seconds": resync.healthy_after.as_secs_f64(),
-        "divergence": resync.divergence,
-    })
 }

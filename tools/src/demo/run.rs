@@ -1,5 +1,6 @@
 //! Running the demo: the cluster under the transport, the story, then every check.
 
+use super::document;
 use super::place::Place;
 use super::replicate::Cluster;
 use super::report;
@@ -101,7 +102,7 @@ pub fn run(options: &DemoOptions) -> Result<Verdict, ToolError> {
     let timeline = Timeline::new(options.json);
     let run = cluster_run(&directory, options, &timeline)?;
     if options.json {
-        output::print_json(&report::run_json(&directory, &run, &timeline));
+        output::print_json(&document::document(&directory, &run, &timeline));
     } else {
         report::print_summary(&run);
     }

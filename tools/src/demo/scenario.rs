@@ -17,12 +17,13 @@ use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::cluster::block_follow::BlockModeStatus;
 use bluejet_replication::cluster::requests::{request_move, MoveResult};
+use bluejet_replication::cluster::resync::DivergenceReport;
 use bluejet_replication::cluster::sync_commit::SyncStatus;
 use bluejet_replication::cluster::{resync, FailoverReport, NodeStatus, Role};
 use bluejet_replication::dumpster::ResubmitReport;
 use bluejet_replication::verify::{differences, digest, ContentDigest};
 use bluejet_replication::{CopyState, CopyStatus, Replica};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -69,15 +70,23 @@ impl Timeline {
     }
 
     /// The events as JSON.
-    pub fn json(&self) -> Value {
+    pub fn json(&self) -> Vec<TimelineEvent> {
         let events = self.events.lock().expect("timeline");
-        Value::Array(
-            events
-                .iter()
-                .map(|(at, text)| json!({ "seconds": at, "event": text }))
-                .collect(),
-        )
+        events
+            .iter()
+            .map(|(at, text)| TimelineEvent {
+                seconds: *at,
+                event: text.clone(),
+            })
+            .collect()
     }
+}
+
+/// One event of the timeline in JSON: seconds since the start, and what happened.
+#[derive(Serialize)]
+pub struct TimelineEvent {
+    seconds: f64,
+    event: String,
 }
 
 /// The move.
@@ -120,7 +129,7 @@ pub struct Resynchronized {
     /// From its restart to a Healthy copy.
     pub healthy_after: Duration,
     /// The report on the files it moved aside (`diverged-<epoch>/report.json`).
-    pub divergence: Option<Value>,
+    pub divergence: Option<DivergenceReport>,
 }
 
 /// The story up to stopping delivery.
@@ -511,10 +520,9 @@ fn restart(
         },
     )?;
     let path = resync::report_path(&cluster.instance(index), epoch);
-    let divergence = bluejet_replication::sealed::read::<Value>(&OsFileSystem, &path)
+    let divergence = bluejet_replication::sealed::read::<DivergenceReport>(&OsFileSystem, &path)
         .ok()
-        .flatten()
-        .map(|sealed| sealed.get("content").cloned().unwrap_or(sealed));
+        .flatten();
     let transitions: Vec<String> = states
         .iter()
         .map(|(at, state)| format!("{state} ({at:.2} s)"))
@@ -535,21 +543,15 @@ fn restart(
 }
 
 /// The divergence report, in words.
-pub fn divergence_text(report: &Value, path: &std::path::Path) -> String {
-    let files = report["files"].as_array().cloned().unwrap_or_default();
-    let commits: u64 = files
-        .iter()
-        .filter_map(|file| file["commits"].as_u64())
-        .sum();
-    let generations: Vec<u64> = files
-        .iter()
-        .filter_map(|file| file["generation"].as_u64())
-        .collect();
+pub fn divergence_text(report: &DivergenceReport, path: &std::path::Path) -> String {
+    let files = &report.files;
+    let commits: u64 = files.iter().map(|file| file.commits).sum();
+    let generations: Vec<u32> = files.iter().filter_map(|file| file.generation).collect();
     let range = match (generations.iter().min(), generations.iter().max()) {
         (Some(first), Some(last)) => format!(" (generations {first}..{last})"),
         _ => String::new(),
     };
-    let after = match report["common_generation"].as_u64() {
+    let after = match report.common_generation {
         Some(common) => format!("after common generation {common}"),
         // Block mode's copies of the generations differ from the old active's files byte
         // for byte, so no common generation is proved: the copy was seeded again.
@@ -561,7 +563,10 @@ pub fn divergence_text(report: &Value, path: &std::path::Path) -> String {
     let reseeded = match aside.join(DATABASE_FILE_NAME).exists() {
         true => format!(
             "; seeded again: {}",
-            report["reason"].as_str().unwrap_or("no usable copy")
+            match report.reason.as_str() {
+                "" => "no usable copy",
+                reason => reason,
+            }
         ),
         false => String::new(),
     };

@@ -5,11 +5,13 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, DbError, Durability, Options, STREAM_FROM_BYTES};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::inspect::{integrity, DatabaseImage};
-use bluejet_engine::log::{LogConfig, LogPosition, LogReader, Record};
-use bluejet_engine::value::long::data_per_page;
+use bluejet_engine::format::inspect::{integrity, DatabaseImage};
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::long_value::data_per_page;
+use bluejet_engine::format::record::Record;
+use bluejet_engine::{Database, DbError, Durability, Options, STREAM_FROM_BYTES};
+use bluejet_engine::{LogConfig, LogPosition};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{self, Read};

@@ -5,10 +5,10 @@ use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
 use crate::records::position_json;
-use bluejet_engine::db::DbError;
-use bluejet_engine::inspect::DatabaseImage;
-use bluejet_engine::page::db_header::{BackupRecord, CopyCondition, HeaderRead};
-use bluejet_engine::page::{DbHeader, DbState};
+use bluejet_engine::format::db_header::{BackupRecord, CopyCondition, HeaderRead};
+use bluejet_engine::format::inspect::DatabaseImage;
+use bluejet_engine::DbError;
+use bluejet_engine::{DbHeader, DbState};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -183,7 +183,7 @@ fn print_json(file: &Path, read: &HeaderRead) {
 /// How the header's checkpoint relates to the log's checkpoint file beside the database.
 fn log_checkpoint_text(file: &Path, header: &DbHeader) -> Option<String> {
     let directory = file.parent()?;
-    let base = bluejet_engine::log::BaseName::default();
+    let base = bluejet_engine::BaseName::default();
     let theirs = super::checkpoint_dump::log_checkpoint(directory, base);
     Some(crate::positions::explain(header, theirs))
 }

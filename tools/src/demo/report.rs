@@ -7,8 +7,8 @@ use crate::commands::{integrity as integrity_command, log_directory, space as sp
 use crate::output;
 use crate::problem::verdict_line;
 use crate::records::position_json;
-use bluejet_engine::db::DATABASE_FILE_NAME;
-use bluejet_engine::inspect::SpaceReport;
+use bluejet_engine::format::inspect::SpaceReport;
+use bluejet_engine::DATABASE_FILE_NAME;
 use bluejet_replication::dumpster::ResubmitReport;
 use serde_json::{json, Value};
 use std::path::Path;

@@ -31,7 +31,7 @@ use bluejet_benches::paired::Comparison;
 use bluejet_benches::scratch::scratch_root;
 use bluejet_benches::tally::Tally;
 use bluejet_benches::workload::Workload;
-use bluejet_engine::log::LogConfig;
+use bluejet_engine::LogConfig;
 use bluejet_engine::LogError;
 use criterion::{Criterion, Throughput};
 use std::path::Path;

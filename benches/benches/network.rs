@@ -14,7 +14,7 @@
 use bluejet_benches::replication::BenchResult;
 use bluejet_benches::scratch::scratch_root;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use bluejet_replication::cluster::network::{peer_root, Network, NetworkFile};
 use bluejet_replication::cluster::sync_commit::{SyncLevel, SyncSettings};
 use bluejet_replication::cluster::{Node, NodeConfig, Role};

@@ -1,7 +1,8 @@
 //! BlueJet workloads: commits of one 1 KiB put each, durable or lazy, from one thread or many.
 
-use bluejet_engine::log::{Durability, Log, LogConfig, LogStats};
+use bluejet_engine::log::{Log, LogStats};
 use bluejet_engine::LogError;
+use bluejet_engine::{Durability, LogConfig};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

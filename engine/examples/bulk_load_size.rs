@@ -5,7 +5,7 @@
 //! `cargo run --release -p bluejet-engine --example bulk_load_size -- KEYS on|off [DIR]`
 //! (DIR: where the database goes, default a temporary directory, removed afterwards).
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use std::path::Path;
 
 const KEY_BYTES: usize = 24;

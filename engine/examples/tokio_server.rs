@@ -14,7 +14,7 @@
 //!
 //! Run with `cargo run -p bluejet-engine --example tokio_server`; `cargo test` runs it too.
 
-use bluejet_engine::db::{Database, DbError, Options, ReadTransaction};
+use bluejet_engine::{Database, DbError, Options, ReadTransaction};
 use std::net::SocketAddr;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};

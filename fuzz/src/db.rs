@@ -5,15 +5,15 @@
 //! the engine's file layer is the same trait either way, and without real files and fsyncs
 //! the fuzzer runs many times faster and every run is deterministic.
 
-use bluejet_engine::btree::view::{self, NodeView, ValueRef};
-use bluejet_engine::db::{Database, DbError, Options, DATABASE_FILE_NAME};
 use bluejet_engine::file::simulated::SimulatedFileSystem;
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::inspect::{self, DatabaseImage};
-use bluejet_engine::log::{LogConfig, LogPosition};
-use bluejet_engine::page::db_header::{self, DbHeader, HEADER_BYTES, HEADER_OFFSETS};
-use bluejet_engine::page::format::{self, PageType, PAGE_SIZES};
-use bluejet_engine::page::store;
+use bluejet_engine::format::db_header::{self, DbHeader, HEADER_BYTES, HEADER_OFFSETS};
+use bluejet_engine::format::inspect::{self, DatabaseImage};
+use bluejet_engine::format::node::{self, NodeView, ValueRef};
+use bluejet_engine::format::page::{self, PageType, PAGE_SIZES};
+use bluejet_engine::format::page_store;
+use bluejet_engine::{Database, DbError, Options, DATABASE_FILE_NAME};
+use bluejet_engine::{LogConfig, LogPosition};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -160,7 +160,7 @@ fn reseal_database(image: &mut [u8]) {
         .skip(first)
     {
         if page.iter().any(|&byte| byte != 0) {
-            let checksum = format::page_checksum(number as u64, page);
+            let checksum = page::page_checksum(number as u64, page);
             page[..4].copy_from_slice(&checksum.to_le_bytes());
         }
     }
@@ -168,7 +168,7 @@ fn reseal_database(image: &mut [u8]) {
 
 /// Target `page_decode`: the first input byte picks the page size (low two bits), the rest
 /// is the page (cut or zero-padded to that size), checked as the store checks pages read
-/// from disk: `format::verify` at the page number it holds, then `store::validate`. A tree
+/// from disk: `page::verify` at the page number it holds, then `page_store::validate`. A tree
 /// page that validates must be safe to read with every `NodeView` accessor, find each of
 /// its keys, and decode to a node that encodes back to an equal page (when its cells fit
 /// apart). The rest of the input is also decoded as a header copy, and a copy that decodes
@@ -182,9 +182,9 @@ pub fn page_decode(data: &[u8]) -> bool {
     let mut page = vec![0u8; page_size];
     let length = content.len().min(page_size);
     page[..length].copy_from_slice(&content[..length]);
-    let number = format::read_u64(&page, 8);
+    let number = page::read_u64(&page, 8);
     let page_decoded = page_check(&page, number);
-    let checksum = format::page_checksum(number, &page);
+    let checksum = page::page_checksum(number, &page);
     page[..4].copy_from_slice(&checksum.to_le_bytes());
     page_check(&page, number);
     let header_decoded = header_check(content);
@@ -200,14 +200,14 @@ pub fn page_decode(data: &[u8]) -> bool {
 /// Checks a page as the store does; returns whether it may be used.
 fn page_check(page: &[u8], number: u64) -> bool {
     // The structural check alone must hold up on any bytes, checksum or not.
-    let structure = view::validate(page);
+    let structure = node::validate(page);
     if structure.is_ok() {
         exercise_node(page, number);
     }
-    let Ok(page_type) = format::verify(page, number) else {
+    let Ok(page_type) = page::verify(page, number) else {
         return false;
     };
-    let valid = store::validate(page, page_type).is_ok();
+    let valid = page_store::validate(page, page_type).is_ok();
     if matches!(page_type, PageType::Leaf | PageType::Branch) {
         assert_eq!(
             valid,

@@ -13,16 +13,16 @@ pub mod net;
 pub use db::{db_open, page_decode};
 pub use net::frame_stream;
 
-use bluejet_engine::log::checkpoint::{
+use bluejet_engine::format::checkpoint::{
     self, CopyState, CHECKPOINT_COPY_BYTES, CHECKPOINT_COPY_STRIDE,
 };
-use bluejet_engine::log::header::HEADER_BYTES;
-use bluejet_engine::log::record::{read_record, MAX_RECORD_PAYLOAD_BYTES, RECORD_HEADER_BYTES};
-use bluejet_engine::log::scan::{self, GenerationScan, ScanMode};
-use bluejet_engine::log::segment::{
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::format::generation_header::HEADER_BYTES;
+use bluejet_engine::format::record::{read_record, MAX_RECORD_PAYLOAD_BYTES, RECORD_HEADER_BYTES};
+use bluejet_engine::format::scan::{self, GenerationScan, ScanMode};
+use bluejet_engine::format::segment::{
     self, SegmentRead, PAYLOAD_BYTES, SEGMENT_BYTES, SEGMENT_HEADER_BYTES,
 };
-use bluejet_engine::log::GenerationHeader;
 use bluejet_engine::LogError;
 use crc32c::{crc32c, crc32c_append};
 use std::path::Path;

@@ -19,10 +19,11 @@ use crate::private_files::create_directory_durably;
 use crate::replay::replay_available;
 use crate::replica::ReplicaConfig;
 use crate::sealed;
-use bluejet_engine::content::ContentSummary;
-use bluejet_engine::db::{PassiveDatabase, DATABASE_FILE_NAME};
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::{now_micros, BaseName, LogPosition};
+use bluejet_engine::log::now_micros;
+use bluejet_engine::ContentSummary;
+use bluejet_engine::{BaseName, LogPosition};
+use bluejet_engine::{PassiveDatabase, DATABASE_FILE_NAME};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -9,9 +9,10 @@ use crate::file_name::{
     check_base_name, check_database_name, check_generation_name, path_in, BadFileName,
 };
 use crate::sealed;
-use bluejet_engine::content::ContentSummary;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::{LogPosition, StreamSignature};
+use bluejet_engine::log::StreamSignature;
+use bluejet_engine::ContentSummary;
+use bluejet_engine::LogPosition;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -8,12 +8,14 @@
 
 use crate::backup_error::BackupError;
 use crate::backup_manifest::{checksum_file, BackupFile, BackupKind, Manifest};
-use bluejet_engine::db::{read_header_copies, DATABASE_FILE_NAME};
+use bluejet_engine::db::read_header_copies;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::directory::read_image;
-use bluejet_engine::log::scan::{scan, ScanMode};
-use bluejet_engine::log::verify::check_chain;
-use bluejet_engine::log::{GenerationHeader, MAX_GENERATION_BYTES};
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::format::log_directory::read_image;
+use bluejet_engine::format::log_verify::check_chain;
+use bluejet_engine::format::scan::{scan, ScanMode};
+use bluejet_engine::log::MAX_GENERATION_BYTES;
+use bluejet_engine::DATABASE_FILE_NAME;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -6,15 +6,15 @@
 //! generation's record stream from offset 0, appended and synced as it arrives. Records carry
 //! their own checksums, so a reader keeps the longest prefix of whole, valid records and a
 //! torn append loses only bytes that were never acknowledged. A failover turns the file into
-//! a closed generation ([`bluejet_engine::log::image::closed_image`]) that is inspected and
+//! a closed generation ([`bluejet_engine::format::log_image::closed_image`]) that is inspected and
 //! replayed like a shipped one.
 
 use crate::error::ReplError;
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
-use bluejet_engine::log::header::{GenerationHeader, HEADER_BYTES};
-use bluejet_engine::log::image::whole_records;
-use bluejet_engine::log::scan::stream_capacity;
-use bluejet_engine::log::BaseName;
+use bluejet_engine::format::generation_header::{GenerationHeader, HEADER_BYTES};
+use bluejet_engine::format::log_image::whole_records;
+use bluejet_engine::format::scan::stream_capacity;
+use bluejet_engine::BaseName;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -262,8 +262,8 @@ impl BlockFile {
 mod tests {
     use super::*;
     use bluejet_engine::file::OsFileSystem;
-    use bluejet_engine::log::record::{frame_into, kind};
-    use bluejet_engine::log::segment::SEGMENT_BYTES;
+    use bluejet_engine::format::record::{frame_into, kind};
+    use bluejet_engine::format::segment::SEGMENT_BYTES;
     use bluejet_engine::log::StreamSignature;
 
     const GENERATION_BYTES: u32 = 1 << 20;

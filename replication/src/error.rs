@@ -125,7 +125,7 @@ impl ReplError {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, operation: &'static str, cause: io::Error) -> Self {
         let path = path.into();
-        if bluejet_engine::error::is_out_of_space(&cause) {
+        if bluejet_engine::is_out_of_space(&cause) {
             return Self::OutOfSpace { path, operation };
         }
         Self::Io {

@@ -9,8 +9,8 @@
 //! and again where a name becomes a path to write ([`path_in`]), so no name read from disk
 //! can make BlueJet write outside the directory it means.
 
-use bluejet_engine::db::DATABASE_FILE_NAME;
-use bluejet_engine::log::BaseName;
+use bluejet_engine::BaseName;
+use bluejet_engine::DATABASE_FILE_NAME;
 use std::path::{Component, Path, PathBuf};
 
 /// A file name read from a file (or about to be written) that its format does not allow.

@@ -4,8 +4,10 @@
 use crate::error::ReplError;
 use crate::sealed::read_file;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::header::HEADER_BYTES;
-use bluejet_engine::log::{BaseName, GenerationHeader, LogFileName, MAX_GENERATION_BYTES};
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::format::generation_header::HEADER_BYTES;
+use bluejet_engine::log::MAX_GENERATION_BYTES;
+use bluejet_engine::{BaseName, LogFileName};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -79,7 +81,7 @@ pub fn compress(image: &[u8]) -> Vec<u8> {
 
 /// Commit records in a generation's record stream.
 pub fn count_commits(stream: &[u8]) -> u64 {
-    use bluejet_engine::log::record::{kind, read_record};
+    use bluejet_engine::format::record::{kind, read_record};
     let mut offset = 0;
     let mut commits = 0;
     while let Ok(record) = read_record(&stream[offset..]) {
@@ -96,7 +98,7 @@ pub fn current_commits(
     directory: &Path,
     base: BaseName,
 ) -> Option<(u32, u64)> {
-    use bluejet_engine::log::scan::{scan, ScanMode};
+    use bluejet_engine::format::scan::{scan, ScanMode};
     let path = directory.join(base.current());
     let image = read_file(fs, &path, MAX_GENERATION_BYTES).ok()?;
     let scanned = scan(&path, &image, ScanMode::Current).ok()?;

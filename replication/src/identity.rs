@@ -5,7 +5,8 @@ use crate::file_name::check_base_name;
 use crate::layout::ReplicaLayout;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::{BaseName, LogPosition, StreamSignature};
+use bluejet_engine::log::StreamSignature;
+use bluejet_engine::{BaseName, LogPosition};
 use serde::{Deserialize, Serialize};
 
 /// The identity of a replica, written once a seed completes.

@@ -16,8 +16,9 @@
 
 use crate::error::ReplError;
 use crate::private_files::create_directory_durably;
-use bluejet_engine::db::{DATABASE_FILE_NAME, RETENTION_MARKER_NAME};
+use bluejet_engine::db::RETENTION_MARKER_NAME;
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
+use bluejet_engine::DATABASE_FILE_NAME;
 use std::path::{Path, PathBuf};
 
 /// In `blocks/`: the position a failover's salvage held its last generation through, when it

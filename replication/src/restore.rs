@@ -17,10 +17,10 @@ use crate::backup::prepare_target;
 use crate::backup_error::BackupError;
 use crate::backup_manifest::{copy_files, BackupKind, Manifest};
 use crate::backup_verify::verify;
-use bluejet_engine::content::{ContentSummary, ContentTotals};
-use bluejet_engine::db::{DbError, Options, PassiveDatabase, DATABASE_FILE_NAME};
 use bluejet_engine::file::{FileSystem, LockProbe};
-use bluejet_engine::log::{BaseName, LogPosition};
+use bluejet_engine::{BaseName, LogPosition};
+use bluejet_engine::{ContentSummary, ContentTotals};
+use bluejet_engine::{DbError, Options, PassiveDatabase, DATABASE_FILE_NAME};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

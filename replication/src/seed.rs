@@ -19,12 +19,11 @@ use crate::private_files::create_directory_durably;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::status::{CopyState, CopyStatus};
 use crate::verify::{self, ContentDigest, TableDigest};
-use bluejet_engine::db::{
-    lock_directory, Database, KeyValue, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME,
-    RETENTION_MARKER_NAME,
-};
+use bluejet_engine::db::{lock_directory, KeyValue, RETENTION_MARKER_NAME};
 use bluejet_engine::file::{FileSystem, LOCK_FILE_NAME};
-use bluejet_engine::log::{now_micros, LogPosition};
+use bluejet_engine::log::now_micros;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -199,7 +198,7 @@ fn catch_up(
 
 /// Copies every table of the snapshot into the copy; returns the snapshot's digests.
 fn copy_tables(
-    read: &bluejet_engine::db::ReadTransaction,
+    read: &bluejet_engine::ReadTransaction,
     passive: &PassiveDatabase,
 ) -> Result<ContentDigest, ReplError> {
     let mut digests = ContentDigest::new();

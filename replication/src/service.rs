@@ -9,8 +9,8 @@
 use crate::error::ReplError;
 use crate::replica::{Board, Replica, ReplicaConfig};
 use crate::status::CopyStatus;
-use bluejet_engine::db::PassiveDatabase;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
+use bluejet_engine::PassiveDatabase;
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU32, Ordering};

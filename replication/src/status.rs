@@ -13,7 +13,8 @@ use crate::error::ReplError;
 use crate::layout::ReplicaLayout;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::{now_micros, LogPosition};
+use bluejet_engine::log::now_micros;
+use bluejet_engine::LogPosition;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

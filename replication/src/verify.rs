@@ -1,7 +1,7 @@
 //! Verification that a copy is restorable: the logical content of the active and the
 //! passive compared table by table at the same log position.
 
-use bluejet_engine::db::{DbError, ReadTransaction};
+use bluejet_engine::{DbError, ReadTransaction};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

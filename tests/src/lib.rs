@@ -1,8 +1,10 @@
 //! Shared helpers of BlueJet's end-to-end tests: a deterministic mail-like workload and the
 //! check that reads a log back and compares it with what was acknowledged.
 
-use bluejet_engine::log::{LogConfig, LogPosition, LogReader, Record};
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::record::Record;
 use bluejet_engine::LogError;
+use bluejet_engine::{LogConfig, LogPosition};
 use std::collections::BTreeMap;
 use std::path::Path;
 

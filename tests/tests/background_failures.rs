@@ -6,7 +6,8 @@
 //! libraries never install one).
 
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::log::{Durability, Log, LogConfig};
+use bluejet_engine::log::Log;
+use bluejet_engine::{Durability, LogConfig};
 use parking_lot::Mutex;
 use std::io::Write;
 use std::path::Path;

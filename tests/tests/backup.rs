@@ -3,10 +3,10 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, Options};
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::BaseName;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::BaseName;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, Options};
 use bluejet_replication::backup::{self, BackupHistory};
 use bluejet_replication::backup_error::BackupError;
 use bluejet_replication::backup_manifest::{copy_files, BackupKind, Manifest, MANIFEST_NAME};

@@ -6,14 +6,15 @@
 
 mod common;
 
-use bluejet_engine::db::{
-    read_retention_marker, Database, Options, RetentionMarker, RETENTION_MARKER_NAME,
-};
+use bluejet_engine::db::{read_retention_marker, RetentionMarker, RETENTION_MARKER_NAME};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::inspect::{integrity, DatabaseImage};
-use bluejet_engine::log::directory::LogDirectory;
-use bluejet_engine::log::{verify_directory, BaseName, LogConfig, LogPosition, LogReader};
+use bluejet_engine::format::inspect::{integrity, DatabaseImage};
+use bluejet_engine::format::log_directory::LogDirectory;
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::log_verify::verify_directory;
+use bluejet_engine::{BaseName, LogConfig, LogPosition};
+use bluejet_engine::{Database, Options};
 use bluejet_replication::seed::seed;
 use bluejet_replication::Replica;
 use std::collections::BTreeMap;

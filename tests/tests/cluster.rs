@@ -4,8 +4,8 @@
 
 mod common;
 
-use bluejet_engine::db::Database;
 use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::Database;
 use bluejet_replication::cluster::heartbeat::{self, Heartbeat};
 use bluejet_replication::cluster::requests::request_move;
 use bluejet_replication::cluster::witness::{InitError, Witness};
@@ -925,10 +925,10 @@ fn a_seeded_passive_keeps_its_cluster_identity() {
 
 /// The digest of the passive copy kept in `instance` (the node stopped).
 fn passive_digest(instance: &Path) -> bluejet_replication::verify::ContentDigest {
-    let passive = bluejet_engine::db::PassiveDatabase::open(
+    let passive = bluejet_engine::PassiveDatabase::open(
         &instance.join("database"),
         &instance.join("logs"),
-        bluejet_engine::db::Options::default(),
+        bluejet_engine::Options::default(),
     )
     .unwrap();
     let digest = bluejet_replication::verify::digest(&passive.begin_read().unwrap()).unwrap();
@@ -1326,11 +1326,9 @@ fn a_copy_whose_content_differs_is_not_failed_over_to() {
     });
     b.stop();
     let layout = ReplicaLayout::new(&root.path().join("b"));
-    let page_size = bluejet_engine::db::Options::default().page_size;
+    let page_size = bluejet_engine::Options::default().page_size;
     common::damage::flip_value(
-        &layout
-            .database()
-            .join(bluejet_engine::db::DATABASE_FILE_NAME),
+        &layout.database().join(bluejet_engine::DATABASE_FILE_NAME),
         b"marker-value-0123456789",
         page_size,
     );

@@ -5,9 +5,9 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, Options};
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::log::now_micros;
+use bluejet_engine::{Database, Options};
 use bluejet_replication::backup_verify::verify;
 use bluejet_replication::cluster::backup_request::{
     request_backup, BackupAnswer, BackupOutcome, BackupRequest, Watch, BACKUP, BACKUP_RESULT,

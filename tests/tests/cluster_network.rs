@@ -4,8 +4,8 @@
 
 mod common;
 
-use bluejet_engine::db::Database;
 use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::Database;
 use bluejet_replication::cluster::network::{peer_root, Network, NetworkFile};
 use bluejet_replication::cluster::requests::request_move;
 use bluejet_replication::cluster::sync_commit::{SyncLevel, SyncSettings};

@@ -6,11 +6,11 @@
 
 mod common;
 
-use bluejet_engine::content::recount;
-use bluejet_engine::db::{
+use bluejet_engine::recount;
+use bluejet_engine::{
     Database, DbError, Options, PassiveDatabase, PassiveOrigin, DATABASE_FILE_NAME,
 };
-use bluejet_engine::log::{LogConfig, LogPosition};
+use bluejet_engine::{LogConfig, LogPosition};
 use common::damage::reseal_page_holding;
 use std::path::Path;
 use std::time::Duration;
@@ -74,7 +74,7 @@ impl Pair {
     }
 
     /// Closes the active's current generation and replays it on the passive.
-    fn ship(&self) -> Result<bluejet_engine::db::GenerationReplay, DbError> {
+    fn ship(&self) -> Result<bluejet_engine::GenerationReplay, DbError> {
         let closed = self.active.log().roll().unwrap();
         let passive = self.passive.as_ref().unwrap();
         // A reopened copy first reads the rest of the generation its checkpoint is in.

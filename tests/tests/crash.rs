@@ -8,7 +8,8 @@
 //! then written again and reopened again, which must also hold.
 
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::log::{Durability, Log, LogConfig};
+use bluejet_engine::log::Log;
+use bluejet_engine::{Durability, LogConfig};
 use bluejet_tests::{recover, value_for, Puts};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
@@ -49,7 +50,7 @@ fn workload(
     let Ok(log) = Log::open(Path::new(DIRECTORY), config(fs)) else {
         return;
     };
-    let mut lazy: Vec<(u64, bluejet_engine::log::LogPosition)> = Vec::new();
+    let mut lazy: Vec<(u64, bluejet_engine::LogPosition)> = Vec::new();
     for index in 0..transactions {
         let mut transaction = log.transaction();
         let id = transaction.id();

@@ -2,8 +2,9 @@
 //! error naming the segment, and the files are left as they were.
 
 use bluejet_engine::file::simulated::SimulatedFileSystem;
-use bluejet_engine::log::{Durability, Log, LogConfig};
+use bluejet_engine::log::Log;
 use bluejet_engine::LogError;
+use bluejet_engine::{Durability, LogConfig};
 use bluejet_tests::{recover, value_for};
 use std::path::Path;
 use std::sync::Arc;

@@ -4,15 +4,17 @@
 //! as wrong data, never panic, and a failed open must leave every file as it was.
 
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::checkpoint::{self, CopyState, CHECKPOINT_COPY_STRIDE};
-use bluejet_engine::log::header::HEADER_BYTES;
-use bluejet_engine::log::scan::{self, ScanMode};
-use bluejet_engine::log::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
-use bluejet_engine::log::{
-    verify_directory, BaseName, Durability, Log, LogConfig, LogPosition, LogReader, LogRecord,
-    StreamSignature, VerifyReport,
-};
+use bluejet_engine::format::checkpoint::{self, CopyState, CHECKPOINT_COPY_STRIDE};
+use bluejet_engine::format::generation_header::HEADER_BYTES;
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::log_reader::LogRecord;
+use bluejet_engine::format::log_verify::verify_directory;
+use bluejet_engine::format::log_verify::VerifyReport;
+use bluejet_engine::format::scan::{self, ScanMode};
+use bluejet_engine::format::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
+use bluejet_engine::log::{Log, StreamSignature};
 use bluejet_engine::LogError;
+use bluejet_engine::{BaseName, Durability, LogConfig, LogPosition};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -82,7 +84,8 @@ impl Fixture {
         let records = read_all(directory.path(), LogPosition::new(1, 0))
             .expect("the undamaged log reads back");
         let image = std::fs::read(directory.path().join(closed_name(1))).expect("read");
-        let header = bluejet_engine::log::GenerationHeader::decode(&image).expect("header");
+        let header = bluejet_engine::format::generation_header::GenerationHeader::decode(&image)
+            .expect("header");
         let fixture = Self {
             directory,
             signature: header.signature,

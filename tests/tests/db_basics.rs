@@ -1,7 +1,7 @@
 //! The database API: tables, transactions, snapshots, reopen and recovery.
 
-use bluejet_engine::db::{Database, DbError, Options};
-use bluejet_engine::log::Durability;
+use bluejet_engine::Durability;
+use bluejet_engine::{Database, DbError, Options};
 use std::collections::BTreeMap;
 
 fn options() -> Options {
@@ -222,7 +222,7 @@ fn concurrent_committers_share_log_flushes() {
 
 #[test]
 fn the_file_passes_the_integrity_check_after_splits_merges_and_long_values() {
-    use bluejet_engine::inspect::{integrity, space, DatabaseImage};
+    use bluejet_engine::format::inspect::{integrity, space, DatabaseImage};
     let directory = tempfile::tempdir().unwrap();
     let db = Database::open(directory.path(), options()).unwrap();
     for round in 0..6u64 {
@@ -331,7 +331,7 @@ fn a_deleted_current_generation_is_refused_not_taken_for_a_cut_roll() {
 fn the_older_header_copy_stays_whole_after_a_reopen_and_small_commits() {
     use bluejet_engine::db::read_header_copies;
     use bluejet_engine::file::{FileSystem, OpenMode, OsFileSystem};
-    use bluejet_engine::page::db_header::HEADER_OFFSETS;
+    use bluejet_engine::format::db_header::HEADER_OFFSETS;
     let directory = tempfile::tempdir().unwrap();
     let small = Options {
         cache_bytes: 1 << 20,
@@ -393,7 +393,7 @@ impl bluejet_engine::db::CommitGate for Fence {
         }
     }
 
-    fn confirm(&self, _end: bluejet_engine::log::LogPosition) -> Result<(), String> {
+    fn confirm(&self, _end: bluejet_engine::LogPosition) -> Result<(), String> {
         Err("the lease may have ended".into())
     }
 }
@@ -402,7 +402,7 @@ impl bluejet_engine::db::CommitGate for Fence {
 fn a_commit_the_gate_cannot_confirm_is_not_acknowledged_and_a_refused_one_leaves_nothing() {
     let directory = tempfile::tempdir().unwrap();
     let gated = |admit| Options {
-        commit_gate: bluejet_engine::db::Gate(Some(std::sync::Arc::new(Fence { admit }))),
+        commit_gate: bluejet_engine::Gate(Some(std::sync::Arc::new(Fence { admit }))),
         ..options()
     };
     let db = Database::open(directory.path(), gated(true)).unwrap();

@@ -16,10 +16,10 @@
 //! torn crash: the failing call must return an error, never panic, and the durable image must
 //! reopen with every acknowledged commit.
 
-use bluejet_engine::db::{Database, DbError, Durability, Options, WriteTransaction};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::inspect::{integrity, DatabaseImage};
-use bluejet_engine::log::{LogConfig, LogPosition};
+use bluejet_engine::format::inspect::{integrity, DatabaseImage};
+use bluejet_engine::{Database, DbError, Durability, Options, WriteTransaction};
+use bluejet_engine::{LogConfig, LogPosition};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use std::collections::BTreeMap;

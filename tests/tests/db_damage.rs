@@ -3,14 +3,15 @@
 //! case must end in the precise typed error (naming the page, the generation) or in exactly
 //! the content written, never in wrong data and never in a panic.
 
-use bluejet_engine::btree::view::{NodeView, ValueRef};
-use bluejet_engine::db::{read_header_copies, Database, DbError, Options, DATABASE_FILE_NAME};
+use bluejet_engine::db::read_header_copies;
 use bluejet_engine::file::{FileSystem, OpenMode, OsFileSystem};
-use bluejet_engine::inspect::{integrity, DatabaseImage};
-use bluejet_engine::log::{BaseName, LogConfig, LogFileName, LogPosition};
-use bluejet_engine::page::db_header::{first_data_page, CopyCondition, HEADER_OFFSETS};
-use bluejet_engine::page::format::{page_checksum, seal, PageProblem, PageType};
+use bluejet_engine::format::db_header::{first_data_page, CopyCondition, HEADER_OFFSETS};
+use bluejet_engine::format::inspect::{integrity, DatabaseImage};
+use bluejet_engine::format::node::{NodeView, ValueRef};
+use bluejet_engine::format::page::{page_checksum, seal, PageProblem, PageType};
 use bluejet_engine::LogError;
+use bluejet_engine::{BaseName, LogConfig, LogFileName, LogPosition};
+use bluejet_engine::{Database, DbError, Options, DATABASE_FILE_NAME};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;

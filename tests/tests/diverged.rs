@@ -7,8 +7,8 @@
 
 mod common;
 
-use bluejet_engine::db::Database;
 use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::Database;
 use bluejet_replication::cluster::reapply_request::{request_reapply, ReapplyRequestOutcome};
 use bluejet_replication::cluster::{Node, Role};
 use bluejet_replication::diverged::decode::{decode_directory, Operation};

@@ -2,7 +2,7 @@
 //! listed even when the run stops half-way, so that a later run never compares it again
 //! (a lost put of a message that a later lost transaction deleted would be put back).
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use bluejet_replication::cluster::resync::DivergenceReport;
 use bluejet_replication::diverged::decode::{Decoded, Operation, Transaction};
 use bluejet_replication::diverged::reapply::{self, Reapplying};

@@ -11,9 +11,9 @@
 
 mod common;
 
-use bluejet_engine::db::Database;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::Database;
+use bluejet_engine::LogPosition;
 use bluejet_replication::cluster::resync::DivergenceReport;
 use bluejet_replication::cluster::{Node, Role};
 use bluejet_replication::diverged::decode::{self, decode_directory, Decoded, Operation};

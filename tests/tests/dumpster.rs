@@ -1,7 +1,7 @@
 //! The transport dumpster: limits, trimming, persistence with a damaged tail, and a lossy
 //! failover resubmitted into a real database without losses or double deliveries.
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use bluejet_replication::dumpster::{
     deliver_once, Delivery, DumpsterLimits, TransportDumpster, CLOCK_MARGIN_MICROS,
     DUMPSTER_FILE_NAME, RESUBMIT_MARGIN_MICROS,
@@ -593,7 +593,7 @@ impl bluejet_engine::db::CommitGate for Fenced {
 /// tail the new active lacks, and the transport would drop a message nobody resubmits.
 #[test]
 fn a_fenced_node_answers_no_duplicate() {
-    use bluejet_engine::db::{DbError, Gate};
+    use bluejet_engine::{DbError, Gate};
     let directory = tempfile::tempdir().unwrap();
     let db = Database::open(directory.path(), Options::default()).unwrap();
     assert_eq!(

@@ -1,10 +1,10 @@
 //! Duplicate answers of `deliver_once` are as durable as a commit: a log whose sync is held,
 //! then fails.
 
-use bluejet_engine::db::{Database, Options};
 use bluejet_engine::file::{
     FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode, OsFileSystem,
 };
+use bluejet_engine::{Database, Options};
 use bluejet_replication::dumpster::{deliver_once, Delivery};
 use std::io;
 use std::path::Path;

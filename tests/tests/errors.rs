@@ -1,10 +1,10 @@
 //! The errors an embedding mail server handles: a full disk is its own kind, a database made
 //! unusable keeps the failure that did it as a value, and no message repeats its cause.
 
-use bluejet_engine::db::{Database, DbError, Options};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::log::LogConfig;
+use bluejet_engine::LogConfig;
 use bluejet_engine::LogError;
+use bluejet_engine::{Database, DbError, Options};
 use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;

@@ -12,10 +12,12 @@
 #[path = "../../fuzz/src/lib.rs"]
 mod checks;
 
-use bluejet_engine::log::record::{frame_into, kind};
-use bluejet_engine::log::scan::{self, ScanMode, TailSource};
-use bluejet_engine::log::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
-use bluejet_engine::log::{Durability, Log, LogConfig, Record};
+use bluejet_engine::format::record::Record;
+use bluejet_engine::format::record::{frame_into, kind};
+use bluejet_engine::format::scan::{self, ScanMode, TailSource};
+use bluejet_engine::format::segment::{PAYLOAD_BYTES, SEGMENT_BYTES};
+use bluejet_engine::log::Log;
+use bluejet_engine::{Durability, LogConfig};
 use std::path::{Path, PathBuf};
 
 const TARGETS: [&str; 8] = [
@@ -234,7 +236,8 @@ fn regenerate_seeds() {
     let mut stream = Vec::new();
     let mut offset = 0;
     while offset < 2000 {
-        let raw = bluejet_engine::log::read_record(&second_scan.stream[offset..]).expect("record");
+        let raw = bluejet_engine::format::record::read_record(&second_scan.stream[offset..])
+            .expect("record");
         offset += raw.encoded_len();
     }
     stream.extend_from_slice(&second_scan.stream[..offset]);
@@ -347,7 +350,7 @@ fn build_base_database(
     fs: &bluejet_engine::file::simulated::SimulatedFileSystem,
     directory: &Path,
 ) -> u64 {
-    use bluejet_engine::db::Database;
+    use bluejet_engine::Database;
     let db = Database::open(directory, checks::db::options(fs)).expect("open");
     let mut write = db.begin_write().expect("begin");
     write.create_table("messages").expect("create");
@@ -397,7 +400,7 @@ fn build_base_database(
     write.create_table("folders").expect("create");
     write.insert("folders", b"drafts", b"0").expect("insert");
     write
-        .commit_with(bluejet_engine::db::Durability::Lazy)
+        .commit_with(bluejet_engine::Durability::Lazy)
         .expect("commit");
     let mut write = db.begin_write().expect("begin");
     write.create_table("folders").expect("create");
@@ -418,7 +421,7 @@ fn write_seed(target: &str, name: &str, data: &[u8]) {
 /// The root pages of the base database's catalog and of `table`.
 fn roots(base: &[u8], table: &str) -> (u64, u64) {
     use bluejet_engine::file::simulated::SimulatedFileSystem;
-    use bluejet_engine::inspect::DatabaseImage;
+    use bluejet_engine::format::inspect::DatabaseImage;
     let fs = SimulatedFileSystem::new();
     let path = Path::new("/seed/bluejet.db");
     fs.write_file_durably(path, base);

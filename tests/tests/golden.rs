@@ -5,12 +5,14 @@
 
 mod common;
 
-use bluejet_engine::db::PassiveDatabase;
-use bluejet_engine::db::{Database, Options};
 use bluejet_engine::file::{OsFileSystem, LOCK_FILE_NAME};
-use bluejet_engine::log::checkpoint;
-use bluejet_engine::log::record::{frame_into, read_record, Record};
-use bluejet_engine::log::{Durability, Log, LogConfig, LogPosition, LogReader};
+use bluejet_engine::format::checkpoint;
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::record::{frame_into, read_record, Record};
+use bluejet_engine::log::Log;
+use bluejet_engine::PassiveDatabase;
+use bluejet_engine::{Database, Options};
+use bluejet_engine::{Durability, LogConfig, LogPosition};
 use bluejet_replication::backup::{self, BackupHistory};
 use bluejet_replication::backup_manifest::{BackupKind, Manifest};
 use bluejet_replication::backup_verify::verify;
@@ -114,7 +116,7 @@ fn expected_content() -> Content {
 }
 
 /// Every entry of every table.
-fn content_of(read: &bluejet_engine::db::ReadTransaction) -> Content {
+fn content_of(read: &bluejet_engine::ReadTransaction) -> Content {
     let mut content = Content::new();
     for name in read.table_names().unwrap() {
         let table = read.open_table(&name).unwrap();

@@ -3,8 +3,9 @@
 
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
 use bluejet_engine::file::{FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode};
-use bluejet_engine::log::{BaseName, Durability, Log, LogConfig, LogPosition};
+use bluejet_engine::log::Log;
 use bluejet_engine::LogError;
+use bluejet_engine::{BaseName, Durability, LogConfig, LogPosition};
 use bluejet_tests::{recover, value_for};
 use std::io;
 use std::path::Path;
@@ -382,7 +383,8 @@ fn a_stream_keeps_its_generation_size_when_reopened_with_another() {
 
 #[test]
 fn records_are_read_from_any_record_position_across_generations() {
-    use bluejet_engine::log::{LogReader, Record};
+    use bluejet_engine::format::log_reader::LogReader;
+    use bluejet_engine::format::record::Record;
     let fs = SimulatedFileSystem::new();
     let log = Log::open(Path::new(DIRECTORY), sim_config(&fs)).unwrap();
     let commits: Vec<_> = (0..80).map(|index| commit(&log, index, 3000)).collect();

@@ -3,10 +3,11 @@
 //! roll, `Stopped` when the log closes or is poisoned, and nothing when the tap is off.
 
 use bluejet_engine::file::simulated::SimulatedFileSystem;
-use bluejet_engine::log::directory::path_of;
-use bluejet_engine::log::scan::{scan, ScanMode};
+use bluejet_engine::format::log_directory::path_of;
+use bluejet_engine::format::scan::{scan, ScanMode};
 use bluejet_engine::log::tap::LogTap;
-use bluejet_engine::log::{BaseName, Durability, Log, LogConfig, LogPosition, TapRead};
+use bluejet_engine::log::{Log, TapRead};
+use bluejet_engine::{BaseName, Durability, LogConfig, LogPosition};
 use bluejet_tests::value_for;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

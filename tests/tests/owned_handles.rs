@@ -1,8 +1,8 @@
 //! The embedding API's handles: a cheap, shared `Database`, and transactions that own what
 //! they use, so that they move between threads and outlive the borrow of any handle.
 
-use bluejet_engine::db::{Database, DbError, Options, PassiveDatabase, PassiveOrigin};
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, DbError, Options, PassiveDatabase, PassiveOrigin};
 
 fn open(directory: &std::path::Path) -> Database {
     Database::open(directory, Options::default()).unwrap()

@@ -1,12 +1,11 @@
 //! One owner per database directory: a second open, in this process or another, is refused
 //! with `DbError::InUse` naming the holder, until the first closes, is dropped or dies.
 
-use bluejet_engine::db::{
-    probe_directory, Database, DbError, Options, PassiveDatabase, PassiveOrigin,
-};
+use bluejet_engine::db::probe_directory;
 use bluejet_engine::file::simulated::SimulatedFileSystem;
 use bluejet_engine::file::{FileSystem, LockProbe, OsFileSystem, LOCK_FILE_NAME};
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, DbError, Options, PassiveDatabase, PassiveOrigin};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

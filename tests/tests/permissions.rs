@@ -6,7 +6,7 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use bluejet_replication::backup;
 use bluejet_replication::dumpster::{DumpsterLimits, TransportDumpster};
 use bluejet_replication::restore::restore;

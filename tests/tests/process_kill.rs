@@ -25,10 +25,11 @@
 //! A seed fixes every transaction and the moment of every kill; how far the load has got by
 //! then depends on the machine, so a failure names its seed and run and keeps its directory.
 
-use bluejet_engine::db::{Database, DbError, Durability, Options};
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::inspect::{integrity, DatabaseImage};
-use bluejet_engine::log::{verify_directory, BaseName};
+use bluejet_engine::format::inspect::{integrity, DatabaseImage};
+use bluejet_engine::format::log_verify::verify_directory;
+use bluejet_engine::BaseName;
+use bluejet_engine::{Database, DbError, Durability, Options};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use std::collections::BTreeMap;
@@ -628,10 +629,7 @@ fn difference(expected: &Prints, found: &Prints) -> String {
 /// every log generation verifies (a torn tail of the current one is allowed).
 fn check_files(directory: &Path, context: &str) {
     let directory = database_directory(directory);
-    if !directory
-        .join(bluejet_engine::db::DATABASE_FILE_NAME)
-        .exists()
-    {
+    if !directory.join(bluejet_engine::DATABASE_FILE_NAME).exists() {
         // Killed before the database was created.
         return;
     }

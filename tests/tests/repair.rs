@@ -7,14 +7,14 @@
 
 mod common;
 
-use bluejet_engine::btree::view::{NodeView, ValueRef};
-use bluejet_engine::db::{Database, DbError, Options, DATABASE_FILE_NAME};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
-use bluejet_engine::inspect::{integrity, DatabaseImage};
-use bluejet_engine::log::LogConfig;
-use bluejet_engine::page::db_header::HEADER_OFFSETS;
-use bluejet_engine::page::format::{page_checksum, PAGE_HEADER_BYTES};
-use bluejet_engine::repair::{repair, RepairOptions, RepairReport, TableRepair};
+use bluejet_engine::format::db_header::HEADER_OFFSETS;
+use bluejet_engine::format::inspect::{integrity, DatabaseImage};
+use bluejet_engine::format::node::{NodeView, ValueRef};
+use bluejet_engine::format::page::{page_checksum, PAGE_HEADER_BYTES};
+use bluejet_engine::LogConfig;
+use bluejet_engine::{repair, RepairOptions, RepairReport, TableRepair};
+use bluejet_engine::{Database, DbError, Options, DATABASE_FILE_NAME};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

@@ -3,8 +3,8 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, Options, PassiveDatabase};
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, Options, PassiveDatabase};
 use bluejet_replication::control::Control;
 use bluejet_replication::seed::seed;
 use bluejet_replication::verify::{differences, digest, ContentDigest};

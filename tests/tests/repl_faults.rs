@@ -11,10 +11,10 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, PassiveDatabase};
 use bluejet_engine::file::simulated::{FaultMode, SimulatedFileSystem};
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::{BaseName, LogPosition};
+use bluejet_engine::{BaseName, LogPosition};
+use bluejet_engine::{Database, PassiveDatabase};
 use bluejet_replication::events::{read_events, Event};
 use bluejet_replication::layout::ReplicaLayout;
 use bluejet_replication::seed::seed;
@@ -924,7 +924,7 @@ fn a_passive_altered_behind_the_engine_is_failed_at_the_next_proof_point() {
         &config
             .layout()
             .database()
-            .join(bluejet_engine::db::DATABASE_FILE_NAME),
+            .join(bluejet_engine::DATABASE_FILE_NAME),
         b"marker-value-0123456789",
     );
     let (_, last) = active.generations(2);
@@ -987,7 +987,7 @@ fn a_seed_from_an_active_whose_entries_differ_from_its_summary_is_refused_naming
     write.commit().unwrap();
     db.close().unwrap();
     alter_behind_the_engine(
-        &dir.path().join(bluejet_engine::db::DATABASE_FILE_NAME),
+        &dir.path().join(bluejet_engine::DATABASE_FILE_NAME),
         b"marker-value-0123456789",
     );
     let db = Database::open(dir.path(), active_options()).unwrap();

@@ -9,12 +9,12 @@
 //!   log's threads on: recovery must not race a roll.
 //! - A new database directory, lost at a power failure unless its parent was synced.
 
-use bluejet_engine::db::{Database, DbError, Options};
 use bluejet_engine::file::lock::{Holder, LockAttempt, LockProbe};
 use bluejet_engine::file::simulated::SimulatedFileSystem;
 use bluejet_engine::file::{FileHandle, FileSystem, OpenMode};
-use bluejet_engine::log::LogConfig;
+use bluejet_engine::LogConfig;
 use bluejet_engine::LogError;
+use bluejet_engine::{Database, DbError, Options};
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

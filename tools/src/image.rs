@@ -2,10 +2,11 @@
 //! entries one at a time (a table can be far larger than memory).
 
 use crate::exit::ToolError;
-use bluejet_engine::btree::cursor::{self, Cursor, Direction};
-use bluejet_engine::db::{DbError, KeyValue, DATABASE_FILE_NAME};
-use bluejet_engine::inspect::DatabaseImage;
-use bluejet_engine::page::PageStore;
+use bluejet_engine::db::KeyValue;
+use bluejet_engine::format::cursor::{self, Cursor, Direction};
+use bluejet_engine::format::inspect::DatabaseImage;
+use bluejet_engine::format::page_store::PageStore;
+use bluejet_engine::{DbError, DATABASE_FILE_NAME};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 

@@ -64,7 +64,7 @@ mod problem;
 mod progress;
 mod records;
 
-use bluejet_engine::log::{BaseName, LogPosition};
+use bluejet_engine::{BaseName, LogPosition};
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand};
 use exit::{ToolError, Verdict};

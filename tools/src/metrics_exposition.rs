@@ -4,7 +4,7 @@
 //! cumulative `_bucket{le=...}`, `_sum`, `_count`, label escaping); this file only says what
 //! is exposed.
 
-use bluejet_engine::metrics::HistogramSnapshot;
+use bluejet_engine::HistogramSnapshot;
 use bluejet_engine::Metrics;
 use bluejet_replication::cluster::{Node, Role};
 use prometheus_client::collector::Collector;

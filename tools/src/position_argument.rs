@@ -2,7 +2,7 @@
 //! `(GENERATION,OFFSET)`, and the shorter `GENERATION,OFFSET`, `GENERATION:OFFSET` and
 //! `GENERATION` (its start).
 
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 
 /// Parses a position argument; the error says what was expected.
 pub fn parse(text: &str) -> Result<LogPosition, String> {

@@ -1,8 +1,8 @@
 //! Why a database header's checkpoint and its log's checkpoint file (`E00.chk`) name the
 //! same position or different ones: `header` and `checkpoint dump` both say it.
 
-use bluejet_engine::log::LogPosition;
-use bluejet_engine::page::{DbHeader, DbState};
+use bluejet_engine::LogPosition;
+use bluejet_engine::{DbHeader, DbState};
 
 /// One sentence relating the header's checkpoint to the log checkpoint file's position
 /// (`None`: the file is missing or unusable).

@@ -1,6 +1,6 @@
 //! Problems found while checking files: a message and, when known, the generation.
 
-use bluejet_engine::log::GenerationReport;
+use bluejet_engine::format::log_verify::GenerationReport;
 use bluejet_engine::LogError;
 use serde::Serialize;
 use std::path::Path;

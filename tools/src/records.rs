@@ -1,9 +1,10 @@
 //! Describing records: kind names, one-line summaries and per-kind tallies.
 
 use crate::output;
-use bluejet_engine::content::{ContentProof, TableContent};
-use bluejet_engine::log::record::kind;
-use bluejet_engine::log::{LogPosition, Record};
+use bluejet_engine::format::record::kind;
+use bluejet_engine::format::record::Record;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{ContentProof, TableContent};
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -1,9 +1,9 @@
 //! Runs the built `bluejet` binary: the demo, dumps of what it leaves, the database commands
 //! on databases made here through the engine, damage and misuse.
 
-use bluejet_engine::db::{Database, Options};
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::inspect::DatabaseImage;
+use bluejet_engine::format::inspect::DatabaseImage;
+use bluejet_engine::{Database, Options};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -5,7 +5,7 @@
 
 mod common;
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use common::{
     arg, bluejet, cluster_files, cluster_node, code, expect, json, signal, text, wait_for_cluster,
     Nodes,

@@ -1,8 +1,9 @@
 //! `bluejet log dump DIR` with `--from/--to`, `--stats`, `--table` and `--follow`, on logs
 //! written here through the engine with a known workload.
 
-use bluejet_engine::db::{Database, Options};
-use bluejet_engine::log::{Durability, Log, LogConfig, LogPosition, MIN_GENERATION_BYTES};
+use bluejet_engine::log::{Log, MIN_GENERATION_BYTES};
+use bluejet_engine::{Database, Options};
+use bluejet_engine::{Durability, LogConfig, LogPosition};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

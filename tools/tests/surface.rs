@@ -5,7 +5,7 @@
 //! `backup`, `diverged show` and `reapply`, and `demo`, are checked where the other tests
 //! run them: their `common::json` asserts `schema_version` on every document.)
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use serde_json::Value;
 
 mod common;

@@ -4,8 +4,8 @@
 
 use super::load;
 use super::BenchResult;
-use bluejet_engine::db::Database;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::Database;
+use bluejet_engine::LogPosition;
 use bluejet_replication::{ReplicaConfig, ReplicationService};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

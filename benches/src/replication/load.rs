@@ -2,8 +2,8 @@
 //! transaction, as fast as group commit allows.
 
 use super::BenchResult;
-use bluejet_engine::db::Database;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::Database;
+use bluejet_engine::LogPosition;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ pub mod lag;
 pub mod load;
 pub mod shipping;
 
-use bluejet_engine::db::{Database, Options};
+use bluejet_engine::{Database, Options};
 use bluejet_replication::seed::seed;
 use bluejet_replication::ReplicaConfig;
 use std::path::Path;

@@ -6,10 +6,10 @@
 //! sync is measured for information.
 
 use super::BenchResult;
-use bluejet_engine::db::{Options, PassiveDatabase};
 use bluejet_engine::file::{FileSystem, OsFileSystem};
-use bluejet_engine::log::directory::LogDirectory;
-use bluejet_engine::log::BaseName;
+use bluejet_engine::format::log_directory::LogDirectory;
+use bluejet_engine::BaseName;
+use bluejet_engine::{Options, PassiveDatabase};
 use bluejet_replication::identity::ReplicaIdentity;
 use bluejet_replication::inspect::Inspector;
 use bluejet_replication::layout::ReplicaLayout;

@@ -4,7 +4,7 @@
 use super::engine::{Scan, Session, Snapshot, StoreResult, StoreUnderTest};
 use super::workload::Record;
 use super::CACHE_BYTES;
-use bluejet_engine::db::{Database, Entries, Options};
+use bluejet_engine::{Database, Entries, Options};
 use std::path::Path;
 
 const TABLE: &str = "kv";
@@ -41,7 +41,7 @@ impl StoreUnderTest for BlueJetStore {
 
     fn database_bytes(&self, directory: &Path) -> StoreResult<u64> {
         self.database.checkpoint()?;
-        let file = directory.join(bluejet_engine::db::DATABASE_FILE_NAME);
+        let file = directory.join(bluejet_engine::DATABASE_FILE_NAME);
         let log = super::phases::directory_bytes(directory)? - std::fs::metadata(&file)?.len();
         println!(
             "bluejet: log files after the load: {} MiB (not counted)",

@@ -10,7 +10,7 @@ const SEED: u64 = 0x0142_6c75_654a_6574;
 /// The hash of an entry `key` → `value` of `table`.
 ///
 /// ```
-/// use bluejet_engine::content::entry_hash;
+/// use bluejet_engine::format::content::entry_hash;
 /// assert_ne!(entry_hash("a", b"k", b"v"), entry_hash("a", b"k", b"w"));
 /// assert_ne!(entry_hash("a", b"kv", b""), entry_hash("a", b"k", b"v"));
 /// ```

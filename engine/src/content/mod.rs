@@ -14,7 +14,8 @@
 //! recount reads every entry to check the stored summary.
 //!
 //! ```
-//! use bluejet_engine::content::{entry_hash, ContentSummary, TableContent};
+//! use bluejet_engine::format::content::entry_hash;
+//! use bluejet_engine::{ContentSummary, TableContent};
 //! let summary = ContentSummary {
 //!     tables: vec![TableContent {
 //!         table: "mail".into(),

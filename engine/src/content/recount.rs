@@ -7,7 +7,7 @@ use crate::db::{DbError, ReadTransaction};
 /// its catalog stores: compare with [`ReadTransaction::content`]).
 ///
 /// ```
-/// use bluejet_engine::content::recount;
+/// use bluejet_engine::recount;
 /// use bluejet_engine::db::{Database, Options};
 /// let directory = tempfile::tempdir().unwrap();
 /// let db = Database::open(directory.path(), Options::default()).unwrap();

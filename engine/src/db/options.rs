@@ -8,7 +8,7 @@ use crate::page::format::PAGE_SIZES;
 /// documented defaults.
 ///
 /// ```
-/// use bluejet_engine::db::Options;
+/// use bluejet_engine::Options;
 /// let options = Options {
 ///     page_size: 16384,
 ///     cache_bytes: 64 << 20,

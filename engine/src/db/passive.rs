@@ -64,7 +64,7 @@ pub struct GenerationReplay {
 ///
 /// ```
 /// use bluejet_engine::db::{Database, Options, PassiveDatabase, PassiveOrigin};
-/// use bluejet_engine::log::LogPosition;
+/// use bluejet_engine::LogPosition;
 /// let active_dir = tempfile::tempdir().unwrap();
 /// let passive_dir = tempfile::tempdir().unwrap();
 /// let active = Database::open(active_dir.path(), Options::default()).unwrap();

@@ -7,18 +7,16 @@
 //! process that holds the first. Once taken, the lock file is rewritten with the holder's
 //! identity (one JSON line), which a refused opener and a read-only inspection read to name
 //! the holder; it is opened without following links, and only if it is a regular file.
-//! The simulated disk keeps its locks in memory (see [`SimulatedLocks`]).
+//! The simulated disk keeps its locks in memory (`simulated_locks`, with the `simulation`
+//! feature).
 
 use super::{FileSystem, OsFileSystem};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The ownership lock file of a database directory (active database or passive copy).
@@ -314,67 +312,6 @@ impl Drop for HeldFile {
     }
 }
 
-/// The simulated disk's locks: held paths, each with the disk's crash epoch it was taken
-/// in (a simulated crash ends the process that held it) and a token naming its holder.
-#[derive(Default)]
-pub struct SimulatedLocks {
-    held: Mutex<BTreeMap<PathBuf, (u64, u64, Holder)>>,
-    next_token: Mutex<u64>,
-}
-
-impl SimulatedLocks {
-    /// Takes `path` unless it is held in `epoch`.
-    pub fn lock(self: &Arc<Self>, path: &Path, holder: &Holder, epoch: u64) -> LockAttempt {
-        let mut held = self.held.lock();
-        if let Some((held_epoch, _, holder)) = held.get(path) {
-            if *held_epoch == epoch {
-                return LockAttempt::Held(Some(holder.clone()));
-            }
-        }
-        let token = {
-            let mut next = self.next_token.lock();
-            *next += 1;
-            *next
-        };
-        held.insert(path.to_owned(), (epoch, token, holder.clone()));
-        let guard = SimulatedGuard {
-            locks: Arc::clone(self),
-            path: path.to_owned(),
-            token,
-        };
-        LockAttempt::Taken(OwnershipLock::new(path, Box::new(guard)))
-    }
-
-    /// Whether `path` is held in `epoch`.
-    pub fn probe(&self, path: &Path, epoch: u64) -> LockProbe {
-        match self.held.lock().get(path) {
-            Some((held_epoch, _, holder)) if *held_epoch == epoch => {
-                LockProbe::Held(Some(holder.clone()))
-            }
-            _ => LockProbe::Free,
-        }
-    }
-}
-
-struct SimulatedGuard {
-    locks: Arc<SimulatedLocks>,
-    path: PathBuf,
-    token: u64,
-}
-
-impl Drop for SimulatedGuard {
-    fn drop(&mut self) {
-        let mut held = self.locks.held.lock();
-        // Only this holder's entry: after a crash the path may be held by a new one.
-        if held
-            .get(&self.path)
-            .is_some_and(|entry| entry.1 == self.token)
-        {
-            held.remove(&self.path);
-        }
-    }
-}
-
 /// The host name, as the kernel has it.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -533,20 +470,5 @@ mod tests {
         let path = directory.path().join(LOCK_FILE_NAME);
         assert_eq!(os_probe(&path).unwrap(), LockProbe::Free);
         assert!(!path.exists());
-    }
-
-    #[test]
-    fn simulated_locks_end_with_a_crash() {
-        let locks = Arc::new(SimulatedLocks::default());
-        let path = Path::new("/db/bluejet.lock");
-        let holder = Holder::current();
-        let first = locks.lock(path, &holder, 0);
-        assert!(matches!(first, LockAttempt::Taken(_)));
-        assert!(matches!(locks.lock(path, &holder, 0), LockAttempt::Held(_)));
-        let after_crash = locks.lock(path, &holder, 1);
-        drop(first);
-        assert!(matches!(locks.probe(path, 1), LockProbe::Held(_)));
-        drop(after_crash);
-        assert_eq!(locks.probe(path, 1), LockProbe::Free);
     }
 }

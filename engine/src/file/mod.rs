@@ -1,14 +1,19 @@
 //! The file layer every durable structure writes through.
 //!
-//! Production code uses [`OsFileSystem`]; tests use
-//! [`SimulatedFileSystem`](simulated::SimulatedFileSystem), which keeps a "written" and a
+//! Production code uses [`OsFileSystem`]; tests use `simulated::SimulatedFileSystem` (behind
+//! the `simulation` cargo feature, off by default), which keeps a "written" and a
 //! "durable" image of every file and can crash, dropping, reordering or garbling writes that
 //! were never synced, can fail the Nth operation or a sync (with Linux's semantics), can lose a
 //! synced write, and loses directories whose parent was never synced.
 
 pub mod lock;
 mod os;
+// The simulated disk is test equipment: a production build does not carry it. The engine's
+// own unit tests always have it; the tests and fuzz crates enable the feature.
+#[cfg(any(test, feature = "simulation"))]
 pub mod simulated;
+#[cfg(any(test, feature = "simulation"))]
+mod simulated_locks;
 
 pub use lock::{Holder, LockAttempt, LockProbe, OwnershipLock, LOCK_FILE_NAME};
 pub use os::OsFileSystem;

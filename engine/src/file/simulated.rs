@@ -225,7 +225,7 @@ impl State {
 pub struct SimulatedFileSystem {
     state: Arc<Mutex<State>>,
     /// Ownership locks, in memory (they are not files on this disk).
-    locks: Arc<super::lock::SimulatedLocks>,
+    locks: Arc<super::simulated_locks::SimulatedLocks>,
 }
 
 struct SimulatedFile {

@@ -14,7 +14,7 @@ use super::segment::{self, SegmentHeader, PAYLOAD_BYTES, SEGMENT_BYTES};
 /// The length of the longest prefix of `stream` made of whole, valid records.
 ///
 /// ```
-/// use bluejet_engine::log::image::whole_records;
+/// use bluejet_engine::format::log_image::whole_records;
 /// assert_eq!(whole_records(&[]), 0);
 /// assert_eq!(whole_records(&[0; 10]), 0); // a zero kind is no record
 /// ```

@@ -23,7 +23,7 @@ impl BaseName {
     /// Parses a base name: exactly three ASCII letters or digits.
     ///
     /// ```
-    /// use bluejet_engine::log::BaseName;
+    /// use bluejet_engine::BaseName;
     /// assert!(BaseName::new("E01").is_ok());
     /// assert!(BaseName::new("E0").is_err());
     /// ```

@@ -7,7 +7,7 @@ use std::fmt;
 /// stream (the concatenated segment payloads, not the file). Ordered by generation, then offset.
 ///
 /// ```
-/// use bluejet_engine::log::LogPosition;
+/// use bluejet_engine::LogPosition;
 /// let early = LogPosition::new(3, 9000);
 /// let late = LogPosition::new(4, 0);
 /// assert!(early < late);

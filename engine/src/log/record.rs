@@ -61,7 +61,7 @@ pub mod kind {
 /// caller's slices. Both encode to the same bytes.
 ///
 /// ```
-/// use bluejet_engine::log::record::{read_record, Record, RecordRef};
+/// use bluejet_engine::format::record::{read_record, Record, RecordRef};
 /// let (mut owned, mut borrowed) = (Vec::new(), Vec::new());
 /// Record::Delete { transaction: 7, table: "inbox".into(), key: b"id-1".to_vec() }
 ///     .encode_into(&mut owned);

@@ -14,7 +14,7 @@ const SLOTS: usize = FINITE_BUCKETS + 1;
 /// one for anything longer, with their sum.
 ///
 /// ```
-/// use bluejet_engine::metrics::LatencyHistogram;
+/// use bluejet_engine::LatencyHistogram;
 /// use std::time::Duration;
 /// let histogram = LatencyHistogram::default();
 /// histogram.record(Duration::from_micros(3));

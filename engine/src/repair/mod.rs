@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use bluejet_engine::db::{Database, Options};
-//! use bluejet_engine::repair::{repair, RepairOptions};
+//! use bluejet_engine::{repair, RepairOptions};
 //! let directory = tempfile::tempdir().unwrap();
 //! let db = Database::open(directory.path(), Options::default()).unwrap();
 //! let mut write = db.begin_write().unwrap();

@@ -13,8 +13,8 @@ use super::node::{NodeState, Shared};
 use crate::block_store::{BlockEnd, BlockFile, BlockStore};
 use crate::net::remote_fs::NetFileSystem;
 use crate::net::tail::{Tail, TailAnswer, MAX_TAIL_WAIT_MS};
-use bluejet_engine::log::header::GenerationHeader;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::LogPosition;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,7 +198,7 @@ impl Follower {
     fn append(
         &mut self,
         store: &BlockStore,
-        header: Option<[u8; bluejet_engine::log::header::HEADER_BYTES]>,
+        header: Option<[u8; bluejet_engine::format::generation_header::HEADER_BYTES]>,
         bytes: &[u8],
     ) -> Result<(), String> {
         if self.open.is_none() {

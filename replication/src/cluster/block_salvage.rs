@@ -8,8 +8,8 @@ use crate::block_store::BlockStore;
 use crate::layout::ReplicaLayout;
 use crate::replica::Replica;
 use crate::sealed::write_file_atomically;
-use bluejet_engine::log::image::closed_image;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::format::log_image::closed_image;
+use bluejet_engine::LogPosition;
 use std::sync::Arc;
 
 /// Turns the block files that follow the copy's last inspected generation into inspected

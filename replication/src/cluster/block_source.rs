@@ -5,8 +5,9 @@
 use super::node::{NodeState, Shared};
 use crate::generation_file::read_header;
 use crate::net::tail::{Tail, TailAnswer};
-use bluejet_engine::log::header::GenerationHeader;
-use bluejet_engine::log::{LogPosition, TapRead};
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::log::TapRead;
+use bluejet_engine::LogPosition;
 use std::time::Duration;
 
 /// The answer to `request`, waiting at most its wait for new durable bytes.

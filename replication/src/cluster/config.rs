@@ -1,8 +1,8 @@
 //! A node's configuration: itself, its peer, the witness, the mount dial and the timings.
 
 use crate::replica::ReplicaConfig;
-use bluejet_engine::db::Options;
 use bluejet_engine::file::{FileSystem, OsFileSystem};
+use bluejet_engine::Options;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

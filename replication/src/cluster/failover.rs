@@ -20,8 +20,9 @@ use crate::layout::ReplicaLayout;
 use crate::replay::replay_available;
 use crate::replica::Replica;
 use crate::status::CopyState;
-use bluejet_engine::db::PassiveDatabase;
-use bluejet_engine::log::{now_micros, LogPosition};
+use bluejet_engine::log::now_micros;
+use bluejet_engine::LogPosition;
+use bluejet_engine::PassiveDatabase;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -260,7 +261,7 @@ pub(crate) fn take_over(
     let current = layout.database().join(options.log.base_name.current());
     let (db, position) = if fs.exists(&current) {
         // Activated already (a crash came before the identity was retired): open it.
-        let db = bluejet_engine::db::Database::open(&layout.database(), options)?;
+        let db = bluejet_engine::Database::open(&layout.database(), options)?;
         let position = db.begin_read()?.end();
         (db, position)
     } else {

@@ -5,7 +5,7 @@
 use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

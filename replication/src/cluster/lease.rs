@@ -17,7 +17,7 @@
 
 use super::clock::{Clock, SystemClock};
 use bluejet_engine::db::CommitGate;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,7 +126,7 @@ impl LeaseGate {
     /// Refuses every commit from now on, with `reason`; held commits are refused too. Waits
     /// (at most the pause limit) for commits already admitted to reach the log; returns
     /// whether they all did. Those that did not are never acknowledged
-    /// ([`DbError::NotAcknowledged`](bluejet_engine::db::DbError::NotAcknowledged)).
+    /// ([`DbError::NotAcknowledged`](bluejet_engine::DbError::NotAcknowledged)).
     pub fn close(&self, reason: &str) -> bool {
         {
             let mut state = self.state.lock();
@@ -284,7 +284,7 @@ mod tests {
     /// commit stalled past the lease end was acknowledged.
     #[test]
     fn a_commit_durable_after_the_lease_may_have_ended_is_not_acknowledged() {
-        use bluejet_engine::db::{Database, DbError, Gate, Options};
+        use bluejet_engine::{Database, DbError, Gate, Options};
         /// The lease gate, with a stall of the commit between admission and the log.
         #[derive(Debug)]
         struct Stalled(Arc<LeaseGate>, Arc<TestClock>);

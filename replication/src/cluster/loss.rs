@@ -5,7 +5,7 @@
 
 use super::heartbeat::Heartbeat;
 use super::witness::WitnessRecord;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 
 /// What the passive knows when it fails over.
 #[derive(Clone, Debug)]

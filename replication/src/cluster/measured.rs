@@ -37,7 +37,7 @@ pub struct Measured {
     pub current_unread: bool,
     /// Block mode: where the loss starts (the copy held everything before).
     #[serde(default)]
-    pub lost_from: Option<bluejet_engine::log::LogPosition>,
+    pub lost_from: Option<bluejet_engine::LogPosition>,
     /// An operator forced the mount past the dial.
     pub forced: bool,
     /// Why the failover lost no acknowledged commit after all (synchronous commit).

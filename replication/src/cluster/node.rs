@@ -34,8 +34,9 @@ use crate::layout::ReplicaLayout;
 use crate::private_files::create_directory_durably;
 use crate::service::ReplicationService;
 use crate::status::CopyStatus;
-use bluejet_engine::db::{Database, Gate};
-use bluejet_engine::log::{now_micros, LogPosition};
+use bluejet_engine::log::now_micros;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, Gate};
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -625,7 +626,7 @@ fn refuse_a_new_database(shared: &Shared) -> Result<(), ReplError> {
     let file = shared
         .config
         .database()
-        .join(bluejet_engine::db::DATABASE_FILE_NAME);
+        .join(bluejet_engine::DATABASE_FILE_NAME);
     if fs.exists(&file) {
         return Ok(());
     }

@@ -21,12 +21,15 @@ use crate::identity::ReplicaIdentity;
 use crate::layout::ReplicaLayout;
 use crate::private_files::create_directory_durably;
 use crate::sealed;
-use bluejet_engine::db::{read_header_copies, PassiveDatabase, DATABASE_FILE_NAME};
+use bluejet_engine::db::read_header_copies;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::directory::LogDirectory;
-use bluejet_engine::log::scan::{scan, GenerationScan, ScanMode};
-use bluejet_engine::log::{now_micros, BaseName, GenerationHeader, LogFileName, LogPosition};
-use bluejet_engine::page::DbHeader;
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::format::log_directory::LogDirectory;
+use bluejet_engine::format::scan::{scan, GenerationScan, ScanMode};
+use bluejet_engine::log::now_micros;
+use bluejet_engine::DbHeader;
+use bluejet_engine::{BaseName, LogFileName, LogPosition};
+use bluejet_engine::{PassiveDatabase, DATABASE_FILE_NAME};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -218,7 +221,7 @@ fn commits_between(
     from: LogPosition,
     to: LogPosition,
 ) -> Option<u64> {
-    use bluejet_engine::log::record::{kind, read_record};
+    use bluejet_engine::format::record::{kind, read_record};
     let mut commits = 0;
     for generation in from.generation..=to.generation {
         let closed = database.join(base.closed(generation));

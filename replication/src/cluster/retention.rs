@@ -8,8 +8,8 @@ use super::node::{ActiveState, Shared};
 use crate::truncate::{
     backup_coverage, decide, log_bytes, replica_progress, space_warning, TruncationInput,
 };
-use bluejet_engine::log::directory::LogDirectory;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::format::log_directory::LogDirectory;
+use bluejet_engine::LogPosition;
 use std::time::Instant;
 
 /// What the last retention pass found.

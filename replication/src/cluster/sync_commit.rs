@@ -14,7 +14,7 @@
 //! has everything made durable up to a point after which commits wait for it again.
 
 pub use super::block_source::Acknowledged;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use std::sync::Arc;
@@ -178,7 +178,7 @@ impl SyncCommit {
     /// drives it on its own clock. Past the timeout it refuses (strict) or starts degrading.
     ///
     /// ```
-    /// use bluejet_engine::log::LogPosition;
+    /// use bluejet_engine::LogPosition;
     /// use bluejet_replication::cluster::sync_commit::*;
     /// use std::sync::Arc;
     /// use std::time::Duration;

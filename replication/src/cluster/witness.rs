@@ -23,7 +23,7 @@ use super::clock::{Clock, SystemClock};
 use crate::error::ReplError;
 use crate::sealed;
 use bluejet_engine::file::{FileSystem, OpenMode};
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::io::ErrorKind;

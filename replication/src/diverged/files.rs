@@ -6,8 +6,8 @@ use crate::cluster::resync::{DivergenceReport, DivergentFile};
 use crate::file_name;
 use crate::sealed;
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::scan::ScanMode;
-use bluejet_engine::log::{BaseName, LogFileName};
+use bluejet_engine::format::scan::ScanMode;
+use bluejet_engine::{BaseName, LogFileName};
 use std::path::{Path, PathBuf};
 
 /// The report's file name in a diverged directory.

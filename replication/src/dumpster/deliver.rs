@@ -1,6 +1,6 @@
 //! Delivering a message to a store that keys messages by id, at most once.
 
-use bluejet_engine::db::{Database, DbError};
+use bluejet_engine::{Database, DbError};
 
 /// What the store did with a delivered (or resubmitted) message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

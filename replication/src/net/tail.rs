@@ -9,8 +9,8 @@
 
 use super::message::DecodeError;
 use super::wire::{Reader, WireError, Writer};
-use bluejet_engine::log::header::HEADER_BYTES;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::format::generation_header::HEADER_BYTES;
+use bluejet_engine::LogPosition;
 
 /// Longest wait a tail request may ask for, in milliseconds (well inside a request's deadline).
 pub const MAX_TAIL_WAIT_MS: u32 = 1000;

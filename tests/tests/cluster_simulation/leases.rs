@@ -360,10 +360,7 @@ impl Simulation {
         running.commits = waiting;
         let seen = running.seen.highest();
         for commit in durable {
-            match commit
-                .gate
-                .confirm(bluejet_engine::log::LogPosition::default())
-            {
+            match commit.gate.confirm(bluejet_engine::LogPosition::default()) {
                 Ok(()) => self.acknowledge(index, &commit, seen),
                 Err(_) => self.event(
                     index,

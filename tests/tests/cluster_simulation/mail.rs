@@ -50,7 +50,7 @@ use super::share::*;
 use bluejet_engine::db::CommitGate;
 use bluejet_engine::file::simulated::SimulatedFileSystem;
 use bluejet_engine::file::FileSystem;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use bluejet_replication::cluster::clock::{Clock, TestClock};
 use bluejet_replication::cluster::heartbeat::{Heartbeat, Role};
 use bluejet_replication::cluster::lease::LeaseGate;

@@ -20,7 +20,7 @@ pub fn reseal_page_holding(
     let number = at / page_size;
     let page = &mut bytes[number * page_size..(number + 1) * page_size];
     change(page, at % page_size);
-    let checksum = bluejet_engine::page::format::page_checksum(number as u64, page);
+    let checksum = bluejet_engine::format::page::page_checksum(number as u64, page);
     page[..4].copy_from_slice(&checksum.to_le_bytes());
     std::fs::write(file, bytes).unwrap();
 }

@@ -10,10 +10,10 @@ pub mod network;
 pub mod nodes;
 pub mod proxy;
 
-use bluejet_engine::db::Options;
 use bluejet_engine::file::{
     FileHandle, FileSystem, Holder, LockAttempt, LockProbe, OpenMode, OsFileSystem,
 };
+use bluejet_engine::Options;
 use bluejet_replication::verify::{ContentDigest, TableDigest};
 use bluejet_replication::ReplicaConfig;
 use std::collections::BTreeMap;

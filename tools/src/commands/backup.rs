@@ -4,7 +4,7 @@
 
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use bluejet_replication::backup::{self, BackupReport};
 use bluejet_replication::backup_error::BackupError;
 use bluejet_replication::backup_manifest::{BackupFile, BackupKind};

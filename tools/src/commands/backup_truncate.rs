@@ -11,8 +11,8 @@ use super::cluster_file::ClusterFile;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::db::{Database, Options};
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, Options};
 use bluejet_replication::truncate::{
     decide, gather, log_bytes, space_warning, truncate_active, ReplicaProgress, TruncationDecision,
     TruncationInput,

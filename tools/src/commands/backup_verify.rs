@@ -6,7 +6,7 @@ use super::backup::tool_error;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use bluejet_replication::backup_manifest::BackupKind;
 use bluejet_replication::backup_verify::{verify, Problem, VerifyReport};
 use serde::Serialize;

@@ -2,10 +2,13 @@
 
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::log::checkpoint::{CHECKPOINT_COPY_STRIDE, CHECKPOINT_FILE_BYTES};
-use bluejet_engine::log::directory::path_of;
-use bluejet_engine::log::header::{FILE_TYPE_LOG, FILE_TYPE_OFFSET, MAGIC};
-use bluejet_engine::log::{checkpoint, BaseName, Checkpoint, CopyState, LogPosition};
+use bluejet_engine::format::checkpoint;
+use bluejet_engine::format::checkpoint::Checkpoint;
+use bluejet_engine::format::checkpoint::CopyState;
+use bluejet_engine::format::checkpoint::{CHECKPOINT_COPY_STRIDE, CHECKPOINT_FILE_BYTES};
+use bluejet_engine::format::generation_header::{FILE_TYPE_LOG, FILE_TYPE_OFFSET, MAGIC};
+use bluejet_engine::format::log_directory::path_of;
+use bluejet_engine::{BaseName, LogPosition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -169,19 +172,16 @@ fn database_text(dump: &Dump) -> Option<String> {
 }
 
 /// The header of the database beside the checkpoint file, if there is one and it reads.
-fn database_header(file: &Path) -> Option<bluejet_engine::page::DbHeader> {
+fn database_header(file: &Path) -> Option<bluejet_engine::DbHeader> {
     use bluejet_engine::file::{FileSystem, OpenMode, OsFileSystem};
-    let path = file.parent()?.join(bluejet_engine::db::DATABASE_FILE_NAME);
+    let path = file.parent()?.join(bluejet_engine::DATABASE_FILE_NAME);
     let handle = OsFileSystem.open(&path, OpenMode::Read).ok()?;
     let read = bluejet_engine::db::read_header_copies(&handle, &path).ok()?;
     Some(read.header)
 }
 
 /// The position the checkpoint file in `directory` holds in force, if it reads.
-pub fn log_checkpoint(
-    directory: &Path,
-    base: BaseName,
-) -> Option<bluejet_engine::log::LogPosition> {
+pub fn log_checkpoint(directory: &Path, base: BaseName) -> Option<bluejet_engine::LogPosition> {
     let file = path_of(directory, &base.checkpoint());
     let image = read_prefix(&file).ok()?;
     decode(&file, &image)

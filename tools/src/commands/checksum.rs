@@ -4,7 +4,7 @@ use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
 use crate::progress::Progress;
-use bluejet_engine::inspect::{checksum, BadPage, ChecksumReport};
+use bluejet_engine::format::inspect::{checksum, BadPage, ChecksumReport};
 use serde::Serialize;
 use std::path::Path;
 

@@ -6,7 +6,7 @@
 use crate::exit::{ToolError, Verdict};
 use crate::image::{self, Entries};
 use crate::output;
-use bluejet_engine::db::DbError;
+use bluejet_engine::DbError;
 use serde::Serialize;
 use std::path::Path;
 

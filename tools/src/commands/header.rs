@@ -4,11 +4,11 @@
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::db::DbError;
-use bluejet_engine::inspect::DatabaseImage;
-use bluejet_engine::log::LogPosition;
-use bluejet_engine::page::db_header::{BackupRecord, CopyCondition, HeaderRead};
-use bluejet_engine::page::{DbHeader, DbState};
+use bluejet_engine::format::db_header::{BackupRecord, CopyCondition, HeaderRead};
+use bluejet_engine::format::inspect::DatabaseImage;
+use bluejet_engine::DbError;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{DbHeader, DbState};
 use serde::Serialize;
 use std::path::Path;
 
@@ -230,7 +230,7 @@ impl CopyJson {
 /// How the header's checkpoint relates to the log's checkpoint file beside the database.
 fn log_checkpoint_text(file: &Path, header: &DbHeader) -> Option<String> {
     let directory = file.parent()?;
-    let base = bluejet_engine::log::BaseName::default();
+    let base = bluejet_engine::BaseName::default();
     let theirs = super::checkpoint_dump::log_checkpoint(directory, base);
     Some(crate::positions::explain(header, theirs))
 }

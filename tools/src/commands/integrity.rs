@@ -4,7 +4,7 @@
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::inspect::{integrity, IntegrityProblem, IntegrityReport};
+use bluejet_engine::format::inspect::{integrity, IntegrityProblem, IntegrityReport};
 use serde::Serialize;
 use std::path::Path;
 

@@ -7,12 +7,16 @@ use crate::output;
 use crate::problem::{verdict_line, Problem};
 use crate::records::{RecordJson, RecordRow};
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::directory::{path_of, LogDirectory};
-use bluejet_engine::log::record::RECORD_HEADER_BYTES;
-use bluejet_engine::log::{
-    checkpoint, verify_directory, BaseName, Checkpoint, CopyState, GenerationReport, LogConfig,
-    LogPosition, LogReader, VerifyReport,
-};
+use bluejet_engine::format::checkpoint;
+use bluejet_engine::format::checkpoint::Checkpoint;
+use bluejet_engine::format::checkpoint::CopyState;
+use bluejet_engine::format::log_directory::{path_of, LogDirectory};
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::log_verify::verify_directory;
+use bluejet_engine::format::log_verify::GenerationReport;
+use bluejet_engine::format::log_verify::VerifyReport;
+use bluejet_engine::format::record::RECORD_HEADER_BYTES;
+use bluejet_engine::{BaseName, LogConfig, LogPosition};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::io::IsTerminal;

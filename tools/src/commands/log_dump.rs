@@ -5,7 +5,7 @@
 use super::log_follow::FollowOptions;
 use super::log_records::RangeOptions;
 use crate::exit::{ToolError, Verdict};
-use bluejet_engine::log::{BaseName, LogPosition};
+use bluejet_engine::{BaseName, LogPosition};
 use std::path::Path;
 
 /// The options of `log dump`.

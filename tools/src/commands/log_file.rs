@@ -5,14 +5,15 @@ use crate::output;
 use crate::problem::{verdict_line, Problem};
 use crate::records::{RecordJson, RecordRow, Tally, TallyJson};
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::directory::read_image;
-use bluejet_engine::log::header::{FILE_TYPE_CHECKPOINT, FILE_TYPE_OFFSET, MAGIC};
-use bluejet_engine::log::scan::{self, GenerationScan, ScanMode, TailSource};
-use bluejet_engine::log::segment::{self, SegmentRead, SEGMENT_BYTES};
-use bluejet_engine::log::{
-    read_record, BaseName, GenerationHeader, LogFileName, LogPosition, MAX_GENERATION_BYTES,
-};
+use bluejet_engine::format::generation_header::GenerationHeader;
+use bluejet_engine::format::generation_header::{FILE_TYPE_CHECKPOINT, FILE_TYPE_OFFSET, MAGIC};
+use bluejet_engine::format::log_directory::read_image;
+use bluejet_engine::format::record::read_record;
+use bluejet_engine::format::scan::{self, GenerationScan, ScanMode, TailSource};
+use bluejet_engine::format::segment::{self, SegmentRead, SEGMENT_BYTES};
+use bluejet_engine::log::MAX_GENERATION_BYTES;
 use bluejet_engine::LogError;
+use bluejet_engine::{BaseName, LogFileName, LogPosition};
 use serde::Serialize;
 use std::path::Path;
 

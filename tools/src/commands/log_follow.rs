@@ -10,7 +10,7 @@ use super::log_range::{self, Filter, Present};
 use super::log_records::checked_bounds;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::log::{BaseName, LogPosition};
+use bluejet_engine::{BaseName, LogPosition};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -4,13 +4,14 @@
 use crate::exit::ToolError;
 use crate::records::RecordRow;
 use bluejet_engine::file::OsFileSystem;
-use bluejet_engine::log::directory::{path_of, read_image, LogDirectory};
-use bluejet_engine::log::record::{kind, RECORD_HEADER_BYTES};
-use bluejet_engine::log::scan::{read_header, scan, ScanMode};
-use bluejet_engine::log::{
-    read_record, BaseName, LogConfig, LogPosition, LogReader, MAX_GENERATION_BYTES,
-};
+use bluejet_engine::format::log_directory::{path_of, read_image, LogDirectory};
+use bluejet_engine::format::log_reader::LogReader;
+use bluejet_engine::format::record::read_record;
+use bluejet_engine::format::record::{kind, RECORD_HEADER_BYTES};
+use bluejet_engine::format::scan::{read_header, scan, ScanMode};
+use bluejet_engine::log::MAX_GENERATION_BYTES;
 use bluejet_engine::LogError;
+use bluejet_engine::{BaseName, LogConfig, LogPosition};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 

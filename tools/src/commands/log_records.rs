@@ -6,7 +6,7 @@ use super::log_stats::LogStats;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
 use crate::records::{RecordJson, RecordRow};
-use bluejet_engine::log::{BaseName, LogPosition};
+use bluejet_engine::{BaseName, LogPosition};
 use serde::Serialize;
 use std::path::Path;
 

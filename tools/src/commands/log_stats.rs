@@ -3,7 +3,7 @@
 
 use crate::output;
 use crate::records::{kind_name, RecordRow};
-use bluejet_engine::log::record::kind;
+use bluejet_engine::format::record::kind;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! (1 KiB values in table `load`, RATE commits a second), so that tools and tests can watch a
 //! cluster that is busy without a mail server in front of it.
 
-use bluejet_engine::db::{Database, DbError};
+use bluejet_engine::{Database, DbError};
 use bluejet_replication::cluster::Node;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -5,9 +5,9 @@ use super::header::state_name;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::db::{Database, Options, ReplayReport};
-use bluejet_engine::log::LogPosition;
-use bluejet_engine::page::DbState;
+use bluejet_engine::DbState;
+use bluejet_engine::LogPosition;
+use bluejet_engine::{Database, Options, ReplayReport};
 use serde::Serialize;
 use std::path::Path;
 

@@ -11,7 +11,7 @@ use super::header::state_name;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::repair::{repair, LostRange, RepairOptions, RepairReport, TableRepair};
+use bluejet_engine::{repair, LostRange, RepairOptions, RepairReport, TableRepair};
 use serde::Serialize;
 use std::path::Path;
 

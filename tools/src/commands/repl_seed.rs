@@ -5,7 +5,7 @@
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
 use bluejet_replication::seed::{seed_directory, SeedReport};
 use bluejet_replication::verify::ContentDigest;
 use bluejet_replication::ReplicaConfig;

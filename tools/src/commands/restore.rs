@@ -5,8 +5,8 @@
 use super::backup::tool_error;
 use crate::exit::{ToolError, Verdict};
 use crate::output;
-use bluejet_engine::db::Options;
-use bluejet_engine::log::LogPosition;
+use bluejet_engine::LogPosition;
+use bluejet_engine::Options;
 use bluejet_replication::restore::{restore, RestoreReport};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::inspect::{space, SpaceReport, TableSpace};
+use bluejet_engine::format::inspect::{space, SpaceReport, TableSpace};
 use serde::Serialize;
 use std::path::Path;
 

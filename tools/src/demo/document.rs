@@ -8,7 +8,7 @@ use super::run::{synchronous_problems, Run};
 use super::scenario::{self, FailedOver, Timeline, TimelineEvent, MOVE_COMMENT};
 use crate::commands::integrity as integrity_command;
 use crate::problem::verdict_line;
-use bluejet_engine::inspect::{IntegrityReport, SpaceReport};
+use bluejet_engine::format::inspect::{IntegrityReport, SpaceReport};
 use bluejet_engine::log::LogPosition;
 use bluejet_replication::cluster::block_follow::BlockModeStatus;
 use bluejet_replication::cluster::resync::DivergenceReport;

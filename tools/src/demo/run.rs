@@ -11,8 +11,8 @@ use crate::commands::log_directory::{self, StreamCheck};
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
-use bluejet_engine::inspect::{integrity, space, IntegrityReport, SpaceReport};
-use bluejet_engine::log::BaseName;
+use bluejet_engine::format::inspect::{integrity, space, IntegrityReport, SpaceReport};
+use bluejet_engine::BaseName;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

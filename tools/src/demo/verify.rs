@@ -6,7 +6,7 @@
 use super::mail::{summary_key, Delivery};
 use super::write::{FOLDERS, MESSAGES};
 use crate::exit::ToolError;
-use bluejet_engine::db::{Database, DbError, Options, ReadTable, ReplayReport};
+use bluejet_engine::{Database, DbError, Options, ReadTable, ReplayReport};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -10,8 +10,8 @@
 use super::mail::{Delivery, Rng};
 use super::replicate::Cluster;
 use crate::exit::ToolError;
-use bluejet_engine::db::{Database, DbError};
 use bluejet_engine::log::now_micros;
+use bluejet_engine::{Database, DbError};
 use bluejet_replication::dumpster::{self, DumpsterLimits, ResubmitReport, TransportDumpster};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};

@@ -2219,6 +2219,20 @@ fn truncate_refuses_without_knowing_every_copy() {
         ],
         2,
     );
+    // `--standalone` contradicts the retention marker the seed wrote: refused, until the
+    // operator removes the marker (nothing reads the log any more).
+    let refused = expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&active),
+            "--standalone",
+            "--circular",
+        ],
+        2,
+    );
+    assert!(text(&refused.stderr).contains("bluejet.keep-logs"));
+    std::fs::remove_file(active.join("bluejet.keep-logs")).unwrap();
     // A database without copies says so.
     let standalone = json(&expect(
         &[

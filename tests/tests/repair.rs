@@ -859,3 +859,27 @@ fn an_undecodable_catalog_entry_recovers_its_table_without_its_name() {
     assert_eq!(content["messages"], fixture().content["messages"]);
     assert!(!table(&report, "messages").lost_anything());
 }
+
+/// Found by an adversarial operator: a `bluejet.db` that is a relative symbolic link (to a
+/// file beside it) was "kept aside" as a hard link to the link itself, which dangles in the
+/// aside directory. The original's content must be what is kept.
+#[test]
+fn a_symlinked_database_file_is_kept_aside_as_its_content() {
+    let copy = copy_of(fixture().directory.path());
+    let file = copy.path().join(DATABASE_FILE_NAME);
+    let target = copy.path().join("real.db");
+    std::fs::rename(&file, &target).unwrap();
+    std::os::unix::fs::symlink("real.db", &file).unwrap();
+    let original = std::fs::read(&target).unwrap();
+    let report = repair(copy.path(), &repair_options(false)).unwrap();
+    let kept = report.kept_aside.join(DATABASE_FILE_NAME);
+    let metadata = std::fs::symlink_metadata(&kept).unwrap();
+    assert!(metadata.file_type().is_file(), "{}", kept.display());
+    assert_eq!(std::fs::read(&kept).unwrap(), original);
+    assert_eq!(
+        std::fs::read(&target).unwrap(),
+        original,
+        "the link's target is untouched"
+    );
+    assert_eq!(read_and_commit(copy.path()), fixture().content);
+}

@@ -2,6 +2,7 @@
 //! on databases made here through the engine, damage and misuse.
 
 use bluejet_engine::file::OsFileSystem;
+use bluejet_engine::format::db_header::HEADER_OFFSETS;
 use bluejet_engine::format::inspect::DatabaseImage;
 use bluejet_engine::{Database, Options};
 use serde_json::Value;
@@ -1168,6 +1169,74 @@ fn repair_refuses_a_dirty_database_unless_forced() {
     assert_eq!(json(&output)["forced"], true);
 }
 
+/// Found by an adversarial operator: `repair DIR/E00.log` repaired `DIR/bluejet.db`, and
+/// `repair DIR/mail.db.bak` took the lock of `DIR` and failed on a `bluejet.db` it never
+/// named; a database whose two header copies are damaged, never repaired, exited 1 ("repaired,
+/// something lost"). Each now exits 3 with the directory as it was.
+#[test]
+fn repair_refuses_a_file_it_was_not_named_and_a_failure_exits_3() {
+    let (root, directory) = small_database();
+    let listing = |directory: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(directory)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&directory);
+    let log = directory.join("E00.log");
+    let output = expect(&["repair", arg(&log)], 3);
+    assert!(text(&output.stderr).contains("a directory's bluejet.db"));
+    assert_eq!(listing(&directory), before);
+    let elsewhere = root.path().join("copies");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let copy = elsewhere.join("mail.db.bak");
+    std::fs::copy(directory.join("bluejet.db"), &copy).unwrap();
+    expect(&["repair", arg(&copy)], 3);
+    assert_eq!(listing(&elsewhere), ["mail.db.bak"]);
+    // Both header copies damaged: nothing can be repaired.
+    let file = directory.join("bluejet.db");
+    let mut bytes = std::fs::read(&file).unwrap();
+    for offset in HEADER_OFFSETS {
+        bytes[offset as usize + 100] ^= 0xFF;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let output = expect(&["repair", arg(&directory)], 3);
+    assert!(text(&output.stderr).contains("no usable header"));
+    assert_eq!(listing(&directory), before);
+}
+
+/// Found by an adversarial operator: `truncate --standalone --circular` on an active a
+/// replica was seeded from deleted the generations the replica had not replayed, although
+/// the active's retention marker named the replica. The marker now refuses `--standalone`.
+#[test]
+fn truncate_standalone_is_refused_while_a_retention_marker_names_a_reader() {
+    let (_root, directory) = small_database();
+    bluejet_engine::db::write_retention_marker(&OsFileSystem, &directory, "replica /srv/r1")
+        .unwrap();
+    let database = Database::open(&directory, Options::default()).unwrap();
+    database.log().roll().unwrap();
+    fill(&database, 200, 3);
+    database.close().unwrap();
+    let before = closed_generations(&directory);
+    assert!(!before.is_empty());
+    let output = expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&directory),
+            "--standalone",
+            "--circular",
+        ],
+        2,
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("replica /srv/r1"), "{stderr}");
+    assert!(stderr.contains("bluejet.keep-logs"), "{stderr}");
+    assert_eq!(closed_generations(&directory), before);
+}
+
 #[test]
 fn compact_refuses_a_dirty_database() {
     let (root, directory) = dirty_database(3);
@@ -2205,6 +2274,20 @@ fn truncate_refuses_without_knowing_every_copy() {
         ],
         2,
     );
+    // `--standalone` contradicts the retention marker the seed wrote: refused, until the
+    // operator removes the marker (nothing reads the log any more).
+    let refused = expect(
+        &[
+            "truncate",
+            "--active",
+            arg(&active),
+            "--standalone",
+            "--circular",
+        ],
+        2,
+    );
+    assert!(text(&refused.stderr).contains("bluejet.keep-logs"));
+    std::fs::remove_file(active.join("bluejet.keep-logs")).unwrap();
     // A database without copies says so.
     let standalone = json(&expect(
         &[

@@ -212,7 +212,8 @@ impl WriteTransaction {
         self.note_failure(result)
     }
 
-    /// Inserts or replaces `key` in `table` (created if needed) with the `length` bytes
+    /// Inserts or replaces `key` in `table` (which must exist: [`DbError::TableNotFound`]
+    /// otherwise, before anything is read) with the `length` bytes
     /// `reader` yields; returns whether a value was replaced. The value is never held whole
     /// in memory: its pieces are logged, and its pages written, as they are read, and at
     /// most about [`STREAM_FROM_BYTES`] of records and pages wait in memory (see
@@ -236,6 +237,7 @@ impl WriteTransaction {
     /// let db = Database::open(directory.path(), Options::default()).unwrap();
     /// let attachment = std::io::repeat(b'x').take(3 << 20);
     /// let mut write = db.begin_write().unwrap();
+    /// write.create_table("bodies").unwrap();
     /// write.insert_from_reader("bodies", b"m1", attachment, 3 << 20).unwrap();
     /// write.commit().unwrap();
     ///
@@ -265,6 +267,8 @@ impl WriteTransaction {
                 limit: MAX_VALUE_BYTES,
             });
         }
+        // Before anything is read, whatever the length, as `insert` does.
+        self.existing(table)?;
         let result = if length < STREAM_FROM_BYTES {
             read_value(reader, length).and_then(|value| self.insert_checked(table, key, &value))
         } else {
@@ -304,7 +308,9 @@ impl WriteTransaction {
         mut reader: impl Read,
         length: u64,
     ) -> Result<bool, DbError> {
-        let meta = self.meta(table, true)?.expect("created");
+        // Never created here (found by an adversarial operator: a streamed value created a
+        // misspelt table that a short one refused).
+        let meta = self.existing(table)?;
         let page_size = self.inner.store.page_size();
         let piece_bytes = self.log_piece_bytes();
         let mut hasher = EntryHasher::new(table, key, length);

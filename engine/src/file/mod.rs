@@ -134,7 +134,8 @@ pub trait FileSystem: Send + Sync {
 
     /// Makes `to` a second name of the file `from` (a hard link), so that a file can be kept
     /// under another name while a new one replaces it. A file system without links says
-    /// `Unsupported`, and the caller copies instead.
+    /// `Unsupported`, and the caller copies instead; so does one asked to link a symbolic
+    /// link (the link would be kept, not the file it names).
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
         let _ = (from, to);
         Err(io::Error::new(io::ErrorKind::Unsupported, "no hard links"))

@@ -1,7 +1,9 @@
 //! Putting the rebuilt file in place without ever losing the only copy.
 //!
 //! 1. The damaged original gets a second name in the aside directory (a hard link, or a
-//!    synced copy where links are not supported), and the aside directory is synced.
+//!    synced copy where links are not supported or the original is a symbolic link), and the
+//!    aside directory is synced. A crash from here to step 3 leaves `bluejet.db` with two
+//!    names, which an open refuses until the repair is run again.
 //! 2. The old log stream's files move into the aside directory; both directories are synced.
 //!    A crash here leaves the damaged original in place without a log: a clean one opens on
 //!    a new stream, a dirty one refuses to open for want of its log, and the repair can be

@@ -11,6 +11,8 @@ use super::cluster_file::ClusterFile;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
+use bluejet_engine::db::{read_retention_marker, RETENTION_MARKER_NAME};
+use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::LogPosition;
 use bluejet_engine::{Database, Options};
 use bluejet_replication::truncate::{
@@ -129,7 +131,28 @@ fn copies(options: &TruncateOptions, active: &Path) -> Result<Vec<PathBuf>, Tool
                 .into(),
         ));
     }
+    if replicas.is_empty() {
+        refuse_marked_standalone(active)?;
+    }
     Ok(replicas)
+}
+
+/// `--standalone` says nothing reads the log, but a retention marker in the directory says
+/// something does (a seed writes one naming its replica): the marker wins (found by an
+/// adversarial operator: `truncate --standalone --circular` on a seeded active deleted the
+/// generations its replica had not replayed, and the replica had to be reseeded).
+fn refuse_marked_standalone(active: &Path) -> Result<(), ToolError> {
+    let marker = read_retention_marker(&OsFileSystem, active);
+    if !marker.retains() {
+        return Ok(());
+    }
+    Err(ToolError::Usage(format!(
+        "{}: --standalone says the database has no copy, but {}: name its copies with \
+         --replica DIR (or --config FILE); if nothing reads its log any more, remove {} first",
+        active.display(),
+        marker.describe(),
+        active.join(RETENTION_MARKER_NAME).display()
+    )))
 }
 
 fn truncate(database: &Database, options: &TruncateOptions) -> Result<Outcome, ToolError> {

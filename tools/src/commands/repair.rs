@@ -11,6 +11,7 @@ use super::header::state_name;
 use crate::exit::{ToolError, Verdict};
 use crate::image;
 use crate::output;
+use bluejet_engine::DATABASE_FILE_NAME;
 use bluejet_engine::{repair, LostRange, RepairOptions, RepairReport, TableRepair};
 use serde::Serialize;
 use std::path::Path;
@@ -24,16 +25,20 @@ const KEY_LIMIT: usize = 80;
 
 /// Repairs the database in `path` (its directory or its file).
 pub fn run(path: &Path, force: bool, json: bool) -> Result<Verdict, ToolError> {
-    let directory = image::database_directory(path)?;
+    let directory = repaired_directory(path)?;
     let how = RepairOptions {
         force,
         ..RepairOptions::default()
     };
     let report = repair(&directory, &how).map_err(|error| {
-        crate::live::explain(
+        // Exit 1 says a repair happened and lost something: a repair that did not happen
+        // (a file it cannot read, say) is a failure, whatever its cause (found by an
+        // adversarial operator: a database with both header copies damaged exited 1).
+        let explained = crate::live::explain(
             error,
             "Repair is offline: stop the node (or process) holding the database first.",
-        )
+        );
+        ToolError::Failure(explained.to_string())
     })?;
     if json {
         print_json(&report);
@@ -44,6 +49,23 @@ pub fn run(path: &Path, force: bool, json: bool) -> Result<Verdict, ToolError> {
         true => Verdict::Damaged,
         false => Verdict::Clean,
     })
+}
+
+/// The database directory `path` names. A file must be the directory's `bluejet.db`: repair
+/// works on that name, so any other file given (a copy `mail.db.bak`, a log generation)
+/// would have repaired, or taken the lock of, a database the user did not name (found by an
+/// adversarial operator: `repair DIR/E00.log` repaired `DIR/bluejet.db`).
+fn repaired_directory(path: &Path) -> Result<std::path::PathBuf, ToolError> {
+    let file = image::database_file(path)?;
+    if file.file_name() != Some(std::ffi::OsStr::new(DATABASE_FILE_NAME)) {
+        return Err(ToolError::Failure(format!(
+            "{}: repair works on a directory's {DATABASE_FILE_NAME}; to repair this file, \
+             copy it as {DATABASE_FILE_NAME} into a directory of its own and name that \
+             directory",
+            file.display()
+        )));
+    }
+    image::database_directory(&file)
 }
 
 /// A key as text, escaped and cut; `None` for an open end.

@@ -143,7 +143,7 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         let granted = record
             .lease_until_micros
             .saturating_sub(record.updated_micros);
-        let margin = shared.config.skew.as_micros() as u64;
+        let margin = u64::try_from(shared.config.skew.as_micros()).unwrap_or(u64::MAX);
         *end = (*end).max(now_micros() + granted + margin);
     }
     let measured = Measured::new(&record.owner, record.epoch, &loss, forced, nonce());
@@ -337,7 +337,7 @@ fn report(
         synchronous_proof: failed_proof,
         forced,
         position,
-        activation_ms: started.elapsed().as_millis() as u64,
+        activation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -517,7 +517,9 @@ pub(crate) fn stop_service_because(shared: &Shared, why: &str) {
         _ => None,
     };
     if let Some(service) = service {
-        let _ = service.stop_because(why);
+        if let Err(error) = service.stop_because(why) {
+            tracing::warn!(%error, "stopping the replication service");
+        }
     }
 }
 

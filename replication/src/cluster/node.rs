@@ -368,10 +368,14 @@ impl Node {
     /// Waits for the loop's thread, then the follower's (which stops with it).
     fn join_threads(&mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                tracing::error!("the node's loop thread panicked");
+            }
         }
         if let Some(thread) = self.follower.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                tracing::error!("the node's follower thread panicked");
+            }
         }
     }
 
@@ -462,9 +466,12 @@ impl Shared {
         if beat.role != Role::Active || beat.epoch <= epoch {
             return None;
         }
-        let _ = self
+        if let Err(error) = self
             .seen
-            .observe(beat.epoch, &format!("{}'s heartbeat", beat.node));
+            .observe(beat.epoch, &format!("{}'s heartbeat", beat.node))
+        {
+            tracing::warn!(%error, "recording the peer's epoch as seen");
+        }
         Some(format!(
             "the peer {} says it is active at epoch {}, newer than this node's epoch {}: \
              this node stops serving",
@@ -490,7 +497,9 @@ impl Shared {
     pub fn write_heartbeat(&self, heartbeat: Heartbeat) {
         let fs = self.config.options.log.file_system.as_ref();
         // A heartbeat that cannot be written is a heartbeat missed: the peer will notice.
-        let _ = heartbeat::write(fs, &self.config.instance, &heartbeat);
+        if let Err(error) = heartbeat::write(fs, &self.config.instance, &heartbeat) {
+            tracing::warn!(%error, "writing the heartbeat");
+        }
     }
 
     pub fn heartbeat(&self, role: Role, epoch: u64) -> Heartbeat {
@@ -567,11 +576,15 @@ fn run(shared: &Shared) {
     match state {
         NodeState::Active(active) => {
             active.gate.close("the node stopped");
-            let _ = active.db.close();
+            if let Err(error) = active.db.close() {
+                tracing::warn!(%error, "closing the active database");
+            }
         }
         NodeState::Passive(passive) => {
             if let Some(service) = passive.service {
-                let _ = service.stop();
+                if let Err(error) = service.stop() {
+                    tracing::warn!(%error, "stopping the replication service");
+                }
             }
         }
         NodeState::Joining => {}
@@ -901,7 +914,9 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         }
         Err(WitnessError::Held(record)) => {
             if record.epoch > active.epoch {
-                let _ = shared.seen.observe(record.epoch, "the witness");
+                if let Err(error) = shared.seen.observe(record.epoch, "the witness") {
+                    tracing::warn!(%error, "recording the witness's epoch as seen");
+                }
             }
             if record.owner == config.name && record.epoch == active.epoch {
                 return Ok(Some(format!(
@@ -961,7 +976,9 @@ pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
     }
     let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
     if let NodeState::Active(active) = state {
-        let _ = active.db.checkpoint();
+        if let Err(error) = active.db.checkpoint() {
+            tracing::warn!(%error, "checkpointing the demoted database");
+        }
         shared.event("demoted", Some(active.epoch), reason);
     }
 }
@@ -978,7 +995,9 @@ fn seed_peer(shared: &Shared) -> Result<(), ReplError> {
     let report = std::thread::scope(|scope| {
         let seeding = scope.spawn(|| crate::seed::seed(&active.db, &config));
         while !seeding.is_finished() {
-            let _ = switchover::keep_lease(shared, active);
+            if let Err(error) = switchover::keep_lease(shared, active) {
+                tracing::warn!(%error, "renewing the lease while seeding");
+            }
             std::thread::sleep(shared.config.heartbeat_interval);
         }
         seeding.join().expect("the seed thread does not panic")

@@ -549,7 +549,9 @@ impl Witness {
             .map_err(|error| ReplError::io(&temporary, "writing", error));
         drop(handle);
         if let Err(error) = written {
-            let _ = self.fs.remove(&temporary);
+            if let Err(error) = self.fs.remove(&temporary) {
+                tracing::warn!(path = %temporary.display(), %error, "removing a failed lease file");
+            }
             return Err(error);
         }
         sealed::publish(self.fs.as_ref(), &[(temporary, path)])
@@ -615,7 +617,7 @@ impl Witness {
         self.write_lease(&LeaseFile {
             epoch,
             owner: owner.to_owned(),
-            lease_until_micros: now + lease.as_micros() as u64,
+            lease_until_micros: now + u64::try_from(lease.as_micros()).unwrap_or(u64::MAX),
             updated_micros: now,
             owner_end: end.or(current.owner_end),
             synchronous: synchronous.map(str::to_owned),
@@ -681,7 +683,7 @@ impl Witness {
         let file = EpochFile {
             epoch,
             owner: owner.to_owned(),
-            lease_until_micros: now + lease.as_micros() as u64,
+            lease_until_micros: now + u64::try_from(lease.as_micros()).unwrap_or(u64::MAX),
             created_micros: now,
             comment: comment.to_owned(),
             cluster: cluster.to_owned(),
@@ -732,7 +734,10 @@ impl Witness {
                 None => parse_lease_temporary(&name).is_some_and(|number| number < epoch),
             };
             if old {
-                let _ = self.fs.remove(&self.directory.join(name));
+                let path = self.directory.join(name);
+                if let Err(error) = self.fs.remove(&path) {
+                    tracing::warn!(path = %path.display(), %error, "removing an old lease file");
+                }
             }
         }
     }

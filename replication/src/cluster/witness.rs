@@ -614,10 +614,19 @@ impl Witness {
         // The name held by another instance (a second node configured with this name):
         // refused (found by an adversarial round: two processes named owner both served).
         self.claim(epoch, &current)?;
+        // A lease never shrinks: not when the wall clock steps back, nor when the owner
+        // restarts with a shorter lease configured (the peer may have read the longer one).
+        let requested = now.saturating_add(u64::try_from(lease.as_micros()).unwrap_or(u64::MAX));
+        let until = requested.max(current.lease_until_micros);
+        assert!(
+            until >= current.lease_until_micros,
+            "a lease never shrinks: epoch {epoch} held until {}, renewed until {until}",
+            current.lease_until_micros
+        );
         self.write_lease(&LeaseFile {
             epoch,
             owner: owner.to_owned(),
-            lease_until_micros: now + u64::try_from(lease.as_micros()).unwrap_or(u64::MAX),
+            lease_until_micros: until,
             updated_micros: now,
             owner_end: end.or(current.owner_end),
             synchronous: synchronous.map(str::to_owned),
@@ -883,6 +892,26 @@ mod tests {
     /// Finding 3: a writer that decided on epoch N, then stalled while its successor wrote
     /// epoch N+1, must not replace N+1 (with the old lock-and-rename protocol the stalled
     /// rename put the old record back over its successor's).
+    #[test]
+    fn a_renewal_never_shortens_the_lease() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        witness.init("a", "init").unwrap();
+        let end = LogPosition::default();
+        let long = witness
+            .renew("a", 1, Duration::from_secs(600), end)
+            .unwrap();
+        let short = witness
+            .renew("a", 1, Duration::from_millis(1), end)
+            .unwrap();
+        assert!(
+            short.lease_until_micros >= long.lease_until_micros,
+            "{} then {}",
+            long.lease_until_micros,
+            short.lease_until_micros
+        );
+    }
+
     #[test]
     fn a_stalled_writer_never_replaces_a_newer_epoch() {
         let directory = tempfile::tempdir().unwrap();

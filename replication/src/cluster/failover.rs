@@ -298,13 +298,16 @@ pub(crate) fn take_over(
     super::block_salvage::forget_partial(shared)?;
     // Acknowledgements of block mode are of the stream this node holds from now on.
     shared.blocks.reset();
-    *shared.state.write() = NodeState::Active(ActiveState {
-        db,
-        gate,
-        epoch: record.epoch,
-        rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
-        retention: Default::default(),
-    });
+    super::node::change_state(
+        &mut shared.state.write(),
+        NodeState::Active(ActiveState {
+            db,
+            gate,
+            epoch: record.epoch,
+            rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
+            retention: Default::default(),
+        }),
+    );
     Ok(())
 }
 

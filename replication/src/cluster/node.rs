@@ -115,6 +115,40 @@ pub(crate) enum NodeState {
     Passive(PassiveState),
 }
 
+impl NodeState {
+    /// The role this state is in.
+    fn role(&self) -> Role {
+        match self {
+            Self::Joining => Role::Joining,
+            Self::Active(_) => Role::Active,
+            Self::Passive(_) => Role::Passive,
+        }
+    }
+}
+
+/// Whether a node may go from role `from` to role `to`. Every change goes through
+/// [`change_state`], which checks it: a node leaves the active role only through joining
+/// (its database closed or dropped first), becomes active from joining (a start) or passive
+/// (a failover or a move), and passive only from joining.
+fn legal_transition(from: Role, to: Role) -> bool {
+    matches!(
+        (from, to),
+        (Role::Joining, _)
+            | (Role::Passive, Role::Active | Role::Joining)
+            | (Role::Active, Role::Joining)
+    )
+}
+
+/// Replaces the node's state with `next`, checking the transition; returns the old state.
+pub(crate) fn change_state(state: &mut NodeState, next: NodeState) -> NodeState {
+    let (from, to) = (state.role(), next.role());
+    assert!(
+        legal_transition(from, to),
+        "an illegal role transition: {from:?} to {to:?}"
+    );
+    std::mem::replace(state, next)
+}
+
 pub(crate) struct ActiveState {
     pub db: Database,
     pub gate: Arc<LeaseGate>,
@@ -566,7 +600,7 @@ fn run(shared: &Shared) {
         }
         std::thread::sleep(shared.config.heartbeat_interval);
     }
-    let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
+    let state = change_state(&mut shared.state.write(), NodeState::Joining);
     if shared.crash.load(Ordering::Acquire) {
         // A crash: drop everything as it is. The database stays dirty; replication threads
         // stop (they only ever leave the replica in states a crash may leave).
@@ -742,13 +776,16 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     shared.event("active", Some(record.epoch), "the node holds the database");
     // Acknowledgements of block mode are of the stream this node holds from now on.
     shared.blocks.reset();
-    *shared.state.write() = NodeState::Active(ActiveState {
-        db,
-        gate,
-        epoch: record.epoch,
-        rolled_when_fenced: AtomicBool::new(false),
-        retention: Default::default(),
-    });
+    change_state(
+        &mut shared.state.write(),
+        NodeState::Active(ActiveState {
+            db,
+            gate,
+            epoch: record.epoch,
+            rolled_when_fenced: AtomicBool::new(false),
+            retention: Default::default(),
+        }),
+    );
     Ok(())
 }
 
@@ -798,11 +835,14 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
     }
     shared.event("passive", Some(epoch), "the node keeps a passive copy");
     *shared.peer_contact.lock() = Instant::now();
-    *shared.state.write() = NodeState::Passive(PassiveState {
-        service: Some(service),
-        epoch,
-        refusal: None,
-    });
+    change_state(
+        &mut shared.state.write(),
+        NodeState::Passive(PassiveState {
+            service: Some(service),
+            epoch,
+            refusal: None,
+        }),
+    );
     Ok(())
 }
 
@@ -974,7 +1014,7 @@ pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
     if let NodeState::Active(active) = &*shared.state.read() {
         active.gate.close(reason);
     }
-    let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
+    let state = change_state(&mut shared.state.write(), NodeState::Joining);
     if let NodeState::Active(active) = state {
         if let Err(error) = active.db.checkpoint() {
             tracing::warn!(%error, "checkpointing the demoted database");
@@ -1136,5 +1176,39 @@ fn witness_error(error: WitnessError) -> ReplError {
             "the witness is held by {} at epoch {} (claimed by instance {})",
             record.owner, record.epoch, record.holder
         )),
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+
+    #[test]
+    fn the_role_transition_table() {
+        use Role::{Active, Joining, Passive};
+        let legal = [
+            (Joining, Joining),
+            (Joining, Active),
+            (Joining, Passive),
+            (Passive, Active),
+            (Passive, Joining),
+            (Active, Joining),
+        ];
+        for from in [Joining, Active, Passive] {
+            for to in [Joining, Active, Passive] {
+                assert_eq!(
+                    legal_transition(from, to),
+                    legal.contains(&(from, to)),
+                    "{from:?} to {to:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_change_returns_the_old_state() {
+        let mut state = NodeState::Joining;
+        let old = change_state(&mut state, NodeState::Joining);
+        assert!(matches!(old, NodeState::Joining));
     }
 }

@@ -265,6 +265,15 @@ impl Replayer {
                         time_micros: now_micros(),
                     });
                     next += 1;
+                    // Replayed generations are contiguous: a whole generation replayed moves
+                    // the passive database to the start of the next one.
+                    assert_eq!(
+                        passive.next_generation(),
+                        next,
+                        "after replaying generation {}, the next is {}, not {next}",
+                        next - 1,
+                        passive.next_generation()
+                    );
                 }
                 Err(error) => {
                     let message = format!("replaying generation {next}: {error}");

@@ -38,13 +38,16 @@ fn config(name: &str, peer: &str, root: &Path, bootstrap: bool, fast: bool) -> N
     );
     if bootstrap {
         // `bluejet cluster init`, once: a restart finds the record there.
-        let _ = std::fs::create_dir_all(root.join("witness"));
-        let _ = bluejet_replication::cluster::witness::Witness::new(
+        std::fs::create_dir_all(root.join("witness")).expect("creating the witness directory");
+        let initialised = bluejet_replication::cluster::witness::Witness::new(
             std::sync::Arc::new(OsFileSystem),
             &root.join("witness"),
             Duration::ZERO,
         )
         .init(name, "bench");
+        if let Err(error) = initialised {
+            eprintln!("initialising the witness: {error}");
+        }
     }
     config.replica.thresholds.settle = Duration::ZERO;
     if fast {

@@ -79,7 +79,7 @@ fn main() {
     let probe = Workload::open(&root.join("probe"), value.clone()).expect("open probe log");
     let commit_bytes = probe.bytes_per_commit().expect("probe commit");
     probe.close().expect("close probe log");
-    let record = noise(commit_bytes as usize);
+    let record = noise(usize::try_from(commit_bytes).expect("a commit's bytes fit usize"));
 
     let mut summary = Summary::default();
     single_thread(&mut criterion, root, &record, &value, &mut summary);

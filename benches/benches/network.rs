@@ -113,12 +113,15 @@ fn pair(root: &Path, setup: &Setup) -> BenchResult<(Node, Node)> {
     if setup.tcp.is_some() {
         make_cluster_certs(&root.join("certs"), &["a".into(), "b".into()], 30)?;
     }
-    let _ = bluejet_replication::cluster::witness::Witness::new(
+    let initialised = bluejet_replication::cluster::witness::Witness::new(
         std::sync::Arc::new(OsFileSystem),
         &root.join("witness"),
         Duration::ZERO,
     )
     .init("a", "bench");
+    if let Err(error) = initialised {
+        eprintln!("initialising the witness: {error}");
+    }
     let a = Node::start(config("a", "b", root, setup)?)?;
     wait("a active", Duration::from_secs(30), || {
         a.role() == Role::Active
@@ -174,7 +177,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    // A rounded fraction of the last index: in 0..len, and `as` from a float saturates.
+    #[allow(clippy::cast_possible_truncation)]
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index]
 }
 
 /// 1: commits from one writer every 2 ms while seven others load the log; the time from

@@ -40,7 +40,8 @@ impl RecordFile {
                 let zeros = vec![0u8; 1 << 20];
                 let mut offset = 0;
                 while offset < region {
-                    let length = zeros.len().min((region - offset) as usize);
+                    let length = usize::try_from((region - offset).min(zeros.len() as u64))
+                        .expect("at most zeros.len()");
                     file.write_at(&zeros[..length], offset)?;
                     offset += length as u64;
                 }

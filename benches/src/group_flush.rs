@@ -104,7 +104,9 @@ impl Drop for GroupFlush {
         self.inner.queue.lock().stop = true;
         self.inner.work.notify_one();
         if let Some(flusher) = self.flusher.take() {
-            let _ = flusher.join();
+            if flusher.join().is_err() {
+                eprintln!("the flusher thread panicked");
+            }
         }
     }
 }

@@ -48,13 +48,15 @@ async fn main() -> Result<(), Error> {
     }
     // The server stops accepting and waits for its connections (their clients are gone),
     // so that every clone of the handle is dropped before the close.
-    let _ = stop.send(());
+    if stop.send(()).is_err() {
+        eprintln!("the server had stopped before it was told to");
+    }
     server.await??;
 
     let read = db.begin_read()?;
     let stored = read.open_table(MESSAGES)?.len();
     println!("{stored} messages stored by {CLIENTS} clients");
-    assert_eq!(stored as usize, CLIENTS * MESSAGES_PER_CLIENT);
+    assert_eq!(stored, (CLIENTS * MESSAGES_PER_CLIENT) as u64);
     drop(read);
     db.close()?;
     Ok(())

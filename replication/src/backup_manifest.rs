@@ -214,7 +214,8 @@ fn read_chunks(
     let mut buffer = vec![0u8; COPY_CHUNK];
     let mut offset = 0u64;
     while offset < length {
-        let chunk = &mut buffer[..COPY_CHUNK.min((length - offset) as usize)];
+        let chunk = &mut buffer[..usize::try_from((length - offset).min(COPY_CHUNK as u64))
+            .expect("at most COPY_CHUNK")];
         input
             .read_exact_at(chunk, offset)
             .map_err(|error| BackupError::io(path, "reading", error))?;

@@ -185,7 +185,11 @@ impl BlockStore {
                 header.generation_bytes
             )));
         }
-        let mut stream = vec![0; stream_bytes as usize];
+        let mut stream = vec![
+            0;
+            usize::try_from(stream_bytes)
+                .expect("checked above: at most a generation's capacity")
+        ];
         file.read_exact_at(&mut stream, HEADER_BYTES as u64)
             .map_err(|error| ReplError::io(&path, "reading", error))?;
         stream.truncate(whole_records(&stream));
@@ -238,7 +242,8 @@ impl BlockFile {
         self.file
             .sync_data()
             .map_err(|error| ReplError::io(&self.path, "syncing", error))?;
-        self.length = end as u32;
+        self.length =
+            u32::try_from(end).expect("checked above: within a generation, at most 64 MiB");
         Ok(())
     }
 
@@ -276,7 +281,7 @@ mod tests {
             created_micros: 1,
             previous_created_micros: 0,
             previous_digest: 0,
-            segment_bytes: SEGMENT_BYTES as u32,
+            segment_bytes: u32::try_from(SEGMENT_BYTES).expect("a segment is 4 KiB"),
             generation_bytes: GENERATION_BYTES,
             base_name: BaseName::default().bytes(),
         }

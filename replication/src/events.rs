@@ -149,7 +149,9 @@ impl EventLog {
         self.write_repeats(&mut repeats);
         // The event log is a record for operators: failing to write it must not stop
         // replication, whose state is in the status file and the replica's own files.
-        let _ = self.append(&event);
+        if let Err(error) = self.append(&event) {
+            tracing::warn!(%error, "writing the event log");
+        }
         repeats.last = Some((event, Instant::now()));
     }
 
@@ -180,7 +182,9 @@ impl EventLog {
             epoch: last.epoch,
             comment: last.comment.clone(),
         };
-        let _ = self.append(&event);
+        if let Err(error) = self.append(&event) {
+            tracing::warn!(%error, "writing the event log");
+        }
         repeats.left_out = 0;
     }
 
@@ -332,7 +336,10 @@ impl EventFollower {
     /// Follows the log at `path` from its current end: only events added from now on.
     pub fn from_end(fs: &dyn FileSystem, path: &Path) -> Self {
         let mut follower = Self::from_start(path);
-        let _ = follower.poll(fs);
+        // An unreadable log is followed from its start once it can be read.
+        if let Err(error) = follower.poll(fs) {
+            tracing::debug!(%error, "reading the event log's end");
+        }
         follower
     }
 
@@ -387,7 +394,8 @@ fn read_from(fs: &dyn FileSystem, path: &Path, offset: u64) -> Result<(Vec<u8>, 
     if size <= offset {
         return Ok((Vec::new(), 0));
     }
-    let mut bytes = vec![0; (size - offset) as usize];
+    let mut bytes =
+        vec![0; usize::try_from(size - offset).map_err(|error| io(std::io::Error::other(error)))?];
     handle.read_exact_at(&mut bytes, offset).map_err(io)?;
     let whole = bytes
         .iter()

@@ -162,6 +162,13 @@ impl Inspector {
                 let target = self.layout.logs().join(self.base.closed(generation));
                 write_file_atomically(self.fs.as_ref(), &target, &image)?;
                 self.remove_incoming(&path)?;
+                // Generations are inspected in order, none skipped: the accepted file is
+                // the one after the last accepted.
+                assert_eq!(
+                    header.generation, generation,
+                    "inspected generation {} in place of generation {generation}",
+                    header.generation
+                );
                 self.previous = Some((header, digest));
                 self.next += 1;
                 self.attempts.remove(&generation);

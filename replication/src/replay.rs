@@ -266,6 +266,15 @@ impl Replayer {
                         time_micros: now_micros(),
                     });
                     next += 1;
+                    // Replayed generations are contiguous: a whole generation replayed moves
+                    // the passive database to the start of the next one.
+                    assert_eq!(
+                        passive.next_generation(),
+                        next,
+                        "after replaying generation {}, the next is {}, not {next}",
+                        next - 1,
+                        passive.next_generation()
+                    );
                 }
                 Err(error) => {
                     let message = format!("replaying generation {next}: {error}");
@@ -280,7 +289,7 @@ impl Replayer {
         self.failed_at = None;
         round.next = next;
         round.position = passive.replayed();
-        round.waiting = available.range(next..).count() as u32;
+        round.waiting = u32::try_from(available.range(next..).count()).unwrap_or(u32::MAX);
         let depth_due = passive.checkpoint_depth() >= self.replay.checkpoint_bytes;
         let time_due = self.last_checkpoint.elapsed() >= self.replay.checkpoint_interval;
         if depth_due || (time_due && passive.checkpoint_depth() > 0) {
@@ -339,7 +348,8 @@ impl Replayer {
         let path = self.layout.logs().join(self.base.closed(generation));
         let fs = self.options.log.file_system.as_ref();
         read_header(fs, &path).is_ok_and(|header| {
-            now_micros().saturating_sub(header.created_micros) >= lag.as_micros() as u64
+            now_micros().saturating_sub(header.created_micros)
+                >= u64::try_from(lag.as_micros()).unwrap_or(u64::MAX)
         })
     }
 

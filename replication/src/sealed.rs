@@ -91,7 +91,7 @@ pub fn read_file(fs: &dyn FileSystem, path: &Path, limit: u64) -> Result<Vec<u8>
             format!("{length} bytes, more than the {limit} expected"),
         ));
     }
-    let mut bytes = vec![0; length as usize];
+    let mut bytes = vec![0; usize::try_from(length).expect("checked above: at most the limit")];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|error| ReplError::io(path, "reading", error))?;
     Ok(bytes)

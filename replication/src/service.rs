@@ -63,7 +63,10 @@ impl ReplicationService {
                     let shipped = round.as_ref().is_ok_and(|r| !r.shipped.is_empty());
                     board.note_ship(round);
                     if shipped {
-                        let _ = shipped_tx.try_send(());
+                        // Full: a wake-up is pending already. Closed: the inspector stopped.
+                        if shipped_tx.try_send(()).is_err() {
+                            tracing::trace!("the inspector has a wake-up pending or stopped");
+                        }
                     }
                 }
                 Ok(())
@@ -78,7 +81,10 @@ impl ReplicationService {
                     inspected_next.store(inspector.next_generation(), Ordering::Release);
                     board.note_inspect(round, inspector.next_generation());
                     if inspected {
-                        let _ = inspected_tx.try_send(());
+                        // Full: a wake-up is pending already. Closed: the replayer stopped.
+                        if inspected_tx.try_send(()).is_err() {
+                            tracing::trace!("the replayer has a wake-up pending or stopped");
+                        }
                     }
                 }
                 Ok(())
@@ -196,7 +202,9 @@ impl ReplicationService {
 impl Drop for ReplicationService {
     fn drop(&mut self) {
         if self.stop.is_some() {
-            let _ = self.shutdown("the replication service stopped");
+            if let Err(error) = self.shutdown("the replication service stopped") {
+                tracing::warn!(%error, "stopping the replication service as it is dropped");
+            }
         }
     }
 }

@@ -189,6 +189,15 @@ impl Shipper {
     /// Renames the synced copies of this round to their final names with one directory
     /// sync for all of them.
     fn publish(&mut self, written: Vec<(u32, Copy)>, round: &mut ShipRound) {
+        // A round ships generations in ascending order, each once.
+        assert!(
+            written.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "shipped generations out of order: {:?}",
+            written
+                .iter()
+                .map(|(generation, _)| generation)
+                .collect::<Vec<_>>()
+        );
         let renames: Vec<_> = written
             .iter()
             .map(|(_, copy)| (copy.temporary.clone(), copy.path.clone()))

@@ -195,7 +195,7 @@ impl CopyStatus {
         };
         let age = now_micros().saturating_sub(status.updated_micros);
         let running = !matches!(status.state, CopyState::Disabled | CopyState::Failed);
-        if running && age > stale.as_micros() as u64 {
+        if running && age > u64::try_from(stale.as_micros()).unwrap_or(u64::MAX) {
             status.message = format!(
                 "the status was last updated {:.0} s ago: the replication service is not running \
                  (it was {:?}{})",
@@ -297,7 +297,8 @@ impl StateMachine {
                     _ => now,
                 };
                 self.candidate = Some((raw.clone(), since));
-                now.saturating_sub(since) >= thresholds.settle.as_micros() as u64
+                now.saturating_sub(since)
+                    >= u64::try_from(thresholds.settle.as_micros()).unwrap_or(u64::MAX)
             }
         };
         if settled {
@@ -336,7 +337,8 @@ fn raw_state(
     let contact_age = now.saturating_sub(status.last_contact_micros);
     let soft = if let Some(problem) = observations.stage_problems.iter().flatten().next() {
         Some(problem.clone())
-    } else if observations.rounds[0] && contact_age > thresholds.max_contact_age.as_micros() as u64
+    } else if observations.rounds[0]
+        && contact_age > u64::try_from(thresholds.max_contact_age.as_micros()).unwrap_or(u64::MAX)
     {
         Some(format!(
             "the active's log directory was last read {:.1} s ago",

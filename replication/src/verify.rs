@@ -22,7 +22,12 @@ impl TableDigest {
     pub fn add(&mut self, key: &[u8], value: &[u8]) {
         let mut crc = self.crc32c;
         for part in [key, value] {
-            crc = crc32c::crc32c_append(crc, &(part.len() as u32).to_le_bytes());
+            crc = crc32c::crc32c_append(
+                crc,
+                &u32::try_from(part.len())
+                    .expect("a key or value fits u32: values are at most 256 MiB")
+                    .to_le_bytes(),
+            );
             crc = crc32c::crc32c_append(crc, part);
         }
         self.crc32c = crc;

@@ -9,6 +9,17 @@
 //! sockets carry read and write timeouts, the listener is polled against a deadline, and
 //! the server's outcome is awaited with `recv_timeout`, so a test fails instead of hanging.
 
+// Test code: a panic is how a test reports a failure, so its helpers unwrap too
+// (`allow-unwrap-in-tests` in clippy.toml covers only the `#[test]` functions). Test data
+// is made by truncating counters into bytes on purpose, and sizes here are small constants.
+// Ignored results are the cleanup of helper threads and sockets a test tears down (work
+// left for a later pass: issue 16 asks them to be logged).
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_truncation,
+    clippy::let_underscore_must_use
+)]
+
 use bluejet_replication::net::certs::{ClusterCa, Validity};
 use bluejet_replication::net::frame::{
     encode_frame, read_frame, write_frame, Frame, FrameError, HEADER_BYTES,

@@ -93,7 +93,9 @@ pub fn announce(path: &Path, json: bool) {
         holder: live.holder.clone(),
         warning: warning(live),
     });
-    let _ = LIVE.set(value);
+    if LIVE.set(value).is_err() {
+        tracing::debug!("the live-holder check ran twice; the first answer stands");
+    }
     if let (Some(live), false) = (&live, json) {
         eprintln!("bluejet: {}", warning(live));
     }

@@ -881,7 +881,9 @@ fn main() -> ExitCode {
         Err(error) => {
             return match error.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = error.print();
+                    if let Err(problem) = error.print() {
+                        eprintln!("bluejet: printing the help: {problem}");
+                    }
                     ExitCode::from(exit::SUCCESS)
                 }
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {

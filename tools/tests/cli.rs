@@ -1,6 +1,10 @@
 //! Runs the built `bluejet` binary: the demo, dumps of what it leaves, the database commands
 //! on databases made here through the engine, damage and misuse.
 
+// Test code: a panic is how a test reports a failure, so its helpers unwrap too
+// (`allow-unwrap-in-tests` in clippy.toml covers only the `#[test]` functions).
+#![allow(clippy::unwrap_used)]
+
 use bluejet_engine::file::OsFileSystem;
 use bluejet_engine::format::db_header::HEADER_OFFSETS;
 use bluejet_engine::format::inspect::DatabaseImage;
@@ -39,12 +43,19 @@ fn demo_cluster() -> &'static Path {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(pid) = name.strip_prefix("demo-cluster-") {
                 if !Path::new("/proc").join(pid).exists() {
-                    let _ = std::fs::remove_dir_all(entry.path());
+                    if let Err(error) = std::fs::remove_dir_all(entry.path()) {
+                        eprintln!("removing {}: {error}", entry.path().display());
+                    }
                 }
             }
         }
         let directory = parent.join(format!("demo-cluster-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&directory);
+        match std::fs::remove_dir_all(&directory) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                panic!("removing {}: {error}", directory.display())
+            }
+            _ => {}
+        }
         let output = bluejet_with_umask_0(&[
             "demo",
             "--dir",
@@ -217,7 +228,7 @@ fn dirty_database(count: u64) -> (tempfile::TempDir, PathBuf) {
 fn damage_table_root(directory: &Path, table: &str) -> u64 {
     let image = DatabaseImage::open(directory).unwrap();
     let root = image.table(table).unwrap().root;
-    let offset = root as usize * image.page_size() + 100;
+    let offset = usize::try_from(root).unwrap() * image.page_size() + 100;
     drop(image);
     let path = directory.join("bluejet.db");
     let mut bytes = std::fs::read(&path).unwrap();
@@ -1199,7 +1210,7 @@ fn repair_refuses_a_file_it_was_not_named_and_a_failure_exits_3() {
     let file = directory.join("bluejet.db");
     let mut bytes = std::fs::read(&file).unwrap();
     for offset in HEADER_OFFSETS {
-        bytes[offset as usize + 100] ^= 0xFF;
+        bytes[usize::try_from(offset).unwrap() + 100] ^= 0xFF;
     }
     std::fs::write(&file, &bytes).unwrap();
     let output = expect(&["repair", arg(&directory)], 3);
@@ -1979,7 +1990,7 @@ fn expect_live(arguments: &[&str], pids: &[u32]) {
     let mut json_arguments = arguments.to_vec();
     json_arguments.push("--json");
     let document = json(&bluejet(&json_arguments));
-    let pid = document["live"]["holder"]["pid"].as_u64().unwrap_or(0) as u32;
+    let pid = u32::try_from(document["live"]["holder"]["pid"].as_u64().unwrap_or(0)).unwrap();
     assert!(pids.contains(&pid), "{json_arguments:?}: {document}");
 }
 

@@ -3,6 +3,10 @@
 //! committed up to their position; the active and bad destinations are refused; an
 //! interrupted request is withdrawn and never carried out.
 
+// Test code: a panic is how a test reports a failure, so its helpers unwrap too
+// (`allow-unwrap-in-tests` in clippy.toml covers only the `#[test]` functions).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use bluejet_engine::{Database, Options};

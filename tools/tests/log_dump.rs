@@ -1,6 +1,10 @@
 //! `bluejet log dump DIR` with `--from/--to`, `--stats`, `--table` and `--follow`, on logs
 //! written here through the engine with a known workload.
 
+// Test code: a panic is how a test reports a failure, so its helpers unwrap too
+// (`allow-unwrap-in-tests` in clippy.toml covers only the `#[test]` functions).
+#![allow(clippy::unwrap_used)]
+
 use bluejet_engine::log::{Log, MIN_GENERATION_BYTES};
 use bluejet_engine::{Database, Options};
 use bluejet_engine::{Durability, LogConfig, LogPosition};
@@ -72,8 +76,8 @@ fn logged() -> (tempfile::TempDir, PathBuf, Workload) {
 
 fn position(value: &Value) -> LogPosition {
     LogPosition::new(
-        value["generation"].as_u64().unwrap() as u32,
-        value["offset"].as_u64().unwrap() as u32,
+        u32::try_from(value["generation"].as_u64().unwrap()).unwrap(),
+        u32::try_from(value["offset"].as_u64().unwrap()).unwrap(),
     )
 }
 
@@ -346,8 +350,12 @@ struct Follower(std::process::Child);
 
 impl Drop for Follower {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Err(error) = self.0.kill() {
+            eprintln!("killing the follower: {error}");
+        }
+        if let Err(error) = self.0.wait() {
+            eprintln!("reaping the follower: {error}");
+        }
     }
 }
 

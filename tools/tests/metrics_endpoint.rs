@@ -4,6 +4,10 @@
 //! histograms cumulative with their `_count` equal to the `+Inf` bucket, a passive copy's
 //! replay measured). A taken address is refused before the node starts.
 
+// Test code: a panic is how a test reports a failure, so its helpers unwrap too
+// (`allow-unwrap-in-tests` in clippy.toml covers only the `#[test]` functions).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::exposition::{self, Family};
@@ -110,7 +114,10 @@ fn histogram(families: &BTreeMap<String, Family>, name: &str) -> u64 {
     let sum = value(families, name, &format!("{name}_sum"));
     assert!(sum >= 0.0 && sum.is_finite(), "{family:?}");
     assert!(count == 0.0 || sum > 0.0, "{family:?}");
-    count as u64
+    // A count parsed as f64: a whole number well below 2^53 here, and `as` saturates.
+    #[allow(clippy::cast_possible_truncation)]
+    let count = count as u64;
+    count
 }
 
 /// Every sample names the node and the database.

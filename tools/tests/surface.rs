@@ -5,6 +5,10 @@
 //! `backup`, `diverged show` and `reapply`, and `demo`, are checked where the other tests
 //! run them: their `common::json` asserts `schema_version` on every document.)
 
+// Test code: a panic is how a test reports a failure, so its helpers unwrap too
+// (`allow-unwrap-in-tests` in clippy.toml covers only the `#[test]` functions).
+#![allow(clippy::unwrap_used)]
+
 use bluejet_engine::{Database, Options};
 use serde_json::Value;
 

@@ -67,6 +67,8 @@ pub fn measure(
         .filter_map(|(at, end)| replayed_after(&samples, *end, *at))
         .collect();
     lags.sort_by(f64::total_cmp);
+    // A fraction of the last index: in 0..len, and `as` from a float saturates.
+    #[allow(clippy::cast_possible_truncation)]
     let percentile = |p: f64| lags.get(((lags.len() as f64 - 1.0) * p) as usize).copied();
     Ok(Lag {
         commits: lags.len(),

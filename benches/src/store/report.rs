@@ -127,7 +127,7 @@ impl Metric {
         match self.unit() {
             "s" => format!("{value:.3}"),
             "x raw" => format!("{value:.2}"),
-            _ => grouped(value.round() as usize),
+            _ => grouped(rounded(value)),
         }
     }
 }
@@ -217,13 +217,13 @@ fn phase_block(shape: &Shape, results: &[EngineResults], metric: Metric) -> Stri
             || "n/a (not run)".to_string(),
             |value| format!("{} {}", metric.format(value), metric.unit()),
         );
-        let _ = writeln!(block, "    {engine:<8} {value}");
+        writeln!(block, "    {engine:<8} {value}").expect("writing to a String");
     }
     let ratios: Vec<String> = OTHERS
         .iter()
         .map(|other| format!("{OURS}/{other} {}", ratio(results, other, metric)))
         .collect();
-    let _ = writeln!(block, "    {}", ratios.join("   "));
+    writeln!(block, "    {}", ratios.join("   ")).expect("writing to a String");
     block
 }
 
@@ -251,8 +251,8 @@ fn floor_block(results: &[EngineResults], floors: &[Floor]) -> String {
         grouped(FLOOR_OPS)
     );
     for floor in floors {
-        let rate = grouped(floor.ops_per_second.round() as usize);
-        let _ = writeln!(block, "    {:<24} {rate} ops/s", floor.name);
+        let rate = grouped(rounded(floor.ops_per_second));
+        writeln!(block, "    {:<24} {rate} ops/s", floor.name).expect("writing to a String");
     }
     if let Some(append) = floors.first() {
         let shares: Vec<String> = COLUMNS
@@ -265,12 +265,13 @@ fn floor_block(results: &[EngineResults], floors: &[Floor]) -> String {
                 format!("{engine} {share}")
             })
             .collect();
-        let _ = writeln!(
+        writeln!(
             block,
             "    single commits / {}: {}",
             append.name,
             shares.join(", ")
-        );
+        )
+        .expect("writing to a String");
     }
     block
 }
@@ -293,13 +294,20 @@ fn table(rows: &[Vec<String>]) -> String {
                 _ => format!("{cell:>width$}"),
             })
             .collect();
-        let _ = writeln!(text, "| {} |", cells.join(" | "));
+        writeln!(text, "| {} |", cells.join(" | ")).expect("writing to a String");
         if index == 0 {
             let rule: Vec<String> = widths.iter().map(|&width| "-".repeat(width)).collect();
-            let _ = writeln!(text, "|-{}-|", rule.join("-|-"));
+            writeln!(text, "|-{}-|", rule.join("-|-")).expect("writing to a String");
         }
     }
     text
+}
+
+/// A measured figure (non-negative) rounded for printing; `as` from a float saturates, so
+/// an absurd figure prints as the largest number rather than wrapping.
+#[allow(clippy::cast_possible_truncation)]
+fn rounded(value: f64) -> usize {
+    value.round() as usize
 }
 
 /// `1234567` as `1,234,567`.

@@ -18,6 +18,11 @@ pub struct Keys {
     prefixes: Vec<u64>,
 }
 
+/// A key's start in the buffer as stored.
+fn key_offset(at: usize) -> u32 {
+    u32::try_from(at).expect("a node's key bytes fit u32: a node holds a few pages' worth of keys")
+}
+
 /// The first eight bytes, big-endian and zero-padded: ordered like the keys themselves
 /// (equal prefixes compare the whole keys).
 fn prefix(key: &[u8]) -> u64 {
@@ -47,7 +52,7 @@ impl Keys {
             prefixes: Vec::with_capacity(count),
         };
         for key in keys {
-            all.starts.push(all.bytes.len() as u32);
+            all.starts.push(key_offset(all.bytes.len()));
             all.prefixes.push(prefix(key));
             all.bytes.extend_from_slice(key);
         }
@@ -110,7 +115,9 @@ impl Keys {
     /// Shifts the starts of keys from `index` on by `delta` bytes.
     fn shift(&mut self, index: usize, delta: isize) {
         for start in &mut self.starts[index..] {
-            *start = (*start as isize + delta) as u32;
+            *start = key_offset(
+                usize::try_from(*start as isize + delta).expect("a key starts inside the buffer"),
+            );
         }
     }
 
@@ -122,7 +129,7 @@ impl Keys {
             .map_or(self.bytes.len(), |&s| s as usize);
         self.bytes.splice(at..at, key.iter().copied());
         self.shift(index, key.len() as isize);
-        self.starts.insert(index, at as u32);
+        self.starts.insert(index, key_offset(at));
         self.prefixes.insert(index, prefix(&key));
     }
 
@@ -142,7 +149,7 @@ impl Keys {
             self.is_empty() || self[self.len() - 1] < *key,
             "keys out of order"
         );
-        self.starts.push(self.bytes.len() as u32);
+        self.starts.push(key_offset(self.bytes.len()));
         self.prefixes.push(prefix(&key));
         self.bytes.extend_from_slice(&key);
     }
@@ -185,7 +192,7 @@ impl Keys {
 
     /// Appends keys all greater than these.
     pub fn append(&mut self, other: Keys) {
-        let base = self.bytes.len() as u32;
+        let base = key_offset(self.bytes.len());
         self.starts
             .extend(other.starts.iter().map(|start| start + base));
         self.bytes.extend_from_slice(&other.bytes);

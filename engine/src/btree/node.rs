@@ -154,7 +154,11 @@ impl Node {
         for (index, key) in self.keys.iter().enumerate() {
             end = self.encode_cell(page, end, index, key);
             let slot = PAGE_HEADER_BYTES + SLOT_BYTES * index;
-            page[slot..slot + 2].copy_from_slice(&(end as u16).to_le_bytes());
+            page[slot..slot + 2].copy_from_slice(
+                &u16::try_from(end)
+                    .expect("a cell offset fits u16: pages are at most 32 KiB")
+                    .to_le_bytes(),
+            );
             page[slot + 2..slot + 6].copy_from_slice(&slot_prefix(key).to_be_bytes());
         }
         assert!(
@@ -168,7 +172,14 @@ impl Node {
                 PageType::Branch
             }
         };
-        format::seal(page, page_type, self.keys.len() as u16, number, lsn);
+        format::seal(
+            page,
+            page_type,
+            u16::try_from(self.keys.len())
+                .expect("a page's cell count fits u16: pages are at most 32 KiB"),
+            number,
+            lsn,
+        );
         shared
     }
 
@@ -180,7 +191,11 @@ impl Node {
         };
         let start = end - length;
         let mut cell = CellWriter { page, at: start };
-        cell.put(&(key.len() as u16).to_le_bytes());
+        cell.put(
+            &u16::try_from(key.len())
+                .expect("a key on a page fits u16: pages are at most 32 KiB")
+                .to_le_bytes(),
+        );
         match &self.body {
             Body::Leaf(values) => {
                 let value = &values[index];
@@ -192,7 +207,11 @@ impl Node {
                 cell.put(key);
                 match value {
                     Value::Inline(bytes) => {
-                        cell.put(&(bytes.len() as u32).to_le_bytes());
+                        cell.put(
+                            &u32::try_from(bytes.len())
+                                .expect("an inline value fits u32: it fits in a page")
+                                .to_le_bytes(),
+                        );
                         cell.put(bytes);
                     }
                     Value::Long(long) => {

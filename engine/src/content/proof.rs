@@ -103,7 +103,11 @@ impl ContentProof {
                 (1..=MAX_NAME_BYTES).contains(&name.len()),
                 "table name length"
             );
-            bytes.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(
+                &u16::try_from(name.len())
+                    .expect("asserted above: at most MAX_NAME_BYTES")
+                    .to_le_bytes(),
+            );
             bytes.extend_from_slice(name);
             bytes.extend_from_slice(&table.entries.to_le_bytes());
             bytes.extend_from_slice(&table.checksum.to_le_bytes());

@@ -64,7 +64,9 @@ impl Running {
         if let Some(handle) = self.checkpointer.lock().take() {
             // A checkpointer that panicked has nothing left to stop; its failure was
             // recorded as the database's poison before.
-            let _ = handle.join();
+            if handle.join().is_err() {
+                tracing::error!("the checkpointer thread panicked (the database was poisoned)");
+            }
         }
     }
 }

@@ -191,7 +191,7 @@ fn create(
 /// The header of a new database: no tables, recovery from the start of the log.
 fn new_header(page_size: usize) -> DbHeader {
     DbHeader {
-        page_size: page_size as u32,
+        page_size: u32::try_from(page_size).expect("a page size fits u32: one of PAGE_SIZES"),
         state: DbState::JustCreated,
         sequence: 0,
         signature: StreamSignature::generate(),
@@ -223,7 +223,9 @@ pub fn read_header_copies(
     let mut copies = [[0u8; HEADER_BYTES]; 2];
     for (slot, copy) in copies.iter_mut().enumerate() {
         // A short file reads as zeros: that copy is then "not initialised".
-        let _ = handle.read_exact_at(copy, HEADER_OFFSETS[slot]);
+        if let Err(error) = handle.read_exact_at(copy, HEADER_OFFSETS[slot]) {
+            tracing::debug!(path = %path.display(), slot, %error, "header copy unreadable");
+        }
     }
     db_header::choose([&copies[0], &copies[1]]).map_err(|[copy_0, copy_1]| DbError::BadHeader {
         path: path.to_owned(),

@@ -376,16 +376,16 @@ impl PassiveDatabase {
             // Scanning framed every record of a closed generation; this cannot fail.
             let raw = read_record(&stream[offset..]).map_err(|problem| LogError::BadRecord {
                 path: path.as_ref().clone(),
-                position: LogPosition::new(generation, offset as u32),
+                position: LogPosition::in_stream(generation, offset),
                 reason: problem.to_string(),
             })?;
-            let end = LogPosition::new(generation, (offset + raw.encoded_len()) as u32);
+            let end = LogPosition::in_stream(generation, offset + raw.encoded_len());
             if until.is_some_and(|until| end > until) && !cursor.gatherer.is_open() {
                 replay.complete = false;
                 break;
             }
             let record = LogRecord {
-                position: LogPosition::new(generation, offset as u32),
+                position: LogPosition::in_stream(generation, offset),
                 end,
                 kind: raw.kind,
                 payload: raw.payload.to_vec(),

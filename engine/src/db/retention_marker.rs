@@ -100,7 +100,8 @@ fn read_bytes(fs: &dyn FileSystem, path: &Path) -> std::io::Result<Vec<u8>> {
             "{length} bytes, more than {MARKER_MAX_BYTES}"
         )));
     }
-    let mut bytes = vec![0u8; length as usize];
+    let mut bytes =
+        vec![0u8; usize::try_from(length).expect("checked above: at most MARKER_MAX_BYTES")];
     file.read_exact_at(&mut bytes, 0)?;
     Ok(bytes)
 }
@@ -147,7 +148,11 @@ fn encode(reason: &str, written_micros: u64) -> Vec<u8> {
     let mut bytes = vec![0u8; 24];
     bytes[4..12].copy_from_slice(&MARKER_MAGIC);
     bytes[12..14].copy_from_slice(&MARKER_VERSION.to_le_bytes());
-    bytes[14..16].copy_from_slice(&(reason.len() as u16).to_le_bytes());
+    bytes[14..16].copy_from_slice(
+        &u16::try_from(reason.len())
+            .expect("cut above to MARKER_MAX_REASON")
+            .to_le_bytes(),
+    );
     bytes[16..24].copy_from_slice(&written_micros.to_le_bytes());
     bytes.extend_from_slice(reason);
     let checksum = crc32c::crc32c(&bytes[4..]);

@@ -323,7 +323,8 @@ impl WriteTransaction {
         let mut piece = vec![0u8; piece_bytes];
         let mut offset = 0;
         while offset < length {
-            let wanted = (length - offset).min(piece_bytes as u64) as usize;
+            let wanted = usize::try_from((length - offset).min(piece_bytes as u64))
+                .expect("at most piece_bytes, a usize");
             let piece = &mut piece[..wanted];
             read_piece(&mut reader, piece, offset, length)?;
             hasher.update(piece);
@@ -460,7 +461,8 @@ impl WriteTransaction {
         };
         let mut stream = ValueStream::long(self.own_pages(), long)?;
         let mut hasher = EntryHasher::new(table, key, long.length);
-        let mut buffer = vec![0u8; (64 << 10).min(long.length as usize)];
+        let mut buffer =
+            vec![0u8; usize::try_from(long.length).map_or(64 << 10, |length| length.min(64 << 10))];
         loop {
             let read = stream.read_some(&mut buffer)?;
             if read == 0 {
@@ -726,10 +728,14 @@ impl WriteTransaction {
             // The commit is durable from here on: a failure to note the generation or to
             // checkpoint poisons the database (it refuses further writes) but does not make
             // this commit an error, which a caller might retry.
-            let _ = self.inner.require_generation(end.generation);
+            if let Err(error) = self.inner.require_generation(end.generation) {
+                tracing::error!(%error, "a durable commit's generation was not noted");
+            }
         }
         self.inner.snapshots.publish(Arc::clone(&version));
-        let _ = self.inner.after_commit(end);
+        if let Err(error) = self.inner.after_commit(end) {
+            tracing::error!(%error, "after a commit");
+        }
         // Fencing after the fact: a commit that became durable after the node's lease may
         // have ended is not acknowledged (its records stay in this node's log).
         if let Err(reason) = gate.confirm(end) {
@@ -903,7 +909,9 @@ impl WriteTransaction {
         let gate = &self.inner.options.commit_gate;
         if gate.admit().is_ok() {
             // Ignored on purpose: see above; a failed append has poisoned the log already.
-            let _ = records.abandon(self.inner.log.writer());
+            if let Err(error) = records.abandon(self.inner.log.writer()) {
+                tracing::warn!(%error, "abandoning spilled records");
+            }
             gate.appended();
         }
     }
@@ -982,7 +990,11 @@ impl PageSource for OwnPages<'_> {
 
 /// Reads a value of `length` bytes whole, and checks that nothing follows.
 fn read_value(mut reader: impl Read, length: u64) -> Result<Vec<u8>, DbError> {
-    let mut value = vec![0u8; length as usize];
+    let mut value = vec![
+        0u8;
+        usize::try_from(length)
+            .expect("a value's length fits usize: at most MAX_VALUE_BYTES")
+    ];
     read_piece(&mut reader, &mut value, 0, length)?;
     check_ended(&mut reader, length)?;
     Ok(value)

@@ -50,7 +50,9 @@ impl Holder {
     pub fn current() -> Self {
         let since_micros = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_micros() as u64);
+            .map_or(0, |elapsed| {
+                u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+            });
         Self {
             pid: std::process::id(),
             host: host_name(),
@@ -308,7 +310,10 @@ struct HeldFile {
 
 impl Drop for HeldFile {
     fn drop(&mut self) {
-        let _ = self.record.set_len(0);
+        if let Err(error) = self.record.set_len(0) {
+            // The record stays; a reader checks that its holder is alive.
+            tracing::warn!(%error, "emptying the ownership record");
+        }
     }
 }
 

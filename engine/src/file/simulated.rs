@@ -484,7 +484,7 @@ impl FileHandle for SimulatedFile {
     fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut state = self.state.lock();
         let inode = state.inode(self.epoch, self.inode)?;
-        let offset = offset as usize;
+        let offset = usize::try_from(offset).map_err(io::Error::other)?;
         if offset >= inode.written.len() {
             return Ok(0);
         }
@@ -503,9 +503,13 @@ impl FileHandle for SimulatedFile {
         let mut state = self.state.lock();
         state.tick(true)?;
         let inode = state.inode(self.epoch, self.inode)?;
-        write_into(&mut inode.written, offset as usize, data);
+        write_into(
+            &mut inode.written,
+            usize::try_from(offset).map_err(io::Error::other)?,
+            data,
+        );
         inode.pending.push(PendingWrite::Data {
-            offset: offset as usize,
+            offset: usize::try_from(offset).map_err(io::Error::other)?,
             bytes: data.to_vec(),
         });
         Ok(())
@@ -539,8 +543,9 @@ impl FileHandle for SimulatedFile {
         let mut state = self.state.lock();
         state.tick(true)?;
         let inode = state.inode(self.epoch, self.inode)?;
-        inode.written.resize(length as usize, 0);
-        inode.pending.push(PendingWrite::Length(length as usize));
+        let length = usize::try_from(length).map_err(io::Error::other)?;
+        inode.written.resize(length, 0);
+        inode.pending.push(PendingWrite::Length(length));
         Ok(())
     }
 

@@ -167,7 +167,8 @@ pub fn read(fs: &dyn FileSystem, path: &Path) -> Result<CheckpointRead, LogError
     let length = file
         .size()
         .map_err(|e| LogError::io(path, "stat checkpoint", e))?;
-    let length = length.min(CHECKPOINT_FILE_BYTES as u64) as usize;
+    let length = usize::try_from(length.min(CHECKPOINT_FILE_BYTES as u64))
+        .expect("at most CHECKPOINT_FILE_BYTES, a usize");
     let mut image = vec![0u8; length];
     file.read_exact_at(&mut image, 0)
         .map_err(|e| LogError::io(path, "read checkpoint", e))?;

@@ -110,7 +110,11 @@ pub fn read_image(
             found: length,
         });
     }
-    let mut image = vec![0u8; length as usize];
+    let mut image = vec![
+        0u8;
+        usize::try_from(length)
+            .expect("checked above: at most the limit, a file read whole")
+    ];
     file.read_exact_at(&mut image, 0)
         .map_err(|e| LogError::io(path, "read", e))?;
     Ok((file, image))

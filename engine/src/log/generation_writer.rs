@@ -40,7 +40,8 @@ impl StreamEnd {
     /// Where the stream of a scanned current generation ends.
     pub fn of_scan(scanned: &GenerationScan) -> Self {
         let bytes = scanned.stream.len() as u64;
-        let tail_start = (bytes - bytes % PAYLOAD_BYTES as u64) as usize;
+        let tail_start = usize::try_from(bytes - bytes % PAYLOAD_BYTES as u64)
+            .expect("at most the stream's length");
         Self {
             bytes,
             tail: scanned.stream[tail_start..].to_vec(),
@@ -132,7 +133,8 @@ impl GenerationWriter {
         header: GenerationHeader,
         end: StreamEnd,
     ) -> Self {
-        let tail_block = (end.bytes / PAYLOAD_BYTES as u64) as u32;
+        let tail_block = u32::try_from(end.bytes / PAYLOAD_BYTES as u64)
+            .expect("a block number fits u32: generations are at most 64 MiB");
         assert_eq!(
             end.tail.len() as u64,
             end.bytes % PAYLOAD_BYTES as u64,
@@ -198,7 +200,7 @@ impl GenerationWriter {
         if tail.len() == PAYLOAD_BYTES {
             let (complete, remainder) = rest.split_at(rest.len() - rest.len() % PAYLOAD_BYTES);
             self.write_homes(&tail, complete)?;
-            self.tail_block += 1 + (complete.len() / PAYLOAD_BYTES) as u32;
+            self.tail_block += 1 + crate::log::stream_offset(complete.len() / PAYLOAD_BYTES);
             // The block that waited for a shadow is home now.
             self.shadow_deferred = false;
             tail.clear();
@@ -222,12 +224,13 @@ impl GenerationWriter {
         // no flush pays for zeroing it again.
         let mut length = 0;
         for (index, payload) in blocks.enumerate() {
-            let block = self.tail_block + index as u32;
+            let block = self.tail_block + crate::log::stream_offset(index);
             let header = SegmentHeader {
                 generation: self.header.generation,
                 slot: block + 1,
                 block,
-                used: payload.len() as u16,
+                used: u16::try_from(payload.len())
+                    .expect("a payload fits u16: at most PAYLOAD_BYTES"),
                 shadow: false,
                 flush_sequence: self.sequence,
                 synced_sequence: self.synced,
@@ -261,7 +264,7 @@ impl GenerationWriter {
     /// tail block on) to the digest's prefix, if they continue it; otherwise the prefix is
     /// forgotten and the close reads the file back.
     fn extend_written_homes(&mut self, length: usize) {
-        let blocks = (length / SEGMENT_BYTES) as u32;
+        let blocks = crate::log::stream_offset(length / SEGMENT_BYTES);
         self.written_homes = match self.written_homes {
             Some((next, crc)) if next == self.tail_block => Some((
                 next + blocks,
@@ -276,9 +279,10 @@ impl GenerationWriter {
     pub fn start_writeback(&mut self) {
         let range = std::mem::replace(&mut self.writeback, 0..0);
         if !range.is_empty() {
-            let _ = self
-                .file
-                .start_writeback(range.start, range.end - range.start);
+            let length = range.end - range.start;
+            if let Err(error) = self.file.start_writeback(range.start, length) {
+                tracing::debug!(path = %self.path.display(), %error, "starting writeback");
+            }
         }
     }
 
@@ -293,7 +297,8 @@ impl GenerationWriter {
             generation: self.header.generation,
             slot,
             block: self.tail_block,
-            used: partial.len() as u16,
+            used: u16::try_from(partial.len())
+                .expect("a partial block fits u16: under PAYLOAD_BYTES"),
             shadow: true,
             flush_sequence: self.sequence,
             synced_sequence: self.synced,
@@ -530,8 +535,9 @@ mod tests {
             created_micros: 1,
             previous_created_micros: 0,
             previous_digest: 0,
-            segment_bytes: SEGMENT_BYTES as u32,
-            generation_bytes: GENERATION_BYTES as u32,
+            segment_bytes: crate::log::stream_offset(SEGMENT_BYTES),
+            generation_bytes: u32::try_from(GENERATION_BYTES)
+                .expect("a test generation size fits u32"),
             base_name: BaseName::default().bytes(),
         };
         write_header(file.as_ref(), &path, &header).unwrap();
@@ -582,7 +588,8 @@ mod tests {
                     let image = fs.read_file(Path::new(PATH)).unwrap();
                     let mut reopened = reopen(&fs, &image);
                     fs.fail_at(fs.operations() + failing, FaultMode::Persistent);
-                    let _ = reopened.resume(&image);
+                    // The fault may fail the resume or not; the scan below checks either way.
+                    let _may_fail = reopened.resume(&image);
                     let stream = scan_after_crash(&fs, seed).unwrap();
                     assert!(
                         stream.len() as u64 >= acknowledged,
@@ -621,7 +628,10 @@ mod tests {
             let mut writer = writer(&fs);
             let length = random.random_range(0..200_000);
             let stream = records(&mut random, length);
-            let stream = &stream[..stream.len().min(writer.capacity() as usize)];
+            let stream = &stream[..stream.len().min(
+                usize::try_from(writer.capacity())
+                    .expect("a test generation's capacity fits usize"),
+            )];
             let cut = random.random_range(0..=stream.len());
             for piece in stream[..cut].chunks(random.random_range(1..20_000)) {
                 writer.write(piece).unwrap();

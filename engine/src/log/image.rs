@@ -47,9 +47,9 @@ pub fn closed_image(header: &GenerationHeader, stream: &[u8]) -> Result<Vec<u8>,
         let slot = block + 1;
         let fields = SegmentHeader {
             generation: header.generation,
-            slot: slot as u32,
-            block: block as u32,
-            used: payload.len() as u16,
+            slot: crate::log::stream_offset(slot),
+            block: crate::log::stream_offset(block),
+            used: u16::try_from(payload.len()).expect("a payload fits u16: at most PAYLOAD_BYTES"),
             shadow: false,
             flush_sequence: 1,
             synced_sequence: 0,

@@ -39,6 +39,7 @@ pub use checkpoint::{Checkpoint, CheckpointRead, CopyState};
 pub use config::LogConfig;
 pub use header::GenerationHeader;
 pub use names::{BaseName, LogFileName};
+pub(crate) use position::stream_offset;
 pub use position::LogPosition;
 pub use reader::{LogReader, LogRecord, RecordIterator};
 pub use record::{read_record, Record};

@@ -74,8 +74,9 @@ fn establish_current(
             created_micros: now_micros(),
             previous_created_micros: 0,
             previous_digest: 0,
-            segment_bytes: super::segment::SEGMENT_BYTES as u32,
-            generation_bytes: config.generation_bytes as u32,
+            segment_bytes: crate::log::stream_offset(super::segment::SEGMENT_BYTES),
+            generation_bytes: u32::try_from(config.generation_bytes)
+                .expect("a generation size fits u32: at most MAX_GENERATION_BYTES"),
             base_name: base.bytes(),
         };
         return create_current(config, directory, &first);

@@ -30,12 +30,19 @@ impl LogPosition {
         Self { generation, offset }
     }
 
+    /// A position at a byte offset (a `usize`, as in a generation's stream in memory).
+    pub(crate) fn in_stream(generation: u32, offset: usize) -> Self {
+        Self::new(generation, stream_offset(offset))
+    }
+
     /// The position packed in one number with the same order: generation in the high half.
     pub const fn to_u64(self) -> u64 {
         ((self.generation as u64) << 32) | self.offset as u64
     }
 
     /// The inverse of [`LogPosition::to_u64`].
+    // Splitting a packed u64 into its halves: keeping the low 32 bits is the point.
+    #[allow(clippy::cast_possible_truncation)]
     pub const fn from_u64(packed: u64) -> Self {
         Self {
             generation: (packed >> 32) as u32,
@@ -48,4 +55,11 @@ impl fmt::Display for LogPosition {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "({},{})", self.generation, self.offset)
     }
+}
+
+/// An offset, length or segment count inside one generation as a `u32`. Cannot fail: a
+/// generation is at most [`MAX_GENERATION_BYTES`](super::MAX_GENERATION_BYTES) (64 MiB).
+pub(crate) fn stream_offset(bytes: usize) -> u32 {
+    u32::try_from(bytes)
+        .expect("an offset in a generation fits u32: generations are at most 64 MiB")
 }

@@ -214,7 +214,7 @@ impl RecordIterator<'_> {
             // was durably recorded inside it: bytes were lost.
             return Err(LogError::BadRecord {
                 path: self.path.as_ref().clone(),
-                position: LogPosition::new(self.next.generation, offset as u32),
+                position: LogPosition::in_stream(self.next.generation, offset),
                 reason: format!(
                     "the records end here, before position {} which must be in the log",
                     self.next
@@ -257,7 +257,7 @@ impl RecordIterator<'_> {
 
     fn take_record(&mut self) -> Result<LogRecord, LogError> {
         let generation = self.next.generation;
-        let position = LogPosition::new(generation, self.offset as u32);
+        let position = LogPosition::in_stream(generation, self.offset);
         // Scanning already framed every record of the stream; this cannot fail.
         let raw =
             read_record(&self.stream[self.offset..]).map_err(|problem| LogError::BadRecord {
@@ -266,7 +266,7 @@ impl RecordIterator<'_> {
                 reason: problem.to_string(),
             })?;
         self.offset += raw.encoded_len();
-        let end = LogPosition::new(generation, self.offset as u32);
+        let end = LogPosition::in_stream(generation, self.offset);
         self.next = end;
         Ok(LogRecord {
             position,

@@ -306,7 +306,11 @@ fn seal_frame(frame: &mut [u8], kind: u8) {
     let (header, payload) = frame.split_at_mut(RECORD_HEADER_BYTES);
     assert!(payload.len() <= MAX_RECORD_PAYLOAD_BYTES, "payload bound");
     header[0] = kind;
-    header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..8].copy_from_slice(
+        &u32::try_from(payload.len())
+            .expect("a payload fits u32: at most MAX_RECORD_PAYLOAD_BYTES")
+            .to_le_bytes(),
+    );
     let checksum = crc32c::crc32c_append(crc32c::crc32c(&header[..8]), payload);
     header[8..12].copy_from_slice(&checksum.to_le_bytes());
 }

@@ -81,7 +81,8 @@ pub(crate) enum Fill {
 fn write_zeros(file: &dyn FileHandle, path: &Path, generation_bytes: u64) -> Result<(), LogError> {
     let mut offset = 0u64;
     while offset < generation_bytes {
-        let length = ZEROS.len().min((generation_bytes - offset) as usize);
+        let length = usize::try_from((generation_bytes - offset).min(ZEROS.len() as u64))
+            .expect("at most ZEROS.len(), a usize");
         file.write_at(&ZEROS[..length], offset)
             .map_err(|e| LogError::io(path, "fill prepared log", e))?;
         offset += length as u64;

@@ -74,7 +74,7 @@ pub fn read_header(path: &Path, image: &[u8]) -> Result<GenerationHeader, LogErr
 
 /// Home segment slots in a generation of `generation_bytes`: all but the header and two shadows.
 pub fn home_capacity(generation_bytes: u64) -> u32 {
-    (generation_bytes / SEGMENT_BYTES as u64).saturating_sub(3) as u32
+    u32::try_from((generation_bytes / SEGMENT_BYTES as u64).saturating_sub(3)).unwrap_or(u32::MAX)
 }
 
 /// Bytes of record stream a generation of `generation_bytes` can hold.
@@ -84,7 +84,7 @@ pub fn stream_capacity(generation_bytes: u64) -> u64 {
 
 /// The two shadow slots of a generation.
 pub fn shadow_slots(generation_bytes: u64) -> [u32; 2] {
-    let slots = (generation_bytes / SEGMENT_BYTES as u64) as u32;
+    let slots = u32::try_from(generation_bytes / SEGMENT_BYTES as u64).unwrap_or(u32::MAX);
     [slots - 2, slots - 1]
 }
 
@@ -308,7 +308,7 @@ fn check_home(
 
 /// Every valid segment after the header, home or shadow: (slot, header).
 fn valid_segments(context: &Context<'_>) -> Vec<(u32, segment::SegmentHeader)> {
-    let slots = (context.header.generation_bytes as usize / SEGMENT_BYTES) as u32;
+    let slots = context.header.generation_bytes / crate::log::stream_offset(SEGMENT_BYTES);
     (1..slots)
         .filter_map(|slot| match context.slot(slot) {
             SegmentRead::Valid(header, _) => Some((slot, header)),
@@ -379,7 +379,7 @@ fn cut_at_last_record(
             Err(problem) if context.mode == ScanMode::Closed => {
                 return Err(LogError::BadRecord {
                     path: context.path.to_owned(),
-                    position: LogPosition::new(context.header.generation, offset as u32),
+                    position: LogPosition::in_stream(context.header.generation, offset),
                     reason: problem.to_string(),
                 });
             }

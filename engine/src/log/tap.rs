@@ -128,7 +128,8 @@ impl TapState {
             .iter()
             .find(|span| span.sequence + span.length as u64 > oldest)
             .map(|span| {
-                let skipped = oldest.saturating_sub(span.sequence) as u32;
+                let skipped = u32::try_from(oldest.saturating_sub(span.sequence))
+                    .expect("inside the span, whose length is a u32");
                 LogPosition::new(span.generation, span.start + skipped)
             })
             .unwrap_or(self.written)
@@ -162,7 +163,7 @@ impl TapState {
             "only bytes the ring holds are copied out"
         );
         let capacity = self.ring.len();
-        let start = (sequence % capacity as u64) as usize;
+        let start = usize::try_from(sequence % capacity as u64).expect("below capacity, a usize");
         let first = length.min(capacity - start);
         let mut bytes = Vec::with_capacity(length);
         bytes.extend_from_slice(&self.ring[start..start + first]);
@@ -350,7 +351,10 @@ impl LogTap {
             let length = max.min((limit - from.offset) as usize);
             let bytes = state.copy_out(sequence, length);
             assert!(
-                LogPosition::new(from.generation, from.offset + length as u32) <= durable,
+                LogPosition::new(
+                    from.generation,
+                    from.offset + crate::log::stream_offset(length)
+                ) <= durable,
                 "never past the durable point"
             );
             return TapRead::Bytes {
@@ -374,7 +378,9 @@ impl LogTap {
         let sequence = state.appended;
         // Only the newest `capacity` bytes can stay.
         let kept = &bytes[bytes.len().saturating_sub(capacity)..];
-        let mut at = ((sequence + (bytes.len() - kept.len()) as u64) % capacity as u64) as usize;
+        let mut at =
+            usize::try_from((sequence + (bytes.len() - kept.len()) as u64) % capacity as u64)
+                .expect("below capacity, a usize");
         let mut rest = kept;
         while !rest.is_empty() {
             let length = rest.len().min(capacity - at);
@@ -385,16 +391,16 @@ impl LogTap {
         state.appended += bytes.len() as u64;
         match state.spans.back_mut() {
             Some(span) if span.generation == position.generation => {
-                span.length += bytes.len() as u32;
+                span.length += crate::log::stream_offset(bytes.len());
             }
             _ => state.spans.push_back(Span {
                 generation: position.generation,
                 start: position.offset,
                 sequence,
-                length: bytes.len() as u32,
+                length: crate::log::stream_offset(bytes.len()),
             }),
         }
-        state.written.offset += bytes.len() as u32;
+        state.written.offset += crate::log::stream_offset(bytes.len());
         state.prune();
         assert!(
             state.appended - state.oldest_sequence() <= capacity as u64,
@@ -455,7 +461,9 @@ mod tests {
     }
 
     fn pattern(start: usize, length: usize) -> Vec<u8> {
-        (start..start + length).map(|i| (i % 251) as u8).collect()
+        (start..start + length)
+            .map(|i| u8::try_from(i % 251).expect("below 251"))
+            .collect()
     }
 
     fn bytes_of(read: TapRead) -> Vec<u8> {
@@ -510,7 +518,7 @@ mod tests {
         let mut offset = 0;
         for length in [400, 700, 999, 1, 2500, 333] {
             tap.append(at(1, offset), &pattern(offset as usize, length));
-            offset += length as u32;
+            offset += crate::log::stream_offset(length);
             tap.publish(at(1, offset));
             let oldest = tap.oldest();
             assert_eq!(oldest, at(1, offset.saturating_sub(1000)));
@@ -627,11 +635,11 @@ mod tests {
             TapRead::Behind { oldest: at(2, 36) }
         );
         // Beyond the remembered ends the tap knows nothing of a generation.
-        for generation in 2..2 + ENDS_KEPT as u32 {
+        for generation in 2..2 + crate::log::stream_offset(ENDS_KEPT) {
             let length = if generation == 2 { 100 } else { 0 };
             tap.close_generation(generation, length);
         }
-        tap.publish(at(2 + ENDS_KEPT as u32, 0));
+        tap.publish(at(2 + crate::log::stream_offset(ENDS_KEPT), 0));
         assert!(matches!(
             tap.read(at(1, 40), MAX, Duration::ZERO),
             TapRead::Behind { .. }

@@ -148,7 +148,11 @@ impl Log {
             torn_bytes,
         } = open_stream(&config, directory)?;
         let header = writer.header;
-        let end = LogPosition::new(header.generation, writer.stream_end() as u32);
+        let end = LogPosition::new(
+            header.generation,
+            u32::try_from(writer.stream_end())
+                .expect("a generation's end fits u32: at most 64 MiB"),
+        );
         let capacity = writer.capacity();
         let state = State {
             pending: Vec::new(),
@@ -295,7 +299,9 @@ impl Log {
     /// and in one generation of this stream (whose size was fixed when the stream was created
     /// and may differ from the config's).
     pub fn max_record_bytes(&self) -> usize {
-        (self.shared.capacity as usize).min(self.shared.config.buffer_bytes)
+        usize::try_from(self.shared.capacity).map_or(self.shared.config.buffer_bytes, |capacity| {
+            capacity.min(self.shared.config.buffer_bytes)
+        })
     }
 
     /// Latency histograms of syncs and flushes.
@@ -475,12 +481,16 @@ impl Log {
         // The background thread may be waiting for a flush to end.
         self.shared.room.notify_all();
         for handle in self.background.get_mut().drain(..) {
-            let _ = handle.join();
+            if handle.join().is_err() {
+                tracing::error!("the log's background thread panicked");
+            }
         }
         // After the background thread: it may still have led a flush that handed over a close.
         self.shared.closer.stop();
         if let Some(handle) = self.closer.get_mut().take() {
-            let _ = handle.join();
+            if handle.join().is_err() {
+                tracing::error!("the log's closer thread panicked");
+            }
         }
     }
 }
@@ -488,7 +498,9 @@ impl Log {
 impl Drop for Log {
     fn drop(&mut self) {
         // Best effort: lazy commits appended before the drop become durable.
-        let _ = self.flush();
+        if let Err(error) = self.flush() {
+            tracing::warn!(%error, "flushing lazy commits as the log is dropped");
+        }
         self.stop_background();
     }
 }
@@ -516,7 +528,7 @@ impl Shared {
                 });
             }
         }
-        state.append.offset += record.len() as u32;
+        state.append.offset += crate::log::stream_offset(record.len());
         state.buffered += record.len();
         self.bytes.fetch_add(record.len() as u64, Ordering::Relaxed);
         position
@@ -725,7 +737,10 @@ impl Shared {
     /// prepared next generation and hands the rest of the roll to the closer.
     fn roll(&self, io: &mut GenerationWriter) -> Result<(), LogError> {
         let next_file = self.closer.begin()?;
-        let (generation, length) = (io.header.generation, io.stream_end() as u32);
+        let (generation, length) = (
+            io.header.generation,
+            u32::try_from(io.stream_end()).expect("a generation's end fits u32: at most 64 MiB"),
+        );
         let result = self.hand_over(io, next_file);
         match &result {
             Err(_) => self.closer.abandon(),

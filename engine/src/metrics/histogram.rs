@@ -134,6 +134,8 @@ impl HistogramSnapshot {
         if count == 0 {
             return None;
         }
+        // `as` from a float saturates, and the product is in 0..=count.
+        #[allow(clippy::cast_possible_truncation)]
         let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
         self.cumulative()
             .find(|(_, total)| *total >= rank)

@@ -89,7 +89,7 @@ impl PageCache {
 
     fn shard(&self, number: u64) -> &RwLock<Shard> {
         // Consecutive pages spread over the shards.
-        &self.shards[(number as usize) % SHARDS]
+        &self.shards[usize::try_from(number % SHARDS as u64).expect("below SHARDS")]
     }
 
     /// The cached page, if any.

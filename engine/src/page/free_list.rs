@@ -47,7 +47,8 @@ pub fn encode(
         format::seal(
             &mut page,
             PageType::FreeList,
-            chunk.len() as u16,
+            u16::try_from(chunk.len())
+                .expect("a free-list page's entries fit u16: pages are at most 32 KiB"),
             pages[index],
             lsn,
         );

@@ -35,7 +35,7 @@ impl Census {
     pub fn take(file: &DatabaseFile, first: u64, end: u64) -> Result<Self, DbError> {
         let mut census = Self {
             first,
-            kinds: Vec::with_capacity(end.saturating_sub(first) as usize),
+            kinds: Vec::with_capacity(usize::try_from(end.saturating_sub(first)).unwrap_or(0)),
             discarded: BTreeMap::new(),
         };
         for number in first..end {

@@ -73,7 +73,8 @@ fn keep(fs: &dyn FileSystem, original: &Path, kept: &Path) -> Result<(), DbError
     let mut buffer = vec![0u8; COPY_CHUNK_BYTES];
     let mut offset = 0;
     while offset < length {
-        let count = (length - offset).min(COPY_CHUNK_BYTES as u64) as usize;
+        let count = usize::try_from((length - offset).min(COPY_CHUNK_BYTES as u64))
+            .expect("at most COPY_CHUNK_BYTES, a usize");
         from.read_exact_at(&mut buffer[..count], offset)
             .map_err(|error| DbError::io(original, "reading", error))?;
         to.write_at(&buffer[..count], offset)

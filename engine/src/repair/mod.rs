@@ -224,7 +224,9 @@ fn clear(fs: &dyn FileSystem, work: &Path) -> Result<(), DbError> {
             .map_err(|error| DbError::io(&path, "removing", error))?;
     }
     // A file system without directory removal keeps the empty directory.
-    let _ = fs.remove_directory(work);
+    if let Err(error) = fs.remove_directory(work) {
+        tracing::debug!(path = %work.display(), %error, "the empty work directory stays");
+    }
     Ok(())
 }
 

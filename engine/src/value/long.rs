@@ -76,7 +76,11 @@ pub(crate) fn blank_page(page_size: usize) -> Vec<u8> {
 /// Sets a formatted page's data length and its link to the next page of the chain.
 pub(crate) fn close_page(page: &mut [u8], length: usize, next: u64) {
     format::set_link(page, next);
-    page[PAGE_HEADER_BYTES..DATA_OFFSET].copy_from_slice(&(length as u32).to_le_bytes());
+    page[PAGE_HEADER_BYTES..DATA_OFFSET].copy_from_slice(
+        &u32::try_from(length)
+            .expect("a page's data length fits u32: within the page")
+            .to_le_bytes(),
+    );
 }
 
 /// Seals a formatted long-value page.
@@ -87,14 +91,19 @@ pub fn seal(page: &mut [u8], number: u64, lsn: crate::log::LogPosition) {
 /// Reads a long value through `fetch` (a page by number), checking the chain.
 pub fn read<'f>(long: LongRef, fetch: &Fetch<'f>, path: &Path) -> Result<Vec<u8>, DbError> {
     check_lengths(long, path)?;
-    let mut stored = Vec::with_capacity(long.stored as usize);
+    let mut stored =
+        Vec::with_capacity(usize::try_from(long.stored).expect("checked: at most MAX_VALUE_BYTES"));
     walk(long, fetch, path, &mut |data| {
         stored.extend_from_slice(data)
     })?;
     if !long.compressed {
         return Ok(stored);
     }
-    let value = zstd::bulk::decompress(&stored, long.length as usize).map_err(|error| {
+    let value = zstd::bulk::decompress(
+        &stored,
+        usize::try_from(long.length).expect("checked: at most MAX_VALUE_BYTES"),
+    )
+    .map_err(|error| {
         malformed(
             path,
             long.first_page,
@@ -155,7 +164,10 @@ fn walk_pages<'f>(
             ));
         }
         let start = PAGE_HEADER_BYTES + 4;
-        sink(next, &page[start..start + length as usize]);
+        sink(
+            next,
+            &page[start..start + usize::try_from(length).expect("checked above: within the page")],
+        );
         remaining -= length;
         pages.push(next);
         next = format::link(&page);

@@ -106,7 +106,11 @@ impl<S: PageSource> StoredReader<S> {
             let reason = "long-value chain runs past its value".into();
             return Err(malformed(path, self.next, reason));
         }
-        Ok(Some((page, DATA_OFFSET, DATA_OFFSET + length as usize)))
+        Ok(Some((
+            page,
+            DATA_OFFSET,
+            DATA_OFFSET + usize::try_from(length).expect("checked above: within the page"),
+        )))
     }
 
     /// Passes over up to `bytes` stored bytes, page by page, without copying them; returns
@@ -119,7 +123,7 @@ impl<S: PageSource> StoredReader<S> {
                 break;
             }
             let taken = available.min(bytes - skipped);
-            self.consume(taken as usize);
+            self.consume(usize::try_from(taken).expect("at most the page's data, a usize"));
             skipped += taken;
         }
         Ok(skipped)
@@ -216,11 +220,12 @@ impl<S: PageSource> ValueStream<S> {
 
     /// Reads into `buf` from the current position; returns the bytes read, 0 at the end.
     pub fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, DbError> {
-        let wanted = (self.length - self.position).min(buf.len() as u64) as usize;
+        let wanted = usize::try_from((self.length - self.position).min(buf.len() as u64))
+            .expect("at most buf.len()");
         let buf = &mut buf[..wanted];
         let read = match &mut self.body {
             Body::Inline(value) => {
-                let start = self.position as usize;
+                let start = usize::try_from(self.position).expect("within the inline value");
                 buf.copy_from_slice(&value[start..start + wanted]);
                 wanted
             }
@@ -279,10 +284,12 @@ impl<S: PageSource> ValueStream<S> {
             Body::Inline(_) => bytes,
             Body::Plain(stored) => stored.skip(bytes)?,
             Body::Compressed(_) => {
-                let mut scratch = vec![0u8; (64 << 10).min(bytes as usize)];
+                let mut scratch =
+                    vec![0u8; usize::try_from(bytes).map_or(64 << 10, |bytes| bytes.min(64 << 10))];
                 let mut skipped = 0;
                 while skipped < bytes {
-                    let wanted = (bytes - skipped).min(scratch.len() as u64) as usize;
+                    let wanted = usize::try_from((bytes - skipped).min(scratch.len() as u64))
+                        .expect("at most scratch.len()");
                     let read = self.read_some(&mut scratch[..wanted])?;
                     skipped += read as u64;
                 }
@@ -412,7 +419,7 @@ mod tests {
                 let mut stream = ValueStream::long(&pages, long).unwrap();
                 let mut buf = vec![0u8; 1000];
                 let read = stream.read_at(offset, &mut buf).unwrap();
-                let start = (offset as usize).min(value.len());
+                let start = (usize::try_from(offset).unwrap_or(usize::MAX)).min(value.len());
                 let end = (start + 1000).min(value.len());
                 assert_eq!(&buf[..read], &value[start..end], "at {offset}");
             }

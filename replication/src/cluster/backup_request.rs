@@ -176,7 +176,9 @@ fn pending(shared: &Shared) -> Option<BackupRequest> {
         .is_some_and(|answer| answer.finished);
     if answered {
         // Answered before a crash or a failed removal: done with.
-        let _ = remove_durably(node_fs(shared), &shared.config.instance, BACKUP);
+        if let Err(error) = remove_durably(node_fs(shared), &shared.config.instance, BACKUP) {
+            tracing::warn!(%error, "removing the answered backup request");
+        }
         shared.requests.forget(BACKUP);
         return None;
     }

@@ -91,7 +91,7 @@ fn remember_acknowledged(shared: &Shared, store: &BlockStore) {
             let (_, stream) = store.read(generation).ok()?;
             Some(match store.completion(generation) {
                 Some(_) => LogPosition::new(generation + 1, 0),
-                None => LogPosition::new(generation, stream.len() as u32),
+                None => LogPosition::new(generation, generation_offset(stream.len())),
             })
         })
         .max();
@@ -159,7 +159,10 @@ impl Follower {
                     return Err(format!("the active answered for {at}, not {from}"));
                 }
                 self.append(&store, header, &bytes)?;
-                let received = LogPosition::new(from.generation, from.offset + bytes.len() as u32);
+                let received = LogPosition::new(
+                    from.generation,
+                    from.offset + generation_offset(bytes.len()),
+                );
                 set_block_mode(shared, received, durable);
                 Ok(())
             }
@@ -285,4 +288,11 @@ fn set_file_mode(shared: &Shared, reason: &str) {
     }
     status.mode = "file".into();
     status.reason = reason.to_owned();
+}
+
+/// An offset or length inside one generation as a `u32`. Cannot fail: a generation is at
+/// most `MAX_GENERATION_BYTES` (64 MiB).
+pub(crate) fn generation_offset(bytes: usize) -> u32 {
+    u32::try_from(bytes)
+        .expect("an offset in a generation fits u32: generations are at most 64 MiB")
 }

@@ -161,5 +161,8 @@ fn take(
     if replica.board().inspected_through() < generation {
         return Err("the inspector did not accept it (see the copy's events)".into());
     }
-    Ok((stream.len() as u32, digests))
+    Ok((
+        crate::cluster::block_follow::generation_offset(stream.len()),
+        digests,
+    ))
 }

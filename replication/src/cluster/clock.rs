@@ -51,7 +51,8 @@ impl TestClock {
     pub fn advance(&self, elapsed: Duration) {
         let mut state = self.state.lock();
         state.0 += elapsed;
-        state.1 += elapsed.as_micros() as i64;
+        state.1 += i64::try_from(elapsed.as_micros())
+            .expect("a test clock moves by less than 292,000 years");
     }
 
     /// Steps the wall clock by `micros` (negative: backwards); monotonic time does not move.

@@ -144,7 +144,7 @@ pub(crate) fn attempt(shared: &Shared) -> Result<(), ReplError> {
         let granted = record
             .lease_until_micros
             .saturating_sub(record.updated_micros);
-        let margin = shared.config.skew.as_micros() as u64;
+        let margin = u64::try_from(shared.config.skew.as_micros()).unwrap_or(u64::MAX);
         *end = (*end).max(now_micros() + granted + margin);
     }
     let measured = Measured::new(&record.owner, record.epoch, &loss, forced, nonce());
@@ -299,13 +299,16 @@ pub(crate) fn take_over(
     super::block_salvage::forget_partial(shared)?;
     // Acknowledgements of block mode are of the stream this node holds from now on.
     shared.blocks.reset();
-    *shared.state.write() = NodeState::Active(ActiveState {
-        db,
-        gate,
-        epoch: record.epoch,
-        rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
-        retention: Default::default(),
-    });
+    super::node::change_state(
+        &mut shared.state.write(),
+        NodeState::Active(ActiveState {
+            db,
+            gate,
+            epoch: record.epoch,
+            rolled_when_fenced: std::sync::atomic::AtomicBool::new(false),
+            retention: Default::default(),
+        }),
+    );
     Ok(())
 }
 
@@ -338,7 +341,7 @@ fn report(
         synchronous_proof: failed_proof,
         forced,
         position,
-        activation_ms: started.elapsed().as_millis() as u64,
+        activation_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     }
 }
 
@@ -518,7 +521,9 @@ pub(crate) fn stop_service_because(shared: &Shared, why: &str) {
         _ => None,
     };
     if let Some(service) = service {
-        let _ = service.stop_because(why);
+        if let Err(error) = service.stop_because(why) {
+            tracing::warn!(%error, "stopping the replication service");
+        }
     }
 }
 

@@ -116,6 +116,40 @@ pub(crate) enum NodeState {
     Passive(PassiveState),
 }
 
+impl NodeState {
+    /// The role this state is in.
+    fn role(&self) -> Role {
+        match self {
+            Self::Joining => Role::Joining,
+            Self::Active(_) => Role::Active,
+            Self::Passive(_) => Role::Passive,
+        }
+    }
+}
+
+/// Whether a node may go from role `from` to role `to`. Every change goes through
+/// [`change_state`], which checks it: a node leaves the active role only through joining
+/// (its database closed or dropped first), becomes active from joining (a start) or passive
+/// (a failover or a move), and passive only from joining.
+fn legal_transition(from: Role, to: Role) -> bool {
+    matches!(
+        (from, to),
+        (Role::Joining, _)
+            | (Role::Passive, Role::Active | Role::Joining)
+            | (Role::Active, Role::Joining)
+    )
+}
+
+/// Replaces the node's state with `next`, checking the transition; returns the old state.
+pub(crate) fn change_state(state: &mut NodeState, next: NodeState) -> NodeState {
+    let (from, to) = (state.role(), next.role());
+    assert!(
+        legal_transition(from, to),
+        "an illegal role transition: {from:?} to {to:?}"
+    );
+    std::mem::replace(state, next)
+}
+
 pub(crate) struct ActiveState {
     pub db: Database,
     pub gate: Arc<LeaseGate>,
@@ -369,10 +403,14 @@ impl Node {
     /// Waits for the loop's thread, then the follower's (which stops with it).
     fn join_threads(&mut self) {
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                tracing::error!("the node's loop thread panicked");
+            }
         }
         if let Some(thread) = self.follower.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                tracing::error!("the node's follower thread panicked");
+            }
         }
     }
 
@@ -463,9 +501,12 @@ impl Shared {
         if beat.role != Role::Active || beat.epoch <= epoch {
             return None;
         }
-        let _ = self
+        if let Err(error) = self
             .seen
-            .observe(beat.epoch, &format!("{}'s heartbeat", beat.node));
+            .observe(beat.epoch, &format!("{}'s heartbeat", beat.node))
+        {
+            tracing::warn!(%error, "recording the peer's epoch as seen");
+        }
         Some(format!(
             "the peer {} says it is active at epoch {}, newer than this node's epoch {}: \
              this node stops serving",
@@ -491,7 +532,9 @@ impl Shared {
     pub fn write_heartbeat(&self, heartbeat: Heartbeat) {
         let fs = self.config.options.log.file_system.as_ref();
         // A heartbeat that cannot be written is a heartbeat missed: the peer will notice.
-        let _ = heartbeat::write(fs, &self.config.instance, &heartbeat);
+        if let Err(error) = heartbeat::write(fs, &self.config.instance, &heartbeat) {
+            tracing::warn!(%error, "writing the heartbeat");
+        }
     }
 
     pub fn heartbeat(&self, role: Role, epoch: u64) -> Heartbeat {
@@ -558,7 +601,7 @@ fn run(shared: &Shared) {
         }
         std::thread::sleep(shared.config.heartbeat_interval);
     }
-    let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
+    let state = change_state(&mut shared.state.write(), NodeState::Joining);
     if shared.crash.load(Ordering::Acquire) {
         // A crash: drop everything as it is. The database stays dirty; replication threads
         // stop (they only ever leave the replica in states a crash may leave).
@@ -568,11 +611,15 @@ fn run(shared: &Shared) {
     match state {
         NodeState::Active(active) => {
             active.gate.close("the node stopped");
-            let _ = active.db.close();
+            if let Err(error) = active.db.close() {
+                tracing::warn!(%error, "closing the active database");
+            }
         }
         NodeState::Passive(passive) => {
             if let Some(service) = passive.service {
-                let _ = service.stop();
+                if let Err(error) = service.stop() {
+                    tracing::warn!(%error, "stopping the replication service");
+                }
             }
         }
         NodeState::Joining => {}
@@ -730,13 +777,16 @@ fn become_active(shared: &Shared) -> Result<(), ReplError> {
     shared.event("active", Some(record.epoch), "the node holds the database");
     // Acknowledgements of block mode are of the stream this node holds from now on.
     shared.blocks.reset();
-    *shared.state.write() = NodeState::Active(ActiveState {
-        db,
-        gate,
-        epoch: record.epoch,
-        rolled_when_fenced: AtomicBool::new(false),
-        retention: Default::default(),
-    });
+    change_state(
+        &mut shared.state.write(),
+        NodeState::Active(ActiveState {
+            db,
+            gate,
+            epoch: record.epoch,
+            rolled_when_fenced: AtomicBool::new(false),
+            retention: Default::default(),
+        }),
+    );
     Ok(())
 }
 
@@ -786,11 +836,14 @@ fn become_passive(shared: &Shared, epoch: u64) -> Result<(), ReplError> {
     }
     shared.event("passive", Some(epoch), "the node keeps a passive copy");
     *shared.peer_contact.lock() = Instant::now();
-    *shared.state.write() = NodeState::Passive(PassiveState {
-        service: Some(service),
-        epoch,
-        refusal: None,
-    });
+    change_state(
+        &mut shared.state.write(),
+        NodeState::Passive(PassiveState {
+            service: Some(service),
+            epoch,
+            refusal: None,
+        }),
+    );
     Ok(())
 }
 
@@ -902,7 +955,9 @@ fn renew(shared: &Shared, active: &ActiveState) -> Result<Option<String>, ReplEr
         }
         Err(WitnessError::Held(record)) => {
             if record.epoch > active.epoch {
-                let _ = shared.seen.observe(record.epoch, "the witness");
+                if let Err(error) = shared.seen.observe(record.epoch, "the witness") {
+                    tracing::warn!(%error, "recording the witness's epoch as seen");
+                }
             }
             if record.owner == config.name && record.epoch == active.epoch {
                 return Ok(Some(format!(
@@ -960,9 +1015,11 @@ pub(crate) fn demote_to_joining(shared: &Shared, reason: &str) {
     if let NodeState::Active(active) = &*shared.state.read() {
         active.gate.close(reason);
     }
-    let state = std::mem::replace(&mut *shared.state.write(), NodeState::Joining);
+    let state = change_state(&mut shared.state.write(), NodeState::Joining);
     if let NodeState::Active(active) = state {
-        let _ = active.db.checkpoint();
+        if let Err(error) = active.db.checkpoint() {
+            tracing::warn!(%error, "checkpointing the demoted database");
+        }
         shared.event("demoted", Some(active.epoch), reason);
     }
 }
@@ -979,7 +1036,9 @@ fn seed_peer(shared: &Shared) -> Result<(), ReplError> {
     let report = std::thread::scope(|scope| {
         let seeding = scope.spawn(|| crate::seed::seed(&active.db, &config));
         while !seeding.is_finished() {
-            let _ = switchover::keep_lease(shared, active);
+            if let Err(error) = switchover::keep_lease(shared, active) {
+                tracing::warn!(%error, "renewing the lease while seeding");
+            }
             std::thread::sleep(shared.config.heartbeat_interval);
         }
         seeding.join().expect("the seed thread does not panic")
@@ -1118,5 +1177,39 @@ fn witness_error(error: WitnessError) -> ReplError {
             "the witness is held by {} at epoch {} (claimed by instance {})",
             record.owner, record.epoch, record.holder
         )),
+    }
+}
+
+#[cfg(test)]
+mod transition_tests {
+    use super::*;
+
+    #[test]
+    fn the_role_transition_table() {
+        use Role::{Active, Joining, Passive};
+        let legal = [
+            (Joining, Joining),
+            (Joining, Active),
+            (Joining, Passive),
+            (Passive, Active),
+            (Passive, Joining),
+            (Active, Joining),
+        ];
+        for from in [Joining, Active, Passive] {
+            for to in [Joining, Active, Passive] {
+                assert_eq!(
+                    legal_transition(from, to),
+                    legal.contains(&(from, to)),
+                    "{from:?} to {to:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_state_change_returns_the_old_state() {
+        let mut state = NodeState::Joining;
+        let old = change_state(&mut state, NodeState::Joining);
+        assert!(matches!(old, NodeState::Joining));
     }
 }

@@ -149,7 +149,11 @@ fn pending(shared: &Shared) -> Option<ReapplyRequest> {
     let request = look::<ReapplyRequest>(shared, REAPPLY)?;
     if read_answer(node_fs(shared), &shared.config.instance, request.id).is_some() {
         // Answered before a crash or a failed removal: done with.
-        let _ = requests::remove_durably(node_fs(shared), &shared.config.instance, REAPPLY);
+        if let Err(error) =
+            requests::remove_durably(node_fs(shared), &shared.config.instance, REAPPLY)
+        {
+            tracing::warn!(%error, "removing the answered reapply request");
+        }
         shared.requests.forget(REAPPLY);
         return None;
     }

@@ -410,7 +410,9 @@ pub(crate) fn pending_move(shared: &Shared) -> Option<MoveRequest> {
     );
     if answered {
         // Answered before a crash or a failed removal: done with.
-        let _ = remove_durably(node_fs(shared), &shared.config.instance, MOVE);
+        if let Err(error) = remove_durably(node_fs(shared), &shared.config.instance, MOVE) {
+            tracing::warn!(%error, "removing the answered move request");
+        }
         shared.requests.forget(MOVE);
         return None;
     }

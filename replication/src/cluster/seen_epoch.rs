@@ -73,7 +73,7 @@ impl SeenEpoch {
             return Ok(());
         }
         self.write(epoch, seen.1.clone(), source)?;
-        seen.0 = epoch;
+        raise(&mut seen, epoch, None);
         Ok(())
     }
 
@@ -135,8 +135,50 @@ impl SeenEpoch {
                 bound.clone(),
                 &format!("witness {}", directory.display()),
             )?;
-            *seen = (epoch, bound);
+            raise(&mut seen, epoch, bound);
         }
         Ok(())
+    }
+}
+
+/// Moves the highest epoch seen to `epoch` (and the binding to `bound`, when given), after
+/// the file says so. The invariant the whole file exists for: epochs only grow.
+fn raise(seen: &mut (u64, Option<String>), epoch: u64, bound: Option<String>) {
+    assert!(
+        epoch >= seen.0,
+        "the highest epoch seen only grows: {} to {epoch}",
+        seen.0
+    );
+    seen.0 = epoch;
+    if bound.is_some() {
+        seen.1 = bound;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bluejet_engine::file::OsFileSystem;
+
+    #[test]
+    fn the_highest_epoch_seen_never_goes_back() {
+        let directory = tempfile::tempdir().unwrap();
+        let seen = SeenEpoch::load(Arc::new(OsFileSystem), directory.path()).unwrap();
+        seen.observe(7, "test").unwrap();
+        seen.observe(3, "an older heartbeat").unwrap();
+        assert_eq!(seen.highest(), 7);
+        let witness = directory.path().join("witness");
+        assert!(seen.check_witness(5, "", &witness).is_err());
+        seen.check_witness(9, "", &witness).unwrap();
+        assert_eq!(seen.highest(), 9);
+        let reloaded = SeenEpoch::load(Arc::new(OsFileSystem), directory.path()).unwrap();
+        assert_eq!(reloaded.highest(), 9, "durably");
+    }
+
+    #[test]
+    #[should_panic(expected = "only grows: 9 to 4")]
+    fn lowering_the_epoch_seen_is_a_bug() {
+        let mut seen = (9, None);
+        raise(&mut seen, 4, None);
     }
 }

@@ -76,7 +76,7 @@ fn perform(shared: &Shared, request: &MoveRequest) -> Result<MoveResult, ReplErr
         id: request.id,
         ok: true,
         message,
-        paused_ms: paused.as_millis() as u64,
+        paused_ms: u64::try_from(paused.as_millis()).unwrap_or(u64::MAX),
         epoch,
     })
 }

@@ -549,7 +549,9 @@ impl Witness {
             .map_err(|error| ReplError::io(&temporary, "writing", error));
         drop(handle);
         if let Err(error) = written {
-            let _ = self.fs.remove(&temporary);
+            if let Err(error) = self.fs.remove(&temporary) {
+                tracing::warn!(path = %temporary.display(), %error, "removing a failed lease file");
+            }
             return Err(error);
         }
         sealed::publish(self.fs.as_ref(), &[(temporary, path)])
@@ -612,10 +614,19 @@ impl Witness {
         // The name held by another instance (a second node configured with this name):
         // refused (found by an adversarial round: two processes named owner both served).
         self.claim(epoch, &current)?;
+        // A lease never shrinks: not when the wall clock steps back, nor when the owner
+        // restarts with a shorter lease configured (the peer may have read the longer one).
+        let requested = now.saturating_add(u64::try_from(lease.as_micros()).unwrap_or(u64::MAX));
+        let until = requested.max(current.lease_until_micros);
+        assert!(
+            until >= current.lease_until_micros,
+            "a lease never shrinks: epoch {epoch} held until {}, renewed until {until}",
+            current.lease_until_micros
+        );
         self.write_lease(&LeaseFile {
             epoch,
             owner: owner.to_owned(),
-            lease_until_micros: now + lease.as_micros() as u64,
+            lease_until_micros: until,
             updated_micros: now,
             owner_end: end.or(current.owner_end),
             synchronous: synchronous.map(str::to_owned),
@@ -681,7 +692,7 @@ impl Witness {
         let file = EpochFile {
             epoch,
             owner: owner.to_owned(),
-            lease_until_micros: now + lease.as_micros() as u64,
+            lease_until_micros: now + u64::try_from(lease.as_micros()).unwrap_or(u64::MAX),
             created_micros: now,
             comment: comment.to_owned(),
             cluster: cluster.to_owned(),
@@ -732,7 +743,10 @@ impl Witness {
                 None => parse_lease_temporary(&name).is_some_and(|number| number < epoch),
             };
             if old {
-                let _ = self.fs.remove(&self.directory.join(name));
+                let path = self.directory.join(name);
+                if let Err(error) = self.fs.remove(&path) {
+                    tracing::warn!(path = %path.display(), %error, "removing an old lease file");
+                }
             }
         }
     }
@@ -878,6 +892,26 @@ mod tests {
     /// Finding 3: a writer that decided on epoch N, then stalled while its successor wrote
     /// epoch N+1, must not replace N+1 (with the old lock-and-rename protocol the stalled
     /// rename put the old record back over its successor's).
+    #[test]
+    fn a_renewal_never_shortens_the_lease() {
+        let directory = tempfile::tempdir().unwrap();
+        let witness = witness(directory.path());
+        witness.init("a", "init").unwrap();
+        let end = LogPosition::default();
+        let long = witness
+            .renew("a", 1, Duration::from_secs(600), end)
+            .unwrap();
+        let short = witness
+            .renew("a", 1, Duration::from_millis(1), end)
+            .unwrap();
+        assert!(
+            short.lease_until_micros >= long.lease_until_micros,
+            "{} then {}",
+            long.lease_until_micros,
+            short.lease_until_micros
+        );
+    }
+
     #[test]
     fn a_stalled_writer_never_replaces_a_newer_epoch() {
         let directory = tempfile::tempdir().unwrap();

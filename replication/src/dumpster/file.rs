@@ -130,7 +130,9 @@ impl RecordFile {
             .write_at(&bytes, self.end)
             .and_then(|()| self.file.sync_data());
         if let Err(error) = written {
-            let _ = self.file.set_len(self.end);
+            if let Err(cut) = self.file.set_len(self.end) {
+                tracing::warn!(path = %self.path.display(), error = %cut, "cutting a failed append");
+            }
             return Err(ReplError::io(&self.path, "appending to", error));
         }
         self.end += bytes.len() as u64;

@@ -63,7 +63,11 @@ pub fn header() -> [u8; HEADER_BYTES] {
     let mut bytes = [0; HEADER_BYTES];
     bytes[..8].copy_from_slice(MAGIC);
     bytes[8..12].copy_from_slice(&DUMPSTER_FORMAT.to_le_bytes());
-    bytes[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
+    bytes[12..16].copy_from_slice(
+        &u32::try_from(HEADER_BYTES)
+            .expect("a small constant")
+            .to_le_bytes(),
+    );
     let crc = crc32c::crc32c(&bytes[..20]);
     bytes[20..].copy_from_slice(&crc.to_le_bytes());
     bytes
@@ -124,13 +128,18 @@ pub fn encode(record: &Record, out: &mut Vec<u8>) {
 
 fn put_id(out: &mut Vec<u8>, delivered_micros: u64, id: &str) {
     out.extend_from_slice(&delivered_micros.to_le_bytes());
-    out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+    out.extend_from_slice(
+        &u16::try_from(id.len())
+            .expect("a message id fits u16: checked when the record is built")
+            .to_le_bytes(),
+    );
     out.extend_from_slice(id.as_bytes());
 }
 
 /// Fills in the length and checksum of the record starting at `start`.
 fn seal(out: &mut [u8], start: usize) {
-    let length = (out.len() - start - FRAME_BYTES) as u32;
+    let length = u32::try_from(out.len() - start - FRAME_BYTES)
+        .expect("a dumpster record fits u32: its fields are bounded");
     out[start..start + 4].copy_from_slice(&length.to_le_bytes());
     let mut crc = crc32c::crc32c(&length.to_le_bytes());
     crc = crc32c::crc32c_append(crc, &out[start + FRAME_BYTES..]);

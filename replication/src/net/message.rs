@@ -335,7 +335,10 @@ impl Response {
             }
             Self::Data(data) => w.u8(answer::DATA).bytes(data),
             Self::Names(names) => {
-                w.u8(answer::NAMES).u32(names.len() as u32);
+                w.u8(answer::NAMES).u32(
+                    u32::try_from(names.len())
+                        .expect("a listing fits u32: at most MAX_NAMES names are sent"),
+                );
                 names.iter().fold(&mut w, |w, name| w.str(name))
             }
             Self::Flag(flag) => w.u8(answer::FLAG).u8(u8::from(*flag)),
@@ -394,7 +397,9 @@ pub enum DecodeError {
 }
 
 fn put_path<'w>(w: &'w mut Writer, path: &WirePath) -> &'w mut Writer {
-    w.u8(path.components().len() as u8);
+    w.u8(
+        u8::try_from(path.components().len()).expect("a wire path has at most MAX_COMPONENTS (16)")
+    );
     path.components().iter().fold(w, |w, name| w.str(name))
 }
 
@@ -405,7 +410,10 @@ fn get_path(r: &mut Reader<'_>) -> Result<WirePath, DecodeError> {
     }
     let mut components = Vec::with_capacity(count);
     for _ in 0..count {
-        let name = r.str("path component", super::path::MAX_NAME_BYTES as u32)?;
+        let name = r.str(
+            "path component",
+            u32::try_from(super::path::MAX_NAME_BYTES).expect("a small constant"),
+        )?;
         components.push(name.to_owned());
     }
     WirePath::from_components(components).map_err(DecodeError::Path)
@@ -438,8 +446,11 @@ fn get_names(r: &mut Reader<'_>) -> Result<Vec<String>, DecodeError> {
     let mut names = Vec::with_capacity((count as usize).min(r.remaining() / 4));
     for _ in 0..count {
         names.push(
-            r.str("name", super::path::MAX_NAME_BYTES as u32)?
-                .to_owned(),
+            r.str(
+                "name",
+                u32::try_from(super::path::MAX_NAME_BYTES).expect("a small constant"),
+            )?
+            .to_owned(),
         );
     }
     Ok(names)
@@ -493,7 +504,11 @@ const KINDS: [io::ErrorKind; 8] = [
 ];
 
 fn kind_code(kind: io::ErrorKind) -> u8 {
-    KINDS.iter().position(|&k| k == kind).unwrap_or(0) as u8
+    KINDS
+        .iter()
+        .position(|&k| k == kind)
+        .and_then(|code| u8::try_from(code).ok())
+        .unwrap_or(0)
 }
 
 fn code_kind(code: u8) -> io::ErrorKind {

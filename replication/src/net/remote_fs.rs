@@ -427,7 +427,7 @@ impl NetFile {
 
 impl FileHandle for NetFile {
     fn read_at(&self, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
-        let length = buffer.len().min(MAX_CHUNK as usize) as u32;
+        let length = u32::try_from(buffer.len()).map_or(MAX_CHUNK, |length| length.min(MAX_CHUNK));
         match self.call(true, |handle| Request::Read(handle, offset, length))? {
             Response::Data(data) if data.len() <= length as usize => {
                 buffer[..data.len()].copy_from_slice(&data);
@@ -588,7 +588,9 @@ struct RemoteLock {
 impl Drop for RemoteLock {
     fn drop(&mut self) {
         // Best effort: a lost connection released the lock on the peer already.
-        let _ = self.client.call(&Request::Unlock(self.id));
+        if let Err(error) = self.client.call(&Request::Unlock(self.id)) {
+            tracing::debug!(%error, "releasing a remote lock");
+        }
         self.client.locks.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -153,7 +153,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                tracing::error!("the server's accept thread panicked");
+            }
         }
     }
 }
@@ -309,7 +311,9 @@ fn greet(context: &Context, stream: &mut TlsStream) -> Result<(), String> {
         None
     };
     if let Some(reason) = refusal {
-        let _ = write_frame(stream, KIND_REFUSED, reason.as_bytes());
+        if let Err(error) = write_frame(stream, KIND_REFUSED, reason.as_bytes()) {
+            tracing::debug!(%error, "telling a refused peer why");
+        }
         return Err(reason);
     }
     let payload = welcome.encode().map_err(|error| error.to_string())?;
@@ -421,7 +425,8 @@ fn open(
 
 fn read(file: &dyn FileHandle, offset: u64, length: u32) -> io::Result<Response> {
     let size = file.size()?;
-    let length = (length as u64).min(size.saturating_sub(offset)) as usize;
+    let length = usize::try_from(u64::from(length).min(size.saturating_sub(offset)))
+        .expect("at most length, a u32");
     let mut data = vec![0; length];
     file.read_exact_at(&mut data, offset)?;
     Ok(Response::Data(data))

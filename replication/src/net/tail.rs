@@ -144,7 +144,10 @@ impl TailAnswer {
                 let durable = LogPosition::from_u64(r.u64("durable")?);
                 let header = match r.u8("header present")? {
                     0 => None,
-                    _ => Some(header(r.bytes("header", HEADER_BYTES as u32)?)?),
+                    _ => Some(header(r.bytes(
+                        "header",
+                        u32::try_from(HEADER_BYTES).expect("a small constant"),
+                    )?)?),
                 };
                 let bytes = r.bytes("bytes", max_bytes)?.to_vec();
                 Self::Bytes {

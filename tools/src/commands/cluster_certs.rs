@@ -128,7 +128,9 @@ fn mode_text(mode: Option<u32>) -> String {
 
 fn micros(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_micros() as u64)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 fn report_written(dir: &Path, files: &CertFiles, days: u32, as_json: bool) {

@@ -284,7 +284,11 @@ fn read_records(report: &mut FileReport, scanned: &GenerationScan, list_records:
                 return;
             }
         };
-        let position = LogPosition::new(generation, offset as u32);
+        let position = LogPosition::new(
+            generation,
+            u32::try_from(offset)
+                .expect("a generation offset fits u32: generations are at most 64 MiB"),
+        );
         let decoded = raw.decode().map_err(|problem| problem.to_string());
         let row = RecordRow::new(position, raw.kind, raw.encoded_len(), decoded);
         if let Some(problem) = &row.problem {

@@ -84,7 +84,8 @@ impl Present {
             .file(generation)
             .ok_or_else(|| self.absent(generation))?;
         let (_, image) = read_image(&OsFileSystem, &path, MAX_GENERATION_BYTES)?;
-        Ok(scan(&path, &image, mode)?.stream.len() as u32)
+        Ok(u32::try_from(scan(&path, &image, mode)?.stream.len())
+            .expect("a generation offset fits u32: generations are at most 64 MiB"))
     }
 
     fn absent(&self, generation: u32) -> ToolError {
@@ -113,7 +114,11 @@ impl Present {
             return Err(ToolError::Usage(format!(
                 "{option} {position}: beyond the end of generation {generation}, whose records \
                  end at {}",
-                LogPosition::new(generation, stream.len() as u32)
+                LogPosition::new(
+                    generation,
+                    u32::try_from(stream.len())
+                        .expect("a generation offset fits u32: generations are at most 64 MiB")
+                )
             )));
         }
         let mut offset = 0;
@@ -122,7 +127,11 @@ impl Present {
             let length = read_record(&stream[offset..])
                 .map_err(|problem| LogError::BadRecord {
                     path: path.clone(),
-                    position: LogPosition::new(generation, offset as u32),
+                    position: LogPosition::new(
+                        generation,
+                        u32::try_from(offset)
+                            .expect("a generation offset fits u32: generations are at most 64 MiB"),
+                    ),
                     reason: problem.to_string(),
                 })?
                 .encoded_len();
@@ -130,8 +139,16 @@ impl Present {
                 return Err(ToolError::Usage(format!(
                     "{option} {position}: inside the record at {} of generation {generation} \
                      (the next record starts at {})",
-                    LogPosition::new(generation, offset as u32),
-                    LogPosition::new(generation, (offset + length) as u32)
+                    LogPosition::new(
+                        generation,
+                        u32::try_from(offset)
+                            .expect("a generation offset fits u32: generations are at most 64 MiB")
+                    ),
+                    LogPosition::new(
+                        generation,
+                        u32::try_from(offset + length)
+                            .expect("a generation offset fits u32: generations are at most 64 MiB")
+                    )
                 )));
             }
             offset += length;

@@ -96,7 +96,9 @@ fn config(options: &RunOptions) -> ReplicaConfig {
 pub fn stop_signals() -> Result<mpsc::Receiver<()>, ToolError> {
     let (sender, receiver) = mpsc::channel();
     ctrlc::set_handler(move || {
-        let _ = sender.send(());
+        if sender.send(()).is_err() {
+            tracing::debug!("interrupted after the command finished");
+        }
     })
     .map_err(|error| ToolError::Failure(format!("installing the signal handler: {error}")))?;
     Ok(receiver)

@@ -37,7 +37,7 @@ impl Rng {
 
     /// An element of `items`.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
+        &items[usize::try_from(self.below(items.len() as u64)).expect("below items.len()")]
     }
 }
 
@@ -150,7 +150,7 @@ pub fn body_size(rng: &mut Rng) -> usize {
         85..=96 => (32 << 10, 96 << 10),
         _ => (96 << 10, 200 << 10),
     };
-    rng.between(low, high) as usize
+    usize::try_from(rng.between(low, high)).expect("at most 200 KiB")
 }
 
 /// The folders a message can be filed in, the first the most likely.
@@ -217,7 +217,7 @@ impl Delivery {
     /// The folder the message is filed in: half in INBOX, the rest spread over the others.
     pub fn folder(&self) -> &'static str {
         // Drawn from its own stream, so the message text does not depend on it.
-        let draw = Rng::new(self.seed ^ 0xf01d_e125).below(10) as usize;
+        let draw = usize::try_from(Rng::new(self.seed ^ 0xf01d_e125).below(10)).expect("below 10");
         FOLDER_NAMES[draw.saturating_sub(4).min(FOLDER_NAMES.len() - 1)]
     }
 

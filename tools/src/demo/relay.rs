@@ -84,7 +84,9 @@ impl Drop for Relay {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(acceptor) = self.acceptor.take() {
             // The accept thread has no panicking path; a panic would already be reported.
-            let _ = acceptor.join();
+            if acceptor.join().is_err() {
+                tracing::error!("the relay's accept thread panicked");
+            }
         }
         close_all(&self.shared);
     }
@@ -93,7 +95,7 @@ impl Drop for Relay {
 fn close_all(shared: &Shared) {
     for stream in lock(&shared.live).drain(..) {
         // Already closed by its peer, at worst.
-        let _ = stream.shutdown(Shutdown::Both);
+        close(&stream);
     }
 }
 
@@ -144,16 +146,27 @@ fn relay(shared: &Arc<Shared>, client: TcpStream) {
 fn spawn_pump(mut from: TcpStream, mut to: TcpStream) {
     let pump = move || {
         // The copy ends with an error when the relay cuts the connection: nothing to report.
-        let _ = io::copy(&mut from, &mut to);
-        let _ = from.shutdown(Shutdown::Both);
-        let _ = to.shutdown(Shutdown::Both);
+        if let Err(error) = io::copy(&mut from, &mut to) {
+            tracing::debug!(%error, "a relayed connection was cut");
+        }
+        close(&from);
+        close(&to);
     };
     // Without a thread the connection is dropped, which the peer retries.
-    let _ = thread::Builder::new().name("demo-pump".into()).spawn(pump);
+    if let Err(error) = thread::Builder::new().name("demo-pump".into()).spawn(pump) {
+        tracing::warn!(%error, "starting a relay pump; the connection is dropped");
+    }
 }
 
 /// The relay's state stays consistent whatever a panicking thread did (a target, a list of
 /// streams to close), so a poisoned lock is used as is.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Closes both directions of a relayed connection; one its peer closed already is fine.
+fn close(stream: &TcpStream) {
+    if let Err(error) = stream.shutdown(Shutdown::Both) {
+        tracing::debug!(%error, "closing a relayed connection");
+    }
 }

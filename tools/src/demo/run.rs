@@ -58,7 +58,8 @@ impl Run {
             + self.stream.problems.len()
             + self.compared.differences.len()
             + self.story.failed_over.resubmitted.possibly_lost.len()
-            + self.story.failed_over.resubmitted.possibly_lost_untracked as usize
+            + usize::try_from(self.story.failed_over.resubmitted.possibly_lost_untracked)
+                .unwrap_or(usize::MAX)
             + usize::from(!self.story.moved.lossless)
             + synchronous_problems(&self.story.synchronous).len()
     }

@@ -51,7 +51,9 @@ impl Verified {
 
     /// All mismatches.
     pub fn problems(&self) -> usize {
-        self.mismatches.len() + self.unreported as usize
+        self.mismatches
+            .len()
+            .saturating_add(usize::try_from(self.unreported).unwrap_or(usize::MAX))
     }
 }
 

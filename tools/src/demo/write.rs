@@ -193,9 +193,10 @@ impl<'a> Transport<'a> {
         let interval = Duration::from_secs_f64(self.plan.writers as f64 / self.plan.rate.max(0.1));
         let mut due = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
-            let mailbox = rng.below(self.uids.len() as u64) as usize;
+            let mailbox =
+                usize::try_from(rng.below(self.uids.len() as u64)).expect("below uids.len()");
             let delivery = Delivery {
-                mailbox: mailbox as u32,
+                mailbox: u32::try_from(mailbox).expect("the demo has a few mailboxes"),
                 uid: self.uids[mailbox].fetch_add(1, Ordering::Relaxed) + 1,
                 seed: rng.next_u64(),
             };
@@ -263,7 +264,7 @@ impl<'a> Transport<'a> {
         self.per_node[index].fetch_add(1, Ordering::Relaxed);
         self.message_bytes
             .fetch_add(message.len() as u64, Ordering::Relaxed);
-        let waited = queued.elapsed().as_micros() as u64;
+        let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.longest_wait_micros
             .fetch_max(waited, Ordering::Relaxed);
         Ok(())

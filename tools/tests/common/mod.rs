@@ -130,8 +130,12 @@ impl Nodes {
 impl Drop for Nodes {
     fn drop(&mut self) {
         for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
+            if let Err(error) = child.kill() {
+                eprintln!("killing a test process: {error}");
+            }
+            if let Err(error) = child.wait() {
+                eprintln!("reaping a test process: {error}");
+            }
         }
     }
 }

@@ -259,6 +259,12 @@ fn repair_copy(damage: impl FnOnce(&Path)) -> (RepairReport, Content, tempfile::
         let kept = report.kept_aside.join(DATABASE_FILE_NAME);
         assert_eq!(mode(&kept), 0o600, "the kept original is private");
         assert_eq!(mode(&copy.path().join(DATABASE_FILE_NAME)), 0o600);
+        // One name each: the original is copied aside, never linked, so no moment of the
+        // install leaves `bluejet.db` with two names (which every open refuses).
+        use std::os::unix::fs::MetadataExt;
+        let links = |path: &Path| std::fs::metadata(path).unwrap().nlink();
+        assert_eq!(links(&kept), 1, "the kept original has one name");
+        assert_eq!(links(&copy.path().join(DATABASE_FILE_NAME)), 1);
     }
     for name in &report.log_files_moved {
         assert!(report.kept_aside.join(name).exists(), "{name} kept aside");

@@ -1,9 +1,11 @@
 //! Putting the rebuilt file in place without ever losing the only copy.
 //!
-//! 1. The damaged original gets a second name in the aside directory (a hard link, or a
-//!    synced copy where links are not supported or the original is a symbolic link), and the
-//!    aside directory is synced. A crash from here to step 3 leaves `bluejet.db` with two
-//!    names, which an open refuses until the repair is run again.
+//! 1. The damaged original is copied into the aside directory, the copy synced, and the
+//!    aside directory synced. A copy, not a hard link: a second name would leave
+//!    `bluejet.db` with two names from here to step 3, which every open refuses (a file
+//!    BlueJet writes must have one name), so a crash in that window would leave a database
+//!    that opens nowhere (found by the adversarial round). The cost is one more write of the
+//!    file and its size in free space.
 //! 2. The old log stream's files move into the aside directory; both directories are synced.
 //!    A crash here leaves the damaged original in place without a log: a clean one opens on
 //!    a new stream, a dirty one refuses to open for want of its log, and the repair can be
@@ -16,7 +18,6 @@ use crate::db::{DbError, DATABASE_FILE_NAME};
 use crate::file::{FileSystem, OpenMode};
 use crate::log::directory::LogDirectory;
 use crate::log::BaseName;
-use std::io;
 use std::path::Path;
 
 /// Bytes copied at a time when the original cannot be linked.
@@ -53,13 +54,8 @@ pub(super) fn install(
     Ok(moved)
 }
 
-/// Gives `original` the second name `kept`: a hard link, or a synced copy.
+/// Copies `original` to `kept` and syncs the copy (see step 1 for why not a hard link).
 fn keep(fs: &dyn FileSystem, original: &Path, kept: &Path) -> Result<(), DbError> {
-    match fs.hard_link(original, kept) {
-        Ok(()) => return Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::Unsupported => {}
-        Err(error) => return Err(DbError::io(kept, "linking the original", error)),
-    }
     let io_error = |operation| move |error| DbError::io(kept, operation, error);
     let from = fs
         .open(original, OpenMode::Read)

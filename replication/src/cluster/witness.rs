@@ -614,15 +614,12 @@ impl Witness {
         // The name held by another instance (a second node configured with this name):
         // refused (found by an adversarial round: two processes named owner both served).
         self.claim(epoch, &current)?;
-        // A lease never shrinks: not when the wall clock steps back, nor when the owner
-        // restarts with a shorter lease configured (the peer may have read the longer one).
-        let requested = now.saturating_add(u64::try_from(lease.as_micros()).unwrap_or(u64::MAX));
-        let until = requested.max(current.lease_until_micros);
-        assert!(
-            until >= current.lease_until_micros,
-            "a lease never shrinks: epoch {epoch} held until {}, renewed until {until}",
-            current.lease_until_micros
-        );
+        // The record's lease end is the holder's wall clock plus the lease, never the max of
+        // it and an earlier end: a peer waits the length the record states (end minus
+        // update), so after a wall clock stepped back a kept-longer end would hold failover
+        // off by the size of the step. The holder's own lease never shrinks on its monotonic
+        // clock (`LeaseGate::renewed`), which is where that invariant lives.
+        let until = now.saturating_add(u64::try_from(lease.as_micros()).unwrap_or(u64::MAX));
         self.write_lease(&LeaseFile {
             epoch,
             owner: owner.to_owned(),
@@ -889,11 +886,12 @@ mod tests {
         );
     }
 
-    /// Finding 3: a writer that decided on epoch N, then stalled while its successor wrote
-    /// epoch N+1, must not replace N+1 (with the old lock-and-rename protocol the stalled
-    /// rename put the old record back over its successor's).
+    /// A renewal states the lease it grants, whatever was granted before: a peer waits the
+    /// record's length (end minus update) unchanged, so a record kept at an earlier, longer
+    /// end (after the holder's wall clock stepped back, or a shorter lease configured)
+    /// would hold failover off for the difference.
     #[test]
-    fn a_renewal_never_shortens_the_lease() {
+    fn a_renewal_states_exactly_the_lease_it_grants() {
         let directory = tempfile::tempdir().unwrap();
         let witness = witness(directory.path());
         witness.init("a", "init").unwrap();
@@ -901,17 +899,16 @@ mod tests {
         let long = witness
             .renew("a", 1, Duration::from_secs(600), end)
             .unwrap();
+        assert_eq!(long.lease_until_micros - long.updated_micros, 600_000_000);
         let short = witness
-            .renew("a", 1, Duration::from_millis(1), end)
+            .renew("a", 1, Duration::from_millis(3), end)
             .unwrap();
-        assert!(
-            short.lease_until_micros >= long.lease_until_micros,
-            "{} then {}",
-            long.lease_until_micros,
-            short.lease_until_micros
-        );
+        assert_eq!(short.lease_until_micros - short.updated_micros, 3_000);
     }
 
+    /// Finding 3: a writer that decided on epoch N, then stalled while its successor wrote
+    /// epoch N+1, must not replace N+1 (with the old lock-and-rename protocol the stalled
+    /// rename put the old record back over its successor's).
     #[test]
     fn a_stalled_writer_never_replaces_a_newer_epoch() {
         let directory = tempfile::tempdir().unwrap();

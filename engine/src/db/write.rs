@@ -200,7 +200,7 @@ impl WriteTransaction {
     /// [`create_table`](Self::create_table)).
     pub fn insert(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
         self.check_open()?;
-        self.existing(table)?;
+        let meta = self.existing(table)?;
         check_key(key, self.inner.store.page_size())?;
         if value.len() as u64 > MAX_VALUE_BYTES {
             return Err(DbError::ValueTooLarge {
@@ -208,7 +208,7 @@ impl WriteTransaction {
                 limit: MAX_VALUE_BYTES,
             });
         }
-        let result = self.insert_checked(table, key, value);
+        let result = self.insert_checked(table, meta, key, value);
         self.note_failure(result)
     }
 
@@ -268,11 +268,12 @@ impl WriteTransaction {
             });
         }
         // Before anything is read, whatever the length, as `insert` does.
-        self.existing(table)?;
+        let meta = self.existing(table)?;
         let result = if length < STREAM_FROM_BYTES {
-            read_value(reader, length).and_then(|value| self.insert_checked(table, key, &value))
+            read_value(reader, length)
+                .and_then(|value| self.insert_checked(table, meta, key, &value))
         } else {
-            self.insert_streamed(table, key, reader, length)
+            self.insert_streamed(table, meta, key, reader, length)
         };
         self.note_failure(result)
     }
@@ -304,13 +305,11 @@ impl WriteTransaction {
     fn insert_streamed(
         &mut self,
         table: &str,
+        meta: TableMeta,
         key: &[u8],
         mut reader: impl Read,
         length: u64,
     ) -> Result<bool, DbError> {
-        // Never created here (found by an adversarial operator: a streamed value created a
-        // misspelt table that a short one refused).
-        let meta = self.existing(table)?;
         let page_size = self.inner.store.page_size();
         let piece_bytes = self.log_piece_bytes();
         let mut hasher = EntryHasher::new(table, key, length);
@@ -400,8 +399,14 @@ impl WriteTransaction {
         }
     }
 
-    fn insert_checked(&mut self, table: &str, key: &[u8], value: &[u8]) -> Result<bool, DbError> {
-        let meta = self.existing(table)?;
+    /// Inserts into `table`, whose catalog entry `meta` the caller looked up.
+    fn insert_checked(
+        &mut self,
+        table: &str,
+        meta: TableMeta,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<bool, DbError> {
         let piece_bytes = self.log_piece_bytes();
         if let Some(log) = &mut self.log {
             log.put_chunked(table, key, value, piece_bytes);
@@ -550,13 +555,17 @@ impl WriteTransaction {
     /// Removes `key` from `table`; returns whether it was there.
     pub fn remove(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
         self.check_open()?;
-        self.existing(table)?;
-        let result = self.remove_checked(table, key);
+        let meta = self.existing(table)?;
+        let result = self.remove_checked(table, meta, key);
         self.note_failure(result)
     }
 
-    fn remove_checked(&mut self, table: &str, key: &[u8]) -> Result<bool, DbError> {
-        let mut meta = self.existing(table)?;
+    fn remove_checked(
+        &mut self,
+        table: &str,
+        mut meta: TableMeta,
+        key: &[u8],
+    ) -> Result<bool, DbError> {
         let (root, removed) = self.tree().remove(meta.root, key)?;
         let Some(removed) = removed else {
             return Ok(false);

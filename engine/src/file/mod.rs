@@ -132,15 +132,6 @@ pub trait FileSystem: Send + Sync {
         Ok(())
     }
 
-    /// Makes `to` a second name of the file `from` (a hard link), so that a file can be kept
-    /// under another name while a new one replaces it. A file system without links says
-    /// `Unsupported`, and the caller copies instead; so does one asked to link a symbolic
-    /// link (the link would be kept, not the file it names).
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let _ = (from, to);
-        Err(io::Error::new(io::ErrorKind::Unsupported, "no hard links"))
-    }
-
     /// Removes an empty directory. A file system without directories of its own says
     /// `Unsupported`, and the caller leaves the (empty) directory.
     fn remove_directory(&self, directory: &Path) -> io::Result<()> {

@@ -171,19 +171,6 @@ impl FileSystem for OsFileSystem {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
-    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        // Linux links a symbolic link itself, not its target: the second name would keep
-        // only the link (dangling, if relative, in another directory), not the content
-        // (found by an adversarial operator: repair "kept" a symlinked database file as a
-        // dangling link). `Unsupported` makes the caller copy the content instead.
-        if fs::symlink_metadata(from)?.file_type().is_symlink() {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                format!("{} is a symbolic link", from.display()),
-            ));
-        }
-        fs::hard_link(from, to)
-    }
     fn remove_directory(&self, directory: &Path) -> io::Result<()> {
         fs::remove_dir(directory)
     }
